@@ -1,0 +1,65 @@
+"""The ``python -m engine`` / ``lunglens-engine`` command line.
+
+Each sub-command lives in its own module ``engine.cli.<name>`` that defines
+
+``register(subparsers) -> None``
+    adds its parser with ``subparsers.add_parser(NAME, help=...)`` and sets
+    ``func=run`` through ``parser.set_defaults``;
+``run(args) -> int``
+    does the work and returns the exit status.
+
+Errors that are the user's to fix are raised as :class:`engine.errors.LungLensError`;
+:func:`main` prints them as one ``error: ...`` line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Optional, Sequence
+
+from .. import __version__
+from ..errors import CancelledError, LungLensError
+
+#: sub-command modules, in the order ``--help`` lists them
+COMMANDS = ("info", "predict", "export", "report", "train", "evaluate", "bench", "models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lunglens-engine",
+                                     description="LungLens engine: read CT, run models, export labels and reports.")
+    parser.add_argument("--version", action="version", version=f"lunglens {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue  # sub-command not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CancelledError:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except LungLensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
