@@ -1,0 +1,59 @@
+"""Registry: build, save, load with sha256 check, refusal of tampered weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.errors import ModelError
+from engine.models import ModelCard, registry
+
+
+def _card(name: str = "tiny") -> ModelCard:
+    return ModelCard(name=name, task="segmentation", architecture="unet",
+                     config={"base": 4, "depth": 2, "num_classes": 4}, input_size=(32, 32))
+
+
+def test_save_load_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    m = registry.build("unet", {"base": 4, "depth": 2, "num_classes": 4}).eval()
+    card = _card()
+    registry.save(m, card, tmp_path)
+    assert len(card.sha256) == 64
+    loaded = registry.load("tiny", models_dir=tmp_path)
+    assert loaded.card.name == "tiny" and not loaded.module.training
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        ref = m(x)
+    out = loaded(x)
+    assert out.shape == (1, 4, 32, 32)
+    assert torch.allclose(out, ref, atol=0.05)  # fp16 storage
+    assert [c.name for c in registry.available(tmp_path)] == ["tiny"]
+
+
+def test_tampered_weights_refused(tmp_path):
+    m = registry.build("unet", {"base": 4, "depth": 2})
+    card = _card()
+    path = registry.save(m, card, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        registry.load("tiny", models_dir=tmp_path)
+
+
+def test_unknown_model_and_architecture(tmp_path):
+    with pytest.raises(ModelError):
+        registry.load("nope", models_dir=tmp_path)
+    with pytest.raises(ModelError):
+        registry.build("transformer9000", {})
+    with pytest.raises(ModelError):
+        ModelCard(name="x", task="weird", architecture="unet")
+
+
+def test_missing_weights(tmp_path):
+    card = _card("ghost")
+    card.weights = "ghost.safetensors"
+    card.save(tmp_path / "ghost.json")
+    with pytest.raises(ModelError, match="missing"):
+        registry.load("ghost", models_dir=tmp_path)
