@@ -1,0 +1,124 @@
+"""Start-up: the QApplication, the main window, the first scan and the scripted screenshot.
+
+``run(args)`` shows the window at once, then opens ``args.path`` (or the built-in
+phantom) on a worker, then ``args.labels``. With ``args.screenshot`` it renders the window
+at 1600x1000 once everything is loaded and drawn, saves the PNG and exits (0 on success,
+2 when loading failed). Set ``LUNGLENS_SHOWN_STAMP=FILE`` to have the time the window was
+first shown written to FILE (``time.time()``), and ``LUNGLENS_EXIT_WHEN_SHOWN=1`` to quit
+right after; the start-up benchmark uses both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+SCREENSHOT_SIZE = (1600, 1000)
+
+
+class StartupSequence:
+    """Opens the scan, then the labels, then takes the screenshot, each when the previous ends."""
+
+    def __init__(self, window: "object", args: argparse.Namespace, app: "object") -> None:
+        self.window = window
+        self.args = args
+        self.app = app
+        self.status = 0
+        io = window.scan_io  # type: ignore[attr-defined]
+        io.volume_opened.connect(self._volume_opened)
+        io.labels_opened.connect(lambda _name: self._finish())
+        io.open_failed.connect(self._failed)
+
+    def start(self) -> None:
+        io = self.window.scan_io  # type: ignore[attr-defined]
+        if self.args.path:
+            io.open_path(self.args.path)
+        else:
+            io.open_phantom()
+
+    def _volume_opened(self, _volume: object) -> None:
+        io = self.window.scan_io  # type: ignore[attr-defined]
+        if self.args.labels and not getattr(self, "_labels_started", False):
+            self._labels_started = True
+            io.open_labels(self.args.labels)
+        elif not self.args.labels and self.args.path:
+            self._finish()
+        elif not self.args.labels:
+            # the phantom brings its labels: wait for labels_opened, unless it has none
+            from PySide6.QtCore import QTimer
+            QTimer.singleShot(0, self._finish)
+
+    def _failed(self, message: str) -> None:
+        if message:
+            self.status = 2
+            print(f"error: {message}", file=sys.stderr)
+        self._finish()
+
+    def _finish(self) -> None:
+        if getattr(self, "_done", False):
+            return
+        self._done = True
+        if self.args.screenshot:
+            from PySide6.QtCore import QTimer
+            QTimer.singleShot(50, self._screenshot)
+
+    def _screenshot(self) -> None:
+        out = Path(self.args.screenshot)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pixmap = self.window.grab()  # type: ignore[attr-defined]
+        if not pixmap.save(str(out)):
+            print(f"error: could not write {out}", file=sys.stderr)
+            self.status = 2
+        self.app.exit(self.status)  # type: ignore[attr-defined]
+
+
+def _stamp_when_shown(window: "object") -> None:
+    stamp = os.environ.get("LUNGLENS_SHOWN_STAMP")
+    exit_now = os.environ.get("LUNGLENS_EXIT_WHEN_SHOWN") == "1"
+    if not stamp and not exit_now:
+        return
+
+    def on_shown() -> None:
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+
+        def record() -> None:  # after the first paint of the window
+            if stamp:
+                Path(stamp).write_text(repr(time.time()))
+            if exit_now:
+                QApplication.instance().exit(0)
+        QTimer.singleShot(0, record)
+
+    window.shown.connect(on_shown)  # type: ignore[attr-defined]
+
+
+def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
+    """Create the application and the window, open what ``args`` asks for, run the event loop."""
+    if args.screenshot and "QT_QPA_PLATFORM" not in os.environ \
+            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setOrganizationName("LungLens")
+    app.setApplicationName("LungLens")
+    from .main_window import MainWindow
+
+    window = MainWindow(interactive_errors=not args.screenshot)
+    sequence = StartupSequence(window, args, app)
+    _stamp_when_shown(window)
+    if args.screenshot:
+        window.resize(*SCREENSHOT_SIZE)
+    else:
+        window.resize(1440, 900)
+    window.show()
+    from PySide6.QtCore import QTimer
+    QTimer.singleShot(0, sequence.start)
+    status = app.exec()
+    window.runner.cancel_all()
+    window.runner.wait(5000)
+    return int(sequence.status or status)

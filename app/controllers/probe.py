@@ -1,0 +1,62 @@
+"""The probe: intensity and coordinates under the mouse, shown in the status bar."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QLabel
+
+from engine.types import Volume
+
+from ..views.tools import VoxelMouseEvent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..main_window import MainWindow
+
+
+def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] = None,
+               label_name: str = "") -> str:
+    """Status text for voxel ``zyx``: voxel index (x, y, z), LPS mm, value and label."""
+    z, y, x = zyx
+    value = volume.array[z, y, x]
+    unit = "HU" if volume.is_hu else "grey"
+    text = f"voxel x {x}  y {y}  z {z}"
+    if volume.geometry.spacing_known:
+        wx, wy, wz = volume.geometry.index_to_world((z, y, x))
+        text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS)"
+    text += f"   |   {float(value):.0f} {unit}"
+    if label:
+        text += f"   |   {label_name or 'label'} ({label})"
+    return text
+
+
+class ProbeController(QObject):
+    """Listens to hover events of every view and writes :func:`probe_text` to a status label."""
+
+    def __init__(self, window: "MainWindow") -> None:
+        super().__init__(window)
+        self.window = window
+        self.label = QLabel()
+        self.label.setMinimumWidth(420)
+        window.statusBar().addPermanentWidget(self.label, 1)
+        for view in window.views:
+            view.mouse_event.connect(self._on_mouse)
+
+    def _on_mouse(self, event: VoxelMouseEvent) -> None:
+        volume = self.window.session.volume
+        if volume is None:
+            return
+        zyx = event.voxel
+        if not all(0 <= v < n for v, n in zip(zyx, volume.shape)):
+            self.label.setText("")
+            return
+        labels = self.window.labels
+        value = int(labels.array[zyx]) if labels.array.shape == volume.shape else 0
+        name = ""
+        if value:
+            try:
+                name = labels.table[value].name
+            except KeyError:
+                name = ""
+        self.label.setText(probe_text(volume, zyx, value, name))

@@ -1,0 +1,239 @@
+"""Opening scans and label maps: File menu, Open Recent, drag-and-drop, command line.
+
+Every read runs on a worker (:meth:`MainWindow.run_worker`) with a progress bar and
+Cancel. A failed or cancelled open leaves the previous scan open. A folder holding
+several DICOM series opens a :class:`SeriesDialog` first.
+
+Signals
+-------
+volume_opened(object)
+    a scan was opened (the :class:`engine.types.Volume`).
+labels_opened(str)
+    a label map was put on the label layer (its name).
+open_failed(str)
+    an open failed (the message shown) or was cancelled (``""``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog
+
+from engine.errors import GeometryMismatchError, LungLensError
+from engine.types import Volume
+
+from ..settings import RecentFiles
+from ..widgets.series_dialog import SeriesDialog
+from ..worker import error_message
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..main_window import MainWindow
+
+SCAN_FILTER = ("Scans (*.nii *.nii.gz *.dcm *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg);;"
+               "All files (*)")
+LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.seg.nrrd *.dcm *.png);;All files (*)"
+
+
+def load_phantom(shape: Optional[tuple[int, int, int]] = None, progress: Any = None,
+                 cancel: Any = None) -> tuple[Volume, Optional[np.ndarray]]:
+    """The built-in phantom (``engine.phantom``), or a small stand-in when it is absent.
+
+    ``shape`` is ``(z, y, x)``; ``None`` takes the phantom's default size.
+    """
+    try:
+        from engine import phantom
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.phantom":
+            raise
+        from .standin import standin_chest
+        return standin_chest(shape) if shape else standin_chest()
+    kwargs = {"shape": tuple(shape)} if shape else {}
+    ph = phantom.chest_ct(progress=progress, cancel=cancel, **kwargs)
+    return ph.volume, ph.labels
+
+
+class ScanIOController(QObject):
+    """The open-scan and open-labels flows of one main window."""
+
+    volume_opened = Signal(object)
+    labels_opened = Signal(str)
+    open_failed = Signal(str)
+
+    def __init__(self, window: "MainWindow", recent: RecentFiles) -> None:
+        super().__init__(window)
+        self.window = window
+        self.recent = recent
+        self._last_dir = str(Path.home())
+        menu = window.menus["file"]
+        self.open_action = self._action("&Open scan…", QKeySequence.StandardKey.Open, self.ask_open_file)
+        self.open_folder_action = self._action("Open DICOM &folder…", "Ctrl+Shift+O", self.ask_open_folder)
+        self.phantom_action = self._action("Open &phantom", None, self.open_phantom)
+        self.open_labels_action = self._action("Open &labels…", "Ctrl+L", self.ask_open_labels)
+        for a in (self.open_action, self.open_folder_action):
+            menu.addAction(a)
+        self.recent_menu = menu.addMenu("Open &recent")
+        menu.addAction(self.phantom_action)
+        menu.addSeparator()
+        menu.addAction(self.open_labels_action)
+        recent.changed.connect(self._fill_recent)
+        self._fill_recent()
+        window.toolbar.addAction(self.open_action)
+
+    def _action(self, text: str, shortcut: Any, slot: Any) -> QAction:
+        action = QAction(text, self.window)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    # -- dialogs --------------------------------------------------------------
+    def ask_open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open scan", self._last_dir, SCAN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def ask_open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self.window, "Open DICOM or image folder", self._last_dir)
+        if path:
+            self.open_path(path)
+
+    def ask_open_labels(self) -> None:
+        if self.window.session.volume is None:
+            self.window.show_error("Open a scan first, then the label map made for it.")
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open labels", self._last_dir, LABEL_FILTER)
+        if path:
+            self.open_labels(path)
+
+    # -- scans ----------------------------------------------------------------
+    def open_path(self, path: str | os.PathLike, series: Any = None) -> None:
+        """Open a scan file or folder on a worker; folders with several series ask which one."""
+        path = str(path)
+        self._last_dir = str(Path(path).parent)
+        if Path(path).is_dir() and series is None:
+            self.window.run_worker(_list_series, path, title="Reading folder",
+                                   on_result=lambda found: self._choose_series(path, found),
+                                   on_error=self._failed, on_cancel=self._cancelled)
+            return
+        self.window.run_worker(_load, path, series, title=f"Opening {Path(path).name}",
+                               on_result=lambda vol: self.show_volume(vol, path),
+                               on_error=self._failed, on_cancel=self._cancelled)
+
+    def open_phantom(self, shape: Optional[tuple[int, int, int]] = None) -> None:
+        """Open the built-in phantom with its labels (``shape`` ``(z, y, x)``, default size if None)."""
+        self.window.run_worker(load_phantom, shape, title="Building phantom",
+                               on_result=self._phantom_opened, on_error=self._failed,
+                               on_cancel=self._cancelled)
+
+    def _choose_series(self, folder: str, found: Optional[list[Any]]) -> None:
+        if found is not None and len(found) > 1:
+            dialog = SeriesDialog(folder, found, self.window)
+            if not dialog.exec() or dialog.selected is None:
+                self._cancelled()
+                return
+            self.open_path(folder, series=dialog.selected)
+            return
+        self.window.run_worker(_load, folder, None, title=f"Opening {Path(folder).name}",
+                               on_result=lambda vol: self.show_volume(vol, folder),
+                               on_error=self._failed, on_cancel=self._cancelled)
+
+    def show_volume(self, volume: Volume, path: Optional[str] = None) -> None:
+        """Make ``volume`` the open scan (with an empty label layer) and announce it."""
+        self.window.labels.reset(volume.shape)
+        self.window.session.set_volume(volume)
+        if path is not None:
+            self.recent.add(path)
+        name = Path(path).name if path else "phantom"
+        self.window.setWindowTitle(f"LungLens — {name}")
+        msg = f"Opened {name}: {' x '.join(str(s) for s in volume.shape[::-1])} voxels"
+        if volume.warnings:
+            msg += " (warnings: " + "; ".join(volume.warnings) + ")"
+        self.window.status_message(msg)
+        self.volume_opened.emit(volume)
+
+    def _phantom_opened(self, result: tuple[Volume, Optional[np.ndarray]]) -> None:
+        volume, labels = result
+        self.show_volume(volume, None)
+        if labels is not None:
+            self.window.labels.set_array(labels, "phantom labels")
+            self.labels_opened.emit("phantom labels")
+
+    def _failed(self, exc: BaseException) -> None:
+        msg = error_message(exc)
+        self.window.show_error(msg)
+        self.open_failed.emit(msg)
+
+    def _cancelled(self) -> None:
+        self.window.status_message("Cancelled; the previous scan stays open.")
+        self.open_failed.emit("")
+
+    # -- labels ---------------------------------------------------------------
+    def open_labels(self, path: str | os.PathLike) -> None:
+        """Read a label map made for the open scan; one on another grid is refused."""
+        volume = self.window.session.volume
+        if volume is None:
+            self.window.show_error("Open a scan first, then the label map made for it.")
+            return
+        path = str(path)
+        self.window.run_worker(_load_labels, path, volume, title=f"Opening labels {Path(path).name}",
+                               on_result=lambda arr: self._labels_loaded(arr, path),
+                               on_error=self._failed, on_cancel=self._cancelled)
+
+    def _labels_loaded(self, array: np.ndarray, path: str) -> None:
+        try:
+            self.window.labels.set_array(array, Path(path).name)
+        except GeometryMismatchError as exc:
+            self._failed(exc)
+            return
+        self.window.status_message(f"Labels {Path(path).name} shown over the scan.")
+        self.labels_opened.emit(Path(path).name)
+
+    # -- recent ---------------------------------------------------------------
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        paths = self.recent.paths()
+        for p in paths:
+            action = self.recent_menu.addAction(p)
+            action.triggered.connect(lambda _checked=False, p=p: self._open_recent(p))
+        if paths:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list").triggered.connect(lambda _c=False: self.recent.clear())
+        self.recent_menu.setEnabled(bool(paths))
+
+    def _open_recent(self, path: str) -> None:
+        if not Path(path).exists():
+            self.recent.remove(path)
+            self.window.show_error(f"{path} no longer exists; it was removed from the recent list.")
+            return
+        self.open_path(path)
+
+
+def _list_series(folder: str, progress: Any = None, cancel: Any = None) -> Optional[list[Any]]:
+    """Series of a DICOM folder, or ``None`` when the folder is not a DICOM folder."""
+    from engine import io
+
+    try:
+        return list(io.list_series(folder))
+    except LungLensError:
+        return None  # not DICOM: let load() read it (e.g. a PNG stack) or explain why it cannot
+
+
+def _load(path: str, series: Any, progress: Any = None, cancel: Any = None) -> Volume:
+    from engine import io
+
+    if series is None:
+        return io.load(path, progress=progress, cancel=cancel)
+    return io.load(path, progress=progress, cancel=cancel, series=series)
+
+
+def _load_labels(path: str, reference: Volume, progress: Any = None, cancel: Any = None) -> np.ndarray:
+    from engine import io
+
+    out = io.load_labels(path, reference)
+    return getattr(out, "array", out)

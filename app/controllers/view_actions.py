@@ -1,0 +1,63 @@
+"""View menu: layouts, reset view, label display mode."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..main_window import MainWindow
+
+LAYOUT_ACTIONS = (("three", "&Three views", "Ctrl+1"), ("axial", "&Axial only", "Ctrl+2"),
+                  ("coronal", "&Coronal only", "Ctrl+3"), ("sagittal", "&Sagittal only", "Ctrl+4"))
+
+
+class ViewActionsController(QObject):
+    """Layout actions mirror ``session.layout``; Home resets zoom and pan in every view."""
+
+    def __init__(self, window: "MainWindow") -> None:
+        super().__init__(window)
+        self.window = window
+        session = window.session
+        menu = window.menus["view"]
+        layout_menu = menu.addMenu("&Layout")
+        self.group = QActionGroup(self)
+        self.layout_actions: dict[str, QAction] = {}
+        for key, text, shortcut in LAYOUT_ACTIONS:
+            action = QAction(text, window)
+            action.setShortcut(QKeySequence(shortcut))
+            action.setCheckable(True)
+            action.triggered.connect(lambda _c=False, k=key: session.set_layout(k))
+            self.group.addAction(action)
+            layout_menu.addAction(action)
+            self.layout_actions[key] = action
+        self.toggle_single = QAction("Toggle &one view / three views", window)
+        self.toggle_single.setShortcut(QKeySequence("F11"))
+        self.toggle_single.triggered.connect(self._toggle)
+        layout_menu.addAction(self.toggle_single)
+        self.reset_action = QAction("&Reset zoom and pan", window)
+        self.reset_action.setShortcut(QKeySequence("Home"))
+        self.reset_action.triggered.connect(lambda _c=False: window.views.reset_views())
+        menu.addAction(self.reset_action)
+        self.outline_action = QAction("Label &outlines", window)
+        self.outline_action.setCheckable(True)
+        self.outline_action.setShortcut(QKeySequence("Shift+O"))
+        self.outline_action.toggled.connect(window.labels.set_outline)
+        window.labels.appearance_changed.connect(
+            lambda: self.outline_action.setChecked(window.labels.outline))
+        menu.addAction(self.outline_action)
+        session.layout_changed.connect(self._mirror)
+        self._mirror(session.layout)
+
+    def _toggle(self) -> None:
+        session = self.window.session
+        if session.layout != "three":
+            session.set_layout("three")
+            return
+        focused = next((v for v in self.window.views if v.hasFocus()), self.window.views.axial)
+        session.set_layout(focused.plane.value)
+
+    def _mirror(self, layout: str) -> None:
+        self.layout_actions[layout].setChecked(True)

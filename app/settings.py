@@ -1,0 +1,67 @@
+"""Persistent user settings (QSettings, organisation "LungLens") and the Open Recent list.
+
+Set the environment variable ``LUNGLENS_SETTINGS`` to an ``.ini`` path to keep settings
+in that file instead of the user's profile (tests do this so they never touch it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QObject, QSettings, Signal
+
+ORGANISATION = "LungLens"
+APPLICATION = "LungLens"
+ENV_SETTINGS = "LUNGLENS_SETTINGS"
+
+
+def make_settings() -> QSettings:
+    """The settings store: the ini file named by ``$LUNGLENS_SETTINGS``, else the user profile."""
+    path = os.environ.get(ENV_SETTINGS)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings(ORGANISATION, APPLICATION)
+
+
+class RecentFiles(QObject):
+    """Most recently opened scans, newest first, at most :attr:`limit` entries.
+
+    Signals
+    -------
+    changed()
+        the list changed.
+    """
+
+    changed = Signal()
+    KEY = "recent/scans"
+
+    def __init__(self, settings: QSettings, limit: int = 10, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self.limit = limit
+
+    def paths(self) -> list[str]:
+        value = self._settings.value(self.KEY, [])
+        if isinstance(value, str):  # QSettings returns a bare string for one entry
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add(self, path: str) -> None:
+        """Put ``path`` (made absolute) at the top of the list."""
+        path = str(Path(path).resolve())
+        items = [path] + [p for p in self.paths() if p != path]
+        self._settings.setValue(self.KEY, items[: self.limit])
+        self._settings.sync()
+        self.changed.emit()
+
+    def remove(self, path: str) -> None:
+        self._settings.setValue(self.KEY, [p for p in self.paths() if p != path])
+        self._settings.sync()
+        self.changed.emit()
+
+    def clear(self) -> None:
+        self._settings.setValue(self.KEY, [])
+        self._settings.sync()
+        self.changed.emit()

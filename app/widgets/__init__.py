@@ -1,0 +1,1 @@
+"""Small widgets that mirror models; each in its own module."""

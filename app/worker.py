@@ -1,0 +1,147 @@
+"""Run engine functions on a worker thread, with progress and cancel.
+
+:class:`Task` wraps a call ``fn(*args, progress=..., cancel=..., **kwargs)`` in a
+``QRunnable`` run by the global ``QThreadPool``. The engine function reports progress
+through a plain callback that emits a Qt signal (thread-safe, queued to the GUI thread)
+and checks a :class:`engine.progress.CancelToken`. When it ends, exactly one of
+``result(object)``, ``error(object)`` (the exception) or ``cancelled()`` is emitted on
+the GUI thread, then ``finished()``. Cancellation (:class:`engine.errors.CancelledError`
+raised after ``cancel()``) is not an error.
+
+:class:`TaskRunner` starts tasks, keeps them alive until they finish and feeds a
+:class:`app.widgets.progress.ProgressPanel`. No ``processEvents()`` loops anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from engine.errors import CancelledError, LungLensError
+from engine.progress import CancelToken
+
+log = logging.getLogger(__name__)
+
+
+class TaskSignals(QObject):
+    """Signals of a :class:`Task`; this object lives in the GUI thread."""
+
+    progress = Signal(float, str)
+    result = Signal(object)
+    error = Signal(object)
+    cancelled = Signal()
+    finished = Signal()
+
+
+class Task(QRunnable):
+    """One call of an engine function on a worker thread.
+
+    Parameters
+    ----------
+    fn
+        Called as ``fn(*args, progress=callback, cancel=token, **kwargs)``; pass
+        ``pass_progress=False`` for functions that take neither.
+    title
+        Short text shown beside the progress bar (e.g. ``"Opening scan"``).
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, title: str = "Working",
+                 pass_progress: bool = True, **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.title = title
+        self.pass_progress = pass_progress
+        self.token = CancelToken()
+        self.signals = TaskSignals()
+
+    def cancel(self) -> None:
+        """Ask the function to stop at its next cancel check."""
+        self.token.cancel()
+
+    def _report(self, fraction: float, message: str = "") -> None:
+        self.signals.progress.emit(float(fraction), str(message))
+
+    def run(self) -> None:  # worker thread
+        kwargs = dict(self.kwargs)
+        if self.pass_progress:
+            kwargs.update(progress=self._report, cancel=self.token)
+        try:
+            out = self.fn(*self.args, **kwargs)
+        except CancelledError:
+            self.signals.cancelled.emit()
+        except Exception as exc:  # delivered to the GUI thread, shown there
+            if not isinstance(exc, LungLensError):
+                log.error("task %r failed:\n%s", self.title, traceback.format_exc())
+            if self.token.is_set():
+                self.signals.cancelled.emit()
+            else:
+                self.signals.error.emit(exc)
+        else:
+            if self.token.is_set():
+                self.signals.cancelled.emit()
+            else:
+                self.signals.result.emit(out)
+        self.signals.finished.emit()
+
+
+def error_message(exc: BaseException) -> str:
+    """Text to show the user for ``exc``: LungLens errors as they are, others with their type."""
+    if isinstance(exc, LungLensError):
+        return str(exc)
+    return f"Unexpected error ({type(exc).__name__}): {exc}. Please report it with the steps that led to it."
+
+
+class TaskRunner(QObject):
+    """Starts :class:`Task` objects and keeps them referenced until they finish.
+
+    Signals
+    -------
+    started(object), ended(object)
+        a task began / ended (the :class:`Task`), for progress displays.
+    """
+
+    started = Signal(object)
+    ended = Signal(object)
+
+    def __init__(self, parent: Optional[QObject] = None, pool: Optional[QThreadPool] = None) -> None:
+        super().__init__(parent)
+        self._pool = pool or QThreadPool.globalInstance()
+        self._tasks: set[Task] = set()
+
+    @property
+    def active(self) -> tuple[Task, ...]:
+        return tuple(self._tasks)
+
+    def start(self, task: Task, on_result: Optional[Callable[[Any], None]] = None,
+              on_error: Optional[Callable[[BaseException], None]] = None,
+              on_cancel: Optional[Callable[[], None]] = None) -> Task:
+        """Run ``task``; the callbacks run on the GUI thread."""
+        if on_result is not None:
+            task.signals.result.connect(on_result)
+        if on_error is not None:
+            task.signals.error.connect(on_error)
+        if on_cancel is not None:
+            task.signals.cancelled.connect(on_cancel)
+        task.signals.finished.connect(lambda t=task: self._finish(t))
+        self._tasks.add(task)
+        self.started.emit(task)
+        self._pool.start(task)
+        return task
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until the pool is idle (for shutdown and tests only)."""
+        return self._pool.waitForDone(msecs)
+
+    def _finish(self, task: Task) -> None:
+        self._tasks.discard(task)
+        self.ended.emit(task)

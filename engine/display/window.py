@@ -1,0 +1,63 @@
+"""Window/level: the intensity range mapped to black..white on screen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WindowLevel:
+    """A display window: ``width`` and centre ``level`` in the units of the scan (HU or grey).
+
+    Attributes
+    ----------
+    width
+        Intensity range shown from black to white; always > 0.
+    level
+        Intensity shown as mid grey.
+    name
+        Preset name, or ``""`` for a custom window.
+    """
+
+    width: float
+    level: float
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.width > 0:
+            raise ValueError(f"window width must be positive, got {self.width}")
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        """``(low, high)``: the intensities drawn black and white."""
+        half = self.width / 2.0
+        return (self.level - half, self.level + half)
+
+    def dragged(self, d_width: float, d_level: float, min_width: float = 1.0) -> "WindowLevel":
+        """A custom window changed by ``d_width`` and ``d_level`` (e.g. from a mouse drag)."""
+        return WindowLevel(max(min_width, self.width + d_width), self.level + d_level)
+
+
+#: HU presets, in menu order. Keys are stable identifiers; ``name`` is shown to the user.
+PRESETS: dict[str, WindowLevel] = {
+    "lung": WindowLevel(1500.0, -600.0, "Lung"),
+    "mediastinum": WindowLevel(400.0, 40.0, "Mediastinum"),
+    "bone": WindowLevel(2000.0, 300.0, "Bone"),
+    "soft_tissue": WindowLevel(350.0, 50.0, "Soft tissue"),
+}
+
+#: 8-bit sources (PNG/JPG stacks) are already windowed: show them as stored.
+GREY_8BIT = WindowLevel(255.0, 127.5, "Grey (8-bit)")
+
+
+def preset(key: str) -> WindowLevel:
+    """The preset named ``key`` (``"lung"``, ``"mediastinum"``, ``"bone"``, ``"soft_tissue"``)."""
+    try:
+        return PRESETS[key]
+    except KeyError:
+        raise KeyError(f"unknown window preset {key!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def default_window(is_hu: bool) -> WindowLevel:
+    """The window a scan opens with: lung for HU scans, plain grey for 8-bit images."""
+    return PRESETS["lung"] if is_hu else GREY_8BIT

@@ -1,0 +1,259 @@
+"""The real main window, offscreen: open, scroll, window presets, overlays, crosshair."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from engine.display import PRESETS
+from engine.types import Geometry, Volume
+
+pytestmark = pytest.mark.gui
+
+SMALL = (40, 128, 128)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, extensions=())
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.runner.cancel_all()
+    w.runner.wait(5000)
+
+
+def open_phantom(window, qtbot, shape=SMALL):
+    """Open the built-in phantom through the File menu's flow; fail fast on an error."""
+    window.scan_io.open_phantom(shape)
+    qtbot.waitUntil(lambda: bool(window.errors or (window.session.volume is not None and window.labels.name)),
+                    timeout=60000)
+    assert not window.errors
+    return window
+
+
+@pytest.fixture
+def phantom_window(window, qtbot, monkeypatch):
+    # the small stand-in chest of app.controllers.standin keeps these tests fast
+    import engine
+
+    monkeypatch.delattr(engine, "phantom", raising=False)
+    monkeypatch.setitem(sys.modules, "engine.phantom", None)
+    return open_phantom(window, qtbot)
+
+
+def pixel(view, zyx) -> QPoint:
+    """Widget pixel of the centre of voxel ``zyx`` in ``view``."""
+    scene = view.view_box.mapViewToScene(view.scene_point(zyx))
+    return view.mapFromScene(scene)
+
+
+def color_at(view, zyx) -> tuple[int, int, int]:
+    img = view.grab().toImage()
+    c = QColor(img.pixel(pixel(view, zyx)))
+    return (c.red(), c.green(), c.blue())
+
+
+def labelled_voxel(window, value):
+    """A voxel of ``value`` away from the crosshair lines of the current cursor."""
+    cz, cy, cx = window.session.cursor
+    zz, yy, xx = np.nonzero(window.labels.array == value)
+    far = (np.abs(yy - cy) > 4) & (np.abs(xx - cx) > 4)
+    assert far.any(), f"no voxel of label {value} away from the crosshair"
+    # take one in the middle of the blob along z (not on a thin edge)
+    i = np.flatnonzero(far)[len(np.flatnonzero(far)) // 2]
+    return int(zz[i]), int(yy[i]), int(xx[i])
+
+
+def test_phantom_opens_with_labels_and_window(phantom_window):
+    w = phantom_window
+    vol = w.session.volume
+    assert vol.shape == SMALL and vol.is_hu
+    assert w.session.window == PRESETS["lung"]
+    assert w.session.cursor == tuple(s // 2 for s in SMALL)
+    assert w.labels.counts()[1:4].sum() > 0
+    assert w.views.axial.index == SMALL[0] // 2
+    assert w.views.coronal.index == SMALL[1] // 2
+    assert w.views.axial.ct_item.image.dtype == np.float32
+    assert w.views.axial.label_item.image.dtype == np.uint8
+    assert w.window_level.actions["lung"].isChecked()
+    assert w.label_panel.volume_labels[1].text().endswith("mL")
+
+
+def test_overlay_colour_appears_and_vanishes_when_hidden(phantom_window, qtbot):
+    w = phantom_window
+    z, y, x = labelled_voxel(w, 1)
+    w.session.set_cursor(z, w.session.cursor[1], w.session.cursor[2])
+    view = w.views.axial
+    assert view.index == z
+    r, g, b = color_at(view, (z, y, x))
+    assert r > b + 40 and g > b + 40, (r, g, b)  # yellow tint over grey
+    w.label_panel.checks[1].click()
+    assert not w.labels.is_visible(1)
+    r, g, b = color_at(view, (z, y, x))
+    assert abs(r - b) <= 3 and abs(g - b) <= 3, (r, g, b)  # plain grey CT
+    w.label_panel.checks[1].click()
+    r, g, b = color_at(view, (z, y, x))
+    assert r > b + 40
+
+
+def test_outline_mode_clears_blob_interior(phantom_window):
+    w = phantom_window
+    z, y, x = labelled_voxel(w, 1)
+    w.session.set_cursor(z, w.session.cursor[1], w.session.cursor[2])
+    lab = w.labels.array[z]
+    inner = np.argwhere((lab == 1) & np.roll(lab == 1, 1, 0) & np.roll(lab == 1, -1, 0)
+                        & np.roll(lab == 1, 1, 1) & np.roll(lab == 1, -1, 1))
+    yy, xx = inner[len(inner) // 2]
+    w.labels.set_outline(True)
+    assert w.views.axial.label_item.image[yy, xx] == 0
+    assert (w.views.axial.label_item.image == 1).sum() < (lab == 1).sum()
+    w.labels.set_outline(False)
+    assert w.views.axial.label_item.image[yy, xx] == 1
+
+
+def test_crosshair_click_moves_all_views(phantom_window, qtbot):
+    w = phantom_window
+    axial = w.views.axial
+    z = w.session.cursor[0]
+    target = (z, 30, 90)
+    qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton, pos=pixel(axial, target))
+    assert w.session.cursor == target
+    assert w.views.coronal.index == 30 and w.views.sagittal.index == 90
+    # coronal shows the vertical crosshair at x = 90: the line's cyan is on that column
+    cor = w.views.coronal
+    img = cor.grab().toImage()
+    p = pixel(cor, (5, 30, 90))
+    row = [QColor(img.pixel(p.x() + dx, p.y())) for dx in range(-2, 3)]
+    cyan = [c.blue() - c.red() for c in row]
+    assert max(cyan) > 60, cyan
+    far = QColor(img.pixel(pixel(cor, (5, 30, 60))))
+    assert abs(far.blue() - far.red()) < 5  # no line elsewhere on that row
+    assert w.views.sagittal.hline.value() == pytest.approx(w.views.sagittal.scene_point((z, 30, 90)).y())
+
+
+def test_scroll_with_keys_and_wheel(phantom_window, qtbot):
+    w = phantom_window
+    axial = w.views.axial
+    z0 = w.session.cursor[0]
+    axial.setFocus()
+    qtbot.keyClick(axial, Qt.Key.Key_Up)
+    assert w.session.cursor[0] == z0 + 1 and axial.index == z0 + 1
+    qtbot.keyClick(axial, Qt.Key.Key_PageDown)
+    assert w.session.cursor[0] == z0 - 9
+    pos = QPointF(pixel(axial, w.session.cursor))
+    wheel = QWheelEvent(pos, QPointF(axial.mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, -240),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+                        False)
+    QApplication.sendEvent(axial.viewport(), wheel)
+    assert w.session.cursor[0] == z0 - 7
+    for _ in range(100):
+        axial.step_slice(-1)
+    assert w.session.cursor[0] == 0 and "1 / 40" in axial.captions.top_left.text()
+
+
+def test_window_preset_key_changes_pixels(phantom_window, qtbot):
+    w = phantom_window
+    vol = w.session.volume
+    z, y, x = w.session.cursor
+    lung = np.argwhere(vol.array[z] < -800)
+    lung = lung[np.abs(lung[:, 0] - y) + np.abs(lung[:, 1] - x) > 10]
+    ly, lx = lung[len(lung) // 2]
+    before = color_at(w.views.axial, (z, ly, lx))
+    assert 40 < before[0] < 130  # lung window: lung parenchyma is dark grey, not black
+    w.window_level.actions["mediastinum"].trigger()
+    assert w.session.window == PRESETS["mediastinum"]
+    assert w.views.axial.ct_item.levels == pytest.approx(PRESETS["mediastinum"].levels)
+    assert w.window_level.widget.width_box.value() == 400
+    assert color_at(w.views.axial, (z, ly, lx))[0] == 0  # black in the mediastinal window
+    w.window_level.widget.level_box.setValue(-600)
+    assert w.session.window.level == -600 and w.session.window.width == 400
+    assert not w.window_level.actions["mediastinum"].isChecked()
+
+
+def test_eight_bit_scan_gets_grey_window(window):
+    arr = np.tile(np.arange(0, 256, 2, dtype=np.uint8), (3, 128, 1))
+    vol = Volume(arr, Geometry(arr.shape, spacing_known=False), is_hu=False, format="png")
+    window.scan_io.show_volume(vol)
+    assert window.session.window.levels == (0.0, 255.0)
+    assert not window.window_level.actions["lung"].isEnabled()
+    window.session.apply_preset("lung")
+    assert window.session.window.levels == (0.0, 255.0)
+    assert window.label_panel.volume_labels[1].text() == "0 vox"
+    assert "mm" not in window.views.axial.captions.top_left.text()
+
+
+def test_error_keeps_previous_scan(phantom_window, qtbot, tmp_path):
+    w = phantom_window
+    before = w.session.volume
+    bad = tmp_path / "not_a_scan.nii"
+    bad.write_bytes(b"garbage" * 10)
+    with qtbot.waitSignal(w.error_shown, timeout=30000) as blocker:
+        w.scan_io.open_path(bad)
+    assert blocker.args[0]
+    assert w.session.volume is before
+    assert w.errors
+
+
+def test_labels_of_another_grid_are_refused(phantom_window):
+    from engine.errors import GeometryMismatchError
+
+    with pytest.raises(GeometryMismatchError, match="shape"):
+        phantom_window.labels.set_array(np.zeros((2, 3, 4), np.uint8))
+
+
+def test_layout_toggle(phantom_window, qtbot):
+    w = phantom_window
+    w.view_actions.layout_actions["axial"].trigger()
+    assert w.session.layout == "axial"
+    assert w.views.axial.isVisible() and not w.views.coronal.isVisible()
+    w.views.axial.toggle_single()
+    assert w.session.layout == "three" and w.views.sagittal.isVisible()
+
+
+def test_help_lists_shortcuts(window):
+    rows = dict((what, keys) for keys, what in
+                __import__("app.widgets.shortcuts", fromlist=["x"]).shortcut_rows(window.all_actions()))
+    assert rows["Lung (W1500 L-600)"] == "F2"
+    assert rows["Mediastinum (W400 L40)"] == "F3"
+    assert "Reset zoom and pan" in rows
+    dialog = window.show_shortcuts()
+    assert dialog.table.rowCount() >= 12
+    dialog.close()
+
+
+def test_recent_files_use_the_test_settings(window, tmp_path):
+    p = tmp_path / "scan.nii"
+    p.write_bytes(b"")
+    window.scan_io.recent.add(str(p))
+    assert window.scan_io.recent.paths()[0] == str(p.resolve())
+    assert (tmp_path / "settings.ini").exists()
+    assert window.scan_io.recent_menu.isEnabled()
+    assert window.scan_io.recent_menu.actions()[0].text() == str(p.resolve())
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_open_dicom_series(window, qtbot, dicom_99):
+    pytest.importorskip("engine.io")
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=60000):
+        window.scan_io.open_path(dicom_99)
+    vol = window.session.volume
+    assert vol.shape == (99, 512, 512) and vol.is_hu
+    assert window.views.axial.index == 49
+    assert window.views.axial.ct_item.image.shape == (512, 512)
+    # coronal pixels are 3 mm tall against ~0.7 mm wide: the image rect carries the aspect
+    rect = window.views.coronal.ct_item.boundingRect()
+    assert rect.height() / rect.width() == pytest.approx(99 / 512, rel=1e-6)
+    assert window.views.coronal.ct_item.mapRectToParent(rect).height() == pytest.approx(99 * vol.spacing[0])
+    assert window.scan_io.recent.paths()[0] == str(dicom_99.resolve())
