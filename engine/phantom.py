@@ -419,16 +419,19 @@ def chest_ct(shape: tuple[int, int, int] = (300, 512, 512),
     sz, sy, sx = grid.spacing
     origin = (-(nx - 1) * sx / 2.0, -(ny - 1) * sy / 2.0, -(nz - 1) * sz)
     geometry = Geometry(shape=shape, spacing=grid.spacing, origin=origin)
+    # same keys as the readers in engine.io; the canonical grid is also the "source" layout
     meta = {
-        "Modality": "CT",
-        "PatientName": "PHANTOM^CHEST",
-        "PatientID": f"LUNGLENS-PHANTOM-{seed}",
-        "PatientSex": "O",
-        "StudyDate": "20260101",
-        "StudyDescription": "LungLens synthetic chest CT",
-        "SeriesDescription": f"Phantom seed {seed}" + ("" if lesions else " (healthy)"),
-        "Manufacturer": "LungLens",
-        "source_orientation": "LPS",
+        "modality": "CT",
+        "patient_name": "PHANTOM^CHEST",
+        "patient_id": f"LUNGLENS-PHANTOM-{seed}",
+        "patient_sex": "O",
+        "patient_age": "",
+        "study_date": "20260101",
+        "study_description": "LungLens synthetic chest CT",
+        "series_description": f"Phantom seed {seed}" + ("" if lesions else " (healthy)"),
+        "manufacturer": "LungLens",
+        "source_orientation": {"axes": [0, 1, 2], "flips": [False, False, False],
+                               "source_geometry": geometry.to_dict()},
     }
     volume = Volume(array=hu, geometry=geometry, is_hu=True, source=None, format="phantom", meta=meta)
     report(1.0, "Phantom ready")

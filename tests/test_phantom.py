@@ -32,7 +32,7 @@ def test_volume_type_and_geometry(ph):
     assert ph.labels.dtype == np.uint8 and ph.labels.shape == v.shape
     for m in (ph.lung_mask, ph.lung_left, ph.lung_right):
         assert m.dtype == bool and m.shape == v.shape
-    assert v.meta["PatientID"]
+    assert v.meta["patient_id"] and v.meta["modality"] == "CT"
 
 
 def test_hu_inside_structures(ph):
