@@ -1,0 +1,419 @@
+"""The label editor: the one owner of a label array, its history and its journal.
+
+Every mutation of the labels goes through :class:`LabelEditor` so that undo, the
+crash-safe journal and the "changed by a person since the last AI result"
+tracking see it. The editor has no Qt dependency; the application mirrors it by
+registering callbacks (:attr:`LabelEditor.changed` gets the box of voxels that
+changed, :attr:`LabelEditor.history_changed` fires when undo/redo names change).
+
+A stroke is one undo step::
+
+    with editor.stroke("Brush GGO") as s:
+        for p0, p1 in drag_events:
+            s.paint(ops.brush_segment(shape, spacing, p0, p1, 5.0), GGO)
+
+An exception inside the block, or ``s.cancel()``, rolls the whole stroke back.
+GUI tools that cannot hold a ``with`` block across mouse events call
+``s = editor.stroke(name)`` on press and ``s.commit()`` / ``s.cancel()`` on
+release / Esc.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..labels import DEFAULT_TABLE, LabelTable
+from ..types import Geometry
+from . import ops
+from .history import Delta, History, Step
+from .journal import Journal, read_journal
+
+log = logging.getLogger(__name__)
+
+Box = tuple[slice, slice, slice]
+
+
+class Stroke:
+    """One open undo step; see :meth:`LabelEditor.stroke`."""
+
+    def __init__(self, editor: "LabelEditor", name: str) -> None:
+        self.editor = editor
+        self.name = name
+        self._events: list[tuple[Box, np.ndarray, np.ndarray]] = []
+        self.closed = False
+        self.step: Optional[Step] = None
+
+    # -- painting -------------------------------------------------------------
+    def paint(self, region: ops.Region, value: int, mode: str = "everything",
+              over_label: Optional[int] = None, hu_range: Optional[tuple[float, float]] = None) -> Optional[Box]:
+        """Set ``region``'s voxels to ``value``, filtered by paint-over mode and HU range.
+
+        Returns the box that changed, or ``None`` when no voxel changed.
+        """
+        if self.closed:
+            raise RuntimeError("this stroke is already closed")
+        ed = self.editor
+        region = ops.restrict_paint_over(region, ed.labels, mode, over_label)
+        if hu_range is not None:
+            if ed.intensities is None:
+                raise ValueError("the threshold brush needs the editor's intensities")
+            region = ops.restrict_to_range(region, ed.intensities, *hu_range)
+        if region.empty:
+            return None
+        value = int(value)
+        view = ed.labels[region.box]
+        sel = region.mask & (view != value)
+        if not sel.any():
+            return None
+        old = view[sel]
+        view[sel] = value
+        self._events.append((region.box, sel, old))
+        ed._track(region.box, sel, old, np.full(old.shape, value, np.uint8))
+        ed._notify(region.box)
+        return region.box
+
+    @property
+    def box(self) -> Optional[Box]:
+        """Union box of everything painted so far (None when nothing)."""
+        if not self._events:
+            return None
+        box = self._events[0][0]
+        for b, _, _ in self._events[1:]:
+            box = ops.box_union(box, b)
+        return box
+
+    # -- closing --------------------------------------------------------------
+    def cancel(self) -> None:
+        """Roll back everything this stroke painted; no undo step is made."""
+        if self.closed:
+            return
+        ed = self.editor
+        box = self.box
+        for b, sel, old in reversed(self._events):
+            view = ed.labels[b]
+            cur = view[sel]
+            view[sel] = old
+            ed._track(b, sel, cur, old)
+        self._events.clear()
+        self._close()
+        if box is not None:
+            ed._notify(box)
+
+    def commit(self) -> Optional[Step]:
+        """Make the stroke one undo step (and journal it); ``None`` when nothing changed."""
+        if self.closed:
+            return self.step
+        box = self.box
+        ed = self.editor
+        if box is not None:
+            after = ed.labels[box].copy()
+            before = after.copy()
+            for b, sel, old in reversed(self._events):
+                sub = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(b, box))
+                before[sub][sel] = old
+            delta = Delta.from_box(box, before, after)
+            if delta is not None:
+                self.step = Step(self.name, delta, "person")
+        self._events.clear()
+        self._close()
+        if self.step is not None:
+            ed._commit(self.step)
+        return self.step
+
+    def _close(self) -> None:
+        self.closed = True
+        if self.editor._stroke is self:
+            self.editor._stroke = None
+
+    def __enter__(self) -> "Stroke":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self.cancel()
+        else:
+            self.commit()
+        return False
+
+
+class LabelEditor:
+    """Owner of a ``uint8`` ``(z, y, x)`` label array, its undo history and journal.
+
+    Parameters
+    ----------
+    labels
+        The label array; the editor owns it from now on and mutates it in place.
+    geometry
+        Voxel grid (spacing for brush sizes and mL).
+    intensities
+        The scan's array (HU), for the threshold brush.
+    history
+        A :class:`History` (default: 512 MB, at least 10 steps).
+    journal
+        A :class:`Journal`; it is started at the first committed step.
+    table
+        Label table (names for step titles and mL reports).
+    """
+
+    def __init__(self, labels: np.ndarray, geometry: Optional[Geometry] = None, *,
+                 intensities: Optional[np.ndarray] = None, history: Optional[History] = None,
+                 journal: Optional[Journal] = None, source: Optional[str] = None,
+                 table: LabelTable = DEFAULT_TABLE) -> None:
+        if labels.ndim != 3 or labels.dtype != np.uint8:
+            raise ValueError(f"labels must be a 3D uint8 array, got {labels.dtype} {labels.shape}")
+        if geometry is not None and tuple(geometry.shape) != labels.shape:
+            raise ValueError(f"labels shape {labels.shape} != geometry shape {geometry.shape}")
+        self.labels = labels if labels.flags.c_contiguous else np.ascontiguousarray(labels)
+        self.geometry = geometry if geometry is not None else Geometry(labels.shape)
+        self.intensities = intensities
+        self.history = history if history is not None else History()
+        self.journal = journal
+        self.journal_error: Optional[str] = None
+        self.source = source
+        self.table = table
+        #: callbacks ``f(box)`` run after voxels in ``box`` changed
+        self.changed: list[Callable[[Box], None]] = []
+        #: callbacks ``f()`` run after a step was committed, undone or redone, or the labels saved
+        self.history_changed: list[Callable[[], None]] = []
+        self._stroke: Optional[Stroke] = None
+        self.dirty = False
+        self._baseline: Optional[np.ndarray] = labels.copy() if labels.any() else None
+        self._recount()
+
+    # -- properties -----------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.labels.shape  # type: ignore[return-value]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return self.geometry.spacing
+
+    @property
+    def stroke_active(self) -> bool:
+        return self._stroke is not None
+
+    # -- strokes and steps ----------------------------------------------------
+    def stroke(self, name: str) -> Stroke:
+        """Open a stroke: everything painted through it is one undo step."""
+        if self._stroke is not None:
+            raise RuntimeError(f"a stroke ({self._stroke.name!r}) is already open")
+        self._stroke = Stroke(self, name)
+        return self._stroke
+
+    def cancel_stroke(self) -> bool:
+        """Roll back the open stroke, if any (Esc while drawing). True when one was open."""
+        if self._stroke is None:
+            return False
+        self._stroke.cancel()
+        return True
+
+    def paint(self, region: ops.Region, value: int, name: str = "Paint", **kw) -> Optional[Step]:
+        """Paint one region as one undo step (see :meth:`Stroke.paint` for ``kw``)."""
+        with self.stroke(name) as s:
+            s.paint(region, value, **kw)
+        return s.step
+
+    def apply_labels(self, new: np.ndarray, name: str, kind: str = "person") -> Optional[Step]:
+        """Replace the whole label array by ``new`` as one undo step (only the changed voxels are stored)."""
+        if self._stroke is not None:
+            raise RuntimeError("finish the open stroke before replacing the labels")
+        new = np.asarray(new)
+        if new.shape != self.labels.shape:
+            raise ValueError(f"new labels shape {new.shape} != {self.labels.shape}")
+        new = new.astype(np.uint8, copy=False)
+        delta = Delta.between(self.labels, new)
+        baseline = None
+        if kind == "ai":
+            base = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
+            baseline = Delta.between(base, new)
+            if delta is None and baseline is None:
+                return None
+            if delta is None:  # the labels already equal the AI result: store an empty-change step
+                delta = Delta((0, 0, 0, 0, 0, 0), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
+                              np.zeros(0, np.uint8))
+        elif delta is None:
+            return None
+        step = Step(name, delta, kind, baseline)
+        self._do(step)
+        self._commit(step)
+        return step
+
+    def apply_ai_result(self, labels: np.ndarray, name: str = "AI segmentation") -> Optional[Step]:
+        """Accept a model's label map as one undo step and make it the "last AI result".
+
+        Voxels changed after this call count as changed by a person (:meth:`person_mask`).
+        Undoing the step restores the labels and the previous reference.
+        """
+        return self.apply_labels(labels, name, kind="ai")
+
+    def undo(self) -> Optional[str]:
+        """Revert the last step; returns its name (None when there is nothing to undo)."""
+        if self._stroke is not None:
+            self._stroke.cancel()
+        step = self.history.pop_undo()
+        if step is None:
+            return None
+        self._apply(step, forward=False)
+        self.dirty = True
+        self._journal("undo")
+        self._announce()
+        return step.name
+
+    def redo(self) -> Optional[str]:
+        """Reapply the last undone step; returns its name (None when there is nothing to redo)."""
+        if self._stroke is not None:
+            self._stroke.cancel()
+        step = self.history.pop_redo()
+        if step is None:
+            return None
+        self._apply(step, forward=True)
+        self.dirty = True
+        self._journal("redo")
+        self._announce()
+        return step.name
+
+    def mark_saved(self, target: Optional[str] = None) -> None:
+        """Note that the labels were exported: no unsaved edits remain (recorded in the journal)."""
+        self.dirty = False
+        if self.journal is not None and self.journal.started:
+            try:
+                self.journal.mark_saved(target)
+            except OSError as exc:  # pragma: no cover - disk trouble
+                self._journal_failed(exc)
+        self._announce()
+
+    # -- "changed by a person" ------------------------------------------------
+    def person_mask(self) -> np.ndarray:
+        """Boolean array of the voxels that differ from the last AI result (or the starting labels)."""
+        if self._baseline is None:
+            return self.labels != 0
+        return self.labels != self._baseline
+
+    def person_changes(self) -> dict[int, tuple[int, int]]:
+        """Per label value: ``(voxels added, voxels removed)`` by hand since the last AI result."""
+        return {v: (int(self._added[v]), int(self._removed[v]))
+                for v in range(1, 256) if self._added[v] or self._removed[v]}
+
+    def person_changes_ml(self) -> dict[str, dict[str, float]]:
+        """Per finding key: mL added and removed by hand since the last AI result."""
+        vml = self.geometry.voxel_volume_ml
+        out = {}
+        for lab in self.table:
+            out[lab.key] = {"added_ml": float(self._added[lab.value]) * vml,
+                            "removed_ml": float(self._removed[lab.value]) * vml}
+        return out
+
+    # -- restore --------------------------------------------------------------
+    @classmethod
+    def from_journal(cls, path: str | os.PathLike, *, intensities: Optional[np.ndarray] = None,
+                     history: Optional[History] = None, table: LabelTable = DEFAULT_TABLE) -> "LabelEditor":
+        """Rebuild an editor (labels, undo history, AI reference) from a journal and keep journaling to it."""
+        rep = read_journal(path)
+        ed = cls(rep.initial, rep.geometry, intensities=intensities, history=history,
+                 source=rep.source, table=table)
+        for kind, step in rep.entries:
+            if kind == "step" and step is not None:
+                ed._do(step)
+                ed.history.push(step)
+                ed.dirty = True
+            elif kind == "undo":
+                if (s := ed.history.pop_undo()) is not None:
+                    ed._apply(s, forward=False)
+                ed.dirty = True
+            elif kind == "redo":
+                if (s := ed.history.pop_redo()) is not None:
+                    ed._apply(s, forward=True)
+                ed.dirty = True
+            elif kind == "saved":
+                ed.dirty = False
+        ed.journal = Journal(path)
+        ed.journal.resume()
+        return ed
+
+    # -- internals ------------------------------------------------------------
+    def _do(self, step: Step) -> None:
+        self._apply(step, forward=True)
+
+    def _apply(self, step: Step, forward: bool) -> None:
+        d = step.delta
+        if d.count:
+            sl = d.slices
+            mask = d.mask()
+            step.delta.apply(self.labels, forward)
+            if step.baseline is None:
+                old, new = (d.old, d.new) if forward else (d.new, d.old)
+                self._track(sl, mask, old, new)
+        if step.baseline is not None:
+            if self._baseline is None:
+                self._baseline = np.zeros_like(self.labels)
+            step.baseline.apply(self._baseline, forward)
+            self._recount()
+        if d.count:
+            self._notify(d.slices)
+
+    def _commit(self, step: Step) -> None:
+        if self.journal is not None and not self.journal.started and self.journal_error is None:
+            before = self.labels.copy()
+            step.delta.apply(before, forward=False)
+            try:
+                self.journal.start(before, self.geometry, self.source)
+            except OSError as exc:
+                self._journal_failed(exc)
+        self.history.push(step)
+        self.dirty = True
+        self._journal("step", step)
+        self._announce()
+
+    def _journal(self, kind: str, step: Optional[Step] = None) -> None:
+        j = self.journal
+        if j is None or not j.started:
+            return
+        try:
+            if kind == "step":
+                assert step is not None
+                j.append_step(step)
+            elif kind == "undo":
+                j.append_undo()
+            else:
+                j.append_redo()
+        except OSError as exc:
+            self._journal_failed(exc)
+
+    def _journal_failed(self, exc: OSError) -> None:
+        self.journal_error = (f"Could not write the edit journal ({exc}); edits are not protected "
+                              "against a crash. Free disk space and export your labels.")
+        log.warning(self.journal_error)
+
+    def _track(self, box: Box, sel: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Update the hand-edit counters for voxels ``sel`` of ``box`` going from ``old`` to ``new``."""
+        if self._baseline is None:
+            base = np.zeros(old.shape, np.uint8)
+        else:
+            base = self._baseline[box][sel]
+        self._added += (np.bincount(new[new != base], minlength=256)
+                        - np.bincount(old[old != base], minlength=256))
+        self._removed += (np.bincount(base[new != base], minlength=256)
+                          - np.bincount(base[old != base], minlength=256))
+
+    def _recount(self) -> None:
+        if self._baseline is None:
+            cur = self.labels[self.labels != 0]
+            self._added = np.bincount(cur, minlength=256).astype(np.int64)
+            self._removed = np.zeros(256, np.int64)
+            return
+        diff = self.labels != self._baseline
+        self._added = np.bincount(self.labels[diff], minlength=256).astype(np.int64)
+        self._removed = np.bincount(self._baseline[diff], minlength=256).astype(np.int64)
+
+    def _notify(self, box: Box) -> None:
+        for cb in list(self.changed):
+            cb(box)
+
+    def _announce(self) -> None:
+        for cb in list(self.history_changed):
+            cb()

@@ -1,0 +1,199 @@
+"""Undo/redo history of bounding-box deltas, bounded in bytes.
+
+A :class:`Delta` stores only what a step changed: its box, the changed-voxel mask
+(bit-packed) and the old and new values of those voxels. A :class:`Step` is a
+named delta ("Brush GGO", "AI segmentation"). :class:`History` keeps an undo and
+a redo stack; when the undo stack holds more than ``max_bytes`` it drops the
+oldest steps, but always keeps at least ``min_steps`` (as ITK-SNAP's
+UndoDataManager does).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MIN_STEPS = 10
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """The voxels one step changed.
+
+    Attributes
+    ----------
+    box
+        ``(z0, z1, y0, y1, x0, x1)``: half-open index ranges of the bounding box.
+    packed_mask
+        ``np.packbits`` of the box-shaped changed-voxel mask (C order).
+    old, new
+        ``uint8`` values of the changed voxels before and after, in C order.
+    """
+
+    box: tuple[int, int, int, int, int, int]
+    packed_mask: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        b = self.box
+        return (slice(b[0], b[1]), slice(b[2], b[3]), slice(b[4], b[5]))
+
+    @property
+    def box_shape(self) -> tuple[int, int, int]:
+        b = self.box
+        return (b[1] - b[0], b[3] - b[2], b[5] - b[4])
+
+    @property
+    def count(self) -> int:
+        return int(self.old.size)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.packed_mask.nbytes + self.old.nbytes + self.new.nbytes) + 64
+
+    def mask(self) -> np.ndarray:
+        """The box-shaped boolean mask of changed voxels."""
+        n = int(np.prod(self.box_shape))
+        return np.unpackbits(self.packed_mask, count=n).astype(bool).reshape(self.box_shape)
+
+    def apply(self, labels: np.ndarray, forward: bool = True) -> None:
+        """Write the new (``forward``) or old values into ``labels`` in place."""
+        view = labels[self.slices]
+        view[self.mask()] = self.new if forward else self.old
+
+    @classmethod
+    def from_box(cls, box: tuple[slice, slice, slice], before: np.ndarray,
+                 after: np.ndarray) -> Optional["Delta"]:
+        """Delta between two box-shaped arrays; ``None`` when nothing changed."""
+        changed = before != after
+        if not changed.any():
+            return None
+        # shrink to the changed voxels' own box
+        idx = [np.flatnonzero(changed.any(axis=tuple(j for j in range(3) if j != i))) for i in range(3)]
+        sub = tuple(slice(int(ix[0]), int(ix[-1]) + 1) for ix in idx)
+        changed = changed[sub]
+        b = tuple(v for s, o in zip(sub, box) for v in (o.start + s.start, o.start + s.stop))
+        return cls(box=b,  # type: ignore[arg-type]
+                   packed_mask=np.packbits(changed.ravel()),
+                   old=np.ascontiguousarray(before[sub][changed], dtype=np.uint8),
+                   new=np.ascontiguousarray(after[sub][changed], dtype=np.uint8))
+
+    @classmethod
+    def between(cls, before: np.ndarray, after: np.ndarray) -> Optional["Delta"]:
+        """Delta between two whole label arrays of the same shape."""
+        full = tuple(slice(0, n) for n in before.shape)
+        return cls.from_box(full, before, after)  # type: ignore[arg-type]
+
+
+@dataclass
+class Step:
+    """One undoable step: a named :class:`Delta`.
+
+    ``kind`` is ``"person"`` for a hand edit and ``"ai"`` for an accepted model
+    result; ``baseline`` (AI steps only) is the delta of the "last AI result"
+    reference that tracks hand edits, so undoing an AI step restores it too.
+    """
+
+    name: str
+    delta: Delta
+    kind: str = "person"
+    baseline: Optional[Delta] = None
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def nbytes(self) -> int:
+        return self.delta.nbytes + (self.baseline.nbytes if self.baseline is not None else 0)
+
+
+class History:
+    """Undo and redo stacks of :class:`Step`, bounded by ``max_bytes``.
+
+    Parameters
+    ----------
+    max_bytes
+        Budget for the stored steps (undo + redo); oldest undo steps go first.
+    min_steps
+        Number of most recent undo steps always kept, even over budget.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, min_steps: int = DEFAULT_MIN_STEPS) -> None:
+        self.max_bytes = int(max_bytes)
+        self.min_steps = int(min_steps)
+        self._undo: list[Step] = []
+        self._redo: list[Step] = []
+        self.evicted = 0  #: number of steps dropped to stay within budget
+
+    # -- queries --------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self._undo) + sum(s.nbytes for s in self._redo)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    @property
+    def undo_name(self) -> Optional[str]:
+        return self._undo[-1].name if self._undo else None
+
+    @property
+    def redo_name(self) -> Optional[str]:
+        return self._redo[-1].name if self._redo else None
+
+    def __len__(self) -> int:
+        return len(self._undo)
+
+    @property
+    def undo_steps(self) -> tuple[Step, ...]:
+        return tuple(self._undo)
+
+    # -- changes --------------------------------------------------------------
+    def push(self, step: Step) -> None:
+        """Add a done step; clears the redo stack and evicts to stay in budget."""
+        self._undo.append(step)
+        self._redo.clear()
+        self._evict()
+
+    def pop_undo(self) -> Optional[Step]:
+        """Move the last done step to the redo stack and return it (the caller reverts it)."""
+        if not self._undo:
+            return None
+        step = self._undo.pop()
+        self._redo.append(step)
+        return step
+
+    def pop_redo(self) -> Optional[Step]:
+        """Move the last undone step back to the undo stack and return it (the caller reapplies it)."""
+        if not self._redo:
+            return None
+        step = self._redo.pop()
+        self._undo.append(step)
+        return step
+
+    def clear(self) -> None:
+        self._undo.clear()
+        self._redo.clear()
+
+    def set_budget(self, max_bytes: int, min_steps: Optional[int] = None) -> None:
+        self.max_bytes = int(max_bytes)
+        if min_steps is not None:
+            self.min_steps = int(min_steps)
+        self._evict()
+
+    def _evict(self) -> None:
+        total = self.nbytes
+        while total > self.max_bytes and len(self._undo) > self.min_steps:
+            total -= self._undo.pop(0).nbytes
+            self.evicted += 1

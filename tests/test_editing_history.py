@@ -1,0 +1,193 @@
+"""Undo/redo of LabelEditor: exact arrays, strokes as one step, rollback, byte budget, hand-edit tracking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.editing import History, LabelEditor, ops
+from engine.editing.history import Delta
+from engine.types import Geometry
+
+
+def make_editor(shape=(4, 16, 16), **kw) -> LabelEditor:
+    return LabelEditor(np.zeros(shape, np.uint8), Geometry(shape, spacing=(2.0, 1.0, 1.0)), **kw)
+
+
+def disk(ed: LabelEditor, z, y, x, r=2.0):
+    return ops.brush_segment(ed.shape, ed.spacing, (z, y, x), (z, y, x), r)
+
+
+def test_delta_roundtrip_and_compact():
+    before = np.zeros((3, 50, 50), np.uint8)
+    after = before.copy()
+    after[1, 10:13, 20:22] = 2
+    d = Delta.between(before, after)
+    assert d.box == (1, 2, 10, 13, 20, 22) and d.count == 6
+    assert d.nbytes < 100
+    x = before.copy()
+    d.apply(x)
+    np.testing.assert_array_equal(x, after)
+    d.apply(x, forward=False)
+    np.testing.assert_array_equal(x, before)
+    assert Delta.between(before, before) is None
+
+
+def test_undo_redo_sequence_restores_exact_arrays():
+    ed = make_editor()
+    states = [ed.labels.copy()]
+    ed.paint(disk(ed, 1, 5, 5), 1, name="Brush GGO")
+    states.append(ed.labels.copy())
+    ed.paint(disk(ed, 1, 6, 6, 3.0), 2, name="Brush Consolidation")
+    states.append(ed.labels.copy())
+    ed.paint(disk(ed, 1, 6, 6, 1.0), 0, name="Eraser")
+    states.append(ed.labels.copy())
+    assert len(np.unique(states[2])) == 3
+    assert ed.history.undo_name == "Eraser"
+    for k in (2, 1, 0):
+        ed.undo()
+        np.testing.assert_array_equal(ed.labels, states[k])
+    assert ed.undo() is None
+    assert ed.redo() == "Brush GGO"
+    np.testing.assert_array_equal(ed.labels, states[1])
+    assert ed.redo() == "Brush Consolidation"
+    np.testing.assert_array_equal(ed.labels, states[2])
+    # a new step clears the redo stack
+    ed.paint(disk(ed, 2, 10, 10), 3, name="Brush Effusion")
+    assert not ed.history.can_redo and ed.redo() is None
+    ed.undo()
+    np.testing.assert_array_equal(ed.labels, states[2])
+
+
+def test_stroke_is_one_step_and_notifies_boxes():
+    ed = make_editor()
+    boxes = []
+    ed.changed.append(boxes.append)
+    with ed.stroke("Brush GGO") as s:
+        for x in range(2, 14, 3):
+            s.paint(ops.brush_segment(ed.shape, ed.spacing, (1, 8, x), (1, 8, x + 3), 1.0), 1)
+    assert len(ed.history) == 1 and ed.history.undo_name == "Brush GGO"
+    assert len(boxes) == 4
+    painted = ed.labels.copy()
+    assert painted[1, 8, 2:16].all() and painted.sum() > 14
+    ed.undo()
+    assert not ed.labels.any()
+    assert boxes[-1][0] == slice(1, 2)
+    ed.redo()
+    np.testing.assert_array_equal(ed.labels, painted)
+
+
+def test_overlapping_stroke_undo_restores_original_values():
+    ed = make_editor()
+    ed.labels[1, 4:12, 4:12] = 2
+    ed2 = LabelEditor(ed.labels.copy(), ed.geometry)
+    original = ed2.labels.copy()
+    with ed2.stroke("Brush GGO") as s:
+        s.paint(disk(ed2, 1, 6, 6, 3), 1)
+        s.paint(disk(ed2, 1, 7, 7, 3), 3)   # repaints voxels this stroke already changed
+        s.paint(disk(ed2, 1, 7, 7, 1), 0)
+    ed2.undo()
+    np.testing.assert_array_equal(ed2.labels, original)
+
+
+def test_exception_and_cancel_roll_back():
+    ed = make_editor()
+    ed.paint(disk(ed, 1, 5, 5), 1, name="Brush GGO")
+    before = ed.labels.copy()
+    with pytest.raises(ZeroDivisionError):
+        with ed.stroke("Brush Consolidation") as s:
+            s.paint(disk(ed, 1, 5, 8, 3), 2)
+            assert (ed.labels == 2).any()  # painted live
+            1 / 0
+    np.testing.assert_array_equal(ed.labels, before)
+    assert len(ed.history) == 1 and not ed.stroke_active
+    s = ed.stroke("Brush Effusion")
+    s.paint(disk(ed, 2, 5, 8, 3), 3)
+    assert ed.cancel_stroke()
+    np.testing.assert_array_equal(ed.labels, before)
+    assert len(ed.history) == 1
+    # an empty stroke makes no step
+    with ed.stroke("nothing") as s:
+        s.paint(disk(ed, 1, 5, 5), 1)  # already 1 everywhere there
+    assert len(ed.history) == 1
+
+
+def test_paint_modes_and_threshold_through_editor():
+    shape = (1, 1, 6)
+    hu = np.array([[[-900, -600, -400, -100, 20, 500]]], np.int16)
+    ed = LabelEditor(np.array([[[0, 0, 2, 2, 0, 0]]], np.uint8), Geometry(shape), intensities=hu)
+    row = ops.Region((slice(0, 1), slice(0, 1), slice(0, 6)), np.ones(shape, bool))
+    ed.paint(row, 1, mode="background", hu_range=(-800, -300))
+    assert ed.labels.ravel().tolist() == [0, 1, 2, 2, 0, 0]
+    ed.paint(row, 3, mode="label", over_label=2)
+    assert ed.labels.ravel().tolist() == [0, 1, 3, 3, 0, 0]
+    ed.undo()
+    ed.undo()
+    assert ed.labels.ravel().tolist() == [0, 0, 2, 2, 0, 0]
+
+
+def test_byte_budget_evicts_oldest_but_keeps_min_steps():
+    ed = make_editor(shape=(8, 64, 64), history=History(max_bytes=2000, min_steps=3))
+    first = ed.labels.copy()
+    for z in range(8):
+        with ed.stroke(f"step {z}") as s:
+            s.paint(ops.Region((slice(z, z + 1), slice(0, 64), slice(0, 64)), np.ones((1, 64, 64), bool)), 1)
+    # each step stores 4096 old + 4096 new values: over budget, so only min_steps remain
+    assert len(ed.history) == 3
+    assert ed.history.evicted == 5
+    assert [s.name for s in ed.history.undo_steps] == ["step 5", "step 6", "step 7"]
+    while ed.undo():
+        pass
+    assert ed.labels[:5].all() and not ed.labels[5:].any()
+    assert not np.array_equal(ed.labels, first)
+    # a generous budget keeps everything, and memory is reported in bytes
+    h = History(max_bytes=10 ** 9, min_steps=1)
+    ed2 = make_editor(shape=(8, 64, 64), history=h)
+    for z in range(8):
+        ed2.paint(ops.Region((slice(z, z + 1), slice(0, 64), slice(0, 64)), np.ones((1, 64, 64), bool)), 1)
+    assert len(h) == 8 and 8 * 8192 < h.nbytes < 8 * 9000
+    h.set_budget(20000)
+    assert len(h) == 2 and h.nbytes <= 20000
+
+
+def test_ai_result_is_one_step_and_resets_person_tracking():
+    shape = (2, 10, 10)
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape, spacing=(10.0, 10.0, 10.0)))  # 1 mL voxels
+    ed.paint(disk(ed, 0, 1, 1, 0.0), 1, name="Brush GGO")
+    assert ed.person_changes() == {1: (1, 0)}
+    ai = np.zeros(shape, np.uint8)
+    ai[1, 2:5, 2:5] = 1   # 9 voxels GGO
+    ai[0, 8, 8] = 2
+    ed.apply_ai_result(ai)
+    assert ed.history.undo_name == "AI segmentation" and len(ed.history) == 2
+    np.testing.assert_array_equal(ed.labels, ai)
+    assert ed.person_changes() == {} and not ed.person_mask().any()
+    # hand edits after the AI result
+    ed.paint(ops.Region((slice(1, 2), slice(2, 3), slice(2, 5)), np.ones((1, 1, 3), bool)), 0, name="Eraser")
+    ed.paint(ops.Region((slice(0, 1), slice(0, 1), slice(5, 7)), np.ones((1, 1, 2), bool)), 2, name="Brush")
+    assert ed.person_changes() == {1: (0, 3), 2: (2, 0)}
+    ml = ed.person_changes_ml()
+    assert ml["ggo"] == {"added_ml": 0.0, "removed_ml": 3.0}
+    assert ml["consolidation"]["added_ml"] == 2.0
+    assert ed.person_mask().sum() == 5
+    ed.undo()
+    assert ed.person_changes() == {1: (0, 3)}
+    ed.undo()
+    ed.undo()  # undo the AI step: back to the hand-painted voxel, reference back to empty
+    assert ed.labels.sum() == 1 and ed.person_changes() == {1: (1, 0)}
+    ed.redo()
+    np.testing.assert_array_equal(ed.labels, ai)
+    assert ed.person_changes() == {}
+
+
+def test_loaded_labels_are_not_person_edits_and_nested_stroke_refused():
+    lab = np.zeros((1, 4, 4), np.uint8)
+    lab[0, 0, 0] = 3
+    ed = LabelEditor(lab, Geometry(lab.shape))
+    assert ed.person_changes() == {} and not ed.person_mask().any()
+    s = ed.stroke("a")
+    with pytest.raises(RuntimeError):
+        ed.stroke("b")
+    s.commit()
+    with pytest.raises(ValueError):
+        LabelEditor(np.zeros((2, 2), np.uint8))

@@ -1,0 +1,178 @@
+"""Crash-safe journal: replay, torn records, undo/redo, saved marks, and a SIGKILL-ed child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.editing import Journal, LabelEditor, has_unsaved_edits, journal_path, ops, read_journal, recover, scan_key
+from engine.editing.journal import data_dir
+from engine.errors import CorruptFileError
+from engine.types import Geometry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data_home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    return tmp_path / "appdata"
+
+
+def scripted_edits(ed: LabelEditor, n: int) -> None:
+    """Deterministic edits shared by the tests and the child process."""
+    for k in range(n):
+        with ed.stroke(f"Brush {k}") as s:
+            y = 4 + 3 * (k % 8)
+            s.paint(ops.brush_segment(ed.shape, ed.spacing, (k % 6, y, 3), (k % 6, y, 25), 1.5), 1 + k % 3)
+
+
+def test_locations_follow_env_and_never_sit_beside_the_scan(data_home, tmp_path):
+    g = Geometry((2, 3, 4), spacing=(1.0, 0.5, 0.5))
+    key = scan_key(tmp_path / "scan.nii.gz", g)
+    assert key == scan_key(str(tmp_path / "scan.nii.gz"), g)
+    assert key != scan_key(tmp_path / "scan.nii.gz", Geometry((2, 3, 4)))
+    assert journal_path(key).parent == data_home / "journals"
+    assert data_dir() == data_home
+
+
+def test_replay_matches_every_committed_state(data_home):
+    shape = (6, 32, 32)
+    g = Geometry(shape)
+    j = Journal.for_scan("/nonexistent/scan.nii", g)
+    ed = LabelEditor(np.zeros(shape, np.uint8), g, journal=j, source="/nonexistent/scan.nii")
+    assert not j.path.exists()  # nothing written before the first step
+    scripted_edits(ed, 5)
+    np.testing.assert_array_equal(recover(j.path), ed.labels)
+    ed.undo()
+    ed.undo()
+    np.testing.assert_array_equal(recover(j.path), ed.labels)
+    ed.redo()
+    ai = ed.labels.copy()
+    ai[3, 10:20, 10:20] = 2
+    ed.apply_ai_result(ai)
+    scripted_edits(ed, 2)
+    expected = ed.labels.copy()
+    np.testing.assert_array_equal(recover(j.path), expected)
+    assert has_unsaved_edits(j.path)
+    j.close()
+    ed.journal = None  # the crashed session's editor stops writing
+    # the restored editor has the same labels, history names and hand-edit counts
+    ed2 = LabelEditor.from_journal(j.path)
+    np.testing.assert_array_equal(ed2.labels, expected)
+    assert [s.name for s in ed2.history.undo_steps] == [s.name for s in ed.history.undo_steps]
+    assert ed2.person_changes() == ed.person_changes()
+    assert ed2.dirty
+    ed2.undo()
+    ed.undo()
+    np.testing.assert_array_equal(ed2.labels, ed.labels)
+    np.testing.assert_array_equal(recover(j.path), ed2.labels)
+
+
+def test_initial_labels_are_journaled_and_saved_mark(data_home):
+    shape = (2, 8, 8)
+    start = np.zeros(shape, np.uint8)
+    start[0, 1:3, 1:3] = 3
+    j = Journal(data_home / "journals" / "x.journal")
+    ed = LabelEditor(start.copy(), Geometry(shape), journal=j)
+    ed.paint(ops.Region((slice(1, 2), slice(0, 2), slice(0, 2)), np.ones((1, 2, 2), bool)), 1)
+    rep = read_journal(j.path)
+    np.testing.assert_array_equal(rep.initial, start)
+    np.testing.assert_array_equal(rep.labels(), ed.labels)
+    assert rep.unsaved
+    ed.mark_saved("/tmp/out.nii.gz")
+    assert not has_unsaved_edits(j.path) and not ed.dirty
+    ed.undo()
+    assert has_unsaved_edits(j.path)
+    j.discard()
+    assert not j.path.exists() and not has_unsaved_edits(j.path)
+
+
+def test_torn_or_damaged_last_record_is_ignored(data_home):
+    shape = (6, 32, 32)
+    j = Journal(data_home / "journals" / "t.journal")
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), journal=j)
+    scripted_edits(ed, 3)
+    after_three = ed.labels.copy()
+    with ed.stroke("Brush last") as s:
+        s.paint(ops.brush_segment(shape, (1, 1, 1), (5, 30, 0), (5, 30, 31), 1.0), 2)
+    assert not np.array_equal(ed.labels, after_three)
+    j.close()
+    data = j.path.read_bytes()
+    np.testing.assert_array_equal(recover(j.path), ed.labels)
+    # the process died while writing the last record: it is cut short
+    j.path.write_bytes(data[:-7])
+    np.testing.assert_array_equal(recover(j.path), after_three)
+    # a flipped byte in the last record: its checksum fails, it is dropped
+    corrupted = bytearray(data)
+    corrupted[-3] ^= 0xFF
+    j.path.write_bytes(bytes(corrupted))
+    np.testing.assert_array_equal(recover(j.path), after_three)
+    # nothing readable: a user-readable error, and no restore offered
+    j.path.write_bytes(b"not a journal")
+    with pytest.raises(CorruptFileError):
+        recover(j.path)
+    assert not has_unsaved_edits(j.path)
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from engine.editing import Journal, LabelEditor, ops
+    from engine.types import Geometry
+    shape = (6, 32, 32)
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), journal=Journal({path!r}))
+    for k in range(1, 1000):
+        if k == 4:
+            ed.undo()
+            print("undo", flush=True)
+        stroke = ed.stroke(f"Brush {{k}}")
+        y = 4 + 3 * (k % 8)
+        stroke.paint(ops.brush_segment(shape, (1, 1, 1), (k % 6, y, 3), (k % 6, y, 25), 1.5), 1 + k % 3)
+        stroke.commit()
+        print("committed", k, flush=True)
+        if k == 6:
+            s = ed.stroke("open stroke")   # painted but never committed when the kill comes
+            s.paint(ops.Region((slice(0, 6), slice(0, 32), slice(0, 32)), np.ones(shape, bool)), 3)
+            print("stroke open", flush=True)
+            time.sleep(60)
+""")
+
+
+def test_kill_mid_session_restores_last_committed_step(data_home, tmp_path):
+    path = data_home / "journals" / "kill.journal"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(path=str(path)))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    lines = []
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line.strip())
+            if line.startswith("stroke open"):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert lines[-2] == "committed 6"
+    # expected: strokes 1..6 with stroke 3 undone before stroke 4; the open stroke is absent
+    shape = (6, 32, 32)
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape))
+    for k in range(1, 7):
+        if k == 4:
+            ed.undo()
+        y = 4 + 3 * (k % 8)
+        ed.paint(ops.brush_segment(shape, (1, 1, 1), (k % 6, y, 3), (k % 6, y, 25), 1.5), 1 + k % 3)
+    restored = recover(path)
+    assert restored.dtype == np.uint8 and restored.any()
+    np.testing.assert_array_equal(restored, ed.labels)
+    assert has_unsaved_edits(path)
