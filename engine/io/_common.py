@@ -1,0 +1,166 @@
+"""Shared helpers of the readers and writers: error wrapping, size guards, intensity buffer.
+
+Policy for non-finite voxels (NaN, +inf, -inf) in float sources: they are replaced
+so that no NaN ever reaches the viewer or a model. NaN and -inf become the lowest
+finite value of the volume, +inf the highest, and ``volume.warnings`` says how many
+voxels were replaced. A volume with no finite voxel at all raises
+:class:`~engine.errors.CorruptFileError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from ..errors import CorruptFileError, LungLensError
+from .orientation import SourceOrientation
+
+#: largest array a reader will allocate; a header asking for more is treated as damaged
+MAX_VOLUME_BYTES = 4 * 1024 ** 3
+_INT16 = np.iinfo(np.int16)
+
+
+def guard_size(shape: tuple[int, ...], itemsize: int, path: str | Path) -> None:
+    """Refuse absurd dimensions before anything is allocated."""
+    dims = [int(s) for s in shape]
+    if any(s < 1 for s in dims):
+        raise CorruptFileError(f"{Path(path).name}: the header gives the image size {tuple(dims)}, "
+                               "which has an empty or negative dimension. The file is damaged.")
+    nbytes = int(np.prod(np.asarray(dims, dtype=object))) * int(itemsize)
+    if nbytes > MAX_VOLUME_BYTES:
+        raise CorruptFileError(
+            f"{Path(path).name}: the header claims an image of {'x'.join(map(str, dims))} voxels "
+            f"({nbytes / 1024 ** 3:.1f} GiB), more than LungLens opens "
+            f"({MAX_VOLUME_BYTES / 1024 ** 3:.0f} GiB). The header is probably damaged.")
+
+
+@contextlib.contextmanager
+def wrap_errors(path: str | Path, what: str = "file", action: str = "read") -> Iterator[None]:
+    """Turn any unexpected exception of a third-party reader into a LungLens error.
+
+    :class:`LungLensError` (including cancellation) passes through unchanged; so do
+    ``KeyboardInterrupt`` and ``SystemExit`` (not ``Exception`` subclasses).
+    """
+    name = Path(path).name or str(path)
+    try:
+        yield
+    except LungLensError:
+        raise
+    except PermissionError as exc:
+        raise LungLensError(f"Permission denied: cannot {action} {path}. Check the permissions of this "
+                            f"{what} and its folder.") from exc
+    except MemoryError as exc:
+        raise CorruptFileError(f"Not enough memory to {action} {name}: the {what} is too large for this "
+                               "computer, or its header is damaged.") from exc
+    except Exception as exc:  # noqa: BLE001 - third-party readers raise anything
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if action != "read":
+            raise LungLensError(f"Could not {action} {name}: {detail[:300]}.") from exc
+        raise CorruptFileError(f"Could not read {name}: {detail[:300]}. The {what} may be damaged, "
+                               "truncated, or not in the format its name suggests.") from exc
+
+
+def check_readable(path: str | Path) -> Path:
+    """Resolve ``path`` and check it exists and can be read, with a clear error."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise LungLensError(f"{p} does not exist: check the path.")
+    if not os.access(p, os.R_OK) or (p.is_dir() and not os.access(p, os.X_OK)):
+        raise LungLensError(f"Permission denied: cannot read {p}. Check its permissions.")
+    return p
+
+
+def read_exact(f, buf: memoryview, path: str | Path) -> None:
+    """Fill ``buf`` from the file object ``f``; a short read means a truncated file."""
+    view = buf.cast("B")
+    got = 0
+    total = len(view)
+    while got < total:
+        n = f.readinto(view[got:])
+        if not n:
+            raise CorruptFileError(f"{Path(path).name} is truncated: it ends {total - got} bytes before the "
+                                   "image data the header announces. Copy the file again.")
+        got += n
+
+
+class IntensityBuffer:
+    """The canonical output array, filled slab by slab.
+
+    Starts as ``int16`` (HU that are integers fit there) or ``uint8`` (8-bit images)
+    and switches once to ``float32`` when a slab holds fractions, values outside the
+    int16 range or non-finite values.
+
+    Parameters
+    ----------
+    plan
+        The orientation plan; slabs arrive in the source layout.
+    start_dtype
+        ``np.int16``, ``np.uint8`` or ``np.float32``.
+    """
+
+    def __init__(self, plan: SourceOrientation, start_dtype: type = np.int16) -> None:
+        self.plan = plan
+        self.array = np.empty(plan.canonical_shape, dtype=start_dtype)
+        self.nonfinite = 0
+
+    def _fits(self, slab: np.ndarray) -> bool:
+        dt = self.array.dtype
+        if dt == np.float32:
+            return True
+        if slab.dtype == dt:
+            return True
+        lo, hi = (np.iinfo(dt).min, np.iinfo(dt).max)
+        if slab.dtype.kind in "iub":
+            return slab.size == 0 or (int(slab.min()) >= lo and int(slab.max()) <= hi)
+        if not np.all(np.isfinite(slab)):
+            return False
+        if slab.size and (slab.min() < lo or slab.max() > hi):
+            return False
+        return bool(np.array_equal(np.round(slab), slab))
+
+    def put(self, slab: np.ndarray, start: int) -> None:
+        """Write source slices ``start : start + len(slab)`` (already in physical units)."""
+        if not self._fits(slab):
+            self.array = self.array.astype(np.float32)
+        if self.array.dtype == np.float32 and slab.dtype.kind == "f":
+            self.nonfinite += int(slab.size - np.count_nonzero(np.isfinite(slab)))
+        self.plan.place(self.array, slab, start)
+
+    def finish(self, warnings: list[str], path: str | Path) -> np.ndarray:
+        """Replace non-finite voxels (see the module policy) and return the array."""
+        arr = self.array
+        if self.nonfinite:
+            finite_min, finite_max = _finite_range(arr)
+            if finite_min is None:
+                raise CorruptFileError(f"{Path(path).name} holds no finite value (all voxels are NaN or "
+                                       "infinite): there is no image to show.")
+            for z in range(arr.shape[0]):
+                sl = arr[z]
+                bad = ~np.isfinite(sl)
+                if bad.any():
+                    sl[bad & (sl > 0)] = finite_max
+                    sl[bad & ~(sl > 0)] = finite_min
+            warnings.append(f"{self.nonfinite} voxel(s) were NaN or infinite; NaN and -inf were replaced by "
+                            f"the lowest value ({finite_min:g}), +inf by the highest ({finite_max:g}).")
+        return arr
+
+
+def _finite_range(arr: np.ndarray) -> tuple[Optional[float], Optional[float]]:
+    lo, hi = np.inf, -np.inf
+    for z in range(arr.shape[0]):
+        sl = arr[z]
+        fin = sl[np.isfinite(sl)]
+        if fin.size:
+            lo, hi = min(lo, float(fin.min())), max(hi, float(fin.max()))
+    if lo > hi:
+        return None, None
+    return lo, hi
+
+
+def slab_size(bytes_per_slice: int, target: int = 8 * 1024 ** 2) -> int:
+    """How many slices make a slab of about ``target`` bytes (at least one)."""
+    return max(1, target // max(1, bytes_per_slice))

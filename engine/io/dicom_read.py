@@ -1,0 +1,285 @@
+"""Read one DICOM image series (from :mod:`engine.io.dicom_scan`) into a canonical Volume.
+
+- Slices are sorted by ``ImagePositionPatient`` projected on the slice normal
+  (``row x column`` cosines), ties by ``InstanceNumber``.
+- Duplicate positions: the first image (lowest InstanceNumber) is kept, with a warning.
+- Uneven gaps, missing slices and gantry tilt give warnings. The slice spacing is
+  ``|last - first| / (n - 1)``, as ITK/SimpleITK compute it, and the third direction
+  is the slice normal (tilted series are not resampled).
+- Rescale slope/intercept are applied per slice. CT ends up ``int16`` HU when the
+  values are integers (the usual case), otherwise ``float32``.
+- Uncompressed little-endian pixel data is read straight from the file at the offset
+  found during the header pass (``np.fromfile``); other transfer syntaxes are decoded
+  by pydicom (pylibjpeg plugins: JPEG, JPEG-LS, JPEG 2000, RLE).
+- Enhanced (multi-frame) images: per-frame positions and rescale come from the
+  functional groups; legacy multi-frame files use ``GridFrameOffsetVector`` or the
+  slice spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from ..errors import CorruptFileError, SeriesError, UnsupportedFormatError
+from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..types import Geometry, Volume
+from ._common import IntensityBuffer, guard_size, wrap_errors
+from .dicom_scan import SeriesInfo, _num, frame_count, image_orientation
+from .orientation import plan_orientation
+
+__all__ = ["read_series"]
+
+_NATIVE_LE = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
+_DUPLICATE_TOL_MM = 0.01
+
+
+@dataclass
+class _Frame:
+    header: Dataset
+    path: str
+    frame: int  # index inside a multi-frame file, 0 for single-frame files
+    sop_uid: str
+    instance: int
+    position: Optional[np.ndarray]
+    slope: float
+    intercept: float
+
+
+def _fg(ds: Dataset, per_frame: Optional[Dataset], seq: str, attr: str) -> Any:
+    """Look up a functional-group attribute in the frame's group, then the shared one."""
+    for group in (per_frame, (ds.get("SharedFunctionalGroupsSequence") or [None])[0]):
+        if group is not None and group.get(seq):
+            value = group.get(seq)[0].get(attr)
+            if value is not None:
+                return value
+    return None
+
+
+def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
+    frames: list[_Frame] = []
+    for path, ds in zip(info.files, info.headers):
+        n = frame_count(ds)
+        per = ds.get("PerFrameFunctionalGroupsSequence")
+        base_slope = _num(ds.get("RescaleSlope"), 1.0) or 1.0
+        base_inter = _num(ds.get("RescaleIntercept"), 0.0) or 0.0
+        instance = int(_num(ds.get("InstanceNumber"), 0) or 0)
+        ipp = ds.get("ImagePositionPatient")
+        if n == 1 and per is None:
+            pos = np.asarray([float(v) for v in ipp]) if ipp is not None and len(ipp) == 3 else None
+            frames.append(_Frame(ds, path, 0, str(ds.get("SOPInstanceUID", "")), instance, pos,
+                                 base_slope, base_inter))
+            continue
+        offsets = ds.get("GridFrameOffsetVector")
+        for f in range(n):
+            item = per[f] if per is not None and f < len(per) else None
+            pos_val = _fg(ds, item, "PlanePositionSequence", "ImagePositionPatient")
+            pos = np.asarray([float(v) for v in pos_val]) if pos_val is not None else None
+            if pos is None and ipp is not None and len(ipp) == 3:
+                pos = np.asarray([float(v) for v in ipp])
+                pos = pos + _legacy_offset(ds, f, offsets, warnings)
+            slope = _num(_fg(ds, item, "PixelValueTransformationSequence", "RescaleSlope"), base_slope)
+            inter = _num(_fg(ds, item, "PixelValueTransformationSequence", "RescaleIntercept"), base_inter)
+            frames.append(_Frame(ds, path, f, str(ds.get("SOPInstanceUID", "")), f, pos,
+                                 slope or 1.0, inter or 0.0))
+    return frames
+
+
+def _legacy_offset(ds: Dataset, f: int, offsets: Any, warnings: list[str]) -> np.ndarray:
+    iop = image_orientation(ds) or (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    normal = np.cross(iop[:3], iop[3:])
+    if offsets is not None and len(offsets) > f:
+        return normal * float(offsets[f])
+    step = _num(ds.get("SpacingBetweenSlices")) or _num(ds.get("SliceThickness")) or 1.0
+    if f == 1:
+        warnings.append(f"Multi-frame file without per-frame positions: assumed {step:g} mm between frames.")
+    return normal * step * f
+
+
+def _pixel_spacing(ds: Dataset, warnings: list[str]) -> tuple[float, float, bool]:
+    ps = ds.get("PixelSpacing")
+    if ps is None:
+        ps = _fg(ds, None, "PixelMeasuresSequence", "PixelSpacing")
+    if ps is None:
+        ps = ds.get("ImagerPixelSpacing")
+    try:
+        dy, dx = float(ps[0]), float(ps[1])
+        if dy > 0 and dx > 0 and np.isfinite(dy) and np.isfinite(dx):
+            return dy, dx, True
+    except (TypeError, ValueError, IndexError):
+        pass
+    warnings.append("The images give no pixel spacing: 1 mm is assumed, measurements are not in real units.")
+    return 1.0, 1.0, False
+
+
+def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str]) -> tuple[list[_Frame], float]:
+    """Sorted, de-duplicated frames and the slice spacing (mm, 0 when unknown)."""
+    if any(fr.position is None for fr in frames):
+        frames = sorted(frames, key=lambda fr: (fr.instance, fr.path, fr.frame))
+        if len(frames) > 1:
+            warnings.append("Some images have no ImagePositionPatient: slices are ordered by InstanceNumber "
+                            "and the slice spacing is taken from the header.")
+        return frames, 0.0
+    proj = np.asarray([float(fr.position @ normal) for fr in frames])
+    order = sorted(range(len(frames)), key=lambda i: (round(proj[i], 4), frames[i].instance, frames[i].path))
+    frames = [frames[i] for i in order]
+    proj = proj[order]
+    keep = [0]
+    for i in range(1, len(frames)):
+        if abs(proj[i] - proj[keep[-1]]) < _DUPLICATE_TOL_MM:
+            continue
+        keep.append(i)
+    if len(keep) < len(frames):
+        dropped = len(frames) - len(keep)
+        warnings.append(f"{dropped} image(s) repeat the position of another slice (duplicates or a second "
+                        "acquisition); kept the first image at each position.")
+        frames = [frames[i] for i in keep]
+        proj = proj[keep]
+    if len(frames) < 2:
+        return frames, 0.0
+    gaps = np.diff(proj)
+    med = float(np.median(gaps))
+    big = np.nonzero(gaps > 1.5 * med)[0]
+    if big.size:
+        where = ", ".join(f"{gaps[i]:.2f} mm after slice {i}" for i in big[:3])
+        warnings.append(f"Slices seem to be missing: the usual gap is {med:.2f} mm but there is {where}"
+                        f"{' ...' if big.size > 3 else ''}. Distances across the gap are not reliable.")
+    elif gaps.max() - gaps.min() > max(0.01 * med, 0.01):
+        warnings.append(f"Uneven slice gaps ({gaps.min():.3f} to {gaps.max():.3f} mm); the volume uses the "
+                        "mean gap, so positions along z are approximate.")
+    span = frames[-1].position - frames[0].position
+    spacing = float(np.linalg.norm(span)) / (len(frames) - 1)
+    cos = abs(float(span @ normal)) / max(float(np.linalg.norm(span)), 1e-9)
+    tilt = float(np.degrees(np.arccos(min(1.0, cos))))
+    if tilt > 0.5:
+        warnings.append(f"Gantry tilt of about {tilt:.1f} degrees: slices are shown stacked straight, "
+                        "so the 3D shape is slightly sheared.")
+    return frames, spacing
+
+
+def _stored_pixels(fr: _Frame, rows: int, cols: int, cache: dict[str, np.ndarray]) -> np.ndarray:
+    """The stored (not rescaled) values of one frame, shape (rows, cols)."""
+    ds = fr.header
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    bits = int(ds.get("BitsAllocated", 16))
+    stored = int(ds.get("BitsStored", bits))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    spp = int(ds.get("SamplesPerPixel", 1))
+    if spp != 1:
+        raise UnsupportedFormatError(f"{Path(fr.path).name} is a colour image ({spp} samples per pixel); "
+                                     "LungLens reads grey-level CT.")
+    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    if ts in _NATIVE_LE and bits in (8, 16, 32) and elem is not None:
+        dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
+        count = rows * cols
+        offset_in_data = fr.frame * count * dtype.itemsize
+        value = getattr(elem, "value", None)
+        if value is None and getattr(elem, "value_tell", None) is not None:
+            arr = np.fromfile(fr.path, dtype=dtype, count=count, offset=int(elem.value_tell) + offset_in_data)
+        elif isinstance(value, (bytes, bytearray)):
+            arr = np.frombuffer(value, dtype=dtype, count=count, offset=offset_in_data) \
+                if len(value) >= offset_in_data + count * dtype.itemsize else np.empty(0, dtype)
+        else:
+            arr = None
+        if arr is not None:
+            if arr.size != count:
+                raise CorruptFileError(f"{Path(fr.path).name} is truncated: its pixel data is shorter than "
+                                       f"{rows}x{cols} pixels. Copy the series again.")
+            arr = arr.reshape(rows, cols)
+            if signed and stored < bits:
+                shift = bits - stored
+                arr = (arr << shift) >> shift
+            return arr
+    # compressed, big-endian or unusual: let pydicom decode (whole file, cached for multi-frame)
+    if fr.path not in cache:
+        full = pydicom.dcmread(fr.path, force=True)
+        pix = full.pixel_array
+        cache.clear()
+        cache[fr.path] = pix.reshape((-1,) + pix.shape[-2:])
+    pix = cache[fr.path]
+    if pix.shape[-2:] != (rows, cols) or fr.frame >= pix.shape[0]:
+        raise CorruptFileError(f"{Path(fr.path).name}: the decoded image is {pix.shape[-2:]} but the header "
+                               f"says {rows}x{cols}.")
+    return pix[fr.frame]
+
+
+def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelLike] = None) -> Volume:
+    """Read the series ``info`` into a canonical :class:`Volume`."""
+    report = as_progress(progress)
+    warnings: list[str] = []
+    folder = Path(info.folder)
+    with wrap_errors(folder / Path(info.files[0]).name, "DICOM series"):
+        first = info.headers[0]
+        rows, cols = int(first.Rows), int(first.Columns)
+        frames = _frames(info, warnings)
+        guard_size((len(frames), rows, cols), 2, info.files[0])
+        iop = image_orientation(first)
+        if iop is None:
+            iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+            warnings.append("The images give no orientation (ImageOrientationPatient): assumed axial.")
+        r, c = np.asarray(iop[:3]), np.asarray(iop[3:])
+        r, c = r / np.linalg.norm(r), c / np.linalg.norm(c)
+        normal = np.cross(r, c)
+        if np.linalg.norm(normal) < 1e-6:
+            raise CorruptFileError(f"{info.uid}: ImageOrientationPatient {iop} is degenerate.")
+        normal /= np.linalg.norm(normal)
+        frames, dz = _sort_and_check(frames, normal, warnings)
+        if not frames:
+            raise SeriesError(f"Series {info.uid} has no usable image.")
+        if dz <= 0:
+            dz = _num(first.get("SpacingBetweenSlices")) or _num(first.get("SliceThickness")) or 1.0
+            dz = dz if dz > 0 else 1.0
+        dy, dx, known = _pixel_spacing(first, warnings)
+        origin = frames[0].position if frames[0].position is not None else np.zeros(3)
+        source_geom = Geometry(shape=(len(frames), rows, cols), spacing=(dz, dy, dx), origin=tuple(origin),
+                               direction=np.stack([r, c, normal], axis=1), spacing_known=known)
+        plan = plan_orientation(source_geom)
+        modality = str(first.get("Modality", "")).upper()
+        is_hu = modality == "CT"
+        buffer = IntensityBuffer(plan, np.int16)
+        cache: dict[str, np.ndarray] = {}
+        n = len(frames)
+        for k, fr in enumerate(frames):
+            check_cancel(cancel)
+            stored = _stored_pixels(fr, rows, cols, cache)
+            if fr.slope == 1.0 and float(fr.intercept).is_integer():
+                values = stored.astype(np.int32)
+                if fr.intercept:
+                    values += int(fr.intercept)
+            else:
+                values = stored.astype(np.float32) * np.float32(fr.slope) + np.float32(fr.intercept)
+            buffer.put(values[None], k)
+            if k % 4 == 0 or k == n - 1:
+                report((k + 1) / n, f"Reading slice {k + 1}/{n}")
+        array = buffer.finish(warnings, info.files[0])
+    meta = _meta(first, info, frames, plan)
+    return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(folder)
+                  if not info.multiframe else info.files[0], format="dicom", meta=meta, warnings=warnings)
+
+
+def _meta(ds: Dataset, info: SeriesInfo, frames: list[_Frame], plan) -> dict[str, Any]:
+    def s(name: str) -> str:
+        return str(ds.get(name, "") or "")
+    return {
+        "modality": s("Modality"), "patient_id": s("PatientID"), "patient_name": s("PatientName"),
+        "patient_sex": s("PatientSex"), "patient_age": s("PatientAge"), "study_date": s("StudyDate"),
+        "study_description": s("StudyDescription"), "series_description": s("SeriesDescription"),
+        "series_number": info.number, "manufacturer": s("Manufacturer"),
+        "convolution_kernel": s("ConvolutionKernel"), "slice_thickness": _num(ds.get("SliceThickness")),
+        "study_instance_uid": s("StudyInstanceUID"), "series_instance_uid": info.series_instance_uid,
+        "series_key": info.uid, "frame_of_reference_uid": s("FrameOfReferenceUID"),
+        "sop_class_uid": s("SOPClassUID"),
+        # in source-slice order (source array axis 0); see meta["source_orientation"]
+        "sop_instance_uids": [fr.sop_uid for fr in frames],
+        "dicom_files": [fr.path for fr in frames],
+        "dicom_frames": [fr.frame for fr in frames],
+        "multiframe": info.multiframe,
+        "source_orientation": plan.to_dict(),
+    }

@@ -1,0 +1,265 @@
+"""Save and load label maps that line up with their scan.
+
+:func:`save_labels` picks the writer from the target name:
+
+======================  =====================================================
+``*.nii`` / ``*.nii.gz``  NIfTI, uint8, RAS affine of the geometry (sform = qform)
+``*.seg.nrrd``            3D Slicer segmentation (segment names, colours, values)
+``*.nrrd`` / ``*.mha``    NRRD / MetaImage (SimpleITK), LPS space
+``*.dcm``                 DICOM SEG (highdicom), only for a DICOM source scan
+no extension              a folder of ``slice_NNNN.png`` (uint8 values 0..3)
+======================  =====================================================
+
+Every write is atomic (a temporary file or folder in the target folder, then
+``os.replace``), never touches the source scan, and refuses with
+:class:`~engine.errors.OverwriteError` to write over the scan file or into a
+source folder (DICOM series, image stack). Labels are written in the canonical
+orientation with the exact geometry, which is what 3D Slicer and ITK-SNAP need to
+overlay them on the original scan.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import (CorruptFileError, GeometryMismatchError, LungLensError, OverwriteError,
+                      UnsupportedFormatError)
+from ..labels import DEFAULT_TABLE, LabelTable
+from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..types import Geometry, Volume
+from ._common import check_readable, wrap_errors
+
+__all__ = ["save_labels", "load_labels", "label_format"]
+
+
+def label_format(path: str | Path) -> str:
+    """The label writer chosen for a target name (see the module table)."""
+    n = Path(path).name.lower()
+    if n.endswith(".seg.nrrd"):
+        return "seg-nrrd"
+    if n.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    if n.endswith((".nrrd", ".nhdr")):
+        return "nrrd"
+    if n.endswith(".mha"):
+        return "mha"
+    if n.endswith(".dcm"):
+        return "dicom-seg"
+    if Path(path).is_dir() or "." not in n:
+        return "png"
+    raise UnsupportedFormatError(f"Cannot write labels as '{Path(path).name}': use .nii.gz, .nii, .nrrd, "
+                                 ".seg.nrrd, .mha, .dcm (DICOM SEG) or a folder name (PNG slices).")
+
+
+def _protected_paths(volume: Optional[Volume]) -> tuple[list[Path], list[Path]]:
+    """(files that must not be overwritten, folders nothing may be written into)."""
+    if volume is None or not volume.source:
+        return [], []
+    src = Path(volume.source).resolve()
+    files, folders = [src], []
+    if src.is_dir():
+        folders.append(src)
+    elif volume.format == "dicom":
+        folders.append(src.parent)
+    for key in ("dicom_files", "image_files"):
+        for f in volume.meta.get(key, [])[:1]:
+            folders.append(Path(f).resolve().parent)
+    return files, folders
+
+
+def _check_target(target: Path, volume: Optional[Volume]) -> None:
+    files, folders = _protected_paths(volume)
+    resolved = target.resolve()
+    if resolved in files:
+        raise OverwriteError(f"{target} is the scan itself: choose another file name for the labels.")
+    for folder in folders:
+        if resolved == folder or folder in resolved.parents:
+            raise OverwriteError(f"{target} is inside the source folder {folder}: LungLens never writes into "
+                                 "a scan's folder. Choose another place for the labels.")
+
+
+def _tmp_name(target: Path) -> Path:
+    return target.parent / f".lunglens-tmp-{uuid.uuid4().hex[:8]}-{target.name}"
+
+
+def _replace_folder(tmp: Path, target: Path) -> None:
+    if target.exists():
+        if not target.is_dir():
+            raise OverwriteError(f"{target} exists and is a file, not a label folder.")
+        entries = [p for p in target.iterdir()]
+        ours = all(p.name == "labels.json" or (p.name.startswith("slice_") and p.suffix == ".png")
+                   for p in entries)
+        if entries and not ours:
+            raise OverwriteError(f"{target} already holds other files: choose an empty or new folder.")
+        old = _tmp_name(target)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _as_labels(labels: np.ndarray, geometry: Geometry) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.shape != tuple(geometry.shape):
+        raise GeometryMismatchError(f"The label map has shape {arr.shape} but the scan has {geometry.shape}.")
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
+    if arr.size and (arr.min() < 0 or arr.max() > 255 or (arr.dtype.kind == "f" and
+                                                          not np.array_equal(np.round(arr), arr))):
+        raise CorruptFileError("Label values must be whole numbers from 0 to 255.")
+    return arr.astype(np.uint8)
+
+
+def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path: str | Path,
+                table: LabelTable = DEFAULT_TABLE, progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelLike] = None, format: Optional[str] = None) -> Path:
+    """Write a canonical ``(z, y, x)`` label map so that it lines up with its scan.
+
+    Parameters
+    ----------
+    labels
+        ``uint8`` (or integer) array with the scan's shape; 0 background, 1 GGO,
+        2 consolidation, 3 pleural effusion.
+    volume_or_geometry
+        The scan (preferred: enables the source guard and DICOM SEG) or its geometry.
+    path
+        Target; the format follows its name (see the module table).
+    table
+        Names and colours for the formats that store them (.seg.nrrd, DICOM SEG, PNG sidecar).
+    format
+        Force a writer (``"nifti"``, ``"nrrd"``, ``"mha"``, ``"seg-nrrd"``, ``"dicom-seg"``, ``"png"``).
+
+    Returns
+    -------
+    Path
+        The written file or folder.
+    """
+    report = as_progress(progress)
+    volume = volume_or_geometry if isinstance(volume_or_geometry, Volume) else None
+    geometry = volume.geometry if volume is not None else volume_or_geometry
+    if not isinstance(geometry, Geometry):
+        raise TypeError("volume_or_geometry must be a Volume or a Geometry")
+    target = Path(path).expanduser()
+    fmt = format or label_format(target)
+    arr = _as_labels(labels, geometry)
+    _check_target(target, volume)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    check_cancel(cancel)
+    report(0.0, f"Writing {target.name}")
+    tmp = _tmp_name(target)
+    try:
+        with wrap_errors(target, "label file", action="write"):
+            if fmt == "png":
+                from .images import write_png_labels
+                tmp.mkdir()
+                write_png_labels(arr, geometry, tmp, table)
+                check_cancel(cancel)
+                _replace_folder(tmp, target)
+            else:
+                _write_file(fmt, arr, geometry, volume, tmp, table, report, cancel)
+                check_cancel(cancel)
+                os.replace(tmp, target)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
+    report(1.0, f"Wrote {target.name}")
+    return target
+
+
+def _write_file(fmt: str, arr: np.ndarray, geometry: Geometry, volume: Optional[Volume], tmp: Path,
+                table: LabelTable, report, cancel) -> None:
+    if fmt == "nifti":
+        from .nifti import write_nifti_labels
+        write_nifti_labels(arr, geometry, tmp)
+    elif fmt in ("nrrd", "mha"):
+        from .sitk_io import write_nrrd_labels
+        write_nrrd_labels(arr, geometry, tmp)
+    elif fmt == "seg-nrrd":
+        from .seg_nrrd import write_seg_nrrd
+        write_seg_nrrd(arr, geometry, tmp, table)
+    elif fmt == "dicom-seg":
+        from .dicom_seg import write_dicom_seg
+        if volume is None or volume.format != "dicom":
+            raise UnsupportedFormatError("DICOM SEG can only be written for a scan opened from DICOM (it must "
+                                         "reference the source images). Save as .nii.gz or .seg.nrrd instead.")
+        write_dicom_seg(arr, volume, tmp, table, progress=report, cancel=cancel)
+    else:
+        raise UnsupportedFormatError(f"Unknown label format '{fmt}'.")
+
+
+def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
+                table: LabelTable = DEFAULT_TABLE) -> np.ndarray:
+    """Read a label map as a canonical ``uint8 (z, y, x)`` array.
+
+    Parameters
+    ----------
+    path
+        NIfTI, NRRD, MHA, ``.seg.nrrd``, DICOM SEG (needs a DICOM ``reference``) or a
+        folder of PNG slices (geometry taken from ``reference``).
+    reference
+        The scan the labels belong to. When given, a label map on another voxel grid
+        raises :class:`~engine.errors.GeometryMismatchError`.
+    """
+    from .detect import detect_format
+    p = check_readable(path)
+    ref_geom = reference.geometry if isinstance(reference, Volume) else reference
+    fmt = detect_format(p)
+    geometry: Optional[Geometry]
+    if fmt == "nifti":
+        from .nifti import read_nifti_labels
+        arr, geometry = read_nifti_labels(p)
+    elif fmt == "seg-nrrd":
+        from .seg_nrrd import read_seg_nrrd
+        arr, geometry = read_seg_nrrd(p, table)
+    elif fmt in ("nrrd", "mha", "mhd"):
+        from .sitk_io import read_sitk_labels
+        arr, geometry = read_sitk_labels(p)
+    elif fmt == "dicom":
+        from .dicom_seg import read_dicom_seg
+        if not isinstance(reference, Volume) or reference.format != "dicom":
+            raise LungLensError("A DICOM SEG file can be read only together with the DICOM scan it refers to: "
+                                "open that scan first.")
+        arr, geometry = read_dicom_seg(p, reference, table), reference.geometry
+    elif fmt in ("png", "png-labels", "jpeg", "image"):
+        from .images import read_png_labels
+        folder = p if p.is_dir() else None
+        if folder is None:
+            raise UnsupportedFormatError(f"{p.name}: single-image label files are not supported; "
+                                         "give the folder of label slices.")
+        arr, geometry = read_png_labels(folder)
+        if geometry is None or ref_geom is not None:
+            geometry = ref_geom if ref_geom is not None and ref_geom.shape == arr.shape else geometry
+    else:
+        raise UnsupportedFormatError(f"{p.name}: not a label map format LungLens reads.")
+    arr = _to_uint8_labels(arr, p)
+    if ref_geom is not None:
+        if geometry is None or not ref_geom.same_grid(geometry, tol=1e-2) or arr.shape != ref_geom.shape:
+            got = f"shape {arr.shape}" + (f", spacing {tuple(round(s, 3) for s in geometry.spacing)}, origin "
+                                          f"{tuple(round(o, 2) for o in geometry.origin)}" if geometry else "")
+            raise GeometryMismatchError(
+                f"The labels in {p.name} ({got}) do not lie on the scan's voxel grid (shape {ref_geom.shape}, "
+                f"spacing {tuple(round(s, 3) for s in ref_geom.spacing)}, origin "
+                f"{tuple(round(o, 2) for o in ref_geom.origin)}). Open the scan they were made for.")
+    return arr
+
+
+def _to_uint8_labels(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise CorruptFileError(f"{path.name} holds NaN or infinite values: it is not a label map.")
+    if arr.size and (arr.min() < 0 or arr.max() > 255 or not np.array_equal(np.round(arr), arr)):
+        raise CorruptFileError(f"{path.name} holds values outside 0..255 or fractions: it is not a label map.")
+    return np.ascontiguousarray(arr.astype(np.uint8))

@@ -1,0 +1,150 @@
+"""NIfTI-1/-2 (``.nii``, ``.nii.gz``) reader and label writer (nibabel).
+
+Reading streams the voxel data: nibabel parses the header, then the data block
+(always Fortran order, so one ``z`` slice is one contiguous ``(y, x)`` C block) is
+read in slabs of about 8 MB straight into the preallocated canonical array. A
+``.nii.gz`` is decompressed once, front to back; nothing holds a second full copy.
+
+- 4D (or more): the first volume is read, with a warning.
+- 2D: a one-slice volume.
+- ``scl_slope``/``scl_inter`` are applied; integer HU end up ``int16``,
+  fractional values ``float32``; ``uint8`` data stays ``uint8`` with ``is_hu=False``.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Optional
+
+import nibabel as nib
+import numpy as np
+
+from ..errors import CorruptFileError, UnsupportedFormatError
+from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..types import Geometry, Volume
+from ._common import IntensityBuffer, guard_size, read_exact, slab_size, wrap_errors
+from .orientation import canonicalize, plan_orientation
+
+__all__ = ["read_nifti", "write_nifti_labels", "read_nifti_labels"]
+
+
+def _header_geometry(img: nib.Nifti1Image, shape_xyz: tuple[int, int, int], warnings: list[str],
+                     name: str) -> Geometry:
+    affine = np.asarray(img.affine, dtype=float)
+    shape_zyx = shape_xyz[::-1]
+    m = affine[:3, :3]
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(m)) < 1e-12:
+        zooms = [float(z) if np.isfinite(z) and z > 0 else 1.0 for z in img.header.get_zooms()[:3]]
+        zooms += [1.0] * (3 - len(zooms))
+        warnings.append(f"{name}: the orientation in the header is invalid; assumed an axial LPS grid "
+                        f"with spacing {zooms} mm.")
+        return Geometry(shape=shape_zyx, spacing=tuple(zooms[::-1]))
+    return Geometry.from_affine_ras(affine, shape=shape_zyx)
+
+
+def _open_raw(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
+               cancel: Optional[CancelLike] = None) -> Volume:
+    """Read a NIfTI file into a canonical :class:`Volume` (see the module doc)."""
+    path = Path(path)
+    report = as_progress(progress)
+    warnings: list[str] = []
+    with wrap_errors(path, "NIfTI file"):
+        img = nib.load(str(path))
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise UnsupportedFormatError(f"{path.name} is not a single-file NIfTI image.")
+        hdr = img.header
+        full_shape = tuple(int(s) for s in hdr.get_data_shape())
+        dtype = hdr.get_data_dtype()
+        if dtype.fields is not None or dtype.kind == "c":
+            raise UnsupportedFormatError(f"{path.name} stores {dtype} voxels (colour or complex); "
+                                         "LungLens reads grey-level scans only.")
+        if len(full_shape) == 0:
+            raise CorruptFileError(f"{path.name}: the header gives no image dimensions.")
+        guard_size(full_shape, dtype.itemsize, path)
+        if len(full_shape) > 3:
+            n_extra = int(np.prod(full_shape[3:]))
+            if n_extra > 1:
+                warnings.append(f"{path.name} is {len(full_shape)}D with {n_extra} volumes; "
+                                "only the first volume is shown.")
+        shape_xyz = (tuple(full_shape[:3]) + (1, 1, 1))[:3]
+        if len(full_shape) < 3:
+            shape_xyz = (full_shape + (1, 1))[:2] + (1,)
+        nx, ny, nz = shape_xyz
+        slope = float(getattr(img.dataobj, "slope", 1.0))
+        inter = float(getattr(img.dataobj, "inter", 0.0))
+        scaled = slope != 1.0 or inter != 0.0
+        source_geom = _header_geometry(img, shape_xyz, warnings, path.name)
+        plan = plan_orientation(source_geom)
+        is_hu = not (dtype == np.uint8 and not scaled)
+        buffer = IntensityBuffer(plan, np.uint8 if not is_hu else np.int16)
+        proxy = img.dataobj
+        offset = int(getattr(proxy, "offset", hdr.get_data_offset()))
+        if getattr(proxy, "order", "F") != "F":
+            raise UnsupportedFormatError(f"{path.name}: unexpected data order.")
+        dt = dtype
+        slice_bytes = nx * ny * dt.itemsize
+        step = slab_size(slice_bytes)
+        raw = np.empty(step * nx * ny, dtype=dt)
+        with _open_raw(path) as f:
+            f.seek(offset)
+            for k0 in range(0, nz, step):
+                check_cancel(cancel)
+                n = min(step, nz - k0)
+                chunk = raw[: n * nx * ny]
+                read_exact(f, memoryview(chunk), path)
+                slab = chunk.reshape(n, ny, nx)
+                if not dt.isnative:
+                    slab = slab.astype(dt.newbyteorder("="))
+                if scaled:
+                    slab = slab.astype(np.float64 if dt.itemsize > 4 else np.float32) * np.float32(slope) \
+                        + np.float32(inter)
+                buffer.put(slab, k0)
+                report((k0 + n) / nz, f"Reading {path.name}")
+        array = buffer.finish(warnings, path)
+    geometry = plan.canonical_geometry()
+    meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else "",
+            "nifti_descrip": _descrip(hdr)}
+    return Volume(array=array, geometry=geometry, is_hu=is_hu, source=str(path), format="nifti",
+                  meta=meta, warnings=warnings)
+
+
+def _descrip(hdr) -> str:
+    try:
+        return bytes(hdr["descrip"]).split(b"\0")[0].decode("latin-1")
+    except Exception:  # noqa: BLE001 - cosmetic field
+        return ""
+
+
+def write_nifti_labels(labels: np.ndarray, geometry: Geometry, path: str | Path) -> None:
+    """Write a canonical ``(z, y, x)`` uint8 label map as NIfTI with the RAS affine of ``geometry``."""
+    affine = geometry.affine_ras()
+    img = nib.Nifti1Image(np.asarray(labels, dtype=np.uint8).T, affine)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    img.header.set_intent("label", name="lunglens")
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = b"LungLens labels 0 bg 1 GGO 2 consol 3 effusion"
+    nib.save(img, str(path))
+
+
+def read_nifti_labels(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read a NIfTI label map; returns the canonical uint8 array and its geometry."""
+    path = Path(path)
+    with wrap_errors(path, "NIfTI label file"):
+        img = nib.load(str(path))
+        shape = tuple(int(s) for s in img.header.get_data_shape())
+        guard_size(shape, img.header.get_data_dtype().itemsize, path)
+        data = np.asanyarray(img.dataobj)
+        while data.ndim > 3:
+            data = data[..., 0]
+        while data.ndim < 3:
+            data = data[..., None]
+        geom = _header_geometry(img, tuple(data.shape), [], path.name)
+        source = np.ascontiguousarray(data.T)
+    arr, geometry, _ = canonicalize(source, geom)
+    return arr, geometry

@@ -1,0 +1,116 @@
+"""NRRD, MHA and MHD through SimpleITK: volume reader, label reader and NRRD label writer.
+
+SimpleITK reports geometry in LPS with direction columns per index axis, which is
+exactly :class:`~engine.types.Geometry`'s convention. The header is read first
+(``ReadImageInformation``) so an absurd size is refused before any allocation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import CorruptFileError, UnsupportedFormatError
+from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..types import Geometry, Volume
+from ._common import IntensityBuffer, guard_size, slab_size, wrap_errors
+from .orientation import canonicalize, plan_orientation
+
+__all__ = ["read_sitk", "read_sitk_labels", "write_nrrd_labels", "geometry_from_sitk"]
+
+
+def geometry_from_sitk(img: "sitk.Image | sitk.ImageFileReader", shape_zyx: tuple[int, int, int]) -> Geometry:
+    """Geometry (first three dimensions) of a SimpleITK image or file reader."""
+    dim = img.GetDimension()
+    spacing = list(img.GetSpacing())[:3] + [1.0] * max(0, 3 - dim)
+    origin = list(img.GetOrigin())[:3] + [0.0] * max(0, 3 - dim)
+    d = np.asarray(img.GetDirection(), dtype=float).reshape(dim, dim)
+    direction = np.eye(3)
+    m = min(dim, 3)
+    direction[:m, :m] = d[:m, :m]
+    return Geometry(shape=shape_zyx, spacing=tuple(spacing[::-1]), origin=tuple(origin), direction=direction)
+
+
+def _source_array(path: Path, warnings: list[str]) -> tuple[np.ndarray, Geometry, sitk.Image]:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = tuple(int(s) for s in reader.GetSize())
+    ncomp = int(reader.GetNumberOfComponents())
+    pixel_name = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    pixel_bytes = next((b for bits, b in (("64", 8), ("32", 4), ("16", 2)) if bits in pixel_name), 1)
+    guard_size(size + (ncomp,), pixel_bytes, path)
+    if len(size) > 3 and int(np.prod(size[3:])) > 1:
+        warnings.append(f"{path.name} has {len(size)} dimensions; only the first 3D volume is shown.")
+        index = [0] * len(size)
+        extract = list(size[:3]) + [0] * (len(size) - 3)
+        reader.SetExtractIndex(index)
+        reader.SetExtractSize(extract)
+    img = reader.Execute()
+    if img.GetDimension() > 3:
+        img = sitk.Extract(img, list(img.GetSize()[:3]) + [0] * (img.GetDimension() - 3),
+                           [0] * img.GetDimension())
+    if img.GetNumberOfComponentsPerPixel() > 1:
+        warnings.append(f"{path.name} has {img.GetNumberOfComponentsPerPixel()} components per voxel; "
+                        "only the first is shown.")
+        img = sitk.VectorIndexSelectionCast(img, 0)
+    arr = sitk.GetArrayViewFromImage(img)
+    if arr.dtype.kind == "c":
+        raise UnsupportedFormatError(f"{path.name} holds complex voxels; LungLens reads grey-level scans.")
+    while arr.ndim < 3:
+        arr = arr[None]
+    geom = geometry_from_sitk(img, tuple(arr.shape))
+    return arr, geom, img
+
+
+def read_sitk(path: str | Path, fmt: str, progress: Optional[ProgressCallback] = None,
+              cancel: Optional[CancelLike] = None) -> Volume:
+    """Read an NRRD/MHA/MHD volume into a canonical :class:`Volume`."""
+    path = Path(path)
+    report = as_progress(progress)
+    warnings: list[str] = []
+    with wrap_errors(path, f"{fmt.upper()} file"):
+        report(0.0, f"Reading {path.name}")
+        arr, geom, img = _source_array(path, warnings)
+        check_cancel(cancel)
+        is_hu = arr.dtype != np.uint8
+        plan = plan_orientation(geom)
+        buffer = IntensityBuffer(plan, np.int16 if is_hu else np.uint8)
+        step = slab_size(arr[0].nbytes)
+        n = arr.shape[0]
+        for k0 in range(0, n, step):
+            check_cancel(cancel)
+            buffer.put(arr[k0:k0 + step], k0)
+            report(min(1.0, (k0 + step) / n), f"Reading {path.name}")
+        array = buffer.finish(warnings, path)
+        del arr, img
+    meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else ""}
+    return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(path),
+                  format=fmt, meta=meta, warnings=warnings)
+
+
+def read_sitk_labels(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read a label map (NRRD/MHA); the canonical array (any integer dtype) and its geometry."""
+    path = Path(path)
+    with wrap_errors(path, "label file"):
+        arr, geom, _img = _source_array(path, [])
+        arr = np.array(arr)
+    out, geometry, _ = canonicalize(arr, geom)
+    return out, geometry
+
+
+def write_nrrd_labels(labels: np.ndarray, geometry: Geometry, path: str | Path) -> None:
+    """Write a canonical uint8 label map as compressed NRRD (LPS space, ITK conventions)."""
+    img = sitk.GetImageFromArray(np.ascontiguousarray(labels, dtype=np.uint8))
+    img.SetSpacing(geometry.spacing_xyz)
+    img.SetOrigin(geometry.origin)
+    img.SetDirection(tuple(geometry.direction_matrix.ravel()))
+    writer = sitk.ImageFileWriter()
+    writer.SetFileName(str(path))
+    writer.UseCompressionOn()
+    writer.Execute(img)
+    if not Path(path).exists():
+        raise CorruptFileError(f"SimpleITK did not write {path}.")

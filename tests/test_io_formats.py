@@ -1,0 +1,96 @@
+"""NRRD/MHA (SimpleITK) and PNG/JPG slices and stacks; format detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+from engine import io
+
+
+def _sitk_image(arr, spacing=(0.7, 0.8, 2.0), origin=(5.0, -3.0, 40.0), direction=None):
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    if direction is not None:
+        img.SetDirection(tuple(np.asarray(direction, float).ravel()))
+    return img
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".mhd"])
+@pytest.mark.parametrize("direction", [None, np.diag([-1.0, 1.0, -1.0])])
+def test_sitk_formats_keep_world_positions(tmp_path, suffix, direction):
+    arr = np.random.default_rng(2).permutation(4 * 5 * 6).reshape(4, 5, 6).astype(np.int16) - 900
+    img = _sitk_image(arr, direction=direction)
+    path = tmp_path / f"scan{suffix}"
+    sitk.WriteImage(img, str(path))
+    vol = io.load(path)
+    assert vol.format == suffix[1:] and vol.array.dtype == np.int16 and vol.is_hu
+    assert vol.geometry.orientation_code() == "LPS"
+    for value in arr.ravel()[[0, 17, 119]]:
+        k, j, i = np.argwhere(arr == value)[0]
+        world = img.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))
+        zyx = np.argwhere(vol.array == value)[0]
+        assert np.allclose(vol.geometry.index_to_world(zyx), world)
+
+
+def test_nrrd_float_with_nan(tmp_path):
+    arr = np.full((2, 3, 4), -500.5, dtype=np.float32)
+    arr[0, 0, 0] = np.nan
+    sitk.WriteImage(_sitk_image(arr), str(tmp_path / "f.nrrd"))
+    vol = io.load(tmp_path / "f.nrrd")
+    assert vol.array.dtype == np.float32 and np.all(np.isfinite(vol.array))
+    assert vol.warnings
+
+
+def test_single_png_is_one_grey_slice(tmp_path):
+    rgb = np.zeros((7, 9, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    vol = io.load(tmp_path / "a.png")
+    assert vol.shape == (1, 7, 9) and vol.array.dtype == np.uint8 and not vol.is_hu
+    assert vol.array[0, 0, 0] == round(0.299 * 255)  # luminance of pure red
+    assert vol.geometry.spacing_known is False
+
+
+def test_stack_is_ordered_by_number_in_name(tmp_path):
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    for n in (1, 2, 10, 11, 100):
+        Image.fromarray(np.full((5, 6), n, dtype=np.uint8)).save(folder / f"a{n}.png")
+    (folder / "README.txt").write_text("not an image")
+    vol = io.load(folder)
+    assert vol.format == "png" and vol.shape == (5, 5, 6)
+    assert list(vol.array[:, 0, 0]) == [1, 2, 10, 11, 100]
+    assert vol.geometry.spacing_known is False
+
+
+def test_stack_of_jpegs(tmp_path):
+    folder = tmp_path / "jpg"
+    folder.mkdir()
+    for n in range(3):
+        Image.fromarray(np.full((8, 8), 40 * n + 20, dtype=np.uint8)).save(folder / f"{n + 1}.jpeg", quality=95)
+    vol = io.load(folder)
+    assert vol.format == "jpeg"
+    assert np.allclose(vol.array[:, 4, 4], [20, 60, 100], atol=2)
+
+
+def test_real_radiopaedia_stack(shared_data):
+    folder = shared_data / "radiopaedia_covid_stacks" / "case_74867"
+    if not folder.is_dir():
+        pytest.skip("case_74867 not available")
+    vol = io.load(folder)
+    names = sorted((p.name for p in folder.glob("*.jpeg")), key=lambda n: int(n.split(".")[0]))
+    assert vol.shape[0] == len(names)
+    second = np.asarray(Image.open(folder / names[1]).convert("L"))
+    assert np.array_equal(vol.array[1], second)
+    assert vol.meta["image_files"][9].endswith("/10.jpeg")
+
+
+def test_content_wins_over_extension(tmp_path):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "x.png").rename(tmp_path / "looks_like.nii")
+    assert io.detect_format(tmp_path / "looks_like.nii") == "png"
+    assert io.load(tmp_path / "looks_like.nii").shape == (1, 4, 4)

@@ -1,0 +1,141 @@
+"""save_labels / load_labels: round trips, alignment with SimpleITK, atomic writes, source guard."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import dicom_factory as F
+from engine import io
+from engine.errors import GeometryMismatchError, OverwriteError, UnsupportedFormatError
+from engine.types import Geometry
+
+LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def _labels(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 4, size=shape).astype(np.uint8)
+
+
+@pytest.fixture
+def dicom_volume(tmp_path):
+    F.ct_series(tmp_path / "scan", n=5, rows=12, cols=10)
+    return io.load(tmp_path / "scan")
+
+
+@pytest.fixture
+def nifti_volume(tmp_path):
+    data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(6, 5, 4)
+    affine = np.array([[0, 0, 2.0, -10], [0.8, 0, 0, 20], [0, 0.7, 0, 5], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(data, affine), str(tmp_path / "scan.nii.gz"))
+    return io.load(tmp_path / "scan.nii.gz")
+
+
+FILE_FORMATS = ["labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha", "labels_png"]
+
+
+@pytest.mark.parametrize("name", FILE_FORMATS)
+@pytest.mark.parametrize("volume_fixture", ["dicom_volume", "nifti_volume"])
+def test_round_trip_identical_voxels_and_geometry(tmp_path, request, name, volume_fixture):
+    vol = request.getfixturevalue(volume_fixture)
+    labels = _labels(vol.shape)
+    out = io.save_labels(labels, vol, tmp_path / "out" / name)
+    back = io.load_labels(out, reference=vol)
+    assert back.dtype == np.uint8 and np.array_equal(back, labels)
+    if not name.endswith("png"):
+        again = io.load(out)
+        assert again.geometry.same_grid(vol.geometry, tol=1e-4)
+        assert np.array_equal(again.array, labels)
+
+
+def test_png_folder_layout(tmp_path, dicom_volume):
+    labels = _labels(dicom_volume.shape)
+    out = io.save_labels(labels, dicom_volume.geometry, tmp_path / "pngs")
+    files = sorted(p.name for p in out.iterdir())
+    assert files[:2] == ["labels.json", "slice_0000.png"] and len(files) == dicom_volume.shape[0] + 1
+    # written again over our own export: allowed, atomic
+    io.save_labels(np.zeros_like(labels), dicom_volume.geometry, out)
+    assert not io.load_labels(out, reference=dicom_volume.geometry).any()
+
+
+def test_nifti_labels_align_with_scan_in_world(tmp_path, nifti_volume):
+    labels = np.zeros(nifti_volume.shape, np.uint8)
+    labels[1, 2, 3] = 2
+    out = io.save_labels(labels, nifti_volume, tmp_path / "l.nii.gz")
+    img = nib.load(str(out))
+    ijk = np.argwhere(np.asarray(img.dataobj) == 2)[0]
+    world_lps = LPS[:3, :3] @ (img.affine @ np.r_[ijk, 1])[:3]
+    assert np.allclose(world_lps, nifti_volume.geometry.index_to_world((1, 2, 3)))
+    assert img.header.get_intent()[0] == "label"
+
+
+def test_saved_labels_have_the_affine_simpleitk_computes(tmp_path, dicom_99):
+    vol = io.load(dicom_99)
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[10, 100, 300] = 1  # a marker voxel where the scan has a known value
+    out = io.save_labels(labels, vol, tmp_path / "chest.nii.gz")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(dicom_99)))
+    img = reader.Execute()
+    # RAS affine built from SimpleITK's direction/spacing/origin
+    d = np.asarray(img.GetDirection()).reshape(3, 3)
+    sitk_affine = np.eye(4)
+    sitk_affine[:3, :3] = d * np.asarray(img.GetSpacing())[None, :]
+    sitk_affine[:3, 3] = img.GetOrigin()
+    sitk_affine = LPS @ sitk_affine
+    nii = nib.load(str(out))
+    # compare the world positions of the 8 corners (allowing for axis flips)
+    shape = np.asarray(nii.shape)
+    corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)])
+    world_nii = (nii.affine @ np.c_[corners, np.ones(8)].T).T[:, :3]
+    world_sitk = (sitk_affine @ np.c_[corners, np.ones(8)].T).T[:, :3]
+    assert {tuple(np.round(w, 2)) for w in world_nii} == {tuple(np.round(w, 2)) for w in world_sitk}
+    assert np.allclose(nii.affine, sitk_affine, atol=1e-3)
+    # content: the marker lands on the same scan voxel in SimpleITK's physical space
+    ijk = np.argwhere(np.asarray(nii.dataobj) == 1)[0]
+    world = LPS[:3, :3] @ (nii.affine @ np.r_[ijk, 1])[:3]
+    idx = img.TransformPhysicalPointToIndex(tuple(world))
+    assert img[idx] == vol.array[10, 100, 300]
+
+
+def test_refuses_to_overwrite_source(tmp_path, dicom_volume, nifti_volume):
+    with pytest.raises(OverwriteError):
+        io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, nifti_volume.source)
+    with pytest.raises(OverwriteError):
+        io.save_labels(np.zeros(dicom_volume.shape, np.uint8), dicom_volume,
+                       tmp_path / "scan" / "labels.nii.gz")
+    assert not (tmp_path / "scan" / "labels.nii.gz").exists()
+
+
+def test_write_is_atomic_and_leaves_no_temp_file(tmp_path, nifti_volume, monkeypatch):
+    target = tmp_path / "keep.nii.gz"
+    io.save_labels(np.ones(nifti_volume.shape, np.uint8), nifti_volume, target)
+    before = target.read_bytes()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(nib, "save", boom)
+    with pytest.raises(Exception, match="disk full"):
+        io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["keep.nii.gz", "scan.nii.gz"]
+
+
+def test_geometry_mismatch(tmp_path, nifti_volume, dicom_volume):
+    out = io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "a.nii.gz")
+    with pytest.raises(GeometryMismatchError):
+        io.load_labels(out, reference=dicom_volume)
+    shifted = Geometry(shape=nifti_volume.shape, spacing=nifti_volume.spacing,
+                       origin=tuple(np.asarray(nifti_volume.geometry.origin) + 5.0),
+                       direction=nifti_volume.geometry.direction)
+    with pytest.raises(GeometryMismatchError):
+        io.load_labels(out, reference=shifted)
+    with pytest.raises(GeometryMismatchError):
+        io.save_labels(np.zeros((2, 2, 2), np.uint8), nifti_volume, tmp_path / "b.nii.gz")
+
+
+def test_unknown_label_extension(tmp_path, nifti_volume):
+    with pytest.raises(UnsupportedFormatError):
+        io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "x.xyz")

@@ -1,0 +1,113 @@
+"""NIfTI reading: orientation, scaling, dtypes, 2D/4D, non-finite voxels, progress and cancel."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from engine import io
+from engine.errors import CancelledError
+from engine.progress import CancelToken
+
+LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def _save(tmp_path, data_xyz, affine, name="scan.nii.gz", slope=None, inter=None, dtype=None):
+    img = nib.Nifti1Image(data_xyz, affine, dtype=dtype)
+    if slope is not None:
+        img.header.set_slope_inter(slope, inter)
+    path = tmp_path / name
+    nib.save(img, str(path))
+    return path
+
+
+def _ras_world(affine, ijk):
+    return (affine @ np.r_[ijk, 1.0])[:3]
+
+
+@pytest.mark.parametrize("affine", [
+    np.diag([0.7, 0.8, 2.5, 1.0]),                      # RAS+: x -> right, y -> anterior
+    np.diag([-0.7, -0.8, 2.5, 1.0]),                    # LPS already
+    np.array([[0, 0, -2.0, 5], [0.7, 0, 0, -3], [0, -0.8, 0, 40], [0, 0, 0, 1]]),  # permuted, sagittal-ish
+])
+@pytest.mark.parametrize("name", ["scan.nii", "scan.nii.gz"])
+def test_orientation_and_world_positions(tmp_path, affine, name):
+    rng = np.random.default_rng(1)
+    data = rng.permutation(6 * 5 * 4).reshape(6, 5, 4).astype(np.int16) - 500
+    affine = affine.copy()
+    affine[:3, 3] += (11.0, -7.0, 3.0)
+    vol = io.load(_save(tmp_path, data, affine, name))
+    assert vol.format == "nifti" and vol.array.dtype == np.int16 and vol.is_hu
+    assert vol.geometry.orientation_code() == "LPS"
+    for value in data.ravel()[[0, 7, 50, 119]]:
+        ijk = np.argwhere(data == value)[0]
+        zyx = np.argwhere(vol.array == value)[0]
+        world_lps = LPS[:3, :3] @ _ras_world(affine, ijk)
+        assert np.allclose(vol.geometry.index_to_world(zyx), world_lps, atol=1e-4)
+    assert sorted(vol.array.ravel()) == sorted(data.ravel())
+
+
+def test_slope_applied_and_dtype(tmp_path):
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    vol = io.load(_save(tmp_path, data, np.eye(4), slope=2.0, inter=-1024.0))
+    assert vol.array.dtype == np.int16
+    assert vol.array.min() == -1024 and vol.array.max() == 2 * 23 - 1024
+    vol = io.load(_save(tmp_path, data, np.eye(4), "half.nii", slope=0.5, inter=0.0))
+    assert vol.array.dtype == np.float32
+    assert vol.array.max() == pytest.approx(11.5)
+
+
+def test_float_integral_becomes_int16_and_fractional_stays_float(tmp_path):
+    data = (np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 1000)
+    assert io.load(_save(tmp_path, data, np.eye(4), "int.nii")).array.dtype == np.int16
+    vol = io.load(_save(tmp_path, data + 0.25, np.eye(4), "frac.nii"))
+    assert vol.array.dtype == np.float32 and vol.array.min() == pytest.approx(-999.75)
+
+
+def test_uint8_is_not_hu(tmp_path):
+    data = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    vol = io.load(_save(tmp_path, data, np.eye(4), "u8.nii"))
+    assert vol.array.dtype == np.uint8 and not vol.is_hu
+
+
+def test_4d_gives_first_volume_with_warning(tmp_path):
+    data = np.zeros((4, 3, 2, 3), dtype=np.int16)
+    data[..., 0] = 7
+    data[..., 1:] = 9
+    vol = io.load(_save(tmp_path, data, np.eye(4), "four.nii.gz"))
+    assert vol.shape == (2, 3, 4)
+    assert np.all(vol.array == 7)
+    assert any("first volume" in w for w in vol.warnings)
+
+
+def test_2d_is_one_slice(tmp_path):
+    data = np.arange(12, dtype=np.int16).reshape(4, 3)
+    vol = io.load(_save(tmp_path, data, np.diag([-1.0, -1.0, 1.0, 1.0]), "two.nii"))
+    assert vol.shape == (1, 3, 4)
+    assert vol.array[0, 2, 3] == data[3, 2]
+
+
+def test_nan_and_inf_are_replaced_with_warning(tmp_path):
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 10.5
+    data[0, 0, 0] = np.nan
+    data[1, 1, 1] = np.inf
+    data[1, 2, 1] = -np.inf
+    vol = io.load(_save(tmp_path, data, np.diag([-1.0, -1.0, 1.0, 1.0]), "nan.nii"))
+    assert np.all(np.isfinite(vol.array))
+    assert vol.array[0, 0, 0] == pytest.approx(-9.5)  # lowest finite (voxel 0 was NaN)
+    assert vol.array[1, 1, 1] == pytest.approx(12.5)   # highest finite
+    assert vol.array[1, 2, 1] == pytest.approx(-9.5)
+    assert any("NaN or infinite" in w for w in vol.warnings)
+
+
+def test_progress_and_cancel(tmp_path):
+    data = np.zeros((64, 64, 40), dtype=np.int16)
+    path = _save(tmp_path, data, np.eye(4), "p.nii")
+    seen = []
+    io.load(path, progress=lambda f, m: seen.append(f))
+    assert seen and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(CancelledError):
+        io.load(path, cancel=token)
