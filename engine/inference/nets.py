@@ -1,0 +1,242 @@
+"""Models as the predictor uses them: resolved from the registry, on a device, with
+their input contract (channels, size, multiple) at hand.
+
+The model I/O contract is :mod:`engine.models.registry`'s: input ``(B, C, H, W)``
+float in [0, 1], ``C = card.in_channels``; segmentation logits ``(B, K, H, W)``;
+finding classifier ``(B, 3)`` logits; COVID classifier ``(B, 1)`` logit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ModelError
+from ..labels import CONSOLIDATION, EFFUSION, FINDINGS, GGO
+
+#: model class name -> LungLens label value. A binary model's "infection" class is
+#: shown as GGO, the most frequent finding (Prediction.notes says so).
+CLASS_TO_LABEL: dict[str, int] = {"ggo": GGO, "consolidation": CONSOLIDATION, "effusion": EFFUSION,
+                                  "pleural_effusion": EFFUSION, "infection": GGO}
+
+#: what a caller may pass for a model: a registry name, a loaded model, None (the
+#: default for the task) or False (no model of that kind)
+ModelSpec = Union[None, bool, str, Any]
+
+HU_LOW, HU_HIGH = -1350.0, 150.0
+
+
+def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when an NVIDIA GPU is usable, else CPU."""
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("CUDA was requested but no usable NVIDIA GPU was found: run on the CPU (--device cpu).")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ModelError(f"Unknown device '{device}': use auto, cpu or cuda.")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> Optional[torch.dtype]:
+    """Mixed-precision dtype for ``device``: bf16 (or fp16) on CUDA, none on CPU.
+
+    On this project's CPUs, bf16 autocast measured no faster than float32 with
+    channels-last convolutions, so the CPU path stays in float32.
+    """
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@dataclass
+class Net:
+    """A model ready to run, with what the predictor needs to feed it."""
+
+    role: str
+    module: nn.Module
+    name: str
+    version: str
+    architecture: str
+    in_channels: int
+    input_size: tuple[int, int]
+    classes: tuple[str, ...]
+    multiple: int = 32
+    #: True when extra input channels are neighbouring slices (card.extra["channels"]
+    #: == "neighbours"); otherwise a 1-channel slice is repeated
+    neighbours: bool = False
+    #: False once the model refused a cropped input: it then always gets the whole slice
+    can_crop: bool = True
+    val_metrics: dict = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "architecture": self.architecture,
+                "input_size": list(self.input_size)}
+
+    def label_map(self) -> np.ndarray:
+        """LungLens label value of each output class (0 for background/unknown)."""
+        return np.array([CLASS_TO_LABEL.get(c.lower(), 0) for c in self.classes], dtype=np.uint8)
+
+
+_TASK_OF_ROLE = {"segmentation": "segmentation", "findings": "findings", "covid": "covid", "lung": "lung"}
+
+
+def load_net(spec: ModelSpec, role: str, device: torch.device, channels_last: bool = True,
+             required: bool = False) -> Optional[Net]:
+    """Resolve ``spec`` for ``role`` to a :class:`Net` on ``device``.
+
+    Parameters
+    ----------
+    spec
+        Registry name (or weights path), an object with ``module`` and ``card``
+        attributes (a :class:`engine.models.registry.LoadedModel`), ``None`` for the
+        registry default of the task, or ``False`` for none.
+    role
+        ``"segmentation"``, ``"findings"``, ``"covid"`` or ``"lung"``.
+    required
+        When False, a missing *default* model gives ``None`` instead of an error.
+
+    Raises
+    ------
+    ModelError
+        The named model does not exist, does not load, or is for another task.
+    """
+    if spec is False:
+        return None
+    if spec is None or spec is True:
+        from ..models import registry
+        name = registry.default_model(_TASK_OF_ROLE[role])
+        try:
+            loaded = registry.load(name, device=device)
+        except ModelError:
+            if required:
+                raise
+            return None
+    elif isinstance(spec, (str,)) or hasattr(spec, "__fspath__"):
+        from ..models import registry
+        loaded = registry.load(spec, device=device)
+    elif hasattr(spec, "module") and hasattr(spec, "card"):
+        loaded = spec
+    else:
+        raise ModelError(f"Cannot use {spec!r} as a {role} model: give a registry name or a loaded model.")
+    card = loaded.card
+    if card.task != _TASK_OF_ROLE[role]:
+        raise ModelError(f"Model '{card.name}' is a {card.task} model, not a {role} model.")
+    module = fuse_conv_bn(loaded.module.to(device).eval(), int(card.in_channels), device)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    extra = getattr(card, "extra", {}) or {}
+    return Net(role=role, module=module, name=card.name, version=str(card.version),
+               architecture=card.architecture, in_channels=int(card.in_channels),
+               input_size=tuple(int(v) for v in card.input_size), classes=tuple(card.classes),
+               multiple=int(extra.get("multiple", 32)), neighbours=extra.get("channels") == "neighbours",
+               val_metrics=dict(getattr(card, "val_metrics", {}) or {}))
+
+
+def fuse_conv_bn(module: nn.Module, in_channels: int, device: torch.device) -> nn.Module:
+    """Fold batch-norm layers into the convolutions before them (eval mode only).
+
+    Uses ``torch.fx`` tracing; a model that cannot be traced, or whose fused outputs
+    differ from the original's, is returned unchanged. Saves the batch-norm passes
+    (about a sixth of a U-Net's CPU time).
+    """
+    if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
+        return module
+    try:
+        from torch.fx.experimental.optimization import fuse
+        fused = fuse(module)
+        x = torch.rand(1, in_channels, 64, 64, device=device)
+        with torch.inference_mode():
+            a, b = module(x), fused(x)
+        if a.shape != b.shape or not torch.allclose(a, b, atol=1e-3, rtol=1e-3):
+            return module
+        return fused.eval()
+    except Exception:  # noqa: BLE001 - tracing fails on data-dependent control flow: keep the model
+        return module
+
+
+def argmax_channels(p: torch.Tensor) -> torch.Tensor:
+    """``p.argmax(1)`` for few channels, fast for any memory layout (ties go to the lower class)."""
+    best = p[:, 0]
+    idx = torch.zeros(best.shape, dtype=torch.uint8, device=p.device)
+    for k in range(1, p.shape[1]):
+        more = p[:, k] > best
+        idx[more] = k
+        best = torch.maximum(best, p[:, k])
+    return idx
+
+
+def to_unit(slices: torch.Tensor, is_hu: bool) -> torch.Tensor:
+    """Model input normalisation (DESIGN.md): HU clipped to [-1350, 150] -> [0, 1]; 8-bit / 255."""
+    x = slices.to(torch.float32)
+    if is_hu:
+        return (x.clamp(HU_LOW, HU_HIGH) - HU_LOW) / (HU_HIGH - HU_LOW)
+    return x / 255.0
+
+
+def channels(unit: torch.Tensor, net: Net, zs: np.ndarray, index: dict[int, int]) -> torch.Tensor:
+    """Input channels for ``net`` of slices ``zs``: ``unit`` holds the slices named by ``index``.
+
+    Returns ``(n, C, Y, X)``. Neighbouring-slice models get slices ``z-k..z+k``
+    (clamped to the slices present in ``unit``); others a repeated slice.
+    """
+    c = net.in_channels
+    if c == 1 or not net.neighbours:
+        x = unit[[index[int(z)] for z in zs]].unsqueeze(1)
+        return x if c == 1 else x.expand(-1, c, -1, -1)
+    k = c // 2
+    rows = []
+    for z in zs:
+        ids = []
+        for dz in range(-k, c - k):
+            zz = int(z) + dz
+            ids.append(index[zz] if zz in index else index[int(z)])
+        rows.append(ids)
+    return unit[torch.as_tensor(rows, device=unit.device)]
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of ``(n, C, h, w)`` to ``size`` (antialiased when shrinking)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def aligned_box(box: tuple[int, int, int, int], full: tuple[int, int], size: tuple[int, int],
+                multiple: int) -> tuple[int, int, int, int]:
+    """Box in model-input pixels covering slice box ``box``, snapped outwards to ``multiple``.
+
+    ``full`` is the slice size (Y, X) and ``size`` the model input size (H, W): the crop
+    is taken from the slice resized to the model's scale, so the model sees lungs at
+    the scale it was trained at.
+    """
+    y0, y1, x0, x1 = box
+    (ny, nx), (h, w) = full, size
+
+    def snap(a: int, b: int, n: int, m: int) -> tuple[int, int]:
+        lo = int(np.floor(a * m / n))
+        hi = int(np.ceil(b * m / n))
+        lo = (lo // multiple) * multiple
+        hi = min(m, -(-hi // multiple) * multiple)
+        if hi - lo < multiple:
+            hi = min(m, lo + multiple)
+            lo = max(0, hi - multiple)
+        return lo, hi
+
+    my0, my1 = snap(y0, y1, ny, h)
+    mx0, mx1 = snap(x0, x1, nx, w)
+    return my0, my1, mx0, mx1
+
+
+def finding_channels(net: Net) -> list[list[int]]:
+    """For each finding (GGO, consolidation, effusion) the output classes that map to it."""
+    lm = net.label_map()
+    return [[int(k) for k in np.flatnonzero(lm == lab)] for lab in FINDINGS]

@@ -1,0 +1,388 @@
+"""The :class:`Predictor`: a scan in, the AI reading of it out.
+
+Flow of :meth:`Predictor.iter_predict`
+--------------------------------------
+1. Models are resolved from :mod:`engine.models.registry` once per predictor (the
+   segmentation model is required; the finding, COVID and lung models are used when
+   present, and ``False`` turns one off).
+2. The first slice of the order (the visible one) is segmented alone, on the whole
+   slice, and yielded: the user sees it after one single-slice forward pass.
+3. :func:`engine.inference.roi.find_roi` picks the slices that hold lung and a torso
+   box per slice; the other slices stay background and are not sent to the model.
+4. The remaining slices go through in slabs of ``batch_size``: raw slices are moved to
+   the device, normalised (HU window or /255), resized to the model's input size,
+   cropped to the slab's torso box (snapped to the model's multiple, so the lungs keep
+   the scale the model was trained at), segmented; soft-maxed probabilities are
+   resized back (bilinear) to the slice size, the label is their argmax. The finding
+   classifier runs on the same slices. Each finished slab is yielded as a :class:`Slab`.
+5. Whole-scan finding probabilities and the COVID likelihood are computed and the
+   complete :class:`Prediction` is returned (the generator's return value).
+
+Cancelling (``cancel.is_set()``) is checked before every forward pass: the work stops
+within one batch and raises :class:`~engine.errors.CancelledError`; nothing outside the
+generator has been changed (slabs already delivered are the caller's to discard).
+A CUDA out-of-memory error halves the batch and retries the same slices.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Generator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..labels import FINDING_KEYS, FINDINGS
+from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..types import Volume
+from . import nets as N
+from .order import OrderSpec, slabs, slice_order
+from .result import Prediction, Slab, covid_slices, scan_probabilities
+from .roi import LungROI, find_roi
+
+log = logging.getLogger(__name__)
+
+SlabCallback = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], None]
+
+
+class Predictor:
+    """Segment a scan's findings and estimate how likely each finding is.
+
+    Parameters
+    ----------
+    model_name
+        Segmentation model: registry name, a loaded model, or ``None`` for the default.
+    device
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    findings_model, covid_model
+        Finding classifier and COVID classifier: registry name, loaded model, ``None``
+        (the registry default when its weights are installed) or ``False`` (none).
+    lung_model
+        Lung model for :attr:`Prediction.lung_mask`; ``None`` or ``False`` runs none
+        (the slice selection uses a cheap HU test instead, see :mod:`.roi`).
+    batch_size
+        Slices per forward pass (halved automatically on a CUDA out-of-memory error).
+    amp
+        Mixed precision (bf16, else fp16) on CUDA; the CPU path is float32.
+    threads
+        Torch CPU threads to use (``None`` leaves torch's default). The app passes one
+        fewer than the cores so its GUI thread keeps one.
+    restrict_to_lungs
+        Segment only slices that hold lung (see :mod:`.roi`).
+    crop
+        Feed the model only the torso box of each slab instead of the whole slice.
+    keep_probabilities
+        Keep the uint8 probability maps (236 MB for 512x512x300).
+    """
+
+    def __init__(self, model_name: N.ModelSpec = None, device: str = "auto", findings_model: N.ModelSpec = None,
+                 covid_model: N.ModelSpec = None, lung_model: N.ModelSpec = False, batch_size: int = 8,
+                 amp: bool = True, threads: Optional[int] = None, restrict_to_lungs: bool = True,
+                 crop: bool = True, keep_probabilities: bool = True) -> None:
+        self.device = N.resolve_device(device)
+        self.batch_size = max(1, int(batch_size))
+        self.amp_dtype = N.autocast_dtype(self.device, amp)
+        self.threads = threads
+        self.restrict_to_lungs = restrict_to_lungs
+        self.crop = crop
+        self.keep_probabilities = keep_probabilities
+        self._specs = {"segmentation": model_name, "findings": findings_model, "covid": covid_model,
+                       "lung": lung_model or False}
+        self._nets: Optional[dict[str, Optional[N.Net]]] = None
+        self._batch = self.batch_size
+        self.load_s = 0.0
+        #: number of CUDA out-of-memory errors recovered from (by halving the batch)
+        self.oom_events = 0
+
+    # -- models ---------------------------------------------------------------
+    def load(self) -> dict[str, Optional[N.Net]]:
+        """Load the models (done once; later calls return the cached ones)."""
+        if self._nets is None:
+            t = time.perf_counter()
+            nets = {}
+            for role, spec in self._specs.items():
+                nets[role] = N.load_net(spec, role, self.device, channels_last=True,
+                                        required=(role == "segmentation"))
+            self._nets = nets
+            self.load_s = time.perf_counter() - t
+        return self._nets
+
+    def models(self) -> dict[str, Optional[dict]]:
+        """Role -> description of the model used (``None`` when that role has no model)."""
+        return {role: (net.describe() if net else None) for role, net in self.load().items()}
+
+    # -- public API -----------------------------------------------------------
+    def predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelLike] = None, order: OrderSpec = None,
+                visible_slice: Optional[int] = None, on_slab: Optional[SlabCallback] = None) -> Prediction:
+        """Run the whole scan and return the complete :class:`Prediction`.
+
+        ``on_slab(z_indices, labels_slab, probabilities_slab)`` is called with each
+        finished slab (see :class:`Slab`); see :meth:`iter_predict` for the rest.
+
+        Raises
+        ------
+        CancelledError
+            ``cancel`` was set; no prediction is returned.
+        ModelError
+            A model is missing or failed.
+        """
+        gen = self.iter_predict(volume, progress=progress, cancel=cancel, order=order, visible_slice=visible_slice)
+        while True:
+            try:
+                slab = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if on_slab is not None:
+                on_slab(slab.z, slab.labels, slab.probabilities)
+
+    def iter_predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
+                     cancel: Optional[CancelLike] = None, order: OrderSpec = None,
+                     visible_slice: Optional[int] = None) -> Generator[Slab, None, Prediction]:
+        """Yield a :class:`Slab` per finished group of slices; return the :class:`Prediction`.
+
+        Parameters
+        ----------
+        volume
+            The scan (HU or 8-bit).
+        order
+            ``None`` (ascending, the visible slice first when given), ``"center_out"``
+            (from ``visible_slice`` outwards) or a priority list of slice indices.
+        visible_slice
+            The slice the user is looking at: segmented first, alone.
+
+        Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.
+        """
+        t0 = time.perf_counter()
+        report = as_progress(progress)
+        report(0.0, "Loading models")
+        check_cancel(cancel)
+        nets = self.load()
+        if self.threads and self.device.type == "cpu":
+            torch.set_num_threads(int(self.threads))
+        seg = nets["segmentation"]
+        assert seg is not None
+        array = volume.array
+        nz, ny, nx = array.shape
+        is_hu = bool(volume.is_hu)
+        self._batch = self.batch_size
+
+        labels = np.zeros((nz, ny, nx), dtype=np.uint8)
+        probs = np.zeros((nz, 3, ny, nx), dtype=np.uint8) if self.keep_probabilities else None
+        slice_probs = np.zeros((nz, 3), dtype=np.float32)
+        segmented = np.zeros(nz, dtype=bool)
+        lung = np.zeros((nz, ny, nx), dtype=bool) if nets["lung"] is not None else None
+        timings: dict[str, float] = {"load_s": self.load_s}
+
+        full = LungROI.everything((nz, ny, nx))
+        ordered = slice_order(nz, order, visible_slice)
+        first_alone = visible_slice is not None or (order is not None and order != "ascending")
+        done = 0
+
+        def run_slab(zs: np.ndarray, roi: LungROI, fraction: float) -> Slab:
+            out = self._process(array, zs, is_hu, roi, cancel)
+            lab, pr, sp, lm = out
+            labels[zs] = lab
+            if probs is not None and pr is not None:
+                probs[zs] = pr
+            slice_probs[zs] = sp
+            segmented[zs] = True
+            if lung is not None and lm is not None:
+                lung[zs] = lm
+            return Slab(z=zs, labels=lab, probabilities=pr, slice_probabilities=sp, fraction=fraction)
+
+        t_seg = time.perf_counter()
+        groups = slabs(ordered[:1], 1) if first_alone else []
+        if groups:
+            check_cancel(cancel)
+            slab = run_slab(groups[0], full, 1.0 / max(nz, 1))
+            done = 1
+            timings["first_slab_s"] = time.perf_counter() - t0
+            report(0.9 * slab.fraction, f"Segmented slice {int(groups[0][0]) + 1}")
+            yield slab
+
+        t_roi = time.perf_counter()
+        roi = full
+        notes: list[str] = []
+        if self.restrict_to_lungs:
+            roi = find_roi(array, is_hu, volume.geometry.spacing)
+            if not roi.detected and nz >= 8:
+                notes.append("No lung was found by the intensity test: every slice was segmented.")
+        timings["roi_s"] = time.perf_counter() - t_roi
+        crop_roi = roi if self.crop else LungROI(roi.slices, full.boxes, roi.detected)
+        rest = [z for z in ordered[done:] if roi.slices[z]]
+        total = done + len(rest)
+        for zs in slabs(rest, self.batch_size, first_alone=False):
+            check_cancel(cancel)
+            fraction = (done + len(zs)) / max(total, 1)
+            slab = run_slab(zs, crop_roi, fraction)
+            done += len(zs)
+            if "first_slab_s" not in timings:
+                timings["first_slab_s"] = time.perf_counter() - t0
+            report(0.9 * fraction, f"Segmented {done} of {total} slices")
+            yield slab
+        timings["segmentation_s"] = time.perf_counter() - t_seg
+
+        report(0.92, "Estimating the COVID likelihood")
+        t_cov = time.perf_counter()
+        covid = self._covid(array, is_hu, roi.slices if roi.detected else segmented, cancel)
+        timings["covid_s"] = time.perf_counter() - t_cov
+        timings["total_s"] = time.perf_counter() - t0
+        timings["slices_total"] = float(nz)
+        timings["slices_segmented"] = float(segmented.sum())
+        timings["batch_size"] = float(self._batch)
+
+        source = "findings classifier" if nets["findings"] is not None else "segmentation"
+        if "infection" in [c.lower() for c in seg.classes]:
+            notes.append(f"'{seg.name}' is a binary infection model: its infection is shown as GGO.")
+        report(1.0, "Done")
+        return Prediction(labels=labels, probabilities=probs, slice_probabilities=slice_probs,
+                          scan_probabilities=scan_probabilities(slice_probs, segmented, volume.geometry.spacing[0]),
+                          covid_probability=covid, segmented=segmented, geometry=volume.geometry,
+                          models=self.models(), timings=timings, device=str(self.device),
+                          slice_probability_source=source, notes=notes, lung_mask=lung)
+
+    # -- work -----------------------------------------------------------------
+    def _forward(self, net: N.Net, x: torch.Tensor) -> torch.Tensor:
+        """One forward pass (the hook tests replace to simulate failures)."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.amp_dtype is not None:
+            with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype):
+                return net.module(x).float()
+        return net.module(x).float()
+
+    def _run(self, net: N.Net, x: torch.Tensor, cancel: Optional[CancelLike]) -> torch.Tensor:
+        """Forward ``x`` in batches, halving the batch on CUDA out-of-memory errors."""
+        outs = []
+        i = 0
+        while i < x.shape[0]:
+            check_cancel(cancel)
+            bs = self._batch
+            try:
+                out = self._forward(net, x[i:i + bs])
+            except torch.cuda.OutOfMemoryError:
+                if bs <= 1:
+                    raise ModelError("The GPU ran out of memory even for one slice: close other programs "
+                                     "using the GPU or run on the CPU (--device cpu).") from None
+                self._batch = max(1, bs // 2)
+                self.oom_events += 1
+                log.warning("GPU out of memory with %d slices per batch; retrying with %d", bs, self._batch)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            outs.append(out)
+            i += out.shape[0]
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+    def _unit_slices(self, array: np.ndarray, zs: np.ndarray, is_hu: bool,
+                     extra: int) -> tuple[torch.Tensor, dict[int, int]]:
+        """Normalised slices ``zs`` (plus ``extra`` neighbours each side) on the device."""
+        need = set(int(z) for z in zs)
+        nz = array.shape[0]
+        for z in list(need):
+            for dz in range(-extra, extra + 1):
+                if 0 <= z + dz < nz:
+                    need.add(z + dz)
+        ids = sorted(need)
+        raw = torch.from_numpy(np.ascontiguousarray(array[ids]))
+        if self.device.type == "cuda":
+            raw = raw.pin_memory().to(self.device, non_blocking=True)
+        return N.to_unit(raw, is_hu), {z: i for i, z in enumerate(ids)}
+
+    def _process(self, array: np.ndarray, zs: np.ndarray, is_hu: bool, roi: LungROI,
+                 cancel: Optional[CancelLike]) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray,
+                                                        Optional[np.ndarray]]:
+        nets = self._nets
+        assert nets is not None
+        seg = nets["segmentation"]
+        assert seg is not None
+        extra = max((n.in_channels // 2 for n in nets.values() if n is not None and n.neighbours), default=0)
+        with torch.inference_mode():
+            unit, index = self._unit_slices(array, zs, is_hu, extra)
+            ny, nx = unit.shape[-2:]
+            seg_probs, seg_small = self._segment(seg, unit, zs, index, roi.box(zs), (ny, nx), cancel)
+            lut = torch.as_tensor(seg.label_map(), device=self.device)
+            lab = lut[N.argmax_channels(seg_probs).long()]
+            groups = N.finding_channels(seg)
+            fprobs = torch.stack([seg_probs[:, g].sum(1) if g else torch.zeros_like(seg_probs[:, 0])
+                                  for g in groups], 1)
+            if nets["findings"] is not None:
+                sp = self._classify(nets["findings"], unit, zs, index, cancel)
+            else:
+                small = torch.stack([seg_small[:, g].sum(1) if g else torch.zeros_like(seg_small[:, 0])
+                                     for g in groups], 1)
+                sp = small.amax(dim=(2, 3))
+            lung_np = None
+            if nets["lung"] is not None:
+                lp, _ = self._segment(nets["lung"], unit, zs, index, roi.box(zs), (ny, nx), cancel)
+                lung_np = (lp[:, 1:].sum(1) > 0.5).cpu().numpy()
+            pr = None
+            if self.keep_probabilities:
+                pr = (fprobs * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+            return (lab.to(torch.uint8).cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32),
+                    lung_np)
+
+    def _segment(self, net: N.Net, unit: torch.Tensor, zs: np.ndarray, index: dict[int, int],
+                 box: tuple[int, int, int, int], full: tuple[int, int],
+                 cancel: Optional[CancelLike]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class probabilities ``(n, K, Y, X)`` at slice size and ``(n, K, h, w)`` at model size."""
+        x = N.resize(N.channels(unit, net, zs, index), net.input_size)
+        h, w = net.input_size
+        my0, my1, mx0, mx1 = 0, h, 0, w
+        if self.crop and net.can_crop:
+            my0, my1, mx0, mx1 = N.aligned_box(box, full, (h, w), net.multiple)
+        cropped = (my0, my1, mx0, mx1) != (0, h, 0, w)
+        if cropped:
+            try:
+                logits = self._run(net, x[..., my0:my1, mx0:mx1], cancel)
+            except (RuntimeError, ValueError) as exc:
+                if isinstance(exc, torch.cuda.OutOfMemoryError):
+                    raise
+                log.info("model %s refused a cropped input (%s); using whole slices", net.name, exc)
+                net.can_crop = False
+                return self._segment(net, unit, zs, index, box, full, cancel)
+            small_c = torch.softmax(logits, dim=1)
+            small = torch.zeros((small_c.shape[0], small_c.shape[1], h, w), device=small_c.device)
+            small[:, 0] = 1.0
+            small[:, :, my0:my1, mx0:mx1] = small_c
+        else:
+            small = torch.softmax(self._run(net, x, cancel), dim=1)
+        return N.resize(small, full), small
+
+    def _classify(self, net: N.Net, unit: torch.Tensor, zs: np.ndarray, index: dict[int, int],
+                  cancel: Optional[CancelLike]) -> torch.Tensor:
+        """Sigmoid outputs of a classifier, ``(n, outputs)``, findings ordered GGO, consolidation, effusion."""
+        x = N.resize(N.channels(unit, net, zs, index), net.input_size)
+        p = torch.sigmoid(self._run(net, x, cancel))
+        if net.role != "findings":
+            return p
+        names = [c.lower() for c in net.classes]
+        order = [names.index(FINDING_KEYS[lab]) if FINDING_KEYS[lab] in names else i
+                 for i, lab in enumerate(FINDINGS)]
+        return p[:, order]
+
+    def _covid(self, array: np.ndarray, is_hu: bool, lung_slices: np.ndarray,
+               cancel: Optional[CancelLike]) -> Optional[float]:
+        net = (self._nets or {}).get("covid")
+        if net is None:
+            return None
+        zs = covid_slices(lung_slices if lung_slices.any() else np.ones(array.shape[0], dtype=bool))
+        check_cancel(cancel)
+        with torch.inference_mode():
+            unit, index = self._unit_slices(array, zs, is_hu, net.in_channels // 2 if net.neighbours else 0)
+            p = self._classify(net, unit, zs, index, cancel)
+        return float(p[:, 0].mean().item())
+
+
+def predict(volume: Volume, model_name: N.ModelSpec = None, device: str = "auto",
+            progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None,
+            order: OrderSpec = None, visible_slice: Optional[int] = None,
+            **kwargs: object) -> Prediction:
+    """One-call convenience: ``Predictor(model_name, device, **kwargs).predict(volume, ...)``."""
+    return Predictor(model_name, device=device, **kwargs).predict(  # type: ignore[arg-type]
+        volume, progress=progress, cancel=cancel, order=order, visible_slice=visible_slice)
+
+
+__all__: Sequence[str] = ("Predictor", "predict")
