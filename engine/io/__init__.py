@@ -79,6 +79,12 @@ def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: 
         (or a subclass) with a message for the user; never a third-party exception.
     """
     p = check_readable(path)
+    with wrap_errors(p, "file"):  # safety net: readers wrap their own errors already
+        return _load(p, progress, cancel, series)
+
+
+def _load(p: Path, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
+          series: Optional[str]) -> Volume:
     fmt = detect_format(p)
     check_cancel(cancel)
     if fmt == "nifti":
@@ -99,7 +105,8 @@ def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: 
 def _load_dicom(p: Path, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
                 series: Optional[str]) -> Volume:
     from .dicom_read import read_series
-    from .dicom_scan import _group, _is_image, choose_series, frame_count, read_header, scan_folder
+    from .dicom_scan import (_SEG_SOP_CLASSES, NON_IMAGE_MODALITIES, _group, _is_image, choose_series,
+                             frame_count, read_header, scan_folder)
     report = as_progress(progress)
     if p.is_dir():
         with wrap_errors(p, "folder"):
@@ -111,9 +118,12 @@ def _load_dicom(p: Path, progress: Optional[ProgressCallback], cancel: Optional[
             if "SOPClassUID" not in ds and "Rows" not in ds:
                 raise CorruptFileError(f"{p.name} is not a readable DICOM file.")
             if not _is_image(ds):
-                modality = str(ds.get("Modality", "")) or "non-image"
-                raise SeriesError(f"{p.name} is a {modality} object, not an image: open the CT series "
-                                  "it belongs to (for a segmentation, use it as labels).")
+                modality = str(ds.get("Modality", "")).upper()
+                if modality in NON_IMAGE_MODALITIES or str(ds.get("SOPClassUID", "")) in _SEG_SOP_CLASSES:
+                    kind = NON_IMAGE_MODALITIES.get(modality, "segmentation")
+                    raise SeriesError(f"{p.name} holds a DICOM {kind}, not an image: open the CT series it "
+                                      "belongs to (a segmentation can be opened as labels over its scan).")
+                raise CorruptFileError(f"{p.name} has no pixel data: the file is truncated or holds no image.")
             if frame_count(ds) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
                 infos = _group([(p, ds)], p.parent)
                 info = infos[0]

@@ -57,11 +57,25 @@ def wrap_errors(path: str | Path, what: str = "file", action: str = "read") -> I
         raise CorruptFileError(f"Not enough memory to {action} {name}: the {what} is too large for this "
                                "computer, or its header is damaged.") from exc
     except Exception as exc:  # noqa: BLE001 - third-party readers raise anything
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = _detail(exc)
         if action != "read":
             raise LungLensError(f"Could not {action} {name}: {detail[:300]}.") from exc
         raise CorruptFileError(f"Could not read {name}: {detail[:300]}. The {what} may be damaged, "
                                "truncated, or not in the format its name suggests.") from exc
+
+
+def _detail(exc: BaseException) -> str:
+    """One readable line from an exception (ITK puts a source location on the first line)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Exception thrown in SimpleITK"):
+        useful = [ln for ln in lines[1:] if not ln.endswith(":")]
+        text = useful[-1] if useful else "the ITK reader failed"
+        for prefix in ("sitk::ERROR:", "ITK ERROR:"):
+            text = text.split(prefix, 1)[-1].strip()
+        return text.rstrip(".")
+    return lines[0].rstrip(".")
 
 
 def check_readable(path: str | Path) -> Path:

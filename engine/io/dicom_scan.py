@@ -211,7 +211,7 @@ def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[P
     report(1.0, f"Scanned {folder.name}")
     if not images:
         found = ", ".join(f"{n} {k}" for k, n in skipped.items())
-        what = f"only non-image DICOM objects ({found})" if found else \
+        what = f"no DICOM image series, only {found}" if found else \
             f"no DICOM image ({n_other} other file(s))"
         raise SeriesError(f"{folder} holds {what}. Choose a folder with a CT image series.")
     return _group(images, folder)

@@ -71,7 +71,11 @@ def _grey(img: Image.Image, name: str, warnings: list[str]) -> np.ndarray:
 
 
 def _open(path: Path) -> Image.Image:
-    img = Image.open(path)
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise CorruptFileError(f"{path.name}: the header claims an absurdly large image; the file is damaged "
+                               "or not a CT slice.") from exc
     w, h = img.size
     guard_size((h, w), 4, path)
     if getattr(img, "n_frames", 1) > 1:

@@ -81,9 +81,10 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
         source_geom = _header_geometry(img, shape_xyz, warnings, path.name)
         plan = plan_orientation(source_geom)
         is_hu = not (dtype == np.uint8 and not scaled)
-        buffer = IntensityBuffer(plan, np.uint8 if not is_hu else np.int16)
         proxy = img.dataobj
         offset = int(getattr(proxy, "offset", hdr.get_data_offset()))
+        _check_data_size(path, offset + nx * ny * nz * dtype.itemsize)
+        buffer = IntensityBuffer(plan, np.uint8 if not is_hu else np.int16)
         if getattr(proxy, "order", "F") != "F":
             raise UnsupportedFormatError(f"{path.name}: unexpected data order.")
         dt = dtype
@@ -111,6 +112,23 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
             "nifti_descrip": _descrip(hdr)}
     return Volume(array=array, geometry=geometry, is_hu=is_hu, source=str(path), format="nifti",
                   meta=meta, warnings=warnings)
+
+
+def _check_data_size(path: Path, needed: int) -> None:
+    """Refuse a file too short for the data its header announces, before allocating."""
+    size = path.stat().st_size
+    if path.name.lower().endswith(".gz"):
+        if size < 18:
+            raise CorruptFileError(f"{path.name} is truncated (only {size} bytes).")
+        with open(path, "rb") as f:  # gzip trailer: uncompressed size modulo 2**32
+            f.seek(-4, 2)
+            isize = int.from_bytes(f.read(4), "little")
+        if needed < 2 ** 32 and isize < needed and isize != 0:
+            raise CorruptFileError(f"{path.name} is truncated or damaged: it holds {isize} bytes of data, "
+                                   f"the header announces {needed}. Copy the file again.")
+    elif size < needed:
+        raise CorruptFileError(f"{path.name} is truncated: it has {size} bytes but the header announces "
+                               f"{needed}. Copy the file again.")
 
 
 def _descrip(hdr) -> str:

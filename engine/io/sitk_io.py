@@ -34,7 +34,24 @@ def geometry_from_sitk(img: "sitk.Image | sitk.ImageFileReader", shape_zyx: tupl
     return Geometry(shape=shape_zyx, spacing=tuple(spacing[::-1]), origin=tuple(origin), direction=direction)
 
 
+def _check_mhd_data_file(path: Path) -> None:
+    """A .mhd header names a separate data file: say clearly when it is missing."""
+    if path.suffix.lower() != ".mhd":
+        return
+    with open(path, "rb") as f:
+        head = f.read(4096).decode("latin-1", "replace")
+    for line in head.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "ElementDataFile":
+            name = value.strip()
+            if name and name.upper() not in ("LOCAL", "LIST") and "%" not in name \
+                    and not (path.parent / name).is_file():
+                raise CorruptFileError(f"{path.name} points to the data file '{name}', which is missing. "
+                                       f"Put it next to {path.name}.")
+
+
 def _source_array(path: Path, warnings: list[str]) -> tuple[np.ndarray, Geometry, sitk.Image]:
+    _check_mhd_data_file(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()

@@ -1,0 +1,87 @@
+"""``python -m engine info``: text and JSON output, series listing, user errors exit 2 without traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import dicom_factory as F
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "engine", "info", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def study(tmp_path):
+    F.ct_series(tmp_path / "study", n=4, prefix="a", description="lung")
+    F.ct_series(tmp_path / "study", n=2, prefix="b", description="scout")
+    return tmp_path / "study"
+
+
+def test_json_for_dicom_folder_via_subprocess(study):
+    out = _run(study, "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["format"] == "dicom" and info["modality"] == "CT"
+    assert info["shape"] == [4, 12, 10]
+    assert info["spacing"] == pytest.approx([2.5, 0.8, 0.7])
+    assert info["orientation"] == "LPS"
+    assert info["range"]["min"] == -1024 and info["range"]["max"] == 100 * 3 + 10 * 11 + 9 - 1024
+    assert sorted(s["n_slices"] for s in info["series"]) == [2, 4]
+
+
+def test_series_option_and_text_output(study, capsys):
+    scout = next(s for s in json.loads(_run(study, "--json").stdout)["series"] if s["description"] == "scout")
+    assert main(["info", str(study), "--series", scout["uid"]]) == 0
+    text = capsys.readouterr().out
+    assert "(2, 12, 10) (z, y, x)" in text
+    assert "HU range:" in text and "series:      2 found" in text
+    assert "'scout'" in text and "'lung'" in text
+
+
+def test_nifti_text(tmp_path, capsys):
+    data = np.full((6, 5, 4), -700, np.int16)
+    data[0, 0, 0] = 300
+    nib.save(nib.Nifti1Image(data, np.diag([0.5, 0.6, 2.0, 1.0])), str(tmp_path / "s.nii.gz"))
+    assert main(["info", str(tmp_path / "s.nii.gz")]) == 0
+    text = capsys.readouterr().out
+    assert "format:      nifti" in text
+    assert "(4, 5, 6) (z, y, x)" in text
+    assert "(2, 0.6, 0.5) mm" in text
+    assert "as stored: RAS" in text
+    assert "-700 .. 300" in text
+
+
+@pytest.mark.parametrize("make", ["missing", "garbage", "empty_dir"])
+def test_user_errors_exit_2_with_one_line(tmp_path, make):
+    if make == "missing":
+        target = tmp_path / "nope.nii.gz"
+    elif make == "garbage":
+        target = tmp_path / "bad.nii.gz"
+        target.write_bytes(b"\x1f\x8b" + b"\x00garbage" * 10)
+    else:
+        target = tmp_path / "empty"
+        target.mkdir()
+    out = _run(target)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert target.name in lines[0]
+
+
+def test_main_returns_2_for_bad_input(tmp_path, capsys):
+    (tmp_path / "x.png").write_bytes(b"not a png at all, just text")
+    assert main(["info", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.startswith("error: x.png")

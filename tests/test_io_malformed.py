@@ -1,0 +1,316 @@
+"""Bad input gets a clear engine.errors exception (never a third-party traceback), nothing huge is allocated."""
+
+from __future__ import annotations
+
+import gzip
+import io as pyio
+import os
+import tracemalloc
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+import dicom_factory as F
+from engine import io
+from engine.errors import CorruptFileError, LungLensError, SeriesError, UnsupportedFormatError
+
+RNG = np.random.default_rng(1234)
+
+
+def _nifti_bytes(data, gz=False):
+    img = nib.Nifti1Image(data, np.eye(4))
+    raw = img.to_bytes()
+    return gzip.compress(raw) if gz else raw
+
+
+def _png_bytes(shape=(32, 32)):
+    buf = pyio.BytesIO()
+    Image.fromarray(RNG.integers(0, 255, shape, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg_bytes():
+    buf = pyio.BytesIO()
+    Image.fromarray(RNG.integers(0, 255, (64, 64), dtype=np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _nrrd_bytes(tmp_path):
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 8, 8), np.int16)), str(tmp_path / "_t.nrrd"))
+    data = (tmp_path / "_t.nrrd").read_bytes()
+    (tmp_path / "_t.nrrd").unlink()
+    return data
+
+
+def _dicom_bytes(tmp_path):
+    paths, _ = F.ct_series(tmp_path / "_d", n=1, rows=32, cols=32)
+    data = paths[0].read_bytes()
+    paths[0].unlink()
+    (tmp_path / "_d").rmdir()
+    return data
+
+
+def _file(tmp_path, name, data):
+    folder = tmp_path / "case"
+    folder.mkdir(exist_ok=True)
+    p = folder / name
+    p.write_bytes(data)
+    return p
+
+
+# each builder: tmp_path -> path to load; the expected exception class
+def zero(name):
+    return lambda t: _file(t, name, b"")
+
+
+def truncated_nifti(gz):
+    def make(t):
+        raw = _nifti_bytes(RNG.integers(-1000, 1000, (32, 32, 16)).astype(np.int16))
+        cut = raw[: len(raw) // 2]
+        return _file(t, "scan.nii.gz" if gz else "scan.nii", gzip.compress(cut)[:-8] if gz else cut)
+    return make
+
+
+def truncated(name, maker, frac=0.5):
+    def make(t):
+        data = maker(t)
+        return _file(t, name, data[: int(len(data) * frac)])
+    return make
+
+
+def rand(name, n=4096):
+    return lambda t: _file(t, name, RNG.integers(0, 256, n, dtype=np.uint8).tobytes())
+
+
+def text_as(name):
+    return lambda t: _file(t, name, b"this is a plain text note, not an image\n" * 20)
+
+
+def absurd_nifti(t):
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(np.int16)
+    hdr.set_data_shape((30000, 30000, 30000))
+    return _file(t, "huge.nii", hdr.binaryblock + b"\0" * 4 + b"\0" * 1024)
+
+
+def absurd_nifti_small(t):  # under the 4 GiB guard but far more than the file holds
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(np.int16)
+    hdr.set_data_shape((1000, 1000, 900))
+    return _file(t, "big.nii", hdr.binaryblock + b"\0" * 4 + b"\0" * 1024)
+
+
+def absurd_nrrd(t):
+    head = b"NRRD0004\ntype: short\ndimension: 3\nsizes: 100000 100000 100000\nencoding: raw\nendian: little\n\n"
+    return _file(t, "huge.nrrd", head + b"\0" * 100)
+
+
+def absurd_mha(t):
+    head = (b"ObjectType = Image\nNDims = 3\nDimSize = 90000 90000 90000\nElementType = MET_SHORT\n"
+            b"ElementDataFile = LOCAL\n")
+    return _file(t, "huge.mha", head + b"\0" * 100)
+
+
+def absurd_dicom(t):
+    ds = F.ct_slice(rows=8, cols=8)
+    ds.Rows = ds.Columns = 65535
+    ds.NumberOfFrames = 200
+    return F.write(ds, t / "case" / "huge.dcm")
+
+
+def absurd_png(t):
+    import struct
+    import zlib
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", 200000, 200000, 8, 0, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return _file(t, "huge.png", data)
+
+
+def all_nan_nifti(t):
+    return _file(t, "nan.nii", _nifti_bytes(np.full((4, 4, 2), np.nan, np.float32)))
+
+
+def rgb_nifti(t):
+    rgb = np.zeros((4, 4, 2), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    return _file(t, "rgb.nii", nib.Nifti1Image(rgb, np.eye(4)).to_bytes())
+
+
+def only_non_image(t):
+    F.non_image(t / "case" / "sr.dcm", "SR")
+    F.non_image(t / "case" / "rt.dcm", "RTSTRUCT")
+    return t / "case"
+
+
+def single_sr(t):
+    return F.non_image(t / "case" / "report.dcm", "SR")
+
+
+def single_rtstruct(t):
+    return F.non_image(t / "case" / "rois.dcm", "RTSTRUCT")
+
+
+def unrelated_folder(t):
+    for i in range(3):
+        _file(t, f"notes{i}.txt", b"hello")
+    _file(t, "data.csv", b"a,b\n1,2\n")
+    return t / "case"
+
+
+def empty_folder(t):
+    (t / "case").mkdir()
+    return t / "case"
+
+
+def missing_path(t):
+    return t / "does" / "not" / "exist.nii.gz"
+
+
+def series_slice_truncated(t):
+    paths, _ = F.ct_series(t / "case", n=4, rows=32, cols=32)
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) - 700])
+    return t / "case"
+
+
+def stack_mixed_sizes(t):
+    (t / "case").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(t / "case" / "1.png")
+    Image.fromarray(np.zeros((9, 8), np.uint8)).save(t / "case" / "2.png")
+    return t / "case"
+
+
+def mhd_missing_raw(t):
+    head = (b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\n"
+            b"ElementDataFile = gone.raw\n")
+    return _file(t, "scan.mhd", head)
+
+
+def corrupt_gzip_middle(t):
+    data = bytearray(gzip.compress(_nifti_bytes(RNG.integers(0, 1000, (32, 32, 8)).astype(np.int16))))
+    for i in range(200, min(len(data) - 10, 400)):
+        data[i] ^= 0x5A
+    return _file(t, "garbled.nii.gz", bytes(data))
+
+
+def negative_dim_nifti(t):
+    raw = bytearray(_nifti_bytes(np.zeros((4, 4, 4), np.int16)))
+    raw[42:44] = (-4).to_bytes(2, "little", signed=True)  # dim[1]
+    return _file(t, "neg.nii", bytes(raw))
+
+
+def dicom_without_pixels(t):
+    ds = F.ct_slice()
+    del ds.PixelData
+    return F.write(ds, t / "case" / "nopix.dcm")
+
+
+CASES = {
+    "zero-byte .nii": (zero("a.nii"), CorruptFileError),
+    "zero-byte .nii.gz": (zero("a.nii.gz"), CorruptFileError),
+    "zero-byte .dcm": (zero("a.dcm"), CorruptFileError),
+    "zero-byte .nrrd": (zero("a.nrrd"), CorruptFileError),
+    "zero-byte .mha": (zero("a.mha"), CorruptFileError),
+    "zero-byte .png": (zero("a.png"), CorruptFileError),
+    "zero-byte .jpg": (zero("a.jpg"), CorruptFileError),
+    "truncated .nii": (truncated_nifti(False), CorruptFileError),
+    "truncated .nii.gz": (truncated_nifti(True), CorruptFileError),
+    "truncated .dcm": (truncated("a.dcm", _dicom_bytes, 0.6), CorruptFileError),
+    "truncated .dcm header": (truncated("a.dcm", _dicom_bytes, 0.2), CorruptFileError),
+    "truncated .nrrd": (truncated("a.nrrd", _nrrd_bytes, 0.9), CorruptFileError),
+    "truncated .png": (truncated("a.png", lambda t: _png_bytes(), 0.5), CorruptFileError),
+    "truncated .jpg": (truncated("a.jpg", lambda t: _jpeg_bytes(), 0.3), CorruptFileError),
+    "random bytes .nii": (rand("r.nii"), CorruptFileError),
+    "random bytes .nii.gz": (rand("r.nii.gz"), CorruptFileError),
+    "random bytes .dcm": (rand("r.dcm"), CorruptFileError),
+    "random bytes .nrrd": (rand("r.nrrd"), CorruptFileError),
+    "random bytes no extension": (rand("blob"), UnsupportedFormatError),
+    "text named .nii.gz": (text_as("scan.nii.gz"), CorruptFileError),
+    "text named .png": (text_as("slice.png"), CorruptFileError),
+    "text named .xyz": (text_as("scan.xyz"), UnsupportedFormatError),
+    "absurd NIfTI dims": (absurd_nifti, CorruptFileError),
+    "NIfTI dims beyond file": (absurd_nifti_small, CorruptFileError),
+    "negative NIfTI dim": (negative_dim_nifti, CorruptFileError),
+    "absurd NRRD dims": (absurd_nrrd, CorruptFileError),
+    "absurd MHA dims": (absurd_mha, CorruptFileError),
+    "absurd DICOM dims": (absurd_dicom, CorruptFileError),
+    "absurd PNG dims": (absurd_png, CorruptFileError),
+    "all-NaN NIfTI": (all_nan_nifti, CorruptFileError),
+    "RGB NIfTI": (rgb_nifti, UnsupportedFormatError),
+    "gzip garbled mid-stream": (corrupt_gzip_middle, CorruptFileError),
+    "folder of SR + RTSTRUCT": (only_non_image, SeriesError),
+    "single SR file": (single_sr, SeriesError),
+    "single RTSTRUCT file": (single_rtstruct, SeriesError),
+    "DICOM without pixel data": (dicom_without_pixels, CorruptFileError),
+    "folder of unrelated files": (unrelated_folder, UnsupportedFormatError),
+    "empty folder": (empty_folder, UnsupportedFormatError),
+    "path does not exist": (missing_path, LungLensError),
+    "series with a truncated slice": (series_slice_truncated, CorruptFileError),
+    "stack of different sizes": (stack_mixed_sizes, UnsupportedFormatError),
+    "MHD with missing raw file": (mhd_missing_raw, CorruptFileError),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_malformed_input_raises_readable_error(tmp_path, case):
+    build, expected = CASES[case]
+    path = build(tmp_path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(expected) as info:
+            io.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert isinstance(info.value, LungLensError)
+    assert 20 < len(message) < 700 and "Traceback" not in message and "\n" not in message
+    names = {path.name} | ({p.name for p in path.iterdir()} if path.is_dir() else set())
+    assert any(n in message for n in names) or str(path) in message
+    assert peak < 200 * 1024 ** 2, f"{case}: allocated {peak / 1e6:.0f} MB"
+
+
+def test_at_least_25_malformed_cases():
+    assert len(CASES) >= 25
+
+
+def test_unknown_series_in_mixed_folder(tmp_path):
+    F.ct_series(tmp_path / "mixed", n=3, prefix="a")
+    F.ct_series(tmp_path / "mixed", n=2, prefix="b")
+    assert len(io.list_series(tmp_path / "mixed")) == 2
+    with pytest.raises(SeriesError, match="Available"):
+        io.load(tmp_path / "mixed", series="9.9.9")
+
+
+def test_unreadable_file(tmp_path):
+    p = tmp_path / "secret.nii"
+    p.write_bytes(_nifti_bytes(np.zeros((2, 2, 2), np.int16)))
+    os.chmod(p, 0)
+    try:
+        if os.access(p, os.R_OK):
+            pytest.skip("running as root: chmod does not prevent reading")
+        with pytest.raises(LungLensError, match="Permission denied"):
+            io.load(p)
+    finally:
+        os.chmod(p, 0o644)
+
+
+def test_bad_label_inputs(tmp_path):
+    scan = io.load(_file(tmp_path, "s.nii", _nifti_bytes(np.zeros((4, 4, 2), np.int16))))
+    frac = tmp_path / "frac.nii"
+    frac.write_bytes(_nifti_bytes(np.full((4, 4, 2), 0.5, np.float32)))
+    with pytest.raises(CorruptFileError, match="not a label map"):
+        io.load_labels(frac, reference=scan)
+    with pytest.raises(LungLensError):
+        io.load_labels(tmp_path / "nope.nii.gz", reference=scan)
+
+
+def test_warnings_not_errors_for_recoverable_series(tmp_path):
+    F.ct_series(tmp_path / "gap", positions=[(0, 0, z) for z in (0, 2, 6, 8)])
+    F.ct_series(tmp_path / "dup", positions=[(0, 0, z) for z in (0, 2, 2, 4)])
+    assert io.load(tmp_path / "gap").warnings and io.load(tmp_path / "dup").warnings
