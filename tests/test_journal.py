@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.editing import Journal, LabelEditor, has_unsaved_edits, journal_path, ops, read_journal, recover, scan_key
+from engine.editing import (Journal, LabelEditor, has_unsaved_edits, journal_path, ops, read_journal, recover,
+                            scan_key, session_journals, unsaved_journals)
 from engine.editing.journal import data_dir
-from engine.errors import CorruptFileError
+from engine.errors import CorruptFileError, DataError
 from engine.types import Geometry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +40,30 @@ def test_locations_follow_env_and_never_sit_beside_the_scan(data_home, tmp_path)
     key = scan_key(tmp_path / "scan.nii.gz", g)
     assert key == scan_key(str(tmp_path / "scan.nii.gz"), g)
     assert key != scan_key(tmp_path / "scan.nii.gz", Geometry((2, 3, 4)))
-    assert journal_path(key).parent == data_home / "journals"
+    assert journal_path(key).parent == data_home / "journals" / key
+    assert journal_path(key) != journal_path(key)  # one file per session
     assert data_dir() == data_home
+    assert tmp_path / "appdata" in journal_path(key).parents
+
+
+def test_new_session_leaves_earlier_unsaved_journal_alone(data_home):
+    shape = (6, 32, 32)
+    g = Geometry(shape)
+    key = scan_key("/data/scan.nii.gz", g)
+    first = LabelEditor(np.zeros(shape, np.uint8), g, journal=Journal.for_scan("/data/scan.nii.gz", g))
+    scripted_edits(first, 2)
+    first_labels = first.labels.copy()
+    first.journal.close()
+    assert unsaved_journals(key) == [first.journal.path]
+    second = LabelEditor(np.zeros(shape, np.uint8), g, journal=Journal.for_scan("/data/scan.nii.gz", g))
+    second.paint(ops.Region((slice(0, 1), slice(0, 1), slice(0, 1)), np.ones((1, 1, 1), bool)), 3)
+    second.mark_saved()
+    assert set(session_journals(key)) == {first.journal.path, second.journal.path}
+    assert unsaved_journals(key) == [first.journal.path]
+    np.testing.assert_array_equal(recover(key), first_labels)
+    first.journal.discard()
+    with pytest.raises(DataError):
+        recover(key)
 
 
 def test_replay_matches_every_committed_state(data_home):

@@ -3,7 +3,7 @@
 The format follows the ``--out`` name: ``.nii``/``.nii.gz``, ``.nrrd``, ``.seg.nrrd``,
 ``.mha``, ``.dcm`` (DICOM SEG; the scan must be DICOM) or a folder name (PNG slices).
 Labels come from a file (``--labels``) or from the scan's crash-recovery journal
-(``--from-journal``). ``--edited-mask PATH`` also writes the voxels changed by a
+(``--from-journal``: the newest session with unsaved edits, else the newest). ``--edited-mask PATH`` also writes the voxels changed by a
 person: from the journal, or as the difference to ``--ai-labels``.
 """
 
@@ -41,15 +41,17 @@ def run(args: argparse.Namespace) -> int:
     from .. import io
     from ..editing.editor import LabelEditor
     from ..editing.export import export_labels
-    from ..editing.journal import journal_path, scan_key
+    from ..editing.journal import scan_key, session_journals, unsaved_journals
 
     volume = io.load(args.scan, series=args.series)
     edited = None
     editor = None
     if args.from_journal:
-        path = journal_path(scan_key(volume.source or args.scan, volume.geometry))
-        if not path.is_file():
+        key = scan_key(volume.source or args.scan, volume.geometry)
+        found = unsaved_journals(key) or session_journals(key)
+        if not found:
             raise LungLensError(f"No edit journal exists for {args.scan}: export from a label file with --labels.")
+        path = found[0]
         editor = LabelEditor.from_journal(path)
         if editor.labels.shape != volume.shape:
             raise LungLensError("The edit journal does not match this scan's grid.")

@@ -219,7 +219,11 @@ class LabelEditor:
         return s.step
 
     def apply_labels(self, new: np.ndarray, name: str, kind: str = "person") -> Optional[Step]:
-        """Replace the whole label array by ``new`` as one undo step (only the changed voxels are stored)."""
+        """Replace the whole label array by ``new`` as one undo step (only the changed voxels are stored).
+
+        ``kind`` is ``"person"`` (a hand edit), ``"ai"`` (a model result) or ``"load"`` (labels
+        opened from a file); after ``"ai"`` and ``"load"`` steps, hand-edit tracking starts afresh.
+        """
         if self._stroke is not None:
             raise RuntimeError("finish the open stroke before replacing the labels")
         new = np.asarray(new)
@@ -228,7 +232,7 @@ class LabelEditor:
         new = new.astype(np.uint8, copy=False)
         delta = Delta.between(self.labels, new)
         baseline = None
-        if kind == "ai":
+        if kind in ("ai", "load"):
             base = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
             baseline = Delta.between(base, new)
             if delta is None and baseline is None:

@@ -15,7 +15,10 @@ session started from when they were not all zero), ``step`` (a
 :class:`~engine.editing.history.Delta`, its name and kind), ``undo``, ``redo`` and
 ``saved`` (the labels were exported; edits before it are not "unsaved").
 
-Journals live in ``<data dir>/journals/<scan key>.journal`` where the data dir is
+Each editing session writes its own file,
+``<data dir>/journals/<scan key>/<UTC time>-<pid>.journal``, so a new session of a
+scan never touches the journal of an earlier one that may still be restored
+(:func:`unsaved_journals` lists those, newest first). The data dir is
 ``$LUNGLENS_DATA_DIR`` when set, else the platform's user data folder
 (``$XDG_DATA_HOME/LungLens`` on Linux, ``%LOCALAPPDATA%\\LungLens`` on Windows,
 ``~/Library/Application Support/LungLens`` on macOS) -- never beside the scan.
@@ -28,6 +31,8 @@ import json
 import os
 import struct
 import sys
+import time
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +40,7 @@ from typing import Any, BinaryIO, Optional
 
 import numpy as np
 
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, DataError
 from ..types import Geometry
 from .history import Delta, Step
 
@@ -66,9 +71,28 @@ def scan_key(source: Optional[str | os.PathLike], geometry: Geometry) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def journal_dir(key: str) -> Path:
+    """Folder of the journals of the scan named ``key`` (see :func:`scan_key`)."""
+    return data_dir() / "journals" / key
+
+
 def journal_path(key: str) -> Path:
-    """Path of the journal of the scan named ``key`` (see :func:`scan_key`)."""
-    return data_dir() / "journals" / f"{key}.journal"
+    """A new, unused journal file path for a session of the scan named ``key``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return journal_dir(key) / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}.journal"
+
+
+def session_journals(key: str) -> list[Path]:
+    """Every journal file of the scan named ``key``, newest first."""
+    folder = journal_dir(key)
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.journal"), key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+
+
+def unsaved_journals(key: str) -> list[Path]:
+    """The journals of the scan named ``key`` that hold unsaved edits, newest first."""
+    return [p for p in session_journals(key) if has_unsaved_edits(p)]
 
 
 # ---------------------------------------------------------------- encoding
@@ -285,11 +309,15 @@ def read_journal(path: str | os.PathLike) -> Replay:
 def recover(key_or_path: str | os.PathLike) -> np.ndarray:
     """Labels voxel-identical to the last committed step of a journal.
 
-    ``key_or_path`` is a scan key (:func:`scan_key`) or a journal file path.
+    ``key_or_path`` is a journal file path, or a scan key (:func:`scan_key`): then the
+    newest journal of that scan with unsaved edits is read.
     """
     p = Path(key_or_path)
     if not p.is_file():
-        p = journal_path(str(key_or_path))
+        found = unsaved_journals(str(key_or_path))
+        if not found:
+            raise DataError(f"No unsaved edits are recorded for scan {key_or_path}.")
+        p = found[0]
     return read_journal(p).labels()
 
 
