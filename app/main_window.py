@@ -45,6 +45,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QToolBar, Q
 from . import __version__
 from .controllers.probe import ProbeController
 from .controllers.scan_io import ScanIOController
+from .controllers.view3d import View3DController
 from .controllers.view_actions import ViewActionsController
 from .controllers.window_level import WindowLevelController
 from .models import LabelLayerModel, Session
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self.label_panel = LabelPanel(self.labels, self.session)
         self.label_dock = self.add_dock(self.label_panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)
         self.menus["view"].addAction(self.label_dock.toggleViewAction())
+        self.view3d = View3DController(self)
         self._add_help()
         self.extensions = self._install_extensions(extensions)
 
@@ -223,6 +225,7 @@ class MainWindow(QMainWindow):
             self.scan_io.open_path(paths[0])
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.view3d.shutdown()
         self.runner.cancel_all()
         self.runner.wait(5000)
         super().closeEvent(event)

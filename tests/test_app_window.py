@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
@@ -15,7 +13,7 @@ from engine.types import Geometry, Volume
 
 pytestmark = pytest.mark.gui
 
-SMALL = (40, 128, 128)
+SMALL = (64, 128, 128)
 
 
 @pytest.fixture
@@ -43,12 +41,7 @@ def open_phantom(window, qtbot, shape=SMALL):
 
 
 @pytest.fixture
-def phantom_window(window, qtbot, monkeypatch):
-    # the small stand-in chest of app.controllers.standin keeps these tests fast
-    import engine
-
-    monkeypatch.delattr(engine, "phantom", raising=False)
-    monkeypatch.setitem(sys.modules, "engine.phantom", None)
+def phantom_window(window, qtbot):
     return open_phantom(window, qtbot)
 
 
@@ -159,7 +152,7 @@ def test_scroll_with_keys_and_wheel(phantom_window, qtbot):
     assert w.session.cursor[0] == z0 - 7
     for _ in range(100):
         axial.step_slice(-1)
-    assert w.session.cursor[0] == 0 and "1 / 40" in axial.captions.top_left.text()
+    assert w.session.cursor[0] == 0 and f"1 / {SMALL[0]}" in axial.captions.top_left.text()
 
 
 def test_window_preset_key_changes_pixels(phantom_window, qtbot):
@@ -257,3 +250,32 @@ def test_open_dicom_series(window, qtbot, dicom_99):
     assert rect.height() / rect.width() == pytest.approx(99 / 512, rel=1e-6)
     assert window.views.coronal.ct_item.mapRectToParent(rect).height() == pytest.approx(99 * vol.spacing[0])
     assert window.scan_io.recent.paths()[0] == str(dicom_99.resolve())
+
+
+def test_3d_view_is_lazy_and_shows_label_colours(phantom_window, qtbot):
+    w = phantom_window
+    assert w.view3d.view is None  # nothing of the 3D view exists until it is asked for
+    w.view3d.action.setChecked(True)
+    view = w.view3d.view
+    assert view is not None and w.view3d.shown
+    if not view.available:  # no OpenGL here: a message instead of a crash
+        assert "OpenGL" in view.message.text()
+        return
+    qtbot.waitUntil(lambda: bool(getattr(w.view3d, "surfaces", None)), timeout=30000)
+    assert set(w.view3d.surfaces) == {1, 2, 3}
+    assert all(p.GetNumberOfPoints() > 0 for p in w.view3d.surfaces.values())
+
+    def has_colour(img, rgb):
+        arr = np.array([[QColor(img.pixel(x, y)).getRgb()[:3] for x in range(0, img.width(), 2)]
+                        for y in range(0, img.height(), 2)])
+        return (np.abs(arr - np.array(rgb)).sum(axis=2) < 150).sum()
+
+    red = w.labels.table[2].color
+    assert has_colour(view.image(), red) > 5
+    w.labels.set_visible(2, False)
+    assert not view.actors[2].GetVisibility()
+    assert has_colour(view.image(), red) == 0
+    # scrolling does not rebuild the surfaces
+    before = w.view3d.surfaces
+    w.views.axial.step_slice(3)
+    assert not w.view3d._timer.isActive() and w.view3d.surfaces is before

@@ -87,3 +87,17 @@ def test_label_lut_and_counts():
     assert c[0] == 17 and c[1] == 6 and c[3] == 1 and c.sum() == lab.size
     with pytest.raises(TypeError):
         label_counts(lab.astype(np.int16))
+
+
+def test_downsample_labels_thins_fine_axes_first():
+    from engine.display import downsample_labels
+
+    lab = np.zeros((30, 200, 200), dtype=np.uint8)
+    lab[10:20, 50:150, 50:150] = 2
+    small, sp = downsample_labels(lab, (3.0, 0.75, 0.75), max_voxels=30 * 50 * 50)
+    assert small.size <= 30 * 50 * 50 and small.flags.c_contiguous
+    assert small.shape[0] == 30 and sp[0] == 3.0  # thick slices kept
+    assert sp[1] == sp[2] == 3.0
+    assert (small == 2).sum() * np.prod(sp) == pytest.approx((lab == 2).sum() * 3.0 * 0.75 * 0.75, rel=0.05)
+    same, sp1 = downsample_labels(lab, (1, 1, 1), max_voxels=10 ** 9)
+    assert same.shape == lab.shape and sp1 == (1.0, 1.0, 1.0)

@@ -39,7 +39,7 @@ class ProbeController(QObject):
         self.window = window
         self.label = QLabel()
         self.label.setMinimumWidth(420)
-        window.statusBar().addPermanentWidget(self.label, 1)
+        window.statusBar().addPermanentWidget(self.label)
         for view in window.views:
             view.mouse_event.connect(self._on_mouse)
 

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
-from engine.errors import GeometryMismatchError, LungLensError
+from engine.errors import GeometryMismatchError, SeriesError
+from engine.progress import as_progress
 from engine.types import Volume
 
 from ..settings import RecentFiles
@@ -42,17 +43,12 @@ LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.seg.nrrd *.dcm *.png);;All f
 
 def load_phantom(shape: Optional[tuple[int, int, int]] = None, progress: Any = None,
                  cancel: Any = None) -> tuple[Volume, Optional[np.ndarray]]:
-    """The built-in phantom (``engine.phantom``), or a small stand-in when it is absent.
+    """The built-in synthetic chest CT (:func:`engine.phantom.chest_ct`) and its labels.
 
     ``shape`` is ``(z, y, x)``; ``None`` takes the phantom's default size.
     """
-    try:
-        from engine import phantom
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.phantom":
-            raise
-        from .standin import standin_chest
-        return standin_chest(shape) if shape else standin_chest()
+    from engine import phantom
+
     kwargs = {"shape": tuple(shape)} if shape else {}
     ph = phantom.chest_ct(progress=progress, cancel=cancel, **kwargs)
     return ph.volume, ph.labels
@@ -70,6 +66,7 @@ class ScanIOController(QObject):
         self.window = window
         self.recent = recent
         self._last_dir = str(Path.home())
+        self.series_dialog: Optional[SeriesDialog] = None
         menu = window.menus["file"]
         self.open_action = self._action("&Open scan…", QKeySequence.StandardKey.Open, self.ask_open_file)
         self.open_folder_action = self._action("Open DICOM &folder…", "Ctrl+Shift+O", self.ask_open_folder)
@@ -112,36 +109,40 @@ class ScanIOController(QObject):
             self.open_labels(path)
 
     # -- scans ----------------------------------------------------------------
-    def open_path(self, path: str | os.PathLike, series: Any = None) -> None:
-        """Open a scan file or folder on a worker; folders with several series ask which one."""
+    def open_path(self, path: str | os.PathLike, series: Optional[str] = None) -> None:
+        """Open a scan file or folder on a worker; a folder with several series asks which one.
+
+        ``series`` is a :attr:`engine.io.SeriesInfo.uid` (or SeriesInstanceUID / number).
+        """
         path = str(path)
         self._last_dir = str(Path(path).parent)
-        if Path(path).is_dir() and series is None:
-            self.window.run_worker(_list_series, path, title="Reading folder",
-                                   on_result=lambda found: self._choose_series(path, found),
-                                   on_error=self._failed, on_cancel=self._cancelled)
-            return
-        self.window.run_worker(_load, path, series, title=f"Opening {Path(path).name}",
-                               on_result=lambda vol: self.show_volume(vol, path),
+        fn = _open_folder if Path(path).is_dir() and series is None else _load
+        args = (path,) if fn is _open_folder else (path, series)
+        self.window.run_worker(fn, *args, title=f"Opening {Path(path).name}",
+                               on_result=lambda out: self._loaded(out, path),
                                on_error=self._failed, on_cancel=self._cancelled)
+
+    def _loaded(self, out: Any, path: str) -> None:
+        if isinstance(out, Volume):
+            self.show_volume(out, path)
+        else:
+            self.choose_series(path, out)
+
+    def choose_series(self, folder: str, found: list[Any]) -> SeriesDialog:
+        """Ask (non-modally) which of the series ``found`` in ``folder`` to open."""
+        dialog = SeriesDialog(folder, found, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.open_path(folder, series=dialog.selected.uid))
+        dialog.rejected.connect(self._cancelled)
+        dialog.open()
+        self.series_dialog = dialog
+        return dialog
 
     def open_phantom(self, shape: Optional[tuple[int, int, int]] = None) -> None:
         """Open the built-in phantom with its labels (``shape`` ``(z, y, x)``, default size if None)."""
         self.window.run_worker(load_phantom, shape, title="Building phantom",
                                on_result=self._phantom_opened, on_error=self._failed,
                                on_cancel=self._cancelled)
-
-    def _choose_series(self, folder: str, found: Optional[list[Any]]) -> None:
-        if found is not None and len(found) > 1:
-            dialog = SeriesDialog(folder, found, self.window)
-            if not dialog.exec() or dialog.selected is None:
-                self._cancelled()
-                return
-            self.open_path(folder, series=dialog.selected)
-            return
-        self.window.run_worker(_load, folder, None, title=f"Opening {Path(folder).name}",
-                               on_result=lambda vol: self.show_volume(vol, folder),
-                               on_error=self._failed, on_cancel=self._cancelled)
 
     def show_volume(self, volume: Volume, path: Optional[str] = None) -> None:
         """Make ``volume`` the open scan (with an empty label layer) and announce it."""
@@ -214,14 +215,20 @@ class ScanIOController(QObject):
         self.open_path(path)
 
 
-def _list_series(folder: str, progress: Any = None, cancel: Any = None) -> Optional[list[Any]]:
-    """Series of a DICOM folder, or ``None`` when the folder is not a DICOM folder."""
+def _open_folder(folder: str, progress: Any = None, cancel: Any = None) -> Volume | list[Any]:
+    """Read a folder: its one DICOM series (a Volume), the list of its series when there are
+    several, or an image stack when it holds no DICOM."""
     from engine import io
+    from engine.io.dicom_read import read_series
 
+    report = as_progress(progress)
     try:
-        return list(io.list_series(folder))
-    except LungLensError:
-        return None  # not DICOM: let load() read it (e.g. a PNG stack) or explain why it cannot
+        found = io.list_series(folder, progress=report.sub(0.0, 0.3), cancel=cancel)
+    except SeriesError:
+        return io.load(folder, progress=progress, cancel=cancel)  # PNG/JPG stack, or a clear error
+    if len(found) > 1:
+        return list(found)
+    return read_series(found[0], progress=report.sub(0.3, 1.0), cancel=cancel)
 
 
 def _load(path: str, series: Any, progress: Any = None, cancel: Any = None) -> Volume:
@@ -235,5 +242,4 @@ def _load(path: str, series: Any, progress: Any = None, cancel: Any = None) -> V
 def _load_labels(path: str, reference: Volume, progress: Any = None, cancel: Any = None) -> np.ndarray:
     from engine import io
 
-    out = io.load_labels(path, reference)
-    return getattr(out, "array", out)
+    return io.load_labels(path, reference)

@@ -11,17 +11,19 @@ Objects and data flow
   between display pixels and voxel indices, pixel spacing for the aspect ratio and the
   orientation letters at each edge.
 - :mod:`engine.display.overlay`: label lookup tables (256 RGBA entries, index 0
-  transparent), label outlines and voxel counts per label.
+  transparent), label outlines, voxel counts per label and the coarse label map the
+  3D view builds its surfaces from.
 
 The GUI converts one extracted slice to ``float32`` (scan) or hands the ``uint8`` label
 slice straight to its image items, with explicit levels and a precomputed LUT.
 """
 
-from .overlay import label_counts, label_lut, outline
+from .overlay import downsample_labels, label_counts, label_lut, outline
 from .slicing import PLANES, Plane, display_shape, edge_letters, extract, pixel_spacing, slice_axis, \
     to_display, to_voxel
 from .window import GREY_8BIT, PRESETS, WindowLevel, default_window, preset
 
 __all__ = ["GREY_8BIT", "PLANES", "PRESETS", "Plane", "WindowLevel", "default_window", "display_shape",
+           "downsample_labels",
            "edge_letters", "extract", "label_counts", "label_lut", "outline", "pixel_spacing", "preset",
            "slice_axis", "to_display", "to_voxel"]

@@ -48,3 +48,26 @@ def label_counts(labels: np.ndarray, minlength: int = 256) -> np.ndarray:
     if lab.dtype != np.uint8:
         raise TypeError(f"label maps are uint8, got {lab.dtype}")
     return np.bincount(lab.ravel(), minlength=minlength).astype(np.int64)
+
+
+def downsample_labels(labels: np.ndarray, spacing: tuple[float, float, float],
+                      max_voxels: int = 2_000_000) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A coarser label map for 3D surfaces: integer strides per axis, finest axis first.
+
+    Strides are chosen so that the result has at most ``max_voxels`` voxels and its
+    spacing is as even as the strides allow (thick slices are kept, thin axes are
+    thinned first). Returns a C-contiguous view-derived copy and its ``(sz, sy, sx)``.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 3:
+        raise ValueError(f"labels must be 3D (z, y, x), got shape {lab.shape}")
+    steps = [1, 1, 1]
+    while int(np.prod([-(-n // s) for n, s in zip(lab.shape, steps)])) > max_voxels:
+        # increase the stride of the axis whose current spacing is the finest
+        eff = [sp * s if n // s > 1 else np.inf for sp, s, n in zip(spacing, steps, lab.shape)]
+        axis = int(np.argmin(eff))
+        if not np.isfinite(eff[axis]):
+            break
+        steps[axis] += 1
+    out = np.ascontiguousarray(lab[:: steps[0], :: steps[1], :: steps[2]])
+    return out, tuple(float(sp * s) for sp, s in zip(spacing, steps))  # type: ignore[return-value]

@@ -1,0 +1,137 @@
+"""The 3D view flow: View > 3D view toggles a dock of label surfaces, built lazily.
+
+Nothing of vtk is imported until the view is first shown. Surfaces are rebuilt on a
+worker only while the dock is visible, at most once per :attr:`DELAY_MS` after label
+changes; colour and visibility changes restyle the surfaces without a rebuild. Slice
+scrolling never touches the 3D view.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+
+from engine.display import downsample_labels
+
+from ..worker import Task, TaskRunner
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..main_window import MainWindow
+    from ..views.view3d import Surface3DView
+
+
+class View3DController(QObject):
+    """Owns the 3D dock (created on first use) and keeps its surfaces up to date lazily."""
+
+    DELAY_MS = 800
+    MAX_VOXELS = 2_000_000
+
+    def __init__(self, window: "MainWindow") -> None:
+        super().__init__(window)
+        self.window = window
+        self.view: Optional["Surface3DView"] = None
+        self.dock: Any = None
+        self._dirty = True
+        self._reset_camera = True
+        self._building: Optional[Task] = None
+        self._runner = TaskRunner(self)  # no progress bar: rebuilds are background work
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(self.DELAY_MS)
+        self._timer.timeout.connect(self.rebuild)
+        self.action = QAction("&3D view", window)
+        self.action.setCheckable(True)
+        self.action.setShortcut(QKeySequence("F10"))
+        self.action.setToolTip("Show the label surfaces in 3D (F10)")
+        self.action.toggled.connect(self.set_shown)
+        window.menus["view"].addAction(self.action)
+        window.labels.changed.connect(self._on_labels_changed)
+        window.labels.appearance_changed.connect(self._on_appearance)
+        window.session.volume_changed.connect(self._on_volume)
+
+    @property
+    def shown(self) -> bool:
+        return self.dock is not None and self.dock.isVisible()
+
+    def set_shown(self, shown: bool) -> None:
+        """Show (creating it the first time) or hide the 3D dock."""
+        if shown and self.dock is None:
+            from ..views.view3d import Surface3DView
+
+            self.view = Surface3DView()
+            self.dock = self.window.add_dock(self.view, "3D", Qt.DockWidgetArea.RightDockWidgetArea)
+            self.dock.visibilityChanged.connect(self._on_dock_visibility)
+            self.window.resizeDocks([self.window.label_dock, self.dock], [150, 700], Qt.Orientation.Vertical)
+            if not self.view.available:
+                self.window.status_message(self.view.message.text())
+        if self.dock is not None:
+            self.dock.setVisible(shown)
+        if shown:
+            self._schedule(0)
+
+    def _on_dock_visibility(self, visible: bool) -> None:
+        if self.action.isChecked() != visible and not self.dock.isFloating():
+            self.action.setChecked(visible)
+        if visible:
+            self._schedule(0)
+
+    def _on_volume(self, _volume: Any) -> None:
+        self._dirty = True
+        self._reset_camera = True
+        self._schedule()
+
+    def _on_labels_changed(self, _bbox: Any) -> None:
+        self._dirty = True
+        self._schedule()
+
+    def _on_appearance(self) -> None:
+        if self.view is not None and self.view.available:
+            self.view.set_appearance(self.window.labels.table, self.window.labels.hidden)
+
+    def _schedule(self, delay: Optional[int] = None) -> None:
+        if self.shown and self._dirty:
+            self._timer.start(self.DELAY_MS if delay is None else delay)
+
+    def rebuild(self) -> None:
+        """Rebuild the surfaces now (on a worker) if the dock is shown and they are stale."""
+        volume = self.window.session.volume
+        if not self.shown or self.view is None or not self.view.available or volume is None:
+            return
+        if self._building is not None:
+            self._timer.start(self.DELAY_MS)  # one build at a time; try again later
+            return
+        labels = self.window.labels
+        if labels.array.shape != volume.shape:
+            return
+        # the coarse copy is taken here, on the GUI thread, so the worker never reads a
+        # label array that an edit is changing
+        small, spacing = downsample_labels(labels.array, volume.spacing, self.MAX_VOXELS)
+        from ..views.surfaces import bounds_mm, build_surfaces
+
+        self._dirty = False
+        bounds = bounds_mm(volume.shape, volume.spacing)
+        task = Task(build_surfaces, small, spacing, labels.table.values, small.size, title="3D surfaces")
+        self._building = task
+        task.signals.finished.connect(self._build_finished)
+        self._runner.start(task, on_result=lambda s: self._show(s, bounds),
+                           on_error=lambda e: self.window.status_message(f"3D view: {e}"))
+
+    def _build_finished(self) -> None:
+        self._building = None
+        self._schedule()
+
+    def _show(self, surfaces: dict[int, Any], bounds: tuple[float, ...]) -> None:
+        labels = self.window.labels
+        self.view.set_surfaces(surfaces, labels.table, labels.hidden, bounds, reset=self._reset_camera)
+        self._reset_camera = False
+        self.surfaces = surfaces
+
+    def shutdown(self) -> None:
+        """Stop pending builds (window closing)."""
+        self._timer.stop()
+        self._runner.cancel_all()
+        self._runner.wait(5000)
+        if self.view is not None and self.view.backend == "interactive":
+            self.view.canvas.Finalize()

@@ -1,0 +1,80 @@
+"""app.worker: engine calls on a worker thread; result, error and cancel reach the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import QThread
+
+from app.worker import Task, TaskRunner, error_message
+from engine.errors import CorruptFileError
+from engine.progress import check_cancel
+
+pytestmark = pytest.mark.gui
+
+
+def slow_sum(n, progress=None, cancel=None, delay=0.001):
+    total = 0
+    for i in range(n):
+        check_cancel(cancel)
+        total += i
+        progress((i + 1) / n, f"step {i + 1}")
+        time.sleep(delay)
+    return total, threading.get_ident()
+
+
+def test_result_and_progress_arrive_on_gui_thread(qtbot, qapp):
+    runner = TaskRunner()
+    task = Task(slow_sum, 20, title="Summing")
+    seen = []
+    task.signals.progress.connect(lambda f, m: seen.append((f, m, QThread.currentThread() is qapp.thread())))
+    with qtbot.waitSignal(task.signals.finished, timeout=10000):
+        with qtbot.waitSignal(task.signals.result, timeout=10000) as res:
+            runner.start(task)
+    total, worker_thread = res.args[0]
+    assert total == sum(range(20))
+    assert worker_thread != threading.get_ident()
+    qtbot.waitUntil(lambda: len(seen) == 20)
+    assert seen[-1][:2] == (1.0, "step 20") and all(on_gui for _, _, on_gui in seen)
+    qtbot.waitUntil(lambda: runner.active == ())
+
+
+def test_cancel_is_not_an_error(qtbot):
+    runner = TaskRunner()
+    task = Task(slow_sum, 100000, delay=0.0005)
+    errors = []
+    task.signals.error.connect(errors.append)
+    with qtbot.waitSignal(task.signals.cancelled, timeout=10000):
+        runner.start(task)
+        task.cancel()
+    assert errors == []
+
+
+def test_errors_are_delivered_with_readable_messages(qtbot):
+    def broken(progress=None, cancel=None):
+        raise CorruptFileError("scan.nii is damaged: re-export it from the scanner.")
+
+    runner = TaskRunner()
+    task = Task(broken)
+    with qtbot.waitSignal(task.signals.error, timeout=10000) as err:
+        runner.start(task)
+    assert error_message(err.args[0]) == "scan.nii is damaged: re-export it from the scanner."
+    assert error_message(ValueError("x")).startswith("Unexpected error (ValueError): x.")
+
+
+def test_progress_panel_shows_and_cancels(qtbot):
+    from app.widgets.progress import ProgressPanel
+
+    runner = TaskRunner()
+    panel = ProgressPanel(runner)
+    qtbot.addWidget(panel)
+    task = Task(slow_sum, 100000, title="Opening scan", delay=0.0005)
+    with qtbot.waitSignal(task.signals.cancelled, timeout=10000):
+        runner.start(task)
+        assert not panel.isHidden() and panel.task is task
+        qtbot.waitUntil(lambda: panel.bar.value() > 0, timeout=5000)
+        assert panel.label.text().startswith("Opening scan")
+        panel.cancel_button.click()
+    qtbot.waitUntil(lambda: panel.isHidden())
