@@ -9,7 +9,8 @@ import SimpleITK as sitk
 
 import dicom_factory as F
 from engine import io
-from engine.errors import GeometryMismatchError, OverwriteError, UnsupportedFormatError
+from engine.errors import (GeometryMismatchError, LungLensError, OverwriteError, SeriesError,
+                           UnsupportedFormatError)
 from engine.types import Geometry
 
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -33,7 +34,7 @@ def nifti_volume(tmp_path):
     return io.load(tmp_path / "scan.nii.gz")
 
 
-FILE_FORMATS = ["labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha", "labels_png"]
+FILE_FORMATS = ["labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha", "labels.seg.nrrd", "labels_png"]
 
 
 @pytest.mark.parametrize("name", FILE_FORMATS)
@@ -139,3 +140,75 @@ def test_geometry_mismatch(tmp_path, nifti_volume, dicom_volume):
 def test_unknown_label_extension(tmp_path, nifti_volume):
     with pytest.raises(UnsupportedFormatError):
         io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "x.xyz")
+
+
+def test_seg_nrrd_has_slicer_segment_names_and_colours(tmp_path, nifti_volume):
+    import nrrd
+    from engine.labels import DEFAULT_TABLE
+    labels = np.zeros(nifti_volume.shape, np.uint8)
+    labels[2:4, 1:3, 0:2] = 3
+    out = io.save_labels(labels, nifti_volume, tmp_path / "f.seg.nrrd")
+    header = nrrd.read_header(str(out))
+    assert header["space"] == "left-posterior-superior"
+    names = {header[f"Segment{n}_Name"]: n for n in range(3)}
+    assert set(names) == {lab.name for lab in DEFAULT_TABLE}
+    n = names["Pleural effusion"]
+    assert header[f"Segment{n}_LabelValue"] == "3" and header[f"Segment{n}_Layer"] == "0"
+    assert header[f"Segment{n}_Extent"] == "0 1 1 2 2 3"  # i0 i1 j0 j1 k0 k1
+    r, g, b = (float(c) for c in header[f"Segment{n}_Color"].split())
+    assert (round(r * 255), round(g * 255), round(b * 255)) == DEFAULT_TABLE[3].color
+    assert "SCT^60046008^" in header[f"Segment{n}_Tags"]
+    # world alignment: the file's space origin/directions put the voxel where the scan has it
+    data, _ = nrrd.read(str(out), index_order="C")
+    k, j, i = np.argwhere(data == 3)[0]
+    world = np.asarray(header["space origin"]) + np.asarray(header["space directions"]).T @ [i, j, k]
+    assert np.allclose(world, nifti_volume.geometry.index_to_world(np.argwhere(labels == 3)[0]))
+
+
+def _dicom_seg_round_trip(volume, path):
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[1, 2:5, 3:6] = 1
+    labels[-1, 4:6, 1:4] = 2
+    labels[2, 0, 0] = 3
+    io.save_labels(labels, volume, path)
+    assert np.array_equal(io.load_labels(path, reference=volume), labels)
+    return labels
+
+
+def test_dicom_seg_round_trip_and_references(tmp_path, dicom_volume):
+    import highdicom as hd
+    import pydicom
+    labels = _dicom_seg_round_trip(dicom_volume, tmp_path / "seg.dcm")
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert ds.Modality == "SEG"
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == dicom_volume.meta["series_instance_uid"]
+    assert ds.FrameOfReferenceUID == dicom_volume.meta["frame_of_reference_uid"]
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == ["Ground-glass opacity", "Consolidation",
+                                                            "Pleural effusion"]
+    assert ds.SegmentSequence[2].SegmentedPropertyTypeCodeSequence[0].CodeValue == "60046008"
+    # independent check with highdicom: the frame for source image k holds labels[k] (identity layout)
+    seg = hd.seg.Segmentation.from_dataset(ds)
+    uid = dicom_volume.meta["sop_instance_uids"][1]
+    frame = seg.get_pixels_by_source_instance([uid], combine_segments=True)[0]
+    assert np.array_equal(frame, labels[1])
+
+
+def test_dicom_seg_for_reoriented_and_multiframe_sources(tmp_path):
+    F.ct_series(tmp_path / "sag", n=4, rows=5, cols=6, orientation=(0, -1, 0, 0, 0, -1))
+    _dicom_seg_round_trip(io.load(tmp_path / "sag"), tmp_path / "sag_seg.dcm")
+    path, _ = F.enhanced_ct(tmp_path / "mf" / "mf.dcm")
+    _dicom_seg_round_trip(io.load(path), tmp_path / "mf_seg.dcm")
+
+
+def test_dicom_seg_needs_dicom_source_and_matching_series(tmp_path, nifti_volume, dicom_volume):
+    with pytest.raises(UnsupportedFormatError, match="DICOM SEG"):
+        io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "x.dcm")
+    _dicom_seg_round_trip(dicom_volume, tmp_path / "seg.dcm")
+    F.ct_series(tmp_path / "other", n=5, rows=12, cols=10)
+    with pytest.raises(GeometryMismatchError, match="another series"):
+        io.load_labels(tmp_path / "seg.dcm", reference=io.load(tmp_path / "other"))
+    with pytest.raises(LungLensError):
+        io.load_labels(tmp_path / "seg.dcm", reference=nifti_volume)
+    # a SEG is not a scan
+    with pytest.raises(SeriesError):
+        io.load(tmp_path / "seg.dcm")

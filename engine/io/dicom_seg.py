@@ -1,0 +1,144 @@
+"""DICOM Segmentation (SEG) objects with highdicom, for scans that were opened from DICOM.
+
+Writing: the canonical labels are brought back to the source layout
+(:meth:`SourceOrientation.to_source`), so frame ``k`` of the SEG is the segmentation
+of source image ``meta["dicom_files"][k]`` (or frame ``meta["dicom_frames"][k]`` of a
+multi-frame source). The SEG is ``BINARY`` (one frame per segment and slice that
+holds it; empty frames omitted), one segment per finding of the label table, with
+category *Morphologically abnormal structure* (SCT 49755003), the finding's SNOMED
+code as property type and the lung (SCT 39607008) as anatomic region. It references
+the source series (study, series, frame of reference, SOP instances).
+
+Reading needs the DICOM scan the SEG refers to: frames are matched to the scan's
+SOP instances, and segments to LungLens labels by SNOMED code, then by name, then
+by segment number.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pydicom
+
+from .. import __version__
+from ..errors import CorruptFileError, GeometryMismatchError
+from ..labels import LabelTable
+from ..progress import CancelLike, Progress, check_cancel
+from ..types import Volume
+from ._common import wrap_errors
+from .orientation import SourceOrientation
+
+__all__ = ["write_dicom_seg", "read_dicom_seg"]
+
+
+def _descriptions(table: LabelTable):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    category = hd.sr.CodedConcept("49755003", "SCT", "Morphologically abnormal structure")
+    lung = hd.sr.CodedConcept("39607008", "SCT", "Lung structure")
+    algorithm = hd.AlgorithmIdentificationSequence(name="LungLens", version=__version__,
+                                                   family=codes.cid7162.ArtificialIntelligence)
+    out = []
+    findings = [lab for lab in table if lab.value != 0]
+    for number, lab in enumerate(findings, start=1):
+        code, meaning = lab.snomed if lab.snomed[0] else ("49755003", lab.name)
+        out.append(hd.seg.SegmentDescription(
+            segment_number=number, segment_label=lab.name[:64], segmented_property_category=category,
+            segmented_property_type=hd.sr.CodedConcept(code, "SCT", meaning),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+            algorithm_identification=algorithm, anatomic_regions=[lung]))
+    return findings, out
+
+
+def write_dicom_seg(labels: np.ndarray, volume: Volume, path: str | Path, table: LabelTable,
+                    progress: Optional[Progress] = None, cancel: Optional[CancelLike] = None) -> None:
+    """Write ``labels`` (canonical, on ``volume``'s grid) as a DICOM SEG referencing ``volume``'s images."""
+    import highdicom as hd
+
+    files = volume.meta.get("dicom_files") or []
+    frames_idx = volume.meta.get("dicom_frames") or [0] * len(files)
+    if not files or "source_orientation" not in volume.meta:
+        raise CorruptFileError("The scan has no record of its DICOM source images; reopen it from DICOM.")
+    plan = SourceOrientation.from_dict(volume.meta["source_orientation"])
+    source_labels = plan.to_source(labels)
+    findings, descriptions = _descriptions(table)
+    seg_numbers = np.zeros(256, dtype=np.uint8)
+    for number, lab in enumerate(findings, start=1):
+        seg_numbers[lab.value] = number
+    source_labels = seg_numbers[source_labels]
+    with wrap_errors(files[0], "DICOM source image"):
+        if volume.meta.get("multiframe"):
+            source = [pydicom.dcmread(files[0], stop_before_pixels=True)]
+            n_frames = int(source[0].get("NumberOfFrames", 1))
+            pixel = np.zeros((n_frames,) + source_labels.shape[1:], dtype=np.uint8)
+            for k, f in enumerate(frames_idx):
+                pixel[f] = source_labels[k]
+        else:
+            source = []
+            for k, f in enumerate(files):
+                check_cancel(cancel)
+                source.append(pydicom.dcmread(f, stop_before_pixels=True))
+            pixel = source_labels
+    if progress is not None:
+        progress(0.3, "Building DICOM SEG")
+    check_cancel(cancel)
+    with warnings.catch_warnings():  # highdicom nags about single-component patient names
+        warnings.simplefilter("ignore", UserWarning)
+        seg = _build(hd, source, pixel, descriptions)
+    check_cancel(cancel)
+    seg.save_as(str(path))
+
+
+def _build(hd, source, pixel, descriptions):
+    return hd.seg.Segmentation(
+        source_images=source, pixel_array=pixel, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=901,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="LungLens",
+        manufacturer_model_name="LungLens", software_versions=__version__, device_serial_number="0",
+        series_description="LungLens findings", content_label="FINDINGS",
+        content_description="COVID-19 pneumonia findings", omit_empty_frames=True)
+
+
+def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable) -> np.ndarray:
+    """Read a DICOM SEG over ``reference`` (a DICOM volume) as a canonical uint8 label map."""
+    import highdicom as hd
+
+    path = Path(path)
+    with wrap_errors(path, "DICOM SEG file"):
+        ds = pydicom.dcmread(str(path))
+        if str(ds.get("SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.66.4":
+            raise CorruptFileError(f"{path.name} is a DICOM image, not a segmentation (SEG): it cannot be "
+                                   "used as labels.")
+        seg = hd.seg.Segmentation.from_dataset(ds)
+        ref_series = {str(s.SeriesInstanceUID) for s in ds.get("ReferencedSeriesSequence", [])}
+        if ref_series and reference.meta.get("series_instance_uid") not in ref_series:
+            raise GeometryMismatchError(f"{path.name} refers to another series ({', '.join(sorted(ref_series))})"
+                                        ", not to the open scan. Open the scan it was made for.")
+        values = np.zeros(max(seg.segment_numbers) + 1, dtype=np.uint8)
+        for number in seg.segment_numbers:
+            desc = seg.get_segment_description(number)
+            code = str(desc.segmented_property_type.value)
+            label = str(desc.segment_label).lower()
+            match = next((lab.value for lab in table if lab.value and (lab.snomed[0] == code or
+                                                                     lab.name.lower() == label)), number)
+            values[number] = match
+        plan = SourceOrientation.from_dict(reference.meta["source_orientation"])
+        if reference.meta.get("multiframe"):
+            sop = reference.meta["sop_instance_uids"][0]
+            frame_numbers = [int(f) + 1 for f in reference.meta["dicom_frames"]]
+            pix = seg.get_pixels_by_source_frame(source_sop_instance_uid=sop, source_frame_numbers=frame_numbers,
+                                                 combine_segments=True, relabel=False,
+                                                 assert_missing_frames_are_empty=True)
+        else:
+            pix = seg.get_pixels_by_source_instance(source_sop_instance_uids=reference.meta["sop_instance_uids"],
+                                                    combine_segments=True, relabel=False,
+                                                    assert_missing_frames_are_empty=True)
+        source = values[np.asarray(pix)]
+        if source.shape != plan.source_geometry.shape:
+            raise GeometryMismatchError(f"{path.name}: frames are {source.shape[1:]} but the scan's images are "
+                                        f"{plan.source_geometry.shape[1:]}.")
+    return plan.from_source(source)
