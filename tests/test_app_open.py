@@ -1,0 +1,153 @@
+"""Open flows of the real window: label files, series chooser, drag-and-drop, command line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QImage
+
+pytestmark = pytest.mark.gui
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = (64, 128, 128)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, extensions=())
+    qtbot.addWidget(w)
+    w.resize(1000, 700)
+    w.show()
+    yield w
+    w.runner.cancel_all()
+    w.runner.wait(5000)
+
+
+@pytest.fixture
+def phantom(window, qtbot):
+    with qtbot.waitSignal(window.scan_io.labels_opened, timeout=60000):
+        window.scan_io.open_phantom(SMALL)
+    return window
+
+
+def test_label_file_round_trip_and_mismatch_refused(phantom, qtbot, tmp_path):
+    from engine import io
+
+    w = phantom
+    vol = w.session.volume
+    truth = w.labels.array.copy()
+    path = tmp_path / "labels.nii.gz"
+    io.save_labels(truth, vol, path)
+    w.labels.reset(vol.shape)
+    assert w.labels.counts()[1:].sum() == 0
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(path)
+    np.testing.assert_array_equal(w.labels.array, truth)
+    assert w.labels.name == "labels.nii.gz"
+    assert w.label_panel.volume_labels[1].text() != "0.0 mL"
+
+    other = tmp_path / "other.nii.gz"
+    small = np.zeros((8, 16, 16), np.uint8)
+    from engine.types import Geometry
+    io.save_labels(small, Geometry(small.shape), other)
+    with qtbot.waitSignal(w.error_shown, timeout=30000) as err:
+        w.scan_io.open_labels(other)
+    assert "grid" in err.args[0].lower() or "shape" in err.args[0].lower() or "match" in err.args[0].lower()
+    np.testing.assert_array_equal(w.labels.array, truth)  # the shown labels stay
+
+
+def test_drop_opens_the_file(window, qtbot, tmp_path):
+    from engine import io
+    from engine.phantom import chest_ct
+
+    ph = chest_ct(shape=SMALL)
+    import nibabel as nib
+
+    path = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(ph.volume.array.transpose(2, 1, 0), ph.volume.geometry.affine_ras()), path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        window.dropEvent(event)
+    vol = window.session.volume
+    assert vol.shape == SMALL and vol.format == "nifti"
+    expected = io.load(path).array
+    np.testing.assert_array_equal(vol.array, expected)
+    assert window.windowTitle().endswith("scan.nii.gz")
+
+
+@pytest.mark.shared_data
+def test_folder_with_two_series_asks_which(window, qtbot, tmp_path, dicom_99):
+    import pydicom
+
+    folder = tmp_path / "two_series"
+    folder.mkdir()
+    files = sorted(dicom_99.glob("*.dcm"))[40:46]
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        if i % 2:
+            ds.SeriesInstanceUID = "1.2.826.0.1.3680043.10.999.1"
+            ds.SeriesDescription = "copy"
+            ds.SeriesNumber = 99
+        ds.save_as(folder / f.name)
+    window.scan_io.open_path(folder)
+    qtbot.waitUntil(lambda: window.scan_io.series_dialog is not None, timeout=30000)
+    dialog = window.scan_io.series_dialog
+    assert dialog.list.count() == 2
+    texts = [dialog.list.item(i).text() for i in range(2)]
+    assert any("copy" in t for t in texts) and all("3 images" in t for t in texts)
+    row = next(i for i, t in enumerate(texts) if "copy" in t)
+    dialog.list.setCurrentRow(row)
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000) as opened:
+        dialog.accept()
+    assert opened.args[0].shape == (3, 512, 512)
+    assert opened.args[0].meta["series_instance_uid"] == "1.2.826.0.1.3680043.10.999.1"
+
+
+def _run_app(args, tmp_path, timeout=120):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LUNGLENS_SETTINGS=str(tmp_path / "s.ini"))
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_version_needs_no_qt():
+    code = "import sys; from app.__main__ import main\ntry:\n main(['--version'])\nexcept SystemExit: pass\n" \
+           "print(any(m.startswith(('PySide6', 'pyqtgraph', 'vtk')) for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_screenshot_of_scan_with_labels(tmp_path):
+    from engine import io
+    from engine.phantom import chest_ct
+
+    ph = chest_ct(shape=(64, 160, 160))
+    import nibabel as nib
+
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(ph.volume.array.transpose(2, 1, 0), ph.volume.geometry.affine_ras()), scan)
+    labels = tmp_path / "labels.nii.gz"
+    io.save_labels(ph.labels, io.load(scan), labels)
+    out = tmp_path / "shot.png"
+    res = _run_app([str(scan), "--labels", str(labels), "--screenshot", str(out)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (1600, 1000)
+    arr = np.array([[img.pixelColor(x, y).getRgb()[:3] for x in range(0, 1600, 4)] for y in range(0, 1000, 4)])
+    yellowish = (arr[..., 0] > arr[..., 2] + 60) & (arr[..., 1] > arr[..., 2] + 60)
+    assert yellowish.sum() > 20  # the GGO overlay is drawn
+
+    bad = _run_app([str(tmp_path / "missing.nii"), "--screenshot", str(tmp_path / "x.png")], tmp_path)
+    assert bad.returncode == 2 and "missing.nii" in bad.stderr
