@@ -1,0 +1,169 @@
+"""``python -m engine predict PATH --out DIR``: the app's Run AI, without the app.
+
+For one scan, writes ``DIR/labels.nii.gz`` (the scan's geometry; ``--format seg.nrrd``
+for 3D Slicer, ``--format dcm`` for DICOM SEG over a DICOM source) and
+``DIR/findings.json`` (per finding: probability, volume in mL, % of lung, slices where
+present; per-slice probabilities; COVID likelihood; models and versions; timings).
+
+When PATH is a folder of scans (files such as ``.nii.gz``, or sub-folders, rather than
+one DICOM series or image stack), each scan is processed into ``DIR/<scan name>/``;
+scans that cannot be read are skipped with a message, and the exit status is 1 when
+any was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Optional, TextIO
+
+NAME = "predict"
+FORMATS = {"nii.gz": "labels.nii.gz", "nii": "labels.nii", "seg.nrrd": "labels.seg.nrrd",
+           "nrrd": "labels.nrrd", "dcm": "labels.dcm"}
+_COMPANIONS = (".raw", ".json", ".txt", ".csv", ".md", ".zraw", ".gz.json")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(NAME, help="segment findings and estimate their probabilities (Run AI, headless)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="a scan (file, DICOM folder, image stack) or a folder of scans")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", default=None, help="segmentation model name (default: the registry default)")
+    p.add_argument("--findings-model", default=None, help="finding classifier name ('none' to skip)")
+    p.add_argument("--covid-model", default=None, help="COVID classifier name ('none' to skip)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the models")
+    p.add_argument("--format", default="nii.gz", choices=tuple(FORMATS), help="label file format")
+    p.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
+    p.add_argument("--series", default=None, help="DICOM series to read (uid or series number)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+class ProgressBar:
+    """A one-line ``\\r`` progress bar on a stream (updates at most every 0.1 s)."""
+
+    def __init__(self, label: str, stream: Optional[TextIO] = None, width: int = 30, enabled: bool = True) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.enabled = enabled
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if fraction < 1.0 and now - self._last < 0.1:
+            return
+        self._last = now
+        filled = int(round(self.width * fraction))
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {100 * fraction:3.0f}% {message[:40]:<40}")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _model_arg(value: Optional[str]):
+    if value is None:
+        return None
+    return False if value.lower() == "none" else value
+
+
+def scan_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or name
+    return path.stem if path.is_file() else name
+
+
+def find_scans(path: Path) -> tuple[list[Path], bool]:
+    """The scans under ``path`` and whether ``path`` is a folder of scans (vs one scan)."""
+    if not path.is_dir():
+        return [path], False
+    from ..io.dicom_scan import is_dicom_file
+    from ..io.images import image_files
+    entries = [q for q in sorted(path.iterdir()) if not q.name.startswith(".")]
+    files = [q for q in entries if q.is_file()]
+    if image_files(path) or any(is_dicom_file(q) for q in files[:32]):
+        return [path], False  # one DICOM series or image stack
+    scans = [q for q in entries if q.is_dir() or not q.name.lower().endswith(_COMPANIONS)]
+    return scans, True
+
+
+def to_json(doc: dict) -> str:
+    """Indented JSON with lists of numbers kept on one line (per-slice probabilities)."""
+    text = json.dumps(doc, indent=1)
+    return re.sub(r"\[\s*((?:-?[\d.eE+-]+|null)(?:,\s*(?:-?[\d.eE+-]+|null))*)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
+
+
+def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> dict:
+    """Load ``scan``, run ``predictor``, write labels and findings.json into ``out``."""
+    from .. import io
+    from ..inference.summary import findings_document, lung_mask_for
+
+    quiet = args.quiet
+    bar = ProgressBar(f"{scan_name(scan)[:24]:<24} reading", enabled=not quiet)
+    try:
+        volume = io.load(scan, progress=bar, series=args.series)
+    finally:
+        bar.close()
+    bar = ProgressBar(f"{scan_name(scan)[:24]:<24} AI     ", enabled=not quiet)
+    try:
+        prediction = predictor.predict(volume, progress=bar)
+    finally:
+        bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    labels_path = out / FORMATS[args.format]
+    io.save_labels(prediction.labels, volume, labels_path)
+    lung, source = lung_mask_for(volume, prediction)
+    doc = findings_document(prediction, volume, lung, source, labels_file=labels_path.name)
+    (out / "findings.json").write_text(to_json(doc))
+    return doc
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import CancelledError, LungLensError
+    from ..inference import Predictor
+
+    path = Path(args.path).expanduser()
+    out = Path(args.out).expanduser()
+    if not path.exists():
+        raise LungLensError(f"{path} does not exist: give a scan file, a DICOM folder or a folder of scans.")
+    scans, many = find_scans(path)
+    if many and not scans:
+        raise LungLensError(f"{path} holds no scans.")
+    predictor = Predictor(args.model, device=args.device, findings_model=_model_arg(args.findings_model),
+                          covid_model=_model_arg(args.covid_model), batch_size=args.batch_size,
+                          keep_probabilities=False)
+    predictor.load()
+    skipped = 0
+    for scan in scans:
+        target = out / scan_name(scan) if many else out
+        try:
+            doc = predict_one(scan, target, predictor, args)
+        except CancelledError:
+            raise
+        except LungLensError as exc:
+            if not many:
+                raise
+            skipped += 1
+            print(f"skipped {scan.name}: {exc}", file=sys.stderr)
+            continue
+        summary = ", ".join(f"{k} p={v['probability']:.2f} {v['volume_ml'] if v['volume_ml'] is not None else '?'} mL"
+                            for k, v in doc["findings"].items())
+        print(f"{scan.name}: {summary} -> {target}")
+    if many:
+        print(f"{len(scans) - skipped} of {len(scans)} scans processed" + (f", {skipped} skipped" if skipped else ""))
+    return 1 if skipped else 0

@@ -1,0 +1,128 @@
+"""``python -m engine predict``: outputs on the scan's grid, findings.json, folders of scans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from engine import io
+from engine.cli import main
+from engine.inference import Predictor
+from engine.models import registry
+from engine.models.card import ModelCard
+from engine.phantom import chest_ct
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    ph = chest_ct(shape=(40, 96, 112), spacing=(5.0, 3.0, 2.8), seed=2)
+    v = ph.volume
+    # an oblique, flipped affine: the labels must come back on exactly this grid
+    affine = v.geometry.affine_ras()
+    c, s = np.cos(0.2), np.sin(0.2)
+    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    affine[:3, :3] = rot @ affine[:3, :3] @ np.diag([-1.0, 1.0, 1.0])
+    affine[:3, 3] = (12.5, -40.0, 7.0)
+    scans = root / "scans"
+    scans.mkdir()
+    nib.save(nib.Nifti1Image(v.array.transpose(2, 1, 0), affine), scans / "case_a.nii.gz")
+    nib.save(nib.Nifti1Image(v.array[::-1].transpose(2, 1, 0).copy(), affine), scans / "case_b.nii.gz")
+    (scans / "broken.nii.gz").write_bytes(b"\x1f\x8b this is no gzip stream")
+    torch.manual_seed(0)
+    model = registry.build("unet", {"base": 4, "depth": 2})
+    card = ModelCard(name="tiny_unet", task="segmentation", architecture="unet", config={"base": 4, "depth": 2},
+                     input_size=(64, 64), version="7")
+    weights = registry.save(model.eval(), card, root / "models")
+    return root, scans, weights, affine
+
+
+def test_predict_one_scan_writes_labels_on_the_scan_grid(setup, capsys):
+    root, scans, weights, affine = setup
+    out = root / "one"
+    rc = main(["predict", str(scans / "case_a.nii.gz"), "--out", str(out), "--model", str(weights),
+               "--device", "cpu", "--findings-model", "none", "--covid-model", "none"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "100%" in err and "\r" in err  # the progress bar
+    img = nib.load(out / "labels.nii.gz")
+    assert img.get_data_dtype() == np.uint8
+    vol = io.load(scans / "case_a.nii.gz")
+    # the labels are written on the canonical (z, y, x) grid of the loaded scan: the same
+    # voxels in space as the source file (Slicer/ITK-SNAP overlay them), axes possibly reordered
+    assert img.shape == vol.shape[::-1]
+    assert np.allclose(img.affine, vol.geometry.affine_ras(), atol=1e-4)
+    src = nib.load(scans / "case_a.nii.gz")
+    src_data = np.asarray(src.dataobj)
+    rng = np.random.default_rng(0)
+    ijk = np.stack([rng.integers(0, n, 500) for n in img.shape], 1)
+    world = ijk @ img.affine[:3, :3].T + img.affine[:3, 3]
+    src_ijk = np.rint((world - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T).astype(int)
+    assert np.array_equal(src_data[tuple(src_ijk.T)], vol.array[ijk[:, 2], ijk[:, 1], ijk[:, 0]])
+    # same labels as the engine gives for the loaded scan
+    pred = Predictor(str(weights), device="cpu", findings_model=False, covid_model=False).predict(vol)
+    assert np.array_equal(io.load_labels(out / "labels.nii.gz", vol), pred.labels)
+
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["labels_file"] == "labels.nii.gz"
+    assert set(doc["findings"]) == {"ggo", "consolidation", "effusion"}
+    voxel_ml = 5.0 * 3.0 * 2.8 / 1000
+    for lab, key in ((1, "ggo"), (2, "consolidation"), (3, "effusion")):
+        f = doc["findings"][key]
+        n = int((pred.labels == lab).sum())
+        assert f["voxels"] == n
+        assert f["volume_ml"] == pytest.approx(n * voxel_ml, rel=1e-3)
+        assert 0.0 <= f["probability"] <= 1.0
+        assert f["probability"] == pytest.approx(pred.scan_probabilities[key], abs=1e-4)
+        present = [z for a, b in f["slices"] for z in range(a, b + 1)]
+        assert present == pred.slices_with(lab)
+        assert len(doc["slice_probabilities"][key]) == 40
+    assert doc["models"]["segmentation"]["name"] == "tiny_unet"
+    assert doc["models"]["segmentation"]["version"] == "7"
+    assert doc["models"]["findings"] is None and doc["covid"] is None
+    assert doc["timings_s"]["total_s"] > 0
+
+
+def test_predict_folder_processes_each_scan_and_skips_unreadable(setup, capsys):
+    root, scans, weights, _ = setup
+    out = root / "many"
+    rc = main(["predict", str(scans), "--out", str(out), "--model", str(weights), "--device", "cpu",
+               "--quiet", "--findings-model", "none", "--covid-model", "none"])
+    captured = capsys.readouterr()
+    assert rc == 1  # one scan skipped
+    assert "skipped broken.nii.gz" in captured.err
+    assert "2 of 3 scans processed, 1 skipped" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["case_a", "case_b"]
+    a = nib.load(out / "case_a" / "labels.nii.gz").get_fdata()
+    b = nib.load(out / "case_b" / "labels.nii.gz").get_fdata()
+    assert a.shape == b.shape == (112, 96, 40)
+    assert (out / "case_b" / "findings.json").is_file()
+    assert "\r" not in captured.err  # --quiet: no progress bar
+
+
+def test_predict_errors_are_one_line_for_the_user(setup, capsys):
+    root, scans, weights, _ = setup
+    rc = main(["predict", str(scans / "case_a.nii.gz"), "--out", str(root / "x"), "--model", "no_such_model"])
+    assert rc == 2
+    assert "error: No model named 'no_such_model'" in capsys.readouterr().err
+    rc = main(["predict", str(root / "missing.nii.gz"), "--out", str(root / "x"), "--model", str(weights)])
+    assert rc == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (root / "x").exists()
+
+
+def test_predict_seg_nrrd_format(setup):
+    pytest.importorskip("engine.io.seg_nrrd", reason="the .seg.nrrd writer is not in this build yet")
+    root, scans, weights, _ = setup
+    out = root / "segnrrd"
+    rc = main(["predict", str(scans / "case_a.nii.gz"), "--out", str(out), "--model", str(weights),
+               "--format", "seg.nrrd", "--quiet", "--findings-model", "none", "--covid-model", "none"])
+    assert rc == 0 and (out / "labels.seg.nrrd").is_file()
+    vol = io.load(scans / "case_a.nii.gz")
+    back = io.load_labels(out / "labels.seg.nrrd", vol)
+    assert back.shape == vol.shape
