@@ -55,12 +55,15 @@ class Session(QObject):
         the :class:`WindowLevel` changed.
     layout_changed(str)
         one of :data:`LAYOUTS`.
+    crosshair_toggled(bool)
+        the crosshair lines were shown or hidden.
     """
 
     volume_changed = Signal(object)
     cursor_changed = Signal(object)
     window_changed = Signal(object)
     layout_changed = Signal(str)
+    crosshair_toggled = Signal(bool)
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
@@ -68,6 +71,7 @@ class Session(QObject):
         self._cursor: tuple[int, int, int] = (0, 0, 0)
         self._window: WindowLevel = PRESETS["lung"]
         self._layout = "three"
+        self._crosshair = True
 
     # -- volume ---------------------------------------------------------------
     @property
@@ -135,6 +139,16 @@ class Session(QObject):
         if layout != self._layout:
             self._layout = layout
             self.layout_changed.emit(layout)
+
+    # -- crosshair ------------------------------------------------------------
+    @property
+    def crosshair_visible(self) -> bool:
+        return self._crosshair
+
+    def set_crosshair_visible(self, visible: bool) -> None:
+        if bool(visible) != self._crosshair:
+            self._crosshair = bool(visible)
+            self.crosshair_toggled.emit(self._crosshair)
 
 
 class LabelLayerModel(QObject):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from engine.display import PRESETS
@@ -279,3 +279,59 @@ def test_3d_view_is_lazy_and_shows_label_colours(phantom_window, qtbot):
     before = w.view3d.surfaces
     w.views.axial.step_slice(3)
     assert not w.view3d._timer.isActive() and w.view3d.surfaces is before
+
+
+def test_probe_shows_hu_and_coordinates_under_the_mouse(phantom_window, qtbot):
+    w = phantom_window
+    axial = w.views.axial
+    z = w.session.cursor[0]
+    target = (z, 40, 50)
+    qtbot.mouseMove(axial.viewport(), pixel(axial, target))
+    text = w.probe.label.text()
+    value = int(w.session.volume.array[target])
+    assert f"voxel x 50  y 40  z {z}" in text
+    assert f"{value} HU" in text
+    wx, wy, wz = w.session.volume.geometry.index_to_world(target)
+    assert f"{wx:.1f}, {wy:.1f}, {wz:.1f} mm" in text
+
+
+def test_shift_drag_changes_window_and_ctrl_wheel_zooms(phantom_window, qtbot):
+    w = phantom_window
+    axial = w.views.axial
+    vp = axial.viewport()
+    start = pixel(axial, w.session.cursor) + QPoint(20, 20)
+    before = w.session.window
+    cursor = w.session.cursor
+    shift, left = Qt.KeyboardModifier.ShiftModifier, Qt.MouseButton.LeftButton
+    qtbot.mousePress(vp, left, shift, start)
+    for i in range(1, 6):  # QTest.mouseMove cannot hold Shift: send the moves by hand
+        p = QPointF(start + QPoint(10 * i, 0))
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseMove, p, QPointF(vp.mapToGlobal(p.toPoint())),
+                                               Qt.MouseButton.NoButton, left, shift))
+    qtbot.mouseRelease(vp, left, shift, start + QPoint(50, 0))
+    assert w.session.window.width > before.width and w.session.window.level == before.level
+    assert w.session.cursor == cursor  # a window drag does not move the crosshair
+    assert w.window_level.widget.width_box.value() == pytest.approx(w.session.window.width, abs=0.5)
+
+    full = axial.view_box.viewRange()
+    pos = QPointF(start)
+    wheel = QWheelEvent(pos, QPointF(axial.mapToGlobal(start)), QPoint(0, 0), QPoint(0, 480),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(vp, wheel)
+    zoomed = axial.view_box.viewRange()
+    assert zoomed[0][1] - zoomed[0][0] < 0.9 * (full[0][1] - full[0][0])
+    assert w.session.cursor == cursor  # Ctrl+wheel zooms instead of scrolling
+    w.view_actions.reset_action.trigger()
+    reset = axial.view_box.viewRange()
+    assert reset[0][1] - reset[0][0] == pytest.approx(full[0][1] - full[0][0], rel=1e-3)
+
+
+def test_crosshair_can_be_hidden_and_title_is_shown(phantom_window):
+    w = phantom_window
+    assert "phantom" in w.views.axial.captions.top_right.text().lower()
+    w.view_actions.crosshair_action.trigger()
+    assert not w.session.crosshair_visible
+    assert not any(v.vline.isVisible() or v.hline.isVisible() for v in w.views)
+    w.session.set_crosshair_visible(True)
+    assert w.view_actions.crosshair_action.isChecked() and w.views.coronal.vline.isVisible()

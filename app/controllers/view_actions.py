@@ -1,4 +1,4 @@
-"""View menu: layouts, reset view, label display mode."""
+"""View menu: layouts, reset view, crosshair, label display mode."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ class ViewActionsController(QObject):
         self.reset_action.setShortcut(QKeySequence("Home"))
         self.reset_action.triggered.connect(lambda _c=False: window.views.reset_views())
         menu.addAction(self.reset_action)
+        self.crosshair_action = QAction("&Crosshair", window)
+        self.crosshair_action.setCheckable(True)
+        self.crosshair_action.setChecked(session.crosshair_visible)
+        self.crosshair_action.setShortcut(QKeySequence("Shift+C"))
+        self.crosshair_action.toggled.connect(session.set_crosshair_visible)
+        session.crosshair_toggled.connect(self.crosshair_action.setChecked)
+        menu.addAction(self.crosshair_action)
         self.outline_action = QAction("Label &outlines", window)
         self.outline_action.setCheckable(True)
         self.outline_action.setShortcut(QKeySequence("Shift+O"))

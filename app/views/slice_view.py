@@ -19,6 +19,7 @@ coordinates, ``view.voxel_at(scene_pos)``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -37,6 +38,16 @@ _LEFT = Qt.MouseButton.LeftButton
 _WHEEL_STEP = 120  # one notch of a mouse wheel, in 1/8 degree
 
 
+def scan_title(volume: Any) -> str:
+    """Short description of a scan for the view corner: series description or file name."""
+    desc = str(volume.meta.get("series_description", "") or "").strip()
+    if desc:
+        return " ".join(desc.split())
+    if volume.source:
+        return Path(volume.source).name
+    return "Synthetic phantom" if volume.format == "phantom" else ""
+
+
 class SliceViewBox(pg.ViewBox):
     """A ViewBox whose mouse gestures suit a slice viewer.
 
@@ -49,6 +60,7 @@ class SliceViewBox(pg.ViewBox):
         super().__init__(invertY=True, lockAspect=True, enableMenu=False, defaultPadding=0.0)
         self._owner = owner
         self._wheel_rest = 0
+        self._window_drag = False
 
     def wheelEvent(self, ev: Any, axis: Optional[int] = None) -> None:  # noqa: N802 (Qt API)
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -66,7 +78,9 @@ class SliceViewBox(pg.ViewBox):
             super().mouseDragEvent(ev, axis)
             return
         ev.accept()
-        if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+        if ev.isStart():  # the gesture is chosen when the drag starts and kept to its end
+            self._window_drag = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if self._window_drag:
             d = ev.screenPos() - ev.lastScreenPos()
             self._owner.drag_window(d.x(), d.y())
             return
@@ -126,9 +140,11 @@ class SliceView(pg.GraphicsLayoutWidget):
         session.volume_changed.connect(self._on_volume)
         session.cursor_changed.connect(self._on_cursor)
         session.window_changed.connect(self._on_window)
+        session.crosshair_toggled.connect(self._on_crosshair_toggled)
         labels.changed.connect(self._on_labels_changed)
         labels.appearance_changed.connect(self._on_appearance)
         self._on_volume(session.volume)
+        self._on_crosshair_toggled(session.crosshair_visible)
 
     # -- public API -----------------------------------------------------------
     @property
@@ -200,16 +216,23 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.captions.set_letters(None)
             self.captions.top_left.set_text("No scan open")
             self.captions.bottom_left.set_text("")
+            self.captions.top_right.set_text("")
             return
         self._spacing = pixel_spacing(vol.spacing, self.plane)
         rows, cols = display_shape(vol.shape, self.plane)
         rect = QRectF(0, 0, cols * self._spacing[1], rows * self._spacing[0])
         self.captions.set_letters(edge_letters(self.plane))
+        if self.plane is Plane.AXIAL:
+            self.captions.top_right.set_text(scan_title(vol))
         self._show_slice(self.session.cursor)
         self.ct_item.setRect(rect)
         self.label_item.setRect(rect)
         self._on_window(self.session.window)
         self.reset_view()
+
+    def _on_crosshair_toggled(self, visible: bool) -> None:
+        self.vline.setVisible(visible)
+        self.hline.setVisible(visible)
 
     def _on_cursor(self, zyx: tuple[int, int, int]) -> None:
         if self.session.volume is None:

@@ -25,7 +25,7 @@ class ProgressPanel(QWidget):
         self.bar.setFixedWidth(220)
         self.bar.setTextVisible(False)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop this task (Esc)")
+        self.cancel_button.setToolTip("Stop this task; nothing it started is kept")
         self.cancel_button.clicked.connect(self.cancel)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
