@@ -97,6 +97,13 @@ def absurd_nifti(t):
     return _file(t, "huge.nii", hdr.binaryblock + b"\0" * 4 + b"\0" * 1024)
 
 
+def absurd_nifti_gz(t):  # under the 4 GiB guard, far more than 1 kB of gzip can expand to
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(np.int16)
+    hdr.set_data_shape((1000, 1000, 900))
+    return _file(t, "big.nii.gz", gzip.compress(hdr.binaryblock + b"\0" * 4 + b"\0" * 1024))
+
+
 def absurd_nifti_small(t):  # under the 4 GiB guard but far more than the file holds
     hdr = nib.Nifti1Header()
     hdr.set_data_dtype(np.int16)
@@ -235,6 +242,7 @@ CASES = {
     "text named .xyz": (text_as("scan.xyz"), UnsupportedFormatError),
     "absurd NIfTI dims": (absurd_nifti, CorruptFileError),
     "NIfTI dims beyond file": (absurd_nifti_small, CorruptFileError),
+    "NIfTI.gz dims beyond file": (absurd_nifti_gz, CorruptFileError),
     "negative NIfTI dim": (negative_dim_nifti, CorruptFileError),
     "absurd NRRD dims": (absurd_nrrd, CorruptFileError),
     "absurd MHA dims": (absurd_mha, CorruptFileError),

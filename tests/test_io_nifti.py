@@ -111,3 +111,13 @@ def test_progress_and_cancel(tmp_path):
     token.cancel()
     with pytest.raises(CancelledError):
         io.load(path, cancel=token)
+
+
+def test_multi_member_gzip(tmp_path):
+    import gzip
+    data = np.arange(40 * 30 * 20, dtype=np.int16).reshape(40, 30, 20) - 3000
+    raw = nib.Nifti1Image(data, np.diag([-1.0, -1.0, 1.0, 1.0])).to_bytes()
+    cut = len(raw) // 3
+    (tmp_path / "multi.nii.gz").write_bytes(gzip.compress(raw[:cut]) + gzip.compress(raw[cut:]))
+    vol = io.load(tmp_path / "multi.nii.gz")
+    assert np.array_equal(vol.array, data.T)
