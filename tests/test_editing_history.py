@@ -191,3 +191,20 @@ def test_loaded_labels_are_not_person_edits_and_nested_stroke_refused():
     s.commit()
     with pytest.raises(ValueError):
         LabelEditor(np.zeros((2, 2), np.uint8))
+
+
+def test_apply_box_and_load_kind():
+    shape = (2, 6, 6)
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape))
+    block = np.full((1, 2, 2), 2, np.uint8)
+    box = (slice(1, 2), slice(1, 3), slice(1, 3))
+    ed.apply_box(box, block, "Partial AI", kind="ai")
+    assert ed.labels[box].tolist() == block.tolist() and ed.person_changes() == {}
+    ed.apply_box(box, np.zeros_like(block), "Clear")
+    assert ed.person_changes() == {2: (0, 4)}
+    ed.undo()
+    ed.undo()
+    assert not ed.labels.any() and ed.person_changes() == {}
+    loaded = np.ones(shape, np.uint8)
+    ed.apply_labels(loaded, "Open labels", kind="load")
+    assert ed.person_changes() == {} and ed.history.undo_name == "Open labels"

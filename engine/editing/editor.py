@@ -181,6 +181,8 @@ class LabelEditor:
         self.history_changed: list[Callable[[], None]] = []
         self._stroke: Optional[Stroke] = None
         self.dirty = False
+        #: increases at every committed, undone or redone step (to tell whether labels changed meanwhile)
+        self.version = 0
         self._baseline: Optional[np.ndarray] = labels.copy() if labels.any() else None
         self._recount()
 
@@ -247,6 +249,25 @@ class LabelEditor:
         self._commit(step)
         return step
 
+    def apply_box(self, box: Box, values: np.ndarray, name: str, kind: str = "person") -> Optional[Step]:
+        """Write ``values`` (the box's shape) into ``box`` as one undo step (e.g. a partial result)."""
+        if self._stroke is not None:
+            raise RuntimeError("finish the open stroke before writing a block")
+        before = self.labels[box]
+        after = np.asarray(values).astype(np.uint8, copy=False)
+        if after.shape != before.shape:
+            raise ValueError(f"values of shape {after.shape} do not fit the box {before.shape}")
+        delta = Delta.from_box(box, before, after)
+        if delta is None:
+            return None
+        step = Step(name, delta, "person" if kind not in ("ai", "load") else kind)
+        if kind in ("ai", "load"):  # the reference follows the written block
+            base = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
+            step.baseline = Delta.from_box(box, base[box], after)
+        self._do(step)
+        self._commit(step)
+        return step
+
     def apply_ai_result(self, labels: np.ndarray, name: str = "AI segmentation") -> Optional[Step]:
         """Accept a model's label map as one undo step and make it the "last AI result".
 
@@ -264,6 +285,7 @@ class LabelEditor:
             return None
         self._apply(step, forward=False)
         self.dirty = True
+        self.version += 1
         self._journal("undo")
         self._announce()
         return step.name
@@ -277,6 +299,7 @@ class LabelEditor:
             return None
         self._apply(step, forward=True)
         self.dirty = True
+        self.version += 1
         self._journal("redo")
         self._announce()
         return step.name
@@ -370,6 +393,7 @@ class LabelEditor:
                 self._journal_failed(exc)
         self.history.push(step)
         self.dirty = True
+        self.version += 1
         self._journal("step", step)
         self._announce()
 

@@ -1,0 +1,459 @@
+"""Label editing in the main window: tools, undo/redo, crash recovery, unsaved-edit guard, export.
+
+``install(window)`` (called by :class:`app.main_window.MainWindow` through ``EXTENSIONS``)
+creates one :class:`EditingController` and keeps it as ``window.editing``.
+
+Data flow: the controller owns one :class:`engine.editing.LabelEditor` per open scan.
+Tools (:mod:`app.tools`) paint through the editor; the editor's ``changed`` callback
+mirrors each changed box into ``window.labels`` (:class:`app.models.LabelLayerModel`)
+with ``write``, so the views repaint only the touched slices. A label map put on the
+layer by someone else (opened file, phantom) becomes the new starting point of a fresh
+editor. **Other flows that change labels must go through the editor**: e.g. the AI
+flow calls ``window.editing.editor.apply_ai_result(labels)`` (one undo step named
+"AI segmentation"; hand-edit tracking restarts from it).
+
+Each committed step is journaled to the user data folder (:mod:`engine.editing.journal`);
+opening a scan with unsaved edits from an earlier session asks (non-modally) whether to
+restore them. Quitting or opening another scan with unsaved edits asks first.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from engine.editing import Journal, LabelEditor, scan_key, unsaved_journals
+from engine.editing.export import export_labels
+from engine.editing.journal import read_journal
+from engine.labels import DEFAULT_TABLE
+from engine.types import Volume
+
+from .tools import BRUSHES, BrushTool, EditTool, FloodFillTool, LassoTool, ToolSettings
+from .tools import commands
+from .tools.options import OptionsPanel
+from .worker import error_message
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+EXPORT_FILTER = ("NIfTI (*.nii.gz *.nii);;3D Slicer segmentation (*.seg.nrrd);;NRRD (*.nrrd);;"
+                 "DICOM SEG (*.dcm);;PNG slices (folder) (*)")
+
+
+def install(window: "MainWindow") -> "EditingController":
+    """Add label editing to ``window``; the controller is kept as ``window.editing``."""
+    controller = EditingController(window)
+    window.editing = controller  # type: ignore[attr-defined]
+    return controller
+
+
+class EditingController(QObject):
+    """Owns the editor of the open scan and the editing actions of one main window.
+
+    Signals
+    -------
+    editor_replaced()
+        a new :class:`LabelEditor` (new scan, labels opened, edits restored).
+    exported(str)
+        labels were written to this path.
+    """
+
+    editor_replaced = Signal()
+    exported = Signal(str)
+
+    def __init__(self, window: "MainWindow") -> None:
+        super().__init__(window)
+        self.window = window
+        self.settings = ToolSettings(self)
+        self._editor: Optional[LabelEditor] = None
+        self._mirroring = False
+        self._close_ok = False
+        self.restore_prompt: Optional[QMessageBox] = None
+        self.unsaved_prompt: Optional[QMessageBox] = None
+        self.tools: dict[str, EditTool] = {}
+        self.options = OptionsPanel(self.settings)
+        self.dock = window.add_dock(self.options, "Editing")
+        window.menus["view"].addAction(self.dock.toggleViewAction())
+        self._build_actions()
+        window.labels.changed.connect(self._on_layer_changed)
+        window.scan_io.volume_opened.connect(self._on_volume_opened)
+        window.installEventFilter(self)
+        self._guard_opening()
+
+    # -- EditContext ----------------------------------------------------------
+    @property
+    def editor(self) -> Optional[LabelEditor]:
+        """The editor of the open scan (None before a scan is open)."""
+        return self._editor
+
+    def report_error(self, message: str) -> None:
+        self.window.show_error(message)
+
+    # -- actions --------------------------------------------------------------
+    def _action(self, text: str, shortcut: Any, slot: Callable[[], Any], menu: str = "edit",
+                checkable: bool = False) -> QAction:
+        action = QAction(text, self.window)
+        if shortcut:
+            if isinstance(shortcut, (list, tuple)):
+                action.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        action.triggered.connect(lambda _checked=False: slot())
+        if menu:
+            self.window.menus[menu].addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        w = self.window
+        edit = w.menus["edit"]
+        self.undo_action = self._action("&Undo", QKeySequence.StandardKey.Undo, self.undo)
+        self.redo_action = self._action("&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), self.redo)
+        self.cancel_action = self._action("Cancel stroke", "Esc", self.cancel_stroke)
+        edit.addSeparator()
+        # tools
+        tools_menu = w.menus["tools"]
+        self.tool_group = QActionGroup(self)
+        self.tool_actions: dict[str, QAction] = {}
+        self.navigate_action = self._action("&Navigate (crosshair)", "N", lambda: self.set_tool(None),
+                                            menu="tools", checkable=True)
+        self.tool_group.addAction(self.navigate_action)
+        self.navigate_action.setChecked(True)
+        tools: list[EditTool] = [BrushTool(self, cfg) for cfg in BRUSHES]
+        tools += [LassoTool(self), FloodFillTool(self, three_d=False), FloodFillTool(self, three_d=True)]
+        for tool in tools:
+            self.tools[tool.name] = tool
+            action = self._action(tool.title, tool.shortcut, lambda t=tool.name: self.set_tool(t),
+                                  menu="tools", checkable=True)
+            action.setToolTip(f"{tool.title} ({tool.shortcut})")
+            self.tool_group.addAction(action)
+            self.tool_actions[tool.name] = action
+            w.toolbar.addAction(action)
+        tools_menu.addSeparator()
+        self.label_actions = []
+        for lab in DEFAULT_TABLE:
+            self.label_actions.append(self._action(f"Paint {lab.name}", str(lab.value),
+                                                   lambda v=lab.value: self.settings.set_label(v), menu="tools"))
+        self.smaller_action = self._action("Smaller brush", "[", lambda: self.settings.grow(1 / 1.25), menu="tools")
+        self.larger_action = self._action("Larger brush", "]", lambda: self.settings.grow(1.25), menu="tools")
+        tools_menu.addSeparator()
+        self.islands_action = self._action("Remove small &islands", "Shift+I", self.remove_islands, menu="tools")
+        self.largest_action = self._action("&Keep largest component", "Shift+K", self.keep_largest, menu="tools")
+        self.between_action = self._action("Fill &between slices", "Ctrl+Shift+F", self.fill_between,
+                                           menu="tools")
+        # file
+        self.export_action = QAction("&Export labels…", w)
+        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_action.triggered.connect(lambda _c=False: self.ask_export())
+        file_menu = w.menus["file"]
+        quit_action = next((a for a in file_menu.actions() if a.text() == "&Quit"), None)
+        file_menu.insertAction(quit_action, self.export_action) if quit_action else file_menu.addAction(
+            self.export_action)
+        self.settings.changed.connect(self._refresh)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        ed = self._editor
+        h = ed.history if ed is not None else None
+        undo_name = h.undo_name if h is not None else None
+        redo_name = h.redo_name if h is not None else None
+        self.undo_action.setEnabled(undo_name is not None)
+        self.redo_action.setEnabled(redo_name is not None)
+        self.undo_action.setText(f"&Undo {undo_name}" if undo_name else "&Undo")
+        self.redo_action.setText(f"&Redo {redo_name}" if redo_name else "&Redo")
+        has = ed is not None
+        for a in (self.export_action, self.islands_action, self.largest_action, self.between_action):
+            a.setEnabled(has)
+        if ed is not None:
+            self.options.set_hand_edits(ed.person_changes_ml())
+        tool = self.window.views.tool
+        self.options.set_tool_title(getattr(tool, "title", "Navigate"))
+
+    # -- tools ----------------------------------------------------------------
+    def set_tool(self, name: Optional[str]) -> None:
+        """Make tool ``name`` (``"brush"``, ``"brush3d"``, ``"eraser"``, ``"threshold"``, ``"lasso"``,
+        ``"fill"``, ``"fill3d"``) the left-button tool; ``None`` for the crosshair."""
+        current = self.window.views.tool
+        if isinstance(current, EditTool):
+            current.deactivate()
+        tool = self.tools[name] if name else None
+        self.window.views.set_tool(tool)
+        action = self.tool_actions.get(name or "", self.navigate_action)
+        action.setChecked(True)
+        self._refresh()
+
+    def cancel_stroke(self) -> bool:
+        """Esc: drop the stroke or outline being drawn."""
+        tool = self.window.views.tool
+        cancelled = isinstance(tool, EditTool) and tool.cancel()
+        if self._editor is not None and self._editor.cancel_stroke():
+            cancelled = True
+        if cancelled:
+            self.window.status_message("Stroke cancelled.")
+        return bool(cancelled)
+
+    # -- undo / redo / commands -----------------------------------------------
+    def undo(self) -> Optional[str]:
+        if self._editor is None:
+            return None
+        self.cancel_stroke()
+        name = self._editor.undo()
+        if name:
+            self.window.status_message(f"Undid {name}")
+        return name
+
+    def redo(self) -> Optional[str]:
+        if self._editor is None:
+            return None
+        name = self._editor.redo()
+        if name:
+            self.window.status_message(f"Redid {name}")
+        return name
+
+    def remove_islands(self) -> int:
+        if self._editor is None:
+            return 0
+        n = commands.remove_small_islands(self._editor, self.settings.label, self.settings.island_ml)
+        self.window.status_message(f"Removed {n} voxels in small islands of {self.settings.label_name}.")
+        return n
+
+    def keep_largest(self) -> int:
+        if self._editor is None:
+            return 0
+        n = commands.keep_largest_component(self._editor, self.settings.label)
+        self.window.status_message(f"Removed {n} voxels outside the largest {self.settings.label_name}.")
+        return n
+
+    def fill_between(self) -> int:
+        if self._editor is None:
+            return 0
+        s = self.settings
+        try:
+            n = commands.fill_between_slices(self._editor, s.label, 0, mode="background" if s.mode ==
+                                             "everything" else s.mode, over_label=s.over_label)
+        except Exception as exc:  # engine errors carry a message for the user
+            self.window.show_error(error_message(exc))
+            return 0
+        self.window.status_message(f"Filled {n} voxels of {s.label_name} between slices.")
+        return n
+
+    # -- editor lifecycle -----------------------------------------------------
+    def _new_editor(self, labels: np.ndarray) -> LabelEditor:
+        vol = self.window.session.volume
+        assert vol is not None
+        old = self._editor
+        if old is not None and old.journal is not None and not old.dirty:
+            old.journal.discard()  # saved or untouched: nothing to recover
+        elif old is not None and old.journal is not None:
+            old.journal.close()    # unsaved edits stay on disk and will be offered next time
+        ed = LabelEditor(labels, vol.geometry, intensities=vol.array, source=vol.source,
+                         journal=Journal.for_scan(vol.source, vol.geometry))
+        self._adopt(ed)
+        return ed
+
+    def _adopt(self, ed: LabelEditor) -> None:
+        self._editor = ed
+        ed.changed.append(self._mirror)
+        ed.history_changed.append(self._refresh)
+        self.editor_replaced.emit()
+        self._refresh()
+
+    def _mirror(self, box: tuple[slice, slice, slice]) -> None:
+        """Editor -> layer: copy the changed box so the views repaint the touched slices only."""
+        ed = self._editor
+        if ed is None:
+            return
+        bbox = tuple(v for s in box for v in (s.start, s.stop))
+        self._mirroring = True
+        try:
+            self.window.labels.write(bbox, ed.labels[box])
+        finally:
+            self._mirroring = False
+        if not ed.stroke_active:
+            self.options.set_hand_edits(ed.person_changes_ml())
+
+    def _on_layer_changed(self, bbox: Any) -> None:
+        """Layer -> editor, for changes that did not come from the editor."""
+        if self._mirroring or self.window.session.volume is None:
+            return
+        layer = self.window.labels
+        if layer.shape != self.window.session.volume.shape:
+            return
+        if bbox is None or self._editor is None or self._editor.shape != layer.shape:
+            self._new_editor(layer.array.copy())  # new scan or a label map opened: a fresh start
+        else:  # a block written by another flow: one undo step, so nothing escapes undo/journal
+            z0, z1, y0, y1, x0, x1 = bbox
+            box = (slice(z0, z1), slice(y0, y1), slice(x0, x1))
+            self._mirroring = True
+            try:
+                self._editor.apply_box(box, layer.array[box].copy(), "External edit")
+            finally:
+                self._mirroring = False
+
+    def _on_volume_opened(self, volume: Volume) -> None:
+        self._close_ok = False
+        self._new_editor(self.window.labels.array.copy())
+        self.offer_restore(volume)
+
+    # -- crash recovery -------------------------------------------------------
+    def offer_restore(self, volume: Volume) -> Optional[QMessageBox]:
+        """Ask (non-modally) whether to restore unsaved edits an earlier session left for this scan."""
+        key = scan_key(volume.source, volume.geometry)
+        own = self._editor.journal.path if self._editor and self._editor.journal else None
+        found = [p for p in unsaved_journals(key) if p != own]
+        if not found:
+            return None
+        path = found[0]
+        box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved edits",
+                          f"LungLens found label edits of this scan that were not exported "
+                          f"(session {path.stem.split('-')[0]}). Restore them?",
+                          QMessageBox.StandardButton.NoButton, self.window)
+        restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            if button is restore:
+                self.restore(path)
+            elif box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
+                for p in found:
+                    Journal(p).discard()
+            self.restore_prompt = None
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.restore_prompt = box
+        return box
+
+    def restore(self, path: str | Path) -> bool:
+        """Replace the labels by those of journal ``path`` (with its undo history)."""
+        vol = self.window.session.volume
+        if vol is None:
+            return False
+        rep = read_journal(path)
+        if rep.shape != tuple(vol.shape):
+            self.window.show_error("The recovered edits do not fit this scan's grid; they were not restored.")
+            return False
+        ed = LabelEditor.from_journal(path, intensities=vol.array)
+        old = self._editor
+        if old is not None and old.journal is not None:
+            old.journal.discard()
+        self._adopt(ed)
+        self._mirroring = True
+        try:
+            self.window.labels.set_array(ed.labels.copy(), "restored edits")
+        finally:
+            self._mirroring = False
+        self.window.status_message("Unsaved edits restored.")
+        return True
+
+    # -- unsaved edits --------------------------------------------------------
+    @property
+    def has_unsaved_edits(self) -> bool:
+        return self._editor is not None and self._editor.dirty
+
+    def confirm_unsaved(self, action: str, proceed: Callable[[], None]) -> bool:
+        """Run ``proceed`` now when nothing is unsaved (returns True); otherwise ask
+        (non-modally) Export / Discard / Cancel before ``action`` and return False."""
+        if not self.has_unsaved_edits:
+            proceed()
+            return True
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved label edits",
+                          f"The label edits of this scan are not exported. Export them before you {action}?",
+                          QMessageBox.StandardButton.NoButton, self.window)
+        export = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard edits", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            self.unsaved_prompt = None
+            if button is export:
+                self.ask_export(then=proceed)
+            elif button is discard:
+                ed = self._editor
+                if ed is not None:
+                    ed.dirty = False
+                    if ed.journal is not None:
+                        ed.journal.discard()
+                proceed()
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.unsaved_prompt = box
+        return False
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if obj is self.window and event.type() == QEvent.Type.Close:
+            if self.has_unsaved_edits and not self._close_ok:
+                event.ignore()
+                self.confirm_unsaved("quit", self._close_now)
+                return True
+            ed = self._editor
+            if ed is not None and ed.journal is not None and not ed.dirty:
+                ed.journal.discard()
+        return super().eventFilter(obj, event)
+
+    def _close_now(self) -> None:
+        self._close_ok = True
+        self.window.close()
+
+    def _guard_opening(self) -> None:
+        """Ask before another scan replaces one with unsaved edits (wraps the open flows)."""
+        scan_io = self.window.scan_io
+        for name in ("open_path", "open_phantom"):
+            original = getattr(scan_io, name)
+
+            def guarded(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> None:
+                self.confirm_unsaved("open another scan", lambda: _original(*args, **kwargs))
+
+            setattr(scan_io, name, guarded)
+
+    # -- export ---------------------------------------------------------------
+    def ask_export(self, then: Optional[Callable[[], None]] = None) -> None:
+        """File > Export labels: choose a target, then :meth:`export_to`."""
+        vol = self.window.session.volume
+        if vol is None or self._editor is None:
+            self.window.show_error("Open a scan first: there are no labels to export.")
+            return
+        start = str(Path(vol.source).with_name(Path(vol.source).name.split(".")[0] + "_labels.nii.gz")) \
+            if vol.source else "labels.nii.gz"
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export labels", start, EXPORT_FILTER)
+        if path:
+            self.export_to(path, then=then)
+
+    def export_to(self, path: str | Path, edited_mask_path: Optional[str | Path] = None,
+                  then: Optional[Callable[[], None]] = None) -> None:
+        """Write the labels (and optionally the edited-by-a-person mask) on a worker thread."""
+        vol, ed = self.window.session.volume, self._editor
+        if vol is None or ed is None:
+            return
+        labels = ed.labels.copy()  # edits may go on while the worker writes
+        mask = ed.person_mask() if edited_mask_path is not None else None
+        version = ed.version
+
+        def done(written: list[Path]) -> None:
+            if ed.version == version:
+                ed.mark_saved(str(written[0]))
+                self.window.status_message(f"Exported labels to {written[0]}")
+            else:
+                self.window.status_message(f"Exported labels to {written[0]}; edits made meanwhile are "
+                                           "not exported yet.")
+            self.exported.emit(str(written[0]))
+            if then is not None:
+                then()
+
+        self.window.run_worker(export_labels, labels, vol, str(path), edited_mask=mask,
+                               edited_mask_path=str(edited_mask_path) if edited_mask_path else None,
+                               title=f"Exporting {Path(path).name}", on_result=done)

@@ -1,0 +1,48 @@
+"""Whole-volume editing commands: remove small islands, keep the largest component, fill between slices.
+
+Each is one undo step on the current label through the editor; each returns the number
+of voxels it changed (0 when nothing needed doing).
+"""
+
+from __future__ import annotations
+
+from engine.editing import LabelEditor, ops
+from engine.labels import DEFAULT_TABLE
+
+
+def _name(value: int) -> str:
+    return DEFAULT_TABLE[value].name
+
+
+def remove_small_islands(editor: LabelEditor, value: int, min_ml: float) -> int:
+    """Erase the connected pieces of ``value`` smaller than ``min_ml`` millilitres."""
+    min_voxels = max(int(round(min_ml / editor.geometry.voxel_volume_ml)), 1)
+    region = ops.small_islands(editor.labels, value, min_voxels)
+    step = editor.paint(region, 0, name=f"Remove islands of {_name(value)}", mode="label", over_label=value)
+    return 0 if step is None else step.delta.count
+
+
+def keep_largest_component(editor: LabelEditor, value: int) -> int:
+    """Erase every piece of ``value`` but the largest."""
+    region = ops.outside_largest_component(editor.labels, value)
+    step = editor.paint(region, 0, name=f"Keep largest {_name(value)}", mode="label", over_label=value)
+    return 0 if step is None else step.delta.count
+
+
+def fill_between_slices(editor: LabelEditor, value: int, axis: int = 0, mode: str = "background",
+                        over_label: int | None = None) -> int:
+    """Interpolate ``value`` across every gap between consecutive slices that hold it (one step).
+
+    Only voxels the paint-over ``mode`` allows are painted (default: background only, so
+    other findings are kept).
+    """
+    slices = ops.labelled_slices(editor.labels, value, axis)
+    regions = [ops.interpolate_between_slices(editor.labels, value, a, b, axis, editor.spacing)
+               for a, b in zip(slices[:-1], slices[1:]) if b - a > 1]
+    regions = [r for r in regions if not r.empty]
+    if not regions:
+        return 0
+    with editor.stroke("Fill between slices") as s:
+        for r in regions:
+            s.paint(r, value, mode=mode, over_label=over_label)
+    return 0 if s.step is None else s.step.delta.count

@@ -1,0 +1,122 @@
+"""The editing options panel: tool, label, brush size, paint-over mode, HU range, islands,
+and the mL each finding gained or lost by hand since the last AI result.
+
+It mirrors :class:`~app.tools.settings.ToolSettings` and writes back through its setters
+(STYLE rule 2); updates from the model are applied with signals blocked.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import QSignalBlocker
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QWidget
+
+from engine.editing import THRESHOLD_PRESETS
+from engine.labels import DEFAULT_TABLE
+
+from .settings import MAX_RADIUS_MM, MIN_RADIUS_MM, ToolSettings
+
+MODES = (("everything", "Everything"), ("background", "Background only"), ("label", "Only label…"))
+
+
+class OptionsPanel(QWidget):
+    """Form of editing options; ``set_tool_title`` and ``set_hand_edits`` are fed by the controller."""
+
+    def __init__(self, settings: ToolSettings, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        form = QFormLayout(self)
+        self.tool_label = QLabel("Navigate")
+        form.addRow("Tool", self.tool_label)
+        self.label_combo = QComboBox()
+        for lab in DEFAULT_TABLE:
+            self.label_combo.addItem(f"{lab.value}  {lab.name}", lab.value)
+        self.label_combo.setToolTip("Label to paint (keys 1-3)")
+        self.label_combo.currentIndexChanged.connect(
+            lambda i: settings.set_label(self.label_combo.itemData(i)))
+        form.addRow("Label", self.label_combo)
+        self.radius = QDoubleSpinBox()
+        self.radius.setRange(MIN_RADIUS_MM, MAX_RADIUS_MM)
+        self.radius.setDecimals(2)
+        self.radius.setSuffix(" mm")
+        self.radius.setToolTip("Brush radius ([ smaller, ] larger)")
+        self.radius.valueChanged.connect(settings.set_radius_mm)
+        form.addRow("Brush radius", self.radius)
+        self.mode_combo = QComboBox()
+        for key, text in MODES:
+            self.mode_combo.addItem(text, key)
+        self.over_combo = QComboBox()
+        for lab in DEFAULT_TABLE:
+            self.over_combo.addItem(lab.name, lab.value)
+        self.mode_combo.currentIndexChanged.connect(self._mode_edited)
+        self.over_combo.currentIndexChanged.connect(self._mode_edited)
+        row = QHBoxLayout()
+        row.addWidget(self.mode_combo)
+        row.addWidget(self.over_combo)
+        form.addRow("Paint over", row)
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItem("Custom", "")
+        for key in THRESHOLD_PRESETS:
+            self.preset_combo.addItem(DEFAULT_TABLE.by_key(key).name, key)
+        self.preset_combo.currentIndexChanged.connect(self._preset_chosen)
+        self.lo = QDoubleSpinBox()
+        self.hi = QDoubleSpinBox()
+        for spin in (self.lo, self.hi):
+            spin.setRange(-3000, 5000)
+            spin.setDecimals(0)
+            spin.setSuffix(" HU")
+            spin.valueChanged.connect(lambda _v: settings.set_hu_range(self.lo.value(), self.hi.value()))
+        hu = QHBoxLayout()
+        hu.addWidget(self.lo)
+        hu.addWidget(self.hi)
+        form.addRow("Threshold preset", self.preset_combo)
+        form.addRow("Threshold range", hu)
+        self.island = QDoubleSpinBox()
+        self.island.setRange(0.0, 1000.0)
+        self.island.setDecimals(3)
+        self.island.setSuffix(" mL")
+        self.island.setToolTip("Remove small islands: pieces smaller than this are erased")
+        self.island.valueChanged.connect(settings.set_island_ml)
+        form.addRow("Smallest island", self.island)
+        self.hand_edits = QLabel("—")
+        self.hand_edits.setWordWrap(True)
+        self.hand_edits.setToolTip("Changed by hand since the last AI result")
+        form.addRow("By hand", self.hand_edits)
+        settings.changed.connect(self.sync)
+        self.sync()
+
+    def set_tool_title(self, title: str) -> None:
+        self.tool_label.setText(title)
+
+    def set_hand_edits(self, changes: dict[str, dict[str, float]]) -> None:
+        """Show ``LabelEditor.person_changes_ml()``."""
+        lines = [f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml']:.2f} / -{v['removed_ml']:.2f} mL"
+                 for k, v in changes.items() if v["added_ml"] or v["removed_ml"]]
+        self.hand_edits.setText("\n".join(lines) if lines else "no hand edits")
+
+    def sync(self) -> None:
+        """Mirror the settings (signals blocked, so nothing is written back)."""
+        s = self.settings
+        widgets = (self.label_combo, self.radius, self.mode_combo, self.over_combo, self.lo, self.hi,
+                   self.island, self.preset_combo)
+        blockers = [QSignalBlocker(w) for w in widgets]
+        self.label_combo.setCurrentIndex(self.label_combo.findData(s.label))
+        self.radius.setValue(s.radius_mm)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(s.mode))
+        self.over_combo.setCurrentIndex(self.over_combo.findData(s.over_label))
+        self.over_combo.setEnabled(s.mode == "label")
+        self.lo.setValue(s.hu_range[0])
+        self.hi.setValue(s.hu_range[1])
+        self.island.setValue(s.island_ml)
+        preset = next((k for k, r in THRESHOLD_PRESETS.items() if tuple(r) == tuple(s.hu_range)), "")
+        self.preset_combo.setCurrentIndex(self.preset_combo.findData(preset))
+        del blockers
+
+    def _mode_edited(self, _index: int) -> None:
+        self.settings.set_mode(self.mode_combo.currentData(), self.over_combo.currentData())
+
+    def _preset_chosen(self, index: int) -> None:
+        key = self.preset_combo.itemData(index)
+        if key:
+            self.settings.apply_preset(key)

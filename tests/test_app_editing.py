@@ -1,0 +1,266 @@
+"""Label editing in the real main window, offscreen: mouse strokes with each tool, undo, Esc,
+restore after a crash, the unsaved-edits guard and export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtTest import QTest
+
+from engine import io
+from engine.editing import Journal, LabelEditor, ops, scan_key, unsaved_journals
+from engine.types import Geometry, Volume
+
+pytestmark = pytest.mark.gui
+
+SHAPE = (12, 96, 96)
+
+
+def make_volume(tmp_path) -> Volume:
+    """A small HU volume: body at 40 HU, a 'lung' box at -850 HU with a -500 HU patch."""
+    hu = np.full(SHAPE, -1000, np.int16)
+    hu[:, 8:88, 8:88] = 40
+    hu[:, 20:76, 20:76] = -850
+    hu[:, 30:50, 30:50] = -500
+    g = Geometry(SHAPE, spacing=(2.0, 0.8, 0.8))
+    return Volume(hu, g, source=str(tmp_path / "scan.nii.gz"), format="nifti")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, extensions=("app.editing",))
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.scan_io.show_volume(make_volume(tmp_path), None)
+    w.session.set_cursor(6, 48, 48)
+    w.session.set_layout("axial")
+    qtbot.wait(50)
+    yield w
+    w.editing._close_ok = True
+    w.runner.cancel_all()
+    w.runner.wait(5000)
+
+
+def pixel(view, zyx) -> QPoint:
+    scene = view.view_box.mapViewToScene(view.scene_point(zyx))
+    return view.mapFromScene(scene)
+
+
+def drag(view, points, qtbot, escape_before_release=False):
+    """A real mouse drag through ``points`` (voxel (z, y, x)) on ``view``'s viewport."""
+    vp = view.viewport()
+    pts = [pixel(view, p) for p in points]
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pts[0])
+    for p in pts[1:]:
+        qtbot.wait(12)  # pyqtgraph drops moves closer than 10 ms (mouseRateLimit)
+        QTest.mouseMove(vp, p)
+    if escape_before_release:
+        QTest.keyClick(view, Qt.Key.Key_Escape)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pts[-1])
+    qtbot.wait(10)
+
+
+def click(view, zyx, qtbot):
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(view, zyx))
+    qtbot.wait(10)
+
+
+def color_at(view, zyx):
+    c = QColor(view.grab().toImage().pixel(pixel(view, zyx)))
+    return (c.red(), c.green(), c.blue())
+
+
+def test_brush_stroke_paints_and_ctrl_z_restores(window, qtbot, tmp_path):
+    w, ed = window, window.editing.editor
+    view = w.views.axial
+    w.editing.settings.set_radius_mm(2.0)
+    w.editing.set_tool("brush")
+    before = color_at(view, (6, 40, 30))
+    drag(view, [(6, 40, 20), (6, 40, 45), (6, 40, 70)], qtbot)  # fast: 25 voxels between events
+    painted = ed.labels[6, 40]
+    assert painted[20:71].all() and (painted[20:71] == 1).all()      # no gap
+    assert ed.labels[6, 40 - 3].sum() == 0 and ed.labels[5].sum() == 0  # 2 mm = 2.5 voxels, one slice
+    assert np.array_equal(w.labels.array, ed.labels)
+    assert w.editing.undo_action.text() == "&Undo Brush GGO"
+    view.grab().save(str(tmp_path / "brush.png"))
+    after = color_at(view, (6, 40, 30))
+    assert after != before and after[0] > after[2]  # yellow over grey
+    QTest.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not ed.labels.any() and not w.labels.array.any()
+    assert color_at(view, (6, 40, 30)) == before
+    assert w.editing.redo_action.text() == "&Redo Brush GGO"
+    QTest.keyClick(view, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert (ed.labels[6, 40, 20:71] == 1).all()
+
+
+def test_escape_cancels_a_stroke_while_drawing(window, qtbot):
+    w, ed = window, window.editing.editor
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 30, 20), (6, 30, 60)], qtbot, escape_before_release=True)
+    assert not ed.labels.any() and len(ed.history) == 0
+
+
+def test_label_keys_eraser_sphere_and_size_keys(window, qtbot):
+    w, ed = window, window.editing.editor
+    view = w.views.axial
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_2)
+    assert w.editing.settings.label == 2
+    QTest.keyClick(view, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)
+    assert w.views.tool.name == "brush3d"
+    w.editing.settings.set_radius_mm(3.0)
+    QTest.keyClick(view, Qt.Key.Key_BracketRight)
+    assert w.editing.settings.radius_mm == pytest.approx(3.75)
+    QTest.keyClick(view, Qt.Key.Key_BracketLeft)
+    assert w.editing.settings.radius_mm == pytest.approx(3.0)
+    click(view, (6, 48, 48), qtbot)
+    assert ed.labels[4:9, 48, 48].tolist() == [0, 2, 2, 2, 0]  # 3 mm sphere: z spacing 2 mm
+    assert w.editing.undo_action.text() == "&Undo 3D brush Consolidation"
+    QTest.keyClick(view, Qt.Key.Key_E)
+    w.editing.settings.set_radius_mm(1.0)
+    click(view, (6, 48, 48), qtbot)
+    assert ed.labels[6, 48, 48] == 0 and ed.labels[5, 48, 48] == 2
+    assert w.editing.undo_action.text() == "&Undo Eraser"
+
+
+def test_threshold_brush_paints_only_in_range(window, qtbot):
+    w, ed = window, window.editing.editor
+    w.editing.set_tool("threshold")
+    w.editing.settings.apply_preset("ggo")   # -800..-300 HU: only the -500 HU patch
+    w.editing.settings.set_radius_mm(12.0)
+    click(w.views.axial, (6, 50, 50), qtbot)
+    painted = ed.labels[6] == 1
+    assert painted.any()
+    assert painted[30:50, 30:50].sum() == painted.sum()  # nothing outside the patch
+    assert painted[40, 40] and not painted[52, 52]
+
+
+def test_lasso_and_fill_tools(window, qtbot):
+    w, ed = window, window.editing.editor
+    view = w.views.axial
+    w.editing.set_tool("lasso")
+    w.editing.settings.set_label(3)
+    corners = [(6, 20, 20), (6, 20, 60), (6, 60, 60), (6, 60, 20)]
+    drag(view, corners, qtbot)
+    m = ed.labels[6] == 3
+    assert m[22:58, 22:58].all() and not m[:18].any() and not m[:, 62:].any()
+    assert 38 * 38 <= m.sum() <= 42 * 42
+    # 2D fill inside a ring, then 3D fill
+    ring = np.zeros(SHAPE, np.uint8)
+    ring[:, 70:80, 70:80] = 1
+    ring[:, 72:78, 72:78] = 0
+    ed.apply_labels(np.maximum(ed.labels, ring), "ring")
+    w.editing.settings.set_label(2)
+    w.editing.set_tool("fill")
+    click(view, (6, 75, 75), qtbot)
+    assert (ed.labels[6, 72:78, 72:78] == 2).all() and (ed.labels[5, 72:78, 72:78] == 0).all()
+    assert ed.labels[6, 70, 70] == 1
+    w.editing.set_tool("fill3d")
+    w.editing.settings.set_label(3)
+    click(view, (6, 71, 71), qtbot)   # the ring (label 1) through all slices becomes 3
+    assert (ed.labels[:, 70, 70] == 3).all() and (ed.labels[:, 79, 75] == 3).all()
+    assert ed.labels[6, 75, 75] == 2
+    # undo every step back to empty
+    while w.editing.undo():
+        pass
+    assert not ed.labels.any() and not w.labels.array.any()
+
+
+def test_commands_islands_largest_and_fill_between(window, qtbot):
+    w, ed = window, window.editing.editor
+    start = np.zeros(SHAPE, np.uint8)
+    start[2, 30:40, 30:40] = 1
+    start[8, 30:40, 30:40] = 1
+    start[5, 80, 80] = 1          # a one-voxel island
+    ed.apply_labels(start, "setup")
+    w.editing.settings.set_label(1)
+    w.editing.settings.set_island_ml(0.005)   # 5 voxels of 1.28 uL... larger than 1 voxel
+    assert w.editing.remove_islands() == 1 and ed.labels[5, 80, 80] == 0
+    assert w.editing.fill_between() == 5 * 100
+    assert (ed.labels[2:9, 30:40, 30:40] == 1).all()
+    assert w.editing.undo_action.text() == "&Undo Fill between slices"
+    stripe = ed.labels.copy()
+    stripe[0, 90, :] = 1          # 96 voxels, smaller than the 700-voxel block
+    ed.apply_labels(stripe, "stripe")
+    assert w.editing.keep_largest() == SHAPE[2]
+    assert ed.labels[0, 90].sum() == 0 and (ed.labels[2:9, 30:40, 30:40] == 1).all()
+
+
+def test_hand_edit_tracking_and_ai_result(window, qtbot):
+    w, ed = window, window.editing.editor
+    ai = np.zeros(SHAPE, np.uint8)
+    ai[6, 30:40, 30:40] = 1
+    ed.apply_ai_result(ai)
+    assert np.array_equal(w.labels.array, ai)
+    assert w.editing.undo_action.text() == "&Undo AI segmentation"
+    w.editing.set_tool("eraser")
+    w.editing.settings.set_radius_mm(0.1)
+    click(w.views.axial, (6, 35, 35), qtbot)
+    assert ed.person_changes() == {1: (0, 1)}
+    assert "-0.00" in w.editing.options.hand_edits.text() or "Ground-glass" in w.editing.options.hand_edits.text()
+
+
+def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
+    w = window
+    vol = w.session.volume
+    # an earlier session of this scan died with two committed strokes and an open one
+    j = Journal.for_scan(vol.source, vol.geometry)
+    crashed = LabelEditor(np.zeros(SHAPE, np.uint8), vol.geometry, journal=j, source=vol.source)
+    crashed.paint(ops.brush_segment(SHAPE, vol.spacing, (6, 30, 30), (6, 30, 60), 2.0), 1, name="Brush GGO")
+    crashed.paint(ops.brush_segment(SHAPE, vol.spacing, (7, 50, 30), (7, 50, 60), 2.0), 2, name="Brush C")
+    expected = crashed.labels.copy()
+    s = crashed.stroke("never committed")
+    s.paint(ops.brush_segment(SHAPE, vol.spacing, (8, 50, 30), (8, 50, 60), 2.0), 3)
+    j.close()
+    assert unsaved_journals(scan_key(vol.source, vol.geometry)) == [j.path]
+    w.editing._on_volume_opened(vol)  # as if the scan was opened again
+    box = w.editing.restore_prompt
+    assert box is not None and box.isVisible() and not box.isModal()
+    restore = next(b for b in box.buttons() if b.text() == "Restore")
+    restore.click()
+    ed = w.editing.editor
+    assert np.array_equal(ed.labels, expected) and np.array_equal(w.labels.array, expected)
+    assert ed.history.undo_name == "Brush C" and ed.dirty
+    w.editing.undo()
+    assert not (ed.labels == 2).any()
+
+
+def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
+    w, ed = window, window.editing.editor
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
+    assert w.editing.has_unsaved_edits
+    assert not w.close()          # asks first
+    box = w.editing.unsaved_prompt
+    assert box is not None and w.isVisible()
+    cancel = next(b for b in box.buttons() if box.buttonRole(b) == box.ButtonRole.RejectRole)
+    cancel.click()
+    assert w.isVisible() and w.editing.has_unsaved_edits
+    # export through the worker; the journal is then marked saved
+    out = tmp_path / "labels.nii.gz"
+    with qtbot.waitSignal(w.editing.exported, timeout=20000):
+        w.editing.export_to(out, edited_mask_path=tmp_path / "edited.nii.gz")
+    assert not w.editing.has_unsaved_edits
+    vol = w.session.volume
+    assert np.array_equal(io.load_labels(out, reference=vol.geometry), ed.labels)
+    assert np.array_equal(io.load_labels(tmp_path / "edited.nii.gz", reference=vol.geometry), ed.labels != 0)
+    assert unsaved_journals(scan_key(vol.source, vol.geometry)) == []
+    # opening another scan with new unsaved edits asks too
+    drag(w.views.axial, [(6, 60, 20), (6, 60, 60)], qtbot)
+    w.scan_io.open_phantom((16, 32, 32))
+    box = w.editing.unsaved_prompt
+    assert box is not None
+    assert w.session.volume is vol
+    discard = next(b for b in box.buttons() if b.text() == "Discard edits")
+    discard.click()
+    qtbot.waitUntil(lambda: bool(w.errors) or w.session.volume is not vol, timeout=30000)
+    assert not w.errors and w.session.volume.shape == (16, 32, 32)
+    assert w.editing.editor.shape == (16, 32, 32) and not w.editing.has_unsaved_edits
