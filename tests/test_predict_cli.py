@@ -82,6 +82,16 @@ def test_predict_one_scan_writes_labels_on_the_scan_grid(setup, capsys):
         present = [z for a, b in f["slices"] for z in range(a, b + 1)]
         assert present == pred.slices_with(lab)
         assert len(doc["slice_probabilities"][key]) == 40
+    try:
+        from engine.quantification import lung_masks, quantify
+    except ImportError:  # quantification not in this build: volumes without percentages
+        assert all(doc["findings"][k]["percent_of_lung"] is None for k in doc["findings"])
+    else:
+        q = quantify(pred.labels, vol.geometry, lung_masks(vol, labels=pred.labels), hu=vol.array)
+        for key in ("ggo", "consolidation", "effusion"):
+            assert doc["findings"][key]["percent_of_lung"] == pytest.approx(q.findings[key].percent_of_lungs,
+                                                                            abs=1e-3)
+        assert doc["lung"]["volume_ml"] == pytest.approx(q.lungs["both"]["ml"])
     assert doc["models"]["segmentation"]["name"] == "tiny_unet"
     assert doc["models"]["segmentation"]["version"] == "7"
     assert doc["models"]["findings"] is None and doc["covid"] is None

@@ -111,7 +111,7 @@ def to_json(doc: dict) -> str:
 def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> dict:
     """Load ``scan``, run ``predictor``, write labels and findings.json into ``out``."""
     from .. import io
-    from ..inference.summary import findings_document, lung_mask_for
+    from ..inference.summary import findings_document, quantify_prediction
 
     quiet = args.quiet
     bar = ProgressBar(f"{scan_name(scan)[:24]:<24} reading", enabled=not quiet)
@@ -127,8 +127,8 @@ def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> d
     out.mkdir(parents=True, exist_ok=True)
     labels_path = out / FORMATS[args.format]
     io.save_labels(prediction.labels, volume, labels_path)
-    lung, source = lung_mask_for(volume, prediction)
-    doc = findings_document(prediction, volume, lung, source, labels_file=labels_path.name)
+    quant, notes = quantify_prediction(volume, prediction)
+    doc = findings_document(prediction, volume, quant, labels_file=labels_path.name, notes=notes)
     (out / "findings.json").write_text(to_json(doc))
     return doc
 

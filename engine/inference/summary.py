@@ -22,26 +22,28 @@ COVID_CAVEAT = ("From a classifier trained on CT images published in papers (UCS
                 "a research signal, not a diagnosis.")
 
 
-def lung_mask_for(volume: Volume, prediction: Prediction) -> tuple[Optional[np.ndarray], str]:
-    """The lung mask used for '% of lung' and where it came from.
+def quantify_prediction(volume: Volume, prediction: Prediction) -> tuple[Optional[Any], list[str]]:
+    """Volumes, % of lung and severity of the predicted labels by :mod:`engine.quantification`.
 
-    The lung model's mask when the prediction has one, else
-    :func:`engine.quantification.lung_masks` when that module is installed, else none.
+    The lungs come from :func:`engine.quantification.lung_masks` (united with the lung
+    model's mask when the prediction has one). Returns ``(quantification, notes)``;
+    ``quantification`` is ``None`` when that module is not installed or finds no lung
+    (the document then carries volumes without percentages).
     """
-    if prediction.lung_mask is not None and prediction.lung_mask.any():
-        return prediction.lung_mask, f"lung model {prediction.models.get('lung', {}).get('name', '')}".strip()
     try:
-        from ..quantification import lung_masks  # type: ignore[attr-defined]
+        from ..quantification import lung_masks, quantify
     except ImportError:
-        return None, "none"
-    masks = lung_masks(volume)
-    mask = getattr(masks, "lung", masks)
-    if isinstance(mask, (tuple, list)):
-        mask = np.logical_or.reduce([np.asarray(m, dtype=bool) for m in mask])
-    mask = np.asarray(mask, dtype=bool)
-    # findings lie inside the lungs (effusion beside them): count them as lung tissue
-    mask = mask | np.isin(prediction.labels, (FINDINGS[0], FINDINGS[1]))
-    return mask, "engine.quantification.lung_masks"
+        return None, ["Lung masks are not available in this build: % of lung is not reported."]
+    from ..errors import DataError
+    try:
+        lungs = lung_masks(volume, model_mask=prediction.lung_mask, labels=prediction.labels)
+    except DataError as exc:
+        lungs = None
+        notes = [f"No lung mask: {exc} % of lung is not reported."]
+    else:
+        notes = list(lungs.warnings)
+    q = quantify(prediction.labels, volume.geometry, lungs, hu=volume.array if volume.is_hu else None)
+    return q, notes
 
 
 def _ranges(zs: list[int]) -> list[list[int]]:
@@ -55,27 +57,32 @@ def _ranges(zs: list[int]) -> list[list[int]]:
     return out
 
 
-def findings_document(prediction: Prediction, volume: Volume, lung_mask: Optional[np.ndarray] = None,
-                      lung_source: str = "none", labels_file: Optional[str] = None) -> dict[str, Any]:
-    """Build the JSON-ready ``findings.json`` dictionary."""
+def findings_document(prediction: Prediction, volume: Volume, quantification: Optional[Any] = None,
+                      labels_file: Optional[str] = None, notes: Optional[list[str]] = None) -> dict[str, Any]:
+    """Build the JSON-ready ``findings.json`` dictionary.
+
+    ``quantification`` (from :func:`quantify_prediction`) supplies mL and % of lung;
+    without it, mL are voxel counts times the voxel volume and % of lung is ``None``.
+    """
     geom = prediction.geometry
     voxel_ml = geom.voxel_volume_ml
     known = geom.spacing_known
     counts = np.bincount(prediction.labels.ravel(), minlength=4)
-    lung_ml = float(lung_mask.sum()) * voxel_ml if lung_mask is not None else None
+    q = quantification
     findings: dict[str, Any] = {}
     for c, lab in enumerate(FINDINGS):
         key = FINDING_KEYS[lab]
         per_slice = (prediction.labels == lab).sum(axis=(1, 2))
         zs = [int(z) for z in np.flatnonzero(per_slice)]
         ml = float(counts[lab]) * voxel_ml
+        pct = q.findings[key].percent_of_lungs if q is not None else None
         findings[key] = {
             "label": lab,
             "name": DEFAULT_TABLE[lab].name,
             "probability": round(float(prediction.scan_probabilities[key]), 4),
             "voxels": int(counts[lab]),
             "volume_ml": round(ml, 3) if known else None,
-            "percent_of_lung": (round(100.0 * ml / lung_ml, 3) if lung_ml else None),
+            "percent_of_lung": round(float(pct), 3) if pct is not None else None,
             "slices": _ranges(zs),
             "slice_count": len(zs),
             "peak_slice": int(np.argmax(per_slice)) if zs else None,
@@ -87,8 +94,10 @@ def findings_document(prediction: Prediction, volume: Volume, lung_mask: Optiona
                  "spacing_mm": list(geom.spacing), "spacing_known": known, "is_hu": bool(volume.is_hu)},
         "labels_file": labels_file,
         "findings": findings,
-        "lung": {"volume_ml": round(lung_ml, 2) if (lung_ml is not None and known) else None,
-                 "source": lung_source},
+        "lung": ({"volume_ml": q.lungs["both"]["ml"], "left_ml": q.lungs["left"]["ml"],
+                  "right_ml": q.lungs["right"]["ml"], "voxels": q.lungs["both"]["voxels"]}
+                 if q is not None and q.has_lungs else None),
+        "quantification": q.to_dict() if q is not None else None,
         "covid": (None if prediction.covid_probability is None else
                   {"probability": round(float(prediction.covid_probability), 4), "caveat": COVID_CAVEAT,
                    "model": (prediction.models.get("covid") or {}).get("name")}),
@@ -101,7 +110,7 @@ def findings_document(prediction: Prediction, volume: Volume, lung_mask: Optiona
         "models": prediction.models,
         "device": prediction.device,
         "timings_s": {k: (round(v, 4) if k.endswith("_s") else v) for k, v in prediction.timings.items()},
-        "notes": list(prediction.notes) + ([] if known else
+        "notes": list(prediction.notes) + list(notes or []) + ([] if known else
                                           ["The scan has no physical spacing (image stack): volumes in mL "
                                            "are not reported."]),
     }
