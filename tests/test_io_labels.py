@@ -34,11 +34,30 @@ def nifti_volume(tmp_path):
     return io.load(tmp_path / "scan.nii.gz")
 
 
+@pytest.fixture
+def nrrd_volume(tmp_path):
+    img = sitk.GetImageFromArray(np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5) - 1000)
+    img.SetSpacing((0.6, 0.7, 2.5))
+    img.SetOrigin((3.0, -4.0, 50.0))
+    img.SetDirection((-1.0, 0, 0, 0, 1.0, 0, 0, 0, -1.0))  # needs flips to become canonical
+    sitk.WriteImage(img, str(tmp_path / "scan.nrrd"))
+    return io.load(tmp_path / "scan.nrrd")
+
+
+@pytest.fixture
+def png_volume(tmp_path):
+    from PIL import Image
+    (tmp_path / "stack").mkdir()
+    for n in range(4):
+        Image.fromarray(np.full((6, 7), 10 * n, np.uint8)).save(tmp_path / "stack" / f"im{n + 1}.png")
+    return io.load(tmp_path / "stack")
+
+
 FILE_FORMATS = ["labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha", "labels.seg.nrrd", "labels_png"]
 
 
 @pytest.mark.parametrize("name", FILE_FORMATS)
-@pytest.mark.parametrize("volume_fixture", ["dicom_volume", "nifti_volume"])
+@pytest.mark.parametrize("volume_fixture", ["dicom_volume", "nifti_volume", "nrrd_volume", "png_volume"])
 def test_round_trip_identical_voxels_and_geometry(tmp_path, request, name, volume_fixture):
     vol = request.getfixturevalue(volume_fixture)
     labels = _labels(vol.shape)
@@ -212,3 +231,12 @@ def test_dicom_seg_needs_dicom_source_and_matching_series(tmp_path, nifti_volume
     # a SEG is not a scan
     with pytest.raises(SeriesError):
         io.load(tmp_path / "seg.dcm")
+
+
+def test_png_labels_sidecar_geometry_is_checked(tmp_path, dicom_volume):
+    out = io.save_labels(np.zeros(dicom_volume.shape, np.uint8), dicom_volume, tmp_path / "pngs")
+    same_shape_other_grid = Geometry(shape=dicom_volume.shape, spacing=(9.0, 9.0, 9.0))
+    with pytest.raises(GeometryMismatchError):
+        io.load_labels(out, reference=same_shape_other_grid)
+    (out / "labels.json").unlink()  # without the sidecar the reference grid is reused
+    assert io.load_labels(out, reference=same_shape_other_grid).shape == dicom_volume.shape

@@ -213,7 +213,8 @@ def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[P
         found = ", ".join(f"{n} {k}" for k, n in skipped.items())
         what = f"no DICOM image series, only {found}" if found else \
             f"no DICOM image ({n_other} other file(s))"
-        raise SeriesError(f"{folder} holds {what}. Choose a folder with a CT image series.")
+        raise SeriesError(f"{folder} holds {what}. Choose a folder with a CT image series, or the "
+                          "folder of one stack of PNG/JPG slices.")
     return _group(images, folder)
 
 

@@ -239,8 +239,8 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
             raise UnsupportedFormatError(f"{p.name}: single-image label files are not supported; "
                                          "give the folder of label slices.")
         arr, geometry = read_png_labels(folder)
-        if geometry is None or ref_geom is not None:
-            geometry = ref_geom if ref_geom is not None and ref_geom.shape == arr.shape else geometry
+        if geometry is None and ref_geom is not None and ref_geom.shape == arr.shape:
+            geometry = ref_geom  # PNG carries no geometry: the reference scan's grid is reused
     else:
         raise UnsupportedFormatError(f"{p.name}: not a label map format LungLens reads.")
     arr = _to_uint8_labels(arr, p)
