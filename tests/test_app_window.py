@@ -91,6 +91,8 @@ def test_overlay_colour_appears_and_vanishes_when_hidden(phantom_window, qtbot):
     assert view.index == z
     r, g, b = color_at(view, (z, y, x))
     assert r > b + 40 and g > b + 40, (r, g, b)  # yellow tint over grey
+    lab_rect = view.label_item.mapRectToParent(view.label_item.boundingRect())
+    assert lab_rect == view.ct_item.mapRectToParent(view.ct_item.boundingRect())
     w.label_panel.checks[1].click()
     assert not w.labels.is_visible(1)
     r, g, b = color_at(view, (z, y, x))
@@ -335,3 +337,15 @@ def test_crosshair_can_be_hidden_and_title_is_shown(phantom_window):
     assert not any(v.vline.isVisible() or v.hline.isVisible() for v in w.views)
     w.session.set_crosshair_visible(True)
     assert w.view_actions.crosshair_action.isChecked() and w.views.coronal.vline.isVisible()
+
+
+def test_label_item_is_skipped_on_empty_slices(phantom_window):
+    w = phantom_window
+    per_slice = w.labels.array.reshape(SMALL[0], -1).any(axis=1)
+    empty, full = int(np.argmin(per_slice)), int(np.argmax(per_slice))
+    assert not per_slice[empty] and per_slice[full]
+    w.session.set_cursor(empty, *w.session.cursor[1:])
+    assert not w.views.axial.label_item.isVisible()
+    w.session.set_cursor(full, *w.session.cursor[1:])
+    assert w.views.axial.label_item.isVisible()
+    np.testing.assert_array_equal(w.views.axial.label_item.image, w.labels.array[full])

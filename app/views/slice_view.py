@@ -25,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPen, QColor
+from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 
 from engine.display import Plane, WindowLevel, display_shape, edge_letters, extract, outline, \
     pixel_spacing, slice_axis, to_display, to_voxel
@@ -219,14 +219,14 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.captions.top_right.set_text("")
             return
         self._spacing = pixel_spacing(vol.spacing, self.plane)
-        rows, cols = display_shape(vol.shape, self.plane)
-        rect = QRectF(0, 0, cols * self._spacing[1], rows * self._spacing[0])
+        # image pixel (col, row) -> (col * sx, row * sy) mm, set once per scan whatever the image
+        scale = QTransform.fromScale(self._spacing[1], self._spacing[0])
+        self.ct_item.setTransform(scale)
+        self.label_item.setTransform(scale)
         self.captions.set_letters(edge_letters(self.plane))
         if self.plane is Plane.AXIAL:
             self.captions.top_right.set_text(scan_title(vol))
         self._show_slice(self.session.cursor)
-        self.ct_item.setRect(rect)
-        self.label_item.setRect(rect)
         self._on_window(self.session.window)
         self.reset_view()
 
@@ -258,6 +258,10 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.label_item.clear()
             return
         lab = extract(arr, self.plane, self._index)
+        if not lab.any():  # most slices of a scan hold no label: draw nothing for them
+            self.label_item.setVisible(False)
+            return
+        self.label_item.setVisible(True)
         self._shown_outline = self.labels.outline
         lab = outline(lab) if self._shown_outline else np.ascontiguousarray(lab)
         self.label_item.setImage(lab, autoLevels=False, levels=None, lut=self.labels.lut)
