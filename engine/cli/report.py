@@ -1,0 +1,103 @@
+"""``python -m engine report PATH --labels FILE --out FILE.pdf|.json|.csv``: numbers and report.
+
+Reads the scan (``engine.io.load``) and its label map (``engine.io.load_labels``, on the
+same grid), finds the lungs (HU or intensity rules; ``--lungs`` loads a lung mask
+instead: 0 background, any other value lung), computes volumes, % of lung per zone,
+HU statistics and the zone-based severity scores, and writes the report in the format
+of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs and paths out.
+``--findings`` takes the ``findings.json`` of ``predict`` for model names, versions and
+finding probabilities. ``--edited`` records that a person edited the labels.
+
+``PATH`` may be ``phantom`` for the built-in synthetic chest CT (its ground-truth labels
+are used when ``--labels`` is not given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+NAME = "report"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(NAME, help="quantify labels on a scan and write a PDF/JSON/CSV report",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="scan: NIfTI / NRRD / MHA, DICOM file or folder, PNG/JPG; or 'phantom'")
+    p.add_argument("--labels", help="label map on the scan's grid (0..3)")
+    p.add_argument("--out", required=True, help="report file: .pdf, .json or .csv")
+    p.add_argument("--no-identifiers", action="store_true", help="leave patient identifiers out")
+    p.add_argument("--findings", help="findings.json written by 'predict' (models, probabilities)")
+    p.add_argument("--lungs", help="lung mask file on the scan's grid, instead of finding the lungs")
+    p.add_argument("--edited", action="store_true", help="the labels were edited by a person")
+    p.add_argument("--series", help="DICOM series to read (uid, SeriesInstanceUID or number)")
+    p.add_argument("--print", action="store_true", help="also print the main numbers")
+    p.set_defaults(func=run)
+
+
+def _progress(fraction: float, message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{int(100 * fraction):3d}% {message:<60}", end="", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import DataError
+    from ..quantification import LungMasks, lung_masks, quantify
+    from ..quantification.report import FORMATS, write_report
+
+    out = Path(args.out)
+    if out.suffix.lower() not in FORMATS:
+        raise DataError(f"--out must end in .pdf, .json or .csv, got '{out.name}'.")
+    if args.path == "phantom":
+        from ..phantom import chest_ct
+        ph = chest_ct()
+        volume, labels = ph.volume, ph.labels
+        if args.labels:
+            from ..io import load_labels
+            labels = load_labels(args.labels, reference=volume)
+    else:
+        from ..io import load, load_labels
+        if not args.labels:
+            raise DataError("Give the label map with --labels FILE (e.g. the labels written by 'predict').")
+        volume = load(args.path, series=args.series) if args.series else load(args.path)
+        labels = load_labels(args.labels, reference=volume)
+    findings_doc = None
+    if args.findings:
+        try:
+            findings_doc = json.loads(Path(args.findings).read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"Cannot read {args.findings}: {exc}. Give the findings.json written by 'predict'.")
+    lungs = None
+    if args.lungs:
+        from ..io import load_labels
+        from ..quantification import unite_findings
+        mask = load_labels(args.lungs, reference=volume) > 0
+        found = lung_masks(volume, model_mask=mask) if mask.any() else None
+        if found is None:
+            raise DataError(f"The lung mask {args.lungs} is empty.")
+        lungs = unite_findings(found, labels, volume.geometry)
+    elif args.path == "phantom" and not args.labels:
+        lungs = LungMasks.from_masks(ph.lung_left, ph.lung_right, volume.geometry, method="phantom ground truth")
+    else:
+        try:
+            lungs = lung_masks(volume, progress=_progress, labels=labels)
+        except DataError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+    quant = quantify(labels, volume.geometry, lungs, volume.array if volume.is_hu else None)
+    written = write_report(out, volume, labels, lungs, anonymize=args.no_identifiers, edited_by_person=args.edited,
+                           findings_doc=findings_doc, labels_source=args.labels, quant=quant, progress=_progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.print:
+        from ..quantification.report import report_document
+        doc = report_document(volume, quant, anonymize=True)
+        for key, f in doc["numbers"]["findings"].items():
+            ml = "unknown" if f["ml"] is None else f"{f['ml']:.1f} mL"
+            pct = "n/a" if f["percent_of_lungs"] is None else f"{f['percent_of_lungs']:.1f} %"
+            print(f"{f['name']}: {ml}, {pct} of lungs")
+        for s in doc["numbers"]["severity"]:
+            print(f"{s['name']}: {s['total']} / {s['maximum']}")
+    print(f"wrote {written}")
+    return 0

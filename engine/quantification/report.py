@@ -1,0 +1,244 @@
+"""Reports of the numbers: JSON, CSV and PDF.
+
+:func:`report_document` gathers everything a report shows (patient and series fields,
+scan geometry, the numbers of :mod:`.numbers`, severity scores with their citations,
+models and versions, whether a person edited the labels) into one JSON-ready dict;
+:func:`write_report` writes it as ``.json``, ``.csv`` (one tidy table) or ``.pdf``
+(reportlab: tables plus key images from :mod:`.images`).
+
+With ``anonymize=True`` the identifying fields (:data:`IDENTIFIERS`: names, IDs, dates,
+UIDs, institution, file paths) are left out of every format.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UnsupportedFormatError
+from ..labels import DEFAULT_TABLE
+from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..types import Volume
+from .lungs import ZONES, LungMasks, lung_masks
+from .numbers import Quantification, quantify
+
+#: meta fields shown in the report, with their labels
+PATIENT_FIELDS = (("patient_name", "Patient name"), ("patient_id", "Patient ID"),
+                  ("patient_birth_date", "Birth date"), ("patient_sex", "Sex"), ("patient_age", "Age"),
+                  ("study_date", "Study date"), ("accession_number", "Accession number"),
+                  ("institution_name", "Institution"), ("study_description", "Study"),
+                  ("series_description", "Series"), ("series_number", "Series number"),
+                  ("modality", "Modality"), ("manufacturer", "Manufacturer"),
+                  ("convolution_kernel", "Kernel"), ("slice_thickness", "Slice thickness (mm)"),
+                  ("study_instance_uid", "Study UID"), ("series_instance_uid", "Series UID"))
+#: fields left out by ``anonymize=True`` (the scan's path too)
+IDENTIFIERS = frozenset({"patient_name", "patient_id", "patient_birth_date", "study_date",
+                         "accession_number", "institution_name", "study_instance_uid",
+                         "series_instance_uid"})
+TITLE = "Chest CT quantification report"
+DISCLAIMER = ("LungLens research software. Numbers are computed from the label map shown; check the "
+              "segmentation before relying on them.")
+FORMATS = (".json", ".csv", ".pdf")
+_ZONE_NAMES = {"right_upper": "Right upper", "right_middle": "Right middle", "right_lower": "Right lower",
+               "left_upper": "Left upper", "left_middle": "Left middle", "left_lower": "Left lower"}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def patient_fields(volume: Volume, anonymize: bool) -> dict[str, Any]:
+    """The patient/series fields of ``volume.meta`` that are set (identifiers left out if asked)."""
+    out: dict[str, Any] = {}
+    for key, _ in PATIENT_FIELDS:
+        if anonymize and key in IDENTIFIERS:
+            continue
+        v = volume.meta.get(key)
+        if v not in (None, "", []):
+            out[key] = _clean(v) if not isinstance(v, (str, int, float)) else v
+    return out
+
+
+def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = False,
+                    models: Optional[dict[str, Any]] = None, edited_by_person: bool = False,
+                    lungs: Optional[LungMasks] = None, labels_source: Optional[str] = None,
+                    findings_doc: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Everything the report shows, JSON-ready."""
+    g = volume.geometry
+    doc: dict[str, Any] = {
+        "title": TITLE,
+        "lunglens_version": __version__,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "anonymized": bool(anonymize),
+        "patient": patient_fields(volume, anonymize),
+        "scan": {"path": None if anonymize else volume.source, "format": volume.format,
+                 "shape": list(volume.shape), "spacing_mm": list(g.spacing), "spacing_known": g.spacing_known,
+                 "is_hu": bool(volume.is_hu), "orientation": g.orientation_code()},
+        "labels": {"source": None if anonymize else labels_source, "edited_by_person": bool(edited_by_person)},
+        "lungs": {"method": lungs.method if lungs is not None else None,
+                  "warnings": list(lungs.warnings) if lungs is not None else []},
+        "models": dict(models or {}),
+        "numbers": quant.to_dict(),
+        "notes": [],
+    }
+    if not g.spacing_known:
+        doc["notes"].append("The scan has no physical spacing (image stack): volumes in mL are unknown; "
+                            "voxel counts and percentages are given.")
+    if findings_doc:
+        doc["finding_probabilities"] = {k: v.get("probability") for k, v in findings_doc.get("findings", {}).items()}
+        if findings_doc.get("covid"):
+            doc["covid"] = findings_doc["covid"]
+        if not doc["models"] and findings_doc.get("models"):
+            doc["models"] = findings_doc["models"]
+    return doc
+
+
+# -- formatting helpers ------------------------------------------------------------------------
+
+def _fmt(v: Optional[float], digits: int = 1, unit: str = "") -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.{digits}f}{unit}"
+
+
+def _ml(v: Optional[float], known: bool) -> str:
+    if not known:
+        return "unknown"
+    return _fmt(v, 1)
+
+
+def _model_lines(models: dict[str, Any]) -> list[str]:
+    lines = []
+    for role, m in models.items():
+        if isinstance(m, dict):
+            name = m.get("name") or m.get("architecture") or role
+            version = m.get("version") or m.get("sha256", "")[:12]
+            lines.append(f"{role}: {name}" + (f" (version {version})" if version else ""))
+        elif m:
+            lines.append(f"{role}: {m}")
+    return lines
+
+
+# -- writers ---------------------------------------------------------------------------------
+
+def csv_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The numbers as one tidy table: one row per (quantity, region)."""
+    n = doc["numbers"]
+    rows: list[dict[str, Any]] = []
+    regions = [("both", "percent_of_lungs", "voxels", "ml"), ("left", "percent_left", "voxels_left", "ml_left"),
+               ("right", "percent_right", "voxels_right", "ml_right")]
+    for key, f in n["findings"].items():
+        for region, pk, vk, mk in regions:
+            rows.append({"quantity": key, "region": region, "voxels": f[vk], "volume_ml": f[mk],
+                         "percent_of_lung": f[pk],
+                         "hu_mean": f["hu_mean"] if region == "both" else None,
+                         "hu_p10": f["hu_p10"] if region == "both" else None,
+                         "hu_p50": f["hu_p50"] if region == "both" else None,
+                         "hu_p90": f["hu_p90"] if region == "both" else None, "score": None})
+        for zone, z in f["zones"].items():
+            rows.append({"quantity": key, "region": zone, "voxels": z["voxels"], "volume_ml": z["ml"],
+                         "percent_of_lung": z["percent"], "hu_mean": None, "hu_p10": None, "hu_p50": None,
+                         "hu_p90": None, "score": None})
+    for region, v in n["lungs"].items():
+        rows.append({"quantity": "lung", "region": region, "voxels": v["voxels"], "volume_ml": v["ml"],
+                     "percent_of_lung": None, "hu_mean": None, "hu_p10": None, "hu_p50": None, "hu_p90": None,
+                     "score": None})
+    for s in n["severity"]:
+        rows.append({"quantity": s["key"], "region": "total", "voxels": None, "volume_ml": None,
+                     "percent_of_lung": None, "hu_mean": None, "hu_p10": None, "hu_p50": None, "hu_p90": None,
+                     "score": s["total"]})
+        for zone, sc in s["per_zone"].items():
+            rows.append({"quantity": s["key"], "region": zone, "voxels": None, "volume_ml": None,
+                         "percent_of_lung": None, "hu_mean": None, "hu_p10": None, "hu_p50": None,
+                         "hu_p90": None, "score": sc})
+    return rows
+
+
+def _csv_bytes(doc: dict[str, Any]) -> bytes:
+    buf = io.StringIO()
+    rows = csv_rows(doc)
+    w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else (round(v, 4) if isinstance(v, float) else v)) for k, v in r.items()})
+    return buf.getvalue().encode("utf-8")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks] = None,
+                 *, anonymize: bool = False, models: Optional[dict[str, Any]] = None,
+                 edited_by_person: bool = False, findings_doc: Optional[dict[str, Any]] = None,
+                 labels_source: Optional[str] = None, quant: Optional[Quantification] = None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None) -> Path:
+    """Write a report of ``labels`` on ``volume`` as JSON, CSV or PDF (by the file's suffix).
+
+    Lungs are found with :func:`~.lungs.lung_masks` when not given (findings united);
+    numbers with :func:`~.numbers.quantify` when ``quant`` is not given.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        The suffix is not ``.json``, ``.csv`` or ``.pdf``.
+    """
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise UnsupportedFormatError(f"Cannot write a report as '{out.name}': use a .pdf, .json or .csv file name.")
+    report = as_progress(progress)
+    if lungs is None:
+        try:
+            lungs = lung_masks(volume, progress=report.sub(0.0, 0.6), cancel=cancel, labels=labels)
+        except Exception as exc:  # no lungs: volumes only, say why
+            from ..errors import CancelledError, DataError
+            if isinstance(exc, CancelledError) or not isinstance(exc, DataError):
+                raise
+            lungs = None
+    check_cancel(cancel)
+    if quant is None:
+        report(0.6, "Computing the numbers")
+        quant = quantify(labels, volume.geometry, lungs, volume.array if volume.is_hu else None)
+    doc = report_document(volume, quant, anonymize=anonymize, models=models, edited_by_person=edited_by_person,
+                          lungs=lungs, labels_source=labels_source, findings_doc=findings_doc)
+    if lungs is None:
+        doc["notes"].append("No lungs were found: percentages and severity scores are not available.")
+    check_cancel(cancel)
+    report(0.7, f"Writing {out.name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".json":
+        data = json.dumps(doc, indent=2, default=_clean).encode("utf-8")
+    elif suffix == ".csv":
+        data = _csv_bytes(doc)
+    else:
+        from .images import key_images
+        from .pdf import pdf_bytes
+        images = key_images(volume, labels, lungs.lung if lungs is not None else None, DEFAULT_TABLE)
+        check_cancel(cancel)
+        data = pdf_bytes(doc, images)
+    _atomic_write(out, data)
+    report(1.0, f"Report written: {out.name}")
+    return out
+
+
+__all__ = ["write_report", "report_document", "csv_rows", "patient_fields", "IDENTIFIERS", "ZONES"]

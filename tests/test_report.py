@@ -1,0 +1,131 @@
+"""Reports: JSON / CSV contents, identifiers left out, the PDF as pixels, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.labels import DEFAULT_TABLE
+from engine.phantom import chest_ct
+from engine.quantification import LungMasks
+from engine.quantification.images import key_images, key_slices
+from engine.quantification.report import IDENTIFIERS, write_report
+
+SMALL = dict(shape=(64, 128, 128), spacing=(4.0, 2.8, 2.8))
+MODELS = {"segmentation": {"name": "unet-multiclass", "version": "0.3.1"}}
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return chest_ct(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def lungs(ph):
+    return LungMasks.from_masks(ph.lung_left, ph.lung_right, ph.volume.geometry)
+
+
+def test_json_report_contents(ph, lungs, tmp_path):
+    out = write_report(tmp_path / "r.json", ph.volume, ph.labels, lungs, models=MODELS, edited_by_person=True)
+    doc = json.loads(out.read_text())
+    n = doc["numbers"]
+    assert n["findings"]["ggo"]["ml"] == pytest.approx(ph.expected_ml["ggo"])
+    assert n["findings"]["effusion"]["ml"] == pytest.approx(ph.expected_ml["effusion"])
+    assert n["lungs"]["left"]["ml"] == pytest.approx(ph.expected_ml["lung_left"])
+    assert doc["patient"]["patient_id"] == ph.volume.meta["patient_id"]
+    assert doc["models"] == MODELS and doc["labels"]["edited_by_person"] is True
+    keys = {s["key"] for s in n["severity"]}
+    assert keys == {"pan_zones", "chung_zones"}
+    assert all("Radiology" in s["citation"] for s in n["severity"])
+
+
+def test_no_identifiers(ph, lungs, tmp_path):
+    vol = ph.volume
+    vol.meta["series_instance_uid"] = "1.2.3.4"
+    doc = json.loads(write_report(tmp_path / "a.json", vol, ph.labels, lungs, anonymize=True).read_text())
+    assert not IDENTIFIERS & set(doc["patient"])
+    assert "PHANTOM" not in json.dumps(doc) and "1.2.3.4" not in json.dumps(doc)
+    assert doc["patient"]["modality"] == "CT" and doc["anonymized"] is True
+    del vol.meta["series_instance_uid"]
+
+
+def test_csv_report(ph, lungs, tmp_path):
+    out = write_report(tmp_path / "r.csv", ph.volume, ph.labels, lungs)
+    rows = list(csv.DictReader(out.open()))
+    by = {(r["quantity"], r["region"]): r for r in rows}
+    assert float(by[("consolidation", "both")]["volume_ml"]) == pytest.approx(ph.expected_ml["consolidation"], abs=1e-3)
+    assert int(by[("ggo", "both")]["voxels"]) == np.count_nonzero(ph.labels == 1)
+    assert float(by[("lung", "right")]["volume_ml"]) == pytest.approx(ph.expected_ml["lung_right"], abs=1e-3)
+    assert by[("pan_zones", "total")]["score"] != ""
+
+
+def test_key_images(ph, lungs):
+    ks = key_slices(ph.labels)
+    assert set(ks) == {"ggo", "consolidation", "effusion"}
+    for key, k in ks.items():
+        value = DEFAULT_TABLE.by_key(key).value
+        per = (ph.labels == value).sum(axis=(1, 2))
+        assert per[k] == per.max()
+    imgs = key_images(ph.volume, ph.labels, lungs.lung)
+    assert [i.plane for i in imgs] == ["axial"] * 3 + ["coronal"]
+    # the coronal overview keeps millimetre proportions: 64 x 4 mm tall, 128 x 2.8 mm wide
+    cor = imgs[-1]
+    assert cor.height / cor.width == pytest.approx(256 / 358.4, abs=0.01)
+
+
+def _has_colour(rgb: np.ndarray, color: tuple[int, int, int], tol: int = 40) -> bool:
+    d = np.abs(rgb.astype(int) - np.array(color)[None, None, :]).max(axis=2)
+    return int((d < tol).sum()) > 20
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
+def test_pdf_renders_with_overlays(ph, lungs, tmp_path):
+    pdf = write_report(tmp_path / "r.pdf", ph.volume, ph.labels, lungs, models=MODELS)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert 1 <= len(pages) <= 3
+    rgbs = [np.asarray(Image.open(p).convert("RGB")) for p in pages]
+    # page 1: text (dark pixels) on white
+    first = rgbs[0]
+    assert (first.mean(axis=2) > 240).mean() > 0.6 and (first.mean(axis=2) < 100).sum() > 500
+    # the overlay colours of the three findings appear in the key images
+    allpix = np.concatenate([r.reshape(-1, 3) for r in rgbs])[None]
+    for lab in DEFAULT_TABLE:
+        assert _has_colour(allpix, lab.color), lab.key
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert "Severity score" in text and "unet-multiclass" in text and "Pan F" in text
+
+
+def test_cli_report_on_nifti(ph, tmp_path):
+    nib = pytest.importorskip("nibabel")
+    from engine.cli import main
+    g = ph.volume.geometry
+    aff = g.affine_ras()
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(ph.volume.array.transpose(2, 1, 0)), aff), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(ph.labels.transpose(2, 1, 0)), aff), tmp_path / "lab.nii.gz")
+    out = tmp_path / "rep.json"
+    rc = main(["report", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.nii.gz"), "--out", str(out),
+               "--no-identifiers", "--edited"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    n = doc["numbers"]
+    for key in ("ggo", "consolidation", "effusion"):
+        assert n["findings"][key]["ml"] == pytest.approx(ph.expected_ml[key], rel=1e-6)
+    # lungs found by the HU rules, with the findings united: close to the truth
+    assert n["lungs"]["left"]["ml"] == pytest.approx(ph.expected_ml["lung_left"], rel=0.05)
+    assert n["lungs"]["right"]["ml"] == pytest.approx(ph.expected_ml["lung_right"], rel=0.05)
+    assert doc["labels"]["edited_by_person"] and doc["scan"]["path"] is None
+
+
+def test_cli_rejects_bad_suffix(tmp_path, capsys):
+    from engine.cli import main
+    assert main(["report", "phantom", "--out", str(tmp_path / "r.docx")]) == 2
+    assert ".pdf" in capsys.readouterr().err
