@@ -186,6 +186,9 @@ def test_eight_bit_scan_gets_grey_window(window):
     assert window.session.window.levels == (0.0, 255.0)
     assert window.label_panel.volume_labels[1].text() == "0 vox"
     assert "mm" not in window.views.axial.captions.top_left.text()
+    assert "not to scale" in window.views.coronal.captions.top_left.text()
+    rect = window.views.coronal.ct_item.mapRectToParent(window.views.coronal.ct_item.boundingRect())
+    assert rect.height() / rect.width() == pytest.approx(0.75)
 
 
 def test_error_keeps_previous_scan(phantom_window, qtbot, tmp_path):

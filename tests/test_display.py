@@ -101,3 +101,12 @@ def test_downsample_labels_thins_fine_axes_first():
     assert (small == 2).sum() * np.prod(sp) == pytest.approx((lab == 2).sum() * 3.0 * 0.75 * 0.75, rel=0.05)
     same, sp1 = downsample_labels(lab, (1, 1, 1), max_voxels=10 ** 9)
     assert same.shape == lab.shape and sp1 == (1.0, 1.0, 1.0)
+
+
+def test_display_spacing_for_unknown_spacing_is_not_flat():
+    from engine.display import display_spacing
+
+    assert display_spacing((75, 630, 630), (3.0, 0.6, 0.6), True) == (3.0, 0.6, 0.6)
+    sz, sy, sx = display_spacing((75, 630, 630), (1.0, 1.0, 1.0), False)
+    assert (sy, sx) == (1.0, 1.0) and 75 * sz == pytest.approx(0.75 * 630)
+    assert display_spacing((900, 512, 512), (1.0, 1.0, 1.0), False)[0] == 1.0  # never squeezed

@@ -27,7 +27,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 
-from engine.display import Plane, WindowLevel, display_shape, edge_letters, extract, outline, \
+from engine.display import Plane, WindowLevel, display_shape, display_spacing, edge_letters, extract, outline, \
     pixel_spacing, slice_axis, to_display, to_voxel
 
 from ..models import LabelLayerModel, Session
@@ -218,7 +218,8 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.captions.bottom_left.set_text("")
             self.captions.top_right.set_text("")
             return
-        self._spacing = pixel_spacing(vol.spacing, self.plane)
+        shown = display_spacing(vol.shape, vol.spacing, vol.geometry.spacing_known)
+        self._spacing = pixel_spacing(shown, self.plane)
         # image pixel (col, row) -> (col * sx, row * sy) mm, set once per scan whatever the image
         scale = QTransform.fromScale(self._spacing[1], self._spacing[0])
         self.ct_item.setTransform(scale)
@@ -276,6 +277,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         text = f"{self.plane.value.capitalize()}  {self._index + 1} / {vol.shape[axis]}"
         if vol.geometry.spacing_known:
             text += f"\n{coord} = {world[2 - axis]:.1f} mm"
+        elif self.plane is not Plane.AXIAL:
+            text += "\nspacing unknown: not to scale"
         self.captions.top_left.set_text(text)
 
     def _on_window(self, wl: WindowLevel) -> None:

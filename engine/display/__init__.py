@@ -19,11 +19,11 @@ slice straight to its image items, with explicit levels and a precomputed LUT.
 """
 
 from .overlay import downsample_labels, label_counts, label_lut, outline
-from .slicing import PLANES, Plane, display_shape, edge_letters, extract, pixel_spacing, slice_axis, \
+from .slicing import PLANES, Plane, display_shape, display_spacing, edge_letters, extract, pixel_spacing, slice_axis, \
     to_display, to_voxel
 from .window import GREY_8BIT, PRESETS, WindowLevel, default_window, preset
 
 __all__ = ["GREY_8BIT", "PLANES", "PRESETS", "Plane", "WindowLevel", "default_window", "display_shape",
-           "downsample_labels",
+           "display_spacing", "downsample_labels",
            "edge_letters", "extract", "label_counts", "label_lut", "outline", "pixel_spacing", "preset",
            "slice_axis", "to_display", "to_voxel"]

@@ -103,3 +103,23 @@ def edge_letters(plane: Plane | str) -> dict[str, str]:
     """Patient direction at each edge of a display image: keys ``top, bottom, left, right``."""
     top, bottom, left, right = _LETTERS[Plane(plane)]
     return {"top": top, "bottom": bottom, "left": left, "right": right}
+
+
+#: height:width the coronal/sagittal views aim at when the real spacing is unknown
+NOMINAL_HEIGHT_RATIO = 0.75
+
+
+def display_spacing(shape: tuple[int, int, int], spacing: tuple[float, float, float],
+                    spacing_known: bool = True) -> tuple[float, float, float]:
+    """Spacing ``(sz, sy, sx)`` to draw a volume with.
+
+    The real spacing when it is known. Otherwise (PNG/JPG stacks) square in-plane pixels
+    and a slice gap that gives coronal and sagittal views a nominal
+    :data:`NOMINAL_HEIGHT_RATIO` height:width instead of a flat strip; the views then say
+    that they are not to scale.
+    """
+    if spacing_known:
+        return tuple(float(s) for s in spacing)  # type: ignore[return-value]
+    nz, ny, nx = shape
+    sz = max(1.0, NOMINAL_HEIGHT_RATIO * max(ny, nx) / max(nz, 1))
+    return (float(sz), 1.0, 1.0)
