@@ -341,7 +341,7 @@ def _paint_anatomy(grid: _Grid, hu: np.ndarray, side: np.ndarray, labels: np.nda
 
 
 def chest_ct(shape: tuple[int, int, int] = (300, 512, 512),
-             spacing: tuple[float, float, float] = (1.0, 0.7, 0.7),
+             spacing: Optional[tuple[float, float, float]] = None,
              seed: int = 0, lesions: bool = True, noise_hu: float = 20.0,
              progress: Optional[ProgressCallback] = None,
              cancel: Optional[CancelLike] = None) -> Phantom:
@@ -352,7 +352,9 @@ def chest_ct(shape: tuple[int, int, int] = (300, 512, 512),
     shape
         ``(nz, ny, nx)`` voxels. At least ``(16, 32, 32)``.
     spacing
-        ``(sz, sy, sx)`` in mm.
+        ``(sz, sy, sx)`` in mm. ``None`` keeps the default field of view (300 mm tall,
+        358.4 mm wide): ``(300 / nz, 358.4 / ny, 358.4 / nx)``, i.e. (1.0, 0.7, 0.7) for
+        the default shape.
     seed
         Random seed; the same arguments give the same phantom, bit for bit.
     lesions
@@ -369,6 +371,8 @@ def chest_ct(shape: tuple[int, int, int] = (300, 512, 512),
     shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
     if len(shape) != 3 or shape[0] < 16 or shape[1] < 32 or shape[2] < 32:
         raise ValueError(f"phantom shape must be at least (16, 32, 32), got {shape}")
+    if spacing is None:
+        spacing = (300.0 / shape[0], 358.4 / shape[1], 358.4 / shape[2])
     report = as_progress(progress)
     rng = np.random.default_rng(seed)
     grid = _Grid(shape, tuple(float(s) for s in spacing))  # type: ignore[arg-type]

@@ -101,6 +101,12 @@ def test_anatomy_scales_with_grid(ph):
         assert big.expected_ml[key] == pytest.approx(ph.expected_ml[key], rel=0.08)
 
 
+def test_default_spacing_keeps_field_of_view():
+    ph = chest_ct(shape=(30, 64, 64))
+    assert ph.volume.geometry.spacing == pytest.approx((10.0, 5.6, 5.6))
+    assert 1500 < ph.expected_ml["lung_left"] < 3500
+
+
 def test_rejects_tiny_shapes():
     with pytest.raises(ValueError):
         chest_ct(shape=(4, 16, 16))
