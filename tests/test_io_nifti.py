@@ -121,3 +121,19 @@ def test_multi_member_gzip(tmp_path):
     (tmp_path / "multi.nii.gz").write_bytes(gzip.compress(raw[:cut]) + gzip.compress(raw[cut:]))
     vol = io.load(tmp_path / "multi.nii.gz")
     assert np.array_equal(vol.array, data.T)
+
+
+def test_cancel_midway_stops_the_reader_thread(tmp_path):
+    import threading
+    data = np.zeros((256, 256, 120), dtype=np.int16)  # 4 slabs of 8 MB
+    path = _save(tmp_path, data, np.eye(4), "big.nii.gz")
+    token = CancelToken()
+    calls = []
+
+    def progress(fraction, message):
+        calls.append(fraction)
+        token.cancel()
+    with pytest.raises(CancelledError):
+        io.load(path, progress=progress, cancel=token)
+    assert 0 < max(calls) < 1
+    assert not any(t.name == "lunglens-io-prefetch" for t in threading.enumerate())

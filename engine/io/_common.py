@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -178,3 +180,55 @@ def _finite_range(arr: np.ndarray) -> tuple[Optional[float], Optional[float]]:
 def slab_size(bytes_per_slice: int, target: int = 8 * 1024 ** 2) -> int:
     """How many slices make a slab of about ``target`` bytes (at least one)."""
     return max(1, target // max(1, bytes_per_slice))
+
+
+def prefetch(fill: Callable[[np.ndarray], None], buffers: list[np.ndarray], counts: list[int],
+             ) -> Iterator[np.ndarray]:
+    """Yield filled slabs while a background thread reads the next ones.
+
+    ``fill(view)`` fills a view of one of ``buffers`` (zlib and file reads release the
+    GIL, so decompression overlaps with the caller's copying). ``counts`` are the
+    number of items of each slab. A yielded view is valid until the next one is
+    asked for. Errors of the reader are re-raised in the caller; leaving the loop
+    early (cancel, error) stops the thread.
+    """
+    free: "queue.Queue[np.ndarray]" = queue.Queue()
+    full: "queue.Queue[object]" = queue.Queue()
+    for b in buffers:
+        free.put(b)
+    stop = threading.Event()
+    done = object()
+
+    def worker() -> None:
+        try:
+            for n in counts:
+                buf = free.get()
+                if stop.is_set():
+                    return
+                view = buf[:n]
+                fill(view)
+                full.put(view)
+            full.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            full.put(exc)
+
+    thread = threading.Thread(target=worker, name="lunglens-io-prefetch", daemon=True)
+    thread.start()
+    previous: Optional[np.ndarray] = None
+    try:
+        while True:
+            item = full.get()
+            if previous is not None:
+                free.put(previous.base if previous.base is not None else previous)
+                previous = None
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            previous = item  # type: ignore[assignment]
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        for b in buffers:
+            free.put(b)
+        thread.join(timeout=5)

@@ -14,6 +14,7 @@ read in slabs of about 8 MB straight into the preallocated canonical array. A
 from __future__ import annotations
 
 import zlib
+from contextlib import closing
 from pathlib import Path
 from typing import Optional
 
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
-from ._common import IntensityBuffer, guard_size, read_exact, slab_size, wrap_errors
+from ._common import IntensityBuffer, guard_size, prefetch, read_exact, slab_size, wrap_errors
 from .orientation import canonicalize, plan_orientation
 
 __all__ = ["read_nifti", "write_nifti_labels", "read_nifti_labels"]
@@ -154,22 +155,24 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
         dt = dtype
         slice_bytes = nx * ny * dt.itemsize
         step = slab_size(slice_bytes)
-        raw = np.empty(step * nx * ny, dtype=dt)
+        counts = [min(step, nz - k0) * nx * ny for k0 in range(0, nz, step)]
+        buffers = [np.empty(counts[0], dtype=dt) for _ in range(min(3, len(counts)))]
         with _open_raw(path) as f:
             f.seek(offset)
-            for k0 in range(0, nz, step):
-                check_cancel(cancel)
-                n = min(step, nz - k0)
-                chunk = raw[: n * nx * ny]
-                read_exact(f, memoryview(chunk), path)
-                slab = chunk.reshape(n, ny, nx)
-                if not dt.isnative:
-                    slab = slab.astype(dt.newbyteorder("="))
-                if scaled:
-                    slab = slab.astype(np.float64 if dt.itemsize > 4 else np.float32) * np.float32(slope) \
-                        + np.float32(inter)
-                buffer.put(slab, k0)
-                report((k0 + n) / nz, f"Reading {path.name}")
+            k0 = 0
+            with closing(prefetch(lambda view: read_exact(f, memoryview(view), path), buffers, counts)) as slabs:
+                for chunk in slabs:
+                    check_cancel(cancel)
+                    n = chunk.size // (nx * ny)
+                    slab = chunk.reshape(n, ny, nx)
+                    if not dt.isnative:
+                        slab = slab.astype(dt.newbyteorder("="))
+                    if scaled:
+                        slab = slab.astype(np.float64 if dt.itemsize > 4 else np.float32) * np.float32(slope) \
+                            + np.float32(inter)
+                    buffer.put(slab, k0)
+                    k0 += n
+                    report(k0 / nz, f"Reading {path.name}")
         array = buffer.finish(warnings, path)
     geometry = plan.canonical_geometry()
     meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else "",
