@@ -30,8 +30,10 @@ class StartupSequence:
         self.status = 0
         io = window.scan_io  # type: ignore[attr-defined]
         io.volume_opened.connect(self._volume_opened)
-        io.labels_opened.connect(lambda _name: self._finish())
+        io.labels_opened.connect(self._labels_opened)
         io.open_failed.connect(self._failed)
+        self._labels_started = False
+        self._done = False
 
     def start(self) -> None:
         io = self.window.scan_io  # type: ignore[attr-defined]
@@ -41,25 +43,26 @@ class StartupSequence:
             io.open_phantom()
 
     def _volume_opened(self, _volume: object) -> None:
-        io = self.window.scan_io  # type: ignore[attr-defined]
-        if self.args.labels and not getattr(self, "_labels_started", False):
+        if self.args.labels and not self._labels_started:
             self._labels_started = True
-            io.open_labels(self.args.labels)
+            self.window.scan_io.open_labels(self.args.labels)  # type: ignore[attr-defined]
         elif not self.args.labels and self.args.path:
             self._finish()
-        elif not self.args.labels:
-            # the phantom brings its labels: wait for labels_opened, unless it has none
-            from PySide6.QtCore import QTimer
-            QTimer.singleShot(0, self._finish)
+        # the phantom brings its own labels: wait for labels_opened
+
+    def _labels_opened(self, name: str) -> None:
+        if self.args.labels and name != Path(self.args.labels).name:
+            return  # the phantom's own labels, shown before the requested ones arrive
+        self._finish()
 
     def _failed(self, message: str) -> None:
-        if message:
+        if message and self.args.screenshot:  # interactive runs show the message in a box
             self.status = 2
             print(f"error: {message}", file=sys.stderr)
         self._finish()
 
     def _finish(self) -> None:
-        if getattr(self, "_done", False):
+        if self._done:
             return
         self._done = True
         if self.args.screenshot:

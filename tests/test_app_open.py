@@ -151,3 +151,27 @@ def test_screenshot_of_scan_with_labels(tmp_path):
 
     bad = _run_app([str(tmp_path / "missing.nii"), "--screenshot", str(tmp_path / "x.png")], tmp_path)
     assert bad.returncode == 2 and "missing.nii" in bad.stderr
+
+
+@pytest.mark.slow
+def test_screenshot_of_phantom_with_other_labels_waits_for_them(tmp_path):
+    """No PATH: the phantom opens; --labels replaces its labels before the screenshot."""
+    from engine import io
+    from engine.phantom import chest_ct
+
+    ph = chest_ct()  # the default phantom that `python -m app` opens
+    z = ph.labels.shape[0] // 2
+    assert (ph.labels[z] == 2).sum() > 50  # the phantom shows consolidation on the first slice
+    only_ggo = np.where(ph.labels == 1, 1, 0).astype(np.uint8)
+    labels = tmp_path / "ggo.nii.gz"
+    io.save_labels(only_ggo, ph.volume.geometry, labels)
+    out = tmp_path / "shot.png"
+    res = _run_app(["--labels", str(labels), "--screenshot", str(out)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    img = QImage(str(out))
+    # the axial view fills the left of the window
+    arr = np.array([[img.pixelColor(x, y).getRgb()[:3] for x in range(0, 680, 2)] for y in range(80, 960, 2)])
+    r, g, b = (arr[..., i].astype(int) for i in range(3))
+    red = (r > g + 80) & (r > b + 80)
+    yellow = (r > b + 60) & (g > b + 60) & (abs(r - g) < 40)
+    assert red.sum() == 0 and yellow.sum() > 50
