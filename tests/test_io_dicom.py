@@ -171,3 +171,18 @@ def test_real_series_matches_simpleitk(dicom_99):
     assert vol.geometry.origin == pytest.approx(img.GetOrigin())
     assert np.array_equal(vol.array, ref)  # this series is already LPS: identical voxels
     assert vol.meta["modality"] == "CT" and len(vol.meta["sop_instance_uids"]) == 99
+
+
+def test_values_beyond_int16_switch_to_float32(tmp_path):
+    uid = generate_uid()
+    for k, peak in enumerate((1000, 40000, 2000)):  # the second slice overflows int16 after rescale
+        stored = np.full((4, 5), 100, dtype=np.uint16)
+        stored[0, 0] = peak
+        ds = F.ct_slice(rows=4, cols=5, position=(0, 0, 2.0 * k), stored=stored, series_uid=uid, instance=k + 1)
+        ds.BitsStored, ds.HighBit = 16, 15
+        ds.PixelData = stored.tobytes()
+        F.write(ds, tmp_path / "s" / f"{k}.dcm")
+    vol = io.load(tmp_path / "s")
+    assert vol.array.dtype == np.float32
+    assert list(vol.array[:, 0, 0]) == [1000 - 1024, 40000 - 1024, 2000 - 1024]
+    assert np.all(vol.array[:, 1:, :] == 100 - 1024)

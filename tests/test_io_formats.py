@@ -94,3 +94,20 @@ def test_content_wins_over_extension(tmp_path):
     (tmp_path / "x.png").rename(tmp_path / "looks_like.nii")
     assert io.detect_format(tmp_path / "looks_like.nii") == "png"
     assert io.load(tmp_path / "looks_like.nii").shape == (1, 4, 4)
+
+
+def test_detect_format_names(tmp_path):
+    import nibabel as nib
+
+    import dicom_factory as F
+    from engine.types import Geometry
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), str(tmp_path / "a.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 2, 2), np.int16)), str(tmp_path / "b.mha"))
+    F.ct_series(tmp_path / "dcm", n=2)
+    g = Geometry(shape=(2, 3, 4))
+    io.save_labels(np.zeros(g.shape, np.uint8), g, tmp_path / "l.seg.nrrd")
+    io.save_labels(np.zeros(g.shape, np.uint8), g, tmp_path / "pngs")
+    found = {name: io.detect_format(tmp_path / name) for name in ("a.nii.gz", "b.mha", "dcm", "l.seg.nrrd", "pngs")}
+    assert found == {"a.nii.gz": "nifti", "b.mha": "mha", "dcm": "dicom", "l.seg.nrrd": "seg-nrrd",
+                     "pngs": "png-labels"}
+    assert io.detect_format(next((tmp_path / "dcm").iterdir())) == "dicom"
