@@ -352,3 +352,24 @@ def test_label_item_is_skipped_on_empty_slices(phantom_window):
     w.session.set_cursor(full, *w.session.cursor[1:])
     assert w.views.axial.label_item.isVisible()
     np.testing.assert_array_equal(w.views.axial.label_item.image, w.labels.array[full])
+
+
+def test_label_panel_colour_and_opacity(phantom_window, monkeypatch):
+    from PySide6.QtWidgets import QColorDialog
+
+    w = phantom_window
+    z, y, x = labelled_voxel(w, 1)
+    w.session.set_cursor(z, w.session.cursor[1], w.session.cursor[2])
+    w.labels.set_opacity(1.0)
+    assert w.label_panel.opacity.value() == 100
+    monkeypatch.setattr(QColorDialog, "getColor", staticmethod(lambda *a, **k: QColor(0, 0, 255)))
+    w.label_panel.pick_color(1)
+    assert w.labels.table[1].color == (0, 0, 255)
+    assert "rgb(0,0,255)" in w.label_panel.color_buttons[1].styleSheet()
+    assert color_at(w.views.axial, (z, y, x)) == (0, 0, 255)  # opaque, new colour
+    w.label_panel.opacity.setValue(0)
+    assert w.labels.opacity == 0.0
+    r, g, b = color_at(w.views.axial, (z, y, x))
+    assert r == g == b  # overlay gone, plain CT
+    w.label_panel.mode.setCurrentIndex(1)
+    assert w.labels.outline and w.view_actions.outline_action.isChecked()
