@@ -1,0 +1,85 @@
+"""The app's Numbers panel follows label edits; File > Export report writes a report."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from engine.labels import GGO
+
+pytestmark = pytest.mark.gui
+
+SMALL = (48, 128, 128)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, extensions=("app.reporting",))
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.runner.cancel_all()
+    w.runner.wait(5000)
+
+
+@pytest.fixture
+def ready(window, qtbot):
+    window.scan_io.open_phantom(SMALL)
+    qtbot.waitUntil(lambda: bool(window.errors or window.reporting.result is not None), timeout=60000)
+    assert not window.errors
+    return window
+
+
+def test_menu_and_panel_present(window):
+    texts = [a.text() for a in window.menus["file"].actions()]
+    assert any("Export &report" in t for t in texts)
+    assert not window.reporting.export_action.isEnabled()  # no scan yet
+    assert window.reporting.dock.windowTitle() == "Numbers"
+
+
+def test_numbers_follow_edits(ready, qtbot):
+    w = ready
+    rep = w.reporting
+    vox = w.session.volume.geometry.voxel_volume_ml
+    labels = w.labels.array
+    q = rep.result
+    assert q.findings["ggo"].ml == pytest.approx(np.count_nonzero(labels == GGO) * vox)
+    assert rep.lungs is not None and q.has_lungs
+    assert rep.panel.cell("ggo", 0) == f"{q.findings['ggo'].ml:.1f}"
+    # paint a GGO block inside the right lung through the layer's API
+    zz, yy, xx = np.nonzero(rep.lungs.right & (labels == 0))
+    i = len(zz) // 2
+    z, y, x = int(zz[i]), int(yy[i]), int(xx[i])
+    box = (z, z + 1, y - 2, y + 3, x - 2, x + 3)
+    block = labels[z:z + 1, y - 2:y + 3, x - 2:x + 3].copy()
+    before = np.count_nonzero(labels == GGO)
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(rep.numbers_changed, timeout=2000):
+        w.labels.write(box, np.full_like(block, GGO))
+    assert time.perf_counter() - t0 < 0.5
+    after = np.count_nonzero(w.labels.array == GGO)
+    assert after > before
+    q2 = rep.result
+    assert q2.findings["ggo"].voxels == after
+    assert rep.panel.cell("ggo", 0) == f"{after * vox:.1f}"
+    assert rep.edited_by_person()
+
+
+def test_export_report_json(ready, qtbot, tmp_path):
+    w = ready
+    out = tmp_path / "r.json"
+    with qtbot.waitSignal(w.reporting.exported, timeout=60000):
+        w.reporting.export(str(out), anonymize=True)
+    doc = json.loads(out.read_text())
+    assert doc["anonymized"] and "patient_id" not in doc["patient"]
+    assert doc["numbers"]["findings"]["ggo"]["voxels"] == int(np.count_nonzero(w.labels.array == GGO))
+    assert doc["labels"]["edited_by_person"] is False
+    assert doc["lungs"]["method"] == "hu-rules"
