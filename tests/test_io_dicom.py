@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import JPEGLSLossless, RLELossless, generate_uid
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
 
 import dicom_factory as F
 from engine import io
@@ -132,9 +132,9 @@ def test_enhanced_multiframe(tmp_path):
     assert vol.geometry.origin[2] == pytest.approx(10.0)
 
 
-@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless])
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless])
 def test_compressed_transfer_syntaxes(tmp_path, syntax):
-    paths, expected = F.ct_series(tmp_path / "s", n=3, rows=16, cols=16)
+    paths, expected = F.ct_series(tmp_path / "s", n=3, rows=32, cols=32)
     for p in paths:
         ds = pydicom.dcmread(p)
         ds.compress(syntax)
@@ -186,3 +186,11 @@ def test_values_beyond_int16_switch_to_float32(tmp_path):
     assert vol.array.dtype == np.float32
     assert list(vol.array[:, 0, 0]) == [1000 - 1024, 40000 - 1024, 2000 - 1024]
     assert np.all(vol.array[:, 1:, :] == 100 - 1024)
+
+
+def test_decoders_installed_for_common_compressed_syntaxes():
+    from pydicom import uid
+    from pydicom.pixels import get_decoder
+    for name in ("JPEGBaseline8Bit", "JPEGExtended12Bit", "JPEGLossless", "JPEGLosslessSV1", "JPEGLSLossless",
+                 "JPEGLSNearLossless", "JPEG2000Lossless", "JPEG2000", "RLELossless"):
+        assert get_decoder(getattr(uid, name)).is_available, name

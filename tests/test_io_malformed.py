@@ -9,7 +9,6 @@ import tracemalloc
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
 import SimpleITK as sitk
 from PIL import Image
