@@ -9,6 +9,8 @@ Usage::
     window 1600x1000 offscreen; every frame is fully rendered (``view.grab()``).
 ``scroll_fps_all_views``
     the same, rendering the whole window (the coronal/sagittal crosshairs move too).
+``scroll_fps_3d_open``
+    ``scroll_fps`` with the 3D view shown (when OpenGL is available).
 ``open_to_first_image_s``
     ``File > Open`` of the 99-slice DICOM series until its first axial image is drawn.
 ``startup_s``
@@ -80,6 +82,20 @@ def scroll_fps(app, w, frames: int) -> dict[str, float]:
             w.session.set_cursor((i * 7) % nz, *w.session.cursor[1:])
             target.grab()
         out[key] = frames / (time.perf_counter() - t0)
+    # the same axial scrolling with the 3D view open (its surfaces are built once, not per slice)
+    from PySide6.QtCore import QEventLoop, QTimer
+    w.view3d.action.setChecked(True)
+    if w.view3d.view is not None and w.view3d.view.available:
+        loop = QEventLoop()
+        QTimer.singleShot(0, w.view3d.rebuild)
+        w.view3d._runner.ended.connect(lambda _t: loop.quit())
+        QTimer.singleShot(60000, loop.quit)
+        loop.exec()
+        t0 = time.perf_counter()
+        for i in range(frames):
+            w.session.set_cursor((i * 7) % nz, *w.session.cursor[1:])
+            axial.grab()
+        out["scroll_fps_3d_open"] = frames / (time.perf_counter() - t0)
     return out
 
 
