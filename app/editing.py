@@ -20,33 +20,26 @@ restore them. Quitting or opening another scan with unsaved edits asks first.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.editing import Journal, LabelEditor, scan_key, unsaved_journals
-from engine.editing.export import export_labels
-from engine.editing.journal import read_journal
+from engine.editing import Journal, LabelEditor
 from engine.labels import DEFAULT_TABLE
 from engine.types import Volume
 
 from .tools import BRUSHES, BrushTool, EditTool, FloodFillTool, LassoTool, ToolSettings
 from .tools import commands
 from .tools.options import OptionsPanel
+from .tools.persistence import PersistenceFlow, edited_mask_name  # noqa: F401 (re-exported)
 from .worker import error_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from .main_window import MainWindow
 
 log = logging.getLogger(__name__)
-
-EXPORT_FILTER = ("NIfTI (*.nii.gz *.nii);;3D Slicer segmentation (*.seg.nrrd);;NRRD (*.nrrd);;"
-                 "DICOM SEG (*.dcm);;PNG slices (folder) (*)")
-
 
 def install(window: "MainWindow") -> "EditingController":
     """Add label editing to ``window``; the controller is kept as ``window.editing``."""
@@ -62,12 +55,12 @@ class EditingController(QObject):
     -------
     editor_replaced()
         a new :class:`LabelEditor` (new scan, labels opened, edits restored).
-    exported(str)
-        labels were written to this path.
+
+    The crash-recovery, unsaved-edit and export flows live in ``self.persistence``
+    (:class:`app.tools.persistence.PersistenceFlow`).
     """
 
     editor_replaced = Signal()
-    exported = Signal(str)
 
     def __init__(self, window: "MainWindow") -> None:
         super().__init__(window)
@@ -75,18 +68,14 @@ class EditingController(QObject):
         self.settings = ToolSettings(self)
         self._editor: Optional[LabelEditor] = None
         self._mirroring = False
-        self._close_ok = False
-        self.restore_prompt: Optional[QMessageBox] = None
-        self.unsaved_prompt: Optional[QMessageBox] = None
         self.tools: dict[str, EditTool] = {}
         self.options = OptionsPanel(self.settings)
         self.dock = window.add_dock(self.options, "Editing")
         window.menus["view"].addAction(self.dock.toggleViewAction())
+        self.persistence = PersistenceFlow(self)
         self._build_actions()
         window.labels.changed.connect(self._on_layer_changed)
         window.scan_io.volume_opened.connect(self._on_volume_opened)
-        window.installEventFilter(self)
-        self._guard_opening()
 
     # -- EditContext ----------------------------------------------------------
     @property
@@ -149,14 +138,6 @@ class EditingController(QObject):
         self.largest_action = self._action("&Keep largest component", "Shift+K", self.keep_largest, menu="tools")
         self.between_action = self._action("Fill &between slices", "Ctrl+Shift+F", self.fill_between,
                                            menu="tools")
-        # file
-        self.export_action = QAction("&Export labels…", w)
-        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
-        self.export_action.triggered.connect(lambda _c=False: self.ask_export())
-        file_menu = w.menus["file"]
-        quit_action = next((a for a in file_menu.actions() if a.text() == "&Quit"), None)
-        file_menu.insertAction(quit_action, self.export_action) if quit_action else file_menu.addAction(
-            self.export_action)
         self.settings.changed.connect(self._refresh)
         self._refresh()
 
@@ -170,7 +151,7 @@ class EditingController(QObject):
         self.undo_action.setText(f"&Undo {undo_name}" if undo_name else "&Undo")
         self.redo_action.setText(f"&Redo {redo_name}" if redo_name else "&Redo")
         has = ed is not None
-        for a in (self.export_action, self.islands_action, self.largest_action, self.between_action):
+        for a in (self.persistence.export_action, self.islands_action, self.largest_action, self.between_action):
             a.setEnabled(has)
         if ed is not None:
             self.options.set_hand_edits(ed.person_changes_ml())
@@ -299,52 +280,12 @@ class EditingController(QObject):
                 self._mirroring = False
 
     def _on_volume_opened(self, volume: Volume) -> None:
-        self._close_ok = False
+        self.persistence.reset()
         self._new_editor(self.window.labels.array.copy())
-        self.offer_restore(volume)
+        self.persistence.offer_restore(volume)
 
-    # -- crash recovery -------------------------------------------------------
-    def offer_restore(self, volume: Volume) -> Optional[QMessageBox]:
-        """Ask (non-modally) whether to restore unsaved edits an earlier session left for this scan."""
-        key = scan_key(volume.source, volume.geometry)
-        own = self._editor.journal.path if self._editor and self._editor.journal else None
-        found = [p for p in unsaved_journals(key) if p != own]
-        if not found:
-            return None
-        path = found[0]
-        box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved edits",
-                          f"LungLens found label edits of this scan that were not exported "
-                          f"(session {path.stem.split('-')[0]}). Restore them?",
-                          QMessageBox.StandardButton.NoButton, self.window)
-        restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
-        box.setModal(False)
-
-        def answered(button: Any) -> None:
-            if button is restore:
-                self.restore(path)
-            elif box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
-                for p in found:
-                    Journal(p).discard()
-            self.restore_prompt = None
-
-        box.buttonClicked.connect(answered)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.show()
-        self.restore_prompt = box
-        return box
-
-    def restore(self, path: str | Path) -> bool:
-        """Replace the labels by those of journal ``path`` (with its undo history)."""
-        vol = self.window.session.volume
-        if vol is None:
-            return False
-        rep = read_journal(path)
-        if rep.shape != tuple(vol.shape):
-            self.window.show_error("The recovered edits do not fit this scan's grid; they were not restored.")
-            return False
-        ed = LabelEditor.from_journal(path, intensities=vol.array)
+    def adopt_restored(self, ed: LabelEditor) -> None:
+        """Make the editor rebuilt from a journal current and show its labels."""
         old = self._editor
         if old is not None and old.journal is not None:
             old.journal.discard()
@@ -354,106 +295,7 @@ class EditingController(QObject):
             self.window.labels.set_array(ed.labels.copy(), "restored edits")
         finally:
             self._mirroring = False
-        self.window.status_message("Unsaved edits restored.")
-        return True
 
-    # -- unsaved edits --------------------------------------------------------
     @property
     def has_unsaved_edits(self) -> bool:
-        return self._editor is not None and self._editor.dirty
-
-    def confirm_unsaved(self, action: str, proceed: Callable[[], None]) -> bool:
-        """Run ``proceed`` now when nothing is unsaved (returns True); otherwise ask
-        (non-modally) Export / Discard / Cancel before ``action`` and return False."""
-        if not self.has_unsaved_edits:
-            proceed()
-            return True
-        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved label edits",
-                          f"The label edits of this scan are not exported. Export them before you {action}?",
-                          QMessageBox.StandardButton.NoButton, self.window)
-        export = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton("Discard edits", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setModal(False)
-
-        def answered(button: Any) -> None:
-            self.unsaved_prompt = None
-            if button is export:
-                self.ask_export(then=proceed)
-            elif button is discard:
-                ed = self._editor
-                if ed is not None:
-                    ed.dirty = False
-                    if ed.journal is not None:
-                        ed.journal.discard()
-                proceed()
-
-        box.buttonClicked.connect(answered)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.show()
-        self.unsaved_prompt = box
-        return False
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
-        if obj is self.window and event.type() == QEvent.Type.Close:
-            if self.has_unsaved_edits and not self._close_ok:
-                event.ignore()
-                self.confirm_unsaved("quit", self._close_now)
-                return True
-            ed = self._editor
-            if ed is not None and ed.journal is not None and not ed.dirty:
-                ed.journal.discard()
-        return super().eventFilter(obj, event)
-
-    def _close_now(self) -> None:
-        self._close_ok = True
-        self.window.close()
-
-    def _guard_opening(self) -> None:
-        """Ask before another scan replaces one with unsaved edits (wraps the open flows)."""
-        scan_io = self.window.scan_io
-        for name in ("open_path", "open_phantom"):
-            original = getattr(scan_io, name)
-
-            def guarded(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> None:
-                self.confirm_unsaved("open another scan", lambda: _original(*args, **kwargs))
-
-            setattr(scan_io, name, guarded)
-
-    # -- export ---------------------------------------------------------------
-    def ask_export(self, then: Optional[Callable[[], None]] = None) -> None:
-        """File > Export labels: choose a target, then :meth:`export_to`."""
-        vol = self.window.session.volume
-        if vol is None or self._editor is None:
-            self.window.show_error("Open a scan first: there are no labels to export.")
-            return
-        start = str(Path(vol.source).with_name(Path(vol.source).name.split(".")[0] + "_labels.nii.gz")) \
-            if vol.source else "labels.nii.gz"
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export labels", start, EXPORT_FILTER)
-        if path:
-            self.export_to(path, then=then)
-
-    def export_to(self, path: str | Path, edited_mask_path: Optional[str | Path] = None,
-                  then: Optional[Callable[[], None]] = None) -> None:
-        """Write the labels (and optionally the edited-by-a-person mask) on a worker thread."""
-        vol, ed = self.window.session.volume, self._editor
-        if vol is None or ed is None:
-            return
-        labels = ed.labels.copy()  # edits may go on while the worker writes
-        mask = ed.person_mask() if edited_mask_path is not None else None
-        version = ed.version
-
-        def done(written: list[Path]) -> None:
-            if ed.version == version:
-                ed.mark_saved(str(written[0]))
-                self.window.status_message(f"Exported labels to {written[0]}")
-            else:
-                self.window.status_message(f"Exported labels to {written[0]}; edits made meanwhile are "
-                                           "not exported yet.")
-            self.exported.emit(str(written[0]))
-            if then is not None:
-                then()
-
-        self.window.run_worker(export_labels, labels, vol, str(path), edited_mask=mask,
-                               edited_mask_path=str(edited_mask_path) if edited_mask_path else None,
-                               title=f"Exporting {Path(path).name}", on_result=done)
+        return self.persistence.has_unsaved_edits

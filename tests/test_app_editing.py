@@ -44,7 +44,7 @@ def window(qtbot, tmp_path, monkeypatch):
     w.session.set_layout("axial")
     qtbot.wait(50)
     yield w
-    w.editing._close_ok = True
+    w.editing.persistence._close_ok = True
     w.runner.cancel_all()
     w.runner.wait(5000)
 
@@ -222,7 +222,7 @@ def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
     j.close()
     assert unsaved_journals(scan_key(vol.source, vol.geometry)) == [j.path]
     w.editing._on_volume_opened(vol)  # as if the scan was opened again
-    box = w.editing.restore_prompt
+    box = w.editing.persistence.restore_prompt
     assert box is not None and box.isVisible() and not box.isModal()
     restore = next(b for b in box.buttons() if b.text() == "Restore")
     restore.click()
@@ -233,21 +233,28 @@ def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
     assert not (ed.labels == 2).any()
 
 
+def test_edited_mask_name():
+    from app.editing import edited_mask_name
+    assert edited_mask_name("/a/labels.nii.gz").name == "labels_edited.nii.gz"
+    assert edited_mask_name("/a/x.seg.nrrd").name == "x_edited.seg.nrrd"
+    assert edited_mask_name("/a/pngs").name == "pngs_edited"
+
+
 def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     w, ed = window, window.editing.editor
     w.editing.set_tool("brush")
     drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
     assert w.editing.has_unsaved_edits
     assert not w.close()          # asks first
-    box = w.editing.unsaved_prompt
+    box = w.editing.persistence.unsaved_prompt
     assert box is not None and w.isVisible()
     cancel = next(b for b in box.buttons() if box.buttonRole(b) == box.ButtonRole.RejectRole)
     cancel.click()
     assert w.isVisible() and w.editing.has_unsaved_edits
     # export through the worker; the journal is then marked saved
     out = tmp_path / "labels.nii.gz"
-    with qtbot.waitSignal(w.editing.exported, timeout=20000):
-        w.editing.export_to(out, edited_mask_path=tmp_path / "edited.nii.gz")
+    with qtbot.waitSignal(w.editing.persistence.exported, timeout=20000):
+        w.editing.persistence.export_to(out, edited_mask_path=tmp_path / "edited.nii.gz")
     assert not w.editing.has_unsaved_edits
     vol = w.session.volume
     assert np.array_equal(io.load_labels(out, reference=vol.geometry), ed.labels)
@@ -256,7 +263,7 @@ def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     # opening another scan with new unsaved edits asks too
     drag(w.views.axial, [(6, 60, 20), (6, 60, 60)], qtbot)
     w.scan_io.open_phantom((16, 32, 32))
-    box = w.editing.unsaved_prompt
+    box = w.editing.persistence.unsaved_prompt
     assert box is not None
     assert w.session.volume is vol
     discard = next(b for b in box.buttons() if b.text() == "Discard edits")

@@ -11,7 +11,8 @@
 configurations), :mod:`~app.tools.lasso`, :mod:`~app.tools.fill` (2D and 3D flood fill)
 compute regions with :mod:`engine.editing.ops` and paint them through the editor.
 :mod:`~app.tools.commands` holds the whole-volume commands (remove small islands, keep
-the largest component, fill between slices); :mod:`~app.tools.options` the options panel.
+the largest component, fill between slices); :mod:`~app.tools.options` the options panel;
+:mod:`~app.tools.persistence` the crash-restore prompt, the unsaved-edit guard and export.
 """
 
 from .base import EditContext, EditTool

@@ -183,8 +183,10 @@ class LabelEditor:
         self.dirty = False
         #: increases at every committed, undone or redone step (to tell whether labels changed meanwhile)
         self.version = 0
+        # the starting labels are the reference of hand-edit tracking: nothing is changed yet
         self._baseline: Optional[np.ndarray] = labels.copy() if labels.any() else None
-        self._recount()
+        self._added = np.zeros(256, np.int64)
+        self._removed = np.zeros(256, np.int64)
 
     # -- properties -----------------------------------------------------------
     @property
