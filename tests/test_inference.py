@@ -301,3 +301,22 @@ def test_worker_thread_prediction_matches_main_thread(phantom):
     t.join(60)
     ref = p.predict(phantom.volume)
     assert np.array_equal(out["pred"].labels, ref.labels)
+
+
+def test_batch_norm_folding_keeps_the_output():
+    from engine.inference.nets import fuse_conv_bn
+    from engine.models.registry import build
+    torch.manual_seed(0)
+    model = build("unet", {"base": 8, "depth": 2}).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    fused = fuse_conv_bn(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.rand(2, 1, 32, 48)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), fused(x), atol=1e-4)

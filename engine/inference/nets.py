@@ -129,7 +129,7 @@ def load_net(spec: ModelSpec, role: str, device: torch.device, channels_last: bo
     card = loaded.card
     if card.task != _TASK_OF_ROLE[role]:
         raise ModelError(f"Model '{card.name}' is a {card.task} model, not a {role} model.")
-    module = fuse_conv_bn(loaded.module.to(device).eval(), int(card.in_channels), device)
+    module = fuse_conv_bn(loaded.module.to(device).eval())
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     extra = getattr(card, "extra", {}) or {}
@@ -140,26 +140,34 @@ def load_net(spec: ModelSpec, role: str, device: torch.device, channels_last: bo
                val_metrics=dict(getattr(card, "val_metrics", {}) or {}))
 
 
-def fuse_conv_bn(module: nn.Module, in_channels: int, device: torch.device) -> nn.Module:
-    """Fold batch-norm layers into the convolutions before them (eval mode only).
+def fuse_conv_bn(module: nn.Module) -> nn.Module:
+    """Fold batch-norm layers into the convolutions right before them (eval mode only).
 
-    Uses ``torch.fx`` tracing; a model that cannot be traced, or whose fused outputs
-    differ from the original's, is returned unchanged. Saves the batch-norm passes
-    (about a sixth of a U-Net's CPU time).
+    Works on ``nn.Sequential`` containers (``Conv2d`` followed by ``BatchNorm2d``, as in
+    :class:`engine.models.blocks.ConvBNAct`), in place on a copy; other layers are left
+    alone (inside a Sequential a convolution's output feeds only the next layer, so the
+    fold is exact). Saves the batch-norm passes (about a sixth of a U-Net's CPU time).
     """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
     if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
         return module
-    try:
-        from torch.fx.experimental.optimization import fuse
-        fused = fuse(module)
-        x = torch.rand(1, in_channels, 64, 64, device=device)
-        with torch.inference_mode():
-            a, b = module(x), fused(x)
-        if a.shape != b.shape or not torch.allclose(a, b, atol=1e-3, rtol=1e-3):
-            return module
-        return fused.eval()
-    except Exception:  # noqa: BLE001 - tracing fails on data-dependent control flow: keep the model
-        return module
+    fused = copy.deepcopy(module).eval()
+    count = 0
+    for seq in fused.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats \
+                    and conv.out_channels == bn.num_features:
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[b] = nn.Identity()
+                count += 1
+    return fused if count else module
 
 
 def argmax_channels(p: torch.Tensor) -> torch.Tensor:
