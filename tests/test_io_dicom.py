@@ -194,3 +194,16 @@ def test_decoders_installed_for_common_compressed_syntaxes():
     for name in ("JPEGBaseline8Bit", "JPEGExtended12Bit", "JPEGLossless", "JPEGLosslessSV1", "JPEGLSLossless",
                  "JPEGLSNearLossless", "JPEG2000Lossless", "JPEG2000", "RLELossless"):
         assert get_decoder(getattr(uid, name)).is_available, name
+
+
+def test_legacy_multiframe_with_grid_offsets(tmp_path):
+    frames = np.stack([np.full((4, 5), 10 * f, np.uint16) for f in range(3)])
+    ds = F.ct_slice(rows=4, cols=5, position=(1.0, 2.0, 30.0), stored=frames[0])
+    ds.NumberOfFrames = 3
+    ds.GridFrameOffsetVector = [0.0, -2.0, -4.0]  # frames go towards the feet
+    ds.PixelData = frames.tobytes()
+    path = F.write(ds, tmp_path / "legacy" / "mf.dcm")
+    vol = io.load(path)
+    assert vol.shape == (3, 4, 5) and vol.spacing[0] == pytest.approx(2.0)
+    assert list(vol.array[:, 0, 0]) == [20 - 1024, 10 - 1024, 0 - 1024]  # ascending z
+    assert vol.geometry.origin[2] == pytest.approx(26.0)
