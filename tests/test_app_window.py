@@ -215,6 +215,21 @@ def test_layout_toggle(phantom_window, qtbot):
     w.view_actions.layout_actions["axial"].trigger()
     assert w.session.layout == "axial"
     assert w.views.axial.isVisible() and not w.views.coronal.isVisible()
+    axial = w.views.axial
+    image = axial.ct_item.mapRectToParent(axial.ct_item.boundingRect())
+
+    def fitted():
+        (x0, x1), (y0, y1) = axial.view_box.viewRange()
+        inside = x0 <= image.left() + 1e-6 and x1 >= image.right() - 1e-6 and y0 <= image.top() + 1e-6 \
+            and y1 >= image.bottom() - 1e-6
+        tight = abs((x1 - x0) - image.width()) < 1e-3 or abs((y1 - y0) - image.height()) < 1e-3
+        return inside and tight
+
+    axial.view_box.scaleBy((0.5, 0.5))  # zoom in, then the layout change refits
+    assert not fitted()
+    w.session.set_layout("three")
+    w.session.set_layout("axial")
+    qtbot.waitUntil(fitted, timeout=3000)
     w.views.axial.toggle_single()
     assert w.session.layout == "three" and w.views.sagittal.isVisible()
 

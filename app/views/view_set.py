@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from engine.display import PLANES, Plane
@@ -91,3 +91,5 @@ class ViewSet(QWidget):
         if layout == "three":
             w = max(self.width(), 600)
             self.splitter.setSizes([int(w * 0.6), int(w * 0.4)])
+        # refit once the splitter has given the views their new sizes
+        QTimer.singleShot(0, self.reset_views)
