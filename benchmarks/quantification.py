@@ -61,6 +61,13 @@ def main() -> int:
     found, t_lungs, _ = _time(lambda: lung_masks(vol))
     truth, t_zones, _ = _time(lambda: LungMasks.from_masks(ph.lung_left, ph.lung_right, g), repeat=2)
     q, t_quant, t_quant_med = _time(lambda: quantify(ph.labels, g, truth, vol.array), repeat=3)
+    # a severe case: a third of every lung slice labelled (GGO / consolidation stripes)
+    dense = ph.labels.copy()
+    stripes = (np.arange(shape[2]) % 3 == 0)[None, None, :]
+    dense[ph.lung_mask & stripes] = 1
+    dense[ph.lung_mask & (np.arange(shape[1]) % 7 == 0)[None, :, None]] = 2
+    qd, t_dense, _ = _time(lambda: quantify(dense, g, truth, vol.array), repeat=2)
+    del dense
     labels = ph.labels.copy()
     iq, t_init, _ = _time(lambda: IncrementalQuantifier(labels, g, truth, vol.array))
     rng = np.random.default_rng(0)
@@ -86,6 +93,8 @@ def main() -> int:
         "lung_masks_dice_vs_truth": {k: round(v, 4) for k, v in dice.items()},
         "zones_from_masks_s": round(t_zones, 3),
         "quantify_all_numbers_s": {"best": round(t_quant, 3), "median": round(t_quant_med, 3)},
+        "quantify_dense_s": {"best": round(t_dense, 3),
+                             "involvement_percent": round(qd.findings["total"].percent_of_lungs, 1)},
         "incremental_init_s": round(t_init, 3),
         "brush_stroke_update_ms": {"median": round(1000 * statistics.median(upd), 2),
                                    "max": round(1000 * max(upd), 2), "strokes": len(upd),
