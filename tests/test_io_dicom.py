@@ -57,6 +57,7 @@ def test_several_series_listed_and_default_is_axial_ct_with_most_slices(tmp_path
     assert np.array_equal(vol.array, big)
     small = next(i for i in infos if i.description == "small")
     assert io.load(folder, series=small.uid).shape[0] == 3
+    assert io.load(folder, series=small).shape[0] == 3  # a SeriesInfo is read without rescanning
     with pytest.raises(SeriesError, match="not in"):
         io.load(folder, series="1.2.3.4.nope")
 

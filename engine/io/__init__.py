@@ -59,7 +59,7 @@ def list_series(folder: str | Path, progress: Optional[ProgressCallback] = None,
 
 
 def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None,
-         series: Optional[str] = None) -> Volume:
+         series: Optional[str | SeriesInfo] = None) -> Volume:
     """Open a scan as a canonical :class:`~engine.types.Volume`.
 
     Parameters
@@ -71,13 +71,17 @@ def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: 
         See :mod:`engine.progress`.
     series
         For DICOM folders: the series key (``SeriesInfo.uid``), SeriesInstanceUID or
-        series number; default the axial CT series with most slices.
+        series number; default the axial CT series with most slices. A
+        :class:`SeriesInfo` from :func:`list_series` is read directly (no second scan).
 
     Raises
     ------
     engine.errors.LungLensError
         (or a subclass) with a message for the user; never a third-party exception.
     """
+    if isinstance(series, SeriesInfo):
+        from .dicom_read import read_series
+        return read_series(series, progress=progress, cancel=cancel)
     p = check_readable(path)
     with wrap_errors(p, "file"):  # safety net: readers wrap their own errors already
         return _load(p, progress, cancel, series)
