@@ -41,7 +41,11 @@ def describe(path: str | Path, series: str | None = None) -> dict[str, Any]:
 
     fmt = io.detect_format(path)
     series_list = io.list_series(path) if fmt == "dicom" and Path(path).is_dir() else []
-    vol = io.load(path, series=series)
+    if series_list:  # read the chosen series from the scan just made
+        from ..io.dicom_scan import choose_series
+        vol = io.load(path, series=choose_series(series_list, series))
+    else:
+        vol = io.load(path, series=series)
     arr = vol.array
     p1, p99 = _percentiles(arr)
     source_code = vol.geometry.orientation_code()
