@@ -175,3 +175,16 @@ def test_screenshot_of_phantom_with_other_labels_waits_for_them(tmp_path):
     red = (r > g + 80) & (r > b + 80)
     yellow = (r > b + 60) & (g > b + 60) & (abs(r - g) < 40)
     assert red.sum() == 0 and yellow.sum() > 50
+
+
+@pytest.mark.shared_data
+def test_cancelled_open_keeps_the_previous_scan(phantom, qtbot, dicom_99):
+    w = phantom
+    before = w.session.volume
+    with qtbot.waitSignal(w.scan_io.open_failed, timeout=30000) as failed:
+        w.scan_io.open_path(dicom_99)
+        assert not w.progress.isHidden() and w.progress.task is not None
+        w.progress.cancel_button.click()
+    assert failed.args == [""]  # cancelled: no error message
+    assert w.errors == [] and w.session.volume is before
+    qtbot.waitUntil(lambda: w.progress.isHidden())
