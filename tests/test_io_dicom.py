@@ -208,3 +208,15 @@ def test_legacy_multiframe_with_grid_offsets(tmp_path):
     assert vol.shape == (3, 4, 5) and vol.spacing[0] == pytest.approx(2.0)
     assert list(vol.array[:, 0, 0]) == [20 - 1024, 10 - 1024, 0 - 1024]  # ascending z
     assert vol.geometry.origin[2] == pytest.approx(26.0)
+
+
+def test_missing_positions_fall_back_to_instance_number(tmp_path):
+    paths, expected = F.ct_series(tmp_path / "s", n=4, dz=3.0)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.ImagePositionPatient
+        ds.save_as(p)
+    vol = io.load(tmp_path / "s")
+    assert np.array_equal(vol.array, expected)  # instance k + 1 holds slice k
+    assert vol.spacing[0] == pytest.approx(2.0)  # SliceThickness of the factory
+    assert any("InstanceNumber" in w for w in vol.warnings)
