@@ -116,3 +116,12 @@ def test_real_dicom_two_lungs(dicom_99):
     _, _, lx = np.nonzero(m.left)
     _, _, rx = np.nonzero(m.right)
     assert lx.mean() > rx.mean()  # canonical LPS: patient left at high x
+
+
+def test_single_8bit_slice(ph):
+    """A lone PNG slice (shape (1, y, x), no spacing): both lungs, sides by the default LPS grid."""
+    k = int(np.argmax(ph.lung_mask.sum(axis=(1, 2))))
+    a = ph.volume.array[k:k + 1].astype(np.float32)
+    img = np.clip((a + 1350) / 1500 * 255, 0, 255).astype(np.uint8)
+    m = lung_masks(Volume(array=img, geometry=Geometry(shape=img.shape, spacing_known=False), is_hu=False))
+    assert dice(m.left, ph.lung_left[k:k + 1]) > 0.9 and dice(m.right, ph.lung_right[k:k + 1]) > 0.9

@@ -12,9 +12,10 @@ then the boundary is refined at full resolution:
 2. *Outside air*: air components (3D, 6-connected) that touch the in-plane border of
    the image are the air around the body, and are dropped.
 3. *Airways*: voxels below -950 HU are dropped, which removes the lumen of the trachea
-   and main bronchi; a one-voxel 3D opening then breaks the thin partial-volume shell
+   and main bronchi; a one-voxel in-plane opening then breaks the thin partial-volume shell
    around their lumen, so the airways no longer bridge the two lungs. Parenchyma lies
-   between -950 and -300 HU (GGO included).
+   between -950 and -300 HU (GGO included). The opening is in-plane, so single slices
+   and thin stacks work too.
 4. *Lungs*: the remaining components larger than 30 mL (and larger than 10 % of the
    biggest one) are lungs. Two of them -> one per side; one big component crossing the
    midline (lungs touching at the anterior junction) is cut at the column of least
@@ -310,7 +311,9 @@ def lung_masks(volume: Volume, progress: Optional[ProgressCallback] = None,
     inside_air = _inside_air(air)
     check_cancel(cancel)
     report(0.35, "Removing the airways")
-    cand = ndimage.binary_opening(inside_air & parench_ok, structure=ndimage.generate_binary_structure(3, 1))
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    cand = ndimage.binary_opening(inside_air & parench_ok, structure=in_plane)
     lab, n = ndimage.label(cand)
     check_cancel(cancel)
     sizes = np.bincount(lab.ravel())[1:] if n else np.zeros(0, dtype=np.int64)
