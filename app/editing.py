@@ -27,12 +27,14 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 from engine.editing import Journal, LabelEditor
+from engine.errors import LungLensError
 from engine.labels import DEFAULT_TABLE
 from engine.types import Volume
 
 from .tools import BRUSHES, BrushTool, EditTool, FloodFillTool, LassoTool, ToolSettings
 from .tools import commands
 from .tools.options import OptionsPanel
+from .tools.outline import BrushOutline
 from .tools.persistence import PersistenceFlow, edited_mask_name  # noqa: F401 (re-exported)
 from .worker import error_message
 
@@ -74,6 +76,8 @@ class EditingController(QObject):
         window.menus["view"].addAction(self.dock.toggleViewAction())
         self.persistence = PersistenceFlow(self)
         self._build_actions()
+        self.outline = BrushOutline(window.views, self.settings,
+                                    lambda: isinstance(window.views.tool, BrushTool))
         window.labels.changed.connect(self._on_layer_changed)
         window.scan_io.volume_opened.connect(self._on_volume_opened)
 
@@ -167,6 +171,7 @@ class EditingController(QObject):
             current.deactivate()
         tool = self.tools[name] if name else None
         self.window.views.set_tool(tool)
+        self.outline.hide()
         action = self.tool_actions.get(name or "", self.navigate_action)
         action.setChecked(True)
         self._refresh()
@@ -220,7 +225,7 @@ class EditingController(QObject):
         try:
             n = commands.fill_between_slices(self._editor, s.label, 0, mode="background" if s.mode ==
                                              "everything" else s.mode, over_label=s.over_label)
-        except Exception as exc:  # engine errors carry a message for the user
+        except LungLensError as exc:  # e.g. an end slice without the label
             self.window.show_error(error_message(exc))
             return 0
         self.window.status_message(f"Filled {n} voxels of {s.label_name} between slices.")

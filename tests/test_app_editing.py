@@ -101,6 +101,28 @@ def test_brush_stroke_paints_and_ctrl_z_restores(window, qtbot, tmp_path):
     assert (ed.labels[6, 40, 20:71] == 1).all()
 
 
+def test_brush_outline_follows_the_mouse_with_the_brush_size(window, qtbot):
+    w = window
+    view = w.views.axial
+    w.editing.settings.set_radius_mm(4.0)
+    w.editing.set_tool("brush")
+    QTest.mouseMove(view.viewport(), pixel(view, (6, 30, 30)))
+    qtbot.wait(20)
+    QTest.mouseMove(view.viewport(), pixel(view, (6, 50, 40)))
+    item = w.editing.outline.items[view]
+    qtbot.waitUntil(item.isVisible, timeout=2000)
+    rect = item.rect()
+    assert rect.width() == pytest.approx(8.0)  # mm: view coordinates are millimetres
+    centre = view.scene_point((6, 50, 40))
+    assert abs(rect.center().x() - centre.x()) < 1.0 and abs(rect.center().y() - centre.y()) < 1.0
+    w.editing.set_tool(None)
+    assert not item.isVisible()
+    qtbot.wait(20)
+    QTest.mouseMove(view.viewport(), pixel(view, (6, 30, 30)))
+    qtbot.wait(20)
+    assert not item.isVisible()
+
+
 def test_escape_cancels_a_stroke_while_drawing(window, qtbot):
     w, ed = window, window.editing.editor
     w.editing.set_tool("brush")
@@ -260,8 +282,13 @@ def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     assert np.array_equal(io.load_labels(out, reference=vol.geometry), ed.labels)
     assert np.array_equal(io.load_labels(tmp_path / "edited.nii.gz", reference=vol.geometry), ed.labels != 0)
     assert unsaved_journals(scan_key(vol.source, vol.geometry)) == []
-    # opening another scan with new unsaved edits asks too
+    # opening another scan (or other labels) with new unsaved edits asks too
     drag(w.views.axial, [(6, 60, 20), (6, 60, 60)], qtbot)
+    w.scan_io.open_labels(out)
+    box = w.editing.persistence.unsaved_prompt
+    assert box is not None and "open other labels" in box.text()
+    next(b for b in box.buttons() if box.buttonRole(b) == box.ButtonRole.RejectRole).click()
+    assert w.editing.has_unsaved_edits
     w.scan_io.open_phantom((16, 32, 32))
     box = w.editing.persistence.unsaved_prompt
     assert box is not None

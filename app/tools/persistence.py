@@ -80,7 +80,8 @@ class PersistenceFlow(QObject):
     def offer_restore(self, volume: Volume) -> Optional[QMessageBox]:
         """Ask (non-modally) whether to restore unsaved edits an earlier session left for this scan."""
         key = scan_key(volume.source, volume.geometry)
-        own = self.controller.editor.journal.path if self.controller.editor and self.controller.editor.journal else None
+        ed = self.controller.editor
+        own = ed.journal.path if ed is not None and ed.journal is not None else None
         found = [p for p in unsaved_journals(key) if p != own]
         if not found:
             return None
@@ -180,11 +181,12 @@ class PersistenceFlow(QObject):
     def _guard_opening(self) -> None:
         """Ask before another scan replaces one with unsaved edits (wraps the open flows)."""
         scan_io = self.window.scan_io
-        for name in ("open_path", "open_phantom"):
+        for name in ("open_path", "open_phantom", "open_labels"):
             original = getattr(scan_io, name)
 
             def guarded(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> None:
-                self.confirm_unsaved("open another scan", lambda: _original(*args, **kwargs))
+                what = "open other labels" if _original.__name__ == "open_labels" else "open another scan"
+                self.confirm_unsaved(what, lambda: _original(*args, **kwargs))
 
             setattr(scan_io, name, guarded)
 
