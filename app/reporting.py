@@ -8,7 +8,8 @@ Data flow: when a scan opens, the lungs are found on a worker thread
 :class:`engine.quantification.IncrementalQuantifier` follows the label layer: each
 ``labels.changed(bbox)`` recounts only that box (well under 100 ms for a brush stroke),
 ``changed(None)`` (a new label map) diffs the whole array. The panel mirrors the
-quantifier's result. Export runs :func:`engine.quantification.report.write_report` on a
+quantifier's result. View > Show lung outline draws the lung masks' outlines (right and
+left lung in two shades) over every view. Export runs :func:`engine.quantification.report.write_report` on a
 worker thread with a snapshot of the labels.
 
 Models and versions in the report come from ``window.report_models`` (a dict the AI flow
@@ -23,11 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QFileDialog, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
+from engine.display.overlay import outline
+from engine.display.slicing import extract
 from engine.errors import DataError
+from engine.labels import LUNG
 from engine.quantification import IncrementalQuantifier, LungMasks, Quantification, lung_masks
 from engine.types import Volume
 
@@ -37,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 REPORT_FILTER = "PDF report (*.pdf);;JSON (*.json);;CSV table (*.csv)"
-_ROWS = (("ggo", "GGO"), ("consolidation", "Consolidation"), ("effusion", "Effusion"), ("total", "Total (GGO + cons.)"))
+_ROWS = (("ggo", "GGO"), ("consolidation", "Consol."), ("effusion", "Effusion"), ("total", "Total"))
 
 
 def install(window: "MainWindow") -> "ReportingController":
@@ -68,7 +74,13 @@ class NumbersPanel(QWidget):
         self.table.setVerticalHeaderLabels([name for _, name in _ROWS])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setToolTip("Total = GGO + consolidation (lung involvement). Effusion % is relative to the "
+                              "lung volume: effusion lies outside the lung.")
+        rows_h = self.table.horizontalHeader().height() + sum(self.table.rowHeight(r) for r in range(len(_ROWS)))
+        self.table.setFixedHeight(rows_h + 4)
         self.lungs = QLabel("")
         self.severity = QLabel("")
         self.severity.setWordWrap(True)
@@ -103,6 +115,50 @@ class NumbersPanel(QWidget):
         self.lungs.setText(f"Lungs: left {unit('left')}, right {unit('right')}")
         pan = q.severity[0]
         self.severity.setText(f"Severity (Pan, 6 zones): {pan.total} / {pan.maximum}")
+
+
+class LungOverlay(QObject):
+    """Outline of the lung masks over each slice view (read-only; the masks are not edited here)."""
+
+    def __init__(self, window: "MainWindow", controller: "ReportingController") -> None:
+        super().__init__(controller)
+        self.window = window
+        self.controller = controller
+        self.visible = False
+        self.lut = np.zeros((256, 4), dtype=np.uint8)
+        r, g, b = LUNG.color
+        self.lut[1] = (r, g, b, 230)  # right lung
+        self.lut[2] = (min(r + 90, 255), min(g + 60, 255), b, 230)  # left lung, lighter
+        self.items: list[tuple[Any, pg.ImageItem]] = []
+        for view in window.views:
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(12)
+            item.setVisible(False)
+            view.add_item(item)
+            self.items.append((view, item))
+        window.session.cursor_changed.connect(lambda _zyx: self.refresh())
+        window.session.volume_changed.connect(lambda _vol: self.refresh())
+
+    def set_visible(self, visible: bool) -> None:
+        self.visible = bool(visible)
+        self.refresh()
+
+    def refresh(self) -> None:
+        lungs = self.controller.lungs
+        vol = self.window.session.volume
+        for view, item in self.items:
+            if (not self.visible or lungs is None or vol is None or view.index < 0
+                    or lungs.shape != tuple(vol.shape)):
+                item.setVisible(False)
+                continue
+            code = extract(lungs.right, view.plane, view.index).astype(np.uint8)
+            code[extract(lungs.left, view.plane, view.index)] = 2
+            if not code.any():
+                item.setVisible(False)
+                continue
+            item.setTransform(view.label_item.transform())
+            item.setImage(outline(code), autoLevels=False, levels=None, lut=self.lut)
+            item.setVisible(True)
 
 
 def _num(v: Optional[float], digits: int) -> str:
@@ -145,6 +201,11 @@ class ReportingController(QObject):
                 file_menu.insertAction(quit_action, action)
             else:
                 file_menu.addAction(action)
+        self.overlay = LungOverlay(window, self)
+        self.lung_action = QAction("Show &lung outline", window)
+        self.lung_action.setCheckable(True)
+        self.lung_action.toggled.connect(self.overlay.set_visible)
+        window.menus["view"].addAction(self.lung_action)
         self._update_actions()
         window.session.volume_changed.connect(self._on_volume)
         window.labels.changed.connect(self._on_labels)
@@ -178,6 +239,7 @@ class ReportingController(QObject):
             return
         self.lungs = lungs
         self._rebuild()
+        self.overlay.refresh()
 
     def _rebuild(self) -> None:
         volume = self._volume

@@ -83,3 +83,21 @@ def test_export_report_json(ready, qtbot, tmp_path):
     assert doc["numbers"]["findings"]["ggo"]["voxels"] == int(np.count_nonzero(w.labels.array == GGO))
     assert doc["labels"]["edited_by_person"] is False
     assert doc["lungs"]["method"] == "hu-rules"
+
+
+def test_lung_outline_overlay(ready, qtbot):
+    w = ready
+    rep = w.reporting
+    k = int(np.argmax(rep.lungs.lung.sum(axis=(1, 2))))
+    w.session.set_cursor(k, w.session.cursor[1], w.session.cursor[2])
+    view, item = rep.overlay.items[0]
+    assert view is w.views.axial and not item.isVisible()
+    rep.lung_action.setChecked(True)
+    assert item.isVisible()
+    img = item.image
+    assert set(np.unique(img)) == {0, 1, 2}  # outline of both lungs
+    # outline pixels lie on the lung boundary of this slice
+    edge = img > 0
+    assert (rep.lungs.lung[k][edge]).all() and edge.sum() < 0.3 * rep.lungs.lung[k].sum()
+    rep.lung_action.setChecked(False)
+    assert not item.isVisible()
