@@ -388,3 +388,9 @@ def test_label_panel_colour_and_opacity(phantom_window, monkeypatch):
     assert r == g == b  # overlay gone, plain CT
     w.label_panel.mode.setCurrentIndex(1)
     assert w.labels.outline and w.view_actions.outline_action.isChecked()
+
+
+def test_empty_menus_are_hidden_without_extensions(window):
+    assert window.extensions == []
+    visible = {k for k, m in window.menus.items() if m.menuAction().isVisible()}
+    assert visible == {"file", "view", "help"}
