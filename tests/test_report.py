@@ -129,3 +129,11 @@ def test_cli_rejects_bad_suffix(tmp_path, capsys):
     from engine.cli import main
     assert main(["report", "phantom", "--out", str(tmp_path / "r.docx")]) == 2
     assert ".pdf" in capsys.readouterr().err
+
+
+def test_dicom_values_made_readable():
+    from engine.quantification.pdf import _field_text
+    assert _field_text("patient_name", "DOE^JANE") == "DOE JANE"
+    assert _field_text("patient_age", "077Y") == "77 years"
+    assert _field_text("study_date", "20200329") == "2020-03-29"
+    assert _field_text("series_description", "LUNG 3.0") == "LUNG 3.0"

@@ -35,6 +35,19 @@ def _f(v: Optional[float], digits: int = 1) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _field_text(key: str, value: Any) -> str:
+    """DICOM-style values made readable: 'DOE^JANE' -> 'DOE JANE', '077Y' -> '77 years'."""
+    text = str(value)
+    if key == "patient_name":
+        return text.replace("^", " ").strip()
+    if key == "patient_age" and len(text) == 4 and text[:3].isdigit() and text[3] in "DWMY":
+        unit = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}[text[3]]
+        return f"{int(text[:3])} {unit}"
+    if key in ("study_date", "patient_birth_date") and len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return text
+
+
 def _table(rows: list[list[Any]], widths: Sequence[float], header: bool = True, align_right_from: int = 1) -> Table:
     t = Table(rows, colWidths=widths, hAlign="LEFT")
     style = [("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
@@ -76,8 +89,7 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
     story.append(Spacer(1, 4))
 
     # patient and series
-    fields = [[_FIELD_NAMES.get(k, k), str(v).replace("^", " ") if k == "patient_name" else str(v)]
-              for k, v in doc["patient"].items()]
+    fields = [[_FIELD_NAMES.get(k, k), _field_text(k, v)] for k, v in doc["patient"].items()]
     scan = doc["scan"]
     sp = ", ".join(f"{s:.3g}" for s in scan["spacing_mm"]) + (" mm" if scan["spacing_known"] else " (unknown)")
     fields += [["Grid (z, y, x)", " x ".join(str(s) for s in scan["shape"])], ["Spacing (z, y, x)", sp],
@@ -85,7 +97,7 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
     half = (len(fields) + 1) // 2
     left, right = fields[:half], fields[half:] + [["", ""]] * (2 * half - len(fields))
     rows = [[a[0], Paragraph(a[1], cell), b[0], Paragraph(b[1], cell)] for a, b in zip(left, right)]
-    t = Table(rows, colWidths=[30 * mm, 55 * mm, 30 * mm, 55 * mm], hAlign="LEFT")
+    t = Table(rows, colWidths=[30 * mm, 55 * mm, 34 * mm, 55 * mm], hAlign="LEFT")
     t.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
                            ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8.5),
                            ("FONT", (2, 0), (2, -1), "Helvetica-Bold", 8.5),
