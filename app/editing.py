@@ -26,7 +26,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
-from engine.editing import Journal, LabelEditor
+from engine.editing import DEFAULT_MAX_BYTES, DEFAULT_MIN_STEPS, History, Journal, LabelEditor
 from engine.errors import LungLensError
 from engine.labels import DEFAULT_TABLE
 from engine.types import Volume
@@ -42,6 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+#: settings keys of the undo memory budget (MB) and of the steps always kept
+UNDO_BUDGET_KEY, UNDO_MIN_STEPS_KEY = "editing/undo_budget_mb", "editing/undo_min_steps"
+
 
 def install(window: "MainWindow") -> "EditingController":
     """Add label editing to ``window``; the controller is kept as ``window.editing``."""
@@ -241,9 +245,17 @@ class EditingController(QObject):
         elif old is not None and old.journal is not None:
             old.journal.close()    # unsaved edits stay on disk and will be offered next time
         ed = LabelEditor(labels, vol.geometry, intensities=vol.array, source=vol.source,
-                         journal=Journal.for_scan(vol.source, vol.geometry))
+                         journal=Journal.for_scan(vol.source, vol.geometry), history=self.new_history())
         self._adopt(ed)
         return ed
+
+    def new_history(self) -> History:
+        """An undo history with the budget of the settings (``editing/undo_budget_mb``, default 512,
+        and ``editing/undo_min_steps``, default 10)."""
+        st = self.window.settings
+        mb = float(st.value(UNDO_BUDGET_KEY, DEFAULT_MAX_BYTES / 2 ** 20))
+        steps = int(st.value(UNDO_MIN_STEPS_KEY, DEFAULT_MIN_STEPS))
+        return History(max_bytes=int(mb * 2 ** 20), min_steps=steps)
 
     def _adopt(self, ed: LabelEditor) -> None:
         self._editor = ed

@@ -123,6 +123,15 @@ def test_brush_outline_follows_the_mouse_with_the_brush_size(window, qtbot):
     assert not item.isVisible()
 
 
+def test_undo_budget_comes_from_settings(window):
+    from app.editing import UNDO_BUDGET_KEY, UNDO_MIN_STEPS_KEY
+    assert window.editing.editor.history.max_bytes == 512 * 2 ** 20
+    window.settings.setValue(UNDO_BUDGET_KEY, 1.5)
+    window.settings.setValue(UNDO_MIN_STEPS_KEY, 3)
+    h = window.editing.new_history()
+    assert h.max_bytes == int(1.5 * 2 ** 20) and h.min_steps == 3
+
+
 def test_escape_cancels_a_stroke_while_drawing(window, qtbot):
     w, ed = window, window.editing.editor
     w.editing.set_tool("brush")

@@ -99,6 +99,21 @@ def test_replay_matches_every_committed_state(data_home):
     np.testing.assert_array_equal(recover(j.path), ed2.labels)
 
 
+def test_restore_with_a_small_undo_budget_is_still_exact(data_home):
+    from engine.editing import History
+    shape = (6, 32, 32)
+    j = Journal(data_home / "journals" / "b.journal")
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), journal=j)
+    scripted_edits(ed, 6)
+    for _ in range(4):
+        ed.undo()
+    expected = ed.labels.copy()
+    j.close()
+    ed2 = LabelEditor.from_journal(j.path, history=History(max_bytes=1, min_steps=1))
+    np.testing.assert_array_equal(ed2.labels, expected)
+    assert len(ed2.history) == 1 and ed2.history.can_redo
+
+
 def test_initial_labels_are_journaled_and_saved_mark(data_home):
     shape = (2, 8, 8)
     start = np.zeros(shape, np.uint8)

@@ -118,7 +118,8 @@ class PersistenceFlow(QObject):
         if rep.shape != tuple(vol.shape):
             self.window.show_error("The recovered edits do not fit this scan's grid; they were not restored.")
             return False
-        self.controller.adopt_restored(LabelEditor.from_journal(path, intensities=vol.array))
+        self.controller.adopt_restored(LabelEditor.from_journal(path, intensities=vol.array,
+                                                                history=self.controller.new_history()))
         self.window.status_message("Unsaved edits restored.")
         return True
 

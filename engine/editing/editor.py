@@ -345,6 +345,8 @@ class LabelEditor:
         rep = read_journal(path)
         ed = cls(rep.initial, rep.geometry, intensities=intensities, history=history,
                  source=rep.source, table=table)
+        budget = (ed.history.max_bytes, ed.history.min_steps)
+        ed.history.max_bytes = 1 << 62  # replay exactly, then trim to the budget
         for kind, step in rep.entries:
             if kind == "step" and step is not None:
                 ed._do(step)
@@ -360,6 +362,7 @@ class LabelEditor:
                 ed.dirty = True
             elif kind == "saved":
                 ed.dirty = False
+        ed.history.set_budget(*budget)
         ed.journal = Journal(path)
         ed.journal.resume()
         return ed
