@@ -12,9 +12,13 @@ quantifier's result. View > Show lung outline draws the lung masks' outlines (ri
 left lung in two shades) over every view. Export runs :func:`engine.quantification.report.write_report` on a
 worker thread with a snapshot of the labels.
 
-Models and versions in the report come from ``window.report_models`` (a dict the AI flow
-may set, e.g. ``{"segmentation": {"name": ..., "version": ...}}``); "edited by a person"
-from the editing flow's editor (``window.editing.editor.person_changes()``) when present.
+Models and versions in the report come from ``window.report_models`` (a dict, e.g.
+``{"segmentation": {"name": ..., "version": ...}}``). The AI flow calls
+``window.reporting.use_prediction(prediction)`` when the user accepts a result: that
+records ``prediction.models`` and, when the prediction has a lung-model mask, refines the
+lungs with it (:func:`engine.quantification.lung_masks` ``model_mask``). "Edited by a
+person" comes from the editing flow's editor (``window.editing.editor.person_changes()``)
+when present.
 """
 
 from __future__ import annotations
@@ -278,6 +282,25 @@ class ReportingController(QObject):
             status = (status + " " if status else "") + "No spacing: volumes in voxels."
         self.panel.show_numbers(q, status)
         self.numbers_changed.emit(q)
+
+    # -- AI results -----------------------------------------------------------
+    def use_prediction(self, prediction: Any) -> None:
+        """Record an accepted AI result: its models, and its lung-model mask when it has one."""
+        models = getattr(prediction, "models", None)
+        if models:
+            self.window.report_models = dict(models)  # type: ignore[attr-defined]
+        mask = getattr(prediction, "lung_mask", None)
+        if mask is not None and np.any(mask):
+            self.use_model_lungs(mask)
+
+    def use_model_lungs(self, mask: np.ndarray) -> None:
+        """Lungs from a model's mask united with the HU rules, computed on a worker thread."""
+        volume = self._volume
+        if volume is None:
+            return
+        self.panel.show_numbers(self.result, "Refining the lungs with the lung model…")
+        self.window.run_worker(lung_masks, volume, title="Refining the lungs", model_mask=np.asarray(mask, bool),
+                               on_result=lambda lungs, v=volume: self._lungs_found(v, lungs))
 
     # -- export ---------------------------------------------------------------
     def edited_by_person(self) -> bool:

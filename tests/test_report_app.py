@@ -101,3 +101,17 @@ def test_lung_outline_overlay(ready, qtbot):
     assert (rep.lungs.lung[k][edge]).all() and edge.sum() < 0.3 * rep.lungs.lung[k].sum()
     rep.lung_action.setChecked(False)
     assert not item.isVisible()
+
+
+def test_use_prediction_records_models_and_model_lungs(ready, qtbot):
+    from types import SimpleNamespace
+    w = ready
+    rep = w.reporting
+    model = rep.lungs.lung.copy()
+    model[:, :, : model.shape[2] // 2] = False  # a lung model that saw only one side
+    pred = SimpleNamespace(models={"lung": {"name": "lung_unet", "version": "1"}}, lung_mask=model)
+    with qtbot.waitSignal(rep.numbers_changed, timeout=30000):
+        rep.use_prediction(pred)
+    assert w.report_models["lung"]["name"] == "lung_unet"
+    assert rep.lungs.method == "model+hu-rules"
+    assert rep.lungs.right.any() and rep.lungs.left.any()
