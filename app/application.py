@@ -2,7 +2,8 @@
 
 ``run(args)`` shows the window at once, then opens ``args.path`` (or the built-in
 phantom) on a worker, then ``args.labels``. With ``args.screenshot`` it renders the window
-at 1600x1000 once everything is loaded and drawn, saves the PNG and exits (0 on success,
+at 1600x1000 once everything is loaded and drawn and the background tasks the open
+started have ended (at most :data:`IDLE_WAIT_S`), saves the PNG and exits (0 on success,
 2 when loading failed). Set ``LUNGLENS_SHOWN_STAMP=FILE`` to have the time the window was
 first shown written to FILE (``time.time()``), and ``LUNGLENS_EXIT_WHEN_SHOWN=1`` to quit
 right after; the start-up benchmark uses both.
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 SCREENSHOT_SIZE = (1600, 1000)
+#: longest wait, after loading, for background tasks to end before the screenshot is taken
+IDLE_WAIT_S = 120
 
 
 class StartupSequence:
@@ -34,6 +37,7 @@ class StartupSequence:
         io.open_failed.connect(self._failed)
         self._labels_started = False
         self._done = False
+        self._shot = False
 
     def start(self) -> None:
         io = self.window.scan_io  # type: ignore[attr-defined]
@@ -67,9 +71,20 @@ class StartupSequence:
         self._done = True
         if self.args.screenshot:
             from PySide6.QtCore import QTimer
+            # let work that the open started (e.g. an extension's quantification) finish first
+            self.window.runner.ended.connect(lambda _task: self._when_idle())  # type: ignore[attr-defined]
+            QTimer.singleShot(IDLE_WAIT_S * 1000, self._screenshot)
+            QTimer.singleShot(50, self._when_idle)
+
+    def _when_idle(self) -> None:
+        if not self.window.runner.active:  # type: ignore[attr-defined]
+            from PySide6.QtCore import QTimer
             QTimer.singleShot(50, self._screenshot)
 
     def _screenshot(self) -> None:
+        if self._shot:
+            return
+        self._shot = True
         out = Path(self.args.screenshot)
         out.parent.mkdir(parents=True, exist_ok=True)
         pixmap = self.window.grab()  # type: ignore[attr-defined]
