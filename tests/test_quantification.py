@@ -155,3 +155,15 @@ def test_incremental_equals_full_recount_after_random_edits(ph, truth_lungs):
     full = quantify(labels, g, truth_lungs, ph.volume.array)
     assert got.to_dict() == full.to_dict()
     assert got.findings["ggo"].voxels == np.count_nonzero(labels == GGO)
+
+
+def test_incremental_ignores_values_outside_the_table(ph, truth_lungs):
+    labels = ph.labels.copy()
+    q = IncrementalQuantifier(labels, ph.volume.geometry, truth_lungs, ph.volume.array)
+    before = q.result().findings["ggo"].voxels
+    labels[0:2, 0:4, 0:4] = 7  # an unknown label value painted outside the lungs
+    q.update_region(0, 2, 0, 4, 0, 4)
+    assert q.result().findings["ggo"].voxels == before
+    labels[0:2, 0:4, 0:4] = 0
+    assert q.update_region(0, 2, 0, 4, 0, 4).to_dict() == quantify(labels, ph.volume.geometry, truth_lungs,
+                                                                  ph.volume.array).to_dict()

@@ -108,6 +108,10 @@ class _Tally:
 
     def add(self, codes: np.ndarray, values: np.ndarray, hu: Optional[np.ndarray], sign: int = 1) -> None:
         """Add (sign=+1) or remove (-1) voxels given by their zone codes, labels and HU."""
+        if values.size and int(values.max()) >= _NLAB:  # not a finding label: not counted
+            keep = values < _NLAB
+            codes, values = codes[keep], values[keep]
+            hu = hu[keep] if hu is not None else None
         if values.size == 0:
             return
         idx = codes.astype(np.intp) * _NLAB + values
