@@ -40,7 +40,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QToolBar, QWidget
 
@@ -89,6 +89,8 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else make_settings()
         self.session = Session(self)
         self.labels = LabelLayerModel(self)
+        pool = QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), 4))  # an open never waits behind 2 long tasks
         self.runner = TaskRunner(self)
         self.views = ViewSet(self.session, self.labels)
         self.setCentralWidget(self.views)

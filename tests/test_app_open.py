@@ -188,3 +188,16 @@ def test_cancelled_open_keeps_the_previous_scan(phantom, qtbot, dicom_99):
     assert failed.args == [""]  # cancelled: no error message
     assert w.errors == [] and w.session.volume is before
     qtbot.waitUntil(lambda: w.progress.isHidden())
+
+
+@pytest.mark.shared_data
+def test_a_new_open_cancels_the_running_one(window, qtbot, dicom_99):
+    opened = []
+    window.scan_io.volume_opened.connect(opened.append)
+    window.scan_io.open_path(dicom_99)
+    first = window.scan_io._open_task
+    with qtbot.waitSignal(window.scan_io.labels_opened, timeout=60000):
+        window.scan_io.open_phantom(SMALL)
+    assert first.token.is_set()
+    qtbot.waitUntil(lambda: not window.runner.active, timeout=30000)
+    assert [v.format for v in opened] == ["phantom"] and window.session.volume.shape == SMALL

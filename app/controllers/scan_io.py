@@ -67,6 +67,7 @@ class ScanIOController(QObject):
         self.recent = recent
         self._last_dir = str(Path.home())
         self.series_dialog: Optional[SeriesDialog] = None
+        self._open_task: Any = None
         menu = window.menus["file"]
         self.open_action = self._action("&Open scan…", QKeySequence.StandardKey.Open, self.ask_open_file)
         self.open_folder_action = self._action("Open DICOM &folder…", "Ctrl+Shift+O", self.ask_open_folder)
@@ -118,9 +119,21 @@ class ScanIOController(QObject):
         self._last_dir = str(Path(path).parent)
         fn = _open_folder if Path(path).is_dir() and series is None else _load
         args = (path,) if fn is _open_folder else (path, series)
-        self.window.run_worker(fn, *args, title=f"Opening {Path(path).name}",
+        self._start_open(fn, *args, title=f"Opening {Path(path).name}",
                                on_result=lambda out: self._loaded(out, path),
                                on_error=self._failed, on_cancel=self._cancelled)
+
+    def _start_open(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+        """Start an open; one still running is cancelled (the newest request wins)."""
+        if self._open_task is not None:
+            self._open_task.cancel()
+        task = self.window.run_worker(fn, *args, **kwargs)
+        self._open_task = task
+        task.signals.finished.connect(lambda t=task: self._open_ended(t))
+
+    def _open_ended(self, task: Any) -> None:
+        if self._open_task is task:
+            self._open_task = None
 
     def _loaded(self, out: Any, path: str) -> None:
         if isinstance(out, Volume):
@@ -140,7 +153,7 @@ class ScanIOController(QObject):
 
     def open_phantom(self, shape: Optional[tuple[int, int, int]] = None) -> None:
         """Open the built-in phantom with its labels (``shape`` ``(z, y, x)``, default size if None)."""
-        self.window.run_worker(load_phantom, shape, title="Building phantom",
+        self._start_open(load_phantom, shape, title="Building phantom",
                                on_result=self._phantom_opened, on_error=self._failed,
                                on_cancel=self._cancelled)
 
