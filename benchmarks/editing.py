@@ -16,6 +16,8 @@ importing :func:`measure`.
     ``brush_r10_p95_ms`` is the same with a 10 mm radius.
     ``brush_model_p95_ms`` is the part before painting (tool, editor, layer, slice re-extraction);
     ``axial_repaints_per_event`` checks that every event was painted.
+``commit_median_ms`` / ``commit_max_ms``
+    mouse release of a stroke: its undo step is built and journaled (fsync) to disk.
 ``undo_ms``
     Ctrl+Z of one 200-event stroke (editor undo + layer update + repaint).
 ``fill_3d_s``
@@ -94,6 +96,7 @@ def measure(events: int = 200, data_dir: str | None = None) -> dict:
                                Qt.KeyboardModifier.NoModifier, view)
 
     model_ms: list[float] = []
+    commit_ms: list[float] = []
     from PySide6.QtCore import QEvent, QObject
 
     class _PaintCounter(QObject):
@@ -124,8 +127,10 @@ def measure(events: int = 200, data_dir: str | None = None) -> dict:
             t2 = time.perf_counter()
             times.append((t2 - t0) * 1000.0)
             model_ms.append((t1 - t0) * 1000.0)
+        t0 = time.perf_counter()
         tool.release(ev("release", pts[-1]))
         app.processEvents()
+        commit_ms.append((time.perf_counter() - t0) * 1000.0)
         return times
 
     stroke(5.0, 20)  # warm-up (first paint allocations)
@@ -163,7 +168,8 @@ def measure(events: int = 200, data_dir: str | None = None) -> dict:
         "brush_r10_p95_ms": _percentile(t10, 95),
         "brush_model_p95_ms": _percentile(model_5, 95),
         "axial_repaints_per_event": axial_paints / events,
-        "undo_ms": undo_ms, "undo_stroke_voxels": None,
+        "undo_ms": undo_ms, "commit_median_ms": _percentile(commit_ms, 50),
+        "commit_max_ms": max(commit_ms), "undo_stroke_voxels": None,
         "fill_3d_s": fill_s, "fill_3d_ml": filled * 0.7 * 0.7 * 1.0 / 1000.0,
         "history_bytes": ed.history.nbytes, "history_budget_bytes": ed.history.max_bytes,
         "history_steps": len(ed.history), "history_evicted": ed.history.evicted,

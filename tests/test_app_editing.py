@@ -132,6 +132,20 @@ def test_undo_budget_comes_from_settings(window):
     assert h.max_bytes == int(1.5 * 2 ** 20) and h.min_steps == 3
 
 
+def test_brush_on_the_coronal_view_paints_that_slice(window, qtbot):
+    w, ed = window, window.editing.editor
+    w.session.set_layout("coronal")
+    qtbot.wait(30)
+    view = w.views.coronal
+    w.editing.settings.set_radius_mm(1.0)
+    w.editing.set_tool("brush")
+    y = w.session.cursor[1]
+    drag(view, [(3, y, 20), (3, y, 70)], qtbot)
+    painted = np.argwhere(ed.labels)
+    assert painted.size and set(painted[:, 1]) == {y}          # only the coronal slice
+    assert (ed.labels[3, y, 20:71] == 1).all() and not ed.labels[1, y].any()
+
+
 def test_escape_cancels_a_stroke_while_drawing(window, qtbot):
     w, ed = window, window.editing.editor
     w.editing.set_tool("brush")

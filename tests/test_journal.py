@@ -120,6 +120,7 @@ def test_initial_labels_are_journaled_and_saved_mark(data_home):
     start[0, 1:3, 1:3] = 3
     j = Journal(data_home / "journals" / "x.journal")
     ed = LabelEditor(start.copy(), Geometry(shape), journal=j)
+    assert j.started and not has_unsaved_edits(j.path)  # non-empty start stored at once, nothing unsaved
     ed.paint(ops.Region((slice(1, 2), slice(0, 2), slice(0, 2)), np.ones((1, 2, 2), bool)), 1)
     rep = read_journal(j.path)
     np.testing.assert_array_equal(rep.initial, start)

@@ -187,6 +187,10 @@ class LabelEditor:
         self._baseline: Optional[np.ndarray] = labels.copy() if labels.any() else None
         self._added = np.zeros(256, np.int64)
         self._removed = np.zeros(256, np.int64)
+        self._initial_zero = self._baseline is None
+        if journal is not None and not self._initial_zero and not journal.started:
+            # store non-empty starting labels now (scan open), not at the first stroke
+            self._start_journal(self.labels)
 
     # -- properties -----------------------------------------------------------
     @property
@@ -388,14 +392,21 @@ class LabelEditor:
         if d.count:
             self._notify(d.slices)
 
+    def _start_journal(self, initial: Optional[np.ndarray]) -> None:
+        assert self.journal is not None
+        try:
+            self.journal.start(initial, self.geometry, self.source, shape=self.shape)
+        except OSError as exc:
+            self._journal_failed(exc)
+
     def _commit(self, step: Step) -> None:
         if self.journal is not None and not self.journal.started and self.journal_error is None:
-            before = self.labels.copy()
-            step.delta.apply(before, forward=False)
-            try:
-                self.journal.start(before, self.geometry, self.source)
-            except OSError as exc:
-                self._journal_failed(exc)
+            if self._initial_zero and self.version == 0:
+                self._start_journal(None)  # the first step ever: the labels before it were all zero
+            else:
+                before = self.labels.copy()
+                step.delta.apply(before, forward=False)
+                self._start_journal(before)
         self.history.push(step)
         self.dirty = True
         self.version += 1

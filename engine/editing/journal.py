@@ -176,17 +176,23 @@ class Journal:
     def started(self) -> bool:
         return self._fh is not None
 
-    def start(self, initial: np.ndarray, geometry: Optional[Geometry] = None,
-              source: Optional[str] = None) -> None:
-        """Create (truncate) the file and write the ``open`` record with the starting labels."""
+    def start(self, initial: Optional[np.ndarray], geometry: Optional[Geometry] = None,
+              source: Optional[str] = None, shape: Optional[tuple[int, int, int]] = None) -> None:
+        """Create (truncate) the file and write the ``open`` record with the starting labels.
+
+        ``initial=None`` means all-zero labels of ``shape`` (nothing to store).
+        """
         self.close()
+        if initial is None and shape is None:
+            raise ValueError("give the initial labels or, for empty labels, their shape")
+        shape = tuple(initial.shape) if initial is not None else tuple(shape)  # type: ignore[arg-type]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "wb")
-        header: dict[str, Any] = {"type": "open", "version": VERSION, "shape": list(initial.shape),
+        header: dict[str, Any] = {"type": "open", "version": VERSION, "shape": list(shape),
                                   "geometry": geometry.to_dict() if geometry is not None else None,
                                   "source": source}
         payload = b""
-        if initial.any():
+        if initial is not None and initial.any():
             header["initial"] = "payload"
             payload = zlib.compress(np.ascontiguousarray(initial, dtype=np.uint8).tobytes(), 1)
         else:
