@@ -240,3 +240,15 @@ def test_png_labels_sidecar_geometry_is_checked(tmp_path, dicom_volume):
         io.load_labels(out, reference=same_shape_other_grid)
     (out / "labels.json").unlink()  # without the sidecar the reference grid is reused
     assert io.load_labels(out, reference=same_shape_other_grid).shape == dicom_volume.shape
+
+
+def test_labels_in_the_scans_source_layout_are_accepted(tmp_path, nifti_volume):
+    """A label file another tool wrote in the scan's own (non-canonical) layout lines up too."""
+    from engine.io.orientation import SourceOrientation
+    labels = _labels(nifti_volume.shape, seed=5)
+    plan = SourceOrientation.from_dict(nifti_volume.meta["source_orientation"])
+    assert not plan.is_identity
+    source_labels = plan.to_source(labels)
+    scan_affine = nib.load(nifti_volume.source).affine
+    nib.save(nib.Nifti1Image(source_labels.T.astype(np.uint8), scan_affine), str(tmp_path / "other_tool.nii.gz"))
+    assert np.array_equal(io.load_labels(tmp_path / "other_tool.nii.gz", reference=nifti_volume), labels)
