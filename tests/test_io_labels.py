@@ -252,3 +252,9 @@ def test_labels_in_the_scans_source_layout_are_accepted(tmp_path, nifti_volume):
     scan_affine = nib.load(nifti_volume.source).affine
     nib.save(nib.Nifti1Image(source_labels.T.astype(np.uint8), scan_affine), str(tmp_path / "other_tool.nii.gz"))
     assert np.array_equal(io.load_labels(tmp_path / "other_tool.nii.gz", reference=nifti_volume), labels)
+
+
+def test_unwritable_target_is_a_readable_error(tmp_path, nifti_volume):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(LungLensError, match="Could not create"):
+        io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "afile" / "sub" / "l.nii")

@@ -152,7 +152,8 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
     fmt = format or label_format(target)
     arr = _as_labels(labels, geometry)
     _check_target(target, volume)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with wrap_errors(target.parent, "folder", action="create"):
+        target.parent.mkdir(parents=True, exist_ok=True)
     check_cancel(cancel)
     report(0.0, f"Writing {target.name}")
     tmp = _tmp_name(target)
