@@ -113,3 +113,18 @@ def test_export_from_journal_marks_it_saved(tmp_path, nifti_scan, monkeypatch):
     np.testing.assert_array_equal(io.load_labels(tmp_path / "rec_mask.nii.gz", reference=vol), expected_mask)
     from engine.editing import has_unsaved_edits
     assert not has_unsaved_edits(journal_path(key))
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_real_dicom_series_exports_round_trip(tmp_path, dicom_99):
+    vol = io.load(dicom_99)
+    a = vol.array
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[(a > -800) & (a < -300)] = 1
+    labels[(a > -100) & (a < 50)] = 2
+    labels[:, :10] = 0
+    assert (labels == 1).sum() > 1000 and (labels == 2).sum() > 1000
+    for name in ("seg.dcm", "seg.seg.nrrd"):
+        out = export_labels(labels, vol, tmp_path / name)[0]
+        np.testing.assert_array_equal(io.load_labels(out, reference=vol), labels)

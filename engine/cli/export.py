@@ -3,8 +3,9 @@
 The format follows the ``--out`` name: ``.nii``/``.nii.gz``, ``.nrrd``, ``.seg.nrrd``,
 ``.mha``, ``.dcm`` (DICOM SEG; the scan must be DICOM) or a folder name (PNG slices).
 Labels come from a file (``--labels``) or from the scan's crash-recovery journal
-(``--from-journal``: the newest session with unsaved edits, else the newest). ``--edited-mask PATH`` also writes the voxels changed by a
-person: from the journal, or as the difference to ``--ai-labels``.
+(``--from-journal``: the newest session with unsaved edits, else the newest).
+``--edited-mask PATH`` also writes the voxels changed by a person: from the journal,
+or as the difference to ``--ai-labels``.
 """
 
 from __future__ import annotations
