@@ -48,8 +48,6 @@ TITLE = "Chest CT quantification report"
 DISCLAIMER = ("LungLens research software. Numbers are computed from the label map shown; check the "
               "segmentation before relying on them.")
 FORMATS = (".json", ".csv", ".pdf")
-_ZONE_NAMES = {"right_upper": "Right upper", "right_middle": "Right middle", "right_lower": "Right lower",
-               "left_upper": "Left upper", "left_middle": "Left middle", "left_lower": "Left lower"}
 
 
 def _clean(v: Any) -> Any:
@@ -104,32 +102,6 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
         if not doc["models"] and findings_doc.get("models"):
             doc["models"] = findings_doc["models"]
     return doc
-
-
-# -- formatting helpers ------------------------------------------------------------------------
-
-def _fmt(v: Optional[float], digits: int = 1, unit: str = "") -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:.{digits}f}{unit}"
-
-
-def _ml(v: Optional[float], known: bool) -> str:
-    if not known:
-        return "unknown"
-    return _fmt(v, 1)
-
-
-def _model_lines(models: dict[str, Any]) -> list[str]:
-    lines = []
-    for role, m in models.items():
-        if isinstance(m, dict):
-            name = m.get("name") or m.get("architecture") or role
-            version = m.get("version") or m.get("sha256", "")[:12]
-            lines.append(f"{role}: {name}" + (f" (version {version})" if version else ""))
-        elif m:
-            lines.append(f"{role}: {m}")
-    return lines
 
 
 # -- writers ---------------------------------------------------------------------------------
