@@ -111,3 +111,24 @@ def test_detect_format_names(tmp_path):
     assert found == {"a.nii.gz": "nifti", "b.mha": "mha", "dcm": "dicom", "l.seg.nrrd": "seg-nrrd",
                      "pngs": "png-labels"}
     assert io.detect_format(next((tmp_path / "dcm").iterdir())) == "dicom"
+
+
+def test_large_stack_threaded_decode_keeps_order_errors_and_cancel(tmp_path):
+    from engine.errors import CancelledError, UnsupportedFormatError
+    from engine.progress import CancelToken
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(30):
+        Image.fromarray(np.full((6, 5), n * 7, dtype=np.uint8)).save(folder / f"s{n}.png")
+    vol = io.load(folder)
+    assert list(vol.array[:, 2, 2]) == [n * 7 for n in range(30)]
+    token = CancelToken()
+
+    def progress(fraction, message):
+        if fraction > 0.2:
+            token.cancel()
+    with pytest.raises(CancelledError):
+        io.load(folder, progress=progress, cancel=token)
+    Image.fromarray(np.zeros((7, 5), np.uint8)).save(folder / "s17.png")
+    with pytest.raises(UnsupportedFormatError, match="s17.png is 5x7"):
+        io.load(folder)

@@ -21,7 +21,10 @@ reuses the reference scan's geometry and checks that the shape matches.
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -83,29 +86,55 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
+def _decode(p: Path, size: tuple[int, int], first: Path, source: Path, warnings: list[str]) -> np.ndarray:
+    with wrap_errors(p, "image"):
+        img = _open(p)
+        try:
+            if img.size != size:
+                raise UnsupportedFormatError(
+                    f"{p.name} is {img.size[0]}x{img.size[1]} but {first.name} is {size[0]}x{size[1]}: the "
+                    f"images of a stack must all have the same size. Remove the odd image from {source}.")
+            return _grey(img, p.name, warnings)
+        finally:
+            img.close()
+
+
 def read_image_stack(paths: list[Path], source: Path, progress: Optional[ProgressCallback] = None,
                      cancel: Optional[CancelLike] = None) -> Volume:
-    """Read one image or an ordered list of same-size images as a uint8 volume."""
+    """Read one image or an ordered list of same-size images as a uint8 volume.
+
+    Stacks are decoded by a few threads (Pillow releases the GIL while decoding);
+    slices are placed in order and the cancel token is checked for each.
+    """
     if not paths:
         raise UnsupportedFormatError(f"{source} holds no PNG/JPG image.")
     report = as_progress(progress)
     warnings: list[str] = []
     with wrap_errors(paths[0], "image"):
-        first = _open(paths[0])
-        w, h = first.size
+        with _open(paths[0]) as first:
+            w, h = first.size
         guard_size((len(paths), h, w), 1, source)
         array = np.empty((len(paths), h, w), dtype=np.uint8)
+    workers = min(4, os.cpu_count() or 1) if len(paths) > 8 else 1
+    if workers == 1:
         for k, p in enumerate(paths):
             check_cancel(cancel)
-            with wrap_errors(p, "image"):
-                img = first if k == 0 else _open(p)
-                if img.size != (w, h):
-                    raise UnsupportedFormatError(
-                        f"{p.name} is {img.size[0]}x{img.size[1]} but {paths[0].name} is {w}x{h}: the images "
-                        f"of a stack must all have the same size. Remove the odd image from {source}.")
-                array[k] = _grey(img, p.name, warnings)
-                img.close()
+            array[k] = _decode(p, (w, h), paths[0], source, warnings)
             report((k + 1) / len(paths), f"Reading {p.name}")
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="lunglens-io-decode")
+        try:
+            window = 2 * workers
+            futures = deque(pool.submit(_decode, p, (w, h), paths[0], source, warnings)
+                            for p in paths[:window])
+            for k, p in enumerate(paths):
+                check_cancel(cancel)
+                array[k] = futures.popleft().result()
+                if k + window < len(paths):
+                    futures.append(pool.submit(_decode, paths[k + window], (w, h), paths[0], source, warnings))
+                report((k + 1) / len(paths), f"Reading {p.name}")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     fmt = {"png": "png", "jpeg": "jpeg"}.get(IMAGE_SUFFIXES.get(paths[0].suffix.lower(), ""), "image")
     geometry = Geometry(shape=array.shape, spacing_known=False)
     meta = {"modality": "", "image_files": [str(p) for p in paths],
