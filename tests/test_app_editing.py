@@ -247,10 +247,14 @@ def test_hand_edit_tracking_and_ai_result(window, qtbot):
     assert np.array_equal(w.labels.array, ai)
     assert w.editing.undo_action.text() == "&Undo AI segmentation"
     w.editing.set_tool("eraser")
-    w.editing.settings.set_radius_mm(0.1)
+    w.editing.settings.set_radius_mm(4.0)
     click(w.views.axial, (6, 35, 35), qtbot)
-    assert ed.person_changes() == {1: (0, 1)}
-    assert "-0.00" in w.editing.options.hand_edits.text() or "Ground-glass" in w.editing.options.hand_edits.text()
+    removed = int((ai != 0).sum() - (ed.labels != 0).sum())
+    assert removed > 20 and ed.person_changes() == {1: (0, removed)}
+    ml = removed * 0.8 * 0.8 * 2.0 / 1000
+    assert ed.person_changes_ml()["ggo"]["removed_ml"] == pytest.approx(ml)
+    assert w.editing.options.hand_edits.text() == f"Ground-glass opacity: +0.00 / -{ml:.2f} mL"
+    assert np.array_equal(ed.person_mask(), ai != ed.labels)
 
 
 def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
@@ -321,3 +325,28 @@ def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: bool(w.errors) or w.session.volume is not vol, timeout=30000)
     assert not w.errors and w.session.volume.shape == (16, 32, 32)
     assert w.editing.editor.shape == (16, 32, 32) and not w.editing.has_unsaved_edits
+
+
+def test_options_panel_mirrors_settings(qtbot):
+    from app.tools.options import OptionsPanel
+    from app.tools.settings import ToolSettings
+
+    s = ToolSettings()
+    panel = OptionsPanel(s)
+    qtbot.addWidget(panel)
+    s.set_label(3)
+    s.set_radius_mm(7.5)
+    s.apply_preset("consolidation")
+    assert panel.label_combo.currentData() == 3 and panel.radius.value() == 7.5
+    assert (panel.lo.value(), panel.hi.value()) == (-300, 100)
+    assert panel.preset_combo.currentData() == "consolidation"
+    panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("label"))
+    panel.over_combo.setCurrentIndex(panel.over_combo.findData(2))
+    assert (s.mode, s.over_label) == ("label", 2) and panel.over_combo.isEnabled()
+    panel.radius.setValue(100.0)        # clamped by the spin box range
+    assert s.radius_mm == 60.0
+    panel.set_hand_edits({"ggo": {"added_ml": 1.25, "removed_ml": 0.5},
+                          "effusion": {"added_ml": 0.0, "removed_ml": 0.0}})
+    assert panel.hand_edits.text() == "Ground-glass opacity: +1.25 / -0.50 mL"
+    with pytest.raises(ValueError):
+        s.set_label(9)
