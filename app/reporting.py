@@ -57,6 +57,13 @@ def install(window: "MainWindow") -> "ReportingController":
     return controller
 
 
+def count_labels(snapshot: np.ndarray, volume: Volume, lungs: Optional[LungMasks], progress: Any = None,
+                 cancel: Any = None) -> IncrementalQuantifier:
+    """Worker: the initial tally of a label snapshot (see :meth:`IncrementalQuantifier.counted`)."""
+    return IncrementalQuantifier.counted(snapshot, volume.geometry, lungs, volume.array if volume.is_hu else None,
+                                        progress=progress, cancel=cancel)
+
+
 def find_lungs(volume: Volume, progress: Any = None, cancel: Any = None) -> Optional[LungMasks]:
     """Lung masks of ``volume``, or ``None`` when no lungs are found (volumes only then)."""
     try:
@@ -190,6 +197,8 @@ class ReportingController(QObject):
         self.quantifier: Optional[IncrementalQuantifier] = None
         self._volume: Optional[Volume] = None
         self._hand_edits = False
+        self._generation = 0  # bumps whenever a running count becomes stale
+        self._pending: Optional[list[Any]] = None  # boxes edited while a count runs
         self.panel = NumbersPanel()
         self.dock = window.add_dock(self.panel, "Numbers")
         window.menus["view"].addAction(self.dock.toggleViewAction())
@@ -228,6 +237,8 @@ class ReportingController(QObject):
         self._volume = volume
         self.lungs = None
         self.quantifier = None
+        self._generation += 1
+        self._pending = None
         self._hand_edits = False
         self._update_actions()
         if volume is None:
@@ -246,30 +257,52 @@ class ReportingController(QObject):
         self.overlay.refresh()
 
     def _rebuild(self) -> None:
+        """Count a snapshot of the labels on a worker; edits meanwhile are replayed after."""
         volume = self._volume
         layer = self.window.labels
+        self._generation += 1
         if volume is None or layer.shape != tuple(volume.shape):
+            self._pending = None
             return
-        self.quantifier = IncrementalQuantifier(layer.array, volume.geometry, self.lungs,
-                                                volume.array if volume.is_hu else None)
+        gen = self._generation
+        self._pending = []
+        live = layer.array
+        self.window.run_worker(count_labels, live.copy(), volume, self.lungs, title="Counting the findings",
+                               on_result=lambda q: self._counted(gen, live, q))
+
+    def _counted(self, gen: int, live: np.ndarray, q: IncrementalQuantifier) -> None:
+        layer = self.window.labels
+        if gen != self._generation or layer.array is not live:
+            return  # stale: a newer count is running
+        q.follow(live)
+        for bbox in self._pending or []:
+            q.update_region(*bbox)
+        self._pending = None
+        self.quantifier = q
         self._publish()
 
     def _on_labels(self, bbox: Any) -> None:
-        q = self.quantifier
-        if q is None:
-            return
         layer = self.window.labels
         if bbox is None:
             self._hand_edits = False
+        else:
+            self._hand_edits = True
+        if self._pending is not None:  # a count is running
+            if bbox is None:
+                self._rebuild()
+            else:
+                self._pending.append(tuple(bbox))
+            return
+        q = self.quantifier
+        if q is None:
+            return
+        if bbox is None:
             if q.labels is not layer.array or q.labels.shape != layer.shape:
-                if self._volume is None or layer.shape != tuple(self._volume.shape):
-                    self.quantifier = None
-                    return
+                self.quantifier = None
                 self._rebuild()
                 return
             q.update_region(0, layer.shape[0], 0, layer.shape[1], 0, layer.shape[2])
         else:
-            self._hand_edits = True
             q.update_region(*bbox)
         self._publish()
 

@@ -115,3 +115,21 @@ def test_use_prediction_records_models_and_model_lungs(ready, qtbot):
     assert w.report_models["lung"]["name"] == "lung_unet"
     assert rep.lungs.method == "model+hu-rules"
     assert rep.lungs.right.any() and rep.lungs.left.any()
+
+
+def test_edits_during_the_initial_count_are_replayed(ready, qtbot):
+    """A new label map starts a count on a worker; edits made meanwhile end up counted."""
+    w = ready
+    rep = w.reporting
+    new = w.labels.array.copy()
+    new[new == GGO] = 0
+    w.labels.set_array(new, "other labels")
+    assert rep._pending is not None  # counting on a worker
+    box = (10, 12, 40, 50, 40, 50)
+    w.labels.write(box, np.full((2, 10, 10), GGO, np.uint8))
+    qtbot.waitUntil(lambda: rep._pending is None and rep.quantifier is not None, timeout=30000)
+    from engine.quantification import quantify
+    vol = w.session.volume
+    full = quantify(w.labels.array, vol.geometry, rep.lungs, vol.array)
+    assert rep.result.to_dict() == full.to_dict()
+    assert rep.result.findings["ggo"].voxels == 200

@@ -293,6 +293,26 @@ class IncrementalQuantifier:
         self._cached = None
         report(1.0, "Numbers ready")
 
+    @classmethod
+    def counted(cls, snapshot: np.ndarray, geometry: Geometry, lungs: Optional[LungMasks],
+                hu: Optional[np.ndarray] = None, progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelLike] = None) -> "IncrementalQuantifier":
+        """Count a label snapshot that nobody else writes to (e.g. on a worker thread).
+
+        The snapshot itself becomes the record of what was counted (no second copy); call
+        :meth:`follow` with the live labels afterwards, then :meth:`update_region` for every
+        box edited since the snapshot was taken.
+        """
+        q = cls(snapshot, geometry, lungs, hu, progress=progress, cancel=cancel, _copy=False)
+        q._shadow = snapshot
+        return q
+
+    def follow(self, labels: np.ndarray) -> None:
+        """Read ``labels`` (same grid) from now on; the counted state is kept as it is."""
+        if tuple(labels.shape) != tuple(self.labels.shape):
+            raise GeometryMismatchError(f"The label map {labels.shape} does not match {self.labels.shape}.")
+        self.labels = labels
+
     def set_lungs(self, lungs: Optional[LungMasks]) -> Quantification:
         """New lung masks (e.g. after the user corrected them): full recount."""
         if lungs is not None and lungs.shape != tuple(self.labels.shape):
