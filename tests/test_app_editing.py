@@ -3,6 +3,9 @@ restore after a crash, the unsaved-edits guard and export."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -270,7 +273,15 @@ def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
     s.paint(ops.brush_segment(SHAPE, vol.spacing, (8, 50, 30), (8, 50, 60), 2.0), 3)
     j.close()
     assert unsaved_journals(scan_key(vol.source, vol.geometry)) == [j.path]
+    # an old session that was exported (nothing unsaved) is tidied away, a recent one is kept
+    old_saved = Journal.for_scan(vol.source, vol.geometry)
+    ed_saved = LabelEditor(np.zeros(SHAPE, np.uint8), vol.geometry, journal=old_saved)
+    ed_saved.paint(ops.brush_segment(SHAPE, vol.spacing, (1, 5, 5), (1, 5, 5), 1.0), 1)
+    ed_saved.mark_saved()
+    old_saved.close()
+    os.utime(old_saved.path, (time.time() - 7200, time.time() - 7200))
     w.editing._on_volume_opened(vol)  # as if the scan was opened again
+    assert not old_saved.path.exists() and j.path.exists()
     box = w.editing.persistence.restore_prompt
     assert box is not None and box.isVisible() and not box.isModal()
     restore = next(b for b in box.buttons() if b.text() == "Restore")

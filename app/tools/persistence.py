@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -19,7 +20,8 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.editing import Journal, LabelEditor, scan_key, unsaved_journals
+from engine.editing import (Journal, LabelEditor, has_unsaved_edits, scan_key, session_journals,
+                            unsaved_journals)
 from engine.editing.export import export_labels
 from engine.editing.journal import read_journal
 from engine.types import Volume
@@ -83,6 +85,7 @@ class PersistenceFlow(QObject):
         ed = self.controller.editor
         own = ed.journal.path if ed is not None and ed.journal is not None else None
         found = [p for p in unsaved_journals(key) if p != own]
+        self._tidy(key, keep=set(found) | {own})
         if not found:
             return None
         path = found[0]
@@ -108,6 +111,18 @@ class PersistenceFlow(QObject):
         box.show()
         self.restore_prompt = box
         return box
+
+    @staticmethod
+    def _tidy(key: str, keep: set, min_age_s: float = 3600.0) -> None:
+        """Delete this scan's journals that hold nothing unsaved and were left over an hour ago
+        (a session that is still running elsewhere touches its journal at every edit)."""
+        now = time.time()
+        for p in session_journals(key):
+            try:
+                if p not in keep and now - p.stat().st_mtime > min_age_s and not has_unsaved_edits(p):
+                    p.unlink()
+            except OSError:
+                pass
 
     def restore(self, path: str | Path) -> bool:
         """Replace the labels by those of journal ``path`` (with its undo history)."""

@@ -26,5 +26,6 @@ from .journal import (Journal, data_dir, has_unsaved_edits, journal_dir, journal
 from .ops import PAINT_OVER_MODES, THRESHOLD_PRESETS, Region
 
 __all__ = ["LabelEditor", "Stroke", "History", "Step", "Delta", "DEFAULT_MAX_BYTES", "DEFAULT_MIN_STEPS",
-           "Journal", "data_dir", "scan_key", "journal_dir", "journal_path", "session_journals", "unsaved_journals", "read_journal", "recover", "has_unsaved_edits",
+           "Journal", "data_dir", "scan_key", "journal_dir", "journal_path", "session_journals",
+           "unsaved_journals", "read_journal", "recover", "has_unsaved_edits",
            "Region", "THRESHOLD_PRESETS", "PAINT_OVER_MODES"]

@@ -98,8 +98,9 @@ class Step:
     """One undoable step: a named :class:`Delta`.
 
     ``kind`` is ``"person"`` for a hand edit, ``"ai"`` for an accepted model
-    result and ``"load"`` for labels opened from a file; ``baseline`` (AI and load steps) is the delta of the "last AI result"
-    reference that tracks hand edits, so undoing an AI step restores it too.
+    result and ``"load"`` for labels opened from a file; ``baseline`` (AI and load
+    steps) is the delta of the "last AI result" reference that tracks hand edits, so
+    undoing an AI step restores it too.
     """
 
     name: str

@@ -304,8 +304,8 @@ def read_journal(path: str | os.PathLike) -> Replay:
     for rec in records[1:]:
         if rec.type == "step":
             deltas = _decode_deltas(rec.header["deltas"], rec.payload)
-            step = Step(rec.header.get("name", ""), deltas[0], rec.header.get("kind", "person"),  # type: ignore[arg-type]
-                        deltas[1] if len(deltas) > 1 else None)
+            step = Step(rec.header.get("name", ""), deltas[0],  # type: ignore[arg-type]
+                        rec.header.get("kind", "person"), deltas[1] if len(deltas) > 1 else None)
             rep.entries.append(("step", step))
         elif rec.type in ("undo", "redo", "saved"):
             rep.entries.append((rec.type, None))
