@@ -14,7 +14,8 @@ anterior, low x index is the patient's right, k increases superior):
   posteriorly;
 - the heart (40 HU) anterior, left of centre, on the diaphragm; ascending aorta, arch
   and descending aorta (40 HU); mediastinal fat (-100 HU);
-- two lungs (-850 HU parenchyma) bounded by the diaphragm domes (the right one higher),
+- two lungs (-850 HU parenchyma, from -870 anteriorly to -830 posteriorly: the
+  dependent density of a supine patient) bounded by the diaphragm domes (the right one higher),
   the mediastinum and the heart; trachea, carina and main bronchi (air lumen, soft-tissue
   wall) outside the lung masks; inside each lung, branching vessel trees (40 HU tubes)
   and a bronchial tree (-1000 HU lumen, thin wall);
@@ -59,6 +60,11 @@ _HU = np.zeros(256, dtype=np.int16)
 _HU[[AIR, FAT, SOFT, BONE, MARROW, LUNG, VESSEL, AWAY, FLUID, CONS, DISC, CSF, LIVER,
      GGO1, GGO2, GGO3, GGO4]] = [-1000, -100, 40, 900, 250, -850, 40, -1000, 10, 30, 80, 15, 60,
                                  -550, -500, -450, -400]
+
+def _parenchyma(hu: np.ndarray) -> np.ndarray:
+    """Noise-free lung parenchyma (-850 HU +- the dependent gradient); no other tissue is near."""
+    return (hu >= -880) & (hu <= -820)
+
 
 # lung side codes in the side map
 _RIGHT, _LEFT = 1, 2
@@ -293,7 +299,8 @@ def _paint_anatomy(grid: _Grid, hu: np.ndarray, side: np.ndarray, labels: np.nda
         box = _bbox2d(inside)
         yrel = (Y2 - p["cy"]) / p["ay"]
         xrel2 = ((X2 - p["cx"]) / p["ax"]) ** 2
-        lungs[s] = dict(box=box, lo=lo[box], hi=hi[box], yrel=yrel[box], xrel2=xrel2[box])
+        gradient = np.rint(np.clip(yrel[box], -1, 1) * 20.0).astype(np.int16)  # -870 .. -830 HU
+        lungs[s] = dict(box=box, lo=lo[box], hi=hi[box], yrel=yrel[box], xrel2=xrel2[box], gradient=gradient)
     # heart: ellipsoid on the diaphragm, anterior, left of centre
     heart_d = _ellipse(X2, Y2, 0.10, -0.14, 0.30, 0.28)
     heart_in = heart_d < 1
@@ -338,6 +345,10 @@ def _paint_anatomy(grid: _Grid, hu: np.ndarray, side: np.ndarray, labels: np.nda
             sd[b][eff] = 0
             labels[k][b][eff] = EFFUSION
         np.take(_HU, t, out=hu[k])
+        for s, L in lungs.items():  # dependent density: parenchyma denser posteriorly
+            b = L["box"]
+            m = t[b] == LUNG
+            hu[k][b][m] += L["gradient"][m]
 
 
 def chest_ct(shape: tuple[int, int, int] = (300, 512, 512),
@@ -492,7 +503,7 @@ def _paint_trees(grid: _Grid, rng: np.random.Generator, hu: np.ndarray, side: np
             continue
         hb = hu[box]
         inside = side[box] > 0
-        hb[wall & inside & (hb == _HU[LUNG])] = _HU[SOFT]
+        hb[wall & inside & _parenchyma(hb)] = _HU[SOFT]
         hb[lumen & inside] = _HU[AWAY]
 
 
@@ -553,7 +564,7 @@ def _paint_lesions(grid: _Grid, rng: np.random.Generator, hu: np.ndarray, side: 
         if value == GGO:
             lb[inside & (lb == 0)] = GGO
             shell = np.minimum((np.sqrt(q) * 4).astype(np.int64), 3)
-            parench = inside & (hb == _HU[LUNG])
+            parench = inside & _parenchyma(hb)
             hb[parench] = ggo_hu[shell[parench]]
         else:
             lb[inside] = CONSOLIDATION

@@ -40,6 +40,9 @@ def test_hu_inside_structures(ph):
     assert np.median(a[0:2, 0:4, :]) == pytest.approx(-1000, abs=15)  # air in front of the body
     parench = ph.lung_mask & (ph.labels == 0)
     assert -880 < np.median(a[parench]) < -820
+    _, py, _ = np.nonzero(parench)
+    vals = a[parench]
+    assert np.median(vals[py > np.percentile(py, 80)]) > np.median(vals[py < np.percentile(py, 20)]) + 10  # dependent
     assert 5 < np.std(a[0:4, 0:4, :]) < 40  # noise about 20 HU
     assert 0 <= np.median(a[ph.labels == EFFUSION]) <= 25
     assert -560 <= np.median(a[ph.labels == GGO]) <= -380
