@@ -228,7 +228,8 @@ class EditingController(QObject):
         s = self.settings
         try:
             n = commands.fill_between_slices(self._editor, s.label, 0, mode="background" if s.mode ==
-                                             "everything" else s.mode, over_label=s.over_label)
+                                             "everything" else s.mode, over_label=s.over_label,
+                                             at=self.window.session.cursor[0])
         except LungLensError as exc:  # e.g. an end slice without the label
             self.window.show_error(error_message(exc))
             return 0

@@ -232,7 +232,7 @@ def test_commands_islands_largest_and_fill_between(window, qtbot):
     w.editing.settings.set_label(1)
     w.editing.settings.set_island_ml(0.005)   # 5 voxels of 1.28 uL... larger than 1 voxel
     assert w.editing.remove_islands() == 1 and ed.labels[5, 80, 80] == 0
-    assert w.editing.fill_between() == 5 * 100
+    assert w.editing.fill_between() == 5 * 100   # the cursor (z=6) is inside the 2..8 gap
     assert (ed.labels[2:9, 30:40, 30:40] == 1).all()
     assert w.editing.undo_action.text() == "&Undo Fill between slices"
     stripe = ed.labels.copy()
@@ -291,6 +291,19 @@ def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
     assert ed.history.undo_name == "Brush C" and ed.dirty
     w.editing.undo()
     assert not (ed.labels == 2).any()
+
+
+def test_fill_between_only_the_gap_around_the_shown_slice():
+    from app.tools.commands import fill_between_slices
+    lab = np.zeros((12, 8, 8), np.uint8)
+    for z in (1, 4, 10):
+        lab[z, 2:5, 2:5] = 1
+    ed = LabelEditor(lab, Geometry(lab.shape))
+    assert fill_between_slices(ed, 1, at=7) == 5 * 9          # only 4..10
+    assert ed.labels[5:10, 2:5, 2:5].all() and not ed.labels[2:4].any()
+    ed.undo()
+    assert fill_between_slices(ed, 1, at=4) == (2 + 5) * 9    # on a labelled slice: every gap
+    assert ed.history.undo_name == "Fill between slices"
 
 
 def test_edited_mask_name():

@@ -30,15 +30,19 @@ def keep_largest_component(editor: LabelEditor, value: int) -> int:
 
 
 def fill_between_slices(editor: LabelEditor, value: int, axis: int = 0, mode: str = "background",
-                        over_label: int | None = None) -> int:
-    """Interpolate ``value`` across every gap between consecutive slices that hold it (one step).
+                        over_label: int | None = None, at: int | None = None) -> int:
+    """Interpolate ``value`` across the gaps between consecutive slices that hold it (one step).
 
-    Only voxels the paint-over ``mode`` allows are painted (default: background only, so
-    other findings are kept).
+    With ``at`` (the slice shown) strictly inside a gap, only that gap is filled;
+    otherwise every gap is. Only voxels the paint-over ``mode`` allows are painted
+    (default: background only, so other findings are kept).
     """
     slices = ops.labelled_slices(editor.labels, value, axis)
+    gaps = [(a, b) for a, b in zip(slices[:-1], slices[1:]) if b - a > 1]
+    if at is not None and any(a < at < b for a, b in gaps):
+        gaps = [(a, b) for a, b in gaps if a < at < b]
     regions = [ops.interpolate_between_slices(editor.labels, value, a, b, axis, editor.spacing)
-               for a, b in zip(slices[:-1], slices[1:]) if b - a > 1]
+               for a, b in gaps]
     regions = [r for r in regions if not r.empty]
     if not regions:
         return 0
