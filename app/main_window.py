@@ -232,6 +232,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.view3d.shutdown()
-        self.runner.cancel_all()
-        self.runner.wait(5000)
+        self.runner.shutdown(5000)
         super().closeEvent(event)

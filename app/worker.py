@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import traceback
+import warnings
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from engine.errors import CancelledError, LungLensError
 from engine.progress import CancelToken
@@ -63,6 +64,24 @@ class Task(QRunnable):
     def cancel(self) -> None:
         """Ask the function to stop at its next cancel check."""
         self.token.cancel()
+
+    def release(self) -> None:
+        """Drop the function, its arguments and every connected callback (after the end).
+
+        The thread pool keeps the Python wrapper of a started ``QRunnable``; releasing
+        what it references keeps a finished task from holding a scan or a window alive.
+        """
+        self.fn = None
+        self.args = ()
+        self.kwargs = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # PySide warns for signals with no slot
+            for signal in (self.signals.progress, self.signals.result, self.signals.error,
+                           self.signals.cancelled, self.signals.finished):
+                try:
+                    signal.disconnect()
+                except (RuntimeError, TypeError):  # nothing connected
+                    pass
 
     def _report(self, fraction: float, message: str = "") -> None:
         self.signals.progress.emit(float(fraction), str(message))
@@ -142,6 +161,20 @@ class TaskRunner(QObject):
         """Block until the pool is idle (for shutdown and tests only)."""
         return self._pool.waitForDone(msecs)
 
+    def shutdown(self, msecs: int = 5000) -> None:
+        """Cancel every task, wait for them, and drop their callbacks (window closing).
+
+        Results still queued for the GUI thread are discarded; disconnecting the
+        callbacks also releases what they hold (the window, the scan).
+        """
+        self.cancel_all()
+        self.wait(msecs)
+        for task in list(self._tasks):
+            task.release()
+        self._tasks.clear()
+
     def _finish(self, task: Task) -> None:
         self._tasks.discard(task)
         self.ended.emit(task)
+        # after every slot of this emission has run (disconnecting now would skip the rest)
+        QTimer.singleShot(0, task.release)

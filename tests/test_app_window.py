@@ -394,3 +394,36 @@ def test_empty_menus_are_hidden_without_extensions(window):
     assert window.extensions == []
     visible = {k for k, m in window.menus.items() if m.menuAction().isVisible()}
     assert visible == {"file", "view", "help"}
+
+
+def test_closing_the_window_frees_the_scan(qtbot, tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from app.controllers.scan_io import load_phantom
+    from app.main_window import MainWindow
+
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+
+    def open_and_close():
+        w = MainWindow(interactive_errors=False, extensions=())
+        w.show()
+        vol, lab = load_phantom(SMALL)
+        w.scan_io.show_volume(vol)
+        w.labels.set_array(lab, "phantom")
+        w.session.set_layout("axial")
+        w.view3d.action.setChecked(True)
+        qtbot.wait(20)
+        refs = weakref.ref(vol), weakref.ref(w.labels.array.base if w.labels.array.base is not None
+                                             else w.labels.array)
+        w.close()
+        w.deleteLater()
+        return refs
+
+    vol_ref, labels_ref = open_and_close()
+    qtbot.wait(20)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    assert vol_ref() is None and labels_ref() is None

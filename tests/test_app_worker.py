@@ -78,3 +78,44 @@ def test_progress_panel_shows_and_cancels(qtbot):
         assert panel.label.text().startswith("Opening scan")
         panel.cancel_button.click()
     qtbot.waitUntil(lambda: panel.isHidden())
+
+
+def test_shutdown_cancels_and_releases_callbacks(qtbot):
+    import gc
+    import weakref
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    ref = weakref.ref(holder)
+    runner = TaskRunner()
+    task = Task(slow_sum, 100000, delay=0.0005)
+    runner.start(task, on_result=lambda out, h=holder: None)
+    del holder
+    runner.shutdown(5000)
+    assert task.token.is_set() and runner.active == ()
+    del task
+    gc.collect()
+    assert ref() is None
+
+
+def test_finished_tasks_release_their_arguments_and_callbacks(qtbot):
+    import gc
+    import weakref
+
+    import numpy as np
+
+    big = np.zeros(1000)
+    ref = weakref.ref(big)
+    ends = []
+    runner = TaskRunner()
+    task = Task(lambda arr, progress=None, cancel=None: float(arr.sum()), big)
+    with qtbot.waitSignal(task.signals.finished, timeout=10000):
+        runner.start(task, on_result=lambda out, keep=big: ends.append(out))
+        # connected after the runner's own slot (results are queued: it cannot have ended yet)
+        task.signals.finished.connect(lambda: ends.append("late slot"))
+    del big
+    qtbot.waitUntil(lambda: task.fn is None, timeout=5000)
+    gc.collect()
+    assert ends == [0.0, "late slot"] and ref() is None

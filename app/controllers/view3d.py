@@ -131,7 +131,6 @@ class View3DController(QObject):
     def shutdown(self) -> None:
         """Stop pending builds (window closing)."""
         self._timer.stop()
-        self._runner.cancel_all()
-        self._runner.wait(5000)
+        self._runner.shutdown(5000)
         if self.view is not None and self.view.backend == "interactive":
             self.view.canvas.Finalize()

@@ -92,4 +92,4 @@ class ViewSet(QWidget):
             w = max(self.width(), 600)
             self.splitter.setSizes([int(w * 0.6), int(w * 0.4)])
         # refit once the splitter has given the views their new sizes
-        QTimer.singleShot(0, self.reset_views)
+        QTimer.singleShot(0, self, self.reset_views)
