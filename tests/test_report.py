@@ -137,3 +137,14 @@ def test_dicom_values_made_readable():
     assert _field_text("patient_age", "077Y") == "77 years"
     assert _field_text("study_date", "20200329") == "2020-03-29"
     assert _field_text("series_description", "LUNG 3.0") == "LUNG 3.0"
+
+
+def test_findings_json_gives_models_and_probabilities(ph, lungs, tmp_path):
+    findings = {"findings": {"ggo": {"probability": 0.91}, "consolidation": {"probability": 0.4},
+                             "effusion": {"probability": 0.05}},
+                "models": {"segmentation": {"name": "deeplab-all", "version": "2"}},
+                "covid": {"probability": 0.7, "caveat": "research signal"}}
+    doc = json.loads(write_report(tmp_path / "f.json", ph.volume, ph.labels, lungs, findings_doc=findings).read_text())
+    assert doc["models"]["segmentation"]["name"] == "deeplab-all"
+    assert doc["finding_probabilities"] == {"ggo": 0.91, "consolidation": 0.4, "effusion": 0.05}
+    assert doc["covid"]["probability"] == 0.7
