@@ -313,6 +313,34 @@ def test_edited_mask_name():
     assert edited_mask_name("/a/pngs").name == "pngs_edited"
 
 
+def test_startup_offers_to_open_and_restore_a_crashed_scan(qtbot, tmp_path, monkeypatch):
+    import nibabel as nib
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    path = tmp_path / "crashed.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((40, 30, 6), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(path))
+    vol = io.load(path)
+    crashed = LabelEditor(np.zeros(vol.shape, np.uint8), vol.geometry, source=vol.source,
+                          journal=Journal.for_scan(vol.source, vol.geometry))
+    crashed.paint(ops.brush_segment(vol.shape, vol.spacing, (3, 10, 5), (3, 10, 25), 2.0), 2, name="Brush C")
+    expected = crashed.labels.copy()
+    crashed.journal.close()
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, extensions=("app.editing",))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.editing.persistence.startup_prompt is not None, timeout=5000)
+    box = w.editing.persistence.startup_prompt
+    assert "crashed.nii.gz" in box.text() and not box.isModal()
+    next(b for b in box.buttons() if b.text() == "Open and restore").click()
+    qtbot.waitUntil(lambda: w.editing.editor is not None and w.editing.editor.labels.any(), timeout=30000)
+    assert np.array_equal(w.editing.editor.labels, expected) and np.array_equal(w.labels.array, expected)
+    assert w.editing.persistence.restore_prompt is None and w.editing.has_unsaved_edits
+    w.editing.persistence._close_ok = True
+    w.runner.wait(5000)
+
+
 def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     w, ed = window, window.editing.editor
     w.editing.set_tool("brush")

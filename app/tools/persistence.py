@@ -2,6 +2,8 @@
 
 :class:`PersistenceFlow` belongs to the editing controller of :mod:`app.editing`:
 
+- at start-up with no scan open, :meth:`PersistenceFlow.offer_startup_restore` offers to
+  open the scan whose edits an earlier session left unsaved (and restores them);
 - when a scan opens, :meth:`PersistenceFlow.offer_restore` asks (non-modally) whether to
   restore the unsaved edits an earlier session journaled for it;
 - closing the window or opening another scan with unsaved edits asks Export / Discard /
@@ -16,12 +18,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.editing import (Journal, LabelEditor, has_unsaved_edits, scan_key, session_journals,
-                            unsaved_journals)
+from engine.editing import (Journal, LabelEditor, all_unsaved_journals, has_unsaved_edits, journal_source,
+                            scan_key, session_journals, unsaved_journals)
 from engine.editing.export import export_labels
 from engine.editing.journal import read_journal
 from engine.types import Volume
@@ -75,8 +77,11 @@ class PersistenceFlow(QObject):
                 file_menu.insertAction(quit_action, action)
             else:
                 file_menu.addAction(action)
+        self.startup_prompt: Optional[QMessageBox] = None
+        self._pending_restore: Optional[Path] = None
         w.installEventFilter(self)
         self._guard_opening()
+        w.shown.connect(lambda: QTimer.singleShot(0, self.offer_startup_restore))
 
     # -- crash recovery -------------------------------------------------------
     def offer_restore(self, volume: Volume) -> Optional[QMessageBox]:
@@ -86,6 +91,10 @@ class PersistenceFlow(QObject):
         own = ed.journal.path if ed is not None and ed.journal is not None else None
         found = [p for p in unsaved_journals(key) if p != own]
         self._tidy(key, keep=set(found) | {own})
+        pending, self._pending_restore = self._pending_restore, None
+        if pending is not None and pending in found:  # the user already chose "Open and restore"
+            self.restore(pending)
+            return None
         if not found:
             return None
         path = found[0]
@@ -110,6 +119,35 @@ class PersistenceFlow(QObject):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.show()
         self.restore_prompt = box
+        return box
+
+    def offer_startup_restore(self) -> Optional[QMessageBox]:
+        """At start-up with no scan open: offer to open the scan whose edits were left unsaved."""
+        if self.window.session.volume is not None:
+            return None
+        for path in all_unsaved_journals():
+            source = journal_source(path)
+            if source and Path(source).exists():
+                break
+        else:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved label edits",
+                          f"LungLens closed while label edits of {Path(source).name} were not exported. "
+                          "Open that scan and restore them?", QMessageBox.StandardButton.NoButton, self.window)
+        open_button = box.addButton("Open and restore", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            self.startup_prompt = None
+            if button is open_button:
+                self._pending_restore = path
+                self.window.scan_io.open_path(source)
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.startup_prompt = box
         return box
 
     @staticmethod

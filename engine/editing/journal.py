@@ -90,6 +90,27 @@ def session_journals(key: str) -> list[Path]:
     return sorted(folder.glob("*.journal"), key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
 
 
+def all_unsaved_journals() -> list[Path]:
+    """Journals of every scan that hold unsaved edits, newest first (for a restore offer at start-up)."""
+    root = data_dir() / "journals"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("*/*.journal") if has_unsaved_edits(p)]
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+
+
+def journal_source(path: str | os.PathLike) -> Optional[str]:
+    """The scan path recorded in a journal's ``open`` record (None when unknown or unreadable)."""
+    try:
+        records = read_records(path)
+    except OSError:
+        return None
+    if not records or records[0].type != "open":
+        return None
+    src = records[0].header.get("source")
+    return str(src) if src else None
+
+
 def unsaved_journals(key: str) -> list[Path]:
     """The journals of the scan named ``key`` that hold unsaved edits, newest first."""
     return [p for p in session_journals(key) if has_unsaved_edits(p)]
