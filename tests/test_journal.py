@@ -215,3 +215,27 @@ def test_kill_mid_session_restores_last_committed_step(data_home, tmp_path):
     assert restored.dtype == np.uint8 and restored.any()
     np.testing.assert_array_equal(restored, ed.labels)
     assert has_unsaved_edits(path)
+
+
+def test_all_unsaved_journals_and_their_sources(data_home):
+    from engine.editing import all_unsaved_journals, journal_source
+    assert all_unsaved_journals() == []
+    shape = (2, 8, 8)
+    paths = []
+    for name in ("a.nii.gz", "b.nii.gz"):
+        g = Geometry(shape)
+        ed = LabelEditor(np.zeros(shape, np.uint8), g, source=f"/scans/{name}",
+                         journal=Journal.for_scan(f"/scans/{name}", g))
+        ed.paint(ops.Region((slice(0, 1), slice(0, 1), slice(0, 1)), np.ones((1, 1, 1), bool)), 1)
+        ed.journal.close()
+        paths.append(ed.journal.path)
+    os.utime(paths[0], (1, 1))  # the first is older
+    assert all_unsaved_journals() == [paths[1], paths[0]]
+    assert journal_source(paths[0]) == "/scans/a.nii.gz"
+    j = Journal(paths[1])
+    j.resume()
+    j.mark_saved()
+    j.close()
+    assert all_unsaved_journals() == [paths[0]]
+    paths[0].write_bytes(b"garbage")
+    assert all_unsaved_journals() == [] and journal_source(paths[0]) is None
