@@ -127,6 +127,7 @@ def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     from .main_window import MainWindow
 
     window = MainWindow(interactive_errors=not args.screenshot)
+    window.scan_io.choose_first_series = bool(args.screenshot)  # nobody is there to choose
     sequence = StartupSequence(window, args, app)
     _stamp_when_shown(window)
     if args.screenshot:

@@ -71,6 +71,7 @@ class Session(QObject):
         self._cursor: tuple[int, int, int] = (0, 0, 0)
         self._window: WindowLevel = PRESETS["lung"]
         self._layout = "three"
+        self._auto_single = False  # True while the layout is "axial" only because of a 1-slice scan
         self._crosshair = True
 
     # -- volume ---------------------------------------------------------------
@@ -80,11 +81,21 @@ class Session(QObject):
         return self._volume
 
     def set_volume(self, volume: Optional[Volume]) -> None:
-        """Open ``volume``: cursor to its centre, window to its default; emits all signals."""
+        """Open ``volume``: cursor to its centre, window to its default; emits all signals.
+
+        A one-slice scan switches the three-view layout to axial only, and the next scan
+        with more slices switches it back.
+        """
         self._volume = volume
         if volume is not None:
             self._cursor = tuple(int(s) // 2 for s in volume.shape)  # type: ignore[assignment]
             self._window = default_window(volume.is_hu)
+            # a single slice has no coronal or sagittal view worth showing
+            if volume.shape[0] == 1 and self._layout == "three":
+                self.set_layout("axial")
+                self._auto_single = True
+            elif volume.shape[0] > 1 and self._auto_single:
+                self.set_layout("three")
         self.volume_changed.emit(volume)
         self.window_changed.emit(self._window)
         self.cursor_changed.emit(self._cursor)
@@ -136,6 +147,7 @@ class Session(QObject):
     def set_layout(self, layout: str) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self._auto_single = False
         if layout != self._layout:
             self._layout = layout
             self.layout_changed.emit(layout)

@@ -86,3 +86,17 @@ def test_label_set_array_checks_shape_and_appearance_signals():
     lab.set_outline(True)
     assert lab.outline
     assert len(appearance) == 5
+
+
+def test_single_slice_scan_shows_axial_only_until_a_volume_comes():
+    s = Session()
+    layouts = record(s.layout_changed)
+    s.set_volume(volume((1, 6, 8)))
+    assert s.layout == "axial" and layouts == ["axial"]
+    s.set_volume(volume((4, 6, 8)))
+    assert s.layout == "three"
+    s.set_layout("coronal")
+    s.set_volume(volume((1, 6, 8)))
+    assert s.layout == "coronal"  # a layout the user chose is kept
+    s.set_volume(volume((4, 6, 8)))
+    assert s.layout == "coronal"

@@ -104,11 +104,12 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path, dicom_99):
     window.scan_io.open_path(folder)
     qtbot.waitUntil(lambda: window.scan_io.series_dialog is not None, timeout=30000)
     dialog = window.scan_io.series_dialog
-    assert dialog.list.count() == 2
-    texts = [dialog.list.item(i).text() for i in range(2)]
-    assert any("copy" in t for t in texts) and all("3 images" in t for t in texts)
+    assert dialog.table.topLevelItemCount() == 2
+    texts = dialog.row_texts()
+    assert any("copy" in t for t in texts) and all("3 images" in t and "512 x 512" in t for t in texts)
     row = next(i for i, t in enumerate(texts) if "copy" in t)
-    dialog.list.setCurrentRow(row)
+    assert dialog.table.topLevelItem(row).text(3) == "copy"
+    dialog.select(row)
     with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000) as opened:
         dialog.accept()
     assert opened.args[0].shape == (3, 512, 512)

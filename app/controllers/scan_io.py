@@ -67,6 +67,8 @@ class ScanIOController(QObject):
         self.recent = recent
         self._last_dir = str(Path.home())
         self.series_dialog: Optional[SeriesDialog] = None
+        #: open the largest series of a folder without asking (scripted runs, e.g. --screenshot)
+        self.choose_first_series = False
         self._open_task: Any = None
         menu = window.menus["file"]
         self.open_action = self._action("&Open scan…", QKeySequence.StandardKey.Open, self.ask_open_file)
@@ -138,6 +140,9 @@ class ScanIOController(QObject):
     def _loaded(self, out: Any, path: str) -> None:
         if isinstance(out, Volume):
             self.show_volume(out, path)
+        elif self.choose_first_series:
+            self.window.status_message(f"{Path(path).name} holds {len(out)} series: opening the largest.")
+            self.open_path(path, series=out[0].uid)
         else:
             self.choose_series(path, out)
 
