@@ -13,8 +13,10 @@ flow calls ``window.editing.editor.apply_ai_result(labels)`` (one undo step name
 "AI segmentation"; hand-edit tracking restarts from it).
 
 Each committed step is journaled to the user data folder (:mod:`engine.editing.journal`);
-opening a scan with unsaved edits from an earlier session asks (non-modally) whether to
-restore them. Quitting or opening another scan with unsaved edits asks first.
+at start-up, and when a scan with unsaved edits from an earlier session opens, LungLens
+asks (non-modally) whether to restore them; a journal that cannot be written is reported
+once. Quitting or opening another scan with unsaved edits asks first
+(:mod:`app.tools.persistence`).
 """
 
 from __future__ import annotations
@@ -163,6 +165,9 @@ class EditingController(QObject):
             a.setEnabled(has)
         if ed is not None:
             self.options.set_hand_edits(ed.person_changes_ml())
+            if ed.journal_error and not getattr(ed, "_journal_error_shown", False):
+                ed._journal_error_shown = True  # type: ignore[attr-defined]
+                self.window.show_error(ed.journal_error)
         tool = self.window.views.tool
         self.options.set_tool_title(getattr(tool, "title", "Navigate"))
 

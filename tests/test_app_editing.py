@@ -149,6 +149,20 @@ def test_brush_on_the_coronal_view_paints_that_slice(window, qtbot):
     assert (ed.labels[3, y, 20:71] == 1).all() and not ed.labels[1, y].any()
 
 
+def test_unwritable_journal_is_reported_once_and_editing_goes_on(window, qtbot, tmp_path, monkeypatch):
+    w = window
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(blocker))  # journals/<key>/ cannot be created
+    w.editing._on_volume_opened(w.session.volume)
+    ed = w.editing.editor
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
+    drag(w.views.axial, [(6, 50, 20), (6, 50, 60)], qtbot)
+    assert ed.labels[6, 40, 30] == 1 and ed.labels[6, 50, 30] == 1 and len(ed.history) == 2
+    assert len([e for e in w.errors if "journal" in e]) == 1
+
+
 def test_escape_cancels_a_stroke_while_drawing(window, qtbot):
     w, ed = window, window.editing.editor
     w.editing.set_tool("brush")
