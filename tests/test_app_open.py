@@ -202,3 +202,21 @@ def test_a_new_open_cancels_the_running_one(window, qtbot, dicom_99):
     assert first.token.is_set()
     qtbot.waitUntil(lambda: not window.runner.active, timeout=30000)
     assert [v.format for v in opened] == ["phantom"] and window.session.volume.shape == SMALL
+
+
+def test_startup_imports_neither_torch_nor_vtk(tmp_path):
+    """The window must show fast: models (torch) and the 3D view (vtk) load when first used."""
+    code = ("import os, sys\n"
+            "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+            "from PySide6.QtWidgets import QApplication\n"
+            "app = QApplication([])\n"
+            "from app.main_window import MainWindow\n"
+            "w = MainWindow(interactive_errors=False)\n"
+            "w.show()\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'vtkmodules', 'vtk'})\n"
+            "print('HEAVY', ','.join(heavy), 'EXT', ','.join(m.__name__ for m in w.extensions))\n")
+    env = dict(os.environ, LUNGLENS_SETTINGS=str(tmp_path / "s.ini"))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HEAVY"))
+    assert line.split()[1] == "EXT", f"imported at start-up: {line} ({out.stderr[-2000:]})"
