@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.view3d = View3DController(self)
         self._add_help()
         self.extensions = self._install_extensions(extensions)
+        self._tabify_extension_docks()
         for menu in self.menus.values():  # a flow left out of this build leaves no empty menu
             menu.menuAction().setVisible(not menu.isEmpty())
 
@@ -192,6 +193,16 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
+
+    def _tabify_extension_docks(self) -> None:
+        """Labels stay alone at the top right; the extensions' right docks share one tab group."""
+        right = [d for d in self.findChildren(QDockWidget)
+                 if d is not self.label_dock and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        for dock in right[1:]:
+            self.tabifyDockWidget(right[0], dock)
+        if right:
+            right[0].raise_()
+            self.resizeDocks([self.label_dock, right[0]], [150, 800], Qt.Orientation.Vertical)
 
     def _install_extensions(self, names: tuple[str, ...]) -> list[Any]:
         installed = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
@@ -427,3 +429,26 @@ def test_closing_the_window_frees_the_scan(qtbot, tmp_path, monkeypatch):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
     assert vol_ref() is None and labels_ref() is None
+
+
+def test_extension_docks_share_one_tab_group(qtbot, tmp_path, monkeypatch):
+    import types
+
+    from PySide6.QtWidgets import QDockWidget, QLabel
+
+    from app.main_window import MainWindow
+
+    def fake(name):
+        mod = types.ModuleType(name)
+        mod.install = lambda window: window.add_dock(QLabel(name), name)
+        return mod
+
+    for name in ("fake_ext_a", "fake_ext_b"):
+        monkeypatch.setitem(sys.modules, name, fake(name))
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    w = MainWindow(interactive_errors=False, extensions=("fake_ext_a", "app.not_there", "fake_ext_b"))
+    qtbot.addWidget(w)
+    assert [m.__name__ for m in w.extensions] == ["fake_ext_a", "fake_ext_b"]
+    docks = {d.windowTitle(): d for d in w.findChildren(QDockWidget)}
+    assert [d.windowTitle() for d in w.tabifiedDockWidgets(docks["fake_ext_a"])] == ["fake_ext_b"]
+    assert w.tabifiedDockWidgets(w.label_dock) == []
