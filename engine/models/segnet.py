@@ -70,8 +70,6 @@ class SegNetDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size]) -> torch.Tensor:
         for block, idx, size in zip(self.blocks, reversed(indices), reversed(sizes)):
-            if x.shape[1] != idx.shape[1]:  # fused two-stream features: unpool each half's channels
-                x = x[:, : idx.shape[1]] + x[:, idx.shape[1]:]
             x = F.max_unpool2d(x, idx, 2, 2, output_size=size[-2:])
             x = block(x)
         return self.head(x) if self.head is not None else x

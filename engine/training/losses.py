@@ -1,0 +1,87 @@
+"""Losses: cross-entropy with median-frequency class weights (seed 001), soft Dice, BCE,
+Inf-Net's structure loss (weighted BCE + weighted IoU) and edge loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def median_frequency_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Median frequency balancing (Eigen & Fergus): w_c = median(f) / f_c, where f_c is the
+    pixel frequency of class c over the images that contain c. Absent classes get weight 0."""
+    freq = np.zeros(num_classes)
+    for c in range(num_classes):
+        has = np.array([(lab == c).any() for lab in labels])
+        if has.any():
+            freq[c] = (labels[has] == c).sum() / labels[has][0].size / has.sum()
+    present = freq > 0
+    w = np.zeros(num_classes)
+    w[present] = np.median(freq[present]) / freq[present]
+    return w.astype(np.float32)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, classes: list[int] | None = None,
+                   eps: float = 1.0) -> torch.Tensor:
+    """1 - mean soft Dice over ``classes`` (default all but 0) of softmax(logits) vs ``target``."""
+    prob = torch.softmax(logits.float(), 1)
+    n = logits.shape[1]
+    onehot = F.one_hot(target.long(), n).permute(0, 3, 1, 2).float()
+    classes = classes if classes is not None else list(range(1, n))
+    dims = (0, 2, 3)
+    inter = (prob * onehot).sum(dims)[classes]
+    denom = (prob + onehot).sum(dims)[classes]
+    return 1 - ((2 * inter + eps) / (denom + eps)).mean()
+
+
+def binary_dice_loss(logit: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    p = torch.sigmoid(logit.float()).flatten(1)
+    t = target.float().flatten(1)
+    return 1 - ((2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
+
+
+def bce_dice(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + soft Dice for a (B, 1, H, W) logit and a (B, H, W) binary target."""
+    t = target.float().unsqueeze(1) if target.dim() == 3 else target.float()
+    return F.binary_cross_entropy_with_logits(logit.float(), t) + binary_dice_loss(logit, t)
+
+
+def structure_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Inf-Net / F3Net structure loss: boundary-weighted BCE + weighted IoU."""
+    mask = target.float().unsqueeze(1) if target.dim() == 3 else target.float()
+    logit = logit.float()
+    weit = 1 + 5 * torch.abs(F.avg_pool2d(mask, 31, 1, 15) - mask)
+    wbce = F.binary_cross_entropy_with_logits(logit, mask, reduction="none")
+    wbce = (weit * wbce).sum((2, 3)) / weit.sum((2, 3))
+    pred = torch.sigmoid(logit)
+    inter = (pred * mask * weit).sum((2, 3))
+    union = ((pred + mask) * weit).sum((2, 3))
+    wiou = 1 - (inter + 1) / (union - inter + 1)
+    return (wbce + wiou).mean()
+
+
+def edge_target(mask: torch.Tensor, width: int = 1) -> torch.Tensor:
+    """Boundary of a binary (B, H, W) mask: dilation minus erosion, as (B, 1, H, W) float."""
+    m = mask.float().unsqueeze(1)
+    k = 2 * width + 1
+    dil = F.max_pool2d(m, k, 1, width)
+    ero = -F.max_pool2d(-m, k, 1, width)
+    return (dil - ero).clamp(0, 1)
+
+
+def edge_loss(edge_logit: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """BCE of the edge-attention map against the infection boundary (Inf-Net's L_edge)."""
+    return F.binary_cross_entropy_with_logits(edge_logit.float(), edge_target(mask))
+
+
+def multiclass_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Weighted cross-entropy + soft Dice (over the foreground classes)."""
+    ce = F.cross_entropy(logits.float(), target.long(), weight=weights)
+    return ce + soft_dice_loss(logits, target)
+
+
+def infection_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Binary infection logit from multi-class logits: log P(not background) - log P(background)."""
+    lse = torch.logsumexp(logits[:, 1:].float(), 1, keepdim=True)
+    return lse - logits[:, :1].float()
