@@ -452,3 +452,16 @@ def test_extension_docks_share_one_tab_group(qtbot, tmp_path, monkeypatch):
     docks = {d.windowTitle(): d for d in w.findChildren(QDockWidget)}
     assert [d.windowTitle() for d in w.tabifiedDockWidgets(docks["fake_ext_a"])] == ["fake_ext_b"]
     assert w.tabifiedDockWidgets(w.label_dock) == []
+
+
+def test_3d_view_without_opengl_shows_a_message(phantom_window, monkeypatch):
+    from app.views import view3d
+
+    monkeypatch.setattr(view3d, "_offscreen_ok", False)
+    w = phantom_window
+    w.view3d.action.setChecked(True)
+    view = w.view3d.view
+    assert not view.available and "OpenGL" in view.message.text() and view.message.isVisible()
+    w.view3d.rebuild()  # nothing to build, nothing raised
+    w.labels.set_visible(1, False)
+    assert w.views.axial.isVisible()
