@@ -128,6 +128,7 @@ def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
 
     window = MainWindow(interactive_errors=not args.screenshot)
     window.scan_io.choose_first_series = bool(args.screenshot)  # nobody is there to choose
+    window.scan_io.remember_recent = not args.screenshot
     sequence = StartupSequence(window, args, app)
     _stamp_when_shown(window)
     if args.screenshot:

@@ -144,6 +144,8 @@ def test_screenshot_of_scan_with_labels(tmp_path):
     out = tmp_path / "shot.png"
     res = _run_app([str(scan), "--labels", str(labels), "--screenshot", str(out)], tmp_path)
     assert res.returncode == 0, res.stderr
+    settings = tmp_path / "s.ini"
+    assert not settings.exists() or "scan.nii.gz" not in settings.read_text()  # recent list untouched
     img = QImage(str(out))
     assert (img.width(), img.height()) == (1600, 1000)
     arr = np.array([[img.pixelColor(x, y).getRgb()[:3] for x in range(0, 1600, 4)] for y in range(0, 1000, 4)])

@@ -69,6 +69,8 @@ class ScanIOController(QObject):
         self.series_dialog: Optional[SeriesDialog] = None
         #: open the largest series of a folder without asking (scripted runs, e.g. --screenshot)
         self.choose_first_series = False
+        #: add opened scans to Open Recent (scripted runs leave the user's list alone)
+        self.remember_recent = True
         self._open_task: Any = None
         menu = window.menus["file"]
         self.open_action = self._action("&Open scan…", QKeySequence.StandardKey.Open, self.ask_open_file)
@@ -166,7 +168,7 @@ class ScanIOController(QObject):
         """Make ``volume`` the open scan (with an empty label layer) and announce it."""
         self.window.labels.reset(volume.shape)
         self.window.session.set_volume(volume)
-        if path is not None:
+        if path is not None and self.remember_recent:
             self.recent.add(path)
         name = Path(path).name if path else "phantom"
         self.window.setWindowTitle(f"LungLens — {name}")
