@@ -22,11 +22,14 @@ COVID_CAVEAT = ("From a classifier trained on CT images published in papers (UCS
                 "a research signal, not a diagnosis.")
 
 
-def quantify_prediction(volume: Volume, prediction: Prediction) -> tuple[Optional[Any], list[str]]:
+def quantify_prediction(volume: Volume, prediction: Prediction, lungs: Optional[Any] = None,
+                        progress: Optional[Any] = None, cancel: Optional[Any] = None) -> tuple[Optional[Any], list[str]]:
     """Volumes, % of lung and severity of the predicted labels by :mod:`engine.quantification`.
 
     The lungs come from :func:`engine.quantification.lung_masks` (united with the lung
-    model's mask when the prediction has one). Returns ``(quantification, notes)``;
+    model's mask when the prediction has one) unless ``lungs`` (a
+    :class:`engine.quantification.LungMasks` found earlier for this scan) is given.
+    Returns ``(quantification, notes)``;
     ``quantification`` is ``None`` when that module is not installed or finds no lung
     (the document then carries volumes without percentages).
     """
@@ -35,14 +38,17 @@ def quantify_prediction(volume: Volume, prediction: Prediction) -> tuple[Optiona
     except ImportError:
         return None, ["Lung masks are not available in this build: % of lung is not reported."]
     from ..errors import DataError
-    try:
-        lungs = lung_masks(volume, model_mask=prediction.lung_mask, labels=prediction.labels)
-    except DataError as exc:
-        lungs = None
-        notes = [f"No lung mask: {exc} % of lung is not reported."]
-    else:
-        notes = list(lungs.warnings)
-    q = quantify(prediction.labels, volume.geometry, lungs, hu=volume.array if volume.is_hu else None)
+    notes: list[str] = []
+    if lungs is None:
+        try:
+            lungs = lung_masks(volume, progress=progress, cancel=cancel, model_mask=prediction.lung_mask,
+                               labels=prediction.labels)
+        except DataError as exc:
+            notes = [f"No lung mask: {exc} % of lung is not reported."]
+        else:
+            notes = list(lungs.warnings)
+    q = quantify(prediction.labels, volume.geometry, lungs, hu=volume.array if volume.is_hu else None,
+                 cancel=cancel)
     return q, notes
 
 

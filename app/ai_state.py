@@ -1,0 +1,138 @@
+"""The AI proposal: what Run AI has produced so far, before the user accepts it.
+
+:class:`ProposalModel` lives on the GUI thread. The AI flow (:mod:`app.ai`) feeds it
+slab by slab as the worker thread delivers them, then the finished
+:class:`engine.inference.Prediction`; overlays, the findings panel and the slice strip
+mirror it through its signals. The label layer is not touched until the user accepts.
+
+States: ``"idle"`` (nothing to show), ``"running"`` (slabs arriving), ``"ready"``
+(complete, waiting for Enter / Esc).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from engine.labels import FINDINGS
+
+
+def finding_counts(labels: np.ndarray) -> np.ndarray:
+    """Voxels of GGO, consolidation and effusion on each slice of ``labels`` (n, y, x) -> (n, 3)."""
+    flat = labels.reshape(labels.shape[0], -1)
+    return np.stack([(flat == lab).sum(axis=1) for lab in FINDINGS], axis=1)
+
+
+class ProposalModel(QObject):
+    """Labels, per-slice probabilities and per-slice finding voxel counts of one AI run.
+
+    Signals
+    -------
+    started()
+        a run began: arrays are allocated, all background.
+    slab_added(object)
+        slices (a numpy array of z indices) received results.
+    finished()
+        the run completed: :attr:`prediction` and the whole-scan numbers are set.
+    cleared()
+        the proposal was accepted, rejected or cancelled: nothing to show.
+    """
+
+    started = Signal()
+    slab_added = Signal(object)
+    finished = Signal()
+    cleared = Signal()
+
+    def __init__(self, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.state = "idle"
+        self.run_id = 0
+        self.labels: Optional[np.ndarray] = None
+        self.slice_probabilities = np.zeros((0, 3), dtype=np.float32)
+        self.counts = np.zeros((0, 3), dtype=np.int64)
+        self.processed = np.zeros(0, dtype=bool)
+        self.prediction: Any = None
+        self.quantification: Any = None
+        self.notes: list[str] = []
+        self.model_title = ""
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self, shape: tuple[int, int, int], model_title: str = "") -> int:
+        """Begin a new run over a scan of ``shape``; returns its id (slabs of other runs are ignored)."""
+        self.run_id += 1
+        self.state = "running"
+        self.labels = np.zeros(tuple(int(s) for s in shape), dtype=np.uint8)
+        nz = int(shape[0])
+        self.slice_probabilities = np.zeros((nz, 3), dtype=np.float32)
+        self.counts = np.zeros((nz, 3), dtype=np.int64)
+        self.processed = np.zeros(nz, dtype=bool)
+        self.prediction = None
+        self.quantification = None
+        self.notes = []
+        self.model_title = model_title
+        self.started.emit()
+        return self.run_id
+
+    def add_slab(self, run_id: int, z: np.ndarray, labels: np.ndarray, slice_probabilities: np.ndarray,
+                 counts: Optional[np.ndarray] = None) -> bool:
+        """Store one slab's results; returns False (and ignores it) for a stale run.
+
+        ``counts`` (n, 3) are the slab's voxels per finding (computed here when not given;
+        the AI flow computes them on the worker thread).
+        """
+        if run_id != self.run_id or self.state != "running" or self.labels is None:
+            return False
+        z = np.asarray(z, dtype=np.int64)
+        self.labels[z] = labels
+        self.slice_probabilities[z] = slice_probabilities
+        self.counts[z] = finding_counts(labels) if counts is None else counts
+        self.processed[z] = True
+        self.slab_added.emit(z)
+        return True
+
+    def finish(self, run_id: int, prediction: Any, quantification: Any = None, notes: Optional[list[str]] = None) -> bool:
+        """The run completed; ``prediction`` is the complete :class:`engine.inference.Prediction`."""
+        if run_id != self.run_id or self.state != "running":
+            return False
+        if not np.array_equal(self.processed, prediction.segmented):  # slabs were missed: recount
+            self.counts = finding_counts(prediction.labels)
+        self.labels = prediction.labels
+        self.slice_probabilities = prediction.slice_probabilities.copy()
+        self.processed = prediction.segmented.copy()
+        self.prediction = prediction
+        self.quantification = quantification
+        self.notes = list(prediction.notes) + list(notes or [])
+        self.state = "ready"
+        self.finished.emit()
+        return True
+
+    def clear(self) -> None:
+        """Drop the proposal (accepted, rejected or cancelled)."""
+        self.run_id += 1
+        self.state = "idle"
+        self.labels = None
+        self.prediction = None
+        self.quantification = None
+        self.cleared.emit()
+
+    # -- queries --------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "ready")
+
+    def peak_slice(self, finding_index: int) -> Optional[int]:
+        """Slice with most voxels of finding ``finding_index`` (0 GGO, 1 consolidation, 2 effusion)."""
+        if self.counts.size == 0 or self.counts[:, finding_index].max() == 0:
+            return None
+        return int(np.argmax(self.counts[:, finding_index]))
+
+    def centroid(self, z: int, label: int) -> Optional[tuple[float, float]]:
+        """(y, x) centre of ``label``'s pixels on slice ``z`` of the proposal."""
+        if self.labels is None:
+            return None
+        ys, xs = np.nonzero(self.labels[z] == label)
+        if ys.size == 0:
+            return None
+        return float(ys.mean()), float(xs.mean())

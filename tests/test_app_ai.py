@@ -1,0 +1,230 @@
+"""Run AI in the real main window, offscreen: proposal overlay, panel, strip, accept/undo, cancel, latency."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QColor
+
+from engine.labels import GGO
+from engine.models.card import ModelCard
+
+pytestmark = pytest.mark.gui
+
+SHAPE = (64, 128, 128)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False)
+    qtbot.addWidget(w)
+    w.resize(1300, 850)
+    w.show()
+    qtbot.waitExposed(w)
+    w.scan_io.open_phantom(SHAPE)
+    qtbot.waitUntil(lambda: bool(w.errors or (w.session.volume is not None and w.labels.name)), timeout=60000)
+    assert not w.errors
+    qtbot.waitUntil(lambda: not w.runner.active, timeout=60000)  # the lungs are found at open
+    yield w
+    w.runner.cancel_all()
+    w.runner.wait(10000)
+
+
+def empty_labels(w):
+    w.labels.set_array(np.zeros(SHAPE, dtype=np.uint8), "empty")
+
+
+def run_demo(w, qtbot):
+    from app.ai import DEMO_MODEL
+    w.ai.select_model(DEMO_MODEL)
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=60000):
+        w.ai.run()
+    return w.ai.proposal.prediction
+
+
+def pixel_color(view, zyx) -> tuple[int, int, int]:
+    scene = view.view_box.mapViewToScene(view.scene_point(zyx))
+    img = view.grab().toImage()
+    c = QColor(img.pixel(view.mapFromScene(scene)))
+    return c.red(), c.green(), c.blue()
+
+
+def test_run_ai_shows_a_proposal_then_accept_is_one_undo_step(window, qtbot):
+    w = window
+    empty_labels(w)
+    ai = w.ai
+    pred = run_demo(w, qtbot)
+    assert ai.proposal.state == "ready"
+    assert not w.labels.array.any()  # nothing on the label layer before accepting
+    # the demo model finds the phantom's GGO (see tests/test_inference.py for the Dice bound)
+    ph = w.session.volume
+    assert pred.labels.shape == ph.shape and (pred.labels == GGO).sum() > 100
+
+    # panel values mirror the prediction
+    panel = ai.panel
+    p_scan = pred.scan_probabilities["ggo"]
+    assert panel.scan_bars[0].value() == int(round(100 * p_scan))
+    voxel_ml = ph.geometry.voxel_volume_ml
+    ml = (pred.labels == GGO).sum() * voxel_ml
+    assert panel.volume_labels[0].text().startswith(f"{ml:.1f} mL")
+    q = ai.proposal.quantification
+    if q is not None and q.findings["ggo"].percent_of_lungs is not None:
+        assert f"{q.findings['ggo'].percent_of_lungs:.1f} % of lung" in panel.volume_labels[0].text()
+    assert "UCSD" in panel.covid_title.text() and "not a diagnosis" in panel.covid_title.text()
+
+    # jump to the slice with most GGO: cursor on the GGO, overlay pixels yellow there
+    ai.jump_to_finding(0)
+    z, y, x = w.session.cursor
+    assert z == pred.peak_slice(GGO)
+    assert pred.labels[z, y, x] == GGO
+    assert panel.slice_bars[0].value() == int(round(100 * pred.slice_probabilities[z, 0]))
+    view = w.views.axial
+    item = ai.overlay.items[view.plane]
+    assert item.isVisible()
+    ggo_y, ggo_x = np.argwhere(pred.labels[z] == GGO)[len(np.argwhere(pred.labels[z] == GGO)) // 2]
+    w.session.set_crosshair_visible(False)
+    r, g, b = pixel_color(view, (z, ggo_y, ggo_x))
+    assert r > b + 60 and g > b + 60  # yellow over grey lung
+
+    # slice strip: GGO column lit on the GGO slices, a click jumps
+    strip = ai.strip
+    img = strip.image()[::-1]  # back to z order
+    has = (pred.labels == GGO).any(axis=(1, 2))
+    assert (img[has, 0, :3] == (255, 220, 0)).all() and not (img[~has, 0, :3] == (255, 220, 0)).all(axis=1).any()
+    target = int(np.flatnonzero(has)[0])
+    ypix = int((SHAPE[0] - 1 - target + 0.5) / SHAPE[0] * strip.height())
+    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(strip.width() // 2, ypix))
+    assert w.session.cursor[0] == target
+
+    # Enter accepts: labels = prediction, one undo step named "AI segmentation"
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert ai.proposal.state == "idle" and not item.isVisible()
+    assert np.array_equal(w.labels.array, pred.labels)
+    editor = w.editing.editor
+    assert editor.history.undo_name == "AI segmentation"
+    assert w.report_models["segmentation"]["name"] == "intensity_rules"
+    w.editing.undo()
+    assert not w.labels.array.any()
+
+
+def test_escape_rejects_and_labels_stay(window, qtbot):
+    w = window
+    before = w.labels.array.copy()
+    run_demo(w, qtbot)
+    w.views.axial.setFocus()
+    qtbot.keyClick(w.views.axial, Qt.Key.Key_Escape)
+    assert w.ai.proposal.state == "idle"
+    assert np.array_equal(w.labels.array, before)
+    assert w.editing.cancel_action.isEnabled()  # the editing flow's Esc is back
+
+
+class SlowModel(torch.nn.Module):
+    """Pixelwise GGO rule plus a delay per forward pass, so a run can be cancelled mid-way."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        from engine.inference.reference import IntensityModel
+        self.inner = IntensityModel()
+        self.delay = delay
+
+    def forward(self, x):
+        time.sleep(self.delay)
+        return self.inner(x)
+
+
+def slow_predictor(w, delay):
+    from engine.inference import Predictor
+    from engine.models.registry import LoadedModel
+    card = ModelCard(name="slow_rules", task="segmentation", architecture="test", input_size=(128, 128),
+                     extra={"multiple": 1})
+    model = LoadedModel(SlowModel(delay).eval(), card, torch.device("cpu"), torch.float32)
+    return Predictor(model, device="cpu", findings_model=False, covid_model=False, batch_size=4, threads=1)
+
+
+def test_cancel_mid_way_leaves_scan_and_labels_unchanged(window, qtbot, monkeypatch):
+    w = window
+    scan_before = w.session.volume.array.copy()
+    labels_before = w.labels.array.copy()
+    predictor = slow_predictor(w, 0.15)
+    monkeypatch.setattr(w.ai, "predictor", lambda key=None: predictor)
+    seen = []
+    w.ai.proposal.slab_added.connect(lambda z: seen.append(z))
+    w.ai.run()
+    qtbot.waitUntil(lambda: len(seen) >= 2, timeout=30000)
+    assert w.ai.overlay.items[w.views.axial.plane].isVisible() or not w.ai.proposal.labels[w.session.cursor[0]].any()
+    with qtbot.waitSignal(w.ai.run_ended, timeout=30000) as blocker:
+        w.progress.cancel()  # the status bar's Cancel button
+    assert blocker.args == ["cancelled"]
+    assert w.ai.proposal.state == "idle"
+    assert not any(item.isVisible() for item in w.ai.overlay.items.values())
+    assert np.array_equal(w.session.volume.array, scan_before)
+    assert np.array_equal(w.labels.array, labels_before)
+    assert w.editing.editor.history.undo_name is None  # no step was recorded
+    assert len(seen) < 16  # it stopped long before the end (61 slices in batches of 4)
+
+
+def test_gui_stays_responsive_while_the_ai_runs(window, qtbot, monkeypatch):
+    """A 10 ms QTimer keeps firing on time (lateness < 100 ms) while the user scrolls."""
+    from engine.inference import Predictor
+    from engine.models.registry import LoadedModel, build
+    w = window
+    torch.manual_seed(0)
+    net = build("unet", {"base": 16, "depth": 3}).eval()
+    card = ModelCard(name="busy_unet", task="segmentation", architecture="unet", input_size=(128, 128))
+    predictor = Predictor(LoadedModel(net, card, torch.device("cpu"), torch.float32), device="cpu",
+                          findings_model=False, covid_model=False, threads=w.ai.threads, batch_size=4)
+    monkeypatch.setattr(w.ai, "predictor", lambda key=None: predictor)
+    lateness: list[float] = []
+    last = [time.perf_counter()]
+    step = [1]
+
+    def tick():
+        now = time.perf_counter()
+        lateness.append(now - last[0] - 0.010)
+        last[0] = now
+        z = w.session.cursor[0]
+        if z in (5, SHAPE[0] - 6):
+            step[0] = -step[0]
+        w.session.step_cursor(0, step[0])  # the user scrolls through the scan meanwhile
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=120000):
+        w.ai.run()
+        last[0] = time.perf_counter()
+        timer.start()
+    timer.stop()
+    assert len(lateness) > 20
+    worst = max(lateness[1:])
+    assert worst < 0.100, f"event loop blocked for {worst * 1000:.0f} ms"
+
+
+def test_model_selector_lists_registry_models_with_dice(window, tmp_path, monkeypatch):
+    from engine.models import registry
+    folder = tmp_path / "models"
+    torch.manual_seed(0)
+    for name, dice in (("unet_a", 0.71), ("segnet_b", 0.64)):
+        card = ModelCard(name=name, task="segmentation", architecture="unet", config={"base": 4, "depth": 2},
+                         val_metrics={"infection": {"dice": dice}, "classes": {"ggo": {"dice": dice - 0.1}}})
+        registry.save(registry.build("unet", {"base": 4, "depth": 2}), card, folder)
+    clf = ModelCard(name="clf", task="findings", architecture="classifier", classes=("ggo", "consolidation", "effusion"))
+    clf.save(folder / "clf.json")
+    monkeypatch.setattr(registry, "MODELS_DIR", folder)  # app.ai reads the registry's folder
+    w = window
+    w.ai.reload_models()
+    texts = [w.ai.selector.itemText(i) for i in range(w.ai.selector.count())]
+    assert "unet_a v1 · Dice 0.71" in texts and "segnet_b v1 · Dice 0.64" in texts
+    assert not any(t.startswith("clf") for t in texts)  # classifiers are not segmentation models
+    assert texts[-1].startswith("Intensity rules")
+    assert w.ai.run_action.shortcut().toString() == "Ctrl+R"
+    assert w.ai.run_action in w.toolbar.actions() and w.ai.run_action in w.menus["ai"].actions()
