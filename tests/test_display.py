@@ -110,3 +110,13 @@ def test_display_spacing_for_unknown_spacing_is_not_flat():
     sz, sy, sx = display_spacing((75, 630, 630), (1.0, 1.0, 1.0), False)
     assert (sy, sx) == (1.0, 1.0) and 75 * sz == pytest.approx(0.75 * 630)
     assert display_spacing((900, 512, 512), (1.0, 1.0, 1.0), False)[0] == 1.0  # never squeezed
+
+
+@pytest.mark.parametrize("top", [0, 3, 16, 17, 255])
+def test_label_counts_match_bincount(top):
+    rng = np.random.default_rng(top)
+    lab = rng.integers(0, top + 1, size=(7, 33, 35), dtype=np.uint8)
+    np.testing.assert_array_equal(label_counts(lab), np.bincount(lab.ravel(), minlength=256))
+    np.testing.assert_array_equal(label_counts(lab[:, ::-1, 3:]),
+                                  np.bincount(lab[:, ::-1, 3:].ravel(), minlength=256))
+    assert label_counts(np.zeros((0, 2, 2), np.uint8)).sum() == 0

@@ -42,12 +42,30 @@ def outline(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+_FEW_VALUES = 16
+_CHUNK = 1 << 22
+
+
 def label_counts(labels: np.ndarray, minlength: int = 256) -> np.ndarray:
-    """Number of voxels holding each value ``0..minlength-1`` (``int64``)."""
+    """Number of voxels holding each value ``0..255`` (``int64``, at least ``minlength`` long)."""
     lab = np.asarray(labels)
     if lab.dtype != np.uint8:
         raise TypeError(f"label maps are uint8, got {lab.dtype}")
-    return np.bincount(lab.ravel(), minlength=minlength).astype(np.int64)
+    flat = lab.ravel()
+    out = np.zeros(max(minlength, 256), dtype=np.int64)
+    if flat.size == 0:
+        return out
+    top = int(flat.max())
+    if top <= _FEW_VALUES:
+        # a few labels (the usual case): one comparison pass per value beats bincount,
+        # which first widens every voxel to a 64-bit integer
+        for value in range(1, top + 1):
+            out[value] = np.count_nonzero(flat == value)
+        out[0] = flat.size - out[1:].sum()
+    else:
+        for start in range(0, flat.size, _CHUNK):  # bounded temporary memory
+            out += np.bincount(flat[start:start + _CHUNK], minlength=256)
+    return out
 
 
 def downsample_labels(labels: np.ndarray, spacing: tuple[float, float, float],
