@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--covid-model", default=None, help="COVID classifier name ('none' to skip)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the models")
     p.add_argument("--format", default="nii.gz", choices=tuple(FORMATS), help="label file format")
-    p.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
+    p.add_argument("--batch-size", type=int, default=None, help="slices per forward pass (default 8 on CPU, 32 on CUDA)")
     p.add_argument("--series", default=None, help="DICOM series to read (uid or series number)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -63,14 +63,16 @@ class Predictor:
         Lung model for :attr:`Prediction.lung_mask`; ``None`` or ``False`` runs none
         (the slice selection uses a cheap HU test instead, see :mod:`.roi`).
     batch_size
-        Slices per forward pass (halved automatically on a CUDA out-of-memory error).
+        Slices per forward pass (halved automatically on a CUDA out-of-memory error);
+        ``None``: 8 on the CPU, 32 on CUDA.
     amp
         Mixed precision (bf16, else fp16) on CUDA; the CPU path is float32.
     threads
         Torch CPU threads to use (``None`` leaves torch's default). The app passes one
         fewer than the cores so its GUI thread keeps one.
     restrict_to_lungs
-        Segment only slices that hold lung (see :mod:`.roi`).
+        Segment only slices that hold lung (see :mod:`.roi`); ``None``: on the CPU only (on
+        a GPU the whole scan takes less time than finding the lungs on the CPU).
     crop
         Feed the model only the torso box of each slab instead of the whole slice.
     keep_probabilities
@@ -78,20 +80,23 @@ class Predictor:
     """
 
     def __init__(self, model_name: N.ModelSpec = None, device: str = "auto", findings_model: N.ModelSpec = None,
-                 covid_model: N.ModelSpec = None, lung_model: N.ModelSpec = False, batch_size: int = 8,
-                 amp: bool = True, threads: Optional[int] = None, restrict_to_lungs: bool = True,
+                 covid_model: N.ModelSpec = None, lung_model: N.ModelSpec = False,
+                 batch_size: Optional[int] = None, amp: bool = True, threads: Optional[int] = None,
+                 restrict_to_lungs: Optional[bool] = None,
                  crop: bool = True, keep_probabilities: bool = True) -> None:
         self.device = N.resolve_device(device)
-        self.batch_size = max(1, int(batch_size))
+        cuda = self.device.type == "cuda"
+        self.batch_size = max(1, int(batch_size)) if batch_size else (32 if cuda else 8)
         self.amp_dtype = N.autocast_dtype(self.device, amp)
         self.threads = threads
-        self.restrict_to_lungs = restrict_to_lungs
+        self.restrict_to_lungs = (not cuda) if restrict_to_lungs is None else bool(restrict_to_lungs)
         self.crop = crop
         self.keep_probabilities = keep_probabilities
         self._specs = {"segmentation": model_name, "findings": findings_model, "covid": covid_model,
                        "lung": lung_model or False}
         self._nets: Optional[dict[str, Optional[N.Net]]] = None
         self._batch = self.batch_size
+        self._device_volume: Optional[torch.Tensor] = None
         self.load_s = 0.0
         #: number of CUDA out-of-memory errors recovered from (by halving the batch)
         self.oom_events = 0
@@ -155,6 +160,13 @@ class Predictor:
 
         Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.
         """
+        try:
+            return (yield from self._run_scan(volume, progress, cancel, order, visible_slice))
+        finally:
+            self._device_volume = None  # frees the GPU copy of the scan, also on cancel or error
+
+    def _run_scan(self, volume: Volume, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
+                  order: OrderSpec, visible_slice: Optional[int]) -> Generator[Slab, None, Prediction]:
         t0 = time.perf_counter()
         report = as_progress(progress)
         report(0.0, "Loading models")
@@ -168,6 +180,9 @@ class Predictor:
         nz, ny, nx = array.shape
         is_hu = bool(volume.is_hu)
         self._batch = self.batch_size
+        # on a GPU the scan is uploaded once (int16 / uint8, as stored) and sliced there
+        self._device_volume = (torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+                               if self.device.type == "cuda" else None)
 
         labels = np.zeros((nz, ny, nx), dtype=np.uint8)
         probs = np.zeros((nz, 3, ny, nx), dtype=np.uint8) if self.keep_probabilities else None
@@ -286,9 +301,13 @@ class Predictor:
                 if 0 <= z + dz < nz:
                     need.add(z + dz)
         ids = sorted(need)
-        raw = torch.from_numpy(np.ascontiguousarray(array[ids]))
-        if self.device.type == "cuda":
-            raw = raw.pin_memory().to(self.device, non_blocking=True)
+        dev_volume = self._device_volume
+        if dev_volume is not None:
+            raw = dev_volume[torch.as_tensor(ids, device=self.device)]
+        else:
+            raw = torch.from_numpy(np.ascontiguousarray(array[ids]))
+            if raw.device != self.device:
+                raw = raw.to(self.device)
         return N.to_unit(raw, is_hu), {z: i for i, z in enumerate(ids)}
 
     def _process(self, array: np.ndarray, zs: np.ndarray, is_hu: bool, roi: LungROI,
