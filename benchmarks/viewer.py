@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# keep the user's settings and data (editing journals) out of the measurements
+os.environ.setdefault("LUNGLENS_DATA_DIR", tempfile.mkdtemp(prefix="lunglens-bench-"))
+os.environ.setdefault("LUNGLENS_SETTINGS", str(Path(os.environ["LUNGLENS_DATA_DIR"]) / "bench.ini"))
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DICOM_99 = ROOT.parent / "shared" / "data" / "dicom" / "chest_ct_99"
@@ -58,7 +61,6 @@ def _window():
 
     from app.main_window import MainWindow
     app = QApplication.instance() or QApplication([])
-    os.environ.setdefault("LUNGLENS_SETTINGS", str(Path(tempfile.mkdtemp()) / "bench.ini"))
     w = MainWindow(interactive_errors=False, extensions=())
     w.resize(1600, 1000)
     w.show()

@@ -21,6 +21,7 @@ SMALL = (64, 128, 128)
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))  # editing journals, if installed
     from app.main_window import MainWindow
 
     w = MainWindow(interactive_errors=False, extensions=())
@@ -117,7 +118,8 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path, dicom_99):
 
 
 def _run_app(args, tmp_path, timeout=120):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LUNGLENS_SETTINGS=str(tmp_path / "s.ini"))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LUNGLENS_SETTINGS=str(tmp_path / "s.ini"),
+               LUNGLENS_DATA_DIR=str(tmp_path / "data"))
     return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -232,7 +234,7 @@ def test_startup_imports_neither_torch_nor_vtk(tmp_path):
             "w.show()\n"
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'vtkmodules', 'vtk'})\n"
             "print('HEAVY', ','.join(heavy), 'EXT', ','.join(m.__name__ for m in w.extensions))\n")
-    env = dict(os.environ, LUNGLENS_SETTINGS=str(tmp_path / "s.ini"))
+    env = dict(os.environ, LUNGLENS_SETTINGS=str(tmp_path / "s.ini"), LUNGLENS_DATA_DIR=str(tmp_path / "data"))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HEAVY"))

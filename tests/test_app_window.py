@@ -21,6 +21,7 @@ SMALL = (64, 128, 128)
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
     from app.main_window import MainWindow
 
     w = MainWindow(interactive_errors=False, extensions=())
@@ -408,6 +409,7 @@ def test_closing_the_window_frees_the_scan(qtbot, tmp_path, monkeypatch):
     from app.main_window import MainWindow
 
     monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
 
     def open_and_close():
         w = MainWindow(interactive_errors=False, extensions=())
