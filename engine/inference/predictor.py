@@ -106,6 +106,8 @@ class Predictor:
         """Load the models (done once; later calls return the cached ones)."""
         if self._nets is None:
             t = time.perf_counter()
+            if self.device.type == "cuda":
+                torch.backends.cudnn.benchmark = True  # slabs have few distinct shapes: tune once
             nets = {}
             for role, spec in self._specs.items():
                 nets[role] = N.load_net(spec, role, self.device, channels_last=True,
