@@ -360,7 +360,11 @@ class AIController(QObject):
             editor.apply_ai_result(prediction.labels)
         else:  # no editing flow in this build: replace the layer (no undo available)
             self.window.labels.set_array(prediction.labels.copy(), "AI segmentation")
-        self.window.report_models = dict(prediction.models)  # type: ignore[attr-defined]
+        reporting = getattr(self.window, "reporting", None)
+        if reporting is not None and hasattr(reporting, "use_prediction"):
+            reporting.use_prediction(prediction)  # models for the report, lung-model lungs
+        else:
+            self.window.report_models = dict(prediction.models)  # type: ignore[attr-defined]
         self.proposal.clear()
         self.panel.set_status("AI segmentation accepted (Ctrl+Z undoes it).")
         self.window.status_message("AI segmentation accepted.")
