@@ -467,3 +467,31 @@ def test_3d_view_without_opengl_shows_a_message(phantom_window, monkeypatch):
     w.view3d.rebuild()  # nothing to build, nothing raised
     w.labels.set_visible(1, False)
     assert w.views.axial.isVisible()
+
+
+def _drag(vp, button, start, delta, steps=5):
+    from PySide6.QtTest import QTest
+
+    QTest.mousePress(vp, button, Qt.KeyboardModifier.NoModifier, start)
+    for i in range(1, steps + 1):
+        p = QPointF(start + QPoint(delta.x() * i // steps, delta.y() * i // steps))
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseMove, p, QPointF(vp.mapToGlobal(p.toPoint())),
+                                               Qt.MouseButton.NoButton, button, Qt.KeyboardModifier.NoModifier))
+    QTest.mouseRelease(vp, button, Qt.KeyboardModifier.NoModifier, start + delta)
+
+
+def test_middle_drag_pans_and_right_drag_zooms(phantom_window, qtbot):
+    w = phantom_window
+    axial = w.views.axial
+    vp = axial.viewport()
+    cursor = w.session.cursor
+    start = pixel(axial, cursor) + QPoint(10, 10)
+    (x0, x1), (y0, y1) = axial.view_box.viewRange()
+    _drag(vp, Qt.MouseButton.MiddleButton, start, QPoint(60, 0))
+    (px0, px1), _ = axial.view_box.viewRange()
+    assert px0 < x0 - 1 and px1 - px0 == pytest.approx(x1 - x0)  # moved, same scale
+    qtbot.wait(QApplication.doubleClickInterval() + 50)  # else the next press reads as a double click
+    _drag(vp, Qt.MouseButton.RightButton, start, QPoint(0, -60))
+    _, (zy0, zy1) = axial.view_box.viewRange()
+    assert zy1 - zy0 < 0.8 * (y1 - y0)  # zoomed in
+    assert w.session.cursor == cursor  # neither gesture moves the crosshair
