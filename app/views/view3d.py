@@ -94,6 +94,8 @@ class Surface3DView(QWidget):
             self._layout.addWidget(self.canvas)
             self.render_window = self.canvas.GetRenderWindow()
             self.render_window.AddRenderer(self.renderer)
+            from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+            self.render_window.GetInteractor().SetInteractorStyle(vtkInteractorStyleTrackballCamera())
             self.canvas.Initialize()
         self.reset_camera()
 
