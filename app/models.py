@@ -272,7 +272,7 @@ class LabelLayerModel(QObject):
 
     @property
     def lut(self) -> np.ndarray:
-        """The current 256x4 RGBA lookup table (precomputed)."""
+        """The current 256x4 RGBA lookup table (precomputed; opaque in outline mode)."""
         return self._lut
 
     def set_color(self, value: int, rgb: tuple[int, int, int]) -> None:
@@ -297,8 +297,11 @@ class LabelLayerModel(QObject):
     def set_outline(self, outline: bool) -> None:
         if bool(outline) != self._outline:
             self._outline = bool(outline)
-            self.appearance_changed.emit()
+            self._update_lut()
 
     def _update_lut(self) -> None:
-        self._lut = label_lut(self._table, self._opacity, self._hidden)
+        # thin outlines are drawn opaque (a half-transparent 1-voxel line is hard to see);
+        # the opacity slider then only hides them at 0
+        alpha = (1.0 if self._opacity > 0 else 0.0) if self._outline else self._opacity
+        self._lut = label_lut(self._table, alpha, self._hidden)
         self.appearance_changed.emit()

@@ -100,3 +100,16 @@ def test_single_slice_scan_shows_axial_only_until_a_volume_comes():
     assert s.layout == "coronal"  # a layout the user chose is kept
     s.set_volume(volume((4, 6, 8)))
     assert s.layout == "coronal"
+
+
+def test_outlines_are_opaque_unless_opacity_is_zero():
+    lab = LabelLayerModel()
+    lab.set_opacity(0.3)
+    assert lab.lut[1, 3] == round(0.3 * 255)
+    lab.set_outline(True)
+    assert lab.lut[1, 3] == 255 and lab.lut[0, 3] == 0
+    lab.set_opacity(0.0)
+    assert lab.lut[1, 3] == 0
+    lab.set_opacity(0.5)
+    lab.set_outline(False)
+    assert lab.lut[1, 3] == 128
