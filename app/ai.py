@@ -202,6 +202,8 @@ class AIController(QObject):
         self.overlay = ProposalOverlay(self.proposal, window.views, window.labels, window.session)
         self._build_actions()
         window.session.volume_changed.connect(self._on_volume)
+        window.labels.changed.connect(self._on_labels_changed)
+        self._numbers_connected = False
         self._update_actions()
 
     # -- actions --------------------------------------------------------------
@@ -354,19 +356,22 @@ class AIController(QObject):
         if self.proposal.state != "ready":
             return False
         prediction = self.proposal.prediction
+        reporting = getattr(self.window, "reporting", None)
+        if not self._numbers_connected and reporting is not None and hasattr(reporting, "numbers_changed"):
+            reporting.numbers_changed.connect(self._on_numbers)  # installed after this flow
+            self._numbers_connected = True
+        self.proposal.mark_accepted()  # from here the counts follow the label layer
         editing = getattr(self.window, "editing", None)
         editor = getattr(editing, "editor", None)
         if editor is not None and editor.shape == prediction.labels.shape:
             editor.apply_ai_result(prediction.labels)
         else:  # no editing flow in this build: replace the layer (no undo available)
             self.window.labels.set_array(prediction.labels.copy(), "AI segmentation")
-        reporting = getattr(self.window, "reporting", None)
         if reporting is not None and hasattr(reporting, "use_prediction"):
             reporting.use_prediction(prediction)  # models for the report, lung-model lungs
         else:
             self.window.report_models = dict(prediction.models)  # type: ignore[attr-defined]
-        self.proposal.clear()
-        self.panel.set_status("AI segmentation accepted (Ctrl+Z undoes it).")
+        self.panel.set_status("AI segmentation accepted (Ctrl+Z undoes it). Volumes follow your edits.")
         self.window.status_message("AI segmentation accepted.")
         self._update_actions()
         self.run_ended.emit("accepted")
@@ -381,6 +386,19 @@ class AIController(QObject):
         self._update_actions()
         self.run_ended.emit("rejected")
         return True
+
+    def _on_labels_changed(self, bbox: Any) -> None:
+        """After acceptance the strip and jump buttons follow edits of the label layer."""
+        if self.proposal.state != "accepted":
+            return
+        layer = self.window.labels.array
+        z0, z1 = (0, layer.shape[0]) if bbox is None else (int(bbox[0]), int(bbox[1]))
+        self.proposal.update_counts(layer, z0, z1)
+
+    def _on_numbers(self, quantification: Any) -> None:
+        """The reporting flow's live numbers of the label layer (mL, % of lung) after acceptance."""
+        if self.proposal.state == "accepted" and quantification is not None:
+            self.proposal.update_counts(self.window.labels.array, 0, 0, quantification)
 
     def jump_to_finding(self, index: int) -> None:
         """Move the cursor to the slice with most of finding ``index``, on its centre."""

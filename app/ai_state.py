@@ -6,7 +6,8 @@ slab by slab as the worker thread delivers them, then the finished
 mirror it through its signals. The label layer is not touched until the user accepts.
 
 States: ``"idle"`` (nothing to show), ``"running"`` (slabs arriving), ``"ready"``
-(complete, waiting for Enter / Esc).
+(complete, waiting for Enter / Esc), ``"accepted"`` (the labels are on the label layer;
+the probabilities stay on show and the per-slice finding counts follow the layer's edits).
 """
 
 from __future__ import annotations
@@ -36,13 +37,19 @@ class ProposalModel(QObject):
         slices (a numpy array of z indices) received results.
     finished()
         the run completed: :attr:`prediction` and the whole-scan numbers are set.
+    accepted()
+        the proposal went onto the label layer (the overlay hides, the numbers stay).
+    counts_changed()
+        per-slice finding counts or the numbers changed (edits of the accepted labels).
     cleared()
-        the proposal was accepted, rejected or cancelled: nothing to show.
+        the proposal was rejected or cancelled, or a new scan opened: nothing to show.
     """
 
     started = Signal()
     slab_added = Signal(object)
     finished = Signal()
+    accepted = Signal()
+    counts_changed = Signal()
     cleared = Signal()
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
@@ -108,8 +115,30 @@ class ProposalModel(QObject):
         self.finished.emit()
         return True
 
+    def mark_accepted(self) -> bool:
+        """The proposal is now the label layer: stop drawing it, keep its probabilities."""
+        if self.state != "ready":
+            return False
+        self.run_id += 1
+        self.state = "accepted"
+        self.labels = None
+        self.accepted.emit()
+        return True
+
+    def update_counts(self, layer: np.ndarray, z0: int = 0, z1: Optional[int] = None,
+                      quantification: Any = None) -> None:
+        """After acceptance: recount slices ``z0:z1`` of the edited label ``layer``."""
+        if self.state != "accepted" or layer.shape[0] != self.counts.shape[0]:
+            return
+        z1 = layer.shape[0] if z1 is None else z1
+        if z1 > z0:
+            self.counts[z0:z1] = finding_counts(layer[z0:z1])
+        if quantification is not None:
+            self.quantification = quantification
+        self.counts_changed.emit()
+
     def clear(self) -> None:
-        """Drop the proposal (accepted, rejected or cancelled)."""
+        """Drop the proposal and its numbers (rejected, cancelled, new scan)."""
         self.run_id += 1
         self.state = "idle"
         self.labels = None
@@ -119,8 +148,14 @@ class ProposalModel(QObject):
 
     # -- queries --------------------------------------------------------------
     @property
-    def active(self) -> bool:
+    def showing_proposal(self) -> bool:
+        """True while the proposal is drawn over the scan (running or ready)."""
         return self.state in ("running", "ready")
+
+    @property
+    def active(self) -> bool:
+        """True while there are results to show (running, ready or accepted)."""
+        return self.state in ("running", "ready", "accepted")
 
     def peak_slice(self, finding_index: int) -> Optional[int]:
         """Slice with most voxels of finding ``finding_index`` (0 GGO, 1 consolidation, 2 effusion)."""

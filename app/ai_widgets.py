@@ -115,6 +115,8 @@ class FindingsPanel(QWidget):
         proposal.started.connect(self.refresh)
         proposal.slab_added.connect(lambda _z: self.refresh())
         proposal.finished.connect(self.refresh)
+        proposal.accepted.connect(self.refresh)
+        proposal.counts_changed.connect(self.refresh)
         proposal.cleared.connect(self.refresh)
         session.cursor_changed.connect(lambda _c: self._refresh_slice())
         self.refresh()
@@ -156,7 +158,7 @@ class FindingsPanel(QWidget):
         _set_bar(self.covid_bar, covid)
         if pred is not None and covid is None:
             self.covid_bar.setFormat("no COVID classifier installed")
-        self.notes.setText("\n".join(p.notes) if p.state == "ready" else "")
+        self.notes.setText("\n".join(p.notes) if p.state in ("ready", "accepted") else "")
         self._refresh_slice()
 
     def _refresh_slice(self) -> None:
@@ -187,6 +189,8 @@ class SliceStrip(QWidget):
         proposal.started.connect(self.update)
         proposal.slab_added.connect(lambda _z: self.update())
         proposal.finished.connect(self.update)
+        proposal.accepted.connect(self.update)
+        proposal.counts_changed.connect(self.update)
         proposal.cleared.connect(self.update)
         session.cursor_changed.connect(lambda _c: self.update())
         session.volume_changed.connect(lambda _v: self.update())
@@ -268,6 +272,7 @@ class ProposalOverlay:
         proposal.started.connect(self.refresh_all)
         proposal.slab_added.connect(self._on_slab)
         proposal.finished.connect(self.refresh_all)
+        proposal.accepted.connect(self.hide)
         proposal.cleared.connect(self.hide)
         session.cursor_changed.connect(lambda _c: self.refresh_all())
         labels.appearance_changed.connect(self.refresh_all)
@@ -285,7 +290,7 @@ class ProposalOverlay:
         """Show the proposal slice that ``view`` displays."""
         item = self.items[view.plane]
         p = self.proposal
-        if not p.active or p.labels is None or view.index < 0 or self.session.volume is None \
+        if not p.showing_proposal or p.labels is None or view.index < 0 or self.session.volume is None \
                 or p.labels.shape != tuple(self.session.volume.shape):
             item.setVisible(False)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -108,13 +109,23 @@ def test_run_ai_shows_a_proposal_then_accept_is_one_undo_step(window, qtbot):
     # Enter accepts: labels = prediction, one undo step named "AI segmentation"
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_Return)
-    assert ai.proposal.state == "idle" and not item.isVisible()
+    assert ai.proposal.state == "accepted" and not item.isVisible()
     assert np.array_equal(w.labels.array, pred.labels)
     editor = w.editing.editor
     assert editor.history.undo_name == "AI segmentation"
     assert w.report_models["segmentation"]["name"] == "intensity_rules"
+    # the probabilities stay on show; volumes and the strip now follow the label layer
+    assert panel.scan_bars[0].value() == int(round(100 * p_scan))
+    assert panel.volume_labels[0].text().startswith(f"{ml:.1f} mL")
+    qtbot.waitUntil(lambda: w.reporting.result is not None
+                    and w.reporting.result.findings["ggo"].voxels == (pred.labels == GGO).sum(), timeout=30000)
+    if w.reporting.result.findings["ggo"].percent_of_lungs is not None:
+        pct = w.reporting.result.findings["ggo"].percent_of_lungs
+        qtbot.waitUntil(lambda: f"{pct:.1f} % of lung" in panel.volume_labels[0].text(), timeout=10000)
     w.editing.undo()
     assert not w.labels.array.any()
+    assert ai.proposal.counts.sum() == 0 and not panel.jump_buttons[0].isEnabled()
+    assert not (strip.image()[:, 0, :3] == (255, 220, 0)).all(axis=1).any()
 
 
 def test_escape_rejects_and_labels_stay(window, qtbot):
@@ -200,6 +211,7 @@ def test_gui_stays_responsive_while_the_ai_runs(window, qtbot, monkeypatch):
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
+    gc.collect()  # garbage of earlier tests is not the app's pause
     with qtbot.waitSignal(w.ai.proposal_ready, timeout=120000):
         w.ai.run()
         last[0] = time.perf_counter()
@@ -212,7 +224,9 @@ def test_gui_stays_responsive_while_the_ai_runs(window, qtbot, monkeypatch):
     if worst >= 0.100 and load > 1.5 * cores:
         # other processes hold the cores: the OS, not the app, delays the GUI thread
         pytest.xfail(f"late by {worst * 1000:.0f} ms on an overloaded machine (load {load:.1f}, {cores} cores)")
-    assert worst < 0.100, f"event loop blocked for {worst * 1000:.0f} ms (load {load:.1f})"
+    at = int(np.argmax(lateness[1:])) + 1
+    assert worst < 0.100, (f"event loop blocked for {worst * 1000:.0f} ms at tick {at} of {len(lateness)} "
+                           f"(load {load:.1f})")
 
 
 def test_model_selector_lists_registry_models_with_dice(window, tmp_path, monkeypatch):
