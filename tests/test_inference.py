@@ -320,3 +320,17 @@ def test_batch_norm_folding_keeps_the_output():
     x = torch.rand(2, 1, 32, 48)
     with torch.inference_mode():
         assert torch.allclose(model(x), fused(x), atol=1e-4)
+
+
+def test_uploaded_volume_path_gives_the_same_labels(phantom):
+    """The CUDA path slices a device copy of the scan; run it on the CPU against the default path."""
+    model = intensity_model((128, 128))
+    ref = Predictor(model, device="cpu", findings_model=False, covid_model=False).predict(phantom.volume)
+    p = Predictor(model, device="cpu", findings_model=False, covid_model=False)
+    p.upload_volume = True
+    frozen = phantom.volume.array.copy()
+    frozen.flags.writeable = False
+    vol = Volume(frozen, phantom.volume.geometry)
+    pred = p.predict(vol, visible_slice=10)
+    assert np.array_equal(pred.labels, ref.labels)
+    assert p._device_volume is None  # released after the run

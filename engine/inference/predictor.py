@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import Callable, Generator, Optional, Sequence
 
 import numpy as np
@@ -97,6 +98,8 @@ class Predictor:
         self._nets: Optional[dict[str, Optional[N.Net]]] = None
         self._batch = self.batch_size
         self._device_volume: Optional[torch.Tensor] = None
+        #: upload the whole scan to the device once and slice it there (on by default on CUDA)
+        self.upload_volume = cuda
         self.load_s = 0.0
         #: number of CUDA out-of-memory errors recovered from (by halving the batch)
         self.oom_events = 0
@@ -182,9 +185,10 @@ class Predictor:
         nz, ny, nx = array.shape
         is_hu = bool(volume.is_hu)
         self._batch = self.batch_size
-        # on a GPU the scan is uploaded once (int16 / uint8, as stored) and sliced there
-        self._device_volume = (torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
-                               if self.device.type == "cuda" else None)
+        if self.upload_volume:  # the scan goes to the device once (as stored: int16 / uint8)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # read-only arrays: torch only reads them
+                self._device_volume = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
         labels = np.zeros((nz, ny, nx), dtype=np.uint8)
         probs = np.zeros((nz, 3, ny, nx), dtype=np.uint8) if self.keep_probabilities else None
