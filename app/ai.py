@@ -26,10 +26,11 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QScrollArea
 
@@ -50,6 +51,10 @@ log = logging.getLogger(__name__)
 
 #: selector key of the weight-free intensity-rule model (demo and tests)
 DEMO_MODEL = "intensity_rules"
+#: torch is imported on a background thread this long after the window first shows, so
+#: the first Run AI does not wait for it (~1.5 s) and the import's short GUI hitch falls
+#: while the user is not yet reading
+PRELOAD_DELAY_MS = 2000
 
 
 def install(window: "MainWindow") -> "AIController":
@@ -205,6 +210,7 @@ class AIController(QObject):
         window.labels.changed.connect(self._on_labels_changed)
         self._numbers_connected = False
         self._update_actions()
+        window.shown.connect(lambda: QTimer.singleShot(PRELOAD_DELAY_MS, self._preload))
 
     # -- actions --------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -266,6 +272,18 @@ class AIController(QObject):
         cancel_stroke = getattr(editing, "cancel_action", None)
         if cancel_stroke is not None:
             cancel_stroke.setEnabled(not ready)
+
+    def _preload(self) -> None:
+        """Import the inference modules (torch) on a daemon thread, off the GUI thread."""
+        if "torch" in sys.modules:
+            return
+
+        def work() -> None:
+            try:
+                importlib.import_module("engine.inference")
+            except Exception:  # noqa: BLE001 - Run AI reports a real failure later, with its message
+                log.exception("preloading engine.inference failed")
+        threading.Thread(target=work, name="lunglens-ai-preload", daemon=True).start()
 
     # -- run ------------------------------------------------------------------
     def predictor(self, key: Optional[str] = None) -> "Predictor":
