@@ -58,5 +58,8 @@ def clahe(image: np.ndarray, clip_limit: float = 2.0, tiles: tuple[int, int] = (
     Y0, X0, Y1, X1 = y0[:, None], x0[None, :], y1[:, None], x1[None, :]
     v00, v01 = maps[Y0, X0, q], maps[Y0, X1, q]
     v10, v11 = maps[Y1, X0, q], maps[Y1, X1, q]
-    out = (1 - wy) * ((1 - wx) * v00 + wx * v01) + wy * ((1 - wx) * v10 + wx * v11)
+    # lerp form: where the four maps agree (e.g. a flat image) the result is exactly that value
+    top = v00 + wx * (v01 - v00)
+    bottom = v10 + wx * (v11 - v10)
+    out = top + wy * (bottom - top)
     return out.astype(np.float32)
