@@ -103,8 +103,8 @@ class ProposalModel(QObject):
         """The run completed; ``prediction`` is the complete :class:`engine.inference.Prediction`."""
         if run_id != self.run_id or self.state != "running":
             return False
-        if not np.array_equal(self.processed, prediction.segmented):  # slabs were missed: recount
-            self.counts = finding_counts(prediction.labels)
+        # recount: slabs may have been missed, and the lung gate edits the final labels
+        self.counts = finding_counts(prediction.labels)
         self.labels = prediction.labels
         self.slice_probabilities = prediction.slice_probabilities.copy()
         self.processed = prediction.segmented.copy()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from engine.errors import CancelledError, ModelError
+from engine.inference.gate import lung_gate
 from engine.inference import Predictor, center_out, slice_order
 from engine.inference.nets import aligned_box, argmax_channels, to_unit
 from engine.inference.order import slabs
@@ -151,8 +152,9 @@ def test_resized_input_gives_the_same_answer_as_doing_it_by_hand(phantom):
     v = phantom.volume
     model = intensity_model((64, 64))
     z = 30
-    cropped = Predictor(model, device="cpu", findings_model=False, covid_model=False).predict(v)
-    whole = Predictor(model, device="cpu", findings_model=False, covid_model=False, crop=False).predict(v)
+    kw = dict(device="cpu", findings_model=False, covid_model=False, lung_gate=False)  # raw model output
+    cropped = Predictor(model, **kw).predict(v)
+    whole = Predictor(model, crop=False, **kw).predict(v)
     x = to_unit(torch.from_numpy(v.array[z:z + 1].astype(np.float32)), True)[None]
     x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True)
     with torch.inference_mode():
@@ -263,8 +265,11 @@ def test_classifiers_give_per_slice_scan_and_covid_probabilities(phantom):
     x = to_unit(torch.from_numpy(v.array.astype(np.float32)), True)[:, None]
     m = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True).mean(dim=(1, 2, 3))
     expect = torch.sigmoid(torch.stack([20 * (m - 0.6), 20 * (m - 0.5), 20 * (m - 0.7)], 1)).numpy()
-    assert np.allclose(pred.slice_probabilities[seg], expect[seg], atol=1e-4)
-    assert (pred.slice_probabilities[~seg] == 0).all()
+    # slices without lung (found by the lung gate) carry no finding probability
+    in_lung = seg & lung_gate(v, pred.labels).lung_slices
+    assert 0 < in_lung.sum() < seg.sum()
+    assert np.allclose(pred.slice_probabilities[in_lung], expect[in_lung], atol=1e-4)
+    assert (pred.slice_probabilities[~in_lung] == 0).all()
     assert pred.slice_probability_source == "findings classifier"
     assert 0.0 <= pred.covid_probability <= 1.0
     picks = covid_slices(seg)

@@ -57,3 +57,24 @@ def test_missing_weights(tmp_path):
     card.save(tmp_path / "ghost.json")
     with pytest.raises(ModelError, match="missing"):
         registry.load("ghost", models_dir=tmp_path)
+
+
+def test_shipped_models_load_offline_with_their_sha256_and_cards():
+    from engine.models.registry import DEFAULTS, MODELS_DIR, available, load
+
+    cards = {c.name: c for c in available()}
+    assert set(DEFAULTS.values()) <= set(cards)          # every default is shipped
+    for name, card in cards.items():
+        path = MODELS_DIR / card.weights
+        assert path.stat().st_size < 25 * 2 ** 20
+        assert len(card.sha256) == 64 and card.date and card.trained_on and card.split
+        assert card.val_metrics, name
+        m = load(name)                                   # checks the sha256
+        assert m.card.params == sum(p.numel() for p in m.module.parameters())
+        from safetensors import safe_open
+        with safe_open(str(path), "pt") as f:
+            dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+        import torch
+        assert torch.float32 not in dtypes              # shipped as fp16
+    seg = cards[DEFAULTS["segmentation"]]
+    assert seg.val_metrics["infection"]["dice"] > 0.7     # what MODELS.md reports for the default

@@ -15,7 +15,12 @@ Flow of :meth:`Predictor.iter_predict`
    the scale the model was trained at), segmented; soft-maxed probabilities are
    resized back (bilinear) to the slice size, the label is their argmax. The finding
    classifier runs on the same slices. Each finished slab is yielded as a :class:`Slab`.
-5. Whole-scan finding probabilities and the COVID likelihood are computed and the
+5. The lung gate (:mod:`.gate`, on by default) removes findings that lie outside the
+   lungs (bowel gas, stomach, the diaphragm's dome) from the label map and the probability
+   maps, and zeroes the finding classifier's output on slices without lung (it was trained
+   on thoracic slices only). Slabs already yielded were not gated; the returned
+   :class:`Prediction` is.
+6. Whole-scan finding probabilities and the COVID likelihood are computed and the
    complete :class:`Prediction` is returned (the generator's return value).
 
 Cancelling (``cancel.is_set()``) is checked before every forward pass: the work stops
@@ -41,6 +46,7 @@ from ..types import Volume
 from . import nets as N
 from .order import OrderSpec, slabs, slice_order
 from .result import Prediction, Slab, covid_slices, scan_probabilities
+from .gate import lung_gate
 from .roi import LungROI, find_roi
 
 log = logging.getLogger(__name__)
@@ -71,6 +77,8 @@ class Predictor:
     threads
         Torch CPU threads to use (``None`` leaves torch's default). The app passes one
         fewer than the cores so its GUI thread keeps one.
+    lung_gate
+        Remove findings outside the lungs after segmentation (see :mod:`.gate`).
     restrict_to_lungs
         Segment only slices that hold lung (see :mod:`.roi`); ``None``: on the CPU only (on
         a GPU the whole scan takes less time than finding the lungs on the CPU).
@@ -83,7 +91,7 @@ class Predictor:
     def __init__(self, model_name: N.ModelSpec = None, device: str = "auto", findings_model: N.ModelSpec = None,
                  covid_model: N.ModelSpec = None, lung_model: N.ModelSpec = False,
                  batch_size: Optional[int] = None, amp: bool = True, threads: Optional[int] = None,
-                 restrict_to_lungs: Optional[bool] = None,
+                 restrict_to_lungs: Optional[bool] = None, lung_gate: bool = True,
                  crop: bool = True, keep_probabilities: bool = True) -> None:
         self.device = N.resolve_device(device)
         cuda = self.device.type == "cuda"
@@ -92,6 +100,7 @@ class Predictor:
         self.threads = threads
         self.restrict_to_lungs = (not cuda) if restrict_to_lungs is None else bool(restrict_to_lungs)
         self.crop = crop
+        self.lung_gate = bool(lung_gate)
         self.keep_probabilities = keep_probabilities
         self._specs = {"segmentation": model_name, "findings": findings_model, "covid": covid_model,
                        "lung": lung_model or False}
@@ -245,6 +254,26 @@ class Predictor:
             report(0.9 * fraction, f"Segmented {done} of {total} slices")
             yield slab
         timings["segmentation_s"] = time.perf_counter() - t_seg
+
+        if self.lung_gate and nz >= 8:
+            report(0.91, "Keeping findings inside the lungs")
+            t_gate = time.perf_counter()
+            gated = lung_gate(volume, labels, cancel=cancel)
+            timings["gate_s"] = time.perf_counter() - t_gate
+            if gated.lungs is None:
+                notes.append("No lung was found: findings were not restricted to the lungs.")
+            else:
+                dropped = gated.labels != labels
+                if probs is not None and dropped.any():
+                    for c, lab in enumerate(FINDINGS):
+                        probs[:, c][dropped & (labels == lab)] = 0
+                removed = {k: v for k, v in gated.removed_voxels.items() if v}
+                if removed:
+                    ml = volume.geometry.voxel_volume_ml
+                    parts = ", ".join(f"{k} {v * ml:.1f} mL" for k, v in removed.items())
+                    notes.append(f"Removed as outside the lungs: {parts}.")
+                labels = gated.labels
+                slice_probs[~gated.lung_slices] = 0.0
 
         report(0.92, "Estimating the COVID likelihood")
         t_cov = time.perf_counter()
