@@ -1,0 +1,50 @@
+"""``python -m engine models`` and ``python -m engine bench``."""
+
+import json
+import shutil
+
+import pytest
+
+from engine.cli import main
+from engine.models import registry
+
+
+def test_models_lists_every_card_with_its_figures(capsys):
+    assert main(["models", "--json", "--check"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {c.name for c in registry.available()}
+    seg = rows[registry.DEFAULTS["segmentation"]]
+    card = registry.get_card(seg["name"])
+    assert seg["default"] and seg["sha256_ok"]
+    assert seg["infection_dice"] == card.val_metrics["infection"]["dice"]
+    assert seg["ggo_dice"] == card.val_metrics["classes"]["ggo"]["dice"]
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out
+    assert f"{seg['name']} *" in table and f"infection {seg['infection_dice']:.3f}" in table
+
+
+def test_models_check_reports_a_damaged_weights_file(tmp_path, monkeypatch, capsys):
+    card = registry.get_card(registry.DEFAULTS["covid"])
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(registry.MODELS_DIR / f"{card.name}{suffix}", tmp_path / f"{card.name}{suffix}")
+    with open(tmp_path / f"{card.name}.safetensors", "r+b") as f:
+        f.seek(-3, 2)
+        f.write(b"\x00\x01\x02")
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
+    assert main(["models", "--check"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_bench_runs_a_benchmark_script_with_its_arguments(capsys):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "engine", "bench", "quantification", "--small", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout)
+    assert figures["shape"] == [64, 128, 128]                  # --small reached the script
+    assert figures["incremental_equals_full_recount"] is True
+    assert figures["ggo_ml"] == pytest.approx(figures["expected_ggo_ml"], rel=0.02)
+    with pytest.raises(SystemExit):
+        main(["bench", "nosuch"])
+    assert "invalid choice" in capsys.readouterr().err
