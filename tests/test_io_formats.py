@@ -63,7 +63,7 @@ def test_stack_is_ordered_by_number_in_name(tmp_path):
     (folder / "README.txt").write_text("not an image")
     vol = io.load(folder)
     assert vol.format == "png" and vol.shape == (5, 5, 6)
-    assert list(vol.array[:, 0, 0]) == [1, 2, 10, 11, 100]
+    assert list(vol.array[::-1, 0, 0]) == [1, 2, 10, 11, 100]  # file 1 is the top slice (highest z)
     assert vol.geometry.spacing_known is False
 
 
@@ -74,7 +74,7 @@ def test_stack_of_jpegs(tmp_path):
         Image.fromarray(np.full((8, 8), 40 * n + 20, dtype=np.uint8)).save(folder / f"{n + 1}.jpeg", quality=95)
     vol = io.load(folder)
     assert vol.format == "jpeg"
-    assert np.allclose(vol.array[:, 4, 4], [20, 60, 100], atol=2)
+    assert np.allclose(vol.array[::-1, 4, 4], [20, 60, 100], atol=2)
 
 
 def test_real_radiopaedia_stack(shared_data):
@@ -85,8 +85,38 @@ def test_real_radiopaedia_stack(shared_data):
     names = sorted((p.name for p in folder.glob("*.jpeg")), key=lambda n: int(n.split(".")[0]))
     assert vol.shape[0] == len(names)
     second = np.asarray(Image.open(folder / names[1]).convert("L"))
-    assert np.array_equal(vol.array[1], second)
+    assert np.array_equal(vol.array[-2], second)  # file 1 (the lung apex) is the top slice
     assert vol.meta["image_files"][9].endswith("/10.jpeg")
+
+
+def _numbered_stack(folder, numbers=(1, 2, 10)):
+    folder.mkdir()
+    for n in numbers:
+        Image.fromarray(np.full((4, 5), n, dtype=np.uint8)).save(folder / f"{n}.png")
+    return folder
+
+
+def test_stack_first_file_is_the_top_slice(tmp_path):
+    """Exported axial stacks run head -> feet: file "1" is the most superior slice (highest z)."""
+    vol = io.load(_numbered_stack(tmp_path / "stack"))
+    assert vol.shape == (3, 4, 5)
+    assert list(vol.array[:, 0, 0]) == [10, 2, 1]  # numeric, not lexical ("10" < "2") order, reversed
+    assert vol.geometry.orientation_code() == "LPS"
+    z = {int(vol.array[k, 0, 0]): vol.geometry.index_to_world((k, 0, 0))[2] for k in range(3)}
+    assert z[1] > z[2] > z[10]
+    assert [p.rsplit("/", 1)[-1] for p in vol.meta["image_files"]] == ["1.png", "2.png", "10.png"]
+    plan = vol.meta["source_orientation"]
+    assert plan["axes"] == [0, 1, 2] and plan["flips"] == [True, False, False]
+
+
+def test_stack_exported_feet_first(tmp_path):
+    from engine.io.images import image_files, read_image_stack
+    folder = _numbered_stack(tmp_path / "stack")
+    vol = read_image_stack(image_files(folder), folder, first_slice="inferior")
+    assert list(vol.array[:, 0, 0]) == [1, 2, 10]
+    assert vol.geometry.index_to_world((2, 0, 0))[2] > vol.geometry.index_to_world((0, 0, 0))[2]
+    with pytest.raises(ValueError):
+        read_image_stack(image_files(folder), folder, first_slice="up")
 
 
 def test_content_wins_over_extension(tmp_path):
@@ -121,7 +151,7 @@ def test_large_stack_threaded_decode_keeps_order_errors_and_cancel(tmp_path):
     for n in range(30):
         Image.fromarray(np.full((6, 5), n * 7, dtype=np.uint8)).save(folder / f"s{n}.png")
     vol = io.load(folder)
-    assert list(vol.array[:, 2, 2]) == [n * 7 for n in range(30)]
+    assert list(vol.array[::-1, 2, 2]) == [n * 7 for n in range(30)]
     token = CancelToken()
 
     def progress(fraction, message):

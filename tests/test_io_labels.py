@@ -80,6 +80,27 @@ def test_png_folder_layout(tmp_path, dicom_volume):
     assert not io.load_labels(out, reference=dicom_volume.geometry).any()
 
 
+def test_png_labels_of_a_stack_follow_its_file_order(tmp_path, png_volume):
+    """Label file N belongs to source file N (file 1 = the top slice), and the folder round-trips."""
+    import json
+
+    from PIL import Image
+    labels = _labels(png_volume.shape, seed=7)
+    out = io.save_labels(labels, png_volume, tmp_path / "stack_labels")
+    files = sorted(out.glob("slice_*.png"))
+    assert len(files) == 4 == len(png_volume.meta["image_files"])
+    for n, f in enumerate(files):  # canonical z of source file n + 1 is N - 1 - n
+        assert np.array_equal(np.asarray(Image.open(f)), labels[3 - n])
+    assert json.loads((out / "labels.json").read_text())["z_order"] == "descending"
+    assert np.array_equal(io.load_labels(out, reference=png_volume), labels)
+    (out / "labels.json").unlink()  # without the sidecar a stack's labels are still read in file order
+    assert np.array_equal(io.load_labels(out, reference=png_volume), labels)
+    # a scan of another kind keeps the canonical order
+    plain = io.save_labels(labels, png_volume.geometry, tmp_path / "plain")
+    assert np.array_equal(np.asarray(Image.open(plain / "slice_0000.png")), labels[0])
+    assert np.array_equal(io.load_labels(plain, reference=png_volume), labels)
+
+
 def test_nifti_labels_align_with_scan_in_world(tmp_path, nifti_volume):
     labels = np.zeros(nifti_volume.shape, np.uint8)
     labels[1, 2, 3] = 2

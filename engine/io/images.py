@@ -5,17 +5,34 @@ Scans
 A single image is a one-slice volume; a folder of images is a stack ordered by the
 *number* in each file name (``a10002.jpeg`` before ``a10010.jpeg``; ``2.jpeg``
 before ``10.jpeg``), as the Radiopaedia stacks need. Images are converted to grey
-``uint8`` (``is_hu=False``). The files carry no spacing, so the geometry is an
-identity grid with 1 mm placeholders and ``spacing_known=False``: image rows run
-anterior to posterior and columns patient right to left (radiological display), and
-the stack order is kept as the slice order.
+``uint8`` (``is_hu=False``). The files carry no spacing, so the geometry has 1 mm
+placeholders and ``spacing_known=False``: image rows run anterior to posterior and
+columns patient right to left (radiological display).
+
+Stack order: exported axial slices usually run from head to feet, so the *first*
+file (lowest number) is taken as the most **superior** slice. The stack is described
+by a source geometry whose slice axis points inferior (direction ``(0, 0, -1)``,
+file 1 at world ``z = 0``, file ``N`` at ``z = -(N - 1)``) and canonicalised like
+every other reader (:mod:`.orientation`): in the canonical array file 1 is the top
+slice ``z = N - 1`` and file ``N`` is ``z = 0``. ``meta["image_files"]`` keeps the
+file (source) order, so ``image_files[i]`` is canonical slice ``N - 1 - i``.
+A stack exported from feet to head (file 1 the lowest slice; some Radiopaedia
+cases are) needs the opposite: pass ``first_slice="inferior"`` to
+:func:`read_image_stack` (the files carry no position, so this cannot be detected
+from the names).
 
 Labels
 ------
 :func:`write_png_labels` writes ``slice_0000.png``, ``slice_0001.png`` ... (8-bit
-grey, values 0..3, one per canonical ``z`` slice) plus ``labels.json`` (label table
-and geometry, for information). PNG cannot carry geometry: :func:`engine.io.load_labels`
-reuses the reference scan's geometry and checks that the shape matches.
+grey, values 0..3, one per canonical ``z`` slice) plus ``labels.json`` (label table,
+geometry for information, and ``z_order``). By default ``slice_0000.png`` is
+canonical ``z = 0`` (``"z_order": "ascending"``). For an image-stack scan
+:func:`engine.io.save_labels` writes them in the stack's file order instead
+(``"descending"`` for a head-to-feet stack), so label file ``N`` belongs to source
+file ``N``; :func:`read_png_labels` restores the canonical order from ``z_order``
+(see :func:`stack_slice_order`). PNG cannot carry geometry:
+:func:`engine.io.load_labels` reuses the reference scan's geometry and checks that
+the shape matches.
 """
 
 from __future__ import annotations
@@ -36,13 +53,18 @@ from ..labels import LabelTable
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import guard_size, wrap_errors
+from .orientation import SourceOrientation, plan_orientation
 
 __all__ = ["IMAGE_SUFFIXES", "image_files", "read_image_stack", "write_png_labels",
-           "read_png_labels", "natural_key"]
+           "read_png_labels", "natural_key", "stack_slice_order", "STACK_FIRST_SLICE"]
 
 IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp", ".tif": "tiff",
                   ".tiff": "tiff"}
 _NUMBER = re.compile(r"(\d+)")
+#: Where the first file of a numbered stack lies: "superior" (head to feet, the usual
+#: order of exported axial slices) or "inferior" (feet to head).
+STACK_FIRST_SLICE = "superior"
+_Z_ORDERS = ("ascending", "descending")
 
 
 def natural_key(path: Path) -> tuple:
@@ -99,13 +121,26 @@ def _decode(p: Path, size: tuple[int, int], first: Path, source: Path, warnings:
             img.close()
 
 
+def _stack_geometry(shape: tuple[int, int, int], first_slice: str) -> Geometry:
+    """Source geometry of a stack: file order along ``k``, pointing inferior for a head-first stack."""
+    kz = -1.0 if first_slice == "superior" else 1.0
+    return Geometry(shape=shape, direction=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, kz)),
+                    spacing_known=False)
+
+
 def read_image_stack(paths: list[Path], source: Path, progress: Optional[ProgressCallback] = None,
-                     cancel: Optional[CancelLike] = None) -> Volume:
+                     cancel: Optional[CancelLike] = None, first_slice: Optional[str] = None) -> Volume:
     """Read one image or an ordered list of same-size images as a uint8 volume.
 
-    Stacks are decoded by a few threads (Pillow releases the GIL while decoding);
-    slices are placed in order and the cancel token is checked for each.
+    ``first_slice`` says where ``paths[0]`` lies: ``"superior"`` (a head-to-feet
+    stack: it becomes the top canonical slice ``z = N - 1``) or ``"inferior"`` (feet
+    to head: ``z = 0``); default :data:`STACK_FIRST_SLICE` (``"superior"``). Stacks are decoded by a few threads
+    (Pillow releases the GIL while decoding); slices are placed straight into the
+    canonical array and the cancel token is checked for each.
     """
+    first_slice = first_slice or STACK_FIRST_SLICE
+    if first_slice not in ("superior", "inferior"):
+        raise ValueError(f"first_slice must be 'superior' or 'inferior', not {first_slice!r}")
     if not paths:
         raise UnsupportedFormatError(f"{source} holds no PNG/JPG image.")
     report = as_progress(progress)
@@ -114,12 +149,14 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
         with _open(paths[0]) as first:
             w, h = first.size
         guard_size((len(paths), h, w), 1, source)
-        array = np.empty((len(paths), h, w), dtype=np.uint8)
+        source_geometry = _stack_geometry((len(paths), h, w), first_slice)
+        plan = plan_orientation(source_geometry)
+        array = np.empty(plan.canonical_shape, dtype=np.uint8)
     workers = min(4, os.cpu_count() or 1) if len(paths) > 8 else 1
     if workers == 1:
         for k, p in enumerate(paths):
             check_cancel(cancel)
-            array[k] = _decode(p, (w, h), paths[0], source, warnings)
+            plan.place(array, _decode(p, (w, h), paths[0], source, warnings)[None], k)
             report((k + 1) / len(paths), f"Reading {p.name}")
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="lunglens-io-decode")
@@ -129,41 +166,92 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
                             for p in paths[:window])
             for k, p in enumerate(paths):
                 check_cancel(cancel)
-                array[k] = futures.popleft().result()
+                plan.place(array, futures.popleft().result()[None], k)
                 if k + window < len(paths):
                     futures.append(pool.submit(_decode, paths[k + window], (w, h), paths[0], source, warnings))
                 report((k + 1) / len(paths), f"Reading {p.name}")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     fmt = {"png": "png", "jpeg": "jpeg"}.get(IMAGE_SUFFIXES.get(paths[0].suffix.lower(), ""), "image")
-    geometry = Geometry(shape=array.shape, spacing_known=False)
-    meta = {"modality": "", "image_files": [str(p) for p in paths],
-            "source_orientation": {"axes": [0, 1, 2], "flips": [False, False, False],
-                                   "source_geometry": geometry.to_dict()}}
+    geometry = plan.canonical_geometry()
+    # image_files stays in file (source) order; see the module docstring for the canonical slice of each
+    meta = {"modality": "", "image_files": [str(p) for p in paths], "stack_first_slice": first_slice,
+            "source_orientation": plan.to_dict()}
     if len(paths) > 1:
         warnings.append("Image stack: slice spacing and pixel size are unknown, so volumes are not in mL.")
     return Volume(array=array, geometry=geometry, is_hu=False, source=str(source), format=fmt, meta=meta,
                   warnings=warnings)
 
 
-def write_png_labels(labels: np.ndarray, geometry: Geometry, folder: Path, table: LabelTable) -> None:
-    """Write ``slice_NNNN.png`` files and ``labels.json`` into the (new, empty) ``folder``."""
-    digits = max(4, len(str(labels.shape[0] - 1)))
-    for k in range(labels.shape[0]):
+def stack_slice_order(volume: Optional[Volume]) -> str:
+    """``z_order`` of PNG label slices for ``volume``: its file order for an image stack.
+
+    ``"descending"`` (``slice_0000.png`` is the top canonical slice) for a stack whose
+    first file is its most superior slice, else ``"ascending"`` (canonical order).
+    """
+    if volume is None or not volume.meta.get("image_files") or volume.shape[0] < 2:
+        return "ascending"
+    so = volume.meta.get("source_orientation")
+    if not isinstance(so, dict):
+        return "ascending"
+    plan = SourceOrientation.from_dict(so)
+    return "descending" if plan.axes[0] == 0 and plan.flips[0] else "ascending"
+
+
+def write_png_labels(labels: np.ndarray, geometry: Geometry, folder: Path, table: LabelTable,
+                     z_order: str = "ascending") -> None:
+    """Write ``slice_NNNN.png`` files and ``labels.json`` into the (new, empty) ``folder``.
+
+    ``z_order="descending"`` writes the top canonical slice first (the file order of a
+    head-to-feet image stack, see :func:`stack_slice_order`); it is recorded in
+    ``labels.json`` so that :func:`read_png_labels` restores the canonical order.
+    """
+    if z_order not in _Z_ORDERS:
+        raise ValueError(f"z_order must be one of {_Z_ORDERS}, not {z_order!r}")
+    n = labels.shape[0]
+    digits = max(4, len(str(n - 1)))
+    for f in range(n):
+        k = n - 1 - f if z_order == "descending" else f
         Image.fromarray(np.ascontiguousarray(labels[k], dtype=np.uint8), mode="L").save(
-            folder / f"slice_{k:0{digits}d}.png", compress_level=1)
-    info = {"format": "lunglens-png-labels", "geometry": geometry.to_dict(),
+            folder / f"slice_{f:0{digits}d}.png", compress_level=1)
+    info = {"format": "lunglens-png-labels", "geometry": geometry.to_dict(), "z_order": z_order,
             "labels": [{"value": lab.value, "key": lab.key, "name": lab.name, "color": list(lab.color)}
                        for lab in table],
-            "note": "PNG cannot carry geometry; it is given here for information and checked on load."}
+            "note": "PNG cannot carry geometry; it is given here for information and checked on load. "
+                    "z_order 'ascending': slice_0000.png is canonical z = 0 (the most inferior slice); "
+                    "'descending': slice_0000.png is the top slice z = N - 1 (file order of a head-to-feet "
+                    "image stack)."}
     (folder / "labels.json").write_text(json.dumps(info, indent=1))
 
 
-def read_png_labels(folder: Path) -> tuple[np.ndarray, Optional[Geometry]]:
-    """Read a folder of label PNG slices (values kept as stored) and the geometry of its labels.json."""
+def read_png_labels(folder: Path, z_order: Optional[str] = None) -> tuple[np.ndarray, Optional[Geometry]]:
+    """Read a folder of label PNG slices (values kept as stored) and the geometry of its labels.json.
+
+    The slices are returned in canonical ``z`` order: ``labels.json``'s ``z_order``
+    says how the files run; without one, ``z_order`` (default ``"ascending"``) is used.
+    """
     paths = image_files(folder)
     if not paths:
         raise UnsupportedFormatError(f"{folder} holds no PNG label slices.")
+    geometry = None
+    order = z_order or "ascending"
+    sidecar = folder / "labels.json"
+    if sidecar.is_file():
+        try:
+            info = json.loads(sidecar.read_text())
+        except Exception:  # noqa: BLE001 - informational sidecar
+            info = {}
+        info = info if isinstance(info, dict) else {}
+        try:
+            geometry = Geometry.from_dict(info["geometry"])
+        except Exception:  # noqa: BLE001 - informational sidecar
+            geometry = None
+        if "z_order" in info:
+            if info["z_order"] not in _Z_ORDERS:
+                raise CorruptFileError(f"{sidecar}: unknown z_order {info['z_order']!r}.")
+            order = info["z_order"]
+    if order == "descending":
+        paths = paths[::-1]  # slice_0000.png is the top slice: canonical z = 0 is the last file
     arrays = []
     for p in paths:
         with wrap_errors(p, "label image"):
@@ -174,12 +262,4 @@ def read_png_labels(folder: Path) -> tuple[np.ndarray, Optional[Geometry]]:
                 arrays.append(np.asarray(img))
     if len({a.shape for a in arrays}) != 1:
         raise CorruptFileError(f"The label slices in {folder} do not all have the same size.")
-    labels = np.stack(arrays)
-    geometry = None
-    sidecar = folder / "labels.json"
-    if sidecar.is_file():
-        try:
-            geometry = Geometry.from_dict(json.loads(sidecar.read_text())["geometry"])
-        except Exception:  # noqa: BLE001 - informational sidecar
-            geometry = None
-    return labels, geometry
+    return np.stack(arrays), geometry

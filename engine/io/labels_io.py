@@ -15,7 +15,8 @@ Every write is atomic (a temporary file or folder in the target folder, then
 :class:`~engine.errors.OverwriteError` to write over the scan file or into a
 source folder (DICOM series, image stack). Labels are written in the canonical
 orientation with the exact geometry, which is what 3D Slicer and ITK-SNAP need to
-overlay them on the original scan.
+overlay them on the original scan. The PNG slices of an image-stack scan follow the
+stack's file order (label file N belongs to source file N; see :mod:`.images`).
 """
 
 from __future__ import annotations
@@ -160,9 +161,10 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
     try:
         with wrap_errors(target, "label file", action="write"):
             if fmt == "png":
-                from .images import write_png_labels
+                from .images import stack_slice_order, write_png_labels
                 tmp.mkdir()
-                write_png_labels(arr, geometry, tmp, table)
+                # an image stack's labels follow its file order: label file N <-> source file N
+                write_png_labels(arr, geometry, tmp, table, z_order=stack_slice_order(volume))
                 check_cancel(cancel)
                 _replace_folder(tmp, target)
             else:
@@ -234,12 +236,14 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
                                 "open that scan first.")
         arr, geometry = read_dicom_seg(p, reference, table), reference.geometry
     elif fmt in ("png", "png-labels", "jpeg", "image"):
-        from .images import read_png_labels
+        from .images import read_png_labels, stack_slice_order
         folder = p if p.is_dir() else None
         if folder is None:
             raise UnsupportedFormatError(f"{p.name}: single-image label files are not supported; "
                                          "give the folder of label slices.")
-        arr, geometry = read_png_labels(folder)
+        # labels.json says how the slices run; without it, a stack's labels follow its file order
+        arr, geometry = read_png_labels(
+            folder, z_order=stack_slice_order(reference) if isinstance(reference, Volume) else None)
         if geometry is None and ref_geom is not None and ref_geom.shape == arr.shape:
             geometry = ref_geom  # PNG carries no geometry: the reference scan's grid is reused
     else:
