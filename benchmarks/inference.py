@@ -12,6 +12,9 @@ series ``../shared/data/dicom/chest_ct_99``. Each case runs in a fresh subproces
 ``slices_per_s``
     slices of the scan per second of ``volume_s`` (and ``segmented_per_s``: slices that
     went through the model per second of segmentation);
+``without_lung_gate``
+    one more run with the lung gate off (``Predictor(lung_gate=False)``): the gate's
+    cost is ``timings.gate_s`` and the difference of the two ``volume_s``;
 ``peak_mem_mb``
     peak resident memory of the process (``ru_maxrss``) and its increase over the
     loaded scan (``peak_mem_increase_mb``); on CUDA also the peak GPU memory.
@@ -107,13 +110,13 @@ def child(case: str, device: str, threads: int, batch_size: int, repeat: int) ->
         torch.cuda.synchronize()
         cuda_init_s = round(time.perf_counter() - t, 3)
     base_mb = _rss_mb()
-    results = []
-    for _ in range(max(1, repeat)):
+    def run_once(gate: bool) -> dict:
         t_press = time.perf_counter()
         seg, seg_w = _model("segmentation", dev)
         fnd, fnd_w = _model("findings", dev)
         cov, cov_w = _model("covid", dev)
-        predictor = Predictor(seg, device=dev, findings_model=fnd, covid_model=cov, batch_size=batch_size)
+        predictor = Predictor(seg, device=dev, findings_model=fnd, covid_model=cov, batch_size=batch_size,
+                              lung_gate=gate)
         first: list[float] = []
 
         def on_slab(z, labels, probs):
@@ -129,11 +132,21 @@ def child(case: str, device: str, threads: int, batch_size: int, repeat: int) ->
             torch.cuda.synchronize()
         volume_s = time.perf_counter() - t_press
         t = pred.timings
-        results.append({"visible_slice_s": round(first[0], 4), "volume_s": round(volume_s, 3),
-                        "slices_per_s": round(volume.shape[0] / volume_s, 2),
-                        "segmented_per_s": round(t["slices_segmented"] / max(t["segmentation_s"], 1e-9), 2),
-                        "slices": volume.shape[0], "slices_segmented": int(t["slices_segmented"]),
-                        "timings": {k: round(v, 4) for k, v in t.items()}})
+        return {"visible_slice_s": round(first[0], 4), "volume_s": round(volume_s, 3),
+                "slices_per_s": round(volume.shape[0] / volume_s, 2),
+                "segmented_per_s": round(t["slices_segmented"] / max(t["segmentation_s"], 1e-9), 2),
+                "slices": volume.shape[0], "slices_segmented": int(t["slices_segmented"]),
+                "timings": {k: round(v, 4) for k, v in t.items()},
+                "_pred": pred, "_predictor": predictor, "_weights": (seg_w, fnd_w, cov_w)}
+
+    results = [run_once(True) for _ in range(max(1, repeat))]
+    # the same run without the lung gate (engine.inference.gate): what the gate costs
+    no_gate = run_once(False)
+    pred, predictor = results[0]["_pred"], results[0]["_predictor"]
+    seg_w, fnd_w, cov_w = results[0]["_weights"]
+    for r in results + [no_gate]:
+        for k in ("_pred", "_predictor", "_weights"):
+            r.pop(k)
     best = min(results, key=lambda r: r["volume_s"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out = {"case": case, "shape": list(volume.shape), "device": dev, **best,
@@ -141,7 +154,8 @@ def child(case: str, device: str, threads: int, batch_size: int, repeat: int) ->
            "peak_mem_mb": round(peak, 1), "peak_mem_increase_mb": round(peak - base_mb, 1),
            "weights": {"segmentation": seg_w, "findings": fnd_w, "covid": cov_w},
            "models": pred.models, "batch_size": predictor.batch_size, "runs": len(results),
-           "restrict_to_lungs": predictor.restrict_to_lungs}
+           "restrict_to_lungs": predictor.restrict_to_lungs,
+           "without_lung_gate": {k: no_gate[k] for k in ("visible_slice_s", "volume_s", "slices_per_s")}}
     if dev.startswith("cuda"):
         out["gpu_peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 1e6, 1)
         out["gpu"] = torch.cuda.get_device_name()

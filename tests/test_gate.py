@@ -90,3 +90,12 @@ def test_default_model_finds_under_half_a_percent_of_clear_lungs_as_infection():
     assert lungs.sum() * v.geometry.voxel_volume_ml > 2000   # the lungs were found (about 4.5 L)
     assert fraction < 0.005, f"{100 * fraction:.2f} % of the lungs marked as infection"
     assert any("outside the lungs" in n for n in pred.notes)
+
+
+def test_coarse_grid_is_a_max_pool_with_padding():
+    from engine.inference.gate import _coarse_any
+    rng = np.random.default_rng(0)
+    m = rng.random((3, 130, 129)) > 0.97
+    ref = np.pad(m, ((0, 0), (0, 2), (0, 3))).reshape(3, 33, 4, 33, 4).any(axis=(2, 4))
+    assert np.array_equal(_coarse_any(m, 4), ref)
+    assert np.array_equal(_coarse_any(m, 1), m)

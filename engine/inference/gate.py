@@ -11,7 +11,7 @@ inside it; :func:`lung_gate` applies that rule after the fact, with the rule-bas
    lung and the dense findings inside it (a consolidation the HU rules leave out
    lies between aerated lung, or between lung and chest wall) but not the abdomen.
 2. *GGO and consolidation*: each 3D connected region of them is kept whole when at least
-   half of it lies in the envelope or within ``lung_margin_mm`` (in-plane) of the lung,
+   half of it lies within ``lung_margin_mm`` (in-plane) of the envelope,
    and removed otherwise. The margin keeps the subpleural consolidations of COVID-19,
    which the HU rules leave out of the lung and which sit at the lung's outer edge.
 3. *Pleural effusion* lies outside the lung, in the pleural space: an effusion region
@@ -75,7 +75,14 @@ def _coarse_any(mask: np.ndarray, f: int) -> np.ndarray:
     nz, ny, nx = mask.shape
     py, px = (-ny) % f, (-nx) % f
     m = np.pad(mask, ((0, 0), (0, py), (0, px))) if (py or px) else mask
-    return m.reshape(nz, m.shape[1] // f, f, m.shape[2] // f, f).any(axis=(2, 4))
+    # OR of f strided views per axis: several times faster than any() over reshaped axes
+    rows = m[:, 0::f]
+    for i in range(1, f):
+        rows = rows | m[:, i::f]
+    out = rows[:, :, 0::f]
+    for i in range(1, f):
+        out = out | rows[:, :, i::f]
+    return out
 
 
 def _keep_regions(found: np.ndarray, region: np.ndarray, fraction: float) -> np.ndarray:
@@ -116,18 +123,19 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs=None, cancel: Optional[C
     lung_slices = env.any(axis=(1, 2))
     sy, sx = volume.geometry.spacing[1] * f, volume.geometry.spacing[2] * f
     if env.any():
-        # in-plane distances (a huge z spacing keeps the transform within each slice)
-        near_lung = ndimage.distance_transform_edt(~(left | right), sampling=(1e6, sy, sx)) <= lung_margin_mm
-        near = ndimage.distance_transform_edt(~env, sampling=(1e6, sy, sx)) <= effusion_margin_mm
+        # in-plane distance to the envelope (a huge z spacing keeps the transform within
+        # each slice); the lung lies inside the envelope, so "near the envelope" is at
+        # least as permissive as "near the lung"
+        dist = ndimage.distance_transform_edt(~env, sampling=(1e6, sy, sx))
+        in_lung, near = dist <= lung_margin_mm, dist <= effusion_margin_mm
     else:
-        near_lung = near = np.zeros_like(env)
-    in_lung = env | near_lung
+        in_lung = near = np.zeros_like(env)
     check_cancel(cancel)
 
     out = labels.copy()
     removed = {}
     for name, values, region in (("lung findings", (GGO, CONSOLIDATION), in_lung), ("effusion", (EFFUSION,), near)):
-        full = np.isin(labels, values)
+        full = (labels >= min(values)) & (labels <= max(values))  # GGO, CONSOLIDATION are 1, 2
         if not full.any():
             continue
         coarse = _coarse_any(full, f)
