@@ -85,3 +85,27 @@ def test_main_returns_2_for_bad_input(tmp_path, capsys):
     (tmp_path / "x.png").write_bytes(b"not a png at all, just text")
     assert main(["info", str(tmp_path / "x.png")]) == 2
     assert capsys.readouterr().err.startswith("error: x.png")
+
+
+def test_closed_stdout_pipe_exits_quietly(tmp_path):
+    """``python -m engine info X --json | head -1``: no BrokenPipeError traceback."""
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.int16), np.eye(4)), str(tmp_path / "a.nii.gz"))
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "info", str(tmp_path / "a.nii.gz"), "--json"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the command writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 141)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_broken_pipe_in_process_returns_141(tmp_path, monkeypatch):
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.int16), np.eye(4)), str(tmp_path / "a.nii.gz"))
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["info", str(tmp_path / "a.nii.gz"), "--json"]) == 141

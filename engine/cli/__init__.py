@@ -10,6 +10,8 @@ Each sub-command lives in its own module ``engine.cli.<name>`` that defines
 
 Errors that are the user's to fix are raised as :class:`engine.errors.LungLensError`;
 :func:`main` prints them as one ``error: ...`` line on stderr and exits with status 2.
+When the reader of stdout goes away (``python -m engine info X --json | head -1``),
+:func:`main` exits quietly with status 141 (128 + SIGPIPE, as a shell reports it).
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
 from .. import __version__
 from ..errors import CancelledError, LungLensError
+
+#: exit status when stdout's reader closed the pipe (128 + SIGPIPE)
+BROKEN_PIPE_STATUS = 141
 
 #: sub-command modules, in the order ``--help`` lists them
 COMMANDS = ("info", "predict", "export", "report", "train", "evaluate", "bench", "models")
@@ -45,6 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:  # also after --help / argparse errors (SystemExit)
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return BROKEN_PIPE_STATUS
+
+
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at devnull so the flush at interpreter exit cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (replaced stdout, captured output): nothing will flush to the pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
