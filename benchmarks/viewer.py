@@ -15,11 +15,15 @@ Usage::
     ``File > Open`` of the 99-slice DICOM series until its first axial image is drawn.
 ``startup_s``
     launch of ``python -m app`` (a new process) until its window is shown, median of 3.
+``brush_p95_ms``, ``undo_ms``, ``fill_3d_s``
+    the label editing figures of ``editing.py`` (its :func:`measure`, run in this
+    process after the viewer figures; see that script for their definitions).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -138,6 +142,19 @@ def startup(runs: int = 3) -> float:
     return statistics.median(times)
 
 
+#: figures of editing.py merged into this script's output
+EDITING_KEYS = ("brush_p95_ms", "undo_ms", "fill_3d_s")
+
+
+def editing_figures() -> dict[str, object]:
+    """``brush_p95_ms``, ``undo_ms`` and ``fill_3d_s`` from ``editing.py``'s :func:`measure`."""
+    spec = importlib.util.spec_from_file_location("lunglens_bench_editing", Path(__file__).with_name("editing.py"))
+    editing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(editing)
+    figures = editing.measure(data_dir=os.environ["LUNGLENS_DATA_DIR"])
+    return {k: figures[k] for k in EDITING_KEYS}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -152,6 +169,8 @@ def main(argv=None) -> int:
         result["open_to_first_image_s"] = open_to_first_image(app, w, args.dicom)
     result.update(scroll_fps(app, w, args.frames))
     w.close()
+    del w
+    result.update(editing_figures())
     if args.json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}))
     else:
