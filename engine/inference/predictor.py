@@ -270,7 +270,10 @@ class Predictor:
                 removed = {k: v for k, v in gated.removed_voxels.items() if v}
                 if removed:
                     ml = volume.geometry.voxel_volume_ml
-                    parts = ", ".join(f"{k} {v * ml:.1f} mL" for k, v in removed.items())
+                    if volume.geometry.spacing_known:
+                        parts = ", ".join(f"{k} {v * ml:.1f} mL" for k, v in removed.items())
+                    else:  # no spacing: a volume in mL would be invented
+                        parts = ", ".join(f"{k} {v} voxels" for k, v in removed.items())
                     notes.append(f"Removed as outside the lungs: {parts}.")
                 labels = gated.labels
                 slice_probs[~gated.lung_slices] = 0.0
