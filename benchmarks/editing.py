@@ -188,13 +188,17 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--events", type=int, default=200, help="drag events per stroke")
     args = p.parse_args(argv)
-    result = measure(args.events)
-    if args.json:
+    print_figures(measure(args.events), args.json)
+    return 0
+
+
+def print_figures(result: dict, as_json: bool) -> None:
+    """One JSON object (floats to 3 decimals), or one aligned line per figure."""
+    if as_json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}))
     else:
         for k, v in result.items():
             print(f"{k:24s} {v:.3f}" if isinstance(v, float) else f"{k:24s} {v}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -146,12 +145,17 @@ def startup(runs: int = 3) -> float:
 EDITING_KEYS = ("brush_p95_ms", "undo_ms", "fill_3d_s")
 
 
-def editing_figures() -> dict[str, object]:
-    """``brush_p95_ms``, ``undo_ms`` and ``fill_3d_s`` from ``editing.py``'s :func:`measure`."""
+def _editing_benchmark():
+    """``editing.py`` beside this script, as a module."""
     spec = importlib.util.spec_from_file_location("lunglens_bench_editing", Path(__file__).with_name("editing.py"))
     editing = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(editing)
-    figures = editing.measure(data_dir=os.environ["LUNGLENS_DATA_DIR"])
+    return editing
+
+
+def editing_figures() -> dict[str, object]:
+    """``brush_p95_ms``, ``undo_ms`` and ``fill_3d_s`` from ``editing.py``'s :func:`measure`."""
+    figures = _editing_benchmark().measure(data_dir=os.environ["LUNGLENS_DATA_DIR"])
     return {k: figures[k] for k in EDITING_KEYS}
 
 
@@ -171,11 +175,7 @@ def main(argv=None) -> int:
     w.close()
     del w
     result.update(editing_figures())
-    if args.json:
-        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}))
-    else:
-        for k, v in result.items():
-            print(f"{k:24s} {v:.3f}" if isinstance(v, float) else f"{k:24s} {v}")
+    _editing_benchmark().print_figures(result, args.json)
     return 0
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import DataError
-from ..labels import CONSOLIDATION, EFFUSION, GGO
+from ..labels import CONSOLIDATION, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
 
@@ -134,7 +134,7 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs=None, cancel: Optional[C
 
     out = labels.copy()
     removed = {}
-    for name, values, region in (("lung findings", (GGO, CONSOLIDATION), in_lung), ("effusion", (EFFUSION,), near)):
+    for values, region in (((GGO, CONSOLIDATION), in_lung), ((EFFUSION,), near)):
         full = (labels >= min(values)) & (labels <= max(values))  # GGO, CONSOLIDATION are 1, 2
         if not full.any():
             continue
@@ -146,10 +146,6 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs=None, cancel: Optional[C
         drop = np.repeat(np.repeat(drop_cells, f, axis=1), f, axis=2)[:, :ny, :nx] & full
         out[drop] = 0
         for v in values:
-            removed[_key(v)] = int((drop & (labels == v)).sum())
+            removed[FINDING_KEYS[v]] = int((drop & (labels == v)).sum())
     return GateResult(out, lung_slices, removed, lungs)
 
-
-def _key(value: int) -> str:
-    from ..labels import FINDING_KEYS
-    return FINDING_KEYS[value]
