@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from .syscheck import problem
+
+    message = problem()
+    if message:
+        print(message, file=sys.stderr)
+        return 3
     from .application import run  # Qt is imported only when a window is wanted
 
     return run(args)

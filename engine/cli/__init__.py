@@ -20,6 +20,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -47,7 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # sub-command not part of this build
             raise
         module.register(sub)
+    for command in sub.choices.values():  # module docstrings are reST: print them as plain text
+        command.description = plain_text(command.description)
+        for action in command._actions:
+            action.help = plain_text(action.help)
     return parser
+
+
+_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc|ref|doc):`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_text(text: Optional[str]) -> Optional[str]:
+    """Turn the reST of a docstring into the plain text a terminal shows.
+
+    ``:func:`engine.io.load``` becomes ``engine.io.load``, double back-quotes are dropped and
+    numpydoc section underlines (``-----``) go away; everything else is kept as written.
+
+    >>> plain_text("Reads ``X`` with :func:`~engine.io.load`.\\n\\nExamples\\n--------\\nx")
+    'Reads X with engine.io.load.\\n\\nExamples:\\nx'
+    """
+    if not text:
+        return text
+    text = _ROLE.sub(lambda m: m.group(1), text)
+    text = _LITERAL.sub(lambda m: m.group(1), text)
+    return re.sub(r"([^\n]+)\n\s*-{3,}[ \t]*(\n|$)", r"\1:\2", text)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
