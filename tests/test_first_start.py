@@ -66,3 +66,40 @@ def test_run_sh_rejects_an_unknown_mode():
     run = subprocess.run(["bash", str(ROOT / "packaging" / "run.sh"), "nonsense"], capture_output=True,
                          text=True, timeout=30)
     assert run.returncode == 2 and "usage: bash packaging/run.sh app" in run.stderr
+
+
+def test_progress_on_a_log_is_a_few_plain_lines():
+    import io
+
+    from engine.cli.progress_bar import ProgressBar
+
+    log = io.StringIO()
+    bar = ProgressBar("predict", stream=log)  # a StringIO is not a terminal
+    for i in range(101):
+        bar(i / 100, "slices")
+    bar.close()
+    text = log.getvalue()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert [line.split(":")[1].split("%")[0].strip() for line in lines] == ["0", "25", "50", "75", "100"]
+
+
+def test_progress_on_a_terminal_redraws_in_place():
+    import io
+
+    from engine.cli.progress_bar import ProgressBar
+
+    log = io.StringIO()
+    bar = ProgressBar("predict", stream=log, terminal=True)
+    bar(0.0, "a")
+    bar(1.0, "b")
+    bar.close()
+    assert log.getvalue().count("\r") == 2 and log.getvalue().endswith("\n")
+
+
+def test_predict_log_has_no_carriage_returns(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "engine", "report", "phantom", "--out", str(tmp_path / "r.json")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "\r" not in run.stderr
+    assert (tmp_path / "r.json").stat().st_size > 0

@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.nets import resolve_device
     from ..metrics.evaluation import evaluate_segmentation
     from ..models import registry
-    from .predict import ProgressBar
+    from .progress_bar import ProgressBar
 
     if args.batch_size < 1:
         raise DataError("--batch-size must be at least 1.")

@@ -17,9 +17,10 @@ import argparse
 import json
 import re
 import sys
-import time
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import Optional
+
+from .progress_bar import ProgressBar
 
 NAME = "predict"
 FORMATS = {"nii.gz": "labels.nii.gz", "nii": "labels.nii", "seg.nrrd": "labels.seg.nrrd",
@@ -41,36 +42,6 @@ def register(subparsers) -> None:
     p.add_argument("--series", default=None, help="DICOM series to read (uid or series number)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-class ProgressBar:
-    """A one-line ``\\r`` progress bar on a stream (updates at most every 0.1 s)."""
-
-    def __init__(self, label: str, stream: Optional[TextIO] = None, width: int = 30, enabled: bool = True) -> None:
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.enabled = enabled
-        self._last = 0.0
-        self._shown = False
-
-    def __call__(self, fraction: float, message: str = "") -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last < 0.1:
-            return
-        self._last = now
-        filled = int(round(self.width * fraction))
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {100 * fraction:3.0f}% {message[:40]:<40}")
-        self.stream.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _model_arg(value: Optional[str]):

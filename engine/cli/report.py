@@ -37,15 +37,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _progress(fraction: float, message: str) -> None:
-    if sys.stderr.isatty():
-        print(f"\r{int(100 * fraction):3d}% {message:<60}", end="", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..quantification import LungMasks, lung_masks, quantify
     from ..quantification.report import FORMATS, write_report
+    from .progress_bar import ProgressBar
 
     out = Path(args.out)
     if out.suffix.lower() not in FORMATS:
@@ -70,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise DataError(f"Cannot read {args.findings}: {exc}. Give the findings.json written by 'predict'.")
     lungs = None
+    progress = ProgressBar("report")
     if args.lungs:
         from ..io import load_labels
         from ..quantification import unite_findings
@@ -82,14 +79,13 @@ def run(args: argparse.Namespace) -> int:
         lungs = LungMasks.from_masks(ph.lung_left, ph.lung_right, volume.geometry, method="phantom ground truth")
     else:
         try:
-            lungs = lung_masks(volume, progress=_progress, labels=labels)
+            lungs = lung_masks(volume, progress=progress, labels=labels)
         except DataError as exc:
             print(f"warning: {exc}", file=sys.stderr)
     quant = quantify(labels, volume.geometry, lungs, volume.array if volume.is_hu else None)
     written = write_report(out, volume, labels, lungs, anonymize=args.no_identifiers, edited_by_person=args.edited,
-                           findings_doc=findings_doc, labels_source=args.labels, quant=quant, progress=_progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+                           findings_doc=findings_doc, labels_source=args.labels, quant=quant, progress=progress)
+    progress.close()
     if args.print:
         from ..quantification.report import report_document
         doc = report_document(volume, quant, anonymize=True)

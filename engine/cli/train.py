@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 
 from ..errors import DataError
 
@@ -52,17 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _bar(quiet: bool):
-    start = time.monotonic()
+    from .progress_bar import ProgressBar
 
-    def cb(frac: float, msg: str) -> None:
-        if quiet:
-            return
-        n = int(frac * 30)
-        sys.stderr.write(f"\r[{'#' * n}{'.' * (30 - n)}] {frac:5.1%} {time.monotonic() - start:6.0f}s {msg[:90]:<90}")
-        sys.stderr.flush()
-        if frac >= 1.0:
-            sys.stderr.write("\n")
-    return cb
+    return ProgressBar("training", enabled=not quiet)
 
 
 def build_config(args: argparse.Namespace):
