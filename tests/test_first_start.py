@@ -103,3 +103,15 @@ def test_predict_log_has_no_carriage_returns(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "\r" not in run.stderr
     assert (tmp_path / "r.json").stat().st_size > 0
+
+
+def test_train_help_points_at_a_command_that_exists():
+    from engine.models.registry import ARCHITECTURES
+
+    train_help = subprocess.run([sys.executable, "-m", "engine", "train", "--help"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60).stdout
+    assert "models --architectures" in train_help
+    listed = subprocess.run([sys.executable, "-m", "engine", "models", "--architectures"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == list(ARCHITECTURES)

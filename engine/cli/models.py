@@ -1,4 +1,4 @@
-"""``python -m engine models [--json] [--check]``: the models LungLens ships.
+"""``python -m engine models [--json] [--check] [--architectures]``: the models LungLens ships.
 
 One line per model card in ``resources/models``: name (``*`` marks the default of its
 task), task, architecture, parameters, and the validation figures its card records
@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--check", action="store_true", help="verify each weights file's sha256 against its card")
+    p.add_argument("--architectures", action="store_true",
+                   help="list the architecture keys that 'train --arch' and configs accept")
     p.set_defaults(func=run)
 
 
@@ -51,7 +53,12 @@ def summary(card: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.registry import MODELS_DIR, available, sha256_file
+    from ..models.registry import ARCHITECTURES, MODELS_DIR, available, sha256_file
+
+    if args.architectures:
+        for key, module in ARCHITECTURES.items():
+            print(f"{key:14s} {module}")
+        return 0
 
     cards = available()
     rows = [summary(c) for c in cards]
