@@ -1,0 +1,111 @@
+"""engine.editing.assist: AI proposals never overwrite a person's voxels; fill between the user's
+key slices; fills that leak are described in mL and slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.editing import LabelEditor, ops
+from engine.editing.assist import (describe_extent, difference_mask, key_slices, leak_question, merge_proposal,
+                                   plan_fill_between, proposal_changes)
+from engine.types import Geometry
+
+
+def _ai_then_hand_edit():
+    ai = np.zeros((6, 20, 20), np.uint8)
+    ai[2:4, 5:10, 5:10] = 1
+    ed = LabelEditor(np.zeros_like(ai), Geometry(ai.shape, spacing=(2.0, 1.0, 1.0)))
+    ed.apply_ai_result(ai)
+    # the person erases part of the AI's GGO and paints consolidation elsewhere
+    ed.paint(ops.Region((slice(2, 3), slice(5, 7), slice(5, 10)), np.ones((1, 2, 5), bool)), 0, name="Erase")
+    ed.paint(ops.Region((slice(4, 5), slice(12, 15), slice(12, 15)), np.ones((1, 3, 3), bool)), 2, name="Brush")
+    return ed
+
+
+def test_merge_keeps_every_voxel_a_person_painted_or_erased():
+    ed = _ai_then_hand_edit()
+    person = ed.person_mask()
+    assert person.sum() == 10 + 9
+    proposal = np.zeros_like(ed.labels)
+    proposal[1:5, 4:12, 4:12] = 1  # a bigger GGO that also covers the erased voxels
+    merged = merge_proposal(ed.labels, proposal, person)
+    assert (merged[person] == ed.labels[person]).all()  # erased stays erased, painted stays painted
+    assert merged[2, 5, 5] == 0 and merged[4, 13, 13] == 2
+    assert merged[1, 4, 4] == 1 and merged[3, 11, 11] == 1  # the AI fills where nobody edited
+    changes = proposal_changes(ed.labels, merged, proposal, person)
+    assert changes.kept_by_person == int((person & (proposal != ed.labels)).sum()) == 10 + 9
+    assert changes.added[1] == int(((merged == 1) & (ed.labels != 1)).sum())
+
+
+def test_per_finding_accept_leaves_other_findings_alone():
+    current = np.zeros((1, 4, 6), np.uint8)
+    current[0, 0, :3] = 1   # GGO the AI found before
+    current[0, 1, :3] = 3   # effusion
+    proposal = np.zeros_like(current)
+    proposal[0, 0, 3:] = 1  # GGO moved right
+    proposal[0, 2, :] = 2   # new consolidation
+    person = np.zeros(current.shape, bool)
+    merged = merge_proposal(current, proposal, person, values=[1])
+    assert merged[0, 0].tolist() == [0, 0, 0, 1, 1, 1]  # GGO follows the proposal
+    assert merged[0, 1].tolist() == [3, 3, 3, 0, 0, 0]  # effusion untouched
+    assert merged[0, 2].tolist() == [0] * 6  # consolidation not accepted
+
+
+def test_difference_mask_codes():
+    cur = np.array([[[0, 1, 1, 2]]], np.uint8)
+    new = np.array([[[1, 1, 0, 3]]], np.uint8)
+    assert difference_mask(cur, new).tolist() == [[[1, 0, 2, 3]]]
+
+
+def test_fill_between_uses_the_slices_a_person_painted_not_ai_specks():
+    labels = np.zeros((12, 16, 16), np.uint8)
+    labels[5, 2, 2] = 1  # an AI speck in the middle of the user's gap
+    person = np.zeros(labels.shape, bool)
+    for z in (2, 9):
+        labels[z, 6:10, 6:10] = 1
+        person[z, 6:10, 6:10] = True
+    assert key_slices(labels, person, 1) == [2, 9]
+    plan = plan_fill_between(labels, person, 1, cursor=5, spacing=(2.0, 1.0, 1.0), name="GGO")
+    assert plan.ok and (plan.start, plan.stop) == (2, 9)
+    full = plan.region.to_full(labels.shape)
+    assert full[3:9, 6:10, 6:10].all()  # every slice of the gap is filled with the square
+    assert not full[:, 2, 2].any()  # the speck did not shape the interpolation
+    assert full[3:9].sum() == 6 * 16
+
+
+def test_fill_between_explains_when_there_is_nothing_to_do():
+    labels = np.zeros((8, 8, 8), np.uint8)
+    person = np.zeros(labels.shape, bool)
+    labels[3, 2:4, 2:4] = 1
+    person[3, 2:4, 2:4] = True
+    plan = plan_fill_between(labels, person, 1, cursor=3, name="GGO")
+    assert not plan.ok and "painted by hand on one slice" in plan.reason
+    labels[4, 2:4, 2:4] = 1
+    person[4, 2:4, 2:4] = True
+    assert "adjacent" in plan_fill_between(labels, person, 1, cursor=3, name="GGO").reason
+    labels[7, 2:4, 2:4] = 1
+    person[7, 2:4, 2:4] = True
+    far = plan_fill_between(labels, person, 1, cursor=1, name="GGO")
+    assert not far.ok and "slices 4, 5, 8" in far.reason
+    near = plan_fill_between(labels, person, 1, cursor=5, name="GGO")
+    assert (near.start, near.stop) == (4, 7)
+
+
+def test_a_fill_that_reaches_the_edge_asks_in_millilitres():
+    shape = (3, 50, 50)
+    aerated = np.zeros(shape, bool)
+    aerated[1] = True
+    aerated[1, 10:20, 10:20] = False  # the user's closed outline
+    leak = ops.Region((slice(0, 3), slice(0, 50), slice(0, 50)), aerated)
+    question = leak_question(leak, shape, (1.0, 0.8, 0.8), plane_axis=0)
+    assert question is not None
+    assert "1.5 mL over 1 slice" in question and "edge of the image" in question and "96 %" in question
+    inside = ops.Region((slice(1, 2), slice(11, 19), slice(11, 19)), np.ones((1, 8, 8), bool))
+    assert leak_question(inside, shape, (1.0, 0.8, 0.8), plane_axis=0) is None
+    assert describe_extent(inside, None).describe() == "64 voxels over 1 slice"
+
+
+def test_merge_rejects_mismatched_shapes():
+    with pytest.raises(ValueError):
+        merge_proposal(np.zeros((1, 2, 2), np.uint8), np.zeros((1, 2, 3), np.uint8), np.zeros((1, 2, 2), bool))
