@@ -128,3 +128,20 @@ def test_real_dicom_series_exports_round_trip(tmp_path, dicom_99):
     for name in ("seg.dcm", "seg.seg.nrrd"):
         out = export_labels(labels, vol, tmp_path / name)[0]
         np.testing.assert_array_equal(io.load_labels(out, reference=vol), labels)
+
+
+def test_itksnap_label_descriptions_beside_a_nifti_export(tmp_path, nifti_scan, capsys):
+    from engine.io.itksnap import read_label_descriptions
+    from engine.labels import DEFAULT_TABLE
+
+    vol = io.load(nifti_scan)
+    src = io.save_labels(_labels(vol.shape), vol, tmp_path / "in.nii.gz")
+    out = tmp_path / "labels.nii.gz"
+    assert main(["export", str(nifti_scan), "--labels", str(src), "--out", str(out), "--itksnap-labels"]) == 0
+    desc = tmp_path / "labels.label.txt"
+    assert f"wrote {desc}" in capsys.readouterr().out
+    table = read_label_descriptions(desc)
+    assert table[0][0] == "Clear Label"
+    assert {v: (name, rgb) for v, (name, rgb) in table.items() if v} == {
+        lab.value: (lab.name, lab.color) for lab in DEFAULT_TABLE if lab.value}
+    assert "ITK-SnAP Label Description File" in desc.read_text()

@@ -226,6 +226,12 @@ def test_dicom_seg_round_trip_and_references(tmp_path, dicom_volume):
     assert [s.SegmentLabel for s in ds.SegmentSequence] == ["Ground-glass opacity", "Consolidation",
                                                             "Pleural effusion"]
     assert ds.SegmentSequence[2].SegmentedPropertyTypeCodeSequence[0].CodeValue == "60046008"
+    # recommended display colours (CIELab) round-trip to the label table's RGB (yellow, red, green)
+    from engine.labels import DEFAULT_TABLE
+    shown = [hd.color.CIELabColor.from_dicom_value(tuple(s.RecommendedDisplayCIELabValue)).to_rgb()
+             for s in ds.SegmentSequence]
+    wanted = [lab.color for lab in DEFAULT_TABLE if lab.value]
+    assert all(max(abs(a - b) for a, b in zip(got, want)) <= 1 for got, want in zip(shown, wanted)), shown
     # independent check with highdicom: the frame for source image k holds labels[k] (identity layout)
     seg = hd.seg.Segmentation.from_dataset(ds)
     uid = dicom_volume.meta["sop_instance_uids"][1]

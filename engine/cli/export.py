@@ -5,7 +5,8 @@ The format follows the ``--out`` name: ``.nii``/``.nii.gz``, ``.nrrd``, ``.seg.n
 Labels come from a file (``--labels``) or from the scan's crash-recovery journal
 (``--from-journal``: the newest session with unsaved edits, else the newest).
 ``--edited-mask PATH`` also writes the voxels changed by a person: from the journal,
-or as the difference to ``--ai-labels``.
+or as the difference to ``--ai-labels``. ``--itksnap-labels`` writes ITK-SNAP's label
+description file (names and colours) beside the labels, e.g. ``labels.label.txt``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--ai-labels", metavar="FILE",
                    help="the AI result the edits started from (for --edited-mask with --labels)")
     p.add_argument("--series", help="DICOM series (SeriesInstanceUID or number) when the folder has several")
+    p.add_argument("--itksnap-labels", action="store_true",
+                   help="also write an ITK-SNAP label description file (NAME.label.txt) beside the labels")
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
     p.set_defaults(func=run)
 
@@ -67,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
             edited = labels != io.load_labels(args.ai_labels, reference=volume)
     written = export_labels(labels, volume, args.out, edited_mask=edited,
                             edited_mask_path=args.edited_mask if edited is not None else None)
+    if args.itksnap_labels:
+        from ..io.itksnap import label_descriptions_path, write_label_descriptions
+
+        written = list(written) + [write_label_descriptions(label_descriptions_path(written[0]))]
     if args.from_journal:
         editor.mark_saved(str(written[0]))  # the journal's edits are saved now: no restore offer
         editor.journal.close()  # type: ignore[union-attr]

@@ -50,7 +50,10 @@ def _descriptions(table: LabelTable):
             segment_number=number, segment_label=lab.name[:64], segmented_property_category=category,
             segmented_property_type=hd.sr.CodedConcept(code, "SCT", meaning),
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-            algorithm_identification=algorithm, anatomic_regions=[lung]))
+            algorithm_identification=algorithm, anatomic_regions=[lung],
+            # the label table's colour as RecommendedDisplayCIELabValue, so OHIF and Slicer
+            # show GGO yellow, consolidation red and effusion green as LungLens does
+            display_color=hd.color.CIELabColor.from_rgb(*lab.color)))
     return findings, out
 
 
