@@ -21,6 +21,9 @@ from .orientation import canonicalize, plan_orientation
 
 __all__ = ["read_sitk", "read_sitk_labels", "write_nrrd_labels", "geometry_from_sitk"]
 
+# ITK prints its warnings straight to stderr from C++; LungLens reports problems itself
+sitk.ProcessObject_SetGlobalWarningDisplay(False)
+
 
 def geometry_from_sitk(img: "sitk.Image | sitk.ImageFileReader", shape_zyx: tuple[int, int, int]) -> Geometry:
     """Geometry (first three dimensions) of a SimpleITK image or file reader."""
