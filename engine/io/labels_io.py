@@ -202,8 +202,12 @@ def _write_file(fmt: str, arr: np.ndarray, geometry: Geometry, volume: Optional[
         raise UnsupportedFormatError(f"Unknown label format '{fmt}'.")
 
 
+#: what :func:`load_labels` does with values outside the label table
+UNKNOWN_POLICIES = ("refuse", "background", "keep")
+
+
 def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
-                table: LabelTable = DEFAULT_TABLE) -> np.ndarray:
+                table: LabelTable = DEFAULT_TABLE, unknown: str = "refuse") -> np.ndarray:
     """Read a label map as a canonical ``uint8 (z, y, x)`` array.
 
     Parameters
@@ -214,7 +218,15 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     reference
         The scan the labels belong to. When given, a label map on another voxel grid
         raises :class:`~engine.errors.GeometryMismatchError`.
+    unknown
+        Values outside ``table`` (e.g. 7 or 200, or made by a NIfTI ``scl_slope``):
+        ``"refuse"`` (default) raises :class:`~engine.errors.CorruptFileError` counting
+        them, so that no export later writes them as 0 silently; ``"background"`` maps
+        them to 0, only when the user asked for it; ``"keep"`` returns them unchanged
+        (binary masks such as a lung mask).
     """
+    if unknown not in UNKNOWN_POLICIES:
+        raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}")
     from .detect import detect_format
     p = check_readable(path)
     ref_geom = reference.geometry if isinstance(reference, Volume) else reference
@@ -249,6 +261,8 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     else:
         raise UnsupportedFormatError(f"{p.name}: not a label map format LungLens reads.")
     arr = _to_uint8_labels(arr, p)
+    if unknown != "keep":
+        arr = _check_table(arr, p, table, unknown == "background")
     if ref_geom is not None:
         if geometry is None or not ref_geom.same_grid(geometry, tol=1e-2) or arr.shape != ref_geom.shape:
             got = f"shape {arr.shape}" + (f", spacing {tuple(round(s, 3) for s in geometry.spacing)}, origin "
@@ -258,6 +272,26 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
                 f"spacing {tuple(round(s, 3) for s in ref_geom.spacing)}, origin "
                 f"{tuple(round(o, 2) for o in ref_geom.origin)}). Open the scan they were made for.")
     return arr
+
+
+def _check_table(arr: np.ndarray, path: Path, table: LabelTable, to_background: bool) -> np.ndarray:
+    """Refuse (or, when asked, zero) the values outside ``table``, counting them per value."""
+    counts = np.bincount(arr.reshape(-1), minlength=256)
+    known = np.zeros(256, dtype=bool)
+    known[[0, *table.values]] = True  # 0 is background in every table
+    bad = np.nonzero((counts > 0) & ~known)[0]
+    if not bad.size:
+        return arr
+    if to_background:
+        lut = np.arange(256, dtype=np.uint8)
+        lut[~known] = 0
+        return lut[arr]
+    total = int(counts[bad].sum())
+    listing = ", ".join(f"{int(v)}: {int(counts[v]):,} voxels" for v in bad[:6]) + (" ..." if bad.size > 6 else "")
+    names = "0 background, " + ", ".join(f"{lab.value} {lab.name}" for lab in table if lab.value)
+    raise CorruptFileError(f"{path.name} holds {total:,} voxel(s) with values outside the label table ({listing}). "
+                           f"LungLens labels are {names}. Nothing was opened; to open it with those voxels "
+                           "set to background, ask for it explicitly (--map-unknown-labels on the command line).")
 
 
 def _to_uint8_labels(arr: np.ndarray, path: Path) -> np.ndarray:
