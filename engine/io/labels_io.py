@@ -10,8 +10,9 @@
 no extension              a folder of ``slice_NNNN.png`` (uint8 values 0..3)
 ======================  =====================================================
 
-Every write is atomic (a temporary file or folder in the target folder, then
-``os.replace``), never touches the source scan, and refuses with
+Every write is atomic and durable (a temporary file or folder in the target folder,
+fsync-ed, then ``os.replace`` and an fsync of the folder; see :mod:`.atomic`), never
+touches the source scan, and refuses with
 :class:`~engine.errors.OverwriteError` to write over the scan file or into a
 source folder (DICOM series, image stack). Labels are written in the canonical
 orientation with the exact geometry, which is what 3D Slicer and ITK-SNAP need to
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +35,7 @@ from ..labels import DEFAULT_TABLE, LabelTable
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import check_readable, wrap_errors
+from .atomic import fsync_dir, fsync_tree, replace_durably, temp_path
 
 __all__ = ["save_labels", "load_labels", "label_format"]
 
@@ -86,7 +87,7 @@ def _check_target(target: Path, volume: Optional[Volume]) -> None:
 
 
 def _tmp_name(target: Path) -> Path:
-    return target.parent / f".lunglens-tmp-{uuid.uuid4().hex[:8]}-{target.name}"
+    return temp_path(target)
 
 
 def _replace_folder(tmp: Path, target: Path) -> None:
@@ -99,11 +100,13 @@ def _replace_folder(tmp: Path, target: Path) -> None:
         if entries and not ours:
             raise OverwriteError(f"{target} already holds other files: choose an empty or new folder.")
         old = _tmp_name(target)
+        fsync_tree(tmp)
         os.replace(target, old)
         os.replace(tmp, target)
+        fsync_dir(target.parent)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
 
 
 def _as_labels(labels: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -170,7 +173,7 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
             else:
                 _write_file(fmt, arr, geometry, volume, tmp, table, report, cancel)
                 check_cancel(cancel)
-                os.replace(tmp, target)
+                replace_durably(tmp, target)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

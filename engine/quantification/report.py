@@ -16,8 +16,6 @@ import csv
 import datetime as _dt
 import io
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -150,10 +148,11 @@ def _csv_bytes(doc: dict[str, Any]) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    from ..io.atomic import replace_durably, temp_path
+    tmp = temp_path(path)
     try:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
