@@ -286,3 +286,21 @@ def test_cancel_ends_a_stuck_open_within_one_second():
     token.cancel()
     t.join(10)
     assert "t" in outcome and outcome["t"] - t0 < 1.0
+
+
+def test_dicom_seg_of_series_with_empty_sop_class_says_why(tmp_path):
+    folder, paths, _ = _series(tmp_path, n=3)
+    for p in paths:
+        _edit(p, SOPClassUID="")
+    vol = io.load(folder)
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[1, 2, 2] = 1
+    io.save_labels(labels, vol, tmp_path / "o" / "l.nii.gz")
+    with pytest.raises(UnsupportedFormatError, match="empty SOPClassUID or SOPInstanceUID"):
+        io.save_labels(labels, vol, tmp_path / "o" / "l_seg.dcm")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["l.nii.gz"]  # no temp left behind
+    out = subprocess.run([sys.executable, "-m", "engine", "export", str(folder), "--labels",
+                          str(tmp_path / "o" / "l.nii.gz"), "--out", str(tmp_path / "o" / "l_seg.dcm")],
+                         capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("error: DICOM SEG cannot be written for this scan")

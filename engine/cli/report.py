@@ -4,7 +4,8 @@ Reads the scan (``engine.io.load``) and its label map (``engine.io.load_labels``
 same grid), finds the lungs (HU or intensity rules; ``--lungs`` loads a lung mask
 instead: 0 background, any other value lung), computes volumes, % of lung per zone,
 HU statistics and the zone-based severity scores, and writes the report in the format
-of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs and paths out.
+of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs, paths, age and free-text descriptions
+out, and the report says which fields were removed.
 ``--findings`` takes the ``findings.json`` of ``predict`` for model names, versions and
 finding probabilities. ``--edited`` records that a person edited the labels.
 
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("path", help="scan: NIfTI / NRRD / MHA, DICOM file or folder, PNG/JPG; or 'phantom'")
     p.add_argument("--labels", help="label map on the scan's grid (0..3)")
     p.add_argument("--out", required=True, help="report file: .pdf, .json or .csv")
-    p.add_argument("--no-identifiers", action="store_true", help="leave patient identifiers out")
+    p.add_argument("--no-identifiers", action="store_true", help="leave identifiers, age, descriptions and paths out (the report lists what was removed)")
     p.add_argument("--findings", help="findings.json written by 'predict' (models, probabilities)")
     p.add_argument("--map-unknown-labels", action="store_true",
                    help="set label values outside the label table (0..3) to background instead of refusing the file")
