@@ -114,9 +114,14 @@ class Geometry:
         return code
 
     def same_grid(self, other: "Geometry", tol: float = 1e-3) -> bool:
-        """True when ``other`` describes the same voxel grid (shape, spacing, origin, direction)."""
+        """True when ``other`` describes the same voxel grid (shape, spacing, origin, direction).
+
+        ``tol`` is absolute (mm) for the origin and the direction cosines; spacings must
+        agree to 0.01 % (and ``min(tol, 1e-4)`` mm): grids 1 % apart are different grids,
+        whose volumes in mL differ by 1 % per axis.
+        """
         return (self.shape == other.shape
-                and np.allclose(self.spacing, other.spacing, atol=tol)
+                and np.allclose(self.spacing, other.spacing, rtol=1e-4, atol=min(tol, 1e-4))
                 and np.allclose(self.origin, other.origin, atol=tol)
                 and np.allclose(self.direction_matrix, other.direction_matrix, atol=tol))
 

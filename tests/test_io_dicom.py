@@ -72,11 +72,15 @@ def test_non_image_objects_are_ignored(tmp_path):
 
 def test_missing_slice_warns(tmp_path):
     positions = [(0, 0, z) for z in (0, 2, 4, 8, 10)]
-    F.ct_series(tmp_path / "s", positions=positions)
+    _, expected = F.ct_series(tmp_path / "s", positions=positions)
     vol = io.load(tmp_path / "s")
-    assert vol.shape[0] == 5
-    assert any("missing" in w for w in vol.warnings)
-    assert vol.spacing[0] == pytest.approx(2.5)  # ITK-style mean spacing
+    # the gap is never absorbed into the spacing: the missing slice at z=6 is filled with air
+    assert vol.shape[0] == 6
+    assert vol.spacing[0] == pytest.approx(2.0)
+    assert any("1 slice(s) are missing" in w for w in vol.warnings)
+    assert np.array_equal(vol.array[[0, 1, 2, 4, 5]], expected)
+    assert np.all(vol.array[3] == -1024)
+    assert vol.meta["missing_slices"] == [3] and vol.meta["sop_instance_uids"][3] == ""
 
 
 def test_uneven_gaps_warn(tmp_path):

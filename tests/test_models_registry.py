@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -78,3 +80,24 @@ def test_shipped_models_load_offline_with_their_sha256_and_cards():
         assert torch.float32 not in dtypes              # shipped as fp16
     seg = cards[DEFAULTS["segmentation"]]
     assert seg.val_metrics["infection"]["dice"] > 0.7     # what MODELS.md reports for the default
+
+
+@pytest.mark.parametrize("sha", ["", "   ", "not-a-hash", None])
+def test_card_without_a_valid_sha256_is_refused_at_load(tmp_path, sha):
+    module = registry.build("unet", {"base": 4, "depth": 2, "num_classes": 4})
+    card = _card("nohash")
+    registry.save(module, card, tmp_path)
+    assert registry.load("nohash", models_dir=tmp_path).card.name == "nohash"  # with its hash: loads
+    data = json.loads((tmp_path / "nohash.json").read_text())
+    if sha is None:
+        data.pop("sha256")
+    else:
+        data["sha256"] = sha
+    (tmp_path / "nohash.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="gives no valid sha256 of its weights"):
+        registry.load("nohash", models_dir=tmp_path)
+
+
+def test_every_shipped_card_has_a_sha256():
+    cards = sorted(registry.MODELS_DIR.glob("*.json"))
+    assert cards and all(len(json.loads(p.read_text()).get("sha256", "")) == 64 for p in cards)

@@ -99,11 +99,21 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+def _quiet_libraries() -> None:
+    """Keep third-party warnings and log lines off stderr: the user sees one ``error:`` line or the
+    engine's own warnings (``--verbose`` shows everything)."""
+    logging.captureWarnings(True)
+    for name in ("py.warnings", "pydicom", "highdicom", "nibabel", "PIL"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
+    if not args.verbose:
+        _quiet_libraries()
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     src.add_argument("--from-journal", action="store_true",
                      help="take the labels of the last committed edit from the scan's recovery journal")
     p.add_argument("--out", required=True, help="target file or folder; the format follows the name")
+    p.add_argument("--map-unknown-labels", action="store_true",
+                   help="set label values outside the label table (0..3) to background instead of refusing the file")
     p.add_argument("--edited-mask", metavar="PATH", help="also write the voxels changed by a person")
     p.add_argument("--ai-labels", metavar="FILE",
                    help="the AI result the edits started from (for --edited-mask with --labels)")
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..editing.journal import scan_key, session_journals, unsaved_journals
 
     volume = io.load(args.scan, series=args.series)
+    unknown = "background" if args.map_unknown_labels else "refuse"
     edited = None
     editor = None
     if args.from_journal:
@@ -62,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
         labels = editor.labels
         edited = editor.person_mask() if args.edited_mask else None
     else:
-        labels = io.load_labels(args.labels, reference=volume)
+        labels = io.load_labels(args.labels, reference=volume, unknown=unknown)
         if args.edited_mask:
             if not args.ai_labels:
                 raise LungLensError("--edited-mask needs --ai-labels FILE (the AI result the edits started "
                                     "from) or --from-journal.")
-            edited = labels != io.load_labels(args.ai_labels, reference=volume)
+            edited = labels != io.load_labels(args.ai_labels, reference=volume, unknown=unknown)
     written = export_labels(labels, volume, args.out, edited_mask=edited,
                             edited_mask_path=args.edited_mask if edited is not None else None)
     if args.itksnap_labels:

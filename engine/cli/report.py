@@ -4,7 +4,8 @@ Reads the scan (``engine.io.load``) and its label map (``engine.io.load_labels``
 same grid), finds the lungs (HU or intensity rules; ``--lungs`` loads a lung mask
 instead: 0 background, any other value lung), computes volumes, % of lung per zone,
 HU statistics and the zone-based severity scores, and writes the report in the format
-of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs and paths out.
+of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs, paths, age and free-text descriptions
+out, and the report says which fields were removed.
 ``--findings`` takes the ``findings.json`` of ``predict`` for model names, versions and
 finding probabilities. ``--edited`` records that a person edited the labels.
 
@@ -28,8 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("path", help="scan: NIfTI / NRRD / MHA, DICOM file or folder, PNG/JPG; or 'phantom'")
     p.add_argument("--labels", help="label map on the scan's grid (0..3)")
     p.add_argument("--out", required=True, help="report file: .pdf, .json or .csv")
-    p.add_argument("--no-identifiers", action="store_true", help="leave patient identifiers out")
+    p.add_argument("--no-identifiers", action="store_true", help="leave identifiers, age, descriptions and paths out (the report lists what was removed)")
     p.add_argument("--findings", help="findings.json written by 'predict' (models, probabilities)")
+    p.add_argument("--map-unknown-labels", action="store_true",
+                   help="set label values outside the label table (0..3) to background instead of refusing the file")
     p.add_argument("--lungs", help="lung mask file on the scan's grid, instead of finding the lungs")
     p.add_argument("--edited", action="store_true", help="the labels were edited by a person")
     p.add_argument("--series", help="DICOM series to read (uid, SeriesInstanceUID or number)")
@@ -52,13 +55,15 @@ def run(args: argparse.Namespace) -> int:
         volume, labels = ph.volume, ph.labels
         if args.labels:
             from ..io import load_labels
-            labels = load_labels(args.labels, reference=volume)
+            labels = load_labels(args.labels, reference=volume,
+                                 unknown="background" if args.map_unknown_labels else "refuse")
     else:
         from ..io import load, load_labels
         if not args.labels:
             raise DataError("Give the label map with --labels FILE (e.g. the labels written by 'predict').")
         volume = load(args.path, series=args.series) if args.series else load(args.path)
-        labels = load_labels(args.labels, reference=volume)
+        labels = load_labels(args.labels, reference=volume,
+                             unknown="background" if args.map_unknown_labels else "refuse")
     findings_doc = None
     if args.findings:
         try:
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lungs:
         from ..io import load_labels
         from ..quantification import unite_findings
-        mask = load_labels(args.lungs, reference=volume) > 0
+        mask = load_labels(args.lungs, reference=volume, unknown="keep") > 0
         found = lung_masks(volume, model_mask=mask) if mask.any() else None
         if found is None:
             raise DataError(f"The lung mask {args.lungs} is empty.")

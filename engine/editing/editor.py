@@ -173,6 +173,8 @@ class LabelEditor:
         self.history = history if history is not None else History()
         self.journal = journal
         self.journal_error: Optional[str] = None
+        #: set by :meth:`from_journal` when the journal was damaged: a sentence for the user
+        self.restore_problem = ""
         self.source = source
         self.table = table
         #: callbacks ``f(box)`` run after voxels in ``box`` changed
@@ -351,7 +353,13 @@ class LabelEditor:
                  source=rep.source, table=table)
         budget = (ed.history.max_bytes, ed.history.min_steps)
         ed.history.max_bytes = 1 << 62  # replay exactly, then trim to the budget
+        #: what the app should tell the user about a damaged journal ("" when intact)
+        ed.restore_problem = rep.problem()
         for kind, step in rep.entries:
+            if kind == "lost":  # a damaged record keeps its place as a no-op step (undo/redo stay paired)
+                step = Step("Lost edit (damaged journal)", Delta((0, 0, 0, 0, 0, 0), np.zeros(0, np.uint8),
+                                                                  np.zeros(0, np.uint8), np.zeros(0, np.uint8)))
+                kind = "step"
             if kind == "step" and step is not None:
                 ed._do(step)
                 ed.history.push(step)

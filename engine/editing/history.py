@@ -3,15 +3,23 @@
 A :class:`Delta` stores only what a step changed: its box, the changed-voxel mask
 (bit-packed) and the old and new values of those voxels. A :class:`Step` is a
 named delta ("Brush GGO", "AI segmentation"). :class:`History` keeps an undo and
-a redo stack; when the undo stack holds more than ``max_bytes`` it drops the
+a redo stack; when the steps held in memory exceed ``max_bytes`` it drops the
 oldest steps, but always keeps at least ``min_steps`` (as ITK-SNAP's
-UndoDataManager does).
+UndoDataManager does). The budget is a real bound on memory: when the kept steps
+alone are over it (ten full-volume fills of a 1000-slice scan), the oldest of them
+are moved to disk (memory-mapped files in a private temporary folder, removed with
+the history), newest last, so undo still works and memory stays within
+``max_bytes`` plus the one step being made.
 """
 
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -57,7 +65,28 @@ class Delta:
 
     @property
     def nbytes(self) -> int:
-        return int(self.packed_mask.nbytes + self.old.nbytes + self.new.nbytes) + 64
+        """Bytes held in memory (0 for the arrays of a delta moved to disk)."""
+        return sum(int(a.nbytes) for a in (self.packed_mask, self.old, self.new)
+                   if not isinstance(a, np.memmap)) + 64
+
+    @property
+    def on_disk(self) -> bool:
+        return isinstance(self.old, np.memmap)
+
+    def spilled(self, folder: Path) -> "Delta":
+        """The same delta with its arrays in memory-mapped files under ``folder``."""
+        if self.on_disk:
+            return self
+        arrays = []
+        for name, a in (("mask", self.packed_mask), ("old", self.old), ("new", self.new)):
+            if a.size == 0:
+                arrays.append(a)
+                continue
+            fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".u8", dir=folder)
+            with open(fd, "wb") as f:
+                f.write(np.ascontiguousarray(a).tobytes())
+            arrays.append(np.memmap(path, dtype=np.uint8, mode="r", shape=a.shape))
+        return Delta(self.box, arrays[0], arrays[1], arrays[2])
 
     def mask(self) -> np.ndarray:
         """The box-shaped boolean mask of changed voxels."""
@@ -111,7 +140,18 @@ class Step:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held in memory."""
         return self.delta.nbytes + (self.baseline.nbytes if self.baseline is not None else 0)
+
+    @property
+    def on_disk(self) -> bool:
+        return self.delta.on_disk
+
+    def spill(self, folder: Path) -> None:
+        """Move the step's arrays to memory-mapped files in ``folder``."""
+        self.delta = self.delta.spilled(folder)
+        if self.baseline is not None:
+            self.baseline = self.baseline.spilled(folder)
 
 
 class History:
@@ -131,11 +171,19 @@ class History:
         self._undo: list[Step] = []
         self._redo: list[Step] = []
         self.evicted = 0  #: number of steps dropped to stay within budget
+        self.spilled = 0  #: number of steps moved to disk to stay within budget
+        self._folder: Optional[Path] = None
+        self._finalizer: Optional[weakref.finalize] = None
 
     # -- queries --------------------------------------------------------------
     @property
     def nbytes(self) -> int:
+        """Bytes the steps hold in memory (steps moved to disk count 0)."""
         return sum(s.nbytes for s in self._undo) + sum(s.nbytes for s in self._redo)
+
+    @property
+    def steps_on_disk(self) -> int:
+        return sum(s.on_disk for s in self._undo) + sum(s.on_disk for s in self._redo)
 
     @property
     def can_undo(self) -> bool:
@@ -186,6 +234,20 @@ class History:
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Remove the files of steps moved to disk (also done when the history is collected)."""
+        if self._finalizer is not None and not (self._undo or self._redo):
+            self._finalizer()
+            self._finalizer = None
+            self._folder = None
+
+    def _spill_folder(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="lunglens-undo-"))
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._folder), True)
+        return self._folder
 
     def set_budget(self, max_bytes: int, min_steps: Optional[int] = None) -> None:
         self.max_bytes = int(max_bytes)
@@ -198,3 +260,16 @@ class History:
         while total > self.max_bytes and len(self._undo) > self.min_steps:
             total -= self._undo.pop(0).nbytes
             self.evicted += 1
+        if total <= self.max_bytes:
+            return
+        # the kept steps alone are over budget: move the oldest to disk (redo steps first, the
+        # newest undo step last), so memory stays bounded while undo still works
+        for step in self._redo + self._undo:
+            if total <= self.max_bytes:
+                break
+            if step.on_disk:
+                continue
+            before = step.nbytes
+            step.spill(self._spill_folder())
+            total -= before - step.nbytes
+            self.spilled += 1

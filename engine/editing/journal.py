@@ -7,8 +7,13 @@ File format: a sequence of records, each
 with little-endian integers, a UTF-8 JSON header and a zlib-compressed payload;
 the CRC covers header and payload. Every record is flushed and ``fsync``-ed
 before :meth:`Journal.append_step` returns, so a committed step survives a crash
-or a kill. A torn or damaged last record (the process died while writing it) is
-ignored on replay.
+or a kill. A torn last record (the process died while writing it) is ignored on
+replay. A damaged record in the middle does not end the replay: the reader finds
+the next intact record (by its magic and CRC), replays every step it can, and
+:attr:`Replay.damaged` / :meth:`Replay.problem` say how many records were lost and
+how many steps were recovered. A record whose CRC is right but whose content
+cannot be decoded counts as damaged too; listing journals never raises because of
+one bad file.
 
 Record types: ``open`` (first record: shape, geometry, source, and the labels the
 session started from when they were not all zero), ``step`` (a
@@ -91,12 +96,44 @@ def session_journals(key: str) -> list[Path]:
 
 
 def all_unsaved_journals() -> list[Path]:
-    """Journals of every scan that hold unsaved edits, newest first (for a restore offer at start-up)."""
+    """Journals of every scan that hold unsaved edits, newest first (for a restore offer at start-up).
+
+    One unreadable or damaged journal never hides the others (it is left out here; see
+    :func:`journal_problems`).
+    """
     root = data_dir() / "journals"
     if not root.is_dir():
         return []
     found = [p for p in root.glob("*/*.journal") if has_unsaved_edits(p)]
-    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    return sorted(found, key=lambda p: (_mtime(p), p.name), reverse=True)
+
+
+def _mtime(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def journal_problems() -> dict[Path, str]:
+    """Journals under the data folder that are damaged, with a sentence for the user each.
+
+    A journal whose first record is unreadable holds nothing to restore; one with
+    damaged records in the middle is restorable in part (its sentence says how much).
+    """
+    root = data_dir() / "journals"
+    out: dict[Path, str] = {}
+    if not root.is_dir():
+        return out
+    for p in root.glob("*/*.journal"):
+        try:
+            rep = read_journal(p)
+        except Exception as exc:  # noqa: BLE001 - any damage is reported, never raised
+            out[p] = f"{p.name} cannot be restored: {exc}"
+            continue
+        if rep.problem():
+            out[p] = rep.problem()
+    return out
 
 
 def journal_source(path: str | os.PathLike) -> Optional[str]:
@@ -155,26 +192,55 @@ class Record:
     payload: bytes = b""
 
 
-def read_records(path: str | os.PathLike) -> list[Record]:
-    """All intact records of a journal, stopping at the first torn or damaged one."""
+def _record_at(data: bytes, pos: int) -> Optional[tuple[Record, int]]:
+    """The intact record starting at ``pos`` and the position after it, or None."""
+    if pos + _HEAD.size > len(data):
+        return None
+    magic, n_head, n_pay, crc = _HEAD.unpack_from(data, pos)
+    end = pos + _HEAD.size + n_head + n_pay
+    if magic != MAGIC or end > len(data):
+        return None
+    body = data[pos + _HEAD.size:end]
+    if zlib.crc32(body) != crc:
+        return None
+    try:
+        header = json.loads(body[:n_head].decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(header, dict):
+        return None
+    return Record(str(header.get("type")), header, bytes(body[n_head:])), end
+
+
+def scan_records(path: str | os.PathLike) -> tuple[list[Optional[Record]], bool]:
+    """Every record of a journal, read one by one.
+
+    Returns the records in order, with ``None`` where damaged bytes were skipped
+    (the reader resumes at the next intact record), and whether the file ends in a
+    torn record (normal after a kill during a write; not counted as damage).
+    """
     data = Path(path).read_bytes()
-    out: list[Record] = []
+    out: list[Optional[Record]] = []
     pos = 0
-    while pos + _HEAD.size <= len(data):
-        magic, n_head, n_pay, crc = _HEAD.unpack_from(data, pos)
-        end = pos + _HEAD.size + n_head + n_pay
-        if magic != MAGIC or end > len(data):
-            break
-        body = data[pos + _HEAD.size:end]
-        if zlib.crc32(body) != crc:
-            break
-        try:
-            header = json.loads(body[:n_head].decode("utf-8"))
-        except ValueError:
-            break
-        out.append(Record(str(header.get("type")), header, bytes(body[n_head:])))
-        pos = end
-    return out
+    while pos < len(data):
+        got = _record_at(data, pos)
+        if got is not None:
+            out.append(got[0])
+            pos = got[1]
+            continue
+        nxt = data.find(MAGIC, pos + 1)
+        while nxt >= 0 and _record_at(data, nxt) is None:
+            nxt = data.find(MAGIC, nxt + 1)
+        if nxt < 0:
+            return out, True  # torn (or damaged) tail
+        out.append(None)
+        pos = nxt
+    return out, False
+
+
+def read_records(path: str | os.PathLike) -> list[Record]:
+    """The intact records of a journal, in order (damaged ones left out; see :func:`scan_records`)."""
+    return [r for r in scan_records(path)[0] if r is not None]
 
 
 # ---------------------------------------------------------------- writer
@@ -278,6 +344,21 @@ class Replay:
     source: Optional[str]
     initial: np.ndarray
     entries: list[tuple[str, Optional[Step]]] = field(default_factory=list)
+    #: records lost to damage in the middle of the file (their place holds a ``("lost", None)`` entry)
+    damaged: int = 0
+    name: str = ""
+
+    @property
+    def recovered_steps(self) -> int:
+        return sum(1 for kind, _ in self.entries if kind == "step")
+
+    def problem(self) -> str:
+        """A sentence for the user when records were lost, else ``""``."""
+        if not self.damaged:
+            return ""
+        return (f"The edit journal {self.name} is damaged: {self.damaged} record(s) could not be read; "
+                f"{self.recovered_steps} step(s) were recovered. The voxels changed by the lost record(s) may "
+                "differ from your last edit: check the labels before saving.")
 
     @property
     def unsaved(self) -> bool:
@@ -294,43 +375,88 @@ class Replay:
         done: list[Step] = []
         undone: list[Step] = []
         for kind, step in self.entries:
+            if kind == "lost":  # a damaged step: it holds its place so that undo/redo stay paired
+                done.append(None)  # type: ignore[arg-type]
+                undone.clear()
+                continue
             if kind == "step" and step is not None:
                 step.delta.apply(labels, forward=True)
                 done.append(step)
                 undone.clear()
             elif kind == "undo" and done:
                 s = done.pop()
-                s.delta.apply(labels, forward=False)
+                if s is not None:
+                    s.delta.apply(labels, forward=False)
                 undone.append(s)
             elif kind == "redo" and undone:
                 s = undone.pop()
-                s.delta.apply(labels, forward=True)
+                if s is not None:
+                    s.delta.apply(labels, forward=True)
                 done.append(s)
         return labels
 
 
 def read_journal(path: str | os.PathLike) -> Replay:
-    """Decode a journal file. Raises :class:`CorruptFileError` when it has no intact ``open`` record."""
-    records = read_records(path)
-    if not records or records[0].type != "open":
-        raise CorruptFileError(f"{path} is not a LungLens journal or its first record is damaged.")
-    h = records[0].header
-    shape = tuple(int(s) for s in h["shape"])
-    if h.get("initial") == "payload":
-        initial = np.frombuffer(zlib.decompress(records[0].payload), dtype=np.uint8).reshape(shape).copy()
-    else:
-        initial = np.zeros(shape, dtype=np.uint8)
-    geometry = Geometry.from_dict(h["geometry"]) if h.get("geometry") else None
-    rep = Replay(shape, geometry, h.get("source"), initial)  # type: ignore[arg-type]
+    """Decode a journal file record by record (see the module doc).
+
+    Raises
+    ------
+    CorruptFileError
+        The file is unreadable or has no intact ``open`` record: nothing can be restored.
+    """
+    name = Path(path).name
+    try:
+        records, _torn = scan_records(path)
+    except OSError as exc:
+        raise CorruptFileError(f"{name} cannot be read: {exc.strerror or exc}.") from exc
+    if not records or records[0] is None or records[0].type != "open":
+        raise CorruptFileError(f"{name} is not a LungLens journal or its first record is damaged.")
+    try:
+        h = records[0].header
+        shape = tuple(int(s) for s in h["shape"])
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"shape {shape}")
+        if h.get("initial") == "payload":
+            initial = np.frombuffer(zlib.decompress(records[0].payload), dtype=np.uint8).reshape(shape).copy()
+        else:
+            initial = np.zeros(shape, dtype=np.uint8)
+        geometry = Geometry.from_dict(h["geometry"]) if h.get("geometry") else None
+    except Exception as exc:  # noqa: BLE001 - a valid CRC over a bad payload
+        raise CorruptFileError(f"{name}: its first record cannot be decoded ({type(exc).__name__}: {exc}); "
+                               "nothing can be restored from it.") from exc
+    rep = Replay(shape, geometry, h.get("source"), initial, name=name)  # type: ignore[arg-type]
     for rec in records[1:]:
-        if rec.type == "step":
-            deltas = _decode_deltas(rec.header["deltas"], rec.payload)
-            step = Step(rec.header.get("name", ""), deltas[0],  # type: ignore[arg-type]
-                        rec.header.get("kind", "person"), deltas[1] if len(deltas) > 1 else None)
-            rep.entries.append(("step", step))
-        elif rec.type in ("undo", "redo", "saved"):
-            rep.entries.append((rec.type, None))
+        if rec is None:
+            rep.damaged += 1
+            rep.entries.append(("lost", None))
+            continue
+        try:
+            if rec.type == "step":
+                deltas = _decode_deltas(rec.header["deltas"], rec.payload)
+                for d in deltas:
+                    if d is not None:
+                        _check_delta(d, shape)  # type: ignore[arg-type]
+                step = Step(str(rec.header.get("name", "")), deltas[0],  # type: ignore[arg-type]
+                            str(rec.header.get("kind", "person")), deltas[1] if len(deltas) > 1 else None)
+                rep.entries.append(("step", step))
+            elif rec.type in ("undo", "redo", "saved"):
+                rep.entries.append((rec.type, None))
+        except Exception:  # noqa: BLE001 - a valid CRC over a bad payload: the record is damaged
+            rep.damaged += 1
+            rep.entries.append(("lost", None))
     return rep
+
+
+def _check_delta(d: Delta, shape: tuple[int, int, int]) -> None:
+    """Raise ValueError when a decoded delta does not fit the label array."""
+    z0, z1, y0, y1, x0, x1 = d.box
+    if not (0 <= z0 <= z1 <= shape[0] and 0 <= y0 <= y1 <= shape[1] and 0 <= x0 <= x1 <= shape[2]):
+        raise ValueError(f"box {d.box} outside {shape}")
+    n = int(np.prod(d.box_shape))
+    if d.packed_mask.size != (n + 7) // 8 or d.old.size != d.new.size:
+        raise ValueError("delta sizes do not match its box")
+    if int(np.unpackbits(d.packed_mask, count=n).sum()) != d.old.size:
+        raise ValueError("delta mask does not match its values")
 
 
 def recover(key_or_path: str | os.PathLike) -> np.ndarray:
@@ -355,5 +481,5 @@ def has_unsaved_edits(path: str | os.PathLike) -> bool:
         return False
     try:
         return read_journal(p).unsaved
-    except CorruptFileError:
+    except Exception:  # noqa: BLE001 - one bad journal must never hide the others
         return False

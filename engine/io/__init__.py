@@ -18,6 +18,9 @@ act on: third-party exceptions (nibabel, pydicom, SimpleITK, Pillow) are wrapped
 Readers take ``progress`` and ``cancel`` (see :mod:`engine.progress`) and check the
 cancel token per slice or slab.
 
+:func:`open_isolated` runs ``load`` in a child process that Cancel ends at once
+(the way the app opens files: a stuck library call cannot hold it).
+
 Non-finite voxels are replaced (NaN/-inf by the lowest finite value, +inf by the
 highest) with a warning in ``volume.warnings``; see :mod:`._common`.
 """
@@ -33,9 +36,10 @@ from ..types import Volume
 from ._common import MAX_VOLUME_BYTES, check_readable, wrap_errors
 from .detect import FORMATS, detect_format
 from .dicom_scan import SeriesInfo
+from .isolated import open_isolated
 from .labels_io import label_format, load_labels, save_labels
 
-__all__ = ["load", "list_series", "save_labels", "load_labels", "detect_format", "label_format",
+__all__ = ["load", "open_isolated", "list_series", "save_labels", "load_labels", "detect_format", "label_format",
            "SeriesInfo", "FORMATS", "MAX_VOLUME_BYTES"]
 
 

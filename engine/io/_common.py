@@ -10,15 +10,17 @@ voxels were replaced. A volume with no finite voxel at all raises
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
+import stat
 import threading
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from ..errors import CorruptFileError, LungLensError
+from ..errors import CorruptFileError, LungLensError, UnsupportedFormatError
 from .orientation import SourceOrientation
 
 #: largest array a reader will allocate; a header asking for more is treated as damaged
@@ -81,10 +83,31 @@ def _detail(exc: BaseException) -> str:
 
 
 def check_readable(path: str | Path) -> Path:
-    """Resolve ``path`` and check it exists and can be read, with a clear error."""
+    """Resolve ``path`` and check it is a readable regular file or folder, with a clear error.
+
+    An empty path is an error (never the current folder); a path longer than the
+    system allows, a named pipe, socket or device are refused before anything opens
+    them (opening a FIFO would block forever).
+    """
+    if path is None or not str(path).strip():
+        raise LungLensError("No path was given: choose a scan file or folder.")
     p = Path(path).expanduser()
-    if not p.exists():
-        raise LungLensError(f"{p} does not exist: check the path.")
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise LungLensError(f"{p} does not exist: check the path.") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise LungLensError(f"The path is too long for this system ({len(str(p))} characters, "
+                                f"starting {str(p)[:60]}...): move the scan to a shorter path.") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise LungLensError(f"Permission denied: cannot read {p}. Check its permissions.") from None
+        raise LungLensError(f"Cannot read {p}: {exc.strerror or exc}.") from None
+    except ValueError as exc:  # embedded NUL byte
+        raise LungLensError(f"The path {str(p)[:80]!r} is not valid: {exc}.") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise UnsupportedFormatError(f"{p} is not a regular file or folder (a named pipe, socket or device): "
+                                     "LungLens opens scan files and folders only.")
     if not os.access(p, os.R_OK) or (p.is_dir() and not os.access(p, os.X_OK)):
         raise LungLensError(f"Permission denied: cannot read {p}. Check its permissions.")
     return p

@@ -3,9 +3,17 @@
 - Slices are sorted by ``ImagePositionPatient`` projected on the slice normal
   (``row x column`` cosines), ties by ``InstanceNumber``.
 - Duplicate positions: the first image (lowest InstanceNumber) is kept, with a warning.
-- Uneven gaps, missing slices and gantry tilt give warnings. The slice spacing is
-  ``|last - first| / (n - 1)``, as ITK/SimpleITK compute it, and the third direction
-  is the slice normal (tilted series are not resampled).
+- Before any pixel is read, every header is checked against its pixel data
+  (:mod:`.dicom_checks`); positions and orientations must be finite: a slice whose
+  position is not finite is left out and named in a warning.
+- Missing slices (a gap that is a whole multiple of the usual one) are filled with
+  air (-1024 HU, or 0 for other modalities) so that positions and volumes stay true;
+  the warning names the gap, and files skipped in the folder are named too. The
+  gap is never absorbed into the spacing. Uneven gaps and gantry tilt give warnings.
+  The slice spacing is ``|last - first| / (n - 1)`` counting filled slices, as
+  ITK/SimpleITK compute it, and the third direction is the slice normal (tilted
+  series are not resampled). Filled slices have ``""`` as file and SOP instance UID
+  in ``meta`` and are listed in ``meta["missing_slices"]`` (source order).
 - Rescale slope/intercept are applied per slice. CT ends up ``int16`` HU when the
   values are integers (the usual case), otherwise ``float32``.
 - Uncompressed little-endian pixel data is read straight from the file at the offset
@@ -31,6 +39,7 @@ from ..errors import CorruptFileError, SeriesError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import IntensityBuffer, guard_size, wrap_errors
+from .dicom_checks import MAX_FRAMES, check_codestream, check_pixel_data, implausible_hu_warning
 from .dicom_scan import SeriesInfo, _num, frame_count, image_orientation
 from .orientation import plan_orientation
 
@@ -38,6 +47,8 @@ __all__ = ["read_series"]
 
 _NATIVE_LE = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
 _DUPLICATE_TOL_MM = 0.01
+#: a gap within this fraction of a whole multiple of the usual gap is that many missing slices
+_MISSING_TOL = 0.15
 
 
 @dataclass
@@ -62,6 +73,15 @@ def _fg(ds: Dataset, per_frame: Optional[Dataset], seq: str, attr: str) -> Any:
     return None
 
 
+def _position(value: Any) -> Optional[np.ndarray]:
+    if value is None or len(value) != 3:
+        return None
+    try:
+        return np.asarray([float(v) for v in value])
+    except (TypeError, ValueError):
+        return None
+
+
 def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
     frames: list[_Frame] = []
     for path, ds in zip(info.files, info.headers):
@@ -72,7 +92,7 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
         instance = int(_num(ds.get("InstanceNumber"), 0) or 0)
         ipp = ds.get("ImagePositionPatient")
         if n == 1 and per is None:
-            pos = np.asarray([float(v) for v in ipp]) if ipp is not None and len(ipp) == 3 else None
+            pos = _position(ipp)
             frames.append(_Frame(ds, path, 0, str(ds.get("SOPInstanceUID", "")), instance, pos,
                                  base_slope, base_inter))
             continue
@@ -80,14 +100,24 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
         for f in range(n):
             item = per[f] if per is not None and f < len(per) else None
             pos_val = _fg(ds, item, "PlanePositionSequence", "ImagePositionPatient")
-            pos = np.asarray([float(v) for v in pos_val]) if pos_val is not None else None
-            if pos is None and ipp is not None and len(ipp) == 3:
-                pos = np.asarray([float(v) for v in ipp])
-                pos = pos + _legacy_offset(ds, f, offsets, warnings)
+            pos = _position(pos_val)
+            if pos is None and _position(ipp) is not None:
+                pos = _position(ipp) + _legacy_offset(ds, f, offsets, warnings)
             slope = _num(_fg(ds, item, "PixelValueTransformationSequence", "RescaleSlope"), base_slope)
             inter = _num(_fg(ds, item, "PixelValueTransformationSequence", "RescaleIntercept"), base_inter)
             frames.append(_Frame(ds, path, f, str(ds.get("SOPInstanceUID", "")), f, pos,
                                  slope or 1.0, inter or 0.0))
+    bad = [fr for fr in frames if fr.position is not None and not np.all(np.isfinite(fr.position))]
+    if bad:
+        if len(bad) == len(frames):
+            raise CorruptFileError(f"{Path(bad[0].path).name}: ImagePositionPatient {tuple(bad[0].position)} is "
+                                   "not a finite position in any image of the series. The headers are damaged.")
+        names = ", ".join(f"{Path(fr.path).name}" + (f" frame {fr.frame + 1}" if fr.frame else "")
+                          for fr in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        warnings.append(f"{len(bad)} image(s) were left out because their ImagePositionPatient is not a finite "
+                        f"position (NaN or infinite): {names}. Their place is shown as missing slices.")
+        bad_ids = {id(fr) for fr in bad}
+        frames = [fr for fr in frames if id(fr) not in bad_ids]
     return frames
 
 
@@ -118,8 +148,9 @@ def _pixel_spacing(ds: Dataset, warnings: list[str]) -> tuple[float, float, bool
     return 1.0, 1.0, False
 
 
-def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str]) -> tuple[list[_Frame], float]:
-    """Sorted, de-duplicated frames and the slice spacing (mm, 0 when unknown)."""
+def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str],
+                    ) -> tuple[list[Optional[_Frame]], float]:
+    """Sorted, de-duplicated frames (``None`` for a missing slice) and the slice spacing (mm, 0 when unknown)."""
     if any(fr.position is None for fr in frames):
         frames = sorted(frames, key=lambda fr: (fr.instance, fr.path, fr.frame))
         if len(frames) > 1:
@@ -146,21 +177,39 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
     gaps = np.diff(proj)
     med = float(np.median(gaps))
     big = np.nonzero(gaps > 1.5 * med)[0]
+    out: list[Optional[_Frame]] = list(frames)
     if big.size:
-        where = ", ".join(f"{gaps[i]:.2f} mm after slice {i}" for i in big[:3])
-        warnings.append(f"Slices seem to be missing: the usual gap is {med:.2f} mm but there is {where}"
-                        f"{' ...' if big.size > 3 else ''}. Distances across the gap are not reliable.")
+        whole = [int(round(gaps[i] / med)) for i in big]
+        exact = all(abs(gaps[i] / med - m) <= _MISSING_TOL for i, m in zip(big, whole))
+        if not exact or sum(whole) - len(whole) > 4 * len(frames):
+            where = ", ".join(f"{gaps[i]:.2f} mm after slice {i}" for i in big[:3])
+            raise SeriesError(f"The slices are not evenly spaced: the usual gap is {med:.2f} mm but there is "
+                              f"{where}{' ...' if big.size > 3 else ''}, which is not a whole number of missing "
+                              "slices. LungLens cannot place these images on one grid; open a complete series.")
+        out = []
+        big_set = set(big.tolist())
+        for i, fr in enumerate(frames):
+            out.append(fr)
+            if i in big_set:
+                out.extend([None] * (int(round(gaps[i] / med)) - 1))
+        n_missing = len(out) - len(frames)
+        where = ", ".join(f"{int(round(gaps[i] / med)) - 1} after slice {i} ({Path(frames[i].path).name}, "
+                          f"{proj[i]:.1f} mm)" for i in big[:3])
+        warnings.append(f"{n_missing} slice(s) are missing ({where}{' ...' if big.size > 3 else ''}); the "
+                        f"usual gap is {med:.2f} mm. The missing slices are shown as air so that positions and "
+                        "volumes stay true; nothing can be seen or measured there. Copy the series again.")
     elif gaps.max() - gaps.min() > max(0.01 * med, 0.01):
         warnings.append(f"Uneven slice gaps ({gaps.min():.3f} to {gaps.max():.3f} mm); the volume uses the "
                         "mean gap, so positions along z are approximate.")
     span = frames[-1].position - frames[0].position
-    spacing = float(np.linalg.norm(span)) / (len(frames) - 1)
+    spacing = float(np.linalg.norm(span)) / (len(out) - 1)
+    frames = out  # type: ignore[assignment]
     cos = abs(float(span @ normal)) / max(float(np.linalg.norm(span)), 1e-9)
     tilt = float(np.degrees(np.arccos(min(1.0, cos))))
     if tilt > 0.5:
         warnings.append(f"Gantry tilt of about {tilt:.1f} degrees: slices are shown stacked straight, "
                         "so the 3D shape is slightly sheared.")
-    return frames, spacing
+    return out, spacing
 
 
 def _stored_pixels(fr: _Frame, rows: int, cols: int, cache: dict[str, np.ndarray]) -> np.ndarray:
@@ -199,6 +248,9 @@ def _stored_pixels(fr: _Frame, rows: int, cols: int, cache: dict[str, np.ndarray
     # compressed, big-endian or unusual: let pydicom decode (whole file, cached for multi-frame)
     if fr.path not in cache:
         full = pydicom.dcmread(fr.path, force=True)
+        if "PixelData" not in full:
+            raise CorruptFileError(f"{Path(fr.path).name} has no pixel data: the file is truncated.")
+        check_codestream(fr.path, full, full.PixelData)
         pix = full.pixel_array
         cache.clear()
         cache[fr.path] = pix.reshape((-1,) + pix.shape[-2:])
@@ -218,17 +270,27 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
     with wrap_errors(folder / Path(info.files[0]).name, "DICOM series"):
         first = info.headers[0]
         rows, cols = int(first.Rows), int(first.Columns)
+        warnings.extend(info.notes)
+        total = 0
+        for path, ds in zip(info.files, info.headers):  # every size check before any per-frame work
+            total += check_pixel_data(path, ds, rows, cols)
+            if total > MAX_FRAMES:
+                raise CorruptFileError(f"Series {info.uid} has more than {MAX_FRAMES} images: the headers are "
+                                       "damaged, or the folder mixes many series with one UID.")
+        guard_size((total, rows, cols), 2, info.files[0])
         frames = _frames(info, warnings)
-        guard_size((len(frames), rows, cols), 2, info.files[0])
         iop = image_orientation(first)
         if iop is None:
             iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
             warnings.append("The images give no orientation (ImageOrientationPatient): assumed axial.")
         r, c = np.asarray(iop[:3]), np.asarray(iop[3:])
-        r, c = r / np.linalg.norm(r), c / np.linalg.norm(c)
+        nr, nc = float(np.linalg.norm(r)), float(np.linalg.norm(c))
+        if not (0.9 < nr < 1.1 and 0.9 < nc < 1.1) or abs(float(r @ c)) > 0.05 * nr * nc:
+            raise CorruptFileError(f"{Path(info.files[0]).name}: ImageOrientationPatient {tuple(iop)} is not two "
+                                   "perpendicular unit vectors, so the image has no valid orientation. The header "
+                                   "is damaged.")
+        r, c = r / nr, c / nc
         normal = np.cross(r, c)
-        if np.linalg.norm(normal) < 1e-6:
-            raise CorruptFileError(f"{info.uid}: ImageOrientationPatient {iop} is degenerate.")
         normal /= np.linalg.norm(normal)
         frames, dz = _sort_and_check(frames, normal, warnings)
         if not frames:
@@ -246,8 +308,12 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
         buffer = IntensityBuffer(plan, np.int16)
         cache: dict[str, np.ndarray] = {}
         n = len(frames)
+        fill = np.full((1, rows, cols), -1024 if is_hu else 0, dtype=np.int16)
         for k, fr in enumerate(frames):
             check_cancel(cancel)
+            if fr is None:
+                buffer.put(fill, k)
+                continue
             stored = _stored_pixels(fr, rows, cols, cache)
             if fr.slope == 1.0 and float(fr.intercept).is_integer():
                 values = stored.astype(np.int32)
@@ -259,12 +325,19 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
             if k % 4 == 0 or k == n - 1:
                 report((k + 1) / n, f"Reading slice {k + 1}/{n}")
         array = buffer.finish(warnings, info.files[0])
+        if is_hu:
+            pad = _num(first.get("PixelPaddingValue"))
+            pad_hu = None if pad is None else pad * (_num(first.get("RescaleSlope"), 1.0) or 1.0) + \
+                (_num(first.get("RescaleIntercept"), 0.0) or 0.0)
+            note = implausible_hu_warning(array, int(first.get("PixelRepresentation", 0) or 0) == 1, pad_hu)
+            if note:
+                warnings.append(note)
     meta = _meta(first, info, frames, plan)
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(folder)
                   if not info.multiframe else info.files[0], format="dicom", meta=meta, warnings=warnings)
 
 
-def _meta(ds: Dataset, info: SeriesInfo, frames: list[_Frame], plan) -> dict[str, Any]:
+def _meta(ds: Dataset, info: SeriesInfo, frames: list[Optional[_Frame]], plan) -> dict[str, Any]:
     def s(name: str) -> str:
         return str(ds.get(name, "") or "")
     return {
@@ -277,9 +350,10 @@ def _meta(ds: Dataset, info: SeriesInfo, frames: list[_Frame], plan) -> dict[str
         "series_key": info.uid, "frame_of_reference_uid": s("FrameOfReferenceUID"),
         "sop_class_uid": s("SOPClassUID"),
         # in source-slice order (source array axis 0); see meta["source_orientation"]
-        "sop_instance_uids": [fr.sop_uid for fr in frames],
-        "dicom_files": [fr.path for fr in frames],
-        "dicom_frames": [fr.frame for fr in frames],
+        "sop_instance_uids": [fr.sop_uid if fr else "" for fr in frames],
+        "dicom_files": [fr.path if fr else "" for fr in frames],
+        "dicom_frames": [fr.frame if fr else -1 for fr in frames],
+        "missing_slices": [k for k, fr in enumerate(frames) if fr is None],
         "multiframe": info.multiframe,
         "source_orientation": plan.to_dict(),
     }

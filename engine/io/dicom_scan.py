@@ -13,6 +13,7 @@ PDFs ...) are counted and ignored; a folder holding nothing else raises
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,8 @@ class SeriesInfo:
     patient_id: str = ""
     folder: str = ""
     multiframe: bool = False
+    #: files of this folder that were left out of the series, each with its reason (shown as warnings)
+    notes: list[str] = field(default_factory=list, repr=False)
     files: list[str] = field(default_factory=list, repr=False)
     headers: list[Dataset] = field(default_factory=list, repr=False, compare=False)
 
@@ -158,14 +161,29 @@ def _is_image(ds: Dataset) -> bool:
     return "PixelData" in ds or (0x7FE0, 0x0010) in ds
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """True for a regular file (following links); False for FIFOs, sockets, devices, folders.
+
+    Opening a named pipe blocks until a writer appears, so nothing that is not a
+    regular file is ever opened by a reader.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+    """Regular files below ``folder`` (FIFOs, sockets and devices are never listed)."""
     if not recursive:
-        yield from sorted(p for p in folder.iterdir() if p.is_file())
+        yield from sorted(p for p in folder.iterdir() if is_regular_file(p))
         return
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
-            yield Path(root) / name
+            p = Path(root) / name
+            if is_regular_file(p):
+                yield p
 
 
 def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[ProgressCallback] = None,
@@ -186,6 +204,7 @@ def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[P
         paths.append(p)
     images: list[tuple[Path, Dataset]] = []
     skipped: Counter[str] = Counter()
+    problems: list[tuple[Path, str]] = []  # DICOM-looking files left out, with the reason
     n_other = 0
     for i, p in enumerate(paths):
         check_cancel(cancel)
@@ -193,6 +212,9 @@ def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[P
             report(i / max(1, len(paths)), f"Scanning {folder.name}")
         if not is_dicom_file(p):
             n_other += 1
+            if p.suffix.lower() in (".dcm", ".dicom", ".ima"):
+                size = p.stat().st_size
+                problems.append((p, "empty file (0 bytes)" if size == 0 else "not a readable DICOM file"))
             continue
         try:
             ds = read_header(p)
@@ -201,11 +223,16 @@ def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[P
                 continue
             if not _is_image(ds):
                 modality = str(ds.get("Modality", "")).upper() or "non-image"
-                skipped[NON_IMAGE_MODALITIES.get(modality, modality)] += 1
+                if modality in NON_IMAGE_MODALITIES or str(ds.get("SOPClassUID", "")) in _SEG_SOP_CLASSES:
+                    skipped[NON_IMAGE_MODALITIES.get(modality, modality)] += 1
+                else:
+                    skipped["image without pixel data"] += 1
+                    problems.append((p, "no pixel data (truncated file?)"))
                 continue
             int(ds.Rows), int(ds.Columns)  # noqa: B018 - must exist
-        except Exception:  # noqa: BLE001 - a damaged file is skipped, and counted
+        except Exception as exc:  # noqa: BLE001 - a damaged file is skipped, counted and named
             skipped["unreadable DICOM"] += 1
+            problems.append((p, f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"))
             continue
         images.append((p, ds))
     report(1.0, f"Scanned {folder.name}")
@@ -215,7 +242,23 @@ def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[P
             f"no DICOM image ({n_other} other file(s))"
         raise SeriesError(f"{folder} holds {what}. Choose a folder with a CT image series, or the "
                           "folder of one stack of PNG/JPG slices.")
-    return _group(images, folder)
+    infos = _group(images, folder)
+    if problems:
+        _attach_problems(infos, problems)
+    return infos
+
+
+def _attach_problems(infos: list[SeriesInfo], problems: list[tuple[Path, str]]) -> None:
+    """Name the left-out files in the notes of each series that lives in the same folder."""
+    for info in infos:
+        dirs = {str(Path(f).parent) for f in info.files}
+        mine = [(p, why) for p, why in problems if str(p.parent) in dirs]
+        if not mine:
+            continue
+        listed = "; ".join(f"{p.name}: {why}" for p, why in mine[:8])
+        more = f" and {len(mine) - 8} more" if len(mine) > 8 else ""
+        info.notes.append(f"{len(mine)} file(s) next to this series were skipped ({listed}{more}). "
+                          "If they belong to the series, slices are missing: copy the series again.")
 
 
 def _group(images: list[tuple[Path, Dataset]], folder: Path) -> list[SeriesInfo]:
@@ -225,7 +268,8 @@ def _group(images: list[tuple[Path, Dataset]], folder: Path) -> list[SeriesInfo]
         iop = image_orientation(ds)
         iop_key = tuple(round(v, 3) for v in iop) if iop else None
         mf = frame_count(ds) > 1 or "PerFrameFunctionalGroupsSequence" in ds
-        key = (uid, int(ds.Rows), int(ds.Columns), iop_key, str(ds.SOPInstanceUID) if mf else "")
+        key = (uid, int(ds.Rows), int(ds.Columns), iop_key, str(ds.get("SOPInstanceUID", "")) if mf else "",
+               pixel_spacing_key(ds))
         groups.setdefault(key, []).append((p, ds))
     by_uid: dict[str, list[tuple]] = {}
     for key in groups:
@@ -233,6 +277,7 @@ def _group(images: list[tuple[Path, Dataset]], folder: Path) -> list[SeriesInfo]
     infos: list[SeriesInfo] = []
     for uid, keys in by_uid.items():
         keys.sort(key=lambda k: -sum(frame_count(ds) for _, ds in groups[k]))
+        split_note = _split_note(uid, keys, groups)
         for n, key in enumerate(keys):
             members = groups[key]
             members.sort(key=lambda m: str(m[0]))
@@ -247,9 +292,42 @@ def _group(images: list[tuple[Path, Dataset]], folder: Path) -> list[SeriesInfo]
                 orientation=orientation_name(image_orientation(first)),
                 study_description=str(first.get("StudyDescription", "")),
                 patient_id=str(first.get("PatientID", "")), folder=str(folder),
-                multiframe=bool(key[4]), files=[str(m[0]) for m in members], headers=[m[1] for m in members]))
+                multiframe=bool(key[4]), files=[str(m[0]) for m in members], headers=[m[1] for m in members],
+                notes=[split_note] if split_note and not key[4] else []))
     infos.sort(key=lambda s: (-s.n_slices, s.uid))
     return infos
+
+
+def pixel_spacing_key(ds: Dataset) -> Optional[tuple[float, float]]:
+    """PixelSpacing rounded to 0.1 micrometre (images with another spacing form another series)."""
+    ps = ds.get("PixelSpacing")
+    try:
+        return (round(float(ps[0]), 4), round(float(ps[1]), 4)) if ps is not None and len(ps) == 2 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _split_note(uid: str, keys: list[tuple], groups: dict[tuple, list]) -> str:
+    """Say which files of one SeriesInstanceUID were put into separate series, and why."""
+    single = [k for k in keys if not k[4]]
+    if len(single) < 2:
+        return ""
+    main = single[0]
+    parts = []
+    for n, key in enumerate(keys):
+        if key == main or key[4]:
+            continue
+        why = []
+        if key[1:3] != main[1:3]:
+            why.append(f"size {key[1]}x{key[2]} instead of {main[1]}x{main[2]}")
+        if key[3] != main[3]:
+            why.append(f"orientation {key[3]} instead of {main[3]}")
+        if key[5] != main[5]:
+            why.append(f"pixel spacing {key[5]} instead of {main[5]}")
+        names = ", ".join(Path(m[0]).name for m in groups[key][:3]) + (" ..." if len(groups[key]) > 3 else "")
+        parts.append(f"{names} ({'; '.join(why)}) opened as series {uid}#{n + 1}")
+    return ("Images of this series differ from the others and were split off: " + "; ".join(parts) +
+            ". If they belong between the other slices, those slices are missing here.") if parts else ""
 
 
 def choose_series(infos: list[SeriesInfo], series: Optional[str] = None) -> SeriesInfo:

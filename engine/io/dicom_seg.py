@@ -24,7 +24,7 @@ import numpy as np
 import pydicom
 
 from .. import __version__
-from ..errors import CorruptFileError, GeometryMismatchError
+from ..errors import CorruptFileError, GeometryMismatchError, UnsupportedFormatError
 from ..labels import LabelTable
 from ..progress import CancelLike, Progress, check_cancel
 from ..types import Volume
@@ -79,13 +79,21 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: str | Path, table:
             n_frames = int(source[0].get("NumberOfFrames", 1))
             pixel = np.zeros((n_frames,) + source_labels.shape[1:], dtype=np.uint8)
             for k, f in enumerate(frames_idx):
-                pixel[f] = source_labels[k]
+                if f >= 0:  # -1: a missing slice filled by the reader, with no source image
+                    pixel[f] = source_labels[k]
         else:
             source = []
-            for k, f in enumerate(files):
+            real = [k for k, f in enumerate(files) if f]
+            for k in real:
                 check_cancel(cancel)
-                source.append(pydicom.dcmread(f, stop_before_pixels=True))
-            pixel = source_labels
+                source.append(pydicom.dcmread(files[k], stop_before_pixels=True))
+            pixel = source_labels[real]
+        for ds in source:
+            if not str(ds.get("SOPClassUID", "")).strip() or not str(ds.get("SOPInstanceUID", "")).strip():
+                raise UnsupportedFormatError(
+                    "DICOM SEG cannot be written for this scan: its images have an empty SOPClassUID or "
+                    "SOPInstanceUID, so a segmentation cannot reference them. Save the labels as .nii.gz or "
+                    ".seg.nrrd instead.")
     if progress is not None:
         progress(0.3, "Building DICOM SEG")
     check_cancel(cancel)
@@ -132,14 +140,22 @@ def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable) -> np
         plan = SourceOrientation.from_dict(reference.meta["source_orientation"])
         if reference.meta.get("multiframe"):
             sop = reference.meta["sop_instance_uids"][0]
-            frame_numbers = [int(f) + 1 for f in reference.meta["dicom_frames"]]
-            pix = seg.get_pixels_by_source_frame(source_sop_instance_uid=sop, source_frame_numbers=frame_numbers,
-                                                 combine_segments=True, relabel=False,
-                                                 assert_missing_frames_are_empty=True)
+            frames = [int(f) for f in reference.meta["dicom_frames"]]
+            real = [k for k, f in enumerate(frames) if f >= 0]
+            got = np.asarray(seg.get_pixels_by_source_frame(
+                source_sop_instance_uid=sop, source_frame_numbers=[frames[k] + 1 for k in real],
+                combine_segments=True, relabel=False, assert_missing_frames_are_empty=True))
+            pix = np.zeros((len(frames),) + got.shape[1:], dtype=got.dtype)
+            pix[real] = got
         else:
-            pix = seg.get_pixels_by_source_instance(source_sop_instance_uids=reference.meta["sop_instance_uids"],
+            uids = reference.meta["sop_instance_uids"]
+            real = [k for k, u in enumerate(uids) if u]
+            got = seg.get_pixels_by_source_instance(source_sop_instance_uids=[uids[k] for k in real],
                                                     combine_segments=True, relabel=False,
                                                     assert_missing_frames_are_empty=True)
+            got = np.asarray(got)
+            pix = np.zeros((len(uids),) + got.shape[1:], dtype=got.dtype)
+            pix[real] = got  # missing slices (filled by the reader) have no segmentation frame
         source = values[np.asarray(pix)]
         if source.shape != plan.source_geometry.shape:
             raise GeometryMismatchError(f"{path.name}: frames are {source.shape[1:]} but the scan's images are "

@@ -257,6 +257,11 @@ def read_png_labels(folder: Path, z_order: Optional[str] = None) -> tuple[np.nda
         with wrap_errors(p, "label image"):
             with Image.open(p) as img:
                 guard_size(img.size[::-1], 1, p)
+                if img.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "HSV", "LAB", "RGBX"):
+                    raise UnsupportedFormatError(
+                        f"{p.name} is a colour image ({img.mode}): label slices must be grey-level values "
+                        "(0 background, 1 GGO, 2 consolidation, 3 pleural effusion). Export the labels as "
+                        "values, not as a coloured picture.")
                 if img.mode not in ("L", "P", "I", "I;16", "1"):
                     img = img.convert("L")
                 arrays.append(np.asarray(img))

@@ -10,8 +10,9 @@
 no extension              a folder of ``slice_NNNN.png`` (uint8 values 0..3)
 ======================  =====================================================
 
-Every write is atomic (a temporary file or folder in the target folder, then
-``os.replace``), never touches the source scan, and refuses with
+Every write is atomic and durable (a temporary file or folder in the target folder,
+fsync-ed, then ``os.replace`` and an fsync of the folder; see :mod:`.atomic`), never
+touches the source scan, and refuses with
 :class:`~engine.errors.OverwriteError` to write over the scan file or into a
 source folder (DICOM series, image stack). Labels are written in the canonical
 orientation with the exact geometry, which is what 3D Slicer and ITK-SNAP need to
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +35,7 @@ from ..labels import DEFAULT_TABLE, LabelTable
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import check_readable, wrap_errors
+from .atomic import fsync_dir, fsync_tree, replace_durably, temp_path
 
 __all__ = ["save_labels", "load_labels", "label_format"]
 
@@ -86,7 +87,7 @@ def _check_target(target: Path, volume: Optional[Volume]) -> None:
 
 
 def _tmp_name(target: Path) -> Path:
-    return target.parent / f".lunglens-tmp-{uuid.uuid4().hex[:8]}-{target.name}"
+    return temp_path(target)
 
 
 def _replace_folder(tmp: Path, target: Path) -> None:
@@ -99,11 +100,13 @@ def _replace_folder(tmp: Path, target: Path) -> None:
         if entries and not ours:
             raise OverwriteError(f"{target} already holds other files: choose an empty or new folder.")
         old = _tmp_name(target)
+        fsync_tree(tmp)
         os.replace(target, old)
         os.replace(tmp, target)
+        fsync_dir(target.parent)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
 
 
 def _as_labels(labels: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -170,7 +173,7 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
             else:
                 _write_file(fmt, arr, geometry, volume, tmp, table, report, cancel)
                 check_cancel(cancel)
-                os.replace(tmp, target)
+                replace_durably(tmp, target)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -202,8 +205,12 @@ def _write_file(fmt: str, arr: np.ndarray, geometry: Geometry, volume: Optional[
         raise UnsupportedFormatError(f"Unknown label format '{fmt}'.")
 
 
+#: what :func:`load_labels` does with values outside the label table
+UNKNOWN_POLICIES = ("refuse", "background", "keep")
+
+
 def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
-                table: LabelTable = DEFAULT_TABLE) -> np.ndarray:
+                table: LabelTable = DEFAULT_TABLE, unknown: str = "refuse") -> np.ndarray:
     """Read a label map as a canonical ``uint8 (z, y, x)`` array.
 
     Parameters
@@ -214,7 +221,15 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     reference
         The scan the labels belong to. When given, a label map on another voxel grid
         raises :class:`~engine.errors.GeometryMismatchError`.
+    unknown
+        Values outside ``table`` (e.g. 7 or 200, or made by a NIfTI ``scl_slope``):
+        ``"refuse"`` (default) raises :class:`~engine.errors.CorruptFileError` counting
+        them, so that no export later writes them as 0 silently; ``"background"`` maps
+        them to 0, only when the user asked for it; ``"keep"`` returns them unchanged
+        (binary masks such as a lung mask).
     """
+    if unknown not in UNKNOWN_POLICIES:
+        raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}")
     from .detect import detect_format
     p = check_readable(path)
     ref_geom = reference.geometry if isinstance(reference, Volume) else reference
@@ -249,6 +264,8 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     else:
         raise UnsupportedFormatError(f"{p.name}: not a label map format LungLens reads.")
     arr = _to_uint8_labels(arr, p)
+    if unknown != "keep":
+        arr = _check_table(arr, p, table, unknown == "background")
     if ref_geom is not None:
         if geometry is None or not ref_geom.same_grid(geometry, tol=1e-2) or arr.shape != ref_geom.shape:
             got = f"shape {arr.shape}" + (f", spacing {tuple(round(s, 3) for s in geometry.spacing)}, origin "
@@ -258,6 +275,26 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
                 f"spacing {tuple(round(s, 3) for s in ref_geom.spacing)}, origin "
                 f"{tuple(round(o, 2) for o in ref_geom.origin)}). Open the scan they were made for.")
     return arr
+
+
+def _check_table(arr: np.ndarray, path: Path, table: LabelTable, to_background: bool) -> np.ndarray:
+    """Refuse (or, when asked, zero) the values outside ``table``, counting them per value."""
+    counts = np.bincount(arr.reshape(-1), minlength=256)
+    known = np.zeros(256, dtype=bool)
+    known[[0, *table.values]] = True  # 0 is background in every table
+    bad = np.nonzero((counts > 0) & ~known)[0]
+    if not bad.size:
+        return arr
+    if to_background:
+        lut = np.arange(256, dtype=np.uint8)
+        lut[~known] = 0
+        return lut[arr]
+    total = int(counts[bad].sum())
+    listing = ", ".join(f"{int(v)}: {int(counts[v]):,} voxels" for v in bad[:6]) + (" ..." if bad.size > 6 else "")
+    names = "0 background, " + ", ".join(f"{lab.value} {lab.name}" for lab in table if lab.value)
+    raise CorruptFileError(f"{path.name} holds {total:,} voxel(s) with values outside the label table ({listing}). "
+                           f"LungLens labels are {names}. Nothing was opened; to open it with those voxels "
+                           "set to background, ask for it explicitly (--map-unknown-labels on the command line).")
 
 
 def _to_uint8_labels(arr: np.ndarray, path: Path) -> np.ndarray:

@@ -26,6 +26,7 @@ from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import IntensityBuffer, guard_size, prefetch, read_exact, slab_size, wrap_errors
 from .orientation import canonicalize, plan_orientation
+from .text_headers import LABEL_RATIO, SCAN_RATIO, check_compressed_size
 
 __all__ = ["read_nifti", "write_nifti_labels", "read_nifti_labels"]
 
@@ -181,8 +182,12 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
                   meta=meta, warnings=warnings)
 
 
-def _check_data_size(path: Path, needed: int) -> None:
-    """Refuse a file too short for the data its header announces, before allocating."""
+def _check_data_size(path: Path, needed: int, ratio: int = SCAN_RATIO) -> None:
+    """Refuse a file too short for the data its header announces, before allocating.
+
+    A ``.gz`` file declaring more than ``ratio`` times its size (above 64 MB) is
+    refused as a decompression bomb (see :mod:`.text_headers`).
+    """
     size = path.stat().st_size
     if path.name.lower().endswith(".gz"):
         if size < 18:
@@ -191,6 +196,7 @@ def _check_data_size(path: Path, needed: int) -> None:
         if needed > 1032 * size + 1024:
             raise CorruptFileError(f"{path.name} is truncated or damaged: {size} compressed bytes cannot hold "
                                    f"the {needed} bytes the header announces. Copy the file again.")
+        check_compressed_size(path, size, needed, ratio)
     elif size < needed:
         raise CorruptFileError(f"{path.name} is truncated: it has {size} bytes but the header announces "
                                f"{needed}. Copy the file again.")
@@ -221,7 +227,15 @@ def read_nifti_labels(path: str | Path) -> tuple[np.ndarray, Geometry]:
     with wrap_errors(path, "NIfTI label file"):
         img = nib.load(str(path))
         shape = tuple(int(s) for s in img.header.get_data_shape())
-        guard_size(shape, img.header.get_data_dtype().itemsize, path)
+        dtype = img.header.get_data_dtype()
+        if dtype.fields is not None or dtype.kind == "c":
+            raise UnsupportedFormatError(f"{path.name} stores {dtype} voxels (colour or complex): it is not a "
+                                         "label map.")
+        guard_size(shape, dtype.itemsize, path)  # the scan reader's guards, before anything is read
+        offset = int(getattr(img.dataobj, "offset", img.header.get_data_offset()))
+        _check_data_size(path, offset + int(np.prod(np.asarray(shape, dtype=object))) * dtype.itemsize,
+                         LABEL_RATIO)
+        # scl_slope / scl_inter are applied (NIfTI semantics); the label-table check then sees real values
         data = np.asanyarray(img.dataobj)
         while data.ndim > 3:
             data = data[..., 0]

@@ -18,8 +18,12 @@ from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import IntensityBuffer, guard_size, slab_size, wrap_errors
 from .orientation import canonicalize, plan_orientation
+from .text_headers import LABEL_RATIO, SCAN_RATIO, check_text_header
 
 __all__ = ["read_sitk", "read_sitk_labels", "write_nrrd_labels", "geometry_from_sitk"]
+
+# ITK prints its warnings straight to stderr from C++; LungLens reports problems itself
+sitk.ProcessObject_SetGlobalWarningDisplay(False)
 
 
 def geometry_from_sitk(img: "sitk.Image | sitk.ImageFileReader", shape_zyx: tuple[int, int, int]) -> Geometry:
@@ -50,7 +54,8 @@ def _check_mhd_data_file(path: Path) -> None:
                                        f"Put it next to {path.name}.")
 
 
-def _source_array(path: Path, warnings: list[str]) -> tuple[np.ndarray, Geometry, sitk.Image]:
+def _source_array(path: Path, warnings: list[str], ratio: int = SCAN_RATIO,
+                  ) -> tuple[np.ndarray, Geometry, sitk.Image]:
     _check_mhd_data_file(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -60,6 +65,7 @@ def _source_array(path: Path, warnings: list[str]) -> tuple[np.ndarray, Geometry
     pixel_name = sitk.GetPixelIDValueAsString(reader.GetPixelID())
     pixel_bytes = next((b for bits, b in (("64", 8), ("32", 4), ("16", 2)) if bits in pixel_name), 1)
     guard_size(size + (ncomp,), pixel_bytes, path)
+    check_text_header(path, int(np.prod(np.asarray(size + (ncomp,), dtype=object))) * pixel_bytes, ratio)
     if len(size) > 3 and int(np.prod(size[3:])) > 1:
         warnings.append(f"{path.name} has {len(size)} dimensions; only the first 3D volume is shown.")
         index = [0] * len(size)
@@ -113,7 +119,7 @@ def read_sitk_labels(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """Read a label map (NRRD/MHA); the canonical array (any integer dtype) and its geometry."""
     path = Path(path)
     with wrap_errors(path, "label file"):
-        arr, geom, _img = _source_array(path, [])
+        arr, geom, _img = _source_array(path, [], LABEL_RATIO)
         arr = np.array(arr)
     out, geometry, _ = canonicalize(arr, geom)
     return out, geometry

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -162,10 +163,15 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", dtype: Op
     Raises
     ------
     ModelError
-        The model is unknown, its weights are missing or their sha256 does not match.
+        The model is unknown, its card has no sha256 (weights are never loaded unverified),
+        its weights are missing or their sha256 does not match.
     """
     card, weights = _resolve(name_or_path, models_dir)
-    state = load_state(weights, card.sha256)
+    if Path(weights).is_file() and not re.fullmatch(r"[0-9a-f]{64}", (card.sha256 or "").strip().lower()):
+        raise ModelError(f"The model card of '{card.name}' gives no valid sha256 of its weights, so they cannot be "
+                         "verified and are not loaded. Re-save the model with engine.models.registry.save (it "
+                         "records the hash), or write the sha256 of the .safetensors file into the card.")
+    state = load_state(weights, card.sha256.strip().lower())
     module = build(card.architecture, {**card.config, "in_channels": card.in_channels})
     dtype = dtype or torch.float32
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}

@@ -7,7 +7,10 @@ models and versions, whether a person edited the labels) into one JSON-ready dic
 (reportlab: tables plus key images from :mod:`.images`).
 
 With ``anonymize=True`` the identifying fields (:data:`IDENTIFIERS`: names, IDs, dates,
-UIDs, institution, file paths) are left out of every format.
+UIDs, institution, file paths), every free-text field that can hold a name
+(:data:`FREE_TEXT`: study and series descriptions, comments, the NIfTI description) and
+the patient's age are left out of every format, and ``doc["removed"]`` plus a note
+say which fields were removed. The load warnings of the scan are notes of the report.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import csv
 import datetime as _dt
 import io
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -43,7 +44,11 @@ PATIENT_FIELDS = (("patient_name", "Patient name"), ("patient_id", "Patient ID")
 #: fields left out by ``anonymize=True`` (the scan's path too)
 IDENTIFIERS = frozenset({"patient_name", "patient_id", "patient_birth_date", "study_date",
                          "accession_number", "institution_name", "study_instance_uid",
-                         "series_instance_uid"})
+                         "series_instance_uid", "patient_age"})
+#: free text typed at the scanner or PACS ("Jane Doe MRN 88812345" in a study description):
+#: left out by ``anonymize=True`` as well
+FREE_TEXT = frozenset({"study_description", "series_description", "image_comments", "study_comments",
+                       "patient_comments", "nifti_descrip", "protocol_name", "requested_procedure"})
 TITLE = "Chest CT quantification report"
 DISCLAIMER = ("LungLens research software. Numbers are computed from the label map shown; check the "
               "segmentation before relying on them.")
@@ -62,12 +67,19 @@ def patient_fields(volume: Volume, anonymize: bool) -> dict[str, Any]:
     """The patient/series fields of ``volume.meta`` that are set (identifiers left out if asked)."""
     out: dict[str, Any] = {}
     for key, _ in PATIENT_FIELDS:
-        if anonymize and key in IDENTIFIERS:
+        if anonymize and (key in IDENTIFIERS or key in FREE_TEXT):
             continue
         v = volume.meta.get(key)
         if v not in (None, "", []):
             out[key] = _clean(v) if not isinstance(v, (str, int, float)) else v
     return out
+
+
+def removed_fields(volume: Volume) -> list[str]:
+    """The names of the fields ``anonymize=True`` leaves out that this scan has set."""
+    labels = dict(PATIENT_FIELDS)
+    return [labels.get(k, k.replace("_", " ")) for k in sorted(IDENTIFIERS | FREE_TEXT)
+            if volume.meta.get(k) not in (None, "", [])] + (["File path"] if volume.source else [])
 
 
 def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = False,
@@ -92,6 +104,12 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
         "numbers": quant.to_dict(),
         "notes": [],
     }
+    for w in volume.warnings:  # what the reader warned about reaches the report
+        doc["notes"].append(w.replace(str(volume.source), "<scan>") if anonymize and volume.source else w)
+    if anonymize:
+        doc["removed"] = removed_fields(volume)
+        if doc["removed"]:
+            doc["notes"].append("Identifiers and free-text fields left out: " + ", ".join(doc["removed"]) + ".")
     if not g.spacing_known:
         doc["notes"].append("The scan has no physical spacing (image stack): volumes in mL are unknown; "
                             "voxel counts and percentages are given.")
@@ -150,10 +168,11 @@ def _csv_bytes(doc: dict[str, Any]) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    from ..io.atomic import replace_durably, temp_path
+    tmp = temp_path(path)
     try:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -213,4 +232,5 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
     return out
 
 
-__all__ = ["write_report", "report_document", "csv_rows", "patient_fields", "IDENTIFIERS", "ZONES"]
+__all__ = ["write_report", "report_document", "csv_rows", "patient_fields", "removed_fields", "IDENTIFIERS",
+           "FREE_TEXT", "ZONES"]

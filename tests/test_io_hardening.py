@@ -1,0 +1,306 @@
+"""Headers that disagree with their pixels, hangs and stuck opens (issue 11): every case is built here.
+
+Each case asserts one of three outcomes: a clean :class:`LungLensError` whose message
+names the file and the reason, a warning in ``volume.warnings`` (which ``engine info``
+prints), or a volume loaded exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from pydicom.encaps import encapsulate
+
+import dicom_factory as F
+from engine import io
+from engine.errors import CancelledError, CorruptFileError, LungLensError, SeriesError, UnsupportedFormatError
+from engine.progress import CancelToken
+
+
+def _series(tmp_path, n=5, **kw):
+    paths, expected = F.ct_series(tmp_path / "s", n=n, shuffle=False, **kw)
+    return tmp_path / "s", paths, expected
+
+
+def _edit(path, **changes):
+    import pydicom
+    ds = pydicom.dcmread(path)
+    for key, value in changes.items():
+        if value is None:
+            delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    ds.save_as(path)
+
+
+# -- positions and orientations ------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_position_is_named_and_never_reorders(tmp_path, bad):
+    folder, paths, expected = _series(tmp_path)
+    _edit(paths[2], ImagePositionPatient=[-20.0, bad, -45.0])
+    vol = io.load(folder)
+    assert vol.shape[0] == 5 and vol.spacing[0] == pytest.approx(2.5)
+    assert np.array_equal(vol.array[[0, 1, 3, 4]], expected[[0, 1, 3, 4]])  # order kept
+    assert np.all(vol.array[2] == -1024)
+    assert any("img002.dcm" in w and "not a finite position" in w for w in vol.warnings)
+
+
+def test_all_positions_nan_is_an_error(tmp_path):
+    folder, paths, _ = _series(tmp_path, n=3)
+    for p in paths:
+        _edit(p, ImagePositionPatient=[float("nan"), 0.0, 0.0])
+    with pytest.raises(CorruptFileError, match="not a finite position"):
+        io.load(folder)
+
+
+@pytest.mark.parametrize("iop", [[0, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0], [3, 0, 0, 0, 1, 0]])
+def test_degenerate_orientation_is_an_error(tmp_path, iop):
+    folder, paths, _ = _series(tmp_path, n=3)
+    for p in paths:
+        _edit(p, ImageOrientationPatient=[float(v) for v in iop])
+    with pytest.raises(CorruptFileError, match="perpendicular unit vectors"):
+        io.load(folder)
+
+
+# -- pixel data length ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes", [dict(Rows=1, Columns=512), dict(Rows=512, Columns=511),
+                                     dict(BitsAllocated=8, BitsStored=8, HighBit=7)],
+                         ids=["1x512", "sheared 512x511", "8-bit read of 16-bit"])
+def test_pixel_length_must_match_header(tmp_path, changes):
+    ds = F.ct_slice(rows=512, cols=512, stored=np.full((512, 512), 1000))
+    path = F.write(ds, tmp_path / "c" / "one.dcm")
+    _edit(path, **changes)
+    with pytest.raises(CorruptFileError, match=r"one.dcm: its pixel data has 524288 bytes"):
+        io.load(path)
+
+
+@pytest.mark.parametrize("frames", [2 ** 31, 20_000_000])
+def test_absurd_frame_count_is_refused_before_any_frame_work(tmp_path, frames):
+    ds = F.ct_slice(rows=4, cols=4)
+    ds.NumberOfFrames = frames
+    path = F.write(ds, tmp_path / "c" / "mf.dcm")
+    t0 = time.perf_counter()
+    with pytest.raises(CorruptFileError, match="frames"):
+        io.load(path)
+    assert time.perf_counter() - t0 < 5.0
+
+
+# -- sign and codestream -------------------------------------------------------------------------
+
+def test_wrong_pixel_representation_signed_label_on_unsigned_data_warns(tmp_path):
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "s"
+    F.ct_series(folder, n=3, rows=32, cols=32)
+    for i, p in enumerate(sorted(folder.iterdir())):  # 12-bit unsigned data with bone (>= 2048 stored)
+        stored = rng.integers(0, 3500, (32, 32)).astype(np.uint16)
+        _edit(p, PixelData=stored.tobytes(), PixelRepresentation=1)
+    vol = io.load(folder)
+    assert vol.array.min() < -2000  # what the header asks for: the sign bit makes bone far below air
+    assert any("not plausible Hounsfield units" in w and "PixelRepresentation" in w and "unsigned" in w
+               for w in vol.warnings)
+
+
+def test_wrong_pixel_representation_unsigned_label_on_signed_data_warns(tmp_path):
+    folder = tmp_path / "s"
+    hu = np.linspace(-1000, 400, 16 * 16).reshape(16, 16).astype(np.int16)
+    F.ct_series(folder, n=3, rows=16, cols=16)
+    for p in folder.iterdir():
+        _edit(p, PixelData=hu.tobytes(), RescaleIntercept=0, BitsStored=16, HighBit=15, PixelRepresentation=0)
+    vol = io.load(folder)
+    assert vol.array.max() > 30000
+    assert any("not plausible Hounsfield units" in w and "above 30000" in w for w in vol.warnings)
+
+
+def test_plausible_ct_with_padding_gives_no_sign_warning(tmp_path):
+    folder = tmp_path / "s"
+    stored = np.full((16, 16), 1024, np.int16)
+    stored[:4] = -2000  # outside the field of view: one constant
+    F.ct_series(folder, n=3, rows=16, cols=16)
+    for p in folder.iterdir():
+        _edit(p, PixelData=stored.tobytes(), BitsStored=16, HighBit=15, PixelRepresentation=1)
+    vol = io.load(folder)
+    assert not any("Hounsfield" in w for w in vol.warnings)
+
+
+@pytest.mark.parametrize("ts, stream, found", [
+    ("1.2.840.10008.1.2.4.50", b"\xff\x4f\xff\x51" + b"\0" * 60, "JPEG 2000 codestream"),
+    ("1.2.840.10008.1.2.4.90", b"\xff\xd8\xff\xc0\x00\x04\x08\x00" + b"\0" * 60, "JPEG Baseline codestream"),
+    ("1.2.840.10008.1.2.4.80", b"\xff\xd8\xff\xc3\x00\x04\x08\x00" + b"\0" * 60, "JPEG Lossless codestream"),
+    ("1.2.840.10008.1.2.5", b"\xff\xd8\xff\xc0" + b"\0" * 80, "not an RLE segment table"),
+], ids=["j2k labelled baseline", "jpeg labelled j2k", "lossless labelled JPEG-LS", "jpeg labelled RLE"])
+def test_transfer_syntax_must_match_codestream(tmp_path, ts, stream, found):
+    ds = F.ct_slice(rows=8, cols=8)
+    ds.file_meta.TransferSyntaxUID = ts
+    ds.PixelData = encapsulate([stream])
+    ds["PixelData"].VR = "OB"
+    path = tmp_path / "c" / "enc.dcm"
+    path.parent.mkdir()
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(CorruptFileError, match=f"enc.dcm: the transfer syntax says .* but the pixel data is (a )?{found}"):
+        io.load(path)
+
+
+# -- slices that do not belong ---------------------------------------------------------------------
+
+def test_slice_with_other_pixel_spacing_is_split_off_and_named(tmp_path):
+    folder, paths, expected = _series(tmp_path)
+    _edit(paths[2], PixelSpacing=[0.9, 0.9])
+    infos = io.list_series(folder)
+    assert sorted(i.n_slices for i in infos) == [1, 4]
+    vol = io.load(folder)
+    assert vol.shape[0] == 5 and vol.spacing == pytest.approx((2.5, 0.8, 0.7))
+    assert np.array_equal(vol.array[[0, 1, 3, 4]], expected[[0, 1, 3, 4]]) and np.all(vol.array[2] == -1024)
+    assert any("img002.dcm" in w and "pixel spacing (0.9, 0.9) instead of (0.8, 0.7)" in w for w in vol.warnings)
+    assert any("1 slice(s) are missing" in w for w in vol.warnings)
+
+
+def test_slice_with_other_size_is_split_off_and_named(tmp_path):
+    folder, paths, expected = _series(tmp_path)
+    F.write(F.ct_slice(rows=12, cols=11, position=(-20.0, -30.0, -45.0), series_uid=str(
+        __import__("pydicom").dcmread(paths[0]).SeriesInstanceUID), instance=3), paths[2])
+    vol = io.load(folder)
+    assert vol.shape[0] == 5 and np.all(vol.array[2] == -1024)
+    assert any("img002.dcm" in w and "size 12x11 instead of 12x10" in w for w in vol.warnings)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("zero", "empty file (0 bytes)"), ("nopixels", "no pixel data"), ("header", "not a readable DICOM file"),
+    ("cut", "no pixel data (truncated file?)")])
+def test_skipped_slice_is_named_and_gap_keeps_true_spacing(tmp_path, damage, reason):
+    folder, paths, expected = _series(tmp_path, n=10, dz=2.0)
+    if damage == "zero":
+        paths[4].write_bytes(b"")
+    elif damage == "nopixels":
+        _edit(paths[4], PixelData=None)
+    else:
+        paths[4].write_bytes(paths[4].read_bytes()[:100 if damage == "header" else 400])
+    vol = io.load(folder)
+    assert vol.spacing[0] == pytest.approx(2.0)  # not 2.111: the gap is not absorbed
+    assert vol.shape[0] == 10 and np.all(vol.array[4] == -1024)
+    assert np.array_equal(vol.array[[0, 1, 2, 3, 5, 6, 7, 8, 9]], expected[[0, 1, 2, 3, 5, 6, 7, 8, 9]])
+    assert any("img004.dcm" in w and reason in w for w in vol.warnings)
+    assert any("1 slice(s) are missing" in w for w in vol.warnings)
+    # and the CLI prints both
+    out = subprocess.run([sys.executable, "-m", "engine", "info", str(folder)], capture_output=True, text=True,
+                         env=dict(os.environ), timeout=120)
+    assert out.returncode == 0 and "img004.dcm" in out.stdout and "missing" in out.stdout
+
+
+def test_gap_that_is_not_whole_slices_is_refused(tmp_path):
+    F.ct_series(tmp_path / "s", positions=[(0, 0, z) for z in (0, 2, 4, 9, 11)])
+    with pytest.raises(SeriesError, match="not a whole number of missing slices"):
+        io.load(tmp_path / "s")
+
+
+def test_missing_slice_round_trips_through_dicom_seg(tmp_path):
+    folder, paths, _ = _series(tmp_path, n=6, dz=2.0)
+    paths[3].unlink()
+    vol = io.load(folder)
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[1, 2:5, 2:5] = 1
+    labels[4, 3:6, 3:6] = 3
+    out = io.save_labels(labels, vol, tmp_path / "seg.dcm")
+    back = io.load_labels(out, reference=vol)
+    assert np.array_equal(back, labels)
+
+
+# -- hangs -------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_fifo_in_folder_is_never_opened(tmp_path):
+    folder, _, expected = _series(tmp_path, n=3)
+    os.mkfifo(folder / "pipe.dcm")
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("vol", io.load(folder)), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "load blocked on a FIFO"
+    assert np.array_equal(result["vol"].array, expected)
+    with pytest.raises(UnsupportedFormatError, match="named pipe"):
+        io.load(folder / "pipe.dcm")
+
+
+def test_path_over_os_limit_is_a_clean_error(tmp_path):
+    with pytest.raises(LungLensError, match="too long"):
+        io.load(tmp_path / ("x" * 300) / "scan.nii.gz")
+    with pytest.raises(LungLensError, match="too long"):
+        io.load("/" + "/".join(["d" * 200] * 30))
+
+
+@pytest.mark.parametrize("arg", ["", "   "])
+def test_empty_path_is_an_error_not_the_current_folder(arg):
+    with pytest.raises(LungLensError, match="No path was given"):
+        io.load(arg)
+    out = subprocess.run([sys.executable, "-m", "engine", "info", arg], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.startswith("error: No path was given") and "Traceback" not in out.stderr
+
+
+# -- cancellable open in a child process -----------------------------------------------------------
+
+def stuck_reader(path, progress, cancel):  # a library call that never returns and never checks a token
+    progress(0.1, "stuck")
+    time.sleep(600)
+
+
+def test_open_isolated_returns_the_same_volume(tmp_path):
+    folder, paths, expected = _series(tmp_path, n=4)
+    paths[2].unlink()
+    seen = []
+    vol = io.open_isolated(folder, progress=lambda f, m: seen.append(f))
+    direct = io.load(folder)
+    assert np.array_equal(vol.array, direct.array) and vol.array.dtype == direct.array.dtype
+    assert vol.geometry == direct.geometry and vol.warnings == direct.warnings
+    assert vol.meta["sop_instance_uids"] == direct.meta["sop_instance_uids"]
+    assert seen and max(seen) == pytest.approx(1.0)
+
+
+def test_open_isolated_passes_errors_with_their_class(tmp_path):
+    (tmp_path / "a.nii").write_bytes(b"")
+    with pytest.raises(CorruptFileError, match="a.nii is empty"):
+        io.open_isolated(tmp_path / "a.nii")
+
+
+def test_cancel_ends_a_stuck_open_within_one_second():
+    from engine.io.isolated import run_isolated
+    token = CancelToken()
+    started = threading.Event()
+    outcome = {}
+
+    def work():
+        try:
+            run_isolated(stuck_reader, "stuck.nii", progress=lambda f, m: started.set(), cancel=token)
+        except CancelledError:
+            outcome["t"] = time.perf_counter()
+    t = threading.Thread(target=work)
+    t.start()
+    assert started.wait(60), "the child never reported progress"
+    t0 = time.perf_counter()
+    token.cancel()
+    t.join(10)
+    assert "t" in outcome and outcome["t"] - t0 < 1.0
+
+
+def test_dicom_seg_of_series_with_empty_sop_class_says_why(tmp_path):
+    folder, paths, _ = _series(tmp_path, n=3)
+    for p in paths:
+        _edit(p, SOPClassUID="")
+    vol = io.load(folder)
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[1, 2, 2] = 1
+    io.save_labels(labels, vol, tmp_path / "o" / "l.nii.gz")
+    with pytest.raises(UnsupportedFormatError, match="empty SOPClassUID or SOPInstanceUID"):
+        io.save_labels(labels, vol, tmp_path / "o" / "l_seg.dcm")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["l.nii.gz"]  # no temp left behind
+    out = subprocess.run([sys.executable, "-m", "engine", "export", str(folder), "--labels",
+                          str(tmp_path / "o" / "l.nii.gz"), "--out", str(tmp_path / "o" / "l_seg.dcm")],
+                         capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("error: DICOM SEG cannot be written for this scan")
