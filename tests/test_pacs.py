@@ -331,3 +331,24 @@ def test_get_path_rejects_bad_uids(orthanc, tmp_path, capsys):
     assert main(["pacs", "get", orthanc.url, "../etc", "--out", str(tmp_path)]) == 2
     assert "not a valid Study Instance UID" in capsys.readouterr().err
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_pdf_report_joins_the_study(orthanc, uploaded, dicom_99, tmp_path, capsys):
+    from reportlab.pdfgen import canvas
+
+    pdf = tmp_path / "report.pdf"
+    page = canvas.Canvas(str(pdf))
+    page.drawString(72, 720, "LungLens report: no finding")
+    page.save()
+    assert main(["pacs", "put", orthanc.url, str(pdf)]) == 2  # a PDF without its scan cannot be filed
+    assert "needs --reference SCAN" in capsys.readouterr().err
+    assert main(["pacs", "put", orthanc.url, str(pdf), "--reference", str(dicom_99), "--study", STUDY]) == 0
+    assert "stored 1 instances" in capsys.readouterr().out
+    client = PacsClient(orthanc.url)
+    (doc,) = [s for s in client.find_series(STUDY) if s.modality == "DOC"]
+    folder = client.retrieve_series(STUDY, doc.series_uid, tmp_path / "cache")
+    (back,) = folder.glob("*.dcm")
+    ds = pydicom.dcmread(back)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1" and ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    assert (ds.PatientID, ds.StudyInstanceUID) == ("C3N-00247", STUDY)
+    assert ds.EncapsulatedDocument[:ds.EncapsulatedDocumentLength] == pdf.read_bytes()

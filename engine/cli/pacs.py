@@ -5,7 +5,8 @@ URL is the server's DICOMweb root, e.g. ``https://pacs.example.org/dicom-web``
 
   pacs find URL [--patient NAME_OR_ID] [--date 2020-03-01..2020-06-30] [--modality CT] [--json]
   pacs get URL STUDY_UID [--series SERIES_UID] --out DIR     -> DIR/<study>/<series>/*.dcm
-  pacs put URL FILE_OR_FOLDER...                            (e.g. a DICOM SEG from `export`)
+  pacs put URL FILE_OR_FOLDER... [--study UID]              (e.g. a DICOM SEG from `export`)
+  pacs put URL report.pdf --reference SCAN                  (a report from `report`, as Encapsulated PDF)
 
 Authentication: ``--user NAME`` with the password in $LUNGLENS_PACS_PASSWORD (or typed
 at the prompt), or $LUNGLENS_PACS_USERNAME + $LUNGLENS_PACS_PASSWORD, or a bearer token
@@ -65,6 +66,8 @@ def register(subparsers) -> None:
     s.add_argument("files", nargs="+", metavar="FILE", help="DICOM files or folders of them")
     s.add_argument("--study", help="store into this Study Instance UID only (the server refuses instances of "
                                    "another study)")
+    s.add_argument("--reference", metavar="SCAN", help="the DICOM scan whose study a PDF report joins (PDF "
+                                                       "files are sent as Encapsulated PDF)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run_put)
 
@@ -147,12 +150,18 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def run_put(args: argparse.Namespace) -> int:
-    from ..pacs import PacsClient
+    from ..pacs import PacsClient, PacsError
+    from ..pacs.documents import encapsulated_pdf
 
+    items: list = [f for f in args.files if not f.lower().endswith(".pdf")]
+    pdfs = [f for f in args.files if f.lower().endswith(".pdf")]
+    if pdfs and not args.reference:
+        raise PacsError("A PDF report needs --reference SCAN: the DICOM scan whose patient and study it joins.")
+    items += [encapsulated_pdf(p, args.reference) for p in pdfs]
     with PacsClient(_server(args)) as client:
         bar = _bar("storing", args.quiet)
         try:
-            result = client.store(args.files, study_uid=args.study, progress=bar)
+            result = client.store(items, study_uid=args.study, progress=bar)
         finally:
             bar.close()
     if args.json:

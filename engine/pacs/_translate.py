@@ -53,6 +53,7 @@ def network(server: PacsServer, action: str, *, stored_before: Optional[tuple[st
     refusal then becomes :class:`PacsRefusedError` listing what was stored.
     """
     import requests
+    from pydicom.errors import InvalidDicomError
     from retrying import RetryError
 
     try:
@@ -82,6 +83,9 @@ def network(server: PacsServer, action: str, *, stored_before: Optional[tuple[st
     except requests.exceptions.RequestException as exc:
         error = PacsConnectionError(f"The request to the PACS at {server.url} failed while {action} "
                                     f"({exc.__class__.__name__}). Check the address and try again.")
+    except InvalidDicomError:
+        error = PacsError(f"The PACS at {server.url} sent data that is not DICOM while {action}. Retrieve it "
+                          "again; if it keeps failing, tell the PACS administrator.")
     except (ValueError, KeyError) as exc:  # not a DICOMweb answer (HTML page, bad JSON, bad multipart)
         error = PacsError(f"The server at {server.url} did not answer as a DICOMweb service while {action} "
                           f"({exc.__class__.__name__}). Check the address: it is the DICOMweb root, which "

@@ -30,7 +30,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import requests
 import requests.adapters
 
-from ..errors import UnsupportedFormatError
+from ..errors import LungLensError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ._translate import failure_reason, network, refusal_message
 from .errors import PacsError, PacsNotFoundError, PacsRefusedError
@@ -251,7 +251,7 @@ class PacsClient:
                 for ds in stream:
                     check_cancel(cancel)
                     sop = check_uid(getattr(ds, "SOPInstanceUID", ""), "SOP Instance UID sent by the PACS")
-                    ds.save_as(stage / f"{sop}.dcm")
+                    _write(ds, stage / f"{sop}.dcm")
                     n += 1
                     report(n / expected if expected else 0.0,
                            f"{n}/{expected} images" if expected else f"{n} images")
@@ -363,6 +363,14 @@ class _Adapter(requests.adapters.HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+def _write(ds, path: Path) -> None:
+    try:
+        ds.save_as(path)
+    except OSError as exc:
+        raise LungLensError(f"Could not write {path} ({exc.strerror or exc.__class__.__name__}): free disk space "
+                            "or choose another cache folder.") from None
+
+
 def _move_into_place(stage: Path, final: Path, refresh: bool) -> None:
     """Rename the complete ``stage`` to ``final`` (replacing it when ``refresh``)."""
     if final.exists():
@@ -388,7 +396,7 @@ def _read_instances(items, cancel: Optional[CancelLike]):
     for item in items:
         check_cancel(cancel)
         if isinstance(item, pydicom.Dataset):
-            out.append(item)
+            out.append(_part10(item))
             continue
         path = Path(item).expanduser()
         if path.is_dir():
@@ -414,6 +422,22 @@ def _read_instances(items, cancel: Optional[CancelLike]):
                     raise UnsupportedFormatError(f"{p} has no {key}: a PACS cannot file it. Nothing was sent.")
             out.append(ds)
     return out
+
+
+def _part10(ds):
+    """``ds`` made ready to travel as a DICOM Part 10 file (STOW-RS sends files): preamble and full file meta."""
+    from pydicom.dataset import validate_file_meta
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        raise UnsupportedFormatError(f"The DICOM data set {getattr(ds, 'SOPInstanceUID', '?')} has no file meta "
+                                     "information (Transfer Syntax UID): nothing was sent.")
+    meta.setdefault("MediaStorageSOPClassUID", ds.SOPClassUID)
+    meta.setdefault("MediaStorageSOPInstanceUID", ds.SOPInstanceUID)
+    validate_file_meta(meta, enforce_standard=True)  # adds group length, version, implementation UID
+    if getattr(ds, "preamble", None) is None:
+        ds.preamble = b"\0" * 128
+    return ds
 
 
 def _batches(datasets: list) -> Iterator[list]:
