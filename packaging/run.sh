@@ -56,6 +56,21 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 
+# The PACS tests talk to a real Orthanc with its DICOMweb plugin (Debian packages); install it
+# when we may (root, or sudo without a password); otherwise those tests skip and say why.
+if [ "$MODE" = test ] && ! command -v Orthanc >/dev/null 2>&1 && [ ! -x /usr/sbin/Orthanc ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if [ -z "$SUDO" ] || sudo -n true 2>/dev/null; then
+    say "installing Orthanc + its DICOMweb plugin for the PACS tests (apt-get)"
+    { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q orthanc orthanc-dicomweb; } \
+      >/dev/null || say "could not install Orthanc: the PACS tests will skip"
+  else
+    say "Orthanc is not installed and apt-get needs a password: the PACS tests will skip"
+  fi
+fi
+
 cd "$ROOT"
 case "$MODE" in
   app)
