@@ -37,20 +37,25 @@ else
   KIND=cpu
   CONSTRAINTS=(-c "$ROOT/packaging/constraints-cpu.txt")
 fi
-# The test extra (pytest, pytest-qt, import-linter) is small: one install serves every mode.
-EXTRAS="[test]"
+# The app needs the project; the tests also need the "test" extra (pytest, pytest-qt,
+# import-linter, and Ray + pyarrow for the batch tests, about 400 MB), so it is installed only
+# for them. An install made for the tests also serves the app.
+EXTRAS=""
+[ "$MODE" = test ] && EXTRAS="[test]"
 STAMP="$VENV/.lunglens-install"
-WANT="$KIND $(cat "$ROOT/pyproject.toml" "$ROOT/packaging/constraints-cpu.txt" | cksum)"
+HASH="$(cat "$ROOT/pyproject.toml" "$ROOT/packaging/constraints-cpu.txt" | cksum | cut -d' ' -f1)"
+WANT="$KIND $HASH ${EXTRAS:-[]}"
 
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating the virtual environment $VENV"
   "$PYTHON" -m venv "$VENV" || { say "python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv"; exit 1; }
 fi
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
+HAVE="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$HAVE" != "$WANT" ] && [ "$HAVE" != "$KIND $HASH [test]" ]; then
   if [ "$KIND" = cuda ]; then
-    say "installing LungLens with the CUDA build of PyTorch (an NVIDIA GPU was found; several GB)"
+    say "installing LungLens$EXTRAS with the CUDA build of PyTorch (an NVIDIA GPU was found; several GB)"
   else
-    say "installing LungLens with the CPU build of PyTorch (no NVIDIA GPU found)"
+    say "installing LungLens$EXTRAS with the CPU build of PyTorch (no NVIDIA GPU found)"
   fi
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q ${CONSTRAINTS[@]+"${CONSTRAINTS[@]}"} -e "$ROOT$EXTRAS"
   echo "$WANT" > "$STAMP"
