@@ -1,10 +1,12 @@
 """K-fold cross-validation splits of the labelled slices, stratified by the findings present.
 
-Slices are grouped by which of GGO, consolidation and effusion they hold; rare findings
-first (effusion, then consolidation), so each fold gets its share of the slices that hold
-them. Within the sorted order slice ``i`` goes to fold ``i mod k`` after a seeded shuffle
-inside each group, so the folds are disjoint, cover every slice once and differ in size by
-at most one.
+Slices are grouped by which of GGO, consolidation and effusion they hold and dealt out
+group by group, rarest findings first (effusion, then consolidation), in a seeded order
+within each group. Each slice goes to the fold that so far holds the fewest slices with
+its rarest finding, then with its next finding, then the fewest slices at all (ties: the
+seeded order), never to a full fold; so the folds are disjoint, cover every slice once,
+differ in size by at most one, and the count of each finding differs by at most about one
+between folds.
 """
 
 from __future__ import annotations
@@ -37,18 +39,24 @@ def kfold_split(labels: np.ndarray | list[np.ndarray], k: int = 5, seed: int = 0
     if k < 2 or k > n:
         raise DataError(f"Cannot make {k} folds of {n} slices: use 2 to {n} folds.")
     rng = random.Random(seed)
+    keys = [presence_key(np.asarray(lab)) for lab in labels]
     groups: dict[tuple[int, int, int], list[int]] = {}
-    for i, lab in enumerate(labels):
-        groups.setdefault(presence_key(np.asarray(lab)), []).append(i)
-    order: list[int] = []
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    cap = -(-n // k)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    counts = np.zeros((k, 3), dtype=int)
+    tiebreak = list(range(k))
+    rng.shuffle(tiebreak)
     for key in sorted(groups, reverse=True):
         idx = groups[key]
         rng.shuffle(idx)
-        order += idx
-    start = rng.randrange(k)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    for j, i in enumerate(order):
-        folds[(start + j) % k].append(i)
+        for i in idx:
+            open_folds = [f for f in range(k) if len(folds[f]) < cap]
+            best = min(open_folds, key=lambda f: (tuple(counts[f, j] if key[j] else 0 for j in range(3)),
+                                                  len(folds[f]), tiebreak[f]))
+            folds[best].append(i)
+            counts[best] += key
     return [sorted(f) for f in folds]
 
 

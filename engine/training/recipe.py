@@ -144,17 +144,23 @@ def _run_all(jobs: list[tuple[str, Path]], parallel: int, threads: int, say: Cal
 
 
 def _stage_runs(recipe: Recipe, stage: str, out: Path, data_root: str, say: Callable[[str], None]) -> None:
+    """Run the training runs of ``stage``; ``student`` also runs ``final`` alongside (when the
+    recipe has that stage), so that both share the device."""
     jobs = []
     folds = [-1] if stage == "final" else list(range(recipe.folds))
+    if stage == "student" and "final" in recipe.stages:
+        folds.append(-1)
     for k in folds:
-        run = out / ("final" if stage == "final" else f"{stage}/fold{k}")
+        run = out / ("final" if k < 0 else f"{stage}/fold{k}")
         if (run / "card.json").is_file():
             continue
         pseudo = None
-        if stage == "student":
-            pseudo = str(out / "pseudo" / f"fold{k}")
-        elif stage == "final":
+        if k < 0:
             pseudo = str(out / "pseudo" / "all")
+        elif stage == "student":
+            pseudo = str(out / "pseudo" / f"fold{k}")
+        if k < 0 and not (out / "pseudo" / "all").exists():
+            pseudo = None  # a one-fold recipe: no ensemble labels
         cfg = recipe.run_config("teacher" if stage == "teacher" else "student", k, run, data_root, pseudo)
         run.mkdir(parents=True, exist_ok=True)
         (run / "train.json").write_text(json.dumps(cfg, indent=1))
@@ -204,45 +210,52 @@ def write_pool(recipe: Recipe, out: Path, data_root: str, size: int) -> int:
     return len(files)
 
 
-def write_pseudo(model_dirs: list[Path], pool: Path, dst: Path, confidence: float, device: str = "auto",
-                 batch: int = 16) -> dict[str, float]:
-    """Label every pool slice with the average of ``model_dirs`` (run folders); pixels whose top
-    probability is under ``confidence`` get 255. Returns counts for the report."""
+def write_pseudo(model_dirs: list[Path], pool: Path, out: Path, confidence: float, device: str = "auto",
+                 batch: int = 16) -> dict[str, dict[str, float]]:
+    """Label every pool slice once per teacher (``out/fold<k>``, teacher ``k`` alone) and with
+    the average of all of them (``out/all``), in one pass over the pool. Pixels whose top
+    probability is under ``confidence`` get 255. Returns per target the share of unsure and of
+    finding pixels."""
     import torch
     from PIL import Image
 
     from ..models import registry
-    from ..models.ensemble import Ensemble
     from .data import _list_images, read_grey
     from .trainer import resolve_device
 
     dev = resolve_device(device)
     loaded = [registry.load(d, device=dev) for d in model_dirs]
     size = int(loaded[0].card.input_size[0])
-    net = Ensemble([m.module for m in loaded]).to(dev).eval()
-    (dst / "labels").mkdir(parents=True, exist_ok=True)
-    images = dst / "images"
-    if not images.exists():
-        images.symlink_to(pool.resolve(), target_is_directory=True)
+    names = [f"fold{k}" for k in range(len(loaded))] + (["all"] if len(loaded) > 1 else [])
+    for name in names:
+        (out / name / "labels").mkdir(parents=True, exist_ok=True)
+        link = out / name / "images"
+        if not link.exists():
+            link.symlink_to(pool.resolve(), target_is_directory=True)
     files = _list_images(pool)
-    unsure = fg = total = 0
+    counts = {name: [0, 0, 0] for name in names}
     with torch.inference_mode():
         for i in range(0, len(files), batch):
             chunk = files[i:i + batch]
-            x = torch.stack([torch.from_numpy(read_grey(f)).float().div(255) for f in chunk])[:, None].to(dev)
+            x = torch.stack([torch.from_numpy(read_grey(f).copy()).float().div(255) for f in chunk])[:, None].to(dev)
             if x.shape[-1] != size:
-                raise DataError(f"Pool slices are {x.shape[-1]} px, the teacher expects {size}.")
+                raise DataError(f"Pool slices are {x.shape[-1]} px, the teachers expect {size}.")
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                p = torch.softmax(net(x).float(), 1)
-            conf, lab = p.max(1)
-            lab = lab.to(torch.uint8)
-            lab[conf < confidence] = 255
-            for f, lb in zip(chunk, lab.cpu().numpy()):
-                Image.fromarray(lb).save(dst / "labels" / f"{f.stem}.png")
-                unsure += int((lb == 255).sum())
-                fg += int(((lb > 0) & (lb < 255)).sum())
-                total += lb.size
-    return {"slices": len(files), "unsure_frac": unsure / max(total, 1), "finding_frac": fg / max(total, 1)}
+                probs = [torch.softmax(m.module(x).float(), 1) for m in loaded]
+            if len(probs) > 1:
+                probs.append(torch.stack(probs).mean(0))
+            for name, p in zip(names, probs):
+                conf, lab = p.max(1)
+                lab = lab.to(torch.uint8)
+                lab[conf < confidence] = 255
+                c = counts[name]
+                for f, lb in zip(chunk, lab.cpu().numpy()):
+                    Image.fromarray(lb).save(out / name / "labels" / f"{f.stem}.png")
+                    c[0] += int((lb == 255).sum())
+                    c[1] += int(((lb > 0) & (lb < 255)).sum())
+                    c[2] += lb.size
+    return {name: {"slices": len(files), "unsure_frac": c[0] / max(c[2], 1), "finding_frac": c[1] / max(c[2], 1)}
+            for name, c in counts.items()}
 
 
 # --------------------------------------------------------------------------- report
@@ -374,26 +387,36 @@ def run_recipe(recipe: Recipe, out: str | Path, data_root: str = "../shared/data
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     report: dict[str, Any] = {}
+    pool_thread = None
+
+    def pool() -> None:
+        if not (out / "pool" / "done").exists():
+            n = write_pool(recipe, out, data_root, size)
+            (out / "pool" / "done").write_text(str(n))
+
     for stage in recipe.stages:
         t = time.monotonic()
         say(f"== stage {stage}")
+        if stage == "teacher" and "pool" in recipe.stages:  # the pool is written while the teachers train
+            import threading
+
+            pool_thread = threading.Thread(target=pool, daemon=True)
+            pool_thread.start()
         if stage in ("teacher", "student", "final"):
             _stage_runs(recipe, stage, out, data_root, say)
         elif stage == "pool":
-            if not (out / "pool" / "done").exists():
-                n = write_pool(recipe, out, data_root, size)
-                (out / "pool" / "done").write_text(str(n))
+            if pool_thread is not None:
+                pool_thread.join()
+            else:
+                pool()
             say(f"pool: {(out / 'pool' / 'done').read_text()} slices")
         elif stage == "pseudo":
-            teachers = [out / "teacher" / f"fold{k}" for k in range(recipe.folds)]
-            targets = [(f"fold{k}", [teachers[k]]) for k in range(recipe.folds)] + [("all", teachers)]
-            for name, models in targets:
-                dst = out / "pseudo" / name
-                if (dst / "done.json").exists():
-                    continue
-                stats = write_pseudo(models, out / "pool" / "images", dst, recipe.confidence, device)
-                (dst / "done.json").write_text(json.dumps(stats))
-                say(f"pseudo {name}: {stats}")
+            done = out / "pseudo" / "done.json"
+            if not done.exists():
+                teachers = [out / "teacher" / f"fold{k}" for k in range(recipe.folds)]
+                stats = write_pseudo(teachers, out / "pool" / "images", out / "pseudo", recipe.confidence, device)
+                done.write_text(json.dumps(stats, indent=1))
+            say(f"pseudo labels: {done.read_text()}")
         elif stage == "report":
             report = cv_report(out)
             say((out / "cv_report.md").read_text())
