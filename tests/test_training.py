@@ -48,9 +48,11 @@ def test_train_writes_checkpoint_csv_card_and_resumes(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     losses = [float(r["train_loss"]) for r in rows]
     assert losses[-1] < losses[0]
-    assert (run / "checkpoint" / "model.safetensors").is_file()
     state = json.loads((run / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 3 and state["step"] == 12
+    assert state["files"]["model"] == "model-00000012.safetensors"
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == [
+        "model-00000012.safetensors", "optim-00000012.safetensors", "rng-00000012.safetensors", "state.json"]
     assert card.split["val"] and len(card.split["val"]) == 2
     assert "infection" in card.val_metrics
     # resume: two more epochs continue from step 12

@@ -41,6 +41,7 @@ ARCHITECTURES: dict[str, str] = {
     "infnet": "engine.models.infnet",
     "deeplabv3plus": "engine.models.deeplab",
     "classifier": "engine.models.classifier",
+    "ensemble": "engine.models.ensemble",
 }
 
 #: the shipped default for each task
@@ -51,7 +52,22 @@ DEFAULTS: dict[str, str] = {
     "lung": "lung_unet",
 }
 
+#: the name that stands for whatever ships as the default (``default`` = segmentation;
+#: ``default:<task>`` for the other tasks), so scripts need not know its name
+DEFAULT_ALIAS = "default"
+
 MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+def resolve_alias(name: str) -> str:
+    """``"default"`` -> the shipped default segmentation model, ``"default:<task>"`` -> that
+    task's default; any other name unchanged."""
+    text = str(name)
+    if text == DEFAULT_ALIAS:
+        return default_model("segmentation")
+    if text.startswith(DEFAULT_ALIAS + ":"):
+        return default_model(text.split(":", 1)[1])
+    return text
 
 
 @dataclass
@@ -109,6 +125,7 @@ def available(models_dir: Optional[Path] = None) -> list[ModelCard]:
 
 
 def get_card(name: str, models_dir: Optional[Path] = None) -> ModelCard:
+    name = resolve_alias(name)
     folder = Path(models_dir) if models_dir else MODELS_DIR
     path = folder / f"{name}.json"
     if not path.is_file():

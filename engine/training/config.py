@@ -51,12 +51,45 @@ class TrainConfig:
     time_budget_s: Optional[float] = None
     resume: bool = True
     notes: str = ""
+    # --- cross-validation: ``folds`` > 0 replaces the fixed validation split by fold ``fold``
+    # of a stratified k-fold split (engine.training.folds); ``fold`` -1 trains on every slice
+    folds: int = 0
+    fold: int = 0
+    fold_seed: int = 0
+    #: which weights the card and model.safetensors get: "best" validation epoch, or "last"
+    #: (model selection by the folds, never by the figures reported)
+    select: str = "best"
+    # --- normal anatomy: [[stack folder, first, last], ...] slices (in the stack's numeric
+    # file order, inclusive) that show no lung, trained with background-only targets
+    negatives: list = field(default_factory=list)
+    negatives_batch: int = 0
+    # --- self-training: images/ + labels/ that a teacher labelled in the model's classes
+    # (value 255 = unsure, ignored), at loss weight pseudo4_weight
+    pseudo4: Optional[str] = None
+    pseudo4_weight: float = 0.5
+    pseudo4_batch: int = 0
+    #: start from these weights (registry name, run folder or .safetensors; shapes must fit)
+    init_from: Optional[str] = None
+    #: checkpoint every this many seconds (and at each epoch end); steps, if > 0, win
+    checkpoint_every_s: float = 180.0
+    checkpoint_every_steps: int = 0
+    #: train on random crop x crop patches of the input_size slices (0: whole slices), a share
+    #: crop_fg of them centred on a finding; validation and inference use whole slices
+    crop: int = 0
+    crop_fg: float = 0.33
+    #: bf16 autocast on the CPU as well (CUDA always uses it when ``amp``)
+    amp_cpu: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in ("segmentation", "lung", "findings", "covid"):
             raise DataError(f"Unknown task '{self.task}'.")
         if not self.out:
             self.out = str(Path("runs") / self.name)
+        if self.select not in ("best", "last"):
+            raise DataError(f"select must be 'best' or 'last', not '{self.select}'.")
+        if self.folds and not -1 <= self.fold < self.folds:
+            raise DataError(f"fold {self.fold} does not exist with {self.folds} folds: use 0 to {self.folds - 1} "
+                            f"(or -1 to train on every slice).")
 
     @property
     def num_outputs(self) -> int:

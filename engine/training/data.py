@@ -68,8 +68,28 @@ def _fit(img: np.ndarray, lab: Optional[np.ndarray], size: Optional[int]) -> tup
     return out, None if lab is None else resize_labels(lab, (size, size))
 
 
-def load_slice_folder(root: str | Path, size: Optional[int] = None, label_dir: str = "labels") -> SliceSet:
-    """``root/images/*.png`` + ``root/<label_dir>/<same stem>.png`` (values 0..3, or 0/255 binary)."""
+def pad_square(img: np.ndarray, lab: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Pad a non-square slice to a square, centred, with the median of its border pixels
+    (labels with 0), so that a later resize keeps its aspect ratio."""
+    h, w = img.shape
+    if h == w:
+        return img, lab
+    n = max(h, w)
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    out = np.full((n, n), np.median(border), dtype=img.dtype)
+    y0, x0 = (n - h) // 2, (n - w) // 2
+    out[y0:y0 + h, x0:x0 + w] = img
+    if lab is None:
+        return out, None
+    lo = np.zeros((n, n), dtype=lab.dtype)
+    lo[y0:y0 + h, x0:x0 + w] = lab
+    return out, lo
+
+
+def load_slice_folder(root: str | Path, size: Optional[int] = None, label_dir: str = "labels",
+                      keep_values: bool = False) -> SliceSet:
+    """``root/images/*.png`` + ``root/<label_dir>/<same stem>.png`` (values 0..3, or 0/255 binary;
+    with ``keep_values`` label values are kept as they are, e.g. 255 = ignore in teacher labels)."""
     root = Path(root)
     files = _list_images(root / "images")
     ids, imgs, labs = [], [], []
@@ -81,7 +101,7 @@ def load_slice_folder(root: str | Path, size: Optional[int] = None, label_dir: s
         img, lab = read_grey(f), read_label(lab_path)
         if lab.shape != img.shape:
             raise DataError(f"Label {lab_path.name} is {lab.shape}, its image is {img.shape}.")
-        if lab.max() > 3:  # 0/255 binary pseudo masks
+        if lab.max() > 3 and not keep_values:  # 0/255 binary pseudo masks
             lab = (lab > 127).astype(np.uint8)
         img, lab = _fit(img, lab, size)
         ids.append(f.stem)
@@ -107,6 +127,38 @@ def load_class_folders(root: str | Path, size: int, classes: tuple[str, ...] = (
             imgs.append(_fit(read_grey(f), None, size)[0])
             ys.append(k)
     return SliceSet(ids, np.stack(imgs), np.asarray(ys, dtype=np.uint8))
+
+
+def stack_files(folder: str | Path) -> list[Path]:
+    """Images of a slice stack in slice order: by the number in the file name (``a10007.jpeg``
+    -> 10007), then by name."""
+    import re
+
+    def key(p: Path) -> tuple[int, str]:
+        digits = re.sub(r"\D", "", p.stem)
+        return (int(digits) if digits else -1, p.name)
+
+    return sorted(_list_images(Path(folder)), key=key)
+
+
+def load_negatives(ranges: list, size: int) -> SliceSet:
+    """Slices without lung, ``[[stack folder, first, last], ...]`` (inclusive indices in
+    :func:`stack_files` order), at ``size`` x ``size``; their targets are all background."""
+    ids, imgs = [], []
+    for entry in ranges:
+        try:
+            folder, first, last = entry
+            first, last = int(first), int(last)
+        except (TypeError, ValueError):
+            raise DataError(f"A negatives entry must be [folder, first, last], not {entry!r}.") from None
+        files = stack_files(folder)
+        if not 0 <= first <= last < len(files):
+            raise DataError(f"Negatives {first}..{last} are outside the {len(files)} slices of {folder}.")
+        for f in files[first:last + 1]:
+            ids.append(f"{Path(folder).name}/{f.name}")
+            imgs.append(_fit(pad_square(read_grey(f))[0], None, size)[0])
+    images = np.stack(imgs)
+    return SliceSet(ids, images, np.zeros_like(images))
 
 
 def load_label_volume(scan: str | Path, labels: str | Path, size: Optional[int] = None,

@@ -23,11 +23,20 @@ def median_frequency_weights(labels: np.ndarray, num_classes: int) -> np.ndarray
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, classes: list[int] | None = None,
-                   eps: float = 1.0) -> torch.Tensor:
-    """1 - mean soft Dice over ``classes`` (default all but 0) of softmax(logits) vs ``target``."""
+                   eps: float = 1.0, ignore_index: int | None = None) -> torch.Tensor:
+    """1 - mean soft Dice over ``classes`` (default all but 0) of softmax(logits) vs ``target``
+    (batch Dice: sums over the whole batch). Pixels equal to ``ignore_index`` do not count."""
     prob = torch.softmax(logits.float(), 1)
     n = logits.shape[1]
-    onehot = F.one_hot(target.long(), n).permute(0, 3, 1, 2).float()
+    t = target.long()
+    valid = None
+    if ignore_index is not None:
+        valid = (t != ignore_index)
+        t = torch.where(valid, t, torch.zeros_like(t))
+    onehot = F.one_hot(t, n).permute(0, 3, 1, 2).float()
+    if valid is not None:
+        v = valid.unsqueeze(1).float()
+        prob, onehot = prob * v, onehot * v
     classes = classes if classes is not None else list(range(1, n))
     dims = (0, 2, 3)
     inter = (prob * onehot).sum(dims)[classes]
@@ -75,10 +84,40 @@ def edge_loss(edge_logit: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(edge_logit.float(), edge_target(mask))
 
 
-def multiclass_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Weighted cross-entropy + soft Dice (over the foreground classes)."""
-    ce = F.cross_entropy(logits.float(), target.long(), weight=weights)
-    return ce + soft_dice_loss(logits, target)
+def multiclass_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None,
+                    ignore_index: int | None = None) -> torch.Tensor:
+    """Weighted cross-entropy + soft Dice (over the foreground classes); pixels equal to
+    ``ignore_index`` (e.g. 255 where a pseudo-label was unsure) count in neither."""
+    t = target.long()
+    if ignore_index is not None and not bool((t != ignore_index).any()):
+        return logits.float().sum() * 0.0
+    ce = F.cross_entropy(logits.float(), t, weight=weights,
+                         ignore_index=ignore_index if ignore_index is not None else -100)
+    return ce + soft_dice_loss(logits, t, ignore_index=ignore_index)
+
+
+def downsample_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of a (B, H, W) label map to ``size``."""
+    if tuple(target.shape[-2:]) == tuple(size):
+        return target
+    return F.interpolate(target[:, None].float(), size=size, mode="nearest")[:, 0].to(target.dtype)
+
+
+def deep_supervision_weights(n: int) -> list[float]:
+    """nnU-Net's weights of the full-resolution output and ``n - 1`` coarser ones: 1, 1/2,
+    1/4, ... normalised to sum to 1."""
+    w = [0.5 ** i for i in range(n)]
+    return [v / sum(w) for v in w]
+
+
+def deep_supervision_loss(logits: torch.Tensor, deep: list[torch.Tensor], target: torch.Tensor,
+                          weights: torch.Tensor | None, ignore_index: int | None = None) -> torch.Tensor:
+    """Weighted sum of :func:`multiclass_loss` over the full-resolution logits and each
+    coarser output of ``deep`` against the target resized (nearest) to its size."""
+    outs = [logits, *deep]
+    ws = deep_supervision_weights(len(outs))
+    return sum(w * multiclass_loss(o, downsample_target(target, tuple(o.shape[-2:])), weights, ignore_index)
+               for w, o in zip(ws, outs))
 
 
 def infection_from_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .losses import bce_dice, edge_loss, infection_from_logits, multiclass_loss, structure_loss
+from .losses import (bce_dice, deep_supervision_loss, edge_loss, infection_from_logits, multiclass_loss,
+                     structure_loss)
+
+#: label value of pixels a pseudo-label leaves out (the teacher was unsure there)
+IGNORE = 255
 
 Output = Any  # a tensor, or a dict of tensors / lists of tensors
 
@@ -31,15 +35,24 @@ def _logits(out: Output) -> torch.Tensor | None:
     return out.get("logits")
 
 
+def _class_loss(out: Output, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None,
+                ignore_index: int | None) -> torch.Tensor:
+    w = weights if weights is not None and logits.shape[1] == weights.numel() else None
+    if isinstance(out, dict) and out.get("deep"):
+        return deep_supervision_loss(logits, out["deep"], y, w, ignore_index)
+    return multiclass_loss(logits, y, w, ignore_index)
+
+
 def labelled_loss(out: Output, y: torch.Tensor, lung: torch.Tensor | None, weights: torch.Tensor | None,
                   edge_weight: float = 1.0, aux_weight: float = 0.5) -> torch.Tensor:
     """Loss on labelled samples; ``y`` holds class indices matching the model's classes
-    (0..3, or 0/1 for binary models)."""
+    (0..3, or 0/1 for binary models). With deep supervision (``out["deep"]``) the class loss
+    is summed over the output scales."""
     inf = (y > 0).to(torch.float32)
     loss = torch.zeros((), device=y.device)
     logits = _logits(out)
     if logits is not None:
-        loss = loss + multiclass_loss(logits, y, weights if logits.shape[1] == (weights.numel() if weights is not None else -1) else None)
+        loss = loss + _class_loss(out, logits, y, weights, None)
     if isinstance(out, dict):
         side = out.get("side")
         if side:
@@ -75,6 +88,15 @@ def pseudo_loss(out: Output, inf: torch.Tensor, edge_weight: float = 1.0) -> tor
         if "infection" in out:
             loss = loss + structure_loss(out["infection"], infm)
     return loss
+
+
+def pseudo4_loss(out: Output, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Loss on slices a teacher labelled in the model's classes; pixels :data:`IGNORE` (where
+    the teacher was unsure) do not count. Models without a multi-class output learn nothing."""
+    logits = _logits(out)
+    if logits is None or logits.shape[1] < 3:
+        return torch.zeros((), device=y.device)
+    return _class_loss(out, logits, y, weights, IGNORE)
 
 
 def classifier_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The training loop behind ``python -m engine train``.
 
-Seeded (torch + a dedicated augmentation generator re-seeded each epoch, so a resumed run
-draws the same batches), AdamW with warm-up and cosine decay over the planned steps or the
+Seeded (torch + a dedicated augmentation generator re-seeded each epoch; checkpoints keep
+every random state, so a resumed run draws the same batches), AdamW with warm-up and cosine decay over the planned steps or the
 time budget (whichever runs out first), bf16 autocast on CUDA, per-epoch validation written
 to ``metrics.csv``, resumable checkpoints (``checkpoint/``: safetensors + JSON, no pickle),
 the best epoch kept, and at the end ``model.safetensors`` + ``card.json`` in the run folder
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import json
 import math
 import platform
 import time
@@ -23,16 +24,18 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from ..errors import DataError, ModelError
 from ..metrics.classification import classification_metrics
 from ..metrics.evaluation import evaluate_segmentation
 from ..models.card import ModelCard
 from ..models.registry import build, count_params, sha256_file
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
-from .augment import AugmentConfig, geometric, intensity
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .augment import AugmentConfig
+from .checkpoint import has_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig
-from .objective import classifier_loss, labelled_loss, pseudo_loss, split_output
+from .objective import classifier_loss, labelled_loss, pseudo4_loss, pseudo_loss
 from .prepare import Prepared, prepare, val_targets_at
+from .sampling import Sampler, split_sizes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,32 +48,6 @@ def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-class _Sampler:
-    """Draws augmented batches from uint8 arrays kept on the training device."""
-
-    def __init__(self, x: np.ndarray, xc: np.ndarray, maps: list[Optional[np.ndarray]], dev: torch.device,
-                 aug: AugmentConfig) -> None:
-        self.x = torch.from_numpy(x).to(dev)
-        self.xc = torch.from_numpy(xc).to(dev)
-        self.maps = [None if m is None else torch.from_numpy(np.ascontiguousarray(m)).to(dev) for m in maps]
-        self.aug, self.dev = aug, dev
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def draw(self, n: int, g: torch.Generator, geometry: bool = True) -> tuple[torch.Tensor, list]:
-        idx = torch.randint(0, len(self), (n,), generator=g).to(self.dev)
-        use_c = (torch.rand(n, generator=g) < self.aug.clahe_p).to(self.dev).view(n, 1, 1)
-        x = torch.where(use_c, self.xc[idx], self.x[idx]).float().div_(255).unsqueeze(1)
-        maps = [None if m is None else m[idx] for m in self.maps]
-        spatial = [m for m in maps if m is not None and m.dim() == 3]
-        if geometry:
-            x, warped = geometric(x, spatial, self.aug, g)
-            it = iter(warped)
-            maps = [None if m is None else (next(it) if m.dim() == 3 else m) for m in maps]
-        return intensity(x, self.aug, g), maps
 
 
 def _lr_factor(progress: float, warmup: float = 0.03) -> float:
@@ -150,9 +127,112 @@ def _flat(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
+def init_weights(model: torch.nn.Module, source: str, dev: torch.device) -> str:
+    """Copy into ``model`` every tensor of ``source`` (registry name, run folder or
+    ``.safetensors`` with its card) whose name and shape fit; returns a one-line summary.
+
+    Raises
+    ------
+    DataError
+        No tensor of ``source`` fits ``model``.
+    """
+    from ..models import registry
+
+    try:
+        src = registry.load(source, device="cpu").module.state_dict()
+    except ModelError as exc:
+        raise DataError(f"init_from: {exc}") from exc
+    own = model.state_dict()
+    fit = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    if not fit:
+        raise DataError(f"init_from: no weight of '{source}' fits this model (another architecture or width?).")
+    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fit.items()}})
+    model.to(dev)
+    return f"initialised from {source} ({len(fit)} of {len(own)} tensors)"
+
+
+def _truncate_csv(path: Path, epoch: int) -> bool:
+    """Drop rows after ``epoch`` (written after the checkpoint a run resumes from); whether rows remain."""
+    if not path.exists():
+        return False
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    keep = [r for r in rows if int(r["epoch"]) <= epoch]
+    if len(keep) != len(rows):
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(keep)
+    return bool(keep)
+
+
+class _Batches:
+    """Every sampler of a run, drawn in a fixed order into one concatenated batch."""
+
+    def __init__(self, cfg: TrainConfig, prep: Prepared, dev: torch.device, aug: AugmentConfig) -> None:
+        classifier = cfg.task in ("findings", "covid")
+        crop = dict(crop=0 if classifier else cfg.crop, crop_fg=cfg.crop_fg)
+        self.labelled = Sampler(prep.x, prep.x_clahe, [prep.y, prep.lung], dev, aug, **crop)
+        self.pseudo = self.neg = self.teacher = None
+        if prep.xp is not None and cfg.pseudo_batch > 0:
+            self.pseudo = Sampler(prep.xp, prep.xp_clahe, [prep.yp], dev, aug, **crop)
+        if prep.xn is not None and cfg.negatives_batch > 0 and not classifier:
+            zeros = np.zeros_like(prep.xn)
+            self.neg = Sampler(prep.xn, prep.xn, [zeros, zeros if prep.lung is not None else None], dev, aug, **crop)
+        if prep.xq is not None and cfg.pseudo4_batch > 0 and not classifier:
+            self.teacher = Sampler(prep.xq, prep.xq, [prep.yq], dev, aug, **crop)
+        self.cfg = cfg
+
+    def draw(self, g: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
+        cfg = self.cfg
+        x, (y, lung) = self.labelled.draw(cfg.batch_size, g)
+        parts: dict[str, Any] = {"n_l": x.shape[0], "y": y, "lung": lung}
+        xs = [x]
+        if self.neg is not None:
+            xn, (yn, ln) = self.neg.draw(cfg.negatives_batch, g)
+            xs.append(xn)
+            parts["y"] = torch.cat([y, yn])
+            parts["lung"] = None if lung is None else torch.cat([lung, ln])
+            parts["n_l"] += xn.shape[0]
+        sizes = [parts["n_l"]]
+        if self.pseudo is not None:
+            xp, (yp,) = self.pseudo.draw(cfg.pseudo_batch, g)
+            xs.append(xp)
+            parts["yp"] = yp
+            sizes.append(xp.shape[0])
+        if self.teacher is not None:
+            xq, (yq,) = self.teacher.draw(cfg.pseudo4_batch, g)
+            xs.append(xq)
+            parts["yq"] = yq
+            sizes.append(xq.shape[0])
+        parts["sizes"] = sizes
+        return torch.cat(xs), parts
+
+
+def _loss(cfg: TrainConfig, res: Any, parts: dict[str, Any], weights: Optional[torch.Tensor],
+          pos_weight: Optional[torch.Tensor]) -> torch.Tensor:
+    if cfg.task in ("findings", "covid"):
+        return classifier_loss(res, parts["y"], pos_weight)
+    outs = split_sizes(res, parts["sizes"]) if len(parts["sizes"]) > 1 else [res]
+    loss = labelled_loss(outs[0], parts["y"].long(), parts["lung"], weights, cfg.edge_weight, cfg.aux_weight)
+    k = 1
+    if "yp" in parts:
+        loss = loss + cfg.pseudo_weight * pseudo_loss(outs[k], parts["yp"], cfg.edge_weight)
+        k += 1
+    if "yq" in parts:
+        loss = loss + cfg.pseudo4_weight * pseudo4_loss(outs[k], parts["yq"], weights)
+    return loss
+
+
 def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None,
           log: Optional[Any] = None) -> ModelCard:
-    """Train ``cfg`` and return the model card of the best epoch (also written to ``cfg.out``)."""
+    """Train ``cfg`` and return the model card (also written to ``cfg.out``).
+
+    Resumes from ``cfg.out/checkpoint`` when one is there (``cfg.resume``), mid-epoch if the
+    run was interrupted mid-epoch: model, optimizer, step counters and every random state come
+    back, so on the same device and thread count a resumed run ends with the same weights as
+    an uninterrupted one (bitwise on the CPU; see docs/TRAINING.md).
+    """
     report = as_progress(progress)
     t0 = time.monotonic()
     torch.manual_seed(cfg.seed)
@@ -164,33 +244,42 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
         torch.backends.cudnn.allow_tf32 = True
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(__import__("json").dumps(cfg.to_dict(), indent=1))
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     report(0.0, "loading data")
     prep = prepare(cfg)
     aug = AugmentConfig.from_dict(cfg.augment)
-    classifier = cfg.task in ("findings", "covid")
-    sampler = _Sampler(prep.x, prep.x_clahe, [prep.y if not classifier else prep.y, prep.lung], dev, aug)
-    psampler = None
-    if prep.xp is not None and cfg.pseudo_batch > 0:
-        psampler = _Sampler(prep.xp, prep.xp_clahe, [prep.yp], dev, aug)
+    batches = _Batches(cfg, prep, dev, aug)
     model = build(cfg.architecture, cfg.model_config()).to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = torch.from_numpy(prep.class_weights).to(dev) if prep.class_weights is not None else None
     pos_weight = torch.from_numpy(prep.pos_weight).to(dev) if prep.pos_weight is not None else None
     ckpt = out / "checkpoint"
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "elapsed": 0.0}
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "epoch_step": 0, "epoch_loss": 0.0, "best_score": -1.0,
+                             "best_epoch": -1, "elapsed": 0.0, "init": ""}
+    saved_rng: Optional[dict] = None
     if cfg.resume and has_checkpoint(ckpt):
-        state = load_checkpoint(ckpt, model, opt, dev)
+        state = {**state, **load_checkpoint(ckpt, model, opt, dev)}
+        saved_rng = state.pop("rng")
+    elif cfg.init_from:
+        state["init"] = init_weights(model, cfg.init_from, dev)
     elapsed0 = float(state.get("elapsed", 0.0))
     total_steps = cfg.epochs * cfg.steps_per_epoch
     csv_path = out / "metrics.csv"
-    amp = cfg.amp and dev.type == "cuda"
-    fields_written = csv_path.exists() and state["epoch"] > 0
+    amp = cfg.amp and (dev.type == "cuda" or cfg.amp_cpu)
+    fields_written = _truncate_csv(csv_path, int(state["epoch"])) if state["epoch"] > 0 else False
+    if state["epoch"] == 0 and csv_path.exists() and not state["epoch_step"]:
+        csv_path.unlink()
+    has_val = bool(prep.val_x)
+    g = torch.Generator()
+    last_save = time.monotonic()
     for epoch in range(int(state["epoch"]), cfg.epochs):
         model.train()
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        losses = []
-        for _ in range(cfg.steps_per_epoch):
+        g.manual_seed(cfg.seed * 100003 + epoch)
+        if saved_rng is not None:  # resumed: every random state as it was when saved
+            restore_rng(saved_rng, g if state["epoch_step"] else None)
+            saved_rng = None
+        loss_sum = float(state["epoch_loss"]) if state["epoch_step"] else 0.0
+        for step_in_epoch in range(int(state["epoch_step"]), cfg.steps_per_epoch):
             check_cancel(cancel)
             elapsed = elapsed0 + time.monotonic() - t0
             frac = state["step"] / total_steps
@@ -198,30 +287,27 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
                 frac = max(frac, elapsed / cfg.time_budget_s)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * _lr_factor(frac)
-            x, (y, lung) = sampler.draw(cfg.batch_size, g)
-            n_l = x.shape[0]
-            yp = None
-            if psampler is not None:
-                xp, (yp,) = psampler.draw(cfg.pseudo_batch, g)
-                x = torch.cat([x, xp])
+            x, parts = batches.draw(g)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                res = model(_batch_to_model(x, dev, cfg.input_size))
-            if classifier:
-                loss = classifier_loss(res, y, pos_weight)
-            else:
-                res_l, res_p = split_output(res, n_l)
-                loss = labelled_loss(res_l, y.long(), lung, weights, cfg.edge_weight, cfg.aux_weight)
-                if yp is not None:
-                    loss = loss + cfg.pseudo_weight * pseudo_loss(res_p, yp, cfg.edge_weight)
+                res = model(_batch_to_model(x, dev, cfg.crop or cfg.input_size))
+            loss = _loss(cfg, res, parts, weights, pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            losses.append(float(loss.detach()))
+            loss_sum += float(loss.detach())
             state["step"] += 1
-        score, mets = validate(model, cfg, prep, dev)
+            state["epoch_step"], state["epoch_loss"] = step_in_epoch + 1, loss_sum
+            due = (cfg.checkpoint_every_steps and state["step"] % cfg.checkpoint_every_steps == 0) or \
+                (not cfg.checkpoint_every_steps and time.monotonic() - last_save >= cfg.checkpoint_every_s)
+            if due and step_in_epoch + 1 < cfg.steps_per_epoch:
+                state["elapsed"] = elapsed0 + time.monotonic() - t0
+                save_checkpoint(ckpt, model, opt, state, g)
+                last_save = time.monotonic()
+        state["epoch_step"], state["epoch_loss"] = 0, 0.0
         elapsed = elapsed0 + time.monotonic() - t0
-        row = {"epoch": epoch + 1, "step": state["step"], "train_loss": float(np.mean(losses)),
+        score, mets = validate(model, cfg, prep, dev) if has_val else (float("nan"), {})
+        row = {"epoch": epoch + 1, "step": state["step"], "train_loss": loss_sum / cfg.steps_per_epoch,
                "lr": opt.param_groups[0]["lr"], "val_score": score, "elapsed_s": round(elapsed, 1), **_flat(mets, "val_")}
         with open(csv_path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
@@ -229,14 +315,16 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
                 w.writeheader()
                 fields_written = True
             w.writerow(row)
-        if score > state["best_score"]:
+        if has_val and score > state["best_score"]:
             state["best_score"], state["best_epoch"] = score, epoch + 1
-            save_file({k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu()
-                       for k, v in model.state_dict().items()}, str(out / "best.safetensors"))
+            if cfg.select == "best":
+                save_file({k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu()
+                           for k, v in model.state_dict().items()}, str(out / "best.safetensors"))
         state["epoch"], state["elapsed"] = epoch + 1, elapsed
-        state["history_tail"] = {"train_loss": row["train_loss"], "val_score": score}
-        save_checkpoint(ckpt, model, opt, state)
-        msg = f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.4f} val {score:.4f} (best {state['best_score']:.4f} @ {state['best_epoch']})"
+        save_checkpoint(ckpt, model, opt, state, g)
+        last_save = time.monotonic()
+        msg = (f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.4f}"
+               + (f" val {score:.4f} (best {state['best_score']:.4f} @ {state['best_epoch']})" if has_val else ""))
         report((epoch + 1) / cfg.epochs, msg)
         if log is not None:
             print(msg, file=log, flush=True)
@@ -246,15 +334,21 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
 
 
 def finish(cfg: TrainConfig, model: torch.nn.Module, prep: Prepared, dev: torch.device, state: dict) -> ModelCard:
-    """Reload the best epoch, evaluate it at full resolution and write ``model.safetensors`` + ``card.json``."""
+    """Evaluate the selected weights (the best epoch, or the last with ``select: "last"``) at
+    full resolution and write ``model.safetensors`` + ``card.json``."""
     from safetensors.torch import load_file
 
     out = Path(cfg.out)
-    if (out / "best.safetensors").is_file():
+    if cfg.select == "best" and (out / "best.safetensors").is_file():
         model.load_state_dict(load_file(str(out / "best.safetensors"), device=str(dev)))
-    score, mets = validate(model, cfg, prep, dev, final=True)
+    score, mets = validate(model, cfg, prep, dev, final=True) if prep.val_x else (float("nan"), {})
     model = model.float().cpu().eval()
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    chosen = (f"Best epoch {state.get('best_epoch')} of {state.get('epoch')}" if cfg.select == "best"
+              else f"Last epoch ({state.get('epoch')})")
+    split: dict[str, Any] = {"val": prep.val_ids, "train": prep.train_ids, "val_seed": cfg.val_seed}
+    if cfg.folds:
+        split.update(folds=cfg.folds, fold=cfg.fold, fold_seed=cfg.fold_seed)
     card = ModelCard(
         name=cfg.name, task=cfg.task if cfg.task != "lung" else "lung", architecture=cfg.architecture,
         config=cfg.model_config(), in_channels=int(cfg.model_config().get("in_channels", 1)),
@@ -262,13 +356,16 @@ def finish(cfg: TrainConfig, model: torch.nn.Module, prep: Prepared, dev: torch.
         weights="model.safetensors", sha256=sha256_file(out / "model.safetensors"),
         trained_on=prep.description, params=count_params(model),
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), device=device_name(dev),
-        split={"val": prep.val_ids, "train": prep.train_ids, "val_seed": cfg.val_seed},
-        notes=("Trained from scratch, no ImageNet pretraining. "
-               f"Best epoch {state.get('best_epoch')} of {state.get('epoch')} run "
-               f"({state.get('step')} steps of batch {cfg.batch_size}"
+        split=split,
+        notes=(("" if not cfg.init_from else f"Initialised from {cfg.init_from}. ")
+               + ("Trained from scratch, no ImageNet pretraining. " if not cfg.init_from else "")
+               + f"{chosen} run ({state.get('step')} steps of batch {cfg.batch_size}"
                + (f" + {cfg.pseudo_batch} pseudo-labelled" if cfg.pseudo_batch and cfg.pseudo else "")
+               + (f" + {cfg.negatives_batch} negatives" if cfg.negatives_batch and cfg.negatives else "")
+               + (f" + {cfg.pseudo4_batch} teacher-labelled" if cfg.pseudo4_batch and cfg.pseudo4 else "")
                + f", {state.get('elapsed', 0):.0f} s). " + cfg.notes).strip(),
-        extra={"train_config": cfg.to_dict(), "val_score": score, "multiple": 32},
+        extra={"train_config": cfg.to_dict(), "val_score": None if math.isnan(score) else score, "multiple": 32,
+               "steps": state.get("step"), "train_seconds": round(float(state.get("elapsed", 0)), 1)},
     )
     card.save(out / "card.json")
     return card
