@@ -263,6 +263,7 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
     elif cfg.init_from:
         state["init"] = init_weights(model, cfg.init_from, dev)
     elapsed0 = float(state.get("elapsed", 0.0))
+    t0 = time.monotonic()  # the time budget counts training, not loading
     total_steps = cfg.epochs * cfg.steps_per_epoch
     csv_path = out / "metrics.csv"
     amp = cfg.amp and (dev.type == "cuda" or cfg.amp_cpu)
