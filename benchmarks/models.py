@@ -3,6 +3,7 @@
 
 python benchmarks/models.py --runs runs/            # trained run folders (card.json)
 python benchmarks/models.py --configs engine/training/configs --cpu-threads 2
+python benchmarks/models.py --models unet_infection --tta h --size 512   # cost of test-time flips
 
 Writes a JSON list (``--json``) and prints a table.
 """
@@ -39,8 +40,12 @@ def _time(model: torch.nn.Module, x: torch.Tensor, reps: int, cuda: bool) -> flo
 
 
 def bench(arch: str, config: dict, size: int, cpu: bool = True, gpu: bool = True, batch: int = 8,
-          reps: int = 3) -> dict:
+          reps: int = 3, tta: tuple[str, ...] = ()) -> dict:
     model = build(arch, config).eval()
+    if tta:
+        from engine.models.ensemble import flip_tta
+
+        model = flip_tta(model, tta).eval()
     row = {"params": count_params(model), "input_size": size}
     x = torch.rand(batch, int(config.get("in_channels", 1)), size, size)
     if cpu:
@@ -57,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", help="folder of run folders with card.json")
     ap.add_argument("--configs", help="folder of training configs (untrained models)")
     ap.add_argument("--cpu-threads", type=int, default=2)
+    ap.add_argument("--models", nargs="+", help="shipped model names (or 'default')")
+    ap.add_argument("--tta", default="", help="test-time flips to add, e.g. h or h,v (each one more forward pass)")
+    ap.add_argument("--size", type=int, help="input size instead of each model's own")
     ap.add_argument("--no-cpu", action="store_true")
     ap.add_argument("--json", help="write results here")
     args = ap.parse_args(argv)
@@ -72,10 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         for f in sorted(Path(args.configs).glob("*.json")):
             c = TrainConfig.from_dict(json.loads(f.read_text()))
             items.append((c.name, c.architecture, c.model_config(), c.input_size))
+    if args.models:
+        from engine.models.registry import get_card
+
+        for n in args.models:
+            c = get_card(n)
+            items.append((c.name, c.architecture, {**c.config, "in_channels": c.in_channels}, c.input_size[0]))
+    tta = tuple(f for f in args.tta.split(",") if f)
     rows = []
     for name, arch, cfg, size in items:
-        row = {"name": name, "architecture": arch, **bench(arch, cfg, size, cpu=not args.no_cpu)}
+        size = args.size or size
+        row = {"name": name, "architecture": arch, **bench(arch, cfg, size, cpu=not args.no_cpu, tta=tta)}
         row["cpu_threads"] = args.cpu_threads
+        row["tta"] = list(tta)
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:

@@ -133,7 +133,6 @@ def run_recipe_cli(args: argparse.Namespace, path: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..models.registry import load, save
     from ..training import train
-
     from ..training.recipe import is_recipe
 
     path = _config_path(args)

@@ -97,7 +97,9 @@ def prepare(cfg: TrainConfig) -> Prepared:
     extra = [load_label_volume(scan, lab, size) for scan, lab in cfg.label_volumes]
     for e in extra:
         x, y = np.concatenate([x, e.images]), np.concatenate([y, e.labels])
-    lungs = np.stack([derive_lung_mask(im, lab) for im, lab in zip(x, y)])
+    # lung masks: targets of the lung task and of the two-stream network's lung head only
+    needs_lungs = cfg.task == "lung" or cfg.architecture == "two_stream"
+    lungs = np.stack([derive_lung_mask(im, lab) for im, lab in zip(x, y)]) if needs_lungs else None
     desc = f"{cfg.labelled}: {how}"
     if extra:
         desc += f"; plus {sum(len(e.ids) for e in extra)} slices from {len(extra)} label volume(s)"

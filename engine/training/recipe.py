@@ -58,6 +58,8 @@ class Recipe:
     student: dict = field(default_factory=dict)
     folds: int = 5
     fold_seed: int = 0
+    #: run only these folds (default all), e.g. [0] for a smoke test
+    only_folds: list = field(default_factory=list)
     #: unlabelled sources: {"images": folder} or {"stack": folder, "exclude": [[first, last], ...]}
     pool: list = field(default_factory=list)
     pool_limit: int = 0
@@ -79,6 +81,15 @@ class Recipe:
         if bad:
             raise DataError(f"Unknown recipe stage(s) {', '.join(sorted(bad))}: use {', '.join(STAGES)}.")
         return cls(**d)
+
+    @property
+    def fold_ids(self) -> list[int]:
+        """The folds this recipe runs."""
+        ids = [int(k) for k in self.only_folds] or list(range(self.folds))
+        bad = [k for k in ids if not 0 <= k < self.folds]
+        if bad:
+            raise DataError(f"only_folds {bad} do not exist with {self.folds} folds.")
+        return ids
 
     def run_config(self, stage: str, fold: int, out: Path, data_root: str, pseudo4: Optional[str] = None) -> dict:
         """The TrainConfig dict of one run of ``stage`` ("teacher" or "student") on ``fold``."""
@@ -147,7 +158,7 @@ def _stage_runs(recipe: Recipe, stage: str, out: Path, data_root: str, say: Call
     """Run the training runs of ``stage``; ``student`` also runs ``final`` alongside (when the
     recipe has that stage), so that both share the device."""
     jobs = []
-    folds = [-1] if stage == "final" else list(range(recipe.folds))
+    folds = [-1] if stage == "final" else recipe.fold_ids
     if stage == "student" and "final" in recipe.stages:
         folds.append(-1)
     for k in folds:
@@ -160,7 +171,7 @@ def _stage_runs(recipe: Recipe, stage: str, out: Path, data_root: str, say: Call
         elif stage == "student":
             pseudo = str(out / "pseudo" / f"fold{k}")
         if k < 0 and not (out / "pseudo" / "all").exists():
-            pseudo = None  # a one-fold recipe: no ensemble labels
+            pseudo = None  # the pseudo stage did not run: no teacher labels
         cfg = recipe.run_config("teacher" if stage == "teacher" else "student", k, run, data_root, pseudo)
         run.mkdir(parents=True, exist_ok=True)
         (run / "train.json").write_text(json.dumps(cfg, indent=1))
@@ -226,7 +237,7 @@ def write_pseudo(model_dirs: list[Path], pool: Path, out: Path, confidence: floa
     dev = resolve_device(device)
     loaded = [registry.load(d, device=dev) for d in model_dirs]
     size = int(loaded[0].card.input_size[0])
-    names = [f"fold{k}" for k in range(len(loaded))] + (["all"] if len(loaded) > 1 else [])
+    names = [Path(d).name for d in model_dirs] + ["all"]
     for name in names:
         (out / name / "labels").mkdir(parents=True, exist_ok=True)
         link = out / name / "images"
@@ -234,6 +245,10 @@ def write_pseudo(model_dirs: list[Path], pool: Path, out: Path, confidence: floa
             link.symlink_to(pool.resolve(), target_is_directory=True)
     files = _list_images(pool)
     counts = {name: [0, 0, 0] for name in names}
+    from concurrent.futures import ThreadPoolExecutor
+
+    saver = ThreadPoolExecutor(max_workers=8)  # PNG encoding releases the GIL
+    pending = []
     with torch.inference_mode():
         for i in range(0, len(files), batch):
             chunk = files[i:i + batch]
@@ -242,18 +257,20 @@ def write_pseudo(model_dirs: list[Path], pool: Path, out: Path, confidence: floa
                 raise DataError(f"Pool slices are {x.shape[-1]} px, the teachers expect {size}.")
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 probs = [torch.softmax(m.module(x).float(), 1) for m in loaded]
-            if len(probs) > 1:
-                probs.append(torch.stack(probs).mean(0))
+            probs.append(torch.stack(probs).mean(0))
             for name, p in zip(names, probs):
                 conf, lab = p.max(1)
                 lab = lab.to(torch.uint8)
                 lab[conf < confidence] = 255
                 c = counts[name]
                 for f, lb in zip(chunk, lab.cpu().numpy()):
-                    Image.fromarray(lb).save(out / name / "labels" / f"{f.stem}.png")
+                    pending.append(saver.submit(Image.fromarray(lb).save, out / name / "labels" / f"{f.stem}.png"))
                     c[0] += int((lb == 255).sum())
                     c[1] += int(((lb > 0) & (lb < 255)).sum())
                     c[2] += lb.size
+    for fut in pending:
+        fut.result()
+    saver.shutdown()
     return {name: {"slices": len(files), "unsure_frac": c[0] / max(c[2], 1), "finding_frac": c[1] / max(c[2], 1)}
             for name, c in counts.items()}
 
@@ -413,7 +430,7 @@ def run_recipe(recipe: Recipe, out: str | Path, data_root: str = "../shared/data
         elif stage == "pseudo":
             done = out / "pseudo" / "done.json"
             if not done.exists():
-                teachers = [out / "teacher" / f"fold{k}" for k in range(recipe.folds)]
+                teachers = [out / "teacher" / f"fold{k}" for k in recipe.fold_ids]
                 stats = write_pseudo(teachers, out / "pool" / "images", out / "pseudo", recipe.confidence, device)
                 done.write_text(json.dumps(stats, indent=1))
             say(f"pseudo labels: {done.read_text()}")

@@ -263,6 +263,7 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
     elif cfg.init_from:
         state["init"] = init_weights(model, cfg.init_from, dev)
     elapsed0 = float(state.get("elapsed", 0.0))
+    t0 = time.monotonic()  # the time budget counts training, not loading
     total_steps = cfg.epochs * cfg.steps_per_epoch
     csv_path = out / "metrics.csv"
     amp = cfg.amp and (dev.type == "cuda" or cfg.amp_cpu)
@@ -321,14 +322,16 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
                 save_file({k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu()
                            for k, v in model.state_dict().items()}, str(out / "best.safetensors"))
         state["epoch"], state["elapsed"] = epoch + 1, elapsed
-        save_checkpoint(ckpt, model, opt, state, g)
-        last_save = time.monotonic()
+        stop = bool(cfg.time_budget_s and elapsed >= cfg.time_budget_s) or epoch + 1 == cfg.epochs
+        if stop or cfg.checkpoint_every_steps or time.monotonic() - last_save >= cfg.checkpoint_every_s:
+            save_checkpoint(ckpt, model, opt, state, g)
+            last_save = time.monotonic()
         msg = (f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.4f}"
                + (f" val {score:.4f} (best {state['best_score']:.4f} @ {state['best_epoch']})" if has_val else ""))
         report((epoch + 1) / cfg.epochs, msg)
         if log is not None:
             print(msg, file=log, flush=True)
-        if cfg.time_budget_s and elapsed >= cfg.time_budget_s:
+        if stop:
             break
     return finish(cfg, model, prep, dev, state)
 
