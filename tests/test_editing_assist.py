@@ -109,3 +109,25 @@ def test_a_fill_that_reaches_the_edge_asks_in_millilitres():
 def test_merge_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         merge_proposal(np.zeros((1, 2, 2), np.uint8), np.zeros((1, 2, 3), np.uint8), np.zeros((1, 2, 2), bool))
+
+
+def test_provenance_from_a_file_survives_reopen(tmp_path):
+    """Export with the person mask, reopen, adopt it: the editor knows the same voxels were hand-edited."""
+    from engine import io
+    from engine.io.seg_nrrd import read_seg_nrrd_edited
+
+    ed = _ai_then_hand_edit()
+    person = ed.person_mask()
+    path = tmp_path / "labels.seg.nrrd"
+    from engine.io.seg_nrrd import write_seg_nrrd
+    from engine.labels import DEFAULT_TABLE
+    write_seg_nrrd(ed.labels, ed.geometry, path, DEFAULT_TABLE, edited=person)
+    labels = io.load_labels(path)
+    reopened = LabelEditor(labels.copy(), Geometry(labels.shape, spacing=(2.0, 1.0, 1.0)))
+    assert not reopened.person_changes()  # without provenance a reopened file looks untouched
+    reopened.adopt_person_edits(read_seg_nrrd_edited(path))
+    assert np.array_equal(reopened.person_mask(), person)
+    changes = reopened.person_changes()
+    assert changes[2] == (9, 0)  # the consolidation the person painted
+    assert changes[LabelEditor.UNKNOWN_PRIOR] == (0, 10)  # the erased voxels, prior finding unknown
+    assert reopened.person_changes_ml()["consolidation"]["added_ml"] == pytest.approx(9 * 2.0 / 1000)

@@ -285,3 +285,55 @@ def test_unwritable_target_is_a_readable_error(tmp_path, nifti_volume):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(LungLensError, match="Could not create"):
         io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "afile" / "sub" / "l.nii")
+
+
+def _edits(shape):
+    edited = np.zeros(shape, bool)
+    edited[1, 1:4, 2:5] = True   # painted over a finding
+    edited[-1, 0, :2] = True     # erased to background
+    return edited
+
+
+def test_seg_nrrd_keeps_which_voxels_a_person_edited(tmp_path, nifti_volume):
+    import nrrd
+
+    from engine.io.seg_nrrd import read_seg_nrrd_edited, write_seg_nrrd
+    from engine.labels import DEFAULT_TABLE
+    labels = np.zeros(nifti_volume.shape, np.uint8)
+    labels[1, 2:5, 3:6] = 1
+    labels[2, 0, 0] = 3
+    edited = _edits(labels.shape)
+    path = tmp_path / "x.seg.nrrd"
+    write_seg_nrrd(labels, nifti_volume.geometry, path, DEFAULT_TABLE, edited=edited)
+    # the labels read back unchanged (the provenance segment is not a finding) ...
+    assert np.array_equal(io.load_labels(path, reference=nifti_volume), labels)
+    # ... and the edited voxels come back on the same canonical grid
+    assert np.array_equal(read_seg_nrrd_edited(path), edited)
+    header = nrrd.read_header(str(path))
+    assert header["kinds"][0] == "list" and list(header["sizes"][:1]) == [2]
+    names = [header[k] for k in header if k.endswith("_Name")]
+    assert "Edited by a person (LungLens)" in names
+    write_seg_nrrd(labels, nifti_volume.geometry, path, DEFAULT_TABLE)
+    assert read_seg_nrrd_edited(path) is None  # a file without provenance does not claim any
+
+
+def test_dicom_seg_keeps_which_voxels_a_person_edited(tmp_path, dicom_volume):
+    import highdicom as hd
+    import pydicom
+    from engine.io.dicom_seg import read_dicom_seg_edited, write_dicom_seg
+    from engine.labels import DEFAULT_TABLE
+    labels = np.zeros(dicom_volume.shape, np.uint8)
+    labels[1, 2:5, 3:6] = 1
+    labels[-1, 4:6, 1:4] = 2
+    edited = _edits(labels.shape)
+    path = tmp_path / "seg.dcm"
+    write_dicom_seg(labels, dicom_volume, path, DEFAULT_TABLE, edited=edited)
+    assert np.array_equal(io.load_labels(path, reference=dicom_volume), labels)
+    assert np.array_equal(read_dicom_seg_edited(path, dicom_volume), edited)
+    ds = pydicom.dcmread(path)
+    last = ds.SegmentSequence[-1]
+    assert last.SegmentLabel == "Edited by a person (LungLens)" and last.SegmentAlgorithmType == "MANUAL"
+    assert len(ds.SegmentSequence) == 4
+    assert hd.seg.Segmentation.from_dataset(ds).segmentation_type.value == "BINARY"
+    write_dicom_seg(labels, dicom_volume, path, DEFAULT_TABLE)
+    assert read_dicom_seg_edited(path, dicom_volume) is None

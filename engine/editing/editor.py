@@ -343,6 +343,29 @@ class LabelEditor:
                             "removed_ml": float(self._removed[lab.value]) * vml}
         return out
 
+    #: baseline value of voxels a person erased when the finding they held is unknown
+    #: (provenance read from a file says "edited", not what was there before)
+    UNKNOWN_PRIOR = 255
+
+    def adopt_person_edits(self, edited: np.ndarray) -> None:
+        """Take over which voxels a person edited, as stored in a file (``.seg.nrrd``, DICOM SEG).
+
+        Afterwards :meth:`person_mask` equals ``edited``: an edited voxel holding a finding
+        counts as painted by a person, an edited background voxel as erased (what it held is
+        not stored, so :meth:`person_changes` counts it under :attr:`UNKNOWN_PRIOR`). Call it
+        right after the labels were opened, before any edit.
+        """
+        edited = np.asarray(edited, bool)
+        if edited.shape != self.labels.shape:
+            raise ValueError(f"edited mask {edited.shape} does not match the labels {self.labels.shape}")
+        base = self.labels.copy()
+        base[edited & (self.labels != 0)] = 0
+        base[edited & (self.labels == 0)] = self.UNKNOWN_PRIOR
+        self._baseline = base
+        self._initial_zero = False
+        self._recount()
+        self._announce()
+
     # -- restore --------------------------------------------------------------
     @classmethod
     def from_journal(cls, path: str | os.PathLike, *, intensities: Optional[np.ndarray] = None,

@@ -12,6 +12,11 @@ the source series (study, series, frame of reference, SOP instances).
 Reading needs the DICOM scan the SEG refers to: frames are matched to the scan's
 SOP instances, and segments to LungLens labels by SNOMED code, then by name, then
 by segment number.
+
+Provenance: given the voxels a person edited, one more segment, "Edited by a person
+(LungLens)" (algorithm type MANUAL, property type ``EDITED`` in the local coding scheme
+``99LUNGLENS``), marks them; it overlaps the findings, which BINARY segmentations allow.
+:func:`read_dicom_seg` leaves it out of the labels and :func:`read_dicom_seg_edited` reads it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,11 @@ from ..types import Volume
 from ._common import wrap_errors
 from .orientation import SourceOrientation
 
-__all__ = ["write_dicom_seg", "read_dicom_seg"]
+__all__ = ["write_dicom_seg", "read_dicom_seg", "read_dicom_seg_edited"]
+
+#: the property type of the segment that marks the voxels a person edited
+PROVENANCE_CODE = ("EDITED", "99LUNGLENS", "Edited by a person")
+PROVENANCE_LABEL = "Edited by a person (LungLens)"
 
 
 def _descriptions(table: LabelTable):
@@ -57,9 +66,29 @@ def _descriptions(table: LabelTable):
     return findings, out
 
 
+def _provenance_description(number: int):
+    import highdicom as hd
+
+    return hd.seg.SegmentDescription(
+        segment_number=number, segment_label=PROVENANCE_LABEL,
+        segmented_property_category=hd.sr.CodedConcept("49755003", "SCT", "Morphologically abnormal structure"),
+        segmented_property_type=hd.sr.CodedConcept(*PROVENANCE_CODE),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        display_color=hd.color.CIELabColor.from_rgb(204, 51, 204))
+
+
+def _is_provenance(desc) -> bool:
+    return str(desc.segmented_property_type.value) == PROVENANCE_CODE[0] and \
+        str(desc.segmented_property_type.scheme_designator) == PROVENANCE_CODE[1]
+
+
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: str | Path, table: LabelTable,
-                    progress: Optional[Progress] = None, cancel: Optional[CancelLike] = None) -> None:
-    """Write ``labels`` (canonical, on ``volume``'s grid) as a DICOM SEG referencing ``volume``'s images."""
+                    progress: Optional[Progress] = None, cancel: Optional[CancelLike] = None,
+                    edited: Optional[np.ndarray] = None) -> None:
+    """Write ``labels`` (canonical, on ``volume``'s grid) as a DICOM SEG referencing ``volume``'s images.
+
+    ``edited`` (boolean, the labels' shape) adds the provenance segment of the voxels a person edited.
+    """
     import highdicom as hd
 
     files = volume.meta.get("dicom_files") or []
@@ -88,6 +117,18 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: str | Path, table:
                 check_cancel(cancel)
                 source.append(pydicom.dcmread(files[k], stop_before_pixels=True))
             pixel = source_labels[real]
+            edited_pixel = None if edited is None else plan.to_source(np.asarray(edited, np.uint8))[real]
+        if edited is not None and volume.meta.get("multiframe"):
+            edited_source = plan.to_source(np.asarray(edited, np.uint8))
+            edited_pixel = np.zeros_like(pixel)
+            for k, f in enumerate(frames_idx):
+                if f >= 0:
+                    edited_pixel[f] = edited_source[k]
+        if edited is not None:
+            # one boolean plane per segment (findings, then provenance): segments may overlap
+            pixel = np.stack([pixel == number for number in range(1, len(findings) + 1)] +
+                             [edited_pixel.astype(bool)], axis=-1)
+            descriptions = descriptions + [_provenance_description(len(findings) + 1)]
         for ds in source:
             if not str(ds.get("SOPClassUID", "")).strip() or not str(ds.get("SOPInstanceUID", "")).strip():
                 raise UnsupportedFormatError(
@@ -114,50 +155,76 @@ def _build(hd, source, pixel, descriptions):
         content_description="COVID-19 pneumonia findings", omit_empty_frames=True)
 
 
-def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable) -> np.ndarray:
-    """Read a DICOM SEG over ``reference`` (a DICOM volume) as a canonical uint8 label map."""
+def _open_seg(path: Path, reference: Volume):
     import highdicom as hd
 
+    ds = pydicom.dcmread(str(path))
+    if str(ds.get("SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.66.4":
+        raise CorruptFileError(f"{path.name} is a DICOM image, not a segmentation (SEG): it cannot be "
+                               "used as labels.")
+    seg = hd.seg.Segmentation.from_dataset(ds)
+    ref_series = {str(s.SeriesInstanceUID) for s in ds.get("ReferencedSeriesSequence", [])}
+    if ref_series and reference.meta.get("series_instance_uid") not in ref_series:
+        raise GeometryMismatchError(f"{path.name} refers to another series ({', '.join(sorted(ref_series))})"
+                                    ", not to the open scan. Open the scan it was made for.")
+    return seg
+
+
+def _segment_pixels(seg, path: Path, reference: Volume, numbers: list[int]) -> np.ndarray:
+    """The segments ``numbers`` (non-overlapping) in the scan's source layout, valued by segment number."""
+    plan = SourceOrientation.from_dict(reference.meta["source_orientation"])
+    if reference.meta.get("multiframe"):
+        sop = reference.meta["sop_instance_uids"][0]
+        frames = [int(f) for f in reference.meta["dicom_frames"]]
+        real = [k for k, f in enumerate(frames) if f >= 0]
+        got = np.asarray(seg.get_pixels_by_source_frame(
+            source_sop_instance_uid=sop, source_frame_numbers=[frames[k] + 1 for k in real],
+            segment_numbers=numbers, combine_segments=True, relabel=False,
+            assert_missing_frames_are_empty=True))
+        n_slices = len(frames)
+    else:
+        uids = reference.meta["sop_instance_uids"]
+        real = [k for k, u in enumerate(uids) if u]
+        got = np.asarray(seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=[uids[k] for k in real], segment_numbers=numbers,
+            combine_segments=True, relabel=False, assert_missing_frames_are_empty=True))
+        n_slices = len(uids)
+    pix = np.zeros((n_slices,) + got.shape[1:], dtype=got.dtype)
+    pix[real] = got  # missing slices (filled by the reader) have no segmentation frame
+    if pix.shape != plan.source_geometry.shape:
+        raise GeometryMismatchError(f"{path.name}: frames are {pix.shape[1:]} but the scan's images are "
+                                    f"{plan.source_geometry.shape[1:]}.")
+    return pix
+
+
+def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable) -> np.ndarray:
+    """Read a DICOM SEG over ``reference`` (a DICOM volume) as a canonical uint8 label map."""
     path = Path(path)
     with wrap_errors(path, "DICOM SEG file"):
-        ds = pydicom.dcmread(str(path))
-        if str(ds.get("SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.66.4":
-            raise CorruptFileError(f"{path.name} is a DICOM image, not a segmentation (SEG): it cannot be "
-                                   "used as labels.")
-        seg = hd.seg.Segmentation.from_dataset(ds)
-        ref_series = {str(s.SeriesInstanceUID) for s in ds.get("ReferencedSeriesSequence", [])}
-        if ref_series and reference.meta.get("series_instance_uid") not in ref_series:
-            raise GeometryMismatchError(f"{path.name} refers to another series ({', '.join(sorted(ref_series))})"
-                                        ", not to the open scan. Open the scan it was made for.")
+        seg = _open_seg(path, reference)
         values = np.zeros(max(seg.segment_numbers) + 1, dtype=np.uint8)
+        wanted = []
         for number in seg.segment_numbers:
             desc = seg.get_segment_description(number)
+            if _is_provenance(desc):
+                continue  # who edited, not what was found
+            wanted.append(number)
             code = str(desc.segmented_property_type.value)
             label = str(desc.segment_label).lower()
             match = next((lab.value for lab in table if lab.value and (lab.snomed[0] == code or
                                                                      lab.name.lower() == label)), number)
             values[number] = match
-        plan = SourceOrientation.from_dict(reference.meta["source_orientation"])
-        if reference.meta.get("multiframe"):
-            sop = reference.meta["sop_instance_uids"][0]
-            frames = [int(f) for f in reference.meta["dicom_frames"]]
-            real = [k for k, f in enumerate(frames) if f >= 0]
-            got = np.asarray(seg.get_pixels_by_source_frame(
-                source_sop_instance_uid=sop, source_frame_numbers=[frames[k] + 1 for k in real],
-                combine_segments=True, relabel=False, assert_missing_frames_are_empty=True))
-            pix = np.zeros((len(frames),) + got.shape[1:], dtype=got.dtype)
-            pix[real] = got
-        else:
-            uids = reference.meta["sop_instance_uids"]
-            real = [k for k, u in enumerate(uids) if u]
-            got = seg.get_pixels_by_source_instance(source_sop_instance_uids=[uids[k] for k in real],
-                                                    combine_segments=True, relabel=False,
-                                                    assert_missing_frames_are_empty=True)
-            got = np.asarray(got)
-            pix = np.zeros((len(uids),) + got.shape[1:], dtype=got.dtype)
-            pix[real] = got  # missing slices (filled by the reader) have no segmentation frame
-        source = values[np.asarray(pix)]
-        if source.shape != plan.source_geometry.shape:
-            raise GeometryMismatchError(f"{path.name}: frames are {source.shape[1:]} but the scan's images are "
-                                        f"{plan.source_geometry.shape[1:]}.")
-    return plan.from_source(source)
+        source = values[_segment_pixels(seg, path, reference, wanted)]
+    return SourceOrientation.from_dict(reference.meta["source_orientation"]).from_source(source)
+
+
+def read_dicom_seg_edited(path: str | Path, reference: Volume) -> Optional[np.ndarray]:
+    """The voxels a person edited, as stored by :func:`write_dicom_seg`; None when the SEG does not say."""
+    path = Path(path)
+    with wrap_errors(path, "DICOM SEG file"):
+        seg = _open_seg(path, reference)
+        numbers = [n for n in seg.segment_numbers if _is_provenance(seg.get_segment_description(n))]
+        if not numbers:
+            return None
+        source = _segment_pixels(seg, path, reference, numbers[:1]) > 0
+    return SourceOrientation.from_dict(reference.meta["source_orientation"]).from_source(source)
