@@ -93,7 +93,9 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path, dicom_99):
 
     folder = tmp_path / "two_series"
     folder.mkdir()
-    files = sorted(dicom_99.glob("*.dcm"))[40:46]
+    # six neighbouring slices (the files are not named in z order): each series is evenly spaced
+    files = sorted(dicom_99.glob("*.dcm"),
+                   key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]))[40:46]
     for i, f in enumerate(files):
         ds = pydicom.dcmread(f)
         if i % 2:

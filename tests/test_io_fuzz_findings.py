@@ -11,7 +11,7 @@ import pytest
 import dicom_factory as F
 
 _CHILD = r"""
-import resource, sys
+import sys
 from engine import io
 from engine.errors import LungLensError
 try:
@@ -19,7 +19,7 @@ try:
     print("loaded")
 except LungLensError as exc:
     print("error:", exc)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) // 1024)  # VmHWM: ru_maxrss would carry the parent's peak over exec
 """
 
 
