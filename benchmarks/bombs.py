@@ -2,7 +2,7 @@
 
 Each case is built in a temporary folder (nothing is committed) and opened by
 ``engine.io.load`` (or ``load_labels``) in a fresh child process whose peak RSS is
-read back with ``resource.getrusage``; an address-space limit (``--limit-gb``)
+read back from ``/proc/self/status`` (``VmHWM``); an address-space limit (``--limit-gb``)
 keeps a regression from taking the machine down.
 
 Run::
@@ -101,7 +101,7 @@ except MemoryError:
     outcome = "MemoryError"
 print(outcome)
 print(time.perf_counter() - t)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))))  # VmHWM (kB): ru_maxrss would carry the parent's peak over exec
 """
 
 

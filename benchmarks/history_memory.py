@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 
 import numpy as np
 
 
-def _rss_mb() -> float:
+def _status_mb(key: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     return float("nan")  # pragma: no cover
+
+
+def _rss_mb() -> float:
+    return _status_mb("VmRSS:")
 
 
 def measure(slices: int, fills: int = 10) -> dict:
@@ -45,7 +48,7 @@ def measure(slices: int, fills: int = 10) -> dict:
            "history_mb_in_memory": round(h.nbytes / 1024 ** 2, 1),
            "steps_on_disk": getattr(h, "steps_on_disk", 0),
            "rss_after_mb": round(_rss_mb(), 1), "rss_before_fills_mb": round(base, 1),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "peak_rss_mb": round(_status_mb("VmHWM:"), 1),
            "fills_s": round(fill_s, 2)}
     t0 = time.perf_counter()
     while ed.history.can_undo:

@@ -304,3 +304,38 @@ def test_dicom_seg_of_series_with_empty_sop_class_says_why(tmp_path):
                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert out.stderr.startswith("error: DICOM SEG cannot be written for this scan")
+
+
+def _bad_ds_value(tmp_path):
+    ds = F.ct_slice(rows=8, cols=8)
+    path = F.write(ds, tmp_path / "c" / "bad.dcm")
+    data = path.read_bytes().replace(b"0.8\\0.7", b"x.8\\0?7")  # PixelSpacing no longer a number
+    path.write_bytes(data)
+    _edit(path, Rows=9)  # and a header that does not describe the pixels
+    return path
+
+
+def _truncated_pixels(tmp_path):
+    ds = F.ct_slice(rows=64, cols=64)
+    path = F.write(ds, tmp_path / "c" / "cut.dcm")
+    path.write_bytes(path.read_bytes()[:-3000])
+    return path
+
+
+def _nan_series(tmp_path):
+    folder, paths, _ = _series(tmp_path, n=4)
+    _edit(paths[1], ImagePositionPatient=[float("nan"), 0.0, 0.0])
+    return folder
+
+
+@pytest.mark.parametrize("make, outcome", [(_bad_ds_value, "error"), (_truncated_pixels, "error"),
+                                           (_nan_series, "warning")], ids=["bad DS + rows", "cut pixels", "NaN"])
+def test_cli_prints_one_clean_line_no_library_noise(tmp_path, make, outcome):
+    path = make(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "engine", "info", str(path)], capture_output=True, text=True,
+                         env=dict(os.environ), timeout=120)
+    if outcome == "error":
+        assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
+    else:
+        assert out.returncode == 0 and out.stderr == "" and "warning:" in out.stdout
+    assert "Traceback" not in out.stderr and "UserWarning" not in out.stderr

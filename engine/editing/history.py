@@ -84,14 +84,14 @@ class Delta:
                 continue
             fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".u8", dir=folder)
             with open(fd, "wb") as f:
-                f.write(np.ascontiguousarray(a).tobytes())
+                np.ascontiguousarray(a).tofile(f)  # no in-memory copy of the bytes
             arrays.append(np.memmap(path, dtype=np.uint8, mode="r", shape=a.shape))
         return Delta(self.box, arrays[0], arrays[1], arrays[2])
 
     def mask(self) -> np.ndarray:
         """The box-shaped boolean mask of changed voxels."""
         n = int(np.prod(self.box_shape))
-        return np.unpackbits(self.packed_mask, count=n).astype(bool).reshape(self.box_shape)
+        return np.unpackbits(self.packed_mask, count=n).view(bool).reshape(self.box_shape)
 
     def apply(self, labels: np.ndarray, forward: bool = True) -> None:
         """Write the new (``forward``) or old values into ``labels`` in place."""

@@ -68,6 +68,38 @@ def wrap_errors(path: str | Path, what: str = "file", action: str = "read") -> I
                                "truncated, or not in the format its name suggests.") from exc
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_quiet() -> Iterator[None]:
+    """Send what C/C++ libraries print to file descriptor 2 during the block to the debug log.
+
+    ITK's MetaIO and NRRD readers print parse errors straight to ``std::cerr``
+    ("MetaImage: M_Read: Error parsing file") before SimpleITK raises; LungLens
+    reports the problem itself, so those lines are kept off the user's terminal.
+    """
+    import logging
+    import tempfile
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no usable stderr (some GUI launchers): nothing to hide
+            yield
+            return
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = sink.read(4096).decode("utf-8", "replace").strip()
+                if text:
+                    logging.getLogger("engine.io").debug("native library output: %s", text)
+
+
 def _detail(exc: BaseException) -> str:
     """One readable line from an exception (ITK puts a source location on the first line)."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -78,6 +110,9 @@ def _detail(exc: BaseException) -> str:
         text = useful[-1] if useful else "the ITK reader failed"
         for prefix in ("sitk::ERROR:", "ITK ERROR:"):
             text = text.split(prefix, 1)[-1].strip()
+        if "No such file or directory" in text or text.startswith("Reason:"):
+            # ITK reports any header it cannot parse as a missing file
+            text = "its header could not be parsed (a field is missing or has an impossible value)"
         return text.rstrip(".")
     return lines[0].rstrip(".")
 

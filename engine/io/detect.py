@@ -74,11 +74,12 @@ def _sniff(path: Path) -> str | None:
         return "image"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "image"
-    text = head[:200]
-    if b"ObjectType" in text or b"NDims" in text or b"ElementDataFile" in head:
-        return "mhd" if path.suffix.lower() == ".mhd" else "mha"
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
+    first = head.lstrip()[:20]
+    if any(first.startswith(k) for k in (b"ObjectType", b"NDims", b"Comment", b"ObjectSubType")) or \
+            (first.startswith(b"ElementDataFile") and path.suffix.lower() == ".mhd"):
+        return "mhd" if path.suffix.lower() == ".mhd" else "mha"
     return None
 
 

@@ -196,21 +196,23 @@ def implausible_hu_warning(array: np.ndarray, signed: bool, padding_hu: Optional
     if n == 0:
         return None
     high = int(np.count_nonzero(array > 30000))
-    low_mask = array < -1100
-    low_values = array[low_mask]
+    flat = array.reshape(-1)
+    step = max(1, flat.size // 2_000_000)  # the spread below air is judged on ~2 million voxels
+    sample = flat[::step]
+    low_values = sample[sample < -1100]
     if padding_hu is not None:
         low_values = low_values[low_values != padding_hu]
     low = 0
     if low_values.size:
         values, counts = np.unique(low_values, return_counts=True)
-        low = int(low_values.size - counts.max())  # one constant (outside the field of view) is allowed
+        low = int(low_values.size - counts.max()) * step  # one constant (outside the field of view) is allowed
         low = low if values.size > 3 else 0
     if high == 0 and low <= max(10, n // 2000):
         return None
     what = "signed" if signed else "unsigned"
     other = "unsigned" if signed else "signed"
     detail = (f"{high} voxel(s) above 30000 HU" if high else "") + (" and " if high and low else "") + \
-        (f"{low} voxel(s) spread below -1100 HU" if low else "")
+        (f"{'about ' if step > 1 else ''}{low} voxel(s) spread below -1100 HU" if low else "")
     return (f"The CT values are not plausible Hounsfield units ({detail}): the header says the stored values "
             f"are {what} (PixelRepresentation), but they may be {other}. Check the scan with the PACS before "
             "measuring anything.")
