@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--covid-model", default=None, help="COVID classifier ('none' to skip)")
     p.add_argument("--batch-size", type=int, default=None, help="slices per forward pass")
     p.add_argument("--report", default="pdf", choices=("pdf", "json", "none"), help="per-scan report format")
+    p.add_argument("--keep-retrieved", action="store_true", help="keep PACS series in DIR/pacs-cache after "
+                                                                 "reading them (default: deleted)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import BatchOptions, run_batch
 
     opts = BatchOptions(model=args.model, findings_model=args.findings_model, covid_model=args.covid_model,
-                        batch_size=args.batch_size, report=args.report)
+                        batch_size=args.batch_size, report=args.report, keep_retrieved=args.keep_retrieved)
     line = _Line(not args.quiet and sys.stderr.isatty())
     t = time.perf_counter()
     try:
