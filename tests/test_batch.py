@@ -112,6 +112,8 @@ def test_batch_on_two_workers_matches_single_scan_predict(setup, local_ray, tmp_
     assert list(_read_csv(out / "cohort.csv")[0]) == list(SHARED_COLUMNS)
     table = pq.read_table(out / "cohort.parquet")
     assert table.num_rows == 4 and str(table.schema.field("ggo_ml").type) == "double"
+    assert table.schema.field("ggo_ml").metadata == {b"unit": b"mL"}
+    assert table.schema.field("ggo_pct_lung").metadata == {b"unit": b"% of lung volume"}
     (failure,) = _read_csv(out / "failures.csv")
     assert Path(failure["source"]).name == "broken.nii.gz" and failure["stage"] == "read"
     assert "damaged gzip" in failure["reason"]
