@@ -13,6 +13,7 @@ them); :data:`MISSING` says why a test must skip when they are absent.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import shutil
@@ -133,6 +134,7 @@ def start_orthanc(folder: Path, *, users: Optional[dict[str, str]] = None, lua: 
         log.close()
         server = Orthanc(process, folder, port, "https" if ssl_pem else "http")
         if _wait(server, users, ssl_pem, timeout):
+            atexit.register(server.stop)  # also when a test run is interrupted
             return server
         last = server.log_tail()
         server.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -111,6 +112,8 @@ def test_batch_on_two_workers_matches_single_scan_predict(setup, local_ray, tmp_
     assert list(_read_csv(out / "cohort.csv")[0]) == list(SHARED_COLUMNS)
     table = pq.read_table(out / "cohort.parquet")
     assert table.num_rows == 4 and str(table.schema.field("ggo_ml").type) == "double"
+    assert table.schema.field("ggo_ml").metadata == {b"unit": b"mL"}
+    assert table.schema.field("ggo_pct_lung").metadata == {b"unit": b"% of lung volume"}
     (failure,) = _read_csv(out / "failures.csv")
     assert Path(failure["source"]).name == "broken.nii.gz" and failure["stage"] == "read"
     assert "damaged gzip" in failure["reason"]
@@ -156,3 +159,15 @@ def test_rerun_resumes_and_retries_failed_on_request(setup, local_ray):
     assert len((out / "batch.jsonl").read_text().splitlines()) == 5  # 4 + the retried one
     assert len(Ledger(out).rows()) == 4
     assert all(r["status"] == "ok" for r in _read_csv(out / "cohort.csv"))
+
+
+def test_a_scan_over_the_time_limit_is_stopped_and_recorded(setup, local_ray, dicom_99, tmp_path):
+    _, _, weights = setup
+    opts = BatchOptions(model=str(weights), findings_model="none", covid_model="none", report="none")
+    t = time.monotonic()
+    summary = run_batch([str(dicom_99)], tmp_path / "out", workers=1, device="cpu", options=opts, task_timeout=1.0)
+    assert time.monotonic() - t < 30  # stopped, not run to the end
+    assert (summary.processed, summary.failed) == (1, 1)
+    (failure,) = _read_csv(tmp_path / "out" / "failures.csv")
+    assert failure["stage"] == "worker" and "took longer than 1 s (--task-timeout)" in failure["reason"]
+    assert not (tmp_path / "out" / "scans").exists() or list((tmp_path / "out" / "scans").iterdir()) == []

@@ -18,7 +18,7 @@ import pytest
 
 from engine import io
 from engine.cli import main
-from engine.errors import CancelledError, UnsupportedFormatError
+from engine.errors import CancelledError, LungLensError, UnsupportedFormatError
 from engine.pacs import (MANIFEST, PacsAuth, PacsAuthError, PacsClient, PacsConnectionError, PacsError,
                          PacsNotFoundError, PacsRefusedError, PacsServer, StudyQuery, check_uid, parse_date_range)
 from engine.progress import CancelToken
@@ -352,3 +352,60 @@ def test_pdf_report_joins_the_study(orthanc, uploaded, dicom_99, tmp_path, capsy
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1" and ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
     assert (ds.PatientID, ds.StudyInstanceUID) == ("C3N-00247", STUDY)
     assert ds.EncapsulatedDocument[:ds.EncapsulatedDocumentLength] == pdf.read_bytes()
+
+
+def test_batch_source_from_a_pacs_query(orthanc, uploaded, tmp_path):
+    """``engine batch dicomweb+http://...?modality=CT``: the CT series (not SEG/DOC), retrieved by its task."""
+    import torch
+
+    from engine.batch import BatchOptions, discover, process_scan
+    from engine.models import registry
+    from engine.models.card import ModelCard
+
+    (scan,) = discover([f"dicomweb+{orthanc.url}?patient=C3N-00247&date=2010-02-27&modality=CT"])
+    assert (scan.kind, scan.study_uid, scan.series_uid, scan.server) == ("pacs", STUDY, SERIES, orthanc.url)
+    with pytest.raises(LungLensError, match="holds no scan"):
+        discover([f"dicomweb+{orthanc.url}?modality=MR"])
+    with pytest.raises(LungLensError, match="Unknown PACS query key"):
+        discover([f"dicomweb+{orthanc.url}?name=x"])
+    torch.manual_seed(0)
+    card = ModelCard(name="tiny_unet", task="segmentation", architecture="unet", config={"base": 4, "depth": 2},
+                     input_size=(64, 64), version="7")
+    weights = registry.save(registry.build("unet", {"base": 4, "depth": 2}).eval(), card, tmp_path / "models")
+    opts = BatchOptions(model=str(weights), findings_model="none", covid_model="none", report="none",
+                        cache_dir=str(tmp_path / "cache"))
+    row = process_scan(scan, "s1", str(tmp_path / "out"), opts)
+    assert row["status"] == "ok", row["reason"]
+    assert (row["slices"], row["rows"], row["cols"], row["format"]) == (99, 512, 512, "dicom")
+    assert list((tmp_path / "cache").iterdir()) == []  # the retrieved series is deleted once read
+    assert (tmp_path / "out" / "scans" / "s1" / "findings.json").is_file()
+
+
+def test_send_results_puts_seg_and_report_into_the_study(orthanc, uploaded, disk_volume, tmp_path):
+    from reportlab.pdfgen import canvas
+
+    from engine.pacs import send_results
+    from engine.phantom import chest_ct
+
+    pdf = tmp_path / "report.pdf"
+    page = canvas.Canvas(str(pdf))
+    page.drawString(72, 720, "LungLens report")
+    page.save()
+    labels = np.zeros(disk_volume.shape, np.uint8)
+    labels[60:63, 250:280, 250:290] = 3
+    seen = []
+    with PacsClient(orthanc.url) as client:
+        result = send_results(client, disk_volume, labels, report_pdf=pdf, progress=lambda f, m: seen.append(f))
+        assert len(result.stored) == 2 and result.studies == [STUDY] and seen[-1] == 1.0
+        stored = set(result.stored)
+        series = client.find_series(STUDY)
+        mine = []
+        for s in series:
+            if s.modality in ("SEG", "DOC"):
+                folder = client.retrieve_series(STUDY, s.series_uid, tmp_path / "cache")
+                mine += [p for p in folder.glob("*.dcm") if p.stem in stored]
+    assert sorted(pydicom.dcmread(p).Modality for p in mine) == ["DOC", "SEG"]
+    (seg,) = [p for p in mine if pydicom.dcmread(p).Modality == "SEG"]
+    np.testing.assert_array_equal(io.load_labels(seg, reference=disk_volume), labels)
+    with pytest.raises(UnsupportedFormatError, match="opened from DICOM"):
+        send_results(PacsClient(orthanc.url), chest_ct(shape=(40, 96, 112), spacing=(5.0, 3.0, 2.8)).volume)

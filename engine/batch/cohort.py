@@ -29,7 +29,7 @@ from typing import Any, Iterable, Optional
 from ..errors import LungLensError
 from .task import COLUMNS, SHARED_COLUMNS
 
-__all__ = ["Ledger", "batch_salt", "write_tables", "write_sources", "COLUMN_TYPES"]
+__all__ = ["Ledger", "batch_salt", "write_tables", "write_sources", "column_unit", "COLUMN_TYPES"]
 
 _INT = ("slices", "rows", "cols", "severity_pan", "severity_pan_max", "severity_chung", "severity_chung_max")
 _STR = ("scan_id", "status", "stage", "reason", "format", "device", "worker", "finished_utc", "segmentation_model",
@@ -37,6 +37,15 @@ _STR = ("scan_id", "status", "stage", "reason", "format", "device", "worker", "f
 #: Parquet type of each column: string, int64, bool or float64
 COLUMN_TYPES = {c: ("string" if c in _STR else "int64" if c in _INT else "bool" if c == "is_hu" else "float64")
                 for c in COLUMNS}
+
+
+def column_unit(column: str) -> str:
+    """The unit of a cohort column ("" when it has none), also stored in the Parquet schema."""
+    for suffix, unit in (("_ml", "mL"), ("_pct_lung", "% of lung volume"), ("_probability", "probability 0-1"),
+                         ("_mm", "mm"), ("_rss_mb", "MB"), ("_s", "s")):
+        if column.endswith(suffix):
+            return unit
+    return "points" if column.startswith("severity_") else ""
 
 
 def batch_salt(out: Path, settings: Optional[dict[str, Any]] = None) -> bytes:
@@ -120,7 +129,10 @@ def write_tables(out: Path, rows: list[dict[str, Any]], sources: dict[str, str])
         paths["parquet"] = None
     else:
         types = {"string": pa.string(), "int64": pa.int64(), "bool": pa.bool_(), "float64": pa.float64()}
-        schema = pa.schema([(c, types[COLUMN_TYPES[c]]) for c in SHARED_COLUMNS])
+        from .. import __version__
+        schema = pa.schema([pa.field(c, types[COLUMN_TYPES[c]], metadata={"unit": column_unit(c)})
+                            for c in SHARED_COLUMNS],
+                           metadata={"lunglens_version": __version__, "written_utc": _now()})
         table = pa.Table.from_pylist([{c: _typed(r.get(c), COLUMN_TYPES[c]) for c in SHARED_COLUMNS} for r in rows],
                                      schema=schema)
         tmp = paths["parquet"].with_name(".cohort.parquet.tmp")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,7 @@ def _resolve_device(device: str, address: Optional[str]) -> str:
 def run_batch(sources: Sequence[str], out: str | Path, *, workers: Optional[int] = None,
               address: Optional[str] = None, device: str = "auto", retry_failed: bool = False,
               options: Optional[BatchOptions] = None, cpus_per_task: Optional[int] = None,
+              task_timeout: Optional[float] = None, memory_per_task: Optional[float] = None,
               progress: Optional[Callable[[BatchProgress], None]] = None,
               cancel: Optional[CancelLike] = None) -> BatchSummary:
     """Process every scan of ``sources`` into ``out`` on Ray; the summary.
@@ -97,7 +99,7 @@ def run_batch(sources: Sequence[str], out: str | Path, *, workers: Optional[int]
         Folder trees, scan files, list files or ``dicomweb+http(s)://`` queries (:mod:`.sources`).
     out
         The batch folder (:mod:`.cohort` describes its layout). Rerunning on the same
-        folder resumes: finished scans are skipped.
+        folder resumes: finished scans are skipped. One batch at a time per folder.
     workers
         Tasks in flight at once (one scan each). Default: the local CPU count, or on
         a cluster its CPUs divided by ``cpus_per_task`` (its GPUs for CUDA).
@@ -112,6 +114,11 @@ def run_batch(sources: Sequence[str], out: str | Path, *, workers: Optional[int]
         Models, report format and the like (:class:`~.task.BatchOptions`).
     cpus_per_task
         CPUs (and torch threads) per task; default: local cores / workers, or 1 on a cluster.
+    task_timeout
+        Seconds after which a scan's task is stopped and recorded as failed (none: no limit).
+    memory_per_task
+        GB of memory Ray reserves per task, so a node runs no more scans than fit
+        (a 99-slice CT needed 1.1 GB here).
     progress, cancel
         Called after each scan; checked while waiting (pending tasks are cancelled).
 
@@ -142,6 +149,8 @@ def run_batch(sources: Sequence[str], out: str | Path, *, workers: Optional[int]
         return not retry_failed
 
     todo = [s for s in scans if not finished(s)]
+    for leftover in (out / "scans").glob(".*.partial-*"):  # from a worker killed mid-write in an earlier run
+        shutil.rmtree(leftover, ignore_errors=True)
     ray_start = 0.0
     processed = 0
     resolved = device
@@ -155,8 +164,8 @@ def run_batch(sources: Sequence[str], out: str | Path, *, workers: Optional[int]
                 n_workers = workers or _cluster_slots(ray, resolved, cpt)
                 opts = BatchOptions(**{**opts.__dict__, "device": resolved, "threads": cpt,
                                        "cache_dir": opts.cache_dir or str(out / "pacs-cache")})
-                processed = _run(ray, todo, ids, out, opts, n_workers, cpt, resolved, ledger, progress, cancel, t0,
-                                 ray_start)
+                processed = _run(ray, todo, ids, out, opts, n_workers, cpt, resolved, ledger, progress, cancel,
+                                 task_timeout, memory_per_task)
             finally:
                 if started:
                     ray.shutdown()
@@ -205,27 +214,35 @@ def _cluster_slots(ray, device: str, cpus_per_task: int) -> int:
 
 
 def _run(ray, todo: list[ScanSource], ids: dict[str, str], out: Path, opts: BatchOptions, n_workers: int,
-         cpus_per_task: int, device: str, ledger: Ledger, progress, cancel: Optional[CancelLike], t0: float,
-         ray_start: float) -> int:
+         cpus_per_task: int, device: str, ledger: Ledger, progress, cancel: Optional[CancelLike],
+         task_timeout: Optional[float], memory_per_task: Optional[float]) -> int:
     remote = ray.remote(process_scan).options(
         num_cpus=cpus_per_task, num_gpus=1 if device == "cuda" else 0,
+        memory=int(memory_per_task * 1024 ** 3) if memory_per_task else None,
         max_retries=1,  # once more when the worker process dies (not for a scan that fails)
         retry_exceptions=False)
     state = BatchProgress(total=len(todo))
-    pending: dict = {}
+    pending: dict = {}  # ref -> (scan, submitted at)
+    timed_out: set = set()
     queue = list(todo)
     t_run = time.perf_counter()
     try:
         while queue or pending:
             while queue and len(pending) < n_workers:
                 scan = queue.pop(0)
-                pending[remote.remote(scan, ids[scan.key], str(out), opts)] = scan
+                pending[remote.remote(scan, ids[scan.key], str(out), opts)] = (scan, time.monotonic())
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             if cancel is not None and cancel.is_set():
                 raise CancelledError()
+            if task_timeout:
+                now = time.monotonic()
+                for ref, (_, since) in pending.items():
+                    if ref not in timed_out and ref not in ready and now - since > task_timeout:
+                        timed_out.add(ref)
+                        ray.cancel(ref, force=True)  # kills the worker: a hung scan frees its slot
             for ref in ready:
-                scan = pending.pop(ref)
-                row = _result(ray, ref, ids[scan.key])
+                scan, _ = pending.pop(ref)
+                row = _result(ray, ref, ids[scan.key], task_timeout if ref in timed_out else None)
                 ledger.append(row)
                 state.done += 1
                 state.failed += row["status"] != "ok"
@@ -239,15 +256,21 @@ def _run(ray, todo: list[ScanSource], ids: dict[str, str], out: Path, opts: Batc
     return state.done
 
 
-def _result(ray, ref, sid: str) -> dict:
-    """The task's row, or a failed row when its worker died."""
+def _result(ray, ref, sid: str, timed_out: Optional[float]) -> dict:
+    """The task's row, or a failed row when its worker died or it ran out of time."""
     try:
         return ray.get(ref)
     except Exception as exc:  # ray.exceptions.RayError and friends: the worker, not the scan, failed
         name = exc.__class__.__name__
-        hint = ("out of memory: run fewer workers or give each more memory"
-                if "Memory" in name or "memory" in str(exc)[:500] else "see the Ray logs (/tmp/ray/session_latest)")
+        if timed_out:
+            reason = (f"The scan took longer than {timed_out:g} s (--task-timeout) and was stopped: check it, or "
+                      "raise the limit.")
+        elif "Memory" in name or "memory" in str(exc)[:500]:
+            reason = (f"The worker processing this scan ran out of memory ({name}): run fewer workers or give "
+                      "each more memory (--memory-per-task).")
+        else:
+            reason = (f"The worker processing this scan died twice ({name}): see the Ray logs "
+                      "(/tmp/ray/session_latest/logs).")
         row = {c: None for c in COLUMNS}
-        row.update(scan_id=sid, status="failed", stage="worker",
-                   reason=f"The worker processing this scan died twice ({name}): {hint}.")
+        row.update(scan_id=sid, status="failed", stage="worker", reason=reason)
         return row

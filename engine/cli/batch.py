@@ -30,12 +30,18 @@ def register(subparsers) -> None:
                                                             "the cluster's CPUs / --cpus-per-task)")
     p.add_argument("--cpus-per-task", type=int, default=None, help="CPUs (torch threads) per scan")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the models")
+    p.add_argument("--task-timeout", type=float, default=None, metavar="S",
+                   help="stop a scan after S seconds and record it as failed")
+    p.add_argument("--memory-per-task", type=float, default=None, metavar="GB",
+                   help="memory Ray reserves per scan (a 99-slice CT needs about 1.1 GB)")
     p.add_argument("--retry-failed", action="store_true", help="run again the scans that failed before")
     p.add_argument("--model", default=None, help="segmentation model (default: the registry default)")
     p.add_argument("--findings-model", default=None, help="finding classifier ('none' to skip)")
     p.add_argument("--covid-model", default=None, help="COVID classifier ('none' to skip)")
     p.add_argument("--batch-size", type=int, default=None, help="slices per forward pass")
     p.add_argument("--report", default="pdf", choices=("pdf", "json", "none"), help="per-scan report format")
+    p.add_argument("--keep-retrieved", action="store_true", help="keep PACS series in DIR/pacs-cache after "
+                                                                 "reading them (default: deleted)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -71,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import BatchOptions, run_batch
 
     opts = BatchOptions(model=args.model, findings_model=args.findings_model, covid_model=args.covid_model,
-                        batch_size=args.batch_size, report=args.report)
+                        batch_size=args.batch_size, report=args.report, keep_retrieved=args.keep_retrieved)
     line = _Line(not args.quiet and sys.stderr.isatty())
     t = time.perf_counter()
     try:
         summary = run_batch(args.sources, args.out, workers=args.workers, address=args.address, device=args.device,
                             retry_failed=args.retry_failed, options=opts, cpus_per_task=args.cpus_per_task,
-                            progress=line)
+                            task_timeout=args.task_timeout, memory_per_task=args.memory_per_task, progress=line)
     finally:
         line.close()
     tables = ", ".join(str(p) for p in summary.tables.values() if p is not None)

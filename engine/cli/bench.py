@@ -1,8 +1,7 @@
 """``python -m engine bench NAME [ARGS...]``: run one of the benchmarks in ``benchmarks/``.
 
-NAME is ``io``, ``viewer``, ``editing``, ``inference``, ``quantification``, ``models``, ``pacs`` or
-``training``;
-ARGS go to the script unchanged (for example ``python -m engine bench inference --device
+NAME is one of the scripts in ``benchmarks/`` (``io``, ``viewer``, ``editing``, ``inference``,
+``quantification``, ``models``, ``pacs``, ``training``, ``batch``); ARGS go to the script unchanged (for example ``python -m engine bench inference --device
 cpu --json``). Each benchmark prints its figures (JSON with ``--json``); see the script's
 docstring for what it measures and the goals it is held to. The benchmarks live in the
 source tree (``benchmarks/``), next to the ``engine`` package.
@@ -18,12 +17,12 @@ from pathlib import Path
 from ..errors import DataError
 
 NAME = "bench"
-BENCHMARKS = ("io", "viewer", "editing", "inference", "quantification", "models", "pacs", "training")
+BENCHMARKS = ("io", "viewer", "editing", "inference", "quantification", "models", "pacs", "training", "batch")
 FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(NAME, help="run a benchmark (io, viewer, editing, inference, quantification, models, pacs, training)",
+    p = subparsers.add_parser(NAME, help=f"run a benchmark ({', '.join(BENCHMARKS)})",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=BENCHMARKS, help="which benchmark")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the benchmark script")

@@ -12,7 +12,7 @@ library) -> :meth:`PacsClient.find` with a :class:`StudyQuery` gives
 :func:`engine.io.load` opens like any DICOM folder -> labels exported as DICOM SEG
 (:func:`engine.editing.export.export_labels` to ``*.dcm``) and the report as
 Encapsulated PDF (:func:`encapsulated_pdf`, :mod:`.documents` says why not SR) go
-back with :meth:`PacsClient.store`.
+back with :meth:`PacsClient.store`; :func:`send_results` does both into the scan's study.
 
 Nothing leaves the machine unless :meth:`PacsClient.store` is called. Long calls
 take ``progress`` and ``cancel`` (:mod:`engine.progress`). Every failure is a
@@ -26,8 +26,9 @@ from .client import MANIFEST, PacsClient, StoreResult, default_cache_dir
 from .documents import encapsulated_pdf
 from .errors import PacsAuthError, PacsConnectionError, PacsError, PacsNotFoundError, PacsRefusedError
 from .records import SeriesRecord, StudyQuery, StudyRecord, check_uid, parse_date_range
+from .send import send_results
 from .server import PacsAuth, PacsServer
 
 __all__ = ["PacsClient", "PacsServer", "PacsAuth", "StudyQuery", "StudyRecord", "SeriesRecord", "StoreResult",
            "PacsError", "PacsConnectionError", "PacsAuthError", "PacsRefusedError", "PacsNotFoundError",
-           "default_cache_dir", "parse_date_range", "check_uid", "encapsulated_pdf", "MANIFEST"]
+           "default_cache_dir", "parse_date_range", "check_uid", "encapsulated_pdf", "send_results", "MANIFEST"]

@@ -109,10 +109,12 @@ def _http_error(server: PacsServer, action: str, exc, stored_before: Optional[tu
             return PacsAuthError(
                 f"The PACS at {server.url} asks for a login ({code}) while {action}. Give a user name and password "
                 f"(preferences, or ${ENV_USERNAME} and ${ENV_PASSWORD}) or a token (${ENV_TOKEN}).")
-        what = "password" if server.auth.kind == "basic" else "token"
-        return PacsAuthError(
-            f"The PACS at {server.url} refused the login of {server.auth.describe()} ({code}) while {action}. "
-            f"Check the user name and {what} (preferences, or ${ENV_PASSWORD if what == 'password' else ENV_TOKEN}).")
+        if server.auth.kind == "basic":
+            advice = f"Check the user name and password (preferences, or ${ENV_USERNAME} and ${ENV_PASSWORD})."
+        else:
+            advice = f"Check the token (preferences, or ${ENV_TOKEN}); it may have expired."
+        return PacsAuthError(f"The PACS at {server.url} refused the login of {server.auth.describe()} ({code}) "
+                             f"while {action}. {advice}")
     if status == 403:
         message = (f"The PACS at {server.url} does not allow {server.auth.describe()} to do this ({code} while "
                    f"{action}). Ask the PACS administrator for {'write' if storing else 'read'} access"

@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 import uuid
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -95,6 +96,9 @@ class PacsClient:
     >>> client = PacsClient("http://localhost:8042/dicom-web")      # doctest: +SKIP
     >>> studies = client.find(StudyQuery(patient_name="DOE"))      # doctest: +SKIP
     >>> folder = client.retrieve_series(studies[0].study_uid, studies[0].series[0].series_uid)  # doctest: +SKIP
+
+    One client per thread: the app runs each retrieval on its worker thread with its
+    own client (the HTTP session underneath is not shared between threads).
     """
 
     def __init__(self, server: PacsServer | str) -> None:
@@ -123,6 +127,11 @@ class PacsClient:
                 raise PacsError(f"'{self.server.url}' is not a DICOMweb address ({exc}): give the server's "
                                 "URL, e.g. https://pacs.example.org/dicom-web.") from None
             client.set_http_retry_params(retry=False)  # the adapter retries (see _Adapter)
+            host = (urlsplit(self.server.url).hostname or "").lower()
+            if (self.server.auth.kind != "none" and self.server.url.startswith("http://")
+                    and host not in ("localhost", "127.0.0.1", "::1")):
+                log.warning("Credentials for %s travel unencrypted over http://: ask for the https:// address.",
+                            self.server.url)
             self._client = client
         return self._client
 
