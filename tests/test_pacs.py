@@ -366,6 +366,8 @@ def test_batch_source_from_a_pacs_query(orthanc, uploaded, tmp_path):
     assert (scan.kind, scan.study_uid, scan.series_uid, scan.server) == ("pacs", STUDY, SERIES, orthanc.url)
     with pytest.raises(LungLensError, match="holds no scan"):
         discover([f"dicomweb+{orthanc.url}?modality=MR"])
+    with pytest.raises(LungLensError, match="found 1 studies, its limit: there may be more"):
+        discover([f"dicomweb+{orthanc.url}?modality=CT&limit=1"])
     with pytest.raises(LungLensError, match="Unknown PACS query key"):
         discover([f"dicomweb+{orthanc.url}?name=x"])
     torch.manual_seed(0)

@@ -10,8 +10,9 @@ A SOURCE on the command line is one of
   relative to the list file; ``#`` starts a comment);
 - a **PACS query**: ``dicomweb+http://host/dicom-web?modality=CT&date=2020-01-01..2020-12-31``
   (or ``dicomweb+https://``; keys ``patient``, ``date``, ``modality``, ``accession``,
-  ``limit``): every CT series of the matching studies, retrieved by the task that
-  reads it (credentials from ``LUNGLENS_PACS_*``).
+  ``limit``, default 1000 studies): every CT series of the matching studies, retrieved
+  by the task that reads it (credentials from ``LUNGLENS_PACS_*``). A query that
+  reaches its limit is an error rather than a silently incomplete cohort.
 
 Each scan gets a ``key`` (its absolute path, or server + series UID) from which the
 batch derives an id that is safe to share (:func:`scan_id`).
@@ -166,6 +167,9 @@ def _pacs(text: str) -> list[ScanSource]:
     with PacsClient(url) as client:
         studies = client.find(query)
         url = client.server.url
+    if len(studies) >= query.limit:
+        raise LungLensError(f"The PACS query {raw.split('?')[0]} found {len(studies)} studies, its limit: there may "
+                            f"be more. Narrow it (date=..., modality=...) or raise limit= (now {query.limit}).")
     out = []
     for study in studies:
         for series in study.series:
