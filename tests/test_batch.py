@@ -171,3 +171,17 @@ def test_a_scan_over_the_time_limit_is_stopped_and_recorded(setup, local_ray, di
     (failure,) = _read_csv(tmp_path / "out" / "failures.csv")
     assert failure["stage"] == "worker" and "took longer than 1 s (--task-timeout)" in failure["reason"]
     assert not (tmp_path / "out" / "scans").exists() or list((tmp_path / "out" / "scans").iterdir()) == []
+
+
+def test_progress_line_shows_done_failed_rate_and_eta(capsys):
+    from engine.batch import BatchProgress
+    from engine.cli.batch import _Line
+
+    state = BatchProgress(total=40, done=10, failed=1, elapsed_s=600.0)
+    assert state.rate_per_hour == pytest.approx(60.0) and state.eta_s == pytest.approx(1800.0)
+    line = _Line(enabled=True)
+    line(state)
+    line.close()
+    err = capsys.readouterr().err
+    assert "10/40 done, 1 failed, 60 scans/h, ETA 30m00s" in err and err.startswith("\r") and err.endswith("\n")
+    assert BatchProgress(total=3).eta_s is None
