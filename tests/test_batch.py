@@ -171,3 +171,57 @@ def test_a_scan_over_the_time_limit_is_stopped_and_recorded(setup, local_ray, di
     (failure,) = _read_csv(tmp_path / "out" / "failures.csv")
     assert failure["stage"] == "worker" and "took longer than 1 s (--task-timeout)" in failure["reason"]
     assert not (tmp_path / "out" / "scans").exists() or list((tmp_path / "out" / "scans").iterdir()) == []
+
+
+def test_progress_line_shows_done_failed_rate_and_eta(capsys):
+    from engine.batch import BatchProgress
+    from engine.cli.batch import _Line
+
+    state = BatchProgress(total=40, done=10, failed=1, elapsed_s=600.0)
+    assert state.rate_per_hour == pytest.approx(60.0) and state.eta_s == pytest.approx(1800.0)
+    line = _Line(enabled=True)
+    line(state)
+    line.close()
+    err = capsys.readouterr().err
+    assert "10/40 done, 1 failed, 60 scans/h, ETA 30m00s" in err and err.startswith("\r") and err.endswith("\n")
+    assert BatchProgress(total=3).eta_s is None
+
+
+def test_batch_from_a_pacs_query_on_ray(setup, local_ray, tmp_path, capsys):
+    """A real Orthanc holds a phantom CT series; the batch finds it by query, each task retrieves it."""
+    from dicom_factory import ct_slice, write
+    from orthanc_server import MISSING, start_orthanc
+
+    from engine.pacs import PacsClient
+
+    if MISSING:
+        pytest.skip(MISSING)
+    _, _, weights = setup
+    hu = chest_ct(shape=(40, 96, 112), spacing=(5.0, 3.0, 2.8), seed=5).volume.array
+    series = tmp_path / "dicom"
+    study, uid = "1.2.826.0.1.3680043.8.498.77", "1.2.826.0.1.3680043.8.498.78"
+    for k in range(hu.shape[0]):
+        write(ct_slice(rows=96, cols=112, position=(-150.0, -140.0, 5.0 * k), spacing=(3.0, 2.8), thickness=5.0,
+                       stored=hu[k].astype(np.int32) + 1024, series_uid=uid, study_uid=study, instance=k + 1),
+              series / f"{k:03d}.dcm")
+    server = start_orthanc(tmp_path / "orthanc")
+    try:
+        with PacsClient(server.url) as client:
+            assert len(client.store([series]).stored) == 40
+        out = tmp_path / "out"
+        rc = main(["batch", f"dicomweb+{server.url}?modality=CT&date=2024-01-01", "--out", str(out), "--workers", "2",
+                   "--model", str(weights), "--report", "none", *MODELS])
+        assert rc == 0, capsys.readouterr()
+    finally:
+        server.stop()
+    (row,) = _read_csv(out / "cohort.csv")
+    assert (row["status"], row["format"], row["slices"]) == ("ok", "dicom", "40")
+    assert not any((out / "pacs-cache").rglob("*.dcm"))  # each retrieved series is deleted once read
+    (source,) = [r["source"] for r in _read_csv(out / "sources.csv")]
+    assert source == f"{server.url}#{study}/{uid}"
+    assert main(["predict", str(series), "--out", str(tmp_path / "single"), "--model", str(weights), "--quiet",
+                 *MODELS]) == 0
+    doc = json.loads((tmp_path / "single" / "findings.json").read_text())
+    for key in ("ggo", "consolidation", "effusion"):
+        assert float(row[f"{key}_probability"]) == pytest.approx(doc["findings"][key]["probability"], abs=1e-6)
+        assert float(row[f"{key}_ml"]) == pytest.approx(doc["findings"][key]["volume_ml"], rel=1e-5, abs=1e-9)

@@ -283,6 +283,21 @@ def test_basic_auth(secure, dicom_99, caplog):
         assert PASSWORD not in leak
 
 
+def test_batch_pacs_source_takes_credentials_from_the_environment(secure, monkeypatch):
+    from engine.batch import discover
+
+    with pytest.raises(LungLensError) as info:
+        discover([secure.url.replace("http://", f"dicomweb+http://alice:{PASSWORD}@") + "?modality=CT"])
+    assert "LUNGLENS_PACS_PASSWORD" in str(info.value) and PASSWORD not in str(info.value)
+    monkeypatch.setenv("LUNGLENS_PACS_USERNAME", "alice")
+    monkeypatch.setenv("LUNGLENS_PACS_PASSWORD", PASSWORD)
+    with pytest.raises(LungLensError, match="holds no scan"):  # logged in: the archive is empty
+        discover([f"dicomweb+{secure.url}?modality=CT"])
+    monkeypatch.setenv("LUNGLENS_PACS_PASSWORD", "wrong")
+    with pytest.raises(PacsAuthError, match="HTTP 401"):
+        discover([f"dicomweb+{secure.url}?modality=CT"])
+
+
 def test_cli_basic_auth_from_environment(secure, monkeypatch, capsys):
     monkeypatch.setenv("LUNGLENS_PACS_USERNAME", "alice")
     monkeypatch.setenv("LUNGLENS_PACS_PASSWORD", PASSWORD)
@@ -366,6 +381,8 @@ def test_batch_source_from_a_pacs_query(orthanc, uploaded, tmp_path):
     assert (scan.kind, scan.study_uid, scan.series_uid, scan.server) == ("pacs", STUDY, SERIES, orthanc.url)
     with pytest.raises(LungLensError, match="holds no scan"):
         discover([f"dicomweb+{orthanc.url}?modality=MR"])
+    with pytest.raises(LungLensError, match="found 1 studies, its limit: there may be more"):
+        discover([f"dicomweb+{orthanc.url}?modality=CT&limit=1"])
     with pytest.raises(LungLensError, match="Unknown PACS query key"):
         discover([f"dicomweb+{orthanc.url}?name=x"])
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence
 from ..errors import CancelledError, LungLensError
 from ..progress import CancelLike
 from .cohort import Ledger, batch_salt, write_sources, write_tables
-from .sources import ScanSource, discover, scan_id
+from .sources import ScanSource, discover, redact, scan_id
 from .task import COLUMNS, BatchOptions, process_scan
 
 __all__ = ["run_batch", "BatchSummary", "BatchProgress"]
@@ -133,7 +133,7 @@ def run_batch(sources: Sequence[str], out: str | Path, *, workers: Optional[int]
     out = Path(out).expanduser()
     opts = options or BatchOptions()
     scans = discover(sources)
-    salt = batch_salt(out, {"sources": list(sources)})
+    salt = batch_salt(out, {"sources": [redact(s) for s in sources]})
     ids = {s.key: scan_id(s.key, salt) for s in scans}
     source_text = {ids[s.key]: s.key for s in scans}
     write_sources(out, source_text.items())

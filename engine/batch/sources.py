@@ -10,8 +10,9 @@ A SOURCE on the command line is one of
   relative to the list file; ``#`` starts a comment);
 - a **PACS query**: ``dicomweb+http://host/dicom-web?modality=CT&date=2020-01-01..2020-12-31``
   (or ``dicomweb+https://``; keys ``patient``, ``date``, ``modality``, ``accession``,
-  ``limit``): every CT series of the matching studies, retrieved by the task that
-  reads it (credentials from ``LUNGLENS_PACS_*``).
+  ``limit``, default 1000 studies): every CT series of the matching studies, retrieved
+  by the task that reads it (credentials from ``LUNGLENS_PACS_*``). A query that
+  reaches its limit is an error rather than a silently incomplete cohort.
 
 Each scan gets a ``key`` (its absolute path, or server + series UID) from which the
 batch derives an id that is safe to share (:func:`scan_id`).
@@ -29,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import LungLensError
 
-__all__ = ["ScanSource", "discover", "scan_id", "SCAN_SUFFIXES", "LIST_SUFFIXES"]
+__all__ = ["ScanSource", "discover", "scan_id", "redact", "SCAN_SUFFIXES", "LIST_SUFFIXES"]
 
 SCAN_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 LIST_SUFFIXES = (".txt", ".lst")
@@ -70,6 +71,16 @@ def scan_id(key: str, salt: bytes) -> str:
     return "s" + hmac.new(salt, key.encode("utf-8"), hashlib.sha256).hexdigest()[:15]
 
 
+def redact(text: str) -> str:
+    """``text`` with the ``user:password@`` of a ``dicomweb+`` source removed (for files and messages)."""
+    if not text.lower().startswith(PACS_PREFIXES):
+        return text
+    parts = urlsplit(text)
+    if "@" not in parts.netloc:
+        return text
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
+
+
 def discover(sources: Iterable[str]) -> list[ScanSource]:
     """The scans of every SOURCE, in a stable order, each once.
 
@@ -82,8 +93,8 @@ def discover(sources: Iterable[str]) -> list[ScanSource]:
     for text in sources:
         found = _one(text)
         if not found:
-            raise LungLensError(f"{text} holds no scan: give folders of scans, scan files, a list file or a "
-                                "dicomweb+http(s):// query.")
+            raise LungLensError(f"{redact(text)} holds no scan: give folders of scans, scan files, a list file or "
+                                "a dicomweb+http(s):// query.")
         for scan in found:
             out.setdefault(scan.key, scan)
     return list(out.values())
@@ -153,6 +164,10 @@ def _pacs(text: str) -> list[ScanSource]:
 
     raw = text[len("dicomweb+"):]
     parts = urlsplit(raw)
+    if "@" in parts.netloc:
+        raise LungLensError(f"Give the PACS credentials of {redact(text).split('?')[0]} in LUNGLENS_PACS_USERNAME "
+                            "and LUNGLENS_PACS_PASSWORD (or LUNGLENS_PACS_TOKEN), not in the source URL: every "
+                            "worker reads them from there, and a URL would be written to the batch folder.")
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     params = dict(parse_qsl(parts.query))
     unknown = set(params) - {"patient", "date", "modality", "accession", "limit"}
@@ -166,6 +181,9 @@ def _pacs(text: str) -> list[ScanSource]:
     with PacsClient(url) as client:
         studies = client.find(query)
         url = client.server.url
+    if len(studies) >= query.limit:
+        raise LungLensError(f"The PACS query {url} found {len(studies)} studies, its limit: there may "
+                            f"be more. Narrow it (date=..., modality=...) or raise limit= (now {query.limit}).")
     out = []
     for study in studies:
         for series in study.series:

@@ -113,6 +113,8 @@ def run_find(args: argparse.Namespace) -> int:
     if not studies:
         print(f"no study on {client.server.url} matches")
         return 0
+    if len(studies) >= args.limit:
+        print(f"(the first {len(studies)} studies: narrow the search or raise --limit)", file=sys.stderr)
     for st in studies:
         mods = "/".join(st.modalities) or "?"
         print(f"{st.date or '????-??-??'}  {st.patient_name or '-'} ({st.patient_id or '-'})  {mods}  "
