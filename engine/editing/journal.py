@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, Optional
 
 import numpy as np
 
-from ..errors import CorruptFileError, DataError
+from ..errors import CorruptFileError
 from ..types import Geometry
 from .history import Delta, Step
 
@@ -270,7 +270,8 @@ class Replay:
 
     ``initial`` is the array the session started from; ``entries`` the records
     after ``open`` in order, as ``("step", Step)``, ``("undo", None)``,
-    ``("redo", None)`` or ``("saved", None)``.
+    ``("redo", None)`` or ``("saved", None)``. The one replay of the entries is
+    :meth:`engine.editing.editor.LabelEditor.replay`.
     """
 
     shape: tuple[int, int, int]
@@ -287,26 +288,6 @@ class Replay:
                 return False
             return True
         return False
-
-    def labels(self) -> np.ndarray:
-        """The labels after the last committed step (undo/redo applied)."""
-        labels = self.initial.copy()
-        done: list[Step] = []
-        undone: list[Step] = []
-        for kind, step in self.entries:
-            if kind == "step" and step is not None:
-                step.delta.apply(labels, forward=True)
-                done.append(step)
-                undone.clear()
-            elif kind == "undo" and done:
-                s = done.pop()
-                s.delta.apply(labels, forward=False)
-                undone.append(s)
-            elif kind == "redo" and undone:
-                s = undone.pop()
-                s.delta.apply(labels, forward=True)
-                done.append(s)
-        return labels
 
 
 def read_journal(path: str | os.PathLike) -> Replay:
@@ -333,19 +314,22 @@ def read_journal(path: str | os.PathLike) -> Replay:
     return rep
 
 
-def recover(key_or_path: str | os.PathLike) -> np.ndarray:
-    """Labels voxel-identical to the last committed step of a journal.
+def tidy_journals(key: str, keep: set, min_age_s: float = 3600.0) -> list[Path]:
+    """Delete the journals of scan ``key`` that hold nothing unsaved and were left over ``min_age_s`` ago.
 
-    ``key_or_path`` is a journal file path, or a scan key (:func:`scan_key`): then the
-    newest journal of that scan with unsaved edits is read.
+    The retention policy: a session that is still running elsewhere touches its journal at
+    every edit, so only old ones go; ``keep`` are never deleted. Returns the deleted paths.
     """
-    p = Path(key_or_path)
-    if not p.is_file():
-        found = unsaved_journals(str(key_or_path))
-        if not found:
-            raise DataError(f"No unsaved edits are recorded for scan {key_or_path}.")
-        p = found[0]
-    return read_journal(p).labels()
+    now = time.time()
+    gone = []
+    for p in session_journals(key):
+        try:
+            if p not in keep and now - p.stat().st_mtime > min_age_s and not has_unsaved_edits(p):
+                p.unlink()
+                gone.append(p)
+        except OSError:
+            pass
+    return gone
 
 
 def has_unsaved_edits(path: str | os.PathLike) -> bool:

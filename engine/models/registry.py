@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .card import ModelCard
+from .card import MODELS_DIR as CARDS_DIR
+from .card import ModelCard, list_cards
 
 #: architecture key -> module that defines ``build(config) -> nn.Module``
 ARCHITECTURES: dict[str, str] = {
@@ -50,7 +51,7 @@ DEFAULTS: dict[str, str] = {
     "lung": "lung_unet",
 }
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+MODELS_DIR = CARDS_DIR
 
 
 @dataclass
@@ -97,14 +98,7 @@ def sha256_file(path: str | Path) -> str:
 
 def available(models_dir: Optional[Path] = None) -> list[ModelCard]:
     """Cards of all models with a card in ``models_dir`` (default ``resources/models``)."""
-    folder = Path(models_dir) if models_dir else MODELS_DIR
-    cards = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            cards.append(ModelCard.load(path))
-        except ModelError:
-            continue
-    return cards
+    return list_cards(Path(models_dir) if models_dir else MODELS_DIR)
 
 
 def get_card(name: str, models_dir: Optional[Path] = None) -> ModelCard:
