@@ -178,7 +178,7 @@ def measure(events: int = 200, data_dir: str | None = None) -> dict:
     }
     steps = ed.history.undo_steps
     result["undo_stroke_voxels"] = steps[-1].delta.count if steps else 0
-    ctl.persistence._close_ok = True
+    w.recovery._close_ok = True
     w.close()
     return result
 

@@ -15,16 +15,13 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
-from engine.editing.export import export_labels
-from engine.io.label_formats import default_suffix, file_filter, get_format, split_suffix
-
 from ..context import AppContext
-
-EXPORT_FILTER = file_filter()
 
 
 def edited_mask_name(path: str | Path) -> Path:
     """``labels.nii.gz`` -> ``labels_edited.nii.gz`` (same format; folders get ``_edited``)."""
+    from engine.io.label_formats import split_suffix  # engine.io loads on first use, not at start-up
+
     p = Path(path)
     stem, suffix = split_suffix(p.name)
     return p.with_name(stem + "_edited" + suffix)
@@ -32,6 +29,8 @@ def edited_mask_name(path: str | Path) -> Path:
 
 def default_export_name(source: Optional[str]) -> str:
     """``scan.nii.gz`` -> ``scan_labels.nii.gz`` beside the scan (NIfTI, the default format)."""
+    from engine.io.label_formats import default_suffix, get_format
+
     name = "labels" + default_suffix(get_format("nifti"))
     if not source:
         return name
@@ -70,8 +69,10 @@ class ExportFlow(QObject):
         if vol is None or self.ctx.labels.editor is None:
             self.ctx.notices.error("Open a scan first: there are no labels to export.")
             return
+        from engine.io.label_formats import file_filter
+
         path, _ = QFileDialog.getSaveFileName(self.ctx.actions.owner, "Export labels",
-                                              default_export_name(vol.source), EXPORT_FILTER)
+                                              default_export_name(vol.source), file_filter())
         if path:
             mask = edited_mask_name(path) if self.export_mask_action.isChecked() else None
             self.export_to(path, edited_mask_path=mask, then=then)
@@ -79,6 +80,8 @@ class ExportFlow(QObject):
     def export_to(self, path: str | Path, edited_mask_path: Optional[str | Path] = None,
                   then: Optional[Callable[[], None]] = None) -> None:
         """Write the labels (and optionally the edited-by-a-person mask) on a worker thread."""
+        from engine.editing.export import export_labels
+
         vol, ed = self.ctx.session.volume, self.ctx.labels.editor
         if vol is None or ed is None:
             return

@@ -35,7 +35,6 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
 from engine.errors import GeometryMismatchError, SeriesError
-from engine.io.label_formats import open_filter
 from engine.progress import as_progress
 from engine.types import Volume
 
@@ -45,7 +44,6 @@ from ..widgets.series_dialog import SeriesDialog
 
 SCAN_FILTER = ("Scans (*.nii *.nii.gz *.dcm *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg);;"
                "All files (*)")
-LABEL_FILTER = open_filter()
 
 #: ``guard(what, proceed)``: run ``proceed()`` now or after asking the user about ``what``
 Guard = Callable[[str, Callable[[], None]], Any]
@@ -128,7 +126,9 @@ class OpenFlow(QObject):
         if self.ctx.session.volume is None:
             self.ctx.notices.error("Open a scan first, then the label map made for it.")
             return
-        path, _ = QFileDialog.getOpenFileName(self.ctx.actions.owner, "Open labels", self._last_dir, LABEL_FILTER)
+        from engine.io.label_formats import open_filter  # engine.io (pydicom...) loads on first use
+
+        path, _ = QFileDialog.getOpenFileName(self.ctx.actions.owner, "Open labels", self._last_dir, open_filter())
         if path:
             self.open_labels(path)
 

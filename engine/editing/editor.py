@@ -27,6 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..display.overlay import label_counts
 from ..errors import DataError
 from ..labels import DEFAULT_TABLE, LabelTable
 from ..types import Geometry
@@ -40,7 +41,8 @@ Box = tuple[slice, slice, slice]
 
 
 def _bincount(values: np.ndarray) -> np.ndarray:
-    return np.bincount(np.asarray(values, dtype=np.uint8).ravel(), minlength=256).astype(np.int64)
+    """Voxels per value 0..255 without widening a whole scan to 64-bit integers."""
+    return label_counts(np.asarray(values, dtype=np.uint8))
 
 
 class Stroke:

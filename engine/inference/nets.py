@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from ..labels import CONSOLIDATION, EFFUSION, FINDINGS, GGO
+from ..labels import DEFAULT_TABLE, EFFUSION, FINDINGS, GGO
 from ..preprocessing.normalize import model_input
 
 #: model class name -> LungLens label value. A binary model's "infection" class is
 #: shown as GGO, the most frequent finding (Prediction.notes says so).
-CLASS_TO_LABEL: dict[str, int] = {"ggo": GGO, "consolidation": CONSOLIDATION, "effusion": EFFUSION,
+CLASS_TO_LABEL: dict[str, int] = {**{lab.key: lab.value for lab in DEFAULT_TABLE},
                                   "pleural_effusion": EFFUSION, "infection": GGO}
 
 #: what a caller may pass for a model: a registry name, a loaded model, None (the

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ModelError
+from ..labels import DEFAULT_TABLE
 
 TASKS = ("segmentation", "findings", "covid", "lung")
 
@@ -50,7 +51,7 @@ class ModelCard:
     config: dict = field(default_factory=dict)
     in_channels: int = 1
     input_size: tuple[int, int] = (256, 256)
-    classes: tuple[str, ...] = ("background", "ggo", "consolidation", "effusion")
+    classes: tuple[str, ...] = ("background", *(lab.key for lab in DEFAULT_TABLE))
     version: str = "1"
     val_metrics: dict = field(default_factory=dict)
     weights: Optional[str] = None
