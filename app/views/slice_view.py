@@ -8,8 +8,8 @@ volume (:func:`engine.display.extract`); the only copy is the ``float32`` conver
 one slice shown. Scene coordinates are millimetres (each image is scaled by its pixel
 spacing), so the locked 1:1 aspect shows true proportions.
 
-Access points for extensions
-----------------------------
+Access points for flows
+-----------------------
 ``view.plane``, ``view.view_box``, ``view.ct_item``, ``view.label_item``,
 ``view.mouse_event`` (signal carrying :class:`app.state.interaction.VoxelMouseEvent` for
 left-button press/drag/release and for hover), ``view.tool`` (set through
