@@ -92,3 +92,59 @@ def test_before_open_hook_can_hold_an_open(qtbot, tmp_path, monkeypatch):
     with qtbot.waitSignal(opener.volume_opened, timeout=30000):
         held[0][1]()  # the user answered: go on
     assert ctx.session.volume.shape == (16, 32, 32) and ctx.labels.name == "phantom labels"
+
+
+class RuleServer:
+    """A predictor that is not the local torch one (as a remote service would be): GGO where
+    -700 <= HU <= -250, two slices per answer."""
+
+    def iter_predict(self, volume, progress=None, cancel=None, order=None, visible_slice=None):
+        from engine.inference import Prediction, Slab
+
+        hu = volume.array
+        labels = np.where((hu >= -700) & (hu <= -250), GGO, 0).astype(np.uint8)
+        nz = volume.shape[0]
+        sp = np.zeros((nz, 3), np.float32)
+        sp[:, 0] = labels.reshape(nz, -1).any(axis=1)
+        for z0 in range(0, nz, 2):
+            z = np.arange(z0, min(z0 + 2, nz))
+            yield Slab(z=z, labels=labels[z], probabilities=None, slice_probabilities=sp[z], fraction=z[-1] / nz)
+        return Prediction(labels=labels, probabilities=None, slice_probabilities=sp,
+                          scan_probabilities={"ggo": 1.0, "consolidation": 0.0, "effusion": 0.0},
+                          covid_probability=None, segmented=np.ones(nz, bool), geometry=volume.geometry,
+                          models={"segmentation": {"name": "rule_server", "version": "1"}}, timings={"total_s": 0.0},
+                          device="remote")
+
+
+def test_ai_flow_takes_another_predictor_through_its_seam(qtbot, tmp_path, monkeypatch):
+    from app.flows.ai import AIFlow
+    from app.flows.open_scan import OpenFlow
+    from app.tools import CrosshairTool
+    from app.views.view_set import ViewSet
+    from PySide6.QtCore import QObject, Signal
+
+    class Shown(QObject):
+        shown = Signal()
+
+    ctx, docks = make_context(qtbot, tmp_path, monkeypatch, active=True)
+    views = ViewSet(ctx.session, ctx.labels, CrosshairTool(ctx.session))
+    qtbot.addWidget(views)
+    asked = []
+    window_shown = Shown()
+    ai = AIFlow(ctx, views, window_shown.shown,
+                make_predictor=lambda key, threads: asked.append(key) or RuleServer())
+    assert [d.windowTitle() for d in docks] == ["AI findings", "Slice strip"]
+    OpenFlow(ctx, lambda _t: None).show_volume(volume())
+    qtbot.waitUntil(lambda: not ctx.runner.active, timeout=30000)  # the case found the lungs
+    seen = []
+    ai.proposal.slab_added.connect(lambda z: seen.append(len(z)))
+    with qtbot.waitSignal(ai.proposal_ready, timeout=30000):
+        ai.run()
+    assert asked == [ai.model_key] and seen and set(seen) <= {1, 2}
+    expected = np.where(volume().array == -500, GGO, 0)
+    np.testing.assert_array_equal(ai.proposal.prediction.labels, expected)
+    assert not ctx.labels.array.any()  # nothing on the labels before accepting
+    assert ai.accept()
+    np.testing.assert_array_equal(ctx.labels.array, expected)
+    assert ctx.labels.editor.history.undo_name == "AI segmentation"
+    assert ctx.case.models["segmentation"]["name"] == "rule_server"

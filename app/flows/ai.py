@@ -77,6 +77,20 @@ def _metric_text(card: ModelCard) -> str:
     return f"Dice {dice:.2f}" if dice is not None else "none recorded"
 
 
+#: ``make_predictor(model_key, threads)``: the seam where a remote or batch predictor replaces the local one
+PredictorFactory = Callable[[str, int], SlicePredictor]
+
+
+def local_predictor(key: str, threads: int) -> SlicePredictor:
+    """The local torch :class:`engine.inference.Predictor` of registry model ``key`` (imports torch)."""
+    from engine.inference import Predictor
+
+    if key == DEMO_MODEL:
+        from engine.inference.reference import intensity_model
+        return Predictor(intensity_model(), device="auto", threads=threads)
+    return Predictor(key, device="auto", threads=threads)
+
+
 def read_scan(volume: Volume, get_predictor: Callable[[], SlicePredictor], visible_slice: int, lungs: Any = None,
               progress: Any = None, cancel: Any = None) -> Generator[SlabReading, None, Reading]:
     """Worker-thread body of Run AI: the engine's reading pipeline.
@@ -99,6 +113,8 @@ class AIFlow(QObject):
         The slice views (the proposal is drawn over them).
     shown
         The window's first-shown signal (torch is preloaded some time after it).
+    make_predictor
+        Builds the predictor of a model key (default :func:`local_predictor`).
 
     Signals
     -------
@@ -114,9 +130,11 @@ class AIFlow(QObject):
     run_ended = Signal(str)
     escape_claimed = Signal(bool)
 
-    def __init__(self, ctx: AppContext, views: ViewSet, shown: Any) -> None:
+    def __init__(self, ctx: AppContext, views: ViewSet, shown: Any,
+                 make_predictor: PredictorFactory = local_predictor) -> None:
         super().__init__(ctx.actions.owner)
         self.ctx = ctx
+        self.make_predictor = make_predictor
         self.proposal = ProposalModel(self)
         self.task: Optional[Task] = None
         self._predictors: dict[str, SlicePredictor] = {}
@@ -205,17 +223,10 @@ class AIFlow(QObject):
 
     # -- run ------------------------------------------------------------------
     def predictor(self, key: Optional[str] = None) -> SlicePredictor:
-        """The (cached) predictor of model ``key`` (default: the selected one); imports torch."""
-        from engine.inference import Predictor
-
+        """The (cached) predictor of model ``key`` (default: the selected one); may import torch."""
         key = key or self.model_key
         if key not in self._predictors:
-            if key == DEMO_MODEL:
-                from engine.inference.reference import intensity_model
-                model: Any = intensity_model()
-            else:
-                model = key
-            self._predictors[key] = Predictor(model, device="auto", threads=self.threads)
+            self._predictors[key] = self.make_predictor(key, self.threads)
         return self._predictors[key]
 
     def run(self) -> Optional[Task]:
