@@ -71,7 +71,7 @@ class StartupSequence:
         self._done = True
         if self.args.screenshot:
             from PySide6.QtCore import QTimer
-            # let work that the open started (e.g. an extension's quantification) finish first
+            # let work that the open started (the case's lungs and numbers) finish first
             self.window.runner.ended.connect(lambda _task: self._when_idle())  # type: ignore[attr-defined]
             QTimer.singleShot(IDLE_WAIT_S * 1000, self._screenshot)
             QTimer.singleShot(50, self._when_idle)

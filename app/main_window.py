@@ -1,123 +1,152 @@
-"""The LungLens main window: it assembles models, views and controllers, nothing more.
+"""The LungLens main window: it assembles, nothing more.
 
-Access points for extensions
-----------------------------
-Each module named in :data:`EXTENSIONS` that exists is imported and its
-``install(window)`` called once the window is built. An extension may use:
+It builds one :class:`app.context.AppContext` (session, label layer, case, worker
+runner, preferences, actions, notices), the views, and then each flow of
+:mod:`app.flows` in plain code with the collaborators it needs; flows never reach the
+window. Which optional flows a window has is the ``flows`` argument (tests and
+benchmarks build lighter windows):
 
-``window.session``
-    :class:`app.models.Session`: open volume, cursor ``(z, y, x)``, window/level, layout.
-``window.labels``
-    :class:`app.models.LabelLayerModel`: the label array; change it only through
-    ``set_array``, ``write`` and ``reset``.
-``window.views``
-    :class:`app.views.view_set.ViewSet`: ``views.axial/.coronal/.sagittal`` (each a
-    :class:`app.views.slice_view.SliceView` with ``view_box``, ``ct_item``,
-    ``label_item``, ``mouse_event`` signal of voxel-space events, ``add_item``) and
-    ``views.set_tool(tool)`` for the left mouse button (:mod:`app.views.tools`).
-``window.menus``
-    dict of ``QMenu``: ``"file"``, ``"edit"``, ``"view"``, ``"tools"``, ``"ai"``, ``"help"``.
-    Menus still empty after every ``install`` are hidden; one filled later must be shown
-    again with ``menu.menuAction().setVisible(True)``.
-``window.toolbar``
-    the main ``QToolBar``.
-``window.add_dock(widget, title, area)``
-    add a dock (area a ``Qt.DockWidgetArea``, default right); returns the ``QDockWidget``.
-``window.run_worker(fn, *args, title=..., on_result=..., on_error=..., on_cancel=...)``
-    run ``fn(*args, progress=..., cancel=...)`` on a worker thread with a progress bar
-    and Cancel; errors are shown with :meth:`show_error` unless ``on_error`` is given.
-``window.show_error(msg)``, ``window.status_message(msg)``
-    tell the user something went wrong (non-modal box) / a short status line.
-``window.scan_io``
-    the open flows (:class:`app.controllers.scan_io.ScanIOController`): ``open_path``,
-    ``open_labels``, ``open_phantom`` and signals ``volume_opened``, ``labels_opened``.
+``"ai"``
+    Run AI, the findings panel and the slice strip (:class:`~app.flows.ai.AIFlow`).
+``"editing"``
+    tools, undo/redo, crash recovery, the unsaved-edits guard and label export
+    (:class:`~app.flows.editing.EditingFlow`, :class:`~app.flows.recovery.RecoveryFlow`,
+    :class:`~app.flows.export.ExportFlow`).
+``"numbers"``
+    the Numbers panel, the lung outline and the report export
+    (:class:`~app.flows.numbers.NumbersFlow`).
+
+The open, window/level, view, probe and 3D flows are always there.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Iterable, Optional
 
 from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QToolBar, QWidget
 
 from . import __version__
-from .controllers.probe import ProbeController
-from .controllers.scan_io import ScanIOController
-from .controllers.view3d import View3DController
-from .controllers.view_actions import ViewActionsController
-from .controllers.window_level import WindowLevelController
-from .models import LabelLayerModel, Session
-from .settings import RecentFiles, make_settings
+from .context import MENUS, Actions, AppContext
+from .flows.ai import AIFlow
+from .flows.editing import EditingFlow
+from .flows.export import ExportFlow
+from .flows.numbers import NumbersFlow
+from .flows.open_scan import OpenFlow
+from .flows.probe import ProbeFlow
+from .flows.recovery import RecoveryFlow
+from .flows.view3d import View3DFlow
+from .flows.view_actions import ViewActionsFlow
+from .flows.window_level import WindowLevelFlow
+from .state.case import CaseState
+from .state.label_layer import LabelLayer
+from .state.notices import Notices
+from .state.preferences import Preferences, make_settings
+from .state.session import Session
+from .state.tasks import TaskRunner
+from .tools import CrosshairTool
 from .views.view_set import ViewSet
 from .widgets.label_panel import LabelPanel
 from .widgets.progress import ProgressPanel
 from .widgets.shortcuts import ShortcutsDialog, shortcut_rows
-from .worker import Task, TaskRunner, error_message
 
-log = logging.getLogger(__name__)
-
-#: optional modules added by other flows; each defines ``install(window)``
-EXTENSIONS = ("app.ai", "app.editing", "app.reporting")
+#: the optional flows of a full window
+ALL_FLOWS = ("ai", "editing", "numbers")
 
 
 class MainWindow(QMainWindow):
-    """The main window. See the module docstring for what extensions may use.
+    """The main window. See the module docstring.
 
     Signals
     -------
     shown()
         emitted once, the first time the window is shown.
-    error_shown(str)
-        a message was shown with :meth:`show_error`.
     """
 
     shown = Signal()
-    error_shown = Signal(str)
 
     def __init__(self, settings: Optional[QSettings] = None, interactive_errors: bool = True,
-                 extensions: tuple[str, ...] = EXTENSIONS) -> None:
+                 flows: Iterable[str] = ALL_FLOWS) -> None:
         super().__init__()
+        wanted = frozenset(flows)
+        unknown = wanted - set(ALL_FLOWS)
+        if unknown:
+            raise ValueError(f"unknown flows {sorted(unknown)}; choose from {ALL_FLOWS}")
         self.setWindowTitle("LungLens")
         self.setAcceptDrops(True)
         self.interactive_errors = interactive_errors
-        self.errors: list[str] = []
         self._shown_once = False
-        self.settings = settings if settings is not None else make_settings()
-        self.session = Session(self)
-        self.labels = LabelLayerModel(self)
         pool = QThreadPool.globalInstance()
         pool.setMaxThreadCount(max(pool.maxThreadCount(), 4))  # an open never waits behind 2 long tasks
+        # -- the context ------------------------------------------------------
+        self.settings = settings if settings is not None else make_settings()
+        self.preferences = Preferences(self.settings, parent=self)
+        self.notices = Notices(self)
         self.runner = TaskRunner(self)
-        self.views = ViewSet(self.session, self.labels)
-        self.setCentralWidget(self.views)
-        self.menus = {key: self.menuBar().addMenu(title) for key, title in (
-            ("file", "&File"), ("edit", "&Edit"), ("view", "&View"), ("tools", "&Tools"), ("ai", "&AI"),
-            ("help", "&Help"))}
+        self.session = Session(self)
+        self.labels = LabelLayer(self, history_factory=self.preferences.new_history)
+        self.case = CaseState(self.session, self.labels, self.runner, active=bool(wanted & {"ai", "numbers"}),
+                              parent=self)
+        self.menus = {key: self.menuBar().addMenu(title) for key, title in MENUS}
         self.toolbar = QToolBar("Main", self)
         self.toolbar.setObjectName("main_toolbar")
         self.addToolBar(self.toolbar)
+        quit_action = self._add_quit()
+        self.ctx = AppContext(self.session, self.labels, self.case, self.runner, self.preferences, self.notices,
+                              Actions(self, self.menus, self.toolbar, self.add_dock, quit_action))
+        self.notices.error_shown.connect(self._show_error_box)
+        self.notices.status_shown.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.runner.error.connect(self.notices.error)
+        self.runner.status.connect(self.notices.status)
+        # -- views and panels -------------------------------------------------
+        self.views = ViewSet(self.session, self.labels, CrosshairTool(self.session))
+        self.setCentralWidget(self.views)
         self.progress = ProgressPanel(self.runner)
         self.statusBar().addPermanentWidget(self.progress)
-        self.scan_io = ScanIOController(self, RecentFiles(self.settings, parent=self))
-        self._add_quit()
-        self.window_level = WindowLevelController(self)
-        self.view_actions = ViewActionsController(self)
-        self.probe = ProbeController(self)
+        # -- flows ------------------------------------------------------------
+        self.scan_io = OpenFlow(self.ctx, self.setWindowTitle)
+        self.window_level = WindowLevelFlow(self.ctx)
+        self.view_actions = ViewActionsFlow(self.ctx, self.views)
+        self.probe = ProbeFlow(self.ctx, self.views)
+        self.statusBar().addPermanentWidget(self.probe.label)
         self.label_panel = LabelPanel(self.labels, self.session)
         self.label_dock = self.add_dock(self.label_panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)
         self.menus["view"].addAction(self.label_dock.toggleViewAction())
-        self.view3d = View3DController(self)
+        self.view3d = View3DFlow(self.ctx, self._place_3d_dock)
+        self.ai: Optional[AIFlow] = AIFlow(self.ctx, self.views, self.shown) if "ai" in wanted else None
+        self.editing: Optional[EditingFlow] = None
+        self.export: Optional[ExportFlow] = None
+        self.recovery: Optional[RecoveryFlow] = None
+        if "editing" in wanted:
+            self.editing = EditingFlow(self.ctx, self.views)
+            self.export = ExportFlow(self.ctx)
+            self.recovery = RecoveryFlow(self.ctx, self.export, self.scan_io.open_path, self.shown)
+            self.scan_io.set_guard(self.recovery.confirm_unsaved)  # the before-open hook
+            self.scan_io.volume_opened.connect(self.recovery.scan_opened)
+            if self.ai is not None:
+                self.ai.escape_claimed.connect(lambda claimed, e=self.editing: e.set_escape_enabled(not claimed))
+        self.numbers: Optional[NumbersFlow] = NumbersFlow(self.ctx, self.views) if "numbers" in wanted else None
+        self.flows = tuple(sorted(wanted))
         self._add_help()
-        self.extensions = self._install_extensions(extensions)
-        self._tabify_extension_docks()
+        self._tabify_flow_docks()
         for menu in self.menus.values():  # a flow left out of this build leaves no empty menu
             menu.menuAction().setVisible(not menu.isEmpty())
 
-    # -- extension API --------------------------------------------------------
+    # -- what tests and scripts read ------------------------------------------
+    @property
+    def errors(self) -> list[str]:
+        """Every error shown so far (:attr:`app.state.notices.Notices.errors`)."""
+        return self.notices.errors
+
+    def show_error(self, message: str) -> None:
+        """Tell the user something went wrong (see :class:`~app.state.notices.Notices`)."""
+        self.notices.error(message)
+
+    def status_message(self, message: str, msecs: int = 8000) -> None:
+        self.notices.status(message, msecs)
+
     def add_dock(self, widget: QWidget, title: str,
                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
         """Put ``widget`` in a new dock titled ``title`` and return the dock."""
@@ -126,52 +155,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
-
-    def run_worker(self, fn: Callable[..., Any], *args: Any, title: str = "Working",
-                   on_result: Optional[Callable[[Any], None]] = None,
-                   on_error: Optional[Callable[[BaseException], None]] = None,
-                   on_cancel: Optional[Callable[[], None]] = None, **kwargs: Any) -> Task:
-        """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` on a worker thread."""
-        if on_error is None:
-            on_error = lambda exc: self.show_error(error_message(exc))  # noqa: E731
-        if on_cancel is None:
-            on_cancel = lambda: self.status_message(f"{title}: cancelled")  # noqa: E731
-        task = Task(fn, *args, title=title, **kwargs)
-        return self.runner.start(task, on_result=on_result, on_error=on_error, on_cancel=on_cancel)
-
-    def show_error(self, message: str) -> None:
-        """Show ``message`` in a non-modal message box (logged only when not interactive)."""
-        self.errors.append(message)
-        log.warning("%s", message)
-        self.status_message(message.splitlines()[0] if message else "")
-        if self.interactive_errors:
-            box = QMessageBox(QMessageBox.Icon.Warning, "LungLens", message, QMessageBox.StandardButton.Ok, self)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.setModal(False)
-            box.show()
-        self.error_shown.emit(message)
-
-    def status_message(self, message: str, msecs: int = 8000) -> None:
-        """Show ``message`` in the status bar for ``msecs`` milliseconds."""
-        self.statusBar().showMessage(message, msecs)
-
-    # -- assembly -------------------------------------------------------------
-    def _add_quit(self) -> None:
-        self.menus["file"].addSeparator()
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(lambda _c=False: self.close())
-        self.menus["file"].addAction(quit_action)
-
-    def _add_help(self) -> None:
-        shortcuts = QAction("&Shortcuts", self)
-        shortcuts.setShortcut(QKeySequence("F1"))
-        shortcuts.triggered.connect(lambda _c=False: self.show_shortcuts())
-        self.menus["help"].addAction(shortcuts)
-        about = QAction("&About LungLens", self)
-        about.triggered.connect(lambda _c=False: QMessageBox.about(
-            self, "About LungLens", f"LungLens {__version__}\nChest CT reading for COVID-19 pneumonia."))
-        self.menus["help"].addAction(about)
 
     def all_actions(self) -> list[QAction]:
         """Every action of the menus (submenus included), in menu order."""
@@ -194,8 +177,38 @@ class MainWindow(QMainWindow):
         dialog.show()
         return dialog
 
-    def _tabify_extension_docks(self) -> None:
-        """Labels stay alone at the top right; the extensions' right docks share one tab group."""
+    # -- assembly -------------------------------------------------------------
+    def _show_error_box(self, message: str) -> None:
+        if self.interactive_errors:
+            box = QMessageBox(QMessageBox.Icon.Warning, "LungLens", message, QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.setModal(False)
+            box.show()
+
+    def _add_quit(self) -> QAction:
+        self.menus["file"].addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        quit_action.triggered.connect(lambda _c=False: self.close())
+        self.menus["file"].addAction(quit_action)
+        return quit_action
+
+    def _add_help(self) -> None:
+        shortcuts = QAction("&Shortcuts", self)
+        shortcuts.setShortcut(QKeySequence("F1"))
+        shortcuts.triggered.connect(lambda _c=False: self.show_shortcuts())
+        self.menus["help"].addAction(shortcuts)
+        about = QAction("&About LungLens", self)
+        about.triggered.connect(lambda _c=False: QMessageBox.about(
+            self, "About LungLens", f"LungLens {__version__}\nChest CT reading for COVID-19 pneumonia."))
+        self.menus["help"].addAction(about)
+
+    def _place_3d_dock(self, dock: QDockWidget) -> None:
+        self.resizeDocks([self.label_dock, dock], [150, 700], Qt.Orientation.Vertical)
+
+    def _tabify_flow_docks(self) -> None:
+        """Labels stay alone at the top right; the flows' right docks share one tab group."""
         right = [d for d in self.findChildren(QDockWidget)
                  if d is not self.label_dock and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
         for dock in right[1:]:
@@ -203,19 +216,6 @@ class MainWindow(QMainWindow):
         if right:
             right[0].raise_()
             self.resizeDocks([self.label_dock, right[0]], [150, 800], Qt.Orientation.Vertical)
-
-    def _install_extensions(self, names: tuple[str, ...]) -> list[Any]:
-        installed = []
-        for name in names:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name == name:
-                    continue  # that flow is not part of this build
-                raise
-            module.install(self)
-            installed.append(module)
-        return installed
 
     # -- Qt events ------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)

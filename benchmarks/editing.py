@@ -10,8 +10,8 @@ importing :func:`measure`.
 
 ``brush_p95_ms``
     95th percentile of one drag event of the brush tool (10 mm brush: 5 mm radius) until
-    the overlay is repainted: tool -> ``LabelEditor`` stroke -> ``LabelLayerModel.write``
-    of the touched box -> the views showing that box re-extract their label slice ->
+    the overlay is repainted: tool -> ``LabelEditor`` stroke (the one label array) -> the label layer's
+    ``changed(box)`` signal -> the views showing that box re-extract their label slice ->
     synchronous repaint of the axial view and pending paints of the others.
     ``brush_r10_p95_ms`` is the same with a 10 mm radius.
     ``brush_model_p95_ms`` is the part before painting (tool, editor, layer, slice re-extraction);
@@ -76,11 +76,11 @@ def measure(events: int = 200, data_dir: str | None = None) -> dict:
     os.environ.setdefault("LUNGLENS_SETTINGS", str(Path(os.environ["LUNGLENS_DATA_DIR"]) / "settings.ini"))
     app = QApplication.instance() or QApplication([])
     from app.main_window import MainWindow
-    from app.views.tools import VoxelMouseEvent
+    from app.state.interaction import VoxelMouseEvent
     from engine.display import Plane
     from engine.editing import History, ops
 
-    w = MainWindow(interactive_errors=False, extensions=("app.editing",))
+    w = MainWindow(interactive_errors=False, flows=("editing",))
     w.resize(1600, 1000)
     w.show()
     app.processEvents()
@@ -178,7 +178,7 @@ def measure(events: int = 200, data_dir: str | None = None) -> dict:
     }
     steps = ed.history.undo_steps
     result["undo_stroke_voxels"] = steps[-1].delta.count if steps else 0
-    ctl.persistence._close_ok = True
+    w.recovery._close_ok = True
     w.close()
     return result
 

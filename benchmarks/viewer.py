@@ -64,7 +64,7 @@ def _window():
 
     from app.main_window import MainWindow
     app = QApplication.instance() or QApplication([])
-    w = MainWindow(interactive_errors=False, extensions=())
+    w = MainWindow(interactive_errors=False, flows=())
     w.resize(1600, 1000)
     w.show()
     app.processEvents()  # benchmark only: let the window lay out once

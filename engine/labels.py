@@ -14,9 +14,6 @@ from typing import Iterator
 import numpy as np
 
 BACKGROUND, GGO, CONSOLIDATION, EFFUSION = 0, 1, 2, 3
-FINDINGS: tuple[int, ...] = (GGO, CONSOLIDATION, EFFUSION)
-#: keys used in JSON outputs (findings.json, evaluate --json, reports)
-FINDING_KEYS: dict[int, str] = {GGO: "ggo", CONSOLIDATION: "consolidation", EFFUSION: "effusion"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +24,12 @@ class Label:
     color: tuple[int, int, int]
     #: SNOMED CT code (value, meaning) for DICOM SEG
     snomed: tuple[str, str] = ("", "")
+    #: short name for table rows (``""``: the name)
+    short: str = ""
+
+    @property
+    def short_name(self) -> str:
+        return self.short or self.name
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,18 @@ class LabelTable:
         return lut
 
 
+#: the findings: adding a class is a row here (and models trained for it)
 DEFAULT_TABLE = LabelTable((
-    Label(GGO, "ggo", "Ground-glass opacity", (255, 220, 0), ("45227007", "Ground glass opacity")),
-    Label(CONSOLIDATION, "consolidation", "Consolidation", (230, 30, 30), ("95436008", "Lung consolidation")),
-    Label(EFFUSION, "effusion", "Pleural effusion", (30, 200, 60), ("60046008", "Pleural effusion")),
+    Label(GGO, "ggo", "Ground-glass opacity", (255, 220, 0), ("45227007", "Ground glass opacity"), "GGO"),
+    Label(CONSOLIDATION, "consolidation", "Consolidation", (230, 30, 30), ("95436008", "Lung consolidation"),
+          "Consol."),
+    Label(EFFUSION, "effusion", "Pleural effusion", (30, 200, 60), ("60046008", "Pleural effusion"), "Effusion"),
 ))
+
+#: label values of the findings, in table order (derived from :data:`DEFAULT_TABLE`)
+FINDINGS: tuple[int, ...] = DEFAULT_TABLE.values
+#: keys used in JSON outputs (findings.json, evaluate --json, reports), from the table
+FINDING_KEYS: dict[int, str] = {lab.value: lab.key for lab in DEFAULT_TABLE}
 
 #: The lung mask layer is separate from the finding labels.
 LUNG = Label(1, "lung", "Lung", (80, 140, 255), ("39607008", "Lung structure"))

@@ -45,7 +45,7 @@ def empty_labels(w):
 
 
 def run_demo(w, qtbot):
-    from app.ai import DEMO_MODEL
+    from app.flows.ai import DEMO_MODEL
     w.ai.select_model(DEMO_MODEL)
     with qtbot.waitSignal(w.ai.proposal_ready, timeout=60000):
         w.ai.run()
@@ -113,14 +113,14 @@ def test_run_ai_shows_a_proposal_then_accept_is_one_undo_step(window, qtbot):
     assert np.array_equal(w.labels.array, pred.labels)
     editor = w.editing.editor
     assert editor.history.undo_name == "AI segmentation"
-    assert w.report_models["segmentation"]["name"] == "intensity_rules"
+    assert w.case.models["segmentation"]["name"] == "intensity_rules"
     # the probabilities stay on show; volumes and the strip now follow the label layer
     assert panel.scan_bars[0].value() == int(round(100 * p_scan))
     assert panel.volume_labels[0].text().startswith(f"{ml:.1f} mL")
-    qtbot.waitUntil(lambda: w.reporting.result is not None
-                    and w.reporting.result.findings["ggo"].voxels == (pred.labels == GGO).sum(), timeout=30000)
-    if w.reporting.result.findings["ggo"].percent_of_lungs is not None:
-        pct = w.reporting.result.findings["ggo"].percent_of_lungs
+    qtbot.waitUntil(lambda: w.numbers.result is not None
+                    and w.numbers.result.findings["ggo"].voxels == (pred.labels == GGO).sum(), timeout=30000)
+    if w.numbers.result.findings["ggo"].percent_of_lungs is not None:
+        pct = w.numbers.result.findings["ggo"].percent_of_lungs
         qtbot.waitUntil(lambda: f"{pct:.1f} % of lung" in panel.volume_labels[0].text(), timeout=10000)
     w.editing.undo()
     assert not w.labels.array.any()
@@ -230,6 +230,7 @@ def test_gui_stays_responsive_while_the_ai_runs(window, qtbot, monkeypatch):
 
 
 def test_model_selector_lists_registry_models_with_dice(window, tmp_path, monkeypatch):
+    from engine.models import card as card_module
     from engine.models import registry
     folder = tmp_path / "models"
     torch.manual_seed(0)
@@ -239,7 +240,7 @@ def test_model_selector_lists_registry_models_with_dice(window, tmp_path, monkey
         registry.save(registry.build("unet", {"base": 4, "depth": 2}), card, folder)
     clf = ModelCard(name="clf", task="findings", architecture="classifier", classes=("ggo", "consolidation", "effusion"))
     clf.save(folder / "clf.json")
-    monkeypatch.setattr(registry, "MODELS_DIR", folder)  # app.ai reads the registry's folder
+    monkeypatch.setattr(card_module, "MODELS_DIR", folder)  # the model cards' folder, read without torch
     w = window
     w.ai.reload_models()
     texts = [w.ai.selector.itemText(i) for i in range(w.ai.selector.count())]

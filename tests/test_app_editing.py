@@ -37,7 +37,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
     from app.main_window import MainWindow
 
-    w = MainWindow(interactive_errors=False, extensions=("app.editing",))
+    w = MainWindow(interactive_errors=False, flows=("editing",))
     qtbot.addWidget(w)
     w.resize(1200, 800)
     w.show()
@@ -47,7 +47,7 @@ def window(qtbot, tmp_path, monkeypatch):
     w.session.set_layout("axial")
     qtbot.wait(50)
     yield w
-    w.editing.persistence._close_ok = True
+    w.recovery._close_ok = True
     w.runner.cancel_all()
     w.runner.wait(5000)
 
@@ -127,7 +127,7 @@ def test_brush_outline_follows_the_mouse_with_the_brush_size(window, qtbot):
 
 
 def test_undo_budget_comes_from_settings(window):
-    from app.editing import UNDO_BUDGET_KEY, UNDO_MIN_STEPS_KEY
+    from app.state.preferences import UNDO_BUDGET_KEY, UNDO_MIN_STEPS_KEY
     assert window.editing.editor.history.max_bytes == 512 * 2 ** 20
     window.settings.setValue(UNDO_BUDGET_KEY, 1.5)
     window.settings.setValue(UNDO_MIN_STEPS_KEY, 3)
@@ -154,7 +154,7 @@ def test_unwritable_journal_is_reported_once_and_editing_goes_on(window, qtbot, 
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("x")
     monkeypatch.setenv("LUNGLENS_DATA_DIR", str(blocker))  # journals/<key>/ cannot be created
-    w.editing._on_volume_opened(w.session.volume)
+    w.scan_io.show_volume(w.session.volume)
     ed = w.editing.editor
     w.editing.set_tool("brush")
     drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
@@ -294,9 +294,9 @@ def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
     ed_saved.mark_saved()
     old_saved.close()
     os.utime(old_saved.path, (time.time() - 7200, time.time() - 7200))
-    w.editing._on_volume_opened(vol)  # as if the scan was opened again
+    w.scan_io.show_volume(vol)  # as if the scan was opened again
     assert not old_saved.path.exists() and j.path.exists()
-    box = w.editing.persistence.restore_prompt
+    box = w.recovery.restore_prompt
     assert box is not None and box.isVisible() and not box.isModal()
     restore = next(b for b in box.buttons() if b.text() == "Restore")
     restore.click()
@@ -308,7 +308,7 @@ def test_crash_restore_offered_and_identical(window, qtbot, tmp_path):
 
 
 def test_fill_between_only_the_gap_around_the_shown_slice():
-    from app.tools.commands import fill_between_slices
+    from engine.editing.commands import fill_between_slices
     lab = np.zeros((12, 8, 8), np.uint8)
     for z in (1, 4, 10):
         lab[z, 2:5, 2:5] = 1
@@ -321,7 +321,7 @@ def test_fill_between_only_the_gap_around_the_shown_slice():
 
 
 def test_edited_mask_name():
-    from app.editing import edited_mask_name
+    from app.flows.export import edited_mask_name
     assert edited_mask_name("/a/labels.nii.gz").name == "labels_edited.nii.gz"
     assert edited_mask_name("/a/x.seg.nrrd").name == "x_edited.seg.nrrd"
     assert edited_mask_name("/a/pngs").name == "pngs_edited"
@@ -341,17 +341,17 @@ def test_startup_offers_to_open_and_restore_a_crashed_scan(qtbot, tmp_path, monk
     crashed.journal.close()
     from app.main_window import MainWindow
 
-    w = MainWindow(interactive_errors=False, extensions=("app.editing",))
+    w = MainWindow(interactive_errors=False, flows=("editing",))
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.editing.persistence.startup_prompt is not None, timeout=5000)
-    box = w.editing.persistence.startup_prompt
+    qtbot.waitUntil(lambda: w.recovery.startup_prompt is not None, timeout=5000)
+    box = w.recovery.startup_prompt
     assert "crashed.nii.gz" in box.text() and not box.isModal()
     next(b for b in box.buttons() if b.text() == "Open and restore").click()
     qtbot.waitUntil(lambda: w.editing.editor is not None and w.editing.editor.labels.any(), timeout=30000)
     assert np.array_equal(w.editing.editor.labels, expected) and np.array_equal(w.labels.array, expected)
-    assert w.editing.persistence.restore_prompt is None and w.editing.has_unsaved_edits
-    w.editing.persistence._close_ok = True
+    assert w.recovery.restore_prompt is None and w.recovery.has_unsaved_edits
+    w.recovery._close_ok = True
     w.runner.wait(5000)
 
 
@@ -359,18 +359,18 @@ def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     w, ed = window, window.editing.editor
     w.editing.set_tool("brush")
     drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
-    assert w.editing.has_unsaved_edits
+    assert w.recovery.has_unsaved_edits
     assert not w.close()          # asks first
-    box = w.editing.persistence.unsaved_prompt
+    box = w.recovery.unsaved_prompt
     assert box is not None and w.isVisible()
     cancel = next(b for b in box.buttons() if box.buttonRole(b) == box.ButtonRole.RejectRole)
     cancel.click()
-    assert w.isVisible() and w.editing.has_unsaved_edits
+    assert w.isVisible() and w.recovery.has_unsaved_edits
     # export through the worker; the journal is then marked saved
     out = tmp_path / "labels.nii.gz"
-    with qtbot.waitSignal(w.editing.persistence.exported, timeout=20000):
-        w.editing.persistence.export_to(out, edited_mask_path=tmp_path / "edited.nii.gz")
-    assert not w.editing.has_unsaved_edits
+    with qtbot.waitSignal(w.export.exported, timeout=20000):
+        w.export.export_to(out, edited_mask_path=tmp_path / "edited.nii.gz")
+    assert not w.recovery.has_unsaved_edits
     vol = w.session.volume
     assert np.array_equal(io.load_labels(out, reference=vol.geometry), ed.labels)
     assert np.array_equal(io.load_labels(tmp_path / "edited.nii.gz", reference=vol.geometry), ed.labels != 0)
@@ -378,24 +378,24 @@ def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     # opening another scan (or other labels) with new unsaved edits asks too
     drag(w.views.axial, [(6, 60, 20), (6, 60, 60)], qtbot)
     w.scan_io.open_labels(out)
-    box = w.editing.persistence.unsaved_prompt
+    box = w.recovery.unsaved_prompt
     assert box is not None and "open other labels" in box.text()
     next(b for b in box.buttons() if box.buttonRole(b) == box.ButtonRole.RejectRole).click()
-    assert w.editing.has_unsaved_edits
+    assert w.recovery.has_unsaved_edits
     w.scan_io.open_phantom((16, 32, 32))
-    box = w.editing.persistence.unsaved_prompt
+    box = w.recovery.unsaved_prompt
     assert box is not None
     assert w.session.volume is vol
     discard = next(b for b in box.buttons() if b.text() == "Discard edits")
     discard.click()
     qtbot.waitUntil(lambda: bool(w.errors) or w.session.volume is not vol, timeout=30000)
     assert not w.errors and w.session.volume.shape == (16, 32, 32)
-    assert w.editing.editor.shape == (16, 32, 32) and not w.editing.has_unsaved_edits
+    assert w.editing.editor.shape == (16, 32, 32) and not w.recovery.has_unsaved_edits
 
 
 def test_options_panel_mirrors_settings(qtbot):
-    from app.tools.options import OptionsPanel
-    from app.tools.settings import ToolSettings
+    from app.widgets.tool_options import OptionsPanel
+    from app.state.tool_settings import ToolSettings
 
     s = ToolSettings()
     panel = OptionsPanel(s)

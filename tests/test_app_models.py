@@ -1,11 +1,12 @@
-"""app.models: the session and label layer announce every change and keep counts exact."""
+"""app.state: the session and the label layer (a facade over the engine editor) announce every change and keep counts exact."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from app.models import LabelLayerModel, Session
+from app.state.label_layer import LabelLayer
+from app.state.session import Session
 from engine.display import GREY_8BIT, PRESETS, WindowLevel
 from engine.errors import GeometryMismatchError
 from engine.types import Geometry, Volume
@@ -53,7 +54,7 @@ def test_session_window_and_presets():
 
 
 def test_label_write_returns_old_values_and_updates_counts():
-    lab = LabelLayerModel()
+    lab = LabelLayer()
     lab.reset((4, 6, 8))
     changes = record(lab.changed)
     assert lab.counts()[0] == 4 * 6 * 8
@@ -69,7 +70,7 @@ def test_label_write_returns_old_values_and_updates_counts():
 
 
 def test_label_set_array_checks_shape_and_appearance_signals():
-    lab = LabelLayerModel()
+    lab = LabelLayer()
     lab.reset((2, 3, 4))
     with pytest.raises(GeometryMismatchError):
         lab.set_array(np.zeros((2, 3, 5), np.uint8))
@@ -103,7 +104,7 @@ def test_single_slice_scan_shows_axial_only_until_a_volume_comes():
 
 
 def test_outlines_are_opaque_unless_opacity_is_zero():
-    lab = LabelLayerModel()
+    lab = LabelLayer()
     lab.set_opacity(0.3)
     assert lab.lut[1, 3] == round(0.3 * 255)
     lab.set_outline(True)

@@ -23,7 +23,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))  # editing journals, if installed
     from app.main_window import MainWindow
 
-    w = MainWindow(interactive_errors=False, extensions=())
+    w = MainWindow(interactive_errors=False, flows=())
     qtbot.addWidget(w)
     w.resize(1000, 700)
     w.show()
@@ -59,7 +59,7 @@ def test_label_file_round_trip_and_mismatch_refused(phantom, qtbot, tmp_path):
     small = np.zeros((8, 16, 16), np.uint8)
     from engine.types import Geometry
     io.save_labels(small, Geometry(small.shape), other)
-    with qtbot.waitSignal(w.error_shown, timeout=30000) as err:
+    with qtbot.waitSignal(w.notices.error_shown, timeout=30000) as err:
         w.scan_io.open_labels(other)
     assert "grid" in err.args[0].lower() or "shape" in err.args[0].lower() or "match" in err.args[0].lower()
     np.testing.assert_array_equal(w.labels.array, truth)  # the shown labels stay
@@ -164,7 +164,7 @@ def test_screenshot_of_phantom_with_other_labels_waits_for_them(window, qtbot, t
     import argparse
 
     from app import application
-    from app.controllers import scan_io
+    from app.flows import open_scan as scan_io
     from engine import io
     from engine.phantom import chest_ct
 
@@ -234,7 +234,7 @@ def test_startup_imports_neither_torch_nor_vtk(tmp_path):
             "w = MainWindow(interactive_errors=False)\n"
             "w.show()\n"
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'vtkmodules', 'vtk'})\n"
-            "print('HEAVY', ','.join(heavy), 'EXT', ','.join(m.__name__ for m in w.extensions))\n")
+            "print('HEAVY', ','.join(heavy), 'EXT', ','.join(w.flows))\n")
     env = dict(os.environ, LUNGLENS_SETTINGS=str(tmp_path / "s.ini"), LUNGLENS_DATA_DIR=str(tmp_path / "data"))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)

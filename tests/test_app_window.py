@@ -24,7 +24,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
     from app.main_window import MainWindow
 
-    w = MainWindow(interactive_errors=False, extensions=())
+    w = MainWindow(interactive_errors=False, flows=())
     qtbot.addWidget(w)
     w.resize(1200, 800)
     w.show()
@@ -199,7 +199,7 @@ def test_error_keeps_previous_scan(phantom_window, qtbot, tmp_path):
     before = w.session.volume
     bad = tmp_path / "not_a_scan.nii"
     bad.write_bytes(b"garbage" * 10)
-    with qtbot.waitSignal(w.error_shown, timeout=30000) as blocker:
+    with qtbot.waitSignal(w.notices.error_shown, timeout=30000) as blocker:
         w.scan_io.open_path(bad)
     assert blocker.args[0]
     assert w.session.volume is before
@@ -394,7 +394,7 @@ def test_label_panel_colour_and_opacity(phantom_window, monkeypatch):
 
 
 def test_empty_menus_are_hidden_without_extensions(window):
-    assert window.extensions == []
+    assert window.flows == () and window.ai is None and window.editing is None and window.numbers is None
     visible = {k for k, m in window.menus.items() if m.menuAction().isVisible()}
     assert visible == {"file", "view", "help"}
 
@@ -405,14 +405,14 @@ def test_closing_the_window_frees_the_scan(qtbot, tmp_path, monkeypatch):
 
     from PySide6.QtCore import QCoreApplication, QEvent
 
-    from app.controllers.scan_io import load_phantom
+    from app.flows.open_scan import load_phantom
     from app.main_window import MainWindow
 
     monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
     monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
 
     def open_and_close():
-        w = MainWindow(interactive_errors=False, extensions=())
+        w = MainWindow(interactive_errors=False, flows=())
         w.show()
         vol, lab = load_phantom(SMALL)
         w.scan_io.show_volume(vol)
@@ -433,27 +433,21 @@ def test_closing_the_window_frees_the_scan(qtbot, tmp_path, monkeypatch):
     assert vol_ref() is None and labels_ref() is None
 
 
-def test_extension_docks_share_one_tab_group(qtbot, tmp_path, monkeypatch):
-    import types
-
-    from PySide6.QtWidgets import QDockWidget, QLabel
+def test_flow_docks_share_one_tab_group(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QDockWidget
 
     from app.main_window import MainWindow
 
-    def fake(name):
-        mod = types.ModuleType(name)
-        mod.install = lambda window: window.add_dock(QLabel(name), name)
-        return mod
-
-    for name in ("fake_ext_a", "fake_ext_b"):
-        monkeypatch.setitem(sys.modules, name, fake(name))
     monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    w = MainWindow(interactive_errors=False, extensions=("fake_ext_a", "app.not_there", "fake_ext_b"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow(interactive_errors=False, flows=("ai", "editing", "numbers"))
     qtbot.addWidget(w)
-    assert [m.__name__ for m in w.extensions] == ["fake_ext_a", "fake_ext_b"]
+    assert w.flows == ("ai", "editing", "numbers")
     docks = {d.windowTitle(): d for d in w.findChildren(QDockWidget)}
-    assert [d.windowTitle() for d in w.tabifiedDockWidgets(docks["fake_ext_a"])] == ["fake_ext_b"]
+    assert sorted(d.windowTitle() for d in w.tabifiedDockWidgets(docks["AI findings"])) == ["Editing", "Numbers"]
     assert w.tabifiedDockWidgets(w.label_dock) == []
+    with pytest.raises(ValueError):
+        MainWindow(interactive_errors=False, flows=("not_there",))
 
 
 def test_3d_view_without_opengl_shows_a_message(phantom_window, monkeypatch):

@@ -1,4 +1,4 @@
-"""app.worker: engine calls on a worker thread; result, error and cancel reach the GUI thread."""
+"""app.state.tasks: engine calls on a worker thread; result, yields, error and cancel reach the GUI thread."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 from PySide6.QtCore import QThread
 
-from app.worker import Task, TaskRunner, error_message
+from app.state.tasks import Task, TaskRunner, error_message
 from engine.errors import CorruptFileError
 from engine.progress import check_cancel
 

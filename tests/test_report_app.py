@@ -20,7 +20,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
     from app.main_window import MainWindow
 
-    w = MainWindow(interactive_errors=False, extensions=("app.reporting",))
+    w = MainWindow(interactive_errors=False, flows=("numbers",))
     qtbot.addWidget(w)
     w.resize(1200, 800)
     w.show()
@@ -33,7 +33,7 @@ def window(qtbot, tmp_path, monkeypatch):
 @pytest.fixture
 def ready(window, qtbot):
     window.scan_io.open_phantom(SMALL)
-    qtbot.waitUntil(lambda: bool(window.errors or window.reporting.result is not None), timeout=60000)
+    qtbot.waitUntil(lambda: bool(window.errors or window.numbers.result is not None), timeout=60000)
     assert not window.errors
     return window
 
@@ -41,13 +41,13 @@ def ready(window, qtbot):
 def test_menu_and_panel_present(window):
     texts = [a.text() for a in window.menus["file"].actions()]
     assert any("Export &report" in t for t in texts)
-    assert not window.reporting.export_action.isEnabled()  # no scan yet
-    assert window.reporting.dock.windowTitle() == "Numbers"
+    assert not window.numbers.export_action.isEnabled()  # no scan yet
+    assert window.numbers.dock.windowTitle() == "Numbers"
 
 
 def test_numbers_follow_edits(ready, qtbot):
     w = ready
-    rep = w.reporting
+    rep = w.numbers
     vox = w.session.volume.geometry.voxel_volume_ml
     labels = w.labels.array
     q = rep.result
@@ -70,14 +70,14 @@ def test_numbers_follow_edits(ready, qtbot):
     q2 = rep.result
     assert q2.findings["ggo"].voxels == after
     assert rep.panel.cell("ggo", 0) == f"{after * vox:.1f}"
-    assert rep.edited_by_person()
+    assert w.case.edited_by_person()
 
 
 def test_export_report_json(ready, qtbot, tmp_path):
     w = ready
     out = tmp_path / "r.json"
-    with qtbot.waitSignal(w.reporting.exported, timeout=60000):
-        w.reporting.export(str(out), anonymize=True)
+    with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+        w.numbers.export(str(out), anonymize=True)
     doc = json.loads(out.read_text())
     assert doc["anonymized"] and "patient_id" not in doc["patient"]
     assert doc["numbers"]["findings"]["ggo"]["voxels"] == int(np.count_nonzero(w.labels.array == GGO))
@@ -87,7 +87,7 @@ def test_export_report_json(ready, qtbot, tmp_path):
 
 def test_lung_outline_overlay(ready, qtbot):
     w = ready
-    rep = w.reporting
+    rep = w.numbers
     k = int(np.argmax(rep.lungs.lung.sum(axis=(1, 2))))
     w.session.set_cursor(k, w.session.cursor[1], w.session.cursor[2])
     view, item = rep.overlay.items[0]
@@ -103,31 +103,34 @@ def test_lung_outline_overlay(ready, qtbot):
     assert not item.isVisible()
 
 
-def test_use_prediction_records_models_and_model_lungs(ready, qtbot):
+def test_accepted_reading_records_models_and_model_lungs(ready, qtbot):
     from types import SimpleNamespace
+
+    from engine.inference.pipeline import reading_lungs
     w = ready
-    rep = w.reporting
+    rep = w.numbers
     model = rep.lungs.lung.copy()
     model[:, :, : model.shape[2] // 2] = False  # a lung model that saw only one side
-    pred = SimpleNamespace(models={"lung": {"name": "lung_unet", "version": "1"}}, lung_mask=model)
+    pred = SimpleNamespace(lung_mask=model, labels=w.labels.array)
+    lungs, _notes = reading_lungs(w.session.volume, pred, rep.lungs)  # the pipeline's step, on its worker
     with qtbot.waitSignal(rep.numbers_changed, timeout=30000):
-        rep.use_prediction(pred)
-    assert w.report_models["lung"]["name"] == "lung_unet"
-    assert rep.lungs.method == "model+hu-rules"
+        w.case.accept_reading({"lung": {"name": "lung_unet", "version": "1"}}, lungs)
+    assert w.case.models["lung"]["name"] == "lung_unet"
+    assert rep.lungs is lungs and rep.lungs.method == "model+hu-rules"
     assert rep.lungs.right.any() and rep.lungs.left.any()
 
 
 def test_edits_during_the_initial_count_are_replayed(ready, qtbot):
     """A new label map starts a count on a worker; edits made meanwhile end up counted."""
     w = ready
-    rep = w.reporting
+    rep = w.numbers
     new = w.labels.array.copy()
     new[new == GGO] = 0
     w.labels.set_array(new, "other labels")
-    assert rep._pending is not None  # counting on a worker
+    assert w.case.counting  # counting on a worker
     box = (10, 12, 40, 50, 40, 50)
     w.labels.write(box, np.full((2, 10, 10), GGO, np.uint8))
-    qtbot.waitUntil(lambda: rep._pending is None and rep.quantifier is not None, timeout=30000)
+    qtbot.waitUntil(lambda: not w.case.counting and w.case.quantifier is not None, timeout=30000)
     from engine.quantification import quantify
     vol = w.session.volume
     full = quantify(w.labels.array, vol.geometry, rep.lungs, vol.array)

@@ -1,25 +1,26 @@
-"""Label editing tools of the slice views (one small class per tool, STYLE rule 8).
+"""Interaction tools of the slice views: one file per tool (STYLE rule 8).
 
-:class:`~app.tools.settings.ToolSettings`
-    the editing options (label, brush size, paint-over mode, HU range, island size):
-    a model with a ``changed`` signal that the options panel mirrors.
-:class:`~app.tools.base.EditTool`
-    base class: a :class:`app.views.tools.ViewTool` that reaches the
-    :class:`engine.editing.LabelEditor` and the settings through its context (the
-    editing controller of :mod:`app.editing`); it never touches the label array.
-:mod:`~app.tools.brush` (brush, 3D brush, eraser, threshold brush: one class, four
-configurations), :mod:`~app.tools.lasso`, :mod:`~app.tools.fill` (2D and 3D flood fill)
-compute regions with :mod:`engine.editing.ops` and paint them through the editor.
-:mod:`~app.tools.commands` holds the whole-volume commands (remove small islands, keep
-the largest component, fill between slices); :mod:`~app.tools.options` the options panel;
-:mod:`~app.tools.persistence` the crash-restore prompt, the unsaved-edit guard and export.
+Each tool is a small class that declares its ``name``, ``title``, ``shortcut`` and the
+``options`` rows it uses (see :class:`app.state.interaction.ViewTool`), and calls only
+model APIs: the crosshair moves the session's cursor; the editing tools compute regions
+with :mod:`engine.editing.ops` and paint them through the label layer's
+:class:`engine.editing.LabelEditor` (:class:`~app.tools.base.EditContext`), never into
+the array. Adding a tool is one file here plus its entry in :data:`EDIT_TOOLS`.
 """
 
 from .base import EditContext, EditTool
-from .brush import BRUSHES, BrushConfig, BrushTool
+from .brush import BrushTool
+from .brush3d import Brush3DTool
+from .crosshair import CrosshairTool
+from .eraser import EraserTool
 from .fill import FloodFillTool
+from .fill3d import Fill3DTool
 from .lasso import LassoTool
-from .settings import ToolSettings
+from .threshold import ThresholdBrushTool
 
-__all__ = ["EditContext", "EditTool", "BRUSHES", "BrushConfig", "BrushTool", "FloodFillTool", "LassoTool",
-           "ToolSettings"]
+#: the editing tools in menu and toolbar order
+EDIT_TOOLS: tuple[type[EditTool], ...] = (BrushTool, Brush3DTool, EraserTool, ThresholdBrushTool, LassoTool,
+                                          FloodFillTool, Fill3DTool)
+
+__all__ = ["EDIT_TOOLS", "Brush3DTool", "BrushTool", "CrosshairTool", "EditContext", "EditTool", "EraserTool",
+           "Fill3DTool", "FloodFillTool", "LassoTool", "ThresholdBrushTool"]

@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from engine.display import slice_axis
 from engine.editing import LabelEditor
+from engine.labels import DEFAULT_TABLE
 
-from ..views.tools import ViewTool, VoxelMouseEvent
-from .settings import ToolSettings
+from ..state.interaction import ViewTool, VoxelMouseEvent
+from ..state.label_layer import LabelLayer
+from ..state.tool_settings import ToolSettings
 
 
-class EditContext(Protocol):
-    """What a tool may use: the editor of the open scan, the options, and a way to report."""
+@dataclass(frozen=True)
+class EditContext:
+    """What a tool may use: the label layer (its editor), the options, and a way to report."""
 
+    labels: LabelLayer
     settings: ToolSettings
+    report_error: Callable[[str], None]
 
     @property
-    def editor(self) -> Optional[LabelEditor]: ...
-
-    def report_error(self, message: str) -> None: ...
+    def editor(self) -> Optional[LabelEditor]:
+        return self.labels.editor
 
 
 class EditTool(ViewTool):
     """A left-button tool that edits labels through the :class:`LabelEditor` only.
 
-    Subclasses set ``name``, ``title`` and ``shortcut`` and implement ``press`` /
-    ``drag`` / ``release``; :meth:`cancel` (Esc) drops any stroke in progress.
+    Subclasses declare ``name``, ``title``, ``shortcut`` and ``options`` and implement
+    ``press`` / ``drag`` / ``release``; :meth:`cancel` (Esc) drops any stroke in progress.
     """
 
-    title = "Tool"
-    shortcut = ""
     cursor: Any = None
 
     def __init__(self, context: EditContext) -> None:
@@ -51,7 +54,6 @@ class EditTool(ViewTool):
 
     def step_name(self, value: Optional[int] = None) -> str:
         """Undo step name, e.g. ``"Brush GGO"``."""
-        from engine.labels import DEFAULT_TABLE
         v = self.settings.label if value is None else value
         return f"{self.title} {DEFAULT_TABLE[v].key.upper() if v == 1 else DEFAULT_TABLE[v].name}" if v else self.title
 

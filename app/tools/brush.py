@@ -1,37 +1,19 @@
-"""Brush, 3D brush, eraser and threshold brush: one tool class, four configurations."""
+"""Brush (B): paint the current label on a disk of the slice, one undo step per stroke.
+
+:class:`BrushTool` is also the base of the 3D brush, the eraser and the threshold brush
+(:mod:`.brush3d`, :mod:`.eraser`, :mod:`.threshold`), which only change its flags.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from PySide6.QtCore import Qt
 
 from engine.editing import Stroke, ops
 
-from ..views.tools import VoxelMouseEvent
+from ..state.interaction import VoxelMouseEvent
 from .base import EditContext, EditTool
-
-
-@dataclass(frozen=True)
-class BrushConfig:
-    """How a brush paints: ``sphere`` (3D ball instead of a disk on the slice), ``erase``
-    (paint 0) and ``threshold`` (only voxels inside the settings' HU range)."""
-
-    name: str
-    title: str
-    shortcut: str
-    sphere: bool = False
-    erase: bool = False
-    threshold: bool = False
-
-
-BRUSHES: tuple[BrushConfig, ...] = (
-    BrushConfig("brush", "Brush", "B"),
-    BrushConfig("brush3d", "3D brush", "Shift+B", sphere=True),
-    BrushConfig("eraser", "Eraser", "E", erase=True),
-    BrushConfig("threshold", "Threshold brush", "T", threshold=True),
-)
 
 
 class BrushTool(EditTool):
@@ -41,12 +23,18 @@ class BrushTool(EditTool):
     capsules, so fast moves leave no gaps.
     """
 
+    name, title, shortcut = "brush", "Brush", "B"
+    options = ("label", "radius", "paint_over")
     cursor = Qt.CursorShape.CrossCursor
+    #: a 3D ball instead of a disk on the slice
+    sphere = False
+    #: paint 0
+    erase = False
+    #: only voxels inside the settings' HU range
+    threshold = False
 
-    def __init__(self, context: EditContext, config: BrushConfig) -> None:
+    def __init__(self, context: EditContext) -> None:
         super().__init__(context)
-        self.config = config
-        self.name, self.title, self.shortcut = config.name, config.title, config.shortcut
         self._stroke: Optional[Stroke] = None
         self._last: Optional[tuple[float, float, float]] = None
         self._axis = 0
@@ -61,10 +49,10 @@ class BrushTool(EditTool):
             return
         if self.drawing:  # a release was lost: close the previous stroke first
             self._finish()
-        value = 0 if self.config.erase else self.settings.label
+        value = 0 if self.erase else self.settings.label
         self._value = value
         self._axis = self.plane_axis(event)
-        self._stroke = ed.stroke(self.step_name(value) if not self.config.erase else "Eraser")
+        self._stroke = ed.stroke(self.step_name(value) if not self.erase else "Eraser")
         self._last = event.zyx
         self._paint(event.zyx, event.zyx)
 
@@ -98,11 +86,11 @@ class BrushTool(EditTool):
     def _paint(self, p0: tuple[float, float, float], p1: tuple[float, float, float]) -> None:
         ed, s = self.editor, self.settings
         assert ed is not None and self._stroke is not None
-        plane_axis = None if self.config.sphere else self._axis
+        plane_axis = None if self.sphere else self._axis
         region = ops.brush_segment(ed.shape, ed.spacing, p0, p1, s.radius_mm, plane_axis)
-        if self.config.erase:
+        if self.erase:
             mode = "label" if s.mode == "label" else "everything"
         else:
             mode = s.mode
-        hu = s.hu_range if self.config.threshold and ed.intensities is not None else None
+        hu = s.hu_range if self.threshold and ed.intensities is not None else None
         self._stroke.paint(region, self._value, mode=mode, over_label=s.over_label, hu_range=hu)

@@ -1,4 +1,7 @@
-"""Flood fill: click a region to give its connected voxels of the same label the current label."""
+"""Fill (F): click a region of the slice to give its connected voxels of the same label the current label.
+
+:class:`FloodFillTool` is also the base of the 3D fill (:mod:`.fill3d`).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +10,21 @@ from PySide6.QtCore import Qt
 from engine.editing import ops
 from engine.errors import LungLensError
 
-from ..views.tools import VoxelMouseEvent
-from .base import EditContext, EditTool
+from ..state.interaction import VoxelMouseEvent
+from .base import EditTool
 
 #: a 3D fill may cover at most this fraction of the volume (a click in the open background)
 MAX_3D_FRACTION = 0.25
 
 
 class FloodFillTool(EditTool):
-    """2D fill (the clicked slice) or 3D fill (the whole connected region); one undo step."""
+    """2D fill of the clicked slice's connected region; one undo step."""
 
+    name, title, shortcut = "fill", "Fill", "F"
+    options = ("label", "paint_over")
     cursor = Qt.CursorShape.PointingHandCursor
-
-    def __init__(self, context: EditContext, three_d: bool = False) -> None:
-        super().__init__(context)
-        self.three_d = three_d
-        self.name = "fill3d" if three_d else "fill"
-        self.title = "3D fill" if three_d else "Fill"
-        self.shortcut = "Shift+F" if three_d else "F"
+    #: fill the whole connected region in 3D
+    three_d = False
 
     def press(self, event: VoxelMouseEvent) -> None:
         ed = self.editor

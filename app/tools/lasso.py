@@ -1,4 +1,4 @@
-"""Lasso: drag an outline on a slice; on release its inside gets the current label."""
+"""Lasso (L): drag an outline on a slice; on release its inside gets the current label."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from engine.editing import ops
 
-from ..views.tools import VoxelMouseEvent
+from ..state.interaction import VoxelMouseEvent
 from .base import EditContext, EditTool
 
 
@@ -18,6 +18,7 @@ class LassoTool(EditTool):
     """Polygon/lasso fill on the slice under the mouse; one undo step per outline."""
 
     name, title, shortcut = "lasso", "Lasso", "L"
+    options = ("label", "paint_over")
     cursor = Qt.CursorShape.CrossCursor
 
     def __init__(self, context: EditContext) -> None:

@@ -8,10 +8,10 @@ volume (:func:`engine.display.extract`); the only copy is the ``float32`` conver
 one slice shown. Scene coordinates are millimetres (each image is scaled by its pixel
 spacing), so the locked 1:1 aspect shows true proportions.
 
-Access points for extensions
-----------------------------
+Access points for flows
+-----------------------
 ``view.plane``, ``view.view_box``, ``view.ct_item``, ``view.label_item``,
-``view.mouse_event`` (signal carrying :class:`app.views.tools.VoxelMouseEvent` for
+``view.mouse_event`` (signal carrying :class:`app.state.interaction.VoxelMouseEvent` for
 left-button press/drag/release and for hover), ``view.tool`` (set through
 :meth:`app.views.view_set.ViewSet.set_tool`), ``view.add_item(item)`` to draw in mm
 coordinates, ``view.voxel_at(scene_pos)``.
@@ -30,9 +30,10 @@ from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 from engine.display import Plane, WindowLevel, display_shape, display_spacing, edge_letters, extract, outline, \
     pixel_spacing, slice_axis, to_display, to_voxel
 
-from ..models import LabelLayerModel, Session
+from ..state.interaction import ViewTool, VoxelMouseEvent
+from ..state.label_layer import LabelLayer
+from ..state.session import Session
 from .overlay_text import ViewCaptions
-from .tools import ViewTool, VoxelMouseEvent
 
 _LEFT = Qt.MouseButton.LeftButton
 _WHEEL_STEP = 120  # one notch of a mouse wheel, in 1/8 degree
@@ -102,11 +103,11 @@ class SliceViewBox(pg.ViewBox):
 
 
 class SliceView(pg.GraphicsLayoutWidget):
-    """A view of one plane that mirrors the :class:`Session` and :class:`LabelLayerModel`."""
+    """A view of one plane that mirrors the :class:`Session` and :class:`LabelLayer`."""
 
     mouse_event = Signal(object)
 
-    def __init__(self, plane: Plane, session: Session, labels: LabelLayerModel, parent: Any = None) -> None:
+    def __init__(self, plane: Plane, session: Session, labels: LabelLayer, parent: Any = None) -> None:
         super().__init__(parent)
         self.plane = Plane(plane)
         self.session = session

@@ -8,7 +8,7 @@ vtk is imported here only, and this module only when the 3D view is first shown.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 import numpy as np
 from vtkmodules.util.numpy_support import numpy_to_vtk
@@ -81,10 +81,3 @@ def bounds_mm(shape: tuple[int, int, int], spacing: tuple[float, float, float]) 
     """``(x0, x1, y0, y1, z0, z1)`` of the volume in the surfaces' frame (mm)."""
     return (0.0, (shape[2] - 1) * spacing[2], 0.0, (shape[1] - 1) * spacing[1], 0.0, (shape[0] - 1) * spacing[0])
 
-
-def polydata_points(poly: Any) -> Optional[np.ndarray]:
-    """The points of ``poly`` as an ``(n, 3)`` array (x, y, z mm), or None when empty."""
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
-    pts = poly.GetPoints()
-    return None if pts is None else vtk_to_numpy(pts.GetData())

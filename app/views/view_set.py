@@ -2,7 +2,7 @@
 
 Layout ``"three"``: axial large on the left, coronal above sagittal on the right.
 Layouts ``"axial"``, ``"coronal"``, ``"sagittal"`` show one view alone. The layout is
-state of the :class:`app.models.Session`; this widget only mirrors it.
+state of the :class:`app.state.session.Session`; this widget only mirrors it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from engine.display import PLANES, Plane
 
-from ..models import LabelLayerModel, Session
+from ..state.interaction import ViewTool
+from ..state.label_layer import LabelLayer
+from ..state.session import Session
 from .slice_view import SliceView
-from .tools import CrosshairTool, ViewTool
 
 
 class ViewSet(QWidget):
@@ -25,11 +26,12 @@ class ViewSet(QWidget):
     Iterate over it for the views; index it with a :class:`Plane` or its name.
     """
 
-    def __init__(self, session: Session, labels: LabelLayerModel, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, session: Session, labels: LabelLayer, default_tool: ViewTool,
+                 parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.session = session
         self._views = {p: SliceView(p, session, labels) for p in PLANES}
-        self._default_tool = CrosshairTool(session)
+        self._default_tool = default_tool
         self._tool: ViewTool = self._default_tool
         self.right = QSplitter(Qt.Orientation.Vertical)
         self.right.addWidget(self.coronal)
@@ -70,7 +72,7 @@ class ViewSet(QWidget):
         return self._tool
 
     def set_tool(self, tool: Optional[ViewTool]) -> None:
-        """Give every view ``tool``; ``None`` restores the crosshair tool."""
+        """Give every view ``tool``; ``None`` restores the default tool (the crosshair)."""
         self._tool = tool or self._default_tool
         for view in self:
             view.tool = self._tool

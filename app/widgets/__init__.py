@@ -1,1 +1,1 @@
-"""Small widgets that mirror models; each in its own module."""
+"""Panels and dialogs that mirror state (:mod:`app.state`); each in its own module."""

@@ -1,6 +1,6 @@
 """The label panel: one row per label (visible, colour, name, volume), opacity, fill/outline.
 
-It mirrors :class:`app.models.LabelLayerModel` and writes back through its setters
+It mirrors :class:`app.state.label_layer.LabelLayer` and writes back through its setters
 (STYLE rule 2); volumes are voxel counts times the voxel volume, in mL, or plain voxel
 counts when the scan's spacing is unknown (PNG/JPG stacks).
 """
@@ -14,7 +14,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QColorDialog, QComboBox, QGridLayout, QHBoxLayout, QLabel, \
     QPushButton, QSlider, QVBoxLayout, QWidget
 
-from ..models import LabelLayerModel, Session
+from ..state.label_layer import LabelLayer
+from ..state.session import Session
 
 
 def volume_text(count: int, voxel_ml: Optional[float]) -> str:
@@ -28,7 +29,7 @@ def volume_text(count: int, voxel_ml: Optional[float]) -> str:
 class LabelPanel(QWidget):
     """Label list with visibility, colour and volume; global opacity and fill/outline mode."""
 
-    def __init__(self, labels: LabelLayerModel, session: Session, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, labels: LabelLayer, session: Session, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.labels = labels
         self.session = session

@@ -6,7 +6,7 @@ from typing import Optional
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from ..worker import Task, TaskRunner
+from ..state.tasks import Task, TaskRunner
 
 
 class ProgressPanel(QWidget):

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from engine.display import WindowLevel
 
-from ..models import Session
+from ..state.session import Session
 
 
 class WindowLevelWidget(QWidget):

@@ -32,12 +32,14 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..errors import DataError, ModelError
+from ..labels import BACKGROUND, DEFAULT_TABLE, EFFUSION
 
 NAME = "evaluate"
 SPLITS = ("all", "val", "train")
 
 #: model class name -> label value of the ground truth
-_LABEL_OF_CLASS = {"background": 0, "ggo": 1, "consolidation": 2, "effusion": 3, "pleural_effusion": 3}
+_LABEL_OF_CLASS = {"background": BACKGROUND, **{lab.key: lab.value for lab in DEFAULT_TABLE},
+                   "pleural_effusion": EFFUSION}
 
 #: (metric key, column title) of the stdout table
 TABLE_COLUMNS = (("dice", "Dice"), ("iou", "IoU"), ("sensitivity", "Sens"), ("specificity", "Spec"),

@@ -22,9 +22,13 @@ from typing import Optional
 
 from .progress_bar import ProgressBar
 
+from ..io.label_formats import cli_choices, split_suffix
+
 NAME = "predict"
-FORMATS = {"nii.gz": "labels.nii.gz", "nii": "labels.nii", "seg.nrrd": "labels.seg.nrrd",
-           "nrrd": "labels.nrrd", "dcm": "labels.dcm"}
+#: ``--format`` choice -> label file name, from the one format table
+FORMATS = cli_choices()
+#: scan file endings stripped from a scan's name (besides the label suffixes of the table)
+SCAN_SUFFIXES = (".nhdr", ".mha", ".mhd", ".dcm")
 _COMPANIONS = (".raw", ".json", ".txt", ".csv", ".md", ".zraw", ".gz.json")
 
 
@@ -52,9 +56,9 @@ def _model_arg(value: Optional[str]):
 
 def scan_name(path: Path) -> str:
     name = path.name
-    for suffix in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)] or name
+    stem, suffix = split_suffix(name, SCAN_SUFFIXES)
+    if suffix:
+        return stem or name
     return path.stem if path.is_file() else name
 
 
@@ -80,9 +84,11 @@ def to_json(doc: dict) -> str:
 
 
 def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> dict:
-    """Load ``scan``, run ``predictor``, write labels and findings.json into ``out``."""
+    """Load ``scan``, read it with ``predictor`` (:func:`engine.inference.pipeline.read`), write labels and
+    findings.json into ``out``."""
     from .. import io
-    from ..inference.summary import findings_document, quantify_prediction
+    from ..inference.pipeline import read
+    from ..inference.summary import findings_document
 
     quiet = args.quiet
     bar = ProgressBar(f"{scan_name(scan)[:24]:<24} reading", enabled=not quiet)
@@ -92,14 +98,14 @@ def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> d
         bar.close()
     bar = ProgressBar(f"{scan_name(scan)[:24]:<24} AI     ", enabled=not quiet)
     try:
-        prediction = predictor.predict(volume, progress=bar)
+        reading = read(volume, predictor, progress=bar)  # the app's Run AI pipeline
     finally:
         bar.close()
     out.mkdir(parents=True, exist_ok=True)
     labels_path = out / FORMATS[args.format]
-    io.save_labels(prediction.labels, volume, labels_path)
-    quant, notes = quantify_prediction(volume, prediction)
-    doc = findings_document(prediction, volume, quant, labels_file=labels_path.name, notes=notes)
+    io.save_labels(reading.prediction.labels, volume, labels_path)
+    doc = findings_document(reading.prediction, volume, reading.quantification, labels_file=labels_path.name,
+                            notes=reading.notes)
     (out / "findings.json").write_text(to_json(doc))
     return doc
 

@@ -16,17 +16,23 @@ Objects and data flow
     step and resets the "changed by a person" reference.
 :mod:`engine.editing.journal`
     Append-only fsync-ed journal in the user data folder; ``recover`` /
-    ``LabelEditor.from_journal`` rebuild the labels after a crash.
+    ``LabelEditor.from_journal`` rebuild the labels after a crash (one replay,
+    :meth:`~engine.editing.editor.LabelEditor.replay`); :func:`tidy_journals` is the
+    retention policy.
+:mod:`engine.editing.commands`
+    Whole-volume commands through the editor (remove small islands, keep the largest
+    component, fill between slices), one undo step each.
 """
 
-from .editor import LabelEditor, Stroke
+from .editor import LabelEditor, Stroke, recover
 from .history import DEFAULT_MAX_BYTES, DEFAULT_MIN_STEPS, Delta, History, Step
 from .journal import (Journal, all_unsaved_journals, data_dir, has_unsaved_edits, journal_dir, journal_path,
-                      journal_source, read_journal, recover, scan_key, session_journals, unsaved_journals)
+                      journal_source, read_journal, scan_key, session_journals, tidy_journals,
+                      unsaved_journals)
 from .ops import PAINT_OVER_MODES, THRESHOLD_PRESETS, Region
 
 __all__ = ["LabelEditor", "Stroke", "History", "Step", "Delta", "DEFAULT_MAX_BYTES", "DEFAULT_MIN_STEPS",
            "Journal", "data_dir", "scan_key", "journal_dir", "journal_path", "session_journals",
            "unsaved_journals", "all_unsaved_journals", "journal_source", "read_journal", "recover",
-           "has_unsaved_edits",
+           "has_unsaved_edits", "tidy_journals",
            "Region", "THRESHOLD_PRESETS", "PAINT_OVER_MODES"]

@@ -22,19 +22,27 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
+from ..display.overlay import label_counts
+from ..errors import DataError
 from ..labels import DEFAULT_TABLE, LabelTable
 from ..types import Geometry
 from . import ops
 from .history import Delta, History, Step
-from .journal import Journal, read_journal
+from .journal import Journal, Replay, read_journal, unsaved_journals
 
 log = logging.getLogger(__name__)
 
 Box = tuple[slice, slice, slice]
+
+
+def _bincount(values: np.ndarray) -> np.ndarray:
+    """Voxels per value 0..255 without widening a whole scan to 64-bit integers."""
+    return label_counts(np.asarray(values, dtype=np.uint8))
 
 
 class Stroke:
@@ -71,6 +79,7 @@ class Stroke:
             return None
         old = view[sel]
         view[sel] = value
+        ed._count(old, value)
         self._events.append((region.box, sel, old))
         ed._track(region.box, sel, old, np.full(old.shape, value, np.uint8))
         ed._notify(region.box)
@@ -97,6 +106,7 @@ class Stroke:
             view = ed.labels[b]
             cur = view[sel]
             view[sel] = old
+            ed._counts += _bincount(old) - _bincount(cur)
             ed._track(b, sel, cur, old)
         self._events.clear()
         self._close()
@@ -190,6 +200,8 @@ class LabelEditor:
         self._added = np.zeros(256, np.int64)
         self._removed = np.zeros(256, np.int64)
         self._initial_zero = self._baseline is None
+        #: voxels per label value (length 256), kept up to date by every change: the one tally
+        self._counts = _bincount(self.labels)
         if journal is not None and not self._initial_zero and not journal.started:
             # store non-empty starting labels now (scan open), not at the first stroke
             self._start_journal(self.labels)
@@ -202,6 +214,11 @@ class LabelEditor:
     @property
     def spacing(self) -> tuple[float, float, float]:
         return self.geometry.spacing
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Voxels per label value (``int64``, length 256), exact after every change. Do not modify."""
+        return self._counts
 
     @property
     def stroke_active(self) -> bool:
@@ -368,11 +385,14 @@ class LabelEditor:
 
     # -- restore --------------------------------------------------------------
     @classmethod
-    def from_journal(cls, path: str | os.PathLike, *, intensities: Optional[np.ndarray] = None,
-                     history: Optional[History] = None, table: LabelTable = DEFAULT_TABLE) -> "LabelEditor":
-        """Rebuild an editor (labels, undo history, AI reference) from a journal and keep journaling to it."""
-        rep = read_journal(path)
-        ed = cls(rep.initial, rep.geometry, intensities=intensities, history=history,
+    def replay(cls, rep: Replay, *, intensities: Optional[np.ndarray] = None, history: Optional[History] = None,
+               table: LabelTable = DEFAULT_TABLE) -> "LabelEditor":
+        """An editor in the state a decoded journal describes: labels, undo history, AI reference.
+
+        The one journal replay (:meth:`Replay.labels` and :meth:`from_journal` use it); no
+        journal is attached.
+        """
+        ed = cls(rep.initial.copy(), rep.geometry, intensities=intensities, history=history,
                  source=rep.source, table=table)
         budget = (ed.history.max_bytes, ed.history.min_steps)
         ed.history.max_bytes = 1 << 62  # replay exactly, then trim to the budget
@@ -398,6 +418,13 @@ class LabelEditor:
             elif kind == "saved":
                 ed.dirty = False
         ed.history.set_budget(*budget)
+        return ed
+
+    @classmethod
+    def from_journal(cls, path: str | os.PathLike, *, intensities: Optional[np.ndarray] = None,
+                     history: Optional[History] = None, table: LabelTable = DEFAULT_TABLE) -> "LabelEditor":
+        """Rebuild an editor (labels, undo history, AI reference) from a journal and keep journaling to it."""
+        ed = cls.replay(read_journal(path), intensities=intensities, history=history, table=table)
         ed.journal = Journal(path)
         ed.journal.resume()
         return ed
@@ -412,6 +439,8 @@ class LabelEditor:
             sl = d.slices
             mask = d.mask()
             step.delta.apply(self.labels, forward)
+            gone, come = (d.old, d.new) if forward else (d.new, d.old)
+            self._counts += _bincount(come) - _bincount(gone)
             if step.baseline is None:
                 old, new = (d.old, d.new) if forward else (d.new, d.old)
                 self._track(sl, mask, old, new)
@@ -485,6 +514,11 @@ class LabelEditor:
         self._added = np.bincount(self.labels[diff], minlength=256).astype(np.int64)
         self._removed = np.bincount(self._baseline[diff], minlength=256).astype(np.int64)
 
+    def _count(self, old: np.ndarray, value: int) -> None:
+        """``old`` voxels became ``value``."""
+        self._counts -= _bincount(old)
+        self._counts[int(value)] += old.size
+
     def _notify(self, box: Box) -> None:
         for cb in list(self.changed):
             cb(box)
@@ -492,3 +526,18 @@ class LabelEditor:
     def _announce(self) -> None:
         for cb in list(self.history_changed):
             cb()
+
+
+def recover(key_or_path: str | os.PathLike) -> np.ndarray:
+    """Labels voxel-identical to the last committed step of a journal.
+
+    ``key_or_path`` is a journal file path, or a scan key (:func:`scan_key`): then the
+    newest journal of that scan with unsaved edits is read.
+    """
+    p = Path(key_or_path)
+    if not p.is_file():
+        found = unsaved_journals(str(key_or_path))
+        if not found:
+            raise DataError(f"No unsaved edits are recorded for scan {key_or_path}.")
+        p = found[0]
+    return LabelEditor.replay(read_journal(p)).labels

@@ -186,10 +186,6 @@ class History:
         return sum(s.on_disk for s in self._undo) + sum(s.on_disk for s in self._redo)
 
     @property
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    @property
     def can_redo(self) -> bool:
         return bool(self._redo)
 

@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import struct
-import sys
 import time
 import uuid
 import zlib
@@ -45,8 +44,9 @@ from typing import Any, BinaryIO, Optional
 
 import numpy as np
 
-from ..errors import CorruptFileError, DataError
+from ..errors import CorruptFileError
 from ..types import Geometry
+from ..userdata import data_dir
 from .history import Delta, Step
 
 MAGIC = b"LLJR"
@@ -55,20 +55,6 @@ VERSION = 1
 
 
 # ---------------------------------------------------------------- locations
-def data_dir() -> Path:
-    """The LungLens user data folder (``$LUNGLENS_DATA_DIR`` overrides it)."""
-    env = os.environ.get("LUNGLENS_DATA_DIR")
-    if env:
-        return Path(env)
-    if sys.platform.startswith("win"):
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "LungLens"
-
-
 def scan_key(source: Optional[str | os.PathLike], geometry: Geometry) -> str:
     """A stable name for a scan: hash of its absolute source path, shape and grid."""
     src = str(Path(source).resolve()) if source else "<unsaved>"
@@ -336,7 +322,8 @@ class Replay:
 
     ``initial`` is the array the session started from; ``entries`` the records
     after ``open`` in order, as ``("step", Step)``, ``("undo", None)``,
-    ``("redo", None)`` or ``("saved", None)``.
+    ``("redo", None)`` or ``("saved", None)``. The one replay of the entries is
+    :meth:`engine.editing.editor.LabelEditor.replay`.
     """
 
     shape: tuple[int, int, int]
@@ -370,30 +357,13 @@ class Replay:
         return False
 
     def labels(self) -> np.ndarray:
-        """The labels after the last committed step (undo/redo applied)."""
-        labels = self.initial.copy()
-        done: list[Step] = []
-        undone: list[Step] = []
-        for kind, step in self.entries:
-            if kind == "lost":  # a damaged step: it holds its place so that undo/redo stay paired
-                done.append(None)  # type: ignore[arg-type]
-                undone.clear()
-                continue
-            if kind == "step" and step is not None:
-                step.delta.apply(labels, forward=True)
-                done.append(step)
-                undone.clear()
-            elif kind == "undo" and done:
-                s = done.pop()
-                if s is not None:
-                    s.delta.apply(labels, forward=False)
-                undone.append(s)
-            elif kind == "redo" and undone:
-                s = undone.pop()
-                if s is not None:
-                    s.delta.apply(labels, forward=True)
-                done.append(s)
-        return labels
+        """The labels after the last committed step (undo/redo applied; lost records are no-ops).
+
+        Uses the one replay, :meth:`engine.editing.editor.LabelEditor.replay`.
+        """
+        from .editor import LabelEditor  # the editor imports this module
+
+        return LabelEditor.replay(self).labels
 
 
 def read_journal(path: str | os.PathLike) -> Replay:
@@ -459,19 +429,22 @@ def _check_delta(d: Delta, shape: tuple[int, int, int]) -> None:
         raise ValueError("delta mask does not match its values")
 
 
-def recover(key_or_path: str | os.PathLike) -> np.ndarray:
-    """Labels voxel-identical to the last committed step of a journal.
+def tidy_journals(key: str, keep: set, min_age_s: float = 3600.0) -> list[Path]:
+    """Delete the journals of scan ``key`` that hold nothing unsaved and were left over ``min_age_s`` ago.
 
-    ``key_or_path`` is a journal file path, or a scan key (:func:`scan_key`): then the
-    newest journal of that scan with unsaved edits is read.
+    The retention policy: a session that is still running elsewhere touches its journal at
+    every edit, so only old ones go; ``keep`` are never deleted. Returns the deleted paths.
     """
-    p = Path(key_or_path)
-    if not p.is_file():
-        found = unsaved_journals(str(key_or_path))
-        if not found:
-            raise DataError(f"No unsaved edits are recorded for scan {key_or_path}.")
-        p = found[0]
-    return read_journal(p).labels()
+    now = time.time()
+    gone = []
+    for p in session_journals(key):
+        try:
+            if p not in keep and now - p.stat().st_mtime > min_age_s and not has_unsaved_edits(p):
+                p.unlink()
+                gone.append(p)
+        except OSError:
+            pass
+    return gone
 
 
 def has_unsaved_edits(path: str | os.PathLike) -> bool:

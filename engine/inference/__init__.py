@@ -17,11 +17,31 @@ Objects and data flow
 
 Model input normalisation follows DESIGN.md (:func:`.nets.to_unit`): HU clipped to
 [-1350, 150] and scaled to [0, 1]; 8-bit slices divided by 255.
+
+- :mod:`.pipeline` is the one reading pipeline (scan in; slabs with per-slice finding
+  counts out; a :class:`~.pipeline.Reading` with prediction, quantification, notes and
+  lungs back) shared by the app's Run AI and ``python -m engine predict``, behind the
+  small :class:`~.pipeline.SlicePredictor` protocol.
+
+Importing this package does not import torch: :class:`Predictor` and :func:`predict`
+are loaded on first use (PEP 562), so the app can import the pipeline's light parts
+while its window opens.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from ..errors import CancelledError
 from .order import center_out, slice_order
-from .predictor import Predictor, predict
 from .result import Prediction, Slab
 
 __all__ = ["CancelledError", "Prediction", "Predictor", "Slab", "center_out", "predict", "slice_order"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Predictor", "predict"):
+        from . import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'engine.inference' has no attribute {name!r}")

@@ -17,18 +17,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from ..labels import CONSOLIDATION, EFFUSION, FINDINGS, GGO
+from ..labels import DEFAULT_TABLE, EFFUSION, FINDINGS, GGO
+from ..preprocessing.normalize import model_input
 
 #: model class name -> LungLens label value. A binary model's "infection" class is
 #: shown as GGO, the most frequent finding (Prediction.notes says so).
-CLASS_TO_LABEL: dict[str, int] = {"ggo": GGO, "consolidation": CONSOLIDATION, "effusion": EFFUSION,
+CLASS_TO_LABEL: dict[str, int] = {**{lab.key: lab.value for lab in DEFAULT_TABLE},
                                   "pleural_effusion": EFFUSION, "infection": GGO}
 
 #: what a caller may pass for a model: a registry name, a loaded model, None (the
 #: default for the task) or False (no model of that kind)
 ModelSpec = Union[None, bool, str, Any]
-
-HU_LOW, HU_HIGH = -1350.0, 150.0
 
 
 def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
@@ -182,11 +181,8 @@ def argmax_channels(p: torch.Tensor) -> torch.Tensor:
 
 
 def to_unit(slices: torch.Tensor, is_hu: bool) -> torch.Tensor:
-    """Model input normalisation (DESIGN.md): HU clipped to [-1350, 150] -> [0, 1]; 8-bit / 255."""
-    x = slices.to(torch.float32)
-    if is_hu:
-        return (x.clamp(HU_LOW, HU_HIGH) - HU_LOW) / (HU_HIGH - HU_LOW)
-    return x / 255.0
+    """Model input normalisation (:func:`engine.preprocessing.normalize.model_input`, the one formula)."""
+    return model_input(slices, is_hu)
 
 
 def channels(unit: torch.Tensor, net: Net, zs: np.ndarray, index: dict[int, int]) -> torch.Tensor:

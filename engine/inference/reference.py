@@ -16,8 +16,8 @@ from torch import nn
 
 from ..models.card import ModelCard
 from ..models.registry import LoadedModel
+from ..preprocessing.normalize import unit_to_hu
 
-_LO, _HI = -1350.0, 150.0
 
 
 class IntensityModel(nn.Module):
@@ -32,7 +32,7 @@ class IntensityModel(nn.Module):
         return self.sharpness * torch.minimum(hu - lo, hi - hu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hu = x[:, :1] * (_HI - _LO) + _LO
+        hu = unit_to_hu(x[:, :1])
         ggo = self._band(hu, -700.0, -250.0)
         other = torch.full_like(hu, -20.0)
         return torch.cat([torch.zeros_like(hu), ggo, other, other], 1)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..preprocessing.normalize import unit_to_hu
+
 #: pixels across of the subsampled copy used for detection
 DETECT_SIZE = 128
 BODY_HU = -500.0
@@ -71,7 +73,7 @@ def pseudo_hu(array: np.ndarray, is_hu: bool) -> np.ndarray:
     a = np.asarray(array, dtype=np.float32)
     if is_hu:
         return a
-    return a * (1500.0 / 255.0) - 1350.0
+    return unit_to_hu(a / 255.0)
 
 
 def find_roi(array: np.ndarray, is_hu: bool, spacing: tuple[float, float, float],

@@ -30,7 +30,7 @@ _REGISTRY_MAX = 200
 
 
 def _registry() -> Path:
-    from ..editing.journal import data_dir
+    from ..userdata import data_dir
     return data_dir() / "temp_folders.txt"
 
 

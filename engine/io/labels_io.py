@@ -1,6 +1,7 @@
 """Save and load label maps that line up with their scan.
 
-:func:`save_labels` picks the writer from the target name:
+:func:`save_labels` picks the writer from the target name through the one format table,
+:data:`engine.io.label_formats.LABEL_FORMATS`:
 
 ======================  =====================================================
 ``*.nii`` / ``*.nii.gz``  NIfTI, uint8, RAS affine of the geometry (sform = qform)
@@ -36,27 +37,14 @@ from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import check_readable, wrap_errors
 from .atomic import fsync_dir, fsync_tree, replace_durably, temp_path
+from .label_formats import LABEL_FORMATS, format_for_path, get_format
 
-__all__ = ["save_labels", "load_labels", "label_format"]
+__all__ = ["LABEL_FORMATS", "save_labels", "load_labels", "label_format"]
 
 
 def label_format(path: str | Path) -> str:
-    """The label writer chosen for a target name (see the module table)."""
-    n = Path(path).name.lower()
-    if n.endswith(".seg.nrrd"):
-        return "seg-nrrd"
-    if n.endswith((".nii", ".nii.gz")):
-        return "nifti"
-    if n.endswith((".nrrd", ".nhdr")):
-        return "nrrd"
-    if n.endswith(".mha"):
-        return "mha"
-    if n.endswith(".dcm"):
-        return "dicom-seg"
-    if Path(path).is_dir() or "." not in n:
-        return "png"
-    raise UnsupportedFormatError(f"Cannot write labels as '{Path(path).name}': use .nii.gz, .nii, .nrrd, "
-                                 ".seg.nrrd, .mha, .dcm (DICOM SEG) or a folder name (PNG slices).")
+    """The label writer chosen for a target name (see :data:`.label_formats.LABEL_FORMATS`)."""
+    return format_for_path(path).key
 
 
 def _protected_paths(volume: Optional[Volume]) -> tuple[list[Path], list[Path]]:
@@ -186,23 +174,17 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
 
 def _write_file(fmt: str, arr: np.ndarray, geometry: Geometry, volume: Optional[Volume], tmp: Path,
                 table: LabelTable, report, cancel) -> None:
-    if fmt == "nifti":
-        from .nifti import write_nifti_labels
-        write_nifti_labels(arr, geometry, tmp)
-    elif fmt in ("nrrd", "mha"):
-        from .sitk_io import write_nrrd_labels
-        write_nrrd_labels(arr, geometry, tmp)
-    elif fmt == "seg-nrrd":
-        from .seg_nrrd import write_seg_nrrd
-        write_seg_nrrd(arr, geometry, tmp, table)
-    elif fmt == "dicom-seg":
-        from .dicom_seg import write_dicom_seg
+    spec = get_format(fmt)
+    write = spec.write_function()
+    if spec.needs_dicom_scan:
         if volume is None or volume.format != "dicom":
-            raise UnsupportedFormatError("DICOM SEG can only be written for a scan opened from DICOM (it must "
+            raise UnsupportedFormatError(f"{spec.title} can only be written for a scan opened from DICOM (it must "
                                          "reference the source images). Save as .nii.gz or .seg.nrrd instead.")
-        write_dicom_seg(arr, volume, tmp, table, progress=report, cancel=cancel)
+        write(arr, volume, tmp, table, progress=report, cancel=cancel)
+    elif spec.takes_table:
+        write(arr, geometry, tmp, table)
     else:
-        raise UnsupportedFormatError(f"Unknown label format '{fmt}'.")
+        write(arr, geometry, tmp)
 
 
 #: what :func:`load_labels` does with values outside the label table

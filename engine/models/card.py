@@ -1,4 +1,9 @@
-"""The model card: everything LungLens knows about a model besides its weights."""
+"""The model card: everything LungLens knows about a model besides its weights.
+
+This module reads cards without importing torch (the app lists the models in its Run AI
+selector while the window opens): :func:`list_cards` scans :data:`MODELS_DIR` and
+:attr:`ModelCard.validation_dice` is the one figure a selector shows.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ModelError
+from ..labels import DEFAULT_TABLE
 
 TASKS = ("segmentation", "findings", "covid", "lung")
+
+#: the shipped models: ``<name>.safetensors`` + ``<name>.json`` (the registry reads this folder too)
+MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
 
 
 @dataclass
@@ -42,7 +51,7 @@ class ModelCard:
     config: dict = field(default_factory=dict)
     in_channels: int = 1
     input_size: tuple[int, int] = (256, 256)
-    classes: tuple[str, ...] = ("background", "ggo", "consolidation", "effusion")
+    classes: tuple[str, ...] = ("background", *(lab.key for lab in DEFAULT_TABLE))
     version: str = "1"
     val_metrics: dict = field(default_factory=dict)
     weights: Optional[str] = None
@@ -93,3 +102,40 @@ class ModelCard:
         except (OSError, ValueError) as exc:
             raise ModelError(f"Model card {path} cannot be read: {exc}") from exc
         return cls.from_dict(data)
+
+    @property
+    def validation_dice(self) -> Optional[float]:
+        """Validation Dice of :attr:`val_metrics`: infection Dice, else the mean of the classes' Dice."""
+        metrics = self.val_metrics if isinstance(self.val_metrics, dict) else {}
+        inf = metrics.get("infection")
+        if isinstance(inf, dict) and isinstance(inf.get("dice"), (int, float)):
+            return float(inf["dice"])
+        values = [v["dice"] for v in self.class_dice().values()]
+        if values:
+            return float(sum(values) / len(values))
+        if isinstance(metrics.get("dice"), (int, float)):
+            return float(metrics["dice"])
+        return None
+
+    def class_dice(self) -> dict[str, dict[str, float]]:
+        """``{class: {"dice": value}}`` of :attr:`val_metrics` (the classes that have a Dice)."""
+        classes = self.val_metrics.get("classes") if isinstance(self.val_metrics, dict) else None
+        if not isinstance(classes, dict):
+            return {}
+        return {k: v for k, v in classes.items() if isinstance(v, dict) and isinstance(v.get("dice"), (int, float))}
+
+
+def list_cards(folder: Optional[Path] = None, task: Optional[str] = None) -> list[ModelCard]:
+    """Cards of the models in ``folder`` (default :data:`MODELS_DIR`), by file name; torch is not imported.
+
+    Unreadable or incomplete cards are skipped; ``task`` keeps only the models of that task.
+    """
+    cards = []
+    for path in sorted(Path(folder or MODELS_DIR).glob("*.json")):
+        try:
+            card = ModelCard.load(path)
+        except ModelError:
+            continue
+        if task is None or card.task == task:
+            cards.append(card)
+    return cards

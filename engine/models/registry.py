@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .card import ModelCard
+from .card import MODELS_DIR as CARDS_DIR
+from .card import ModelCard, list_cards
 
 #: architecture key -> module that defines ``build(config) -> nn.Module``
 ARCHITECTURES: dict[str, str] = {
@@ -56,7 +57,7 @@ DEFAULTS: dict[str, str] = {
 #: ``default:<task>`` for the other tasks), so scripts need not know its name
 DEFAULT_ALIAS = "default"
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+MODELS_DIR = CARDS_DIR
 
 
 def resolve_alias(name: str) -> str:
@@ -114,14 +115,7 @@ def sha256_file(path: str | Path) -> str:
 
 def available(models_dir: Optional[Path] = None) -> list[ModelCard]:
     """Cards of all models with a card in ``models_dir`` (default ``resources/models``)."""
-    folder = Path(models_dir) if models_dir else MODELS_DIR
-    cards = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            cards.append(ModelCard.load(path))
-        except ModelError:
-            continue
-    return cards
+    return list_cards(Path(models_dir) if models_dir else MODELS_DIR)
 
 
 def get_card(name: str, models_dir: Optional[Path] = None) -> ModelCard:

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from ..display.overlay import outline
 from ..labels import DEFAULT_TABLE, FINDING_KEYS, FINDINGS, LabelTable
 from ..types import Volume
 
@@ -41,16 +42,6 @@ def _grey(arr2d: np.ndarray, is_hu: bool, window: tuple[float, float]) -> np.nda
     return np.clip((arr2d.astype(np.float32) - lo) * (255.0 / width), 0, 255).astype(np.uint8)
 
 
-def _outline(lab: np.ndarray) -> np.ndarray:
-    """Pixels of a label region that touch another value (4-neighbourhood)."""
-    edge = np.zeros(lab.shape, dtype=bool)
-    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
-    edge[:-1, :] |= lab[:-1, :] != lab[1:, :]
-    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
-    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    return edge & (lab > 0)
-
-
 def render(image2d: np.ndarray, labels2d: Optional[np.ndarray], is_hu: bool, pixel_mm: tuple[float, float],
            table: LabelTable = DEFAULT_TABLE, alpha: float = 0.45, window: tuple[float, float] = LUNG_WINDOW,
            max_size: int = 512) -> Image.Image:
@@ -68,7 +59,7 @@ def render(image2d: np.ndarray, labels2d: Optional[np.ndarray], is_hu: bool, pix
         lab = labels2d
         m = lab > 0
         rgb[m] = (1 - alpha) * rgb[m] + alpha * lut[lab[m]]
-        edge = _outline(lab)
+        edge = outline(lab) > 0  # the one outline (engine.display), as the viewer draws it
         rgb[edge] = lut[lab[edge]]
     img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
     h_mm = image2d.shape[0] * pixel_mm[0]

@@ -313,15 +313,6 @@ class IncrementalQuantifier:
             raise GeometryMismatchError(f"The label map {labels.shape} does not match {self.labels.shape}.")
         self.labels = labels
 
-    def set_lungs(self, lungs: Optional[LungMasks]) -> Quantification:
-        """New lung masks (e.g. after the user corrected them): full recount."""
-        if lungs is not None and lungs.shape != tuple(self.labels.shape):
-            raise GeometryMismatchError(f"The lung masks {lungs.shape} do not match the label map {self.labels.shape}.")
-        if self._shadow is not None:
-            self._shadow[...] = self.labels
-        self._recount(lungs)
-        return self.result()
-
     def _apply(self, box: tuple[slice, slice, slice], old: np.ndarray, new: np.ndarray) -> None:
         changed = old != new
         if not changed.any():

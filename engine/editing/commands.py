@@ -6,8 +6,9 @@ of voxels it changed (0 when nothing needed doing).
 
 from __future__ import annotations
 
-from engine.editing import LabelEditor, ops
-from engine.labels import DEFAULT_TABLE
+from ..labels import DEFAULT_TABLE
+from . import ops
+from .editor import LabelEditor
 
 
 def _name(value: int) -> str:

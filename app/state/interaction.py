@@ -1,21 +1,17 @@
-"""Left-button tools of the slice views.
+"""The contract between the slice views and the interaction tools.
 
 A tool is a small object with ``press``, ``drag`` and ``release`` methods, each taking
 a :class:`VoxelMouseEvent`, and it calls only model APIs (STYLE rule 8). The views send
 every plain left-button action to the current tool (Shift+left is window/level, middle
-pans, right zooms). Extensions install their own tool with
-``window.views.set_tool(tool)``; ``set_tool(None)`` restores :class:`CrosshairTool`.
+pans, right zooms). The tools live in :mod:`app.tools`; the views know only this base.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.display import Plane
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..models import Session
 
 
 @dataclass(frozen=True)
@@ -52,9 +48,16 @@ class VoxelMouseEvent:
 
 
 class ViewTool:
-    """Base class of left-button tools; every method does nothing."""
+    """Base class of left-button tools; every method does nothing.
+
+    Each tool declares its ``name`` (a key), ``title`` (menus), ``shortcut`` and
+    ``options`` (the rows of the editing options panel it uses).
+    """
 
     name = "tool"
+    title = "Tool"
+    shortcut = ""
+    options: tuple[str, ...] = ()
     #: cursor shape over the views (a ``Qt.CursorShape``) or None for the default arrow
     cursor: Any = None
 
@@ -66,17 +69,3 @@ class ViewTool:
 
     def release(self, event: VoxelMouseEvent) -> None:
         """Left button released (end of a click or drag)."""
-
-
-class CrosshairTool(ViewTool):
-    """Click or drag to move the linked crosshair within the view's slice."""
-
-    name = "crosshair"
-
-    def __init__(self, session: "Session") -> None:
-        self._session = session
-
-    def press(self, event: VoxelMouseEvent) -> None:
-        self._session.set_cursor(*event.zyx)
-
-    drag = press

@@ -1,13 +1,13 @@
 """The editing options panel: tool, label, brush size, paint-over mode, HU range, islands,
 and the mL each finding gained or lost by hand since the last AI result.
 
-It mirrors :class:`~app.tools.settings.ToolSettings` and writes back through its setters
+It mirrors :class:`~app.state.tool_settings.ToolSettings` and writes back through its setters
 (STYLE rule 2); updates from the model are applied with signals blocked.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional
 
 from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QWidget
@@ -15,13 +15,16 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayou
 from engine.editing import THRESHOLD_PRESETS
 from engine.labels import DEFAULT_TABLE
 
-from .settings import MAX_RADIUS_MM, MIN_RADIUS_MM, ToolSettings
+from ..state.tool_settings import MAX_RADIUS_MM, MIN_RADIUS_MM, ToolSettings
 
 MODES = (("everything", "Everything"), ("background", "Background only"), ("label", "Only label…"))
 
 
 class OptionsPanel(QWidget):
-    """Form of editing options; ``set_tool_title`` and ``set_hand_edits`` are fed by the controller."""
+    """Form of editing options; ``set_tool`` and ``set_hand_edits`` are fed by the editing flow.
+
+    The rows a tool does not use (its ``options``) are disabled while it is active.
+    """
 
     def __init__(self, settings: ToolSettings, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -79,6 +82,11 @@ class OptionsPanel(QWidget):
         self.island.setToolTip("Remove small islands: pieces smaller than this are erased")
         self.island.valueChanged.connect(settings.set_island_ml)
         form.addRow("Smallest island", self.island)
+        #: option key -> the widgets of its row (a tool's ``options`` names these keys)
+        self.rows: dict[str, tuple[QWidget, ...]] = {
+            "label": (self.label_combo,), "radius": (self.radius,),
+            "paint_over": (self.mode_combo, self.over_combo), "threshold": (self.preset_combo, self.lo, self.hi)}
+        self._options: Optional[frozenset[str]] = None
         self.hand_edits = QLabel("—")
         self.hand_edits.setWordWrap(True)
         self.hand_edits.setToolTip("Changed by hand since the last AI result")
@@ -86,8 +94,19 @@ class OptionsPanel(QWidget):
         settings.changed.connect(self.sync)
         self.sync()
 
-    def set_tool_title(self, title: str) -> None:
+    def set_tool(self, title: str, options: Optional[Iterable[str]] = None) -> None:
+        """Show the active tool; only the rows of its ``options`` are enabled (all when ``None``)."""
         self.tool_label.setText(title)
+        self._options = None if options is None else frozenset(options)
+        self._enable_rows()
+
+    def _enable_rows(self) -> None:
+        for key, widgets in self.rows.items():
+            on = self._options is None or key in self._options
+            for w in widgets:
+                w.setEnabled(on)
+        if self._options is None or "paint_over" in self._options:
+            self.over_combo.setEnabled(self.settings.mode == "label")
 
     def set_hand_edits(self, changes: dict[str, dict[str, float]]) -> None:
         """Show ``LabelEditor.person_changes_ml()``."""
@@ -105,7 +124,7 @@ class OptionsPanel(QWidget):
         self.radius.setValue(s.radius_mm)
         self.mode_combo.setCurrentIndex(self.mode_combo.findData(s.mode))
         self.over_combo.setCurrentIndex(self.over_combo.findData(s.over_label))
-        self.over_combo.setEnabled(s.mode == "label")
+        self.over_combo.setEnabled(s.mode == "label" and (self._options is None or "paint_over" in self._options))
         self.lo.setValue(s.hu_range[0])
         self.hi.setValue(s.hu_range[1])
         self.island.setValue(s.island_ml)

@@ -1,6 +1,6 @@
 """The AI proposal: what Run AI has produced so far, before the user accepts it.
 
-:class:`ProposalModel` lives on the GUI thread. The AI flow (:mod:`app.ai`) feeds it
+:class:`ProposalModel` lives on the GUI thread. The AI flow (:mod:`app.flows.ai`) feeds it
 slab by slab as the worker thread delivers them, then the finished
 :class:`engine.inference.Prediction`; overlays, the findings panel and the slice strip
 mirror it through its signals. The label layer is not touched until the user accepts.
@@ -17,13 +17,10 @@ from typing import Any, Optional
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from engine.inference.pipeline import finding_counts
 from engine.labels import FINDINGS
 
-
-def finding_counts(labels: np.ndarray) -> np.ndarray:
-    """Voxels of GGO, consolidation and effusion on each slice of ``labels`` (n, y, x) -> (n, 3)."""
-    flat = labels.reshape(labels.shape[0], -1)
-    return np.stack([(flat == lab).sum(axis=1) for lab in FINDINGS], axis=1)
+N_FINDINGS = len(FINDINGS)
 
 
 class ProposalModel(QObject):
@@ -57,8 +54,8 @@ class ProposalModel(QObject):
         self.state = "idle"
         self.run_id = 0
         self.labels: Optional[np.ndarray] = None
-        self.slice_probabilities = np.zeros((0, 3), dtype=np.float32)
-        self.counts = np.zeros((0, 3), dtype=np.int64)
+        self.slice_probabilities = np.zeros((0, N_FINDINGS), dtype=np.float32)
+        self.counts = np.zeros((0, N_FINDINGS), dtype=np.int64)
         self.processed = np.zeros(0, dtype=bool)
         self.prediction: Any = None
         self.quantification: Any = None
@@ -72,8 +69,8 @@ class ProposalModel(QObject):
         self.state = "running"
         self.labels = np.zeros(tuple(int(s) for s in shape), dtype=np.uint8)
         nz = int(shape[0])
-        self.slice_probabilities = np.zeros((nz, 3), dtype=np.float32)
-        self.counts = np.zeros((nz, 3), dtype=np.int64)
+        self.slice_probabilities = np.zeros((nz, N_FINDINGS), dtype=np.float32)
+        self.counts = np.zeros((nz, N_FINDINGS), dtype=np.int64)
         self.processed = np.zeros(nz, dtype=bool)
         self.prediction = None
         self.quantification = None
@@ -86,8 +83,8 @@ class ProposalModel(QObject):
                  counts: Optional[np.ndarray] = None) -> bool:
         """Store one slab's results; returns False (and ignores it) for a stale run.
 
-        ``counts`` (n, 3) are the slab's voxels per finding (computed here when not given;
-        the AI flow computes them on the worker thread).
+        ``counts`` (n, findings) are the slab's voxels per finding (computed here when not
+        given; the reading pipeline computes them on the worker thread).
         """
         if run_id != self.run_id or self.state != "running" or self.labels is None:
             return False

@@ -1,7 +1,12 @@
 """Run engine functions on a worker thread, with progress and cancel.
 
 :class:`Task` wraps a call ``fn(*args, progress=..., cancel=..., **kwargs)`` in a
-``QRunnable`` run by the global ``QThreadPool``. The engine function reports progress
+``QRunnable`` run by the global ``QThreadPool``. When ``fn`` returns a generator (an
+engine function that yields partial results, such as
+:func:`engine.inference.pipeline.iter_read`), the task drains it on the worker: each
+yielded value is emitted as ``yielded(object)`` (queued to the GUI thread, as superqt's
+``GeneratorWorker`` does), each step is a place to cancel, and the generator's return
+value is the result. The engine function reports progress
 through a plain callback that emits a Qt signal (thread-safe, queued to the GUI thread)
 and checks a :class:`engine.progress.CancelToken`. When it ends, exactly one of
 ``result(object)``, ``error(object)`` (the exception) or ``cancelled()`` is emitted on
@@ -9,15 +14,17 @@ the GUI thread, then ``finished()``. Cancellation (:class:`engine.errors.Cancell
 raised after ``cancel()``) is not an error.
 
 :class:`TaskRunner` starts tasks, keeps them alive until they finish and feeds a
-:class:`app.widgets.progress.ProgressPanel`. No ``processEvents()`` loops anywhere.
+:class:`app.widgets.progress.ProgressPanel`; :meth:`TaskRunner.run` is the one way flows
+start work (errors go to the notices unless the caller handles them). No ``processEvents()`` loops anywhere.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import traceback
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Generator, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
@@ -31,6 +38,7 @@ class TaskSignals(QObject):
     """Signals of a :class:`Task`; this object lives in the GUI thread."""
 
     progress = Signal(float, str)
+    yielded = Signal(object)
     result = Signal(object)
     error = Signal(object)
     cancelled = Signal()
@@ -76,7 +84,7 @@ class Task(QRunnable):
         self.kwargs = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # PySide warns for signals with no slot
-            for signal in (self.signals.progress, self.signals.result, self.signals.error,
+            for signal in (self.signals.progress, self.signals.yielded, self.signals.result, self.signals.error,
                            self.signals.cancelled, self.signals.finished):
                 try:
                     signal.disconnect()
@@ -86,12 +94,26 @@ class Task(QRunnable):
     def _report(self, fraction: float, message: str = "") -> None:
         self.signals.progress.emit(float(fraction), str(message))
 
+    def _drain(self, gen: Generator[Any, None, Any]) -> Any:
+        """Run ``gen`` to its end: each value becomes ``yielded``; cancel is checked between steps."""
+        while True:
+            if self.token.is_set():
+                gen.close()
+                raise CancelledError("cancelled")
+            try:
+                value = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            self.signals.yielded.emit(value)
+
     def run(self) -> None:  # worker thread
         kwargs = dict(self.kwargs)
         if self.pass_progress:
             kwargs.update(progress=self._report, cancel=self.token)
         try:
             out = self.fn(*self.args, **kwargs)
+            if inspect.isgenerator(out):
+                out = self._drain(out)
         except CancelledError:
             self.signals.cancelled.emit()
         except Exception as exc:  # delivered to the GUI thread, shown there
@@ -123,10 +145,16 @@ class TaskRunner(QObject):
     -------
     started(object), ended(object)
         a task began / ended (the :class:`Task`), for progress displays.
+    error(str)
+        a task started by :meth:`run` without ``on_error`` failed (the message to show).
+    status(str)
+        a short status line (a task of :meth:`run` was cancelled).
     """
 
     started = Signal(object)
     ended = Signal(object)
+    error = Signal(str)
+    status = Signal(str)
 
     def __init__(self, parent: Optional[QObject] = None, pool: Optional[QThreadPool] = None) -> None:
         super().__init__(parent)
@@ -139,8 +167,11 @@ class TaskRunner(QObject):
 
     def start(self, task: Task, on_result: Optional[Callable[[Any], None]] = None,
               on_error: Optional[Callable[[BaseException], None]] = None,
-              on_cancel: Optional[Callable[[], None]] = None) -> Task:
-        """Run ``task``; the callbacks run on the GUI thread."""
+              on_cancel: Optional[Callable[[], None]] = None,
+              on_yield: Optional[Callable[[Any], None]] = None) -> Task:
+        """Run ``task``; the callbacks run on the GUI thread (``on_yield`` per value a generator yields)."""
+        if on_yield is not None:
+            task.signals.yielded.connect(on_yield)
         if on_result is not None:
             task.signals.result.connect(on_result)
         if on_error is not None:
@@ -152,6 +183,23 @@ class TaskRunner(QObject):
         self.started.emit(task)
         self._pool.start(task)
         return task
+
+    def run(self, fn: Callable[..., Any], *args: Any, title: str = "Working",
+            on_result: Optional[Callable[[Any], None]] = None,
+            on_error: Optional[Callable[[BaseException], None]] = None,
+            on_cancel: Optional[Callable[[], None]] = None,
+            on_yield: Optional[Callable[[Any], None]] = None, **kwargs: Any) -> Task:
+        """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` on a worker thread with a progress bar.
+
+        Without ``on_error`` the error is announced by :attr:`error` (the window shows it);
+        without ``on_cancel`` the cancellation by :attr:`status`.
+        """
+        if on_error is None:
+            on_error = lambda exc: self.error.emit(error_message(exc))  # noqa: E731
+        if on_cancel is None:
+            on_cancel = lambda: self.status.emit(f"{title}: cancelled")  # noqa: E731
+        task = Task(fn, *args, title=title, **kwargs)
+        return self.start(task, on_result=on_result, on_error=on_error, on_cancel=on_cancel, on_yield=on_yield)
 
     def cancel_all(self) -> None:
         for task in list(self._tasks):

@@ -1,8 +1,17 @@
-"""Opening scans and label maps: File menu, Open Recent, drag-and-drop, command line.
+"""The open flow: scans and label maps from the File menu, Open Recent, drag-and-drop, command line.
 
-Every read runs on a worker (:meth:`MainWindow.run_worker`) with a progress bar and
+Every read runs on a worker (:meth:`app.context.AppContext.run`) with a progress bar and
 Cancel. A failed or cancelled open leaves the previous scan open. A folder holding
-several DICOM series opens a :class:`SeriesDialog` first.
+several DICOM series opens a :class:`SeriesDialog` first (:func:`read_folder` on the worker
+decides, with :func:`engine.io.list_series`).
+
+A new scan reaches the state in one order: the label layer gets a fresh editor bound to
+it (silently), the session gets the volume, then the layer announces its labels: no
+listener ever sees the labels of one file with the scan of another.
+
+Before-open hook: :meth:`OpenFlow.set_guard` installs a function ``guard(what, proceed)``
+that runs ``proceed()`` now or after asking (the unsaved-edits guard of
+:class:`app.flows.recovery.RecoveryFlow`); every open goes through it.
 
 Signals
 -------
@@ -18,27 +27,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
 from engine.errors import GeometryMismatchError, SeriesError
 from engine.progress import as_progress
 from engine.types import Volume
 
-from ..settings import RecentFiles
+from ..context import AppContext
+from ..state.tasks import Task, error_message
 from ..widgets.series_dialog import SeriesDialog
-from ..worker import error_message
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..main_window import MainWindow
 
 SCAN_FILTER = ("Scans (*.nii *.nii.gz *.dcm *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg);;"
                "All files (*)")
-LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.seg.nrrd *.dcm *.png);;All files (*)"
+
+#: ``guard(what, proceed)``: run ``proceed()`` now or after asking the user about ``what``
+Guard = Callable[[str, Callable[[], None]], Any]
 
 
 def load_phantom(shape: Optional[tuple[int, int, int]] = None, progress: Any = None,
@@ -54,62 +62,73 @@ def load_phantom(shape: Optional[tuple[int, int, int]] = None, progress: Any = N
     return ph.volume, ph.labels
 
 
-class ScanIOController(QObject):
-    """The open-scan and open-labels flows of one main window."""
+class OpenFlow(QObject):
+    """The open-scan and open-labels flows of one main window.
+
+    Parameters
+    ----------
+    ctx
+        The window's context.
+    set_title
+        Shows the open scan's name in the window title.
+    """
 
     volume_opened = Signal(object)
     labels_opened = Signal(str)
     open_failed = Signal(str)
 
-    def __init__(self, window: "MainWindow", recent: RecentFiles) -> None:
-        super().__init__(window)
-        self.window = window
-        self.recent = recent
+    def __init__(self, ctx: AppContext, set_title: Callable[[str], None]) -> None:
+        super().__init__(ctx.actions.owner)
+        self.ctx = ctx
+        self.set_title = set_title
+        self.recent = ctx.preferences.recent
+        self._guard: Optional[Guard] = None
         self._last_dir = str(Path.home())
         self.series_dialog: Optional[SeriesDialog] = None
         #: open the largest series of a folder without asking (scripted runs, e.g. --screenshot)
         self.choose_first_series = False
         #: add opened scans to Open Recent (scripted runs leave the user's list alone)
         self.remember_recent = True
-        self._open_task: Any = None
-        menu = window.menus["file"]
-        self.open_action = self._action("&Open scan…", QKeySequence.StandardKey.Open, self.ask_open_file)
-        self.open_folder_action = self._action("Open DICOM &folder…", "Ctrl+Shift+O", self.ask_open_folder)
-        self.phantom_action = self._action("Open &phantom", None, self.open_phantom)
-        self.open_labels_action = self._action("Open &labels…", "Ctrl+L", self.ask_open_labels)
-        for a in (self.open_action, self.open_folder_action):
-            menu.addAction(a)
-        self.recent_menu = menu.addMenu("Open &recent")
-        menu.addAction(self.phantom_action)
-        menu.addSeparator()
-        menu.addAction(self.open_labels_action)
-        recent.changed.connect(self._fill_recent)
+        self._open_task: Optional[Task] = None
+        actions = ctx.actions
+        self.open_action = actions.action("&Open scan…", self.ask_open_file, QKeySequence.StandardKey.Open, "file")
+        self.open_folder_action = actions.action("Open DICOM &folder…", self.ask_open_folder, "Ctrl+Shift+O", "file")
+        self.recent_menu = actions.menus["file"].addMenu("Open &recent")
+        self.phantom_action = actions.action("Open &phantom", self.open_phantom, None, "file")
+        actions.menus["file"].addSeparator()
+        self.open_labels_action = actions.action("Open &labels…", self.ask_open_labels, "Ctrl+L", "file")
+        self.recent.changed.connect(self._fill_recent)
         self._fill_recent()
-        window.toolbar.addAction(self.open_action)
+        actions.toolbar.addAction(self.open_action)
 
-    def _action(self, text: str, shortcut: Any, slot: Any) -> QAction:
-        action = QAction(text, self.window)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
-        return action
+    def set_guard(self, guard: Optional[Guard]) -> None:
+        """Install the before-open hook (see the module docstring); ``None`` removes it."""
+        self._guard = guard
+
+    def _guarded(self, what: str, proceed: Callable[[], None]) -> None:
+        if self._guard is None:
+            proceed()
+        else:
+            self._guard(what, proceed)
 
     # -- dialogs --------------------------------------------------------------
     def ask_open_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open scan", self._last_dir, SCAN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.ctx.actions.owner, "Open scan", self._last_dir, SCAN_FILTER)
         if path:
             self.open_path(path)
 
     def ask_open_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self.window, "Open DICOM or image folder", self._last_dir)
+        path = QFileDialog.getExistingDirectory(self.ctx.actions.owner, "Open DICOM or image folder", self._last_dir)
         if path:
             self.open_path(path)
 
     def ask_open_labels(self) -> None:
-        if self.window.session.volume is None:
-            self.window.show_error("Open a scan first, then the label map made for it.")
+        if self.ctx.session.volume is None:
+            self.ctx.notices.error("Open a scan first, then the label map made for it.")
             return
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open labels", self._last_dir, LABEL_FILTER)
+        from engine.io.label_formats import open_filter  # engine.io (pydicom...) loads on first use
+
+        path, _ = QFileDialog.getOpenFileName(self.ctx.actions.owner, "Open labels", self._last_dir, open_filter())
         if path:
             self.open_labels(path)
 
@@ -119,10 +138,12 @@ class ScanIOController(QObject):
 
         ``series`` is a :attr:`engine.io.SeriesInfo.uid` (or SeriesInstanceUID / number).
         """
-        path = str(path)
+        self._guarded("open another scan", lambda: self._open_path(str(path), series))
+
+    def _open_path(self, path: str, series: Optional[str]) -> None:
         self._last_dir = str(Path(path).parent)
-        fn = _open_folder if Path(path).is_dir() and series is None else _load
-        args = (path,) if fn is _open_folder else (path, series)
+        fn = read_folder if Path(path).is_dir() and series is None else _load
+        args = (path,) if fn is read_folder else (path, series)
         self._start_open(fn, *args, title=f"Opening {Path(path).name}",
                                on_result=lambda out: self._loaded(out, path),
                                on_error=self._failed, on_cancel=self._cancelled)
@@ -131,7 +152,7 @@ class ScanIOController(QObject):
         """Start an open; one still running is cancelled (the newest request wins)."""
         if self._open_task is not None:
             self._open_task.cancel()
-        task = self.window.run_worker(fn, *args, **kwargs)
+        task = self.ctx.run(fn, *args, **kwargs)
         self._open_task = task
         task.signals.finished.connect(lambda t=task: self._open_ended(t))
 
@@ -143,16 +164,16 @@ class ScanIOController(QObject):
         if isinstance(out, Volume):
             self.show_volume(out, path)
         elif self.choose_first_series:
-            self.window.status_message(f"{Path(path).name} holds {len(out)} series: opening the largest.")
-            self.open_path(path, series=out[0].uid)
+            self.ctx.notices.status(f"{Path(path).name} holds {len(out)} series: opening the largest.")
+            self._open_path(path, out[0].uid)
         else:
             self.choose_series(path, out)
 
     def choose_series(self, folder: str, found: list[Any]) -> SeriesDialog:
         """Ask (non-modally) which of the series ``found`` in ``folder`` to open."""
-        dialog = SeriesDialog(folder, found, self.window)
+        dialog = SeriesDialog(folder, found, self.ctx.actions.owner)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.accepted.connect(lambda: self.open_path(folder, series=dialog.selected.uid))
+        dialog.accepted.connect(lambda: self._open_path(folder, dialog.selected.uid))
         dialog.rejected.connect(self._cancelled)
         dialog.open()
         self.series_dialog = dialog
@@ -160,59 +181,65 @@ class ScanIOController(QObject):
 
     def open_phantom(self, shape: Optional[tuple[int, int, int]] = None) -> None:
         """Open the built-in phantom with its labels (``shape`` ``(z, y, x)``, default size if None)."""
-        self._start_open(load_phantom, shape, title="Building phantom",
+        self._guarded("open another scan", lambda: self._start_open(load_phantom, shape, title="Building phantom",
                                on_result=self._phantom_opened, on_error=self._failed,
-                               on_cancel=self._cancelled)
+                               on_cancel=self._cancelled))
 
-    def show_volume(self, volume: Volume, path: Optional[str] = None) -> None:
-        """Make ``volume`` the open scan (with an empty label layer) and announce it."""
-        self.window.labels.reset(volume.shape)
-        self.window.session.set_volume(volume)
+    def show_volume(self, volume: Volume, path: Optional[str] = None, labels: Optional[np.ndarray] = None,
+                    labels_name: str = "") -> None:
+        """Make ``volume`` the open scan, with ``labels`` (default: none), and announce it.
+
+        The label layer's new editor is built first and silently, then the session gets
+        the volume, then the layer announces its labels (one consistent state at every signal).
+        """
+        ctx = self.ctx
+        ctx.labels.attach(volume, labels, labels_name, announce=False)
+        ctx.session.set_volume(volume)
+        ctx.labels.announce()
         if path is not None and self.remember_recent:
             self.recent.add(path)
         name = Path(path).name if path else "phantom"
-        self.window.setWindowTitle(f"LungLens — {name}")
+        self.set_title(f"LungLens — {name}")
         msg = f"Opened {name}: {' x '.join(str(s) for s in volume.shape[::-1])} voxels"
         if volume.warnings:
             msg += " (warnings: " + "; ".join(volume.warnings) + ")"
-        self.window.status_message(msg)
+        self.ctx.notices.status(msg)
         self.volume_opened.emit(volume)
+        if labels is not None:
+            self.labels_opened.emit(labels_name)
 
     def _phantom_opened(self, result: tuple[Volume, Optional[np.ndarray]]) -> None:
         volume, labels = result
-        self.show_volume(volume, None)
-        if labels is not None:
-            self.window.labels.set_array(labels, "phantom labels")
-            self.labels_opened.emit("phantom labels")
+        self.show_volume(volume, None, labels, "phantom labels" if labels is not None else "")
 
     def _failed(self, exc: BaseException) -> None:
         msg = error_message(exc)
-        self.window.show_error(msg)
+        self.ctx.notices.error(msg)
         self.open_failed.emit(msg)
 
     def _cancelled(self) -> None:
-        self.window.status_message("Cancelled; the previous scan stays open.")
+        self.ctx.notices.status("Cancelled; the previous scan stays open.")
         self.open_failed.emit("")
 
     # -- labels ---------------------------------------------------------------
     def open_labels(self, path: str | os.PathLike) -> None:
         """Read a label map made for the open scan; one on another grid is refused."""
-        volume = self.window.session.volume
+        volume = self.ctx.session.volume
         if volume is None:
-            self.window.show_error("Open a scan first, then the label map made for it.")
+            self.ctx.notices.error("Open a scan first, then the label map made for it.")
             return
-        path = str(path)
-        self.window.run_worker(_load_labels, path, volume, title=f"Opening labels {Path(path).name}",
-                               on_result=lambda arr: self._labels_loaded(arr, path),
-                               on_error=self._failed, on_cancel=self._cancelled)
+        self._guarded("open other labels", lambda: self.ctx.run(
+            _load_labels, str(path), volume, title=f"Opening labels {Path(path).name}",
+            on_result=lambda arr: self._labels_loaded(arr, str(path)), on_error=self._failed,
+            on_cancel=self._cancelled))
 
     def _labels_loaded(self, array: np.ndarray, path: str) -> None:
         try:
-            self.window.labels.set_array(array, Path(path).name)
+            self.ctx.labels.set_array(array, Path(path).name)
         except GeometryMismatchError as exc:
             self._failed(exc)
             return
-        self.window.status_message(f"Labels {Path(path).name} shown over the scan.")
+        self.ctx.notices.status(f"Labels {Path(path).name} shown over the scan.")
         self.labels_opened.emit(Path(path).name)
 
     # -- recent ---------------------------------------------------------------
@@ -230,12 +257,12 @@ class ScanIOController(QObject):
     def _open_recent(self, path: str) -> None:
         if not Path(path).exists():
             self.recent.remove(path)
-            self.window.show_error(f"{path} no longer exists; it was removed from the recent list.")
+            self.ctx.notices.error(f"{path} no longer exists; it was removed from the recent list.")
             return
         self.open_path(path)
 
 
-def _open_folder(folder: str, progress: Any = None, cancel: Any = None) -> Volume | list[Any]:
+def read_folder(folder: str, progress: Any = None, cancel: Any = None) -> Volume | list[Any]:
     """Read a folder: its one DICOM series (a Volume), the list of its series when there are
     several, or an image stack when it holds no DICOM."""
     from engine import io

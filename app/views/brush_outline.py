@@ -12,8 +12,8 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem
 
-from ..views.tools import VoxelMouseEvent
-from .settings import ToolSettings
+from ..state.interaction import VoxelMouseEvent
+from ..state.tool_settings import ToolSettings
 
 
 class BrushOutline:

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 from engine.display import GREY_8BIT, PRESETS
 
+from ..context import AppContext
 from ..widgets.window_level import WindowLevelWidget
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..main_window import MainWindow
 
 #: preset key -> shortcut (digits 1..4 belong to the label tools)
 PRESET_KEYS = {"lung": "F2", "mediastinum": "F3", "bone": "F4", "soft_tissue": "F5"}
 
 
-class WindowLevelController(QObject):
+class WindowLevelFlow(QObject):
     """Adds View > Window presets and the W/L spin boxes; presets are off for 8-bit scans."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, ctx: AppContext) -> None:
+        window = ctx.actions.owner
         super().__init__(window)
-        self.window = window
-        session = window.session
-        menu = window.menus["view"].addMenu("&Window")
+        session = ctx.session
+        menu = ctx.actions.menus["view"].addMenu("&Window")
         self.group = QActionGroup(self)
         self.actions: dict[str, QAction] = {}
         for key, wl in PRESETS.items():
@@ -39,10 +35,11 @@ class WindowLevelController(QObject):
             menu.addAction(action)
             self.actions[key] = action
         self.widget = WindowLevelWidget(session)
-        window.toolbar.addSeparator()
+        toolbar = ctx.actions.toolbar
+        toolbar.addSeparator()
         for key in PRESETS:
-            window.toolbar.addAction(self.actions[key])
-        window.toolbar.addWidget(self.widget)
+            toolbar.addAction(self.actions[key])
+        toolbar.addWidget(self.widget)
         session.window_changed.connect(self._mirror)
         session.volume_changed.connect(self._on_volume)
 

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..main_window import MainWindow
+from ..context import AppContext
+from ..views.view_set import ViewSet
 
 LAYOUT_ACTIONS = (("three", "&Three views", "Ctrl+1"), ("axial", "&Axial only", "Ctrl+2"),
                   ("coronal", "&Coronal only", "Ctrl+3"), ("sagittal", "&Sagittal only", "Ctrl+4"))
 
 
-class ViewActionsController(QObject):
+class ViewActionsFlow(QObject):
     """Layout actions mirror ``session.layout``; Home resets zoom and pan in every view."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, ctx: AppContext, views: ViewSet) -> None:
+        window = ctx.actions.owner
         super().__init__(window)
-        self.window = window
-        session = window.session
-        menu = window.menus["view"]
+        self.session = ctx.session
+        self.views = views
+        session = ctx.session
+        labels = ctx.labels
+        menu = ctx.actions.menus["view"]
         layout_menu = menu.addMenu("&Layout")
         self.group = QActionGroup(self)
         self.layout_actions: dict[str, QAction] = {}
@@ -39,7 +40,7 @@ class ViewActionsController(QObject):
         layout_menu.addAction(self.toggle_single)
         self.reset_action = QAction("&Reset zoom and pan", window)
         self.reset_action.setShortcut(QKeySequence("Home"))
-        self.reset_action.triggered.connect(lambda _c=False: window.views.reset_views())
+        self.reset_action.triggered.connect(lambda _c=False: views.reset_views())
         menu.addAction(self.reset_action)
         self.crosshair_action = QAction("&Crosshair", window)
         self.crosshair_action.setCheckable(True)
@@ -51,19 +52,18 @@ class ViewActionsController(QObject):
         self.outline_action = QAction("Label &outlines", window)
         self.outline_action.setCheckable(True)
         self.outline_action.setShortcut(QKeySequence("Shift+O"))
-        self.outline_action.toggled.connect(window.labels.set_outline)
-        window.labels.appearance_changed.connect(
-            lambda: self.outline_action.setChecked(window.labels.outline))
+        self.outline_action.toggled.connect(labels.set_outline)
+        labels.appearance_changed.connect(lambda: self.outline_action.setChecked(labels.outline))
         menu.addAction(self.outline_action)
         session.layout_changed.connect(self._mirror)
         self._mirror(session.layout)
 
     def _toggle(self) -> None:
-        session = self.window.session
+        session = self.session
         if session.layout != "three":
             session.set_layout("three")
             return
-        focused = next((v for v in self.window.views if v.hasFocus()), self.window.views.axial)
+        focused = next((v for v in self.views if v.hasFocus()), self.views.axial)
         session.set_layout(focused.plane.value)
 
     def _mirror(self, layout: str) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Any, Optional
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
 from engine.types import Volume
 
-from ..views.tools import VoxelMouseEvent
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..main_window import MainWindow
+from ..context import AppContext
+from ..state.interaction import VoxelMouseEvent
 
 
 def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] = None,
@@ -31,27 +29,26 @@ def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] =
     return text
 
 
-class ProbeController(QObject):
-    """Listens to hover events of every view and writes :func:`probe_text` to a status label."""
+class ProbeFlow(QObject):
+    """Listens to hover events of every view and writes :func:`probe_text` to :attr:`label` (the status bar's)."""
 
-    def __init__(self, window: "MainWindow") -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, ctx: AppContext, views: Any) -> None:
+        super().__init__(ctx.actions.owner)
+        self.ctx = ctx
         self.label = QLabel()
         self.label.setMinimumWidth(420)
-        window.statusBar().addPermanentWidget(self.label)
-        for view in window.views:
+        for view in views:
             view.mouse_event.connect(self._on_mouse)
 
     def _on_mouse(self, event: VoxelMouseEvent) -> None:
-        volume = self.window.session.volume
+        volume = self.ctx.session.volume
         if volume is None:
             return
         zyx = event.voxel
         if not all(0 <= v < n for v, n in zip(zyx, volume.shape)):
             self.label.setText("")
             return
-        labels = self.window.labels
+        labels = self.ctx.labels
         value = int(labels.array[zyx]) if labels.array.shape == volume.shape else 0
         name = ""
         if value:

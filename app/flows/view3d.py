@@ -8,29 +8,35 @@ scrolling never touches the 3D view.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 
 from engine.display import downsample_labels
 
-from ..worker import Task, TaskRunner
+from ..context import AppContext
+from ..state.tasks import Task, TaskRunner
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..main_window import MainWindow
     from ..views.view3d import Surface3DView
 
 
-class View3DController(QObject):
-    """Owns the 3D dock (created on first use) and keeps its surfaces up to date lazily."""
+class View3DFlow(QObject):
+    """Owns the 3D dock (created on first use) and keeps its surfaces up to date lazily.
+
+    ``place_dock(dock)`` is called once the dock exists (the window sizes it beside the labels).
+    """
 
     DELAY_MS = 800
     MAX_VOXELS = 2_000_000
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, ctx: AppContext, place_dock: Callable[[Any], None]) -> None:
+        window = ctx.actions.owner
         super().__init__(window)
-        self.window = window
+        self.ctx = ctx
+        self.place_dock = place_dock
+        self.surfaces: dict[int, Any] = {}
         self.view: Optional["Surface3DView"] = None
         self.dock: Any = None
         self._dirty = True
@@ -46,10 +52,10 @@ class View3DController(QObject):
         self.action.setShortcut(QKeySequence("F10"))
         self.action.setToolTip("Show the label surfaces in 3D (F10)")
         self.action.toggled.connect(self.set_shown)
-        window.menus["view"].addAction(self.action)
-        window.labels.changed.connect(self._on_labels_changed)
-        window.labels.appearance_changed.connect(self._on_appearance)
-        window.session.volume_changed.connect(self._on_volume)
+        ctx.actions.menus["view"].addAction(self.action)
+        ctx.labels.changed.connect(self._on_labels_changed)
+        ctx.labels.appearance_changed.connect(self._on_appearance)
+        ctx.session.volume_changed.connect(self._on_volume)
 
     @property
     def shown(self) -> bool:
@@ -61,11 +67,11 @@ class View3DController(QObject):
             from ..views.view3d import Surface3DView
 
             self.view = Surface3DView()
-            self.dock = self.window.add_dock(self.view, "3D", Qt.DockWidgetArea.RightDockWidgetArea)
+            self.dock = self.ctx.actions.dock(self.view, "3D", Qt.DockWidgetArea.RightDockWidgetArea)
             self.dock.visibilityChanged.connect(self._on_dock_visibility)
-            self.window.resizeDocks([self.window.label_dock, self.dock], [150, 700], Qt.Orientation.Vertical)
+            self.place_dock(self.dock)
             if not self.view.available:
-                self.window.status_message(self.view.message.text())
+                self.ctx.notices.status(self.view.message.text())
         if self.dock is not None:
             self.dock.setVisible(shown)
         if shown:
@@ -88,7 +94,7 @@ class View3DController(QObject):
 
     def _on_appearance(self) -> None:
         if self.view is not None and self.view.available:
-            self.view.set_appearance(self.window.labels.table, self.window.labels.hidden)
+            self.view.set_appearance(self.ctx.labels.table, self.ctx.labels.hidden)
 
     def _schedule(self, delay: Optional[int] = None) -> None:
         if self.shown and self._dirty:
@@ -96,13 +102,13 @@ class View3DController(QObject):
 
     def rebuild(self) -> None:
         """Rebuild the surfaces now (on a worker) if the dock is shown and they are stale."""
-        volume = self.window.session.volume
+        volume = self.ctx.session.volume
         if not self.shown or self.view is None or not self.view.available or volume is None:
             return
         if self._building is not None:
             self._timer.start(self.DELAY_MS)  # one build at a time; try again later
             return
-        labels = self.window.labels
+        labels = self.ctx.labels
         if labels.array.shape != volume.shape:
             return
         # the coarse copy is taken here, on the GUI thread, so the worker never reads a
@@ -116,14 +122,14 @@ class View3DController(QObject):
         self._building = task
         task.signals.finished.connect(self._build_finished)
         self._runner.start(task, on_result=lambda s: self._show(s, bounds),
-                           on_error=lambda e: self.window.status_message(f"3D view: {e}"))
+                           on_error=lambda e: self.ctx.notices.status(f"3D view: {e}"))
 
     def _build_finished(self) -> None:
         self._building = None
         self._schedule()
 
     def _show(self, surfaces: dict[int, Any], bounds: tuple[float, ...]) -> None:
-        labels = self.window.labels
+        labels = self.ctx.labels
         self.view.set_surfaces(surfaces, labels.table, labels.hidden, bounds, reset=self._reset_camera)
         self._reset_camera = False
         self.surfaces = surfaces

@@ -1,4 +1,4 @@
-"""Persistent user settings (QSettings, organisation "LungLens") and the Open Recent list.
+"""Persistent user preferences (QSettings, organisation "LungLens") and the Open Recent list.
 
 Set the environment variable ``LUNGLENS_SETTINGS`` to an ``.ini`` path to keep settings
 in that file instead of the user's profile (tests do this so they never touch it).
@@ -12,9 +12,15 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from engine.editing import DEFAULT_MAX_BYTES, DEFAULT_MIN_STEPS, History
+
 ORGANISATION = "LungLens"
 APPLICATION = "LungLens"
 ENV_SETTINGS = "LUNGLENS_SETTINGS"
+#: settings keys of the undo memory budget (MB) and of the steps always kept
+UNDO_BUDGET_KEY, UNDO_MIN_STEPS_KEY = "editing/undo_budget_mb", "editing/undo_min_steps"
+#: settings key of the model Run AI uses
+AI_MODEL_KEY = "ai/model"
 
 
 def make_settings() -> QSettings:
@@ -65,3 +71,25 @@ class RecentFiles(QObject):
         self._settings.setValue(self.KEY, [])
         self._settings.sync()
         self.changed.emit()
+
+
+class Preferences:
+    """The user's preferences: the settings store, Open Recent and typed accessors."""
+
+    def __init__(self, settings: QSettings, parent: Optional[QObject] = None) -> None:
+        self.settings = settings
+        self.recent = RecentFiles(settings, parent=parent)
+
+    def new_history(self) -> History:
+        """An undo history with the budget of the settings (``editing/undo_budget_mb``, default 512,
+        and ``editing/undo_min_steps``, default 10)."""
+        mb = float(self.settings.value(UNDO_BUDGET_KEY, DEFAULT_MAX_BYTES / 2 ** 20))
+        steps = int(self.settings.value(UNDO_MIN_STEPS_KEY, DEFAULT_MIN_STEPS))
+        return History(max_bytes=int(mb * 2 ** 20), min_steps=steps)
+
+    @property
+    def ai_model(self) -> str:
+        return str(self.settings.value(AI_MODEL_KEY, "") or "")
+
+    def set_ai_model(self, key: str) -> None:
+        self.settings.setValue(AI_MODEL_KEY, key)

@@ -1,0 +1,202 @@
+"""Never lose work: crash-recovery prompts and the unsaved-edits guard on quit and open.
+
+- At start-up with no scan open, :meth:`RecoveryFlow.offer_startup_restore` offers to
+  open the scan whose edits an earlier session left unsaved (and restores them).
+- When a scan opens, :meth:`RecoveryFlow.offer_restore` asks (non-modally) whether to
+  restore the unsaved edits an earlier session journaled for it; a restored editor goes
+  to the label layer (:meth:`app.state.label_layer.LabelLayer.adopt`).
+- Closing the window (an event filter) or opening another scan or labels (the open
+  flow's before-open hook, :meth:`RecoveryFlow.confirm_unsaved`) with unsaved edits asks
+  Export / Discard / Cancel first.
+
+The journals' retention policy is the engine's (:func:`engine.editing.tidy_journals`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from engine.editing import (Journal, LabelEditor, all_unsaved_journals, journal_source, scan_key, tidy_journals,
+                            unsaved_journals)
+from engine.editing.journal import read_journal
+from engine.types import Volume
+
+from ..context import AppContext
+from .export import ExportFlow
+
+
+class RecoveryFlow(QObject):
+    """Restore prompts and the unsaved-edits guard of one main window.
+
+    Parameters
+    ----------
+    ctx
+        The window's context.
+    export
+        The export flow (the guard's "Export…" button).
+    open_path
+        Opens a scan (the start-up prompt's "Open and restore").
+    shown
+        The window's first-shown signal (the start-up prompt waits for it).
+    """
+
+    def __init__(self, ctx: AppContext, export: ExportFlow, open_path: Callable[[str], None],
+                 shown: Signal) -> None:
+        super().__init__(ctx.actions.owner)
+        self.ctx = ctx
+        self.export = export
+        self.open_path = open_path
+        self.owner: QWidget = ctx.actions.owner
+        self._close_ok = False
+        self.restore_prompt: Optional[QMessageBox] = None
+        self.unsaved_prompt: Optional[QMessageBox] = None
+        self.startup_prompt: Optional[QMessageBox] = None
+        self._pending_restore: Optional[Path] = None
+        self.owner.installEventFilter(self)
+        shown.connect(lambda: QTimer.singleShot(0, self.offer_startup_restore))
+
+    def scan_opened(self, volume: Volume) -> None:
+        """A new scan is open: closing asks again when it gets unsaved edits; earlier edits are offered."""
+        self._close_ok = False
+        self.offer_restore(volume)
+
+    # -- crash recovery -------------------------------------------------------
+    def offer_restore(self, volume: Volume) -> Optional[QMessageBox]:
+        """Ask (non-modally) whether to restore unsaved edits an earlier session left for this scan."""
+        key = scan_key(volume.source, volume.geometry)
+        ed = self.ctx.labels.editor
+        own = ed.journal.path if ed is not None and ed.journal is not None else None
+        found = [p for p in unsaved_journals(key) if p != own]
+        tidy_journals(key, keep=set(found) | {own})
+        pending, self._pending_restore = self._pending_restore, None
+        if pending is not None and pending in found:  # the user already chose "Open and restore"
+            self.restore(pending)
+            return None
+        if not found:
+            return None
+        path = found[0]
+        box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved edits",
+                          f"LungLens found label edits of this scan that were not exported "
+                          f"(session {path.stem.split('-')[0]}). Restore them?",
+                          QMessageBox.StandardButton.NoButton, self.owner)
+        restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            if button is restore:
+                self.restore(path)
+            elif box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
+                for p in found:
+                    Journal(p).discard()
+            self.restore_prompt = None
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.restore_prompt = box
+        return box
+
+    def offer_startup_restore(self) -> Optional[QMessageBox]:
+        """At start-up with no scan open: offer to open the scan whose edits were left unsaved."""
+        if self.ctx.session.volume is not None:
+            return None
+        for path in all_unsaved_journals():
+            source = journal_source(path)
+            if source and Path(source).exists():
+                break
+        else:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved label edits",
+                          f"LungLens closed while label edits of {Path(source).name} were not exported. "
+                          "Open that scan and restore them?", QMessageBox.StandardButton.NoButton, self.owner)
+        open_button = box.addButton("Open and restore", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            self.startup_prompt = None
+            if button is open_button:
+                self._pending_restore = path
+                self.open_path(source)
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.startup_prompt = box
+        return box
+
+    def restore(self, path: str | Path) -> bool:
+        """Replace the labels by those of journal ``path`` (with its undo history)."""
+        vol = self.ctx.session.volume
+        if vol is None:
+            return False
+        rep = read_journal(path)
+        if rep.shape != tuple(vol.shape):
+            self.ctx.notices.error("The recovered edits do not fit this scan's grid; they were not restored.")
+            return False
+        old = self.ctx.labels.editor
+        if old is not None and old.journal is not None:
+            old.journal.discard()
+        self.ctx.labels.adopt(LabelEditor.from_journal(path, intensities=vol.array,
+                                                       history=self.ctx.preferences.new_history()),
+                              "restored edits")
+        self.ctx.notices.status("Unsaved edits restored.")
+        return True
+
+    # -- unsaved edits --------------------------------------------------------
+    @property
+    def has_unsaved_edits(self) -> bool:
+        return self.ctx.labels.editor is not None and self.ctx.labels.editor.dirty
+
+    def confirm_unsaved(self, action: str, proceed: Callable[[], None]) -> bool:
+        """Run ``proceed`` now when nothing is unsaved (returns True); otherwise ask
+        (non-modally) Export / Discard / Cancel before ``action`` and return False."""
+        if not self.has_unsaved_edits:
+            proceed()
+            return True
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved label edits",
+                          f"The label edits of this scan are not exported. Export them before you {action}?",
+                          QMessageBox.StandardButton.NoButton, self.owner)
+        export = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard edits", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            self.unsaved_prompt = None
+            if button is export:
+                self.export.ask_export(then=proceed)
+            elif button is discard:
+                ed = self.ctx.labels.editor
+                if ed is not None:
+                    ed.dirty = False
+                    if ed.journal is not None:
+                        ed.journal.discard()
+                proceed()
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.unsaved_prompt = box
+        return False
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if obj is self.owner and event.type() == QEvent.Type.Close:
+            if self.has_unsaved_edits and not self._close_ok:
+                event.ignore()
+                self.confirm_unsaved("quit", self._close_now)
+                return True
+            ed = self.ctx.labels.editor
+            if ed is not None and ed.journal is not None and not ed.dirty:
+                ed.journal.discard()
+        return super().eventFilter(obj, event)
+
+    def _close_now(self) -> None:
+        self._close_ok = True
+        self.owner.close()

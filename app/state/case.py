@@ -1,0 +1,184 @@
+"""The case: what we know about the open scan besides its voxels and labels.
+
+One owner for each fact:
+
+- the **lungs** (:class:`engine.quantification.LungMasks`): found once when the scan
+  opens (on a worker), handed to Run AI (the reading pipeline uses them for its numbers),
+  to the numbers panel and to the report; a reading that refines them (a lung model)
+  fills the same slot through :meth:`CaseState.accept_reading`;
+- the **accepted models** (names and versions, for the report);
+- **one quantifier** (:class:`engine.quantification.IncrementalQuantifier`) that follows
+  the label layer box by box (a brush stroke recounts only its box); every number panel
+  mirrors :attr:`CaseState.result`.
+
+A new label map (``changed(None)``) or new lungs start a full count of a snapshot on a
+worker; edits made meanwhile are replayed on the count when it lands.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from engine.errors import DataError
+from engine.quantification import IncrementalQuantifier, LungMasks, Quantification, lung_masks
+from engine.types import Volume
+
+from .label_layer import LabelLayer
+from .session import Session
+from .tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+def find_lungs(volume: Volume, progress: Any = None, cancel: Any = None) -> Optional[LungMasks]:
+    """Lung masks of ``volume``, or ``None`` when no lungs are found (volumes only then)."""
+    try:
+        return lung_masks(volume, progress=progress, cancel=cancel)
+    except DataError as exc:
+        log.info("no lungs: %s", exc)
+        return None
+
+
+def count_labels(snapshot: np.ndarray, volume: Volume, lungs: Optional[LungMasks], progress: Any = None,
+                 cancel: Any = None) -> IncrementalQuantifier:
+    """Worker: the initial tally of a label snapshot (see :meth:`IncrementalQuantifier.counted`)."""
+    return IncrementalQuantifier.counted(snapshot, volume.geometry, lungs, volume.array if volume.is_hu else None,
+                                        progress=progress, cancel=cancel)
+
+
+class CaseState(QObject):
+    """Lungs, accepted models and the live numbers of the open scan.
+
+    Parameters
+    ----------
+    active
+        Find the lungs and keep the numbers (a window without AI or numbers leaves it off).
+
+    Signals
+    -------
+    lungs_changed()
+        :attr:`lungs` was set (found, refined, or cleared for a new scan).
+    numbers_changed(object)
+        the current :class:`Quantification` (``None`` when no scan is open).
+    """
+
+    lungs_changed = Signal()
+    numbers_changed = Signal(object)
+
+    def __init__(self, session: Session, labels: LabelLayer, runner: TaskRunner, active: bool = True,
+                 parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.labels = labels
+        self.runner = runner
+        self.active = active
+        self.volume: Optional[Volume] = None
+        self.lungs: Optional[LungMasks] = None
+        #: models of the accepted AI result, e.g. ``{"segmentation": {"name": ..., "version": ...}}``
+        self.models: dict[str, Any] = {}
+        self.quantifier: Optional[IncrementalQuantifier] = None
+        self.lungs_pending = False
+        self._generation = 0  # bumps whenever a running count becomes stale
+        self._pending: Optional[list[Any]] = None  # boxes edited while a count runs
+        session.volume_changed.connect(self._on_volume)
+        labels.changed.connect(self._on_labels)
+
+    # -- queries --------------------------------------------------------------
+    @property
+    def result(self) -> Optional[Quantification]:
+        """The numbers of the label layer now, or ``None`` while they are being counted."""
+        return self.quantifier.result() if self.quantifier is not None else None
+
+    @property
+    def counting(self) -> bool:
+        """True while a full count runs on a worker."""
+        return self._pending is not None
+
+    def edited_by_person(self) -> bool:
+        """True when a person changed the labels since they were opened or the last AI result."""
+        editor = self.labels.editor
+        return bool(editor.person_changes()) if editor is not None else False
+
+    # -- changes --------------------------------------------------------------
+    def set_lungs(self, lungs: Optional[LungMasks]) -> None:
+        """New lungs for the open scan: announced, then the numbers are recounted with them."""
+        self.lungs = lungs
+        self.lungs_pending = False
+        self.lungs_changed.emit()
+        self._rebuild()
+
+    def accept_reading(self, models: dict[str, Any], lungs: Optional[LungMasks]) -> None:
+        """An AI reading was accepted: record its models; lungs it refined replace the case's."""
+        self.models = dict(models or {})
+        if lungs is not None and lungs is not self.lungs:
+            self.set_lungs(lungs)
+
+    def _on_volume(self, volume: Optional[Volume]) -> None:
+        self.volume = volume
+        self.lungs = None
+        self.models = {}
+        self.quantifier = None
+        self._generation += 1
+        self._pending = None
+        self.lungs_changed.emit()
+        if volume is None or not self.active:
+            self.lungs_pending = False
+            self.numbers_changed.emit(None)
+            return
+        self.lungs_pending = True
+        self.runner.run(find_lungs, volume, title="Finding the lungs",
+                        on_result=lambda lungs, v=volume: self._lungs_found(v, lungs))
+
+    def _lungs_found(self, volume: Volume, lungs: Optional[LungMasks]) -> None:
+        if volume is self.volume:  # else another scan was opened meanwhile
+            self.set_lungs(lungs)
+
+    def _rebuild(self) -> None:
+        """Count a snapshot of the labels on a worker; edits meanwhile are replayed after."""
+        volume = self.volume
+        self._generation += 1
+        if volume is None or not self.active or self.labels.shape != tuple(volume.shape):
+            self._pending = None
+            return
+        gen = self._generation
+        self._pending = []
+        live = self.labels.array
+        self.runner.run(count_labels, live.copy(), volume, self.lungs, title="Counting the findings",
+                        on_result=lambda q: self._counted(gen, live, q))
+
+    def _counted(self, gen: int, live: np.ndarray, q: IncrementalQuantifier) -> None:
+        if gen != self._generation or self.labels.array is not live:
+            return  # stale: a newer count is running
+        q.follow(live)
+        for bbox in self._pending or []:
+            q.update_region(*bbox)
+        self._pending = None
+        self.quantifier = q
+        self.numbers_changed.emit(q.result())
+
+    def _on_labels(self, bbox: Any) -> None:
+        if self.lungs_pending or not self.active:
+            return  # the count starts when the lungs are found
+        if self._pending is not None:  # a count is running
+            if bbox is None:
+                self._rebuild()
+            else:
+                self._pending.append(tuple(bbox))
+            return
+        q = self.quantifier
+        if q is None:
+            return
+        layer = self.labels
+        if bbox is None:
+            if q.labels is not layer.array:
+                self.quantifier = None
+                self._rebuild()
+                return
+            q.update_region(0, layer.shape[0], 0, layer.shape[1], 0, layer.shape[2])
+        else:
+            q.update_region(*bbox)
+        self.numbers_changed.emit(q.result())

@@ -1,0 +1,161 @@
+"""The findings panel of Run AI; it only mirrors the :class:`app.state.proposal.ProposalModel`.
+
+Per finding (every finding of :data:`engine.labels.FINDINGS`): a probability bar for the
+current slice and for the whole scan, the volume in mL and % of lung, and a button that
+jumps to the slice with most of it; the COVID likelihood with its caveat.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from engine.inference.summary import COVID_CAVEAT
+from engine.labels import DEFAULT_TABLE, FINDING_KEYS, FINDINGS
+
+from ..state.proposal import ProposalModel
+from ..state.session import Session
+
+
+#: the COVID bar's heading; its caveat is the engine's one text (also in findings.json and the report)
+COVID_TEXT = f"COVID-19 likelihood. {COVID_CAVEAT}"
+
+
+def _bar(tooltip: str) -> QProgressBar:
+    bar = QProgressBar()
+    bar.setRange(0, 100)
+    bar.setTextVisible(True)
+    bar.setToolTip(tooltip)
+    bar.setFixedHeight(16)
+    return bar
+
+
+def _set_bar(bar: QProgressBar, p: Optional[float], suffix: str = "") -> None:
+    if p is None:
+        bar.setValue(0)
+        bar.setFormat("–")
+        return
+    bar.setValue(int(round(100 * float(p))))
+    bar.setFormat(f"{100 * float(p):.0f} %{suffix}")
+
+
+class FindingsPanel(QWidget):
+    """Probabilities, volumes and jump buttons per finding, and the COVID likelihood.
+
+    Signals
+    -------
+    jump_requested(int)
+        the jump button of finding index 0 (GGO), 1 (consolidation) or 2 (effusion).
+    """
+
+    jump_requested = Signal(int)
+
+    def __init__(self, proposal: ProposalModel, session: Session, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.proposal = proposal
+        self.session = session
+        self.status = QLabel("Press Run AI (Ctrl+R) to segment the findings.")
+        self.status.setWordWrap(True)
+        grid = QGridLayout()
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        grid.setVerticalSpacing(2)
+        grid.addWidget(QLabel("This slice"), 0, 0)
+        grid.addWidget(QLabel("Whole scan"), 0, 1)
+        self.slice_bars: list[QProgressBar] = []
+        self.scan_bars: list[QProgressBar] = []
+        self.volume_labels: list[QLabel] = []
+        self.jump_buttons: list[QPushButton] = []
+        for i, lab in enumerate(FINDINGS):
+            entry = DEFAULT_TABLE[lab]
+            r = 1 + 3 * i
+            name = QLabel(f"<span style='color: rgb{entry.color}'>■</span> <b>{entry.name}</b>")
+            sbar = _bar(f"Probability that this slice shows {entry.name.lower()}")
+            wbar = _bar(f"Probability that the scan shows {entry.name.lower()}")
+            vol = QLabel("")
+            jump = QPushButton("Go to")
+            jump.setToolTip(f"Go to the slice with most {entry.name.lower()}")
+            jump.setEnabled(False)
+            jump.clicked.connect(lambda _c=False, k=i: self.jump_requested.emit(k))
+            grid.addWidget(name, r, 0, 1, 2)
+            grid.addWidget(jump, r, 2)
+            grid.addWidget(sbar, r + 1, 0)
+            grid.addWidget(wbar, r + 1, 1)
+            grid.addWidget(vol, r + 2, 0, 1, 3)
+            self.slice_bars.append(sbar)
+            self.scan_bars.append(wbar)
+            self.volume_labels.append(vol)
+            self.jump_buttons.append(jump)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.HLine)
+        self.covid_title = QLabel(COVID_TEXT)
+        self.covid_title.setWordWrap(True)
+        self.covid_bar = _bar(COVID_CAVEAT)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.status)
+        lay.addLayout(grid)
+        lay.addWidget(line)
+        lay.addWidget(self.covid_title)
+        lay.addWidget(self.covid_bar)
+        lay.addWidget(self.notes)
+        lay.addStretch(1)
+        self.voxel_ml: Optional[float] = None
+        proposal.started.connect(self.refresh)
+        proposal.slab_added.connect(lambda _z: self.refresh())
+        proposal.finished.connect(self.refresh)
+        proposal.accepted.connect(self.refresh)
+        proposal.counts_changed.connect(self.refresh)
+        proposal.cleared.connect(self.refresh)
+        session.cursor_changed.connect(lambda _c: self._refresh_slice())
+        self.refresh()
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def refresh(self) -> None:
+        """Mirror the proposal: whole-scan bars, volumes, jump buttons, COVID bar."""
+        p = self.proposal
+        vol = self.session.volume
+        self.voxel_ml = vol.geometry.voxel_volume_ml if vol is not None and vol.geometry.spacing_known else None
+        pred = p.prediction
+        q = p.quantification
+        for i, lab in enumerate(FINDINGS):
+            key = FINDING_KEYS[lab]
+            if not p.active:
+                _set_bar(self.scan_bars[i], None)
+                self.volume_labels[i].setText("")
+                self.jump_buttons[i].setEnabled(False)
+                continue
+            if pred is not None:
+                _set_bar(self.scan_bars[i], pred.scan_probabilities[key])
+            else:
+                seen = p.slice_probabilities[p.processed, i]
+                _set_bar(self.scan_bars[i], float(seen.max()) if seen.size else None, " so far")
+            n = int(p.counts[:, i].sum())
+            text = f"{n * self.voxel_ml:.1f} mL" if self.voxel_ml is not None else f"{n} vox"
+            pct = q.findings[key].percent_of_lungs if q is not None else None
+            if pct is not None:
+                text += f" · {pct:.1f} % of lung"
+            elif p.state == "running":
+                text += " …"
+            self.volume_labels[i].setText(text)
+            peak = p.peak_slice(i)
+            self.jump_buttons[i].setEnabled(peak is not None)
+            self.jump_buttons[i].setText("Go to" if peak is None else f"Go to {peak + 1}")
+        covid = pred.covid_probability if pred is not None else None
+        _set_bar(self.covid_bar, covid)
+        if pred is not None and covid is None:
+            self.covid_bar.setFormat("no COVID classifier installed")
+        self.notes.setText("\n".join(p.notes) if p.state in ("ready", "accepted") else "")
+        self._refresh_slice()
+
+    def _refresh_slice(self) -> None:
+        p = self.proposal
+        z = self.session.cursor[0]
+        done = p.active and 0 <= z < p.processed.size and bool(p.processed[z])
+        for i in range(len(FINDINGS)):
+            _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done else None)

@@ -1,0 +1,26 @@
+"""Where LungLens keeps its per-user files (edit journals, the temporary-folder register).
+
+One function, :func:`data_dir`, in the lowest layer so that readers and writers
+(``engine.io``) and the editor (``engine.editing``) agree on the folder without importing
+each other.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """The LungLens user data folder (``$LUNGLENS_DATA_DIR`` overrides it)."""
+    env = os.environ.get("LUNGLENS_DATA_DIR")
+    if env:
+        return Path(env)
+    if sys.platform.startswith("win"):
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "LungLens"
