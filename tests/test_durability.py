@@ -64,7 +64,7 @@ def test_damage_in_the_middle_keeps_every_later_step_and_says_so(data_home):
     rep = read_journal(path)
     assert rep.damaged == 1 and rep.recovered_steps == 5
     assert "1 record(s) could not be read; 5 step(s) were recovered" in rep.problem()
-    got = rep.labels()
+    got = LabelEditor.replay(rep).labels
     # every voxel equals the last edit except the row only the lost step 2 painted
     lost = (states[2] != states[1])
     assert np.array_equal(got[~lost], states[-1][~lost]) and not got[lost].any()
@@ -105,7 +105,7 @@ def test_torn_tail_is_not_reported_as_damage(data_home):
     data = path.read_bytes()
     path.write_bytes(data[:-7])
     rep = read_journal(path)
-    assert rep.damaged == 0 and rep.problem() == "" and np.array_equal(rep.labels(), states[1])
+    assert rep.damaged == 0 and rep.problem() == "" and np.array_equal(LabelEditor.replay(rep).labels, states[1])
 
 
 # -- undo budget ----------------------------------------------------------------------------------

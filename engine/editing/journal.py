@@ -356,15 +356,6 @@ class Replay:
             return True
         return False
 
-    def labels(self) -> np.ndarray:
-        """The labels after the last committed step (undo/redo applied; lost records are no-ops).
-
-        Uses the one replay, :meth:`engine.editing.editor.LabelEditor.replay`.
-        """
-        from .editor import LabelEditor  # the editor imports this module
-
-        return LabelEditor.replay(self).labels
-
 
 def read_journal(path: str | os.PathLike) -> Replay:
     """Decode a journal file record by record (see the module doc).

@@ -40,7 +40,7 @@ _POLL_S = 0.02
 
 
 def _load(path: str, progress: ProgressCallback, cancel: None, series: Optional[str]) -> Volume:
-    from . import load
+    from .loading import load
     return load(path, progress=progress, cancel=cancel, series=series)
 
 
