@@ -124,3 +124,13 @@ class TrainConfig:
         if unknown:
             raise DataError(f"Unknown training option(s): {', '.join(sorted(unknown))}.")
         return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+        """Read a JSON config (the recipe checks and tests load every system's config this way)."""
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"Cannot read training config {path}: {exc}") from exc
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(d)
