@@ -148,7 +148,7 @@ def init_weights(model: torch.nn.Module, source: str, dev: torch.device) -> str:
         raise DataError(f"init_from: no weight of '{source}' fits this model (another architecture or width?).")
     model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fit.items()}})
     model.to(dev)
-    return f"initialised from {source} ({len(fit)} of {len(own)} tensors)"
+    return f"Initialised from {source} ({len(fit)} of {len(own)} tensors)"
 
 
 def _truncate_csv(path: Path, epoch: int) -> bool:
@@ -234,7 +234,6 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
     an uninterrupted one (bitwise on the CPU; see docs/TRAINING.md).
     """
     report = as_progress(progress)
-    t0 = time.monotonic()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     dev = resolve_device(cfg.device)
@@ -360,7 +359,7 @@ def finish(cfg: TrainConfig, model: torch.nn.Module, prep: Prepared, dev: torch.
         trained_on=prep.description, params=count_params(model),
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), device=device_name(dev),
         split=split,
-        notes=(("" if not cfg.init_from else f"Initialised from {cfg.init_from}. ")
+        notes=((f"{state['init']}. " if state.get("init") else "")
                + ("Trained from scratch, no ImageNet pretraining. " if not cfg.init_from else "")
                + f"{chosen} run ({state.get('step')} steps of batch {cfg.batch_size}"
                + (f" + {cfg.pseudo_batch} pseudo-labelled" if cfg.pseudo_batch and cfg.pseudo else "")
