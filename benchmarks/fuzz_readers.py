@@ -22,9 +22,11 @@ turned into cases of ``tests/test_io_fuzz_findings.py``.
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import io as pyio
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -71,6 +73,7 @@ def main() -> None:
     import numpy as np
 
     work = Path(tempfile.mkdtemp(prefix="lunglens-fuzz-"))
+    atexit.register(shutil.rmtree, work, True)
     ref = Geometry(shape=(5, 6, 4))
     second = None
 

@@ -244,3 +244,16 @@ def test_detached_header_with_data_in_its_folder_loads_exactly(tmp_path):
                                          b"data file: x.raw\n\n")
     vol = io.load(tmp_path / "scan.nhdr")
     assert sorted(vol.array.ravel().tolist()) == list(range(64))
+
+
+@pytest.mark.parametrize("name", ["l.seg.nrrd"])
+def test_segment_exports_refuse_values_they_cannot_store(tmp_path, name):
+    scan = _scan(tmp_path)
+    labels = np.zeros(scan.shape, np.uint8)
+    labels[0, 0, :5] = 7
+    labels[1, 1, 1] = 1
+    with pytest.raises(CorruptFileError, match=r"5 voxel\(s\) with values outside the label table \(7: 5 voxels\)"):
+        io.save_labels(labels, scan, tmp_path / "o" / name)
+    assert not (tmp_path / "o" / name).exists()
+    io.save_labels(labels, scan, tmp_path / "o" / "l.nii.gz")  # NIfTI keeps any value 0..255
+    assert io.load_labels(tmp_path / "o" / "l.nii.gz", reference=scan, unknown="keep")[0, 0, 0] == 7

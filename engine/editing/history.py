@@ -93,10 +93,10 @@ class Delta:
         n = int(np.prod(self.box_shape))
         return np.unpackbits(self.packed_mask, count=n).view(bool).reshape(self.box_shape)
 
-    def apply(self, labels: np.ndarray, forward: bool = True) -> None:
-        """Write the new (``forward``) or old values into ``labels`` in place."""
+    def apply(self, labels: np.ndarray, forward: bool = True, mask: Optional[np.ndarray] = None) -> None:
+        """Write the new (``forward``) or old values into ``labels`` in place (``mask``: :meth:`mask`, if known)."""
         view = labels[self.slices]
-        view[self.mask()] = self.new if forward else self.old
+        view[self.mask() if mask is None else mask] = self.new if forward else self.old
 
     @classmethod
     def from_box(cls, box: tuple[slice, slice, slice], before: np.ndarray,

@@ -11,6 +11,13 @@ source layout. ``save_labels`` / ``load_labels`` (:mod:`.labels_io`) write and r
 label maps on that grid (NIfTI, NRRD/MHA, Slicer ``.seg.nrrd``, DICOM SEG, PNG
 folder).
 
+Checks before any voxel is read: :mod:`.dicom_checks` (pixel data length against
+Rows x Columns x frames x bits, frame counts, transfer syntax against the codestream,
+implausible HU), :mod:`.text_headers` (NRRD/MHA data files only in the header's
+folder, compression claims, decompression bombs) and the size guard of
+:mod:`._common`. Skipped or missing DICOM slices are named in ``volume.warnings`` and
+filled with air, never absorbed into the spacing. Writes go through :mod:`.atomic`.
+
 Errors
 ------
 Every failure is an :class:`engine.errors.LungLensError` with a message a user can

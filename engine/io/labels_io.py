@@ -143,6 +143,8 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
     target = Path(path).expanduser()
     fmt = format or label_format(target)
     arr = _as_labels(labels, geometry)
+    if fmt in ("seg-nrrd", "dicom-seg"):  # these store one segment per table entry: others would become 0
+        _check_table(arr, target, table, False, writing=True)
     _check_target(target, volume)
     with wrap_errors(target.parent, "folder", action="create"):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -259,7 +261,8 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     return arr
 
 
-def _check_table(arr: np.ndarray, path: Path, table: LabelTable, to_background: bool) -> np.ndarray:
+def _check_table(arr: np.ndarray, path: Path, table: LabelTable, to_background: bool,
+                 writing: bool = False) -> np.ndarray:
     """Refuse (or, when asked, zero) the values outside ``table``, counting them per value."""
     counts = np.bincount(arr.reshape(-1), minlength=256)
     known = np.zeros(256, dtype=bool)
@@ -274,6 +277,9 @@ def _check_table(arr: np.ndarray, path: Path, table: LabelTable, to_background: 
     total = int(counts[bad].sum())
     listing = ", ".join(f"{int(v)}: {int(counts[v]):,} voxels" for v in bad[:6]) + (" ..." if bad.size > 6 else "")
     names = "0 background, " + ", ".join(f"{lab.value} {lab.name}" for lab in table if lab.value)
+    if writing:
+        raise CorruptFileError(f"The labels hold {total:,} voxel(s) with values outside the label table ({listing}); "
+                               f"{path.name} can store only {names}, so they would be lost. Nothing was written.")
     raise CorruptFileError(f"{path.name} holds {total:,} voxel(s) with values outside the label table ({listing}). "
                            f"LungLens labels are {names}. Nothing was opened; to open it with those voxels "
                            "set to background, ask for it explicitly (--map-unknown-labels on the command line).")
