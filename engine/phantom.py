@@ -156,7 +156,7 @@ def _segment_masks(grid: _Grid, p0: np.ndarray, p1: np.ndarray, radii: tuple[flo
     hi = np.maximum(p0, p1) + rmax
     box = grid.index_box(lo, hi)
     if box is None:
-        return None, []
+        return None, [None] * len(radii)
     cz, cy, cx = grid.box_coords(box)
     d = (p1 - p0).astype(np.float32)
     l2 = float(d @ d) or 1e-6

@@ -120,3 +120,12 @@ if __name__ == "__main__":  # benchmark print, not a test
     t0 = time.perf_counter()
     p = chest_ct()
     print(f"chest_ct 300x512x512: {time.perf_counter() - t0:.2f} s; {p.expected_ml}")
+
+
+def test_small_thick_slice_phantom_builds():
+    """Vessels that leave a small field of view are skipped, not a crash (24 slices of 6 mm)."""
+    from engine.phantom import chest_ct as build
+
+    ph = build(shape=(24, 96, 96), spacing=(6.0, 3.2, 3.2), seed=5)
+    assert ph.volume.shape == (24, 96, 96)
+    assert set(np.unique(ph.labels)) <= {0, 1, 2, 3} and ph.labels.any()
