@@ -22,7 +22,7 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$DEST"
 nvidia-smi -L || true
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-timeout 60 $PY benchmarks/training.py --device cuda --threads 4 --sizes 256 512 --batch 16 --steps 5 \
+timeout 45 $PY benchmarks/training.py --device cuda --threads 4 --sizes 256 512 --batch 16 --steps 3 \
     --deep-supervision --json "$DEST/gpu_steps.json" || echo "step benchmark failed or timed out"
 timeout "${RECIPE_LIMIT:-500}" $PY -m engine train "$RECIPE" --data-root "$DATA" --out "$RUN" 2>&1 | tee "$DEST/train_log.txt"
 echo "recipe exit ${PIPESTATUS[0]}"

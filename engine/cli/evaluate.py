@@ -50,8 +50,8 @@ TABLE_COLUMNS = (("dice", "Dice"), ("iou", "IoU"), ("sensitivity", "Sens"), ("sp
 def register(subparsers) -> None:
     p = subparsers.add_parser(NAME, help="score a segmentation model on labelled slices (metrics as in the cards)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model name (python -m engine models) or path to a .safetensors "
-                                                  "with its .json card beside it")
+    p.add_argument("--model", required=True, help="model name (python -m engine models; 'default' = the shipped "
+                                                  "default) or path to a .safetensors with its .json card beside it")
     p.add_argument("--images", required=True, help="folder of PNG/JPG slices")
     p.add_argument("--labels", required=True,
                    help="folder of PNG label maps (0..3), matched to the images by file stem")

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", help="a scan (file, DICOM folder, image stack) or a folder of scans")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--model", default=None, help="segmentation model name (default: the registry default)")
+    p.add_argument("--model", default=None, help="segmentation model name, or 'default' (the default: the registry default)")
     p.add_argument("--findings-model", default=None, help="finding classifier name ('none' to skip)")
     p.add_argument("--covid-model", default=None, help="COVID classifier name ('none' to skip)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the models")
