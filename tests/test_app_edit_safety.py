@@ -73,7 +73,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
     from app.main_window import MainWindow
 
-    w = MainWindow(interactive_errors=False, flows=("ai", "editing"))
+    w = MainWindow(interactive_errors=False, flows=("ai", "editing", "numbers"))
     qtbot.addWidget(w)
     w.resize(1200, 800)
     w.show()
@@ -295,6 +295,8 @@ def test_ctrl_s_asks_once_then_saves_and_provenance_survives_reopen(window, qtbo
 
     def dialog(parent, title, start, filters):
         asked.append((title, start))
+        if title == "Export report":
+            return "", ""  # the user cancels
         return str(out_dir / "case.seg.nrrd"), filters.split(";;")[1]
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
@@ -323,9 +325,11 @@ def test_ctrl_s_asks_once_then_saves_and_provenance_survives_reopen(window, qtbo
         w.scan_io.open_labels(str(target))
     np.testing.assert_array_equal(w.labels.editor.person_mask(), saved_person)
     assert w.case.edited_by_person()
-    # the next export dialog starts in the last export folder
+    # the next export dialogs (labels, report) start in the last export folder
     w.export.ask_export()
     assert Path(asked[-1][1]).parent == out_dir.resolve()
+    w.numbers.ask_export()
+    assert asked[-1][0] == "Export report" and Path(asked[-1][1]) == out_dir.resolve() / "scan_report.pdf"
 
 
 def test_cli_export_and_report_carry_provenance_in_seg_nrrd(tmp_path):
