@@ -274,6 +274,16 @@ def test_a_leaking_2d_fill_asks_in_ml_and_slices_and_cancel_paints_nothing(windo
     qtbot.waitUntil(lambda: len(seen) == 2, timeout=5000)
     qtbot.waitUntil(lambda: bool((ed.labels[6] == GGO).all()), timeout=5000)
     assert not ed.labels[5].any()
+    # a 3D fill into the open background says how big it would be instead of a voxel count
+    w.editing.set_tool("fill3d")
+    w.editing.settings.set_label(EFFUSION)
+    w.session.set_cursor(5, 48, 48)
+    qtbot.wait(20)
+    before = ed.labels.copy()
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     pixel(view, (5, 48, 48)))
+    assert w.errors[-1].startswith("Nothing was filled: this 3D fill would spread over more than 35 mL, 25% of")
+    np.testing.assert_array_equal(ed.labels, before)
 
 
 # ---------------------------------------------------------------- provenance and Ctrl+S
