@@ -365,3 +365,26 @@ def test_cli_export_and_report_carry_provenance_in_seg_nrrd(tmp_path):
         report = tmp_path / f"report_{edited}.json"
         assert main(["report", str(scan), "--labels", str(labels_file), "--out", str(report)]) == 0
         assert json.loads(report.read_text())["labels"]["edited_by_person"] is edited
+
+
+def test_enter_and_esc_mean_one_thing_when_a_proposal_arrives_during_a_fill_preview(window, qtbot):
+    w, ed = window, window.editing.editor
+    for z in (2, 9):
+        w.session.set_cursor(z, 48, 48)
+        qtbot.wait(20)
+        paint(w, qtbot, EFFUSION, [(z, 80, 30), (z, 80, 46)], radius_mm=3.0)
+    w.session.set_cursor(6, 48, 48)
+    qtbot.wait(20)
+    assert w.editing.fill_between() > 0
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    assert w.editing.pending_fill is None  # dropped, with a word in the status bar
+    assert "accept or reject the AI proposal first" in w.statusBar().currentMessage()
+    before = ed.labels.copy()
+    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert w.editing.pending_fill is None and "AI proposal first" in w.statusBar().currentMessage()
+    key(w, Qt.Key.Key_Return)  # Enter accepts the proposal, nothing else
+    assert w.ai.proposal.state == "accepted"
+    assert not (ed.labels[3:9, 80, 38] == EFFUSION).any() and (ed.labels[6, 45, 45] == GGO)
+    assert (ed.labels[before != ed.labels] != EFFUSION).all()

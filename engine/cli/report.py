@@ -7,7 +7,9 @@ HU statistics and the zone-based severity scores, and writes the report in the f
 of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs, paths, age and free-text descriptions
 out, and the report says which fields were removed.
 ``--findings`` takes the ``findings.json`` of ``predict`` for model names, versions and
-finding probabilities. ``--edited`` records that a person edited the labels.
+finding probabilities. ``--edited`` records that a person edited the labels; without it, a
+``.seg.nrrd`` or DICOM SEG ``--labels`` file written by LungLens says so itself (its stored
+edited-by-a-person voxels).
 
 ``PATH`` may be ``phantom`` for the built-in synthetic chest CT (its ground-truth labels
 are used when ``--labels`` is not given).
