@@ -82,7 +82,8 @@ def test_run_ai_shows_a_proposal_then_accept_is_one_undo_step(window, qtbot):
         assert f"{q.findings['ggo'].percent_of_lungs:.1f} % of lung" in panel.volume_labels[0].text()
     assert "UCSD" in panel.covid_title.text() and "not a diagnosis" in panel.covid_title.text()
 
-    # jump to the slice with most GGO: cursor on the GGO, overlay pixels yellow there
+    # jump to the slice with most GGO: cursor on the GGO, overlay pixels cyan there (the proposal
+    # is drawn as the change it would make: cyan adds, not in the finding colours)
     ai.jump_to_finding(0)
     z, y, x = w.session.cursor
     assert z == pred.peak_slice(GGO)
@@ -94,7 +95,7 @@ def test_run_ai_shows_a_proposal_then_accept_is_one_undo_step(window, qtbot):
     ggo_y, ggo_x = np.argwhere(pred.labels[z] == GGO)[len(np.argwhere(pred.labels[z] == GGO)) // 2]
     w.session.set_crosshair_visible(False)
     r, g, b = pixel_color(view, (z, ggo_y, ggo_x))
-    assert r > b + 60 and g > b + 60  # yellow over grey lung
+    assert b > r + 60 and g > r + 60  # cyan (would be added) over grey lung
 
     # slice strip: GGO column lit on the GGO slices, a click jumps
     strip = ai.strip

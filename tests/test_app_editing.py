@@ -246,7 +246,10 @@ def test_commands_islands_largest_and_fill_between(window, qtbot):
     w.editing.settings.set_label(1)
     w.editing.settings.set_island_ml(0.005)   # 5 voxels of 1.28 uL... larger than 1 voxel
     assert w.editing.remove_islands() == 1 and ed.labels[5, 80, 80] == 0
-    assert w.editing.fill_between() == 5 * 100   # the cursor (z=6) is inside the 2..8 gap
+    assert w.editing.fill_between() == 5 * 100   # the cursor (z=6) is inside the 2..8 gap: a preview
+    assert not ed.labels[3:8].any()
+    w.views.axial.setFocus()
+    qtbot.keyClick(w.views.axial, Qt.Key.Key_Return)  # Enter applies it
     assert (ed.labels[2:9, 30:40, 30:40] == 1).all()
     assert w.editing.undo_action.text() == "&Undo Fill between slices"
     stripe = ed.labels.copy()

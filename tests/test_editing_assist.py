@@ -131,3 +131,25 @@ def test_provenance_from_a_file_survives_reopen(tmp_path):
     assert changes[2] == (9, 0)  # the consolidation the person painted
     assert changes[LabelEditor.UNKNOWN_PRIOR] == (0, 10)  # the erased voxels, prior finding unknown
     assert reopened.person_changes_ml()["consolidation"]["added_ml"] == pytest.approx(9 * 2.0 / 1000)
+
+
+def test_ai_result_with_keep_person_leaves_provenance_with_the_person_and_undo_restores_it():
+    first = np.zeros((4, 6, 6), np.uint8)
+    first[1, 1:4, 1:4] = 1
+    ed = LabelEditor(np.zeros_like(first))
+    ed.apply_ai_result(first)
+    ed.paint(ops.Region((slice(2, 3), slice(0, 2), slice(0, 2)), np.ones((1, 2, 2), bool)), 2, name="Brush")
+    ed.paint(ops.Region((slice(1, 2), slice(1, 2), slice(1, 2)), np.ones((1, 1, 1), bool)), 0, name="Eraser")
+    person = ed.person_mask()
+    assert person.sum() == 5
+    second = np.ones_like(first)  # a second proposal covering everything
+    merged = merge_proposal(ed.labels, second, person)
+    ed.apply_ai_result(merged, keep_person=person)
+    np.testing.assert_array_equal(ed.person_mask(), person)  # still the person's voxels
+    assert ed.labels[2, 0, 0] == 2 and ed.labels[1, 1, 1] == 0 and ed.labels[3, 5, 5] == 1
+    assert ed.person_changes() == {1: (0, 1), 2: (4, 0)}
+    ed.undo()
+    np.testing.assert_array_equal(ed.person_mask(), person)
+    # without keep_person the model would get the credit (the old behaviour)
+    ed.apply_ai_result(merged)
+    assert not ed.person_mask().any()

@@ -115,6 +115,42 @@ def test_export_from_journal_marks_it_saved(tmp_path, nifti_scan, monkeypatch):
     assert not has_unsaved_edits(journal_path(key))
 
 
+def test_export_from_journal_to_seg_nrrd_embeds_who_edited(tmp_path, nifti_scan, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    vol = io.load(nifti_scan)
+    key = scan_key(vol.source, vol.geometry)
+    ed = LabelEditor(np.zeros(vol.shape, np.uint8), vol.geometry, journal=Journal(journal_path(key)),
+                     source=vol.source)
+    ai = np.zeros(vol.shape, np.uint8)
+    ai[1, 1:4, 1:4] = 1
+    ed.apply_ai_result(ai)
+    ed.paint(ops.brush_segment(vol.shape, vol.spacing, (2, 2, 2), (2, 2, 2), 0.1), 2, name="Brush")
+    expected, expected_mask = ed.labels.copy(), ed.person_mask()
+    ed.journal.close()
+    out = tmp_path / "rec.seg.nrrd"
+    assert main(["export", str(nifti_scan), "--from-journal", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(io.load_labels(out, reference=vol), expected)
+    np.testing.assert_array_equal(io.load_edited(out), expected_mask)
+    # a format that cannot embed it says nothing; the separate mask file stays the way there
+    io.save_labels(expected, vol, tmp_path / "plain.nii.gz", edited=expected_mask)
+    assert io.load_edited(tmp_path / "plain.nii.gz") is None
+
+
+def test_dicom_seg_export_embeds_who_edited(tmp_path, dicom_scan):
+    vol = io.load(dicom_scan)
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[1:3, 2:6, 2:6] = 1
+    edited = np.zeros(vol.shape, bool)
+    edited[2, 2:4, 2:4] = True
+    edited[4, 0, 0] = True  # an erased voxel (background now)
+    out = export_labels(labels, vol, tmp_path / "seg.dcm", edited=edited)[0]
+    np.testing.assert_array_equal(io.load_labels(out, reference=vol), labels)
+    np.testing.assert_array_equal(io.load_edited(out, vol), edited)
+    ed = LabelEditor(io.load_labels(out, reference=vol), vol.geometry)
+    ed.adopt_person_edits(io.load_edited(out, vol))
+    np.testing.assert_array_equal(ed.person_mask(), edited)
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_dicom_series_exports_round_trip(tmp_path, dicom_99):

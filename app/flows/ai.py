@@ -12,9 +12,13 @@ which the :class:`~app.views.proposal_overlay.ProposalOverlay`, the
 :class:`~app.widgets.findings_panel.FindingsPanel` and the
 :class:`~app.widgets.slice_strip.SliceStrip` mirror. The user keeps scrolling, windowing
 and switching views meanwhile. The label layer is untouched until the user accepts
-(Enter): the labels then become one undo step named "AI segmentation" of the layer's
-editor, and the case records the reading's models and lungs. Esc rejects; Cancel drops
-everything the run produced.
+(Enter): the proposal is merged into the labels (:func:`engine.editing.assist.merge_proposal`:
+every voxel a person painted or erased keeps its value, strokes made while the model ran
+included) as one undo step named "AI segmentation" of the layer's editor, and the case
+records the reading's models and lungs. The findings panel's Accept buttons and the AI
+menu's "Accept only" entries take one finding at a time. Until then the overlay shows
+the difference accepting would make. Esc rejects (the rest); Cancel drops everything the
+run produced.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QComboBox, QScrollArea
 
+from engine.editing.assist import merge_proposal, proposal_changes
 from engine.errors import ModelError
 from engine.inference.pipeline import Reading, SlabReading, SlicePredictor, iter_read
-from engine.labels import FINDINGS
+from engine.labels import DEFAULT_TABLE, FINDINGS
 from engine.models.card import ModelCard, list_cards
 from engine.types import Volume
 
@@ -142,6 +147,7 @@ class AIFlow(QObject):
         self.reading: Optional[Reading] = None
         self.panel = FindingsPanel(self.proposal, ctx.session)
         self.panel.jump_requested.connect(self.jump_to_finding)
+        self.panel.accept_requested.connect(lambda i: self.accept({FINDINGS[i]}))
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -169,6 +175,12 @@ class AIFlow(QObject):
         self.reject_action = a.action("Re&ject AI proposal", self.reject, QKeySequence(Qt.Key.Key_Escape), "ai")
         for action in (self.run_action, self.accept_action, self.reject_action):
             a.owner.addAction(action)
+        only = menu.addMenu("Accept &only")
+        self.accept_only_actions = []
+        for lab in FINDINGS:
+            act = a.action(f"{DEFAULT_TABLE[lab].name}", lambda v=lab: self.accept({v}))
+            only.addAction(act)
+            self.accept_only_actions.append(act)
         menu.addSeparator()
         menu.addAction(self.dock.toggleViewAction())
         menu.addAction(self.strip_dock.toggleViewAction())
@@ -207,6 +219,8 @@ class AIFlow(QObject):
         ready = state == "ready"
         self.accept_action.setEnabled(ready)
         self.reject_action.setEnabled(ready)
+        for lab, act in zip(FINDINGS, self.accept_only_actions):
+            act.setEnabled(ready and lab not in self.proposal.accepted_values)
         self.escape_claimed.emit(ready)  # Esc rejects the proposal: the stroke's Esc steps aside meanwhile
 
     def _preload(self) -> None:
@@ -268,7 +282,9 @@ class AIFlow(QObject):
         self.proposal.finish(run_id, prediction, reading.quantification, reading.notes)
         t = prediction.timings
         self.panel.set_status(f"{self.proposal.model_title}: proposal ready in {t.get('total_s', 0):.1f} s. "
-                              "Enter accepts it (one undo step), Esc rejects it.")
+                              "Shown as changes (cyan adds, magenta removes, blue changes a finding). "
+                              "Enter accepts it, keeping every voxel you painted or erased (one undo step); "
+                              "Accept takes one finding; Esc rejects it.")
         self.ctx.notices.status("AI proposal ready: Enter to accept, Esc to reject.")
         self._update_actions()
         self.proposal_ready.emit()
@@ -294,28 +310,63 @@ class AIFlow(QObject):
         self.run_ended.emit("cancelled")
 
     # -- proposal -------------------------------------------------------------
-    def accept(self) -> bool:
-        """Put the proposal on the label layer as one undo step named "AI segmentation"."""
+    def accept(self, values: Optional[set[int]] = None) -> bool:
+        """Merge the proposal into the label layer as one undo step; a person's voxels are kept.
+
+        ``values`` accepts those findings only (per-finding accept); the rest of the proposal
+        keeps waiting until every finding is accepted, or Enter (the rest) or Esc (drop the rest).
+        Voxels a person painted or erased, strokes made while the model ran included, keep their
+        value and stay counted as a person's edits.
+        """
         if self.proposal.state != "ready":
             return False
         prediction = self.proposal.prediction
         editor = self.ctx.labels.editor
         if editor is None or editor.shape != prediction.labels.shape:
             return False
-        self.proposal.mark_accepted()  # from here the counts follow the label layer
-        editor.apply_ai_result(prediction.labels)
-        reading = self.reading
-        self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None)
-        self.panel.set_status("AI segmentation accepted (Ctrl+Z undoes it). Volumes follow your edits.")
-        self.ctx.notices.status("AI segmentation accepted.")
+        if editor.stroke_active:
+            self.ctx.notices.status("Finish the stroke, then accept the AI proposal.")
+            return False
+        remaining = set(FINDINGS) - self.proposal.accepted_values
+        if values is None and self.proposal.accepted_values:
+            values = remaining  # Enter after a per-finding accept: the rest
+        person = editor.person_mask()
+        merged = merge_proposal(editor.labels, prediction.labels, person, values)
+        changes = proposal_changes(editor.labels, merged, prediction.labels, person)
+        if values is None:
+            name = "AI segmentation"
+        else:
+            name = "AI " + ", ".join(DEFAULT_TABLE[v].name for v in sorted(values))
+        editor.apply_ai_result(merged, name, keep_person=person)
+        kept = (f" {changes.kept_by_person:,} voxels you edited were kept." if changes.kept_by_person else "")
+        finished = values is None or not (remaining - set(values))
+        if finished:
+            self.proposal.mark_accepted()  # from here the counts follow the label layer
+            reading = self.reading
+            self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None)
+            self.panel.set_status("AI segmentation accepted (Ctrl+Z undoes it). Volumes follow your edits." + kept)
+            self.ctx.notices.status("AI segmentation accepted." + kept)
+            self.run_ended.emit("accepted")
+        else:
+            self.proposal.note_accepted(set(values))
+            self.panel.set_status(f"{name} accepted (Ctrl+Z undoes it).{kept} Enter accepts the rest of the "
+                                  "proposal, Esc drops the rest.")
+            self.ctx.notices.status(f"{name} accepted.{kept}")
         self._update_actions()
-        self.run_ended.emit("accepted")
         return True
 
     def reject(self) -> bool:
         """Drop the proposal; the labels stay as they were."""
         if self.proposal.state != "ready":
             return False
+        if self.proposal.accepted_values:  # part of it is on the labels: keep its numbers, drop the rest
+            self.proposal.mark_accepted()
+            reading, prediction = self.reading, self.proposal.prediction
+            self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None)
+            self.panel.set_status("The rest of the AI proposal was dropped; the findings you accepted stay.")
+            self._update_actions()
+            self.run_ended.emit("accepted")
+            return True
         self.proposal.clear()
         self.panel.set_status("AI proposal rejected; the labels were not changed.")
         self._update_actions()

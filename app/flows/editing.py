@@ -6,6 +6,12 @@ them. Each tool of :data:`app.tools.EDIT_TOOLS` paints through the editor, undo/
 call it, and the commands of :mod:`engine.editing.commands` run on it; the layer
 announces every changed box, so the views repaint the touched slices only.
 
+Fill between slices (Ctrl+Shift+F) interpolates the current label between the two slices
+around the cursor where a person painted it (:func:`engine.editing.assist.plan_fill_between`),
+shows the voxels it would add as a preview (:class:`app.views.preview_overlay.PreviewOverlay`)
+and paints them on Enter (one undo step); Esc drops the preview; when there is nothing to
+fill the status bar says why. The fill tools ask before a fill that looks like a leak.
+
 Crash recovery and the unsaved-edits guard are :mod:`app.flows.recovery`; export is
 :mod:`app.flows.export`.
 """
@@ -13,24 +19,41 @@ Crash recovery and the unsaved-edits guard are :mod:`app.flows.recovery`; export
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Optional
 
-from PySide6.QtCore import QObject
+import numpy as np
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMessageBox
 
-from engine.editing import History, LabelEditor, commands
-from engine.errors import LungLensError
+from engine.editing import History, LabelEditor, commands, ops
+from engine.editing.assist import describe_extent, plan_fill_between
 from engine.labels import DEFAULT_TABLE
 
 from ..context import AppContext
-from ..state.tasks import error_message
 from ..state.tool_settings import ToolSettings
 from ..tools import EDIT_TOOLS, BrushTool, EditContext, EditTool
 from ..views.brush_outline import BrushOutline
+from ..views.preview_overlay import PreviewOverlay
 from ..views.view_set import ViewSet
 from ..widgets.tool_options import OptionsPanel
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingFill:
+    """A fill between slices shown as a preview, waiting for Enter (apply) or Esc (drop)."""
+
+    editor: LabelEditor
+    region: ops.Region
+    value: int
+    mode: str
+    over_label: int
+    start: int
+    stop: int
+    voxels: int
 
 
 class EditingFlow(QObject):
@@ -52,13 +75,17 @@ class EditingFlow(QObject):
         self.options = OptionsPanel(self.settings)
         self.dock = ctx.actions.dock(self.options, "Editing")
         ctx.actions.menus["view"].addAction(self.dock.toggleViewAction())
-        tool_context = EditContext(ctx.labels, self.settings, ctx.notices.error)
+        tool_context = EditContext(ctx.labels, self.settings, ctx.notices.error, self.confirm_leak)
         self.tools: dict[str, EditTool] = {cls.name: cls(tool_context) for cls in EDIT_TOOLS}
         self._reported_journal: Optional[LabelEditor] = None
+        self.pending_fill: Optional[PendingFill] = None
+        self._escape_free = True
+        self.preview = PreviewOverlay(views, ctx.session)
         self._build_actions()
         self.outline = BrushOutline(views, self.settings, lambda: isinstance(views.tool, BrushTool))
         ctx.labels.history_changed.connect(self._refresh)
         ctx.labels.editor_replaced.connect(self._refresh)
+        ctx.labels.editor_replaced.connect(lambda: self.drop_fill_preview())
         ctx.labels.changed.connect(self._on_labels_changed)
         self._refresh()
 
@@ -99,11 +126,24 @@ class EditingFlow(QObject):
         a.menus["tools"].addSeparator()
         self.islands_action = a.action("Remove small &islands", self.remove_islands, "Shift+I", "tools")
         self.largest_action = a.action("&Keep largest component", self.keep_largest, "Shift+K", "tools")
-        self.between_action = a.action("Fill &between slices", self.fill_between, "Ctrl+Shift+F", "tools")
+        self.between_action = a.action("Fill &between slices", self.fill_between, "Ctrl+Shift+F", "tools",
+                                       tip="Interpolate the label between the two slices around this one where "
+                                           "you painted it: a preview, then Enter applies it, Esc drops it")
+        self.apply_fill_action = a.action("Apply fill between slices", self.apply_fill,
+                                          (QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)), "tools")
+        self.apply_fill_action.setEnabled(False)
+        a.owner.addAction(self.apply_fill_action)
         self.settings.changed.connect(self._refresh)
 
     def set_escape_enabled(self, enabled: bool) -> None:
-        """Esc cancels strokes unless another flow claims it (the AI proposal's reject)."""
+        """Esc cancels strokes unless another flow claims it (the AI proposal's reject).
+
+        While it is claimed (an AI proposal waits for Enter / Esc) a fill preview is dropped,
+        so that Enter and Esc each mean one thing.
+        """
+        self._escape_free = enabled
+        if not enabled and self.drop_fill_preview():
+            self.ctx.notices.status("Fill between slices dropped: accept or reject the AI proposal first.")
         self.cancel_action.setEnabled(enabled)
 
     def _refresh(self) -> None:
@@ -142,8 +182,24 @@ class EditingFlow(QObject):
         self.tool_actions.get(name or "", self.navigate_action).setChecked(True)
         self._refresh()
 
+    def confirm_leak(self, question: str) -> bool:
+        """Ask ``question`` (a fill that looks like a leak): True when the user chose "Fill anyway"."""
+        box = QMessageBox(QMessageBox.Icon.Question, "LungLens", question, QMessageBox.StandardButton.NoButton,
+                          self.ctx.actions.owner)
+        fill = box.addButton("Fill anyway", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        ok = box.clickedButton() is fill
+        if not ok:
+            self.ctx.notices.status("Fill cancelled; nothing was painted.")
+        return ok
+
     def cancel_stroke(self) -> bool:
-        """Esc: drop the stroke or outline being drawn."""
+        """Esc: drop the fill preview, or the stroke or outline being drawn."""
+        if self.drop_fill_preview():
+            self.ctx.notices.status("Fill between slices dropped; nothing was painted.")
+            return True
         tool = self.views.tool
         cancelled = isinstance(tool, EditTool) and tool.cancel()
         ed = self.editor
@@ -190,15 +246,67 @@ class EditingFlow(QObject):
         return n
 
     def fill_between(self) -> int:
+        """Ctrl+Shift+F: preview the fill between the hand-painted slices around the cursor.
+
+        Returns the number of voxels the preview would paint (0 when there is nothing to do;
+        the status bar then says why). Enter (:meth:`apply_fill`) paints them, Esc drops them.
+        """
         ed = self.editor
         if ed is None:
             return 0
-        s = self.settings
-        try:
-            n = commands.fill_between_slices(ed, s.label, 0, mode="background" if s.mode == "everything" else s.mode,
-                                             over_label=s.over_label, at=self.ctx.session.cursor[0])
-        except LungLensError as exc:  # e.g. an end slice without the label
-            self.ctx.notices.error(error_message(exc))
+        self.drop_fill_preview()
+        if not self._escape_free:
+            self.ctx.notices.status("Accept (Enter) or reject (Esc) the AI proposal first, then fill between slices.")
             return 0
-        self.ctx.notices.status(f"Filled {n} voxels of {s.label_name} between slices.")
+        s = self.settings
+        plan = plan_fill_between(ed.labels, ed.person_mask(), s.label, int(self.ctx.session.cursor[0]), 0,
+                                 ed.spacing, s.label_name)
+        if not plan.ok:
+            self.ctx.notices.status(plan.reason, 15000)
+            return 0
+        mode = "background" if s.mode == "everything" else s.mode  # other findings are kept
+        region = ops.restrict_paint_over(plan.region, ed.labels, mode, s.over_label)
+        change = region.mask & (ed.labels[region.box] != s.label) if not region.empty else None
+        if change is None or not change.any():
+            self.ctx.notices.status(f"Nothing to fill: the slices between {plan.start + 1} and {plan.stop + 1} "
+                                    f"already hold {s.label_name} there.", 15000)
+            return 0
+        region = ops.Region(region.box, change)
+        preview = np.zeros(ed.shape, np.uint8)
+        view = preview[region.box]
+        view[change & (ed.labels[region.box] == 0)] = 1  # would be added
+        view[change & (ed.labels[region.box] != 0)] = 3  # another finding would change
+        self.pending_fill = PendingFill(ed, region, s.label, mode, s.over_label, plan.start, plan.stop, region.count)
+        self.preview.show(preview)
+        self.apply_fill_action.setEnabled(True)
+        known = ed.geometry.spacing_known
+        size = describe_extent(region, ed.spacing if known else None).describe()
+        self.ctx.notices.status(f"Fill {s.label_name} between slices {plan.start + 1} and {plan.stop + 1}: "
+                                f"{size} (cyan). Enter applies, Esc drops.", 60000)
+        return region.count
+
+    def apply_fill(self) -> int:
+        """Enter: paint the previewed fill between slices as one undo step; returns the voxels painted."""
+        pending = self.pending_fill
+        if pending is None:
+            return 0
+        self.drop_fill_preview()
+        ed = self.editor
+        if ed is not pending.editor or ed.stroke_active:
+            return 0
+        step = ed.paint(pending.region, pending.value, name="Fill between slices", mode=pending.mode,
+                        over_label=pending.over_label)
+        n = 0 if step is None else step.delta.count
+        name = DEFAULT_TABLE[pending.value].name
+        self.ctx.notices.status(f"Filled {n:,} voxels of {name} between slices {pending.start + 1} and "
+                                f"{pending.stop + 1} (Ctrl+Z undoes it).")
         return n
+
+    def drop_fill_preview(self) -> bool:
+        """Hide the fill preview without painting; True when there was one."""
+        if self.pending_fill is None:
+            return False
+        self.pending_fill = None
+        self.preview.hide()
+        self.apply_fill_action.setEnabled(False)
+        return True

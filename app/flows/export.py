@@ -1,4 +1,10 @@
-"""The label export flow: File > Export labels (and, optionally, the edited-by-hand mask).
+"""The label export flow: File > Export labels (and, optionally, the edited-by-hand mask), Ctrl+S.
+
+Ctrl+S (File > Save segmentation) asks the format and place the first time for a scan,
+then saves there silently. Every dialog starts in the folder of the last export (the
+preferences), else the user's documents folder, never the scan's folder (often a
+read-only share). Formats that can carry provenance (``.seg.nrrd``, DICOM SEG) always
+embed which voxels a person edited, so a reopen tells hand edits from AI voxels.
 
 The labels written are the label layer's (the editor's array, snapshotted on the GUI
 thread); the writer runs on a worker through :func:`engine.editing.export.export_labels`,
@@ -27,14 +33,16 @@ def edited_mask_name(path: str | Path) -> Path:
     return p.with_name(stem + "_edited" + suffix)
 
 
-def default_export_name(source: Optional[str]) -> str:
-    """``scan.nii.gz`` -> ``scan_labels.nii.gz`` beside the scan (NIfTI, the default format)."""
+def default_export_name(source: Optional[str], folder: Optional[str | Path] = None) -> str:
+    """``scan.nii.gz`` -> ``scan_labels.nii.gz`` (NIfTI, the default format), in ``folder`` when given."""
     from engine.io.label_formats import default_suffix, get_format
 
     name = "labels" + default_suffix(get_format("nifti"))
-    if not source:
-        return name
-    return str(Path(source).with_name(Path(source).name.split(".")[0] + "_" + name))
+    if source:
+        name = Path(source).name.split(".")[0] + "_" + name
+    if folder is not None:
+        return str(Path(folder) / name)
+    return str(Path(source).with_name(name)) if source else name
 
 
 class ExportFlow(QObject):
@@ -52,7 +60,11 @@ class ExportFlow(QObject):
         super().__init__(ctx.actions.owner)
         self.ctx = ctx
         a = ctx.actions
+        self.save_action = a.action("&Save segmentation", lambda: self.save(), QKeySequence.StandardKey.Save, "file",
+                                    tip="Save the labels (the first time: choose format and place) (Ctrl+S)")
         self.export_action = a.action("&Export labels…", lambda: self.ask_export(), QKeySequence("Ctrl+E"), "file")
+        #: where Ctrl+S saves, per scan source (asked the first time)
+        self.save_targets: dict[str, str] = {}
         self.export_mask_action = a.action("Export also the edited-by-hand mask", lambda: None, None, "file",
                                            checkable=True,
                                            tip="Write <name>_edited beside exported labels: 1 where a person "
@@ -62,34 +74,62 @@ class ExportFlow(QObject):
 
     def _update(self) -> None:
         self.export_action.setEnabled(self.ctx.labels.editor is not None)
+        self.save_action.setEnabled(self.ctx.labels.editor is not None)
 
-    def ask_export(self, then: Optional[Callable[[], None]] = None) -> None:
-        """Choose a target, then :meth:`export_to`; ``then()`` runs after a successful write."""
+    def _scan_key(self) -> str:
+        vol = self.ctx.session.volume
+        return str(vol.source or id(vol)) if vol is not None else ""
+
+    def save(self) -> None:
+        """Ctrl+S: save where this scan's labels were saved last; ask the first time."""
+        if self.ctx.session.volume is None or self.ctx.labels.editor is None:
+            self.ctx.notices.status("Open a scan first: there are no labels to save.")
+            return
+        target = self.save_targets.get(self._scan_key())
+        if target is None:
+            self.ask_export(title="Save segmentation")
+        else:
+            self.export_to(target)
+
+    def ask_export(self, then: Optional[Callable[[], None]] = None, title: str = "Export labels") -> None:
+        """Choose a target, then :meth:`export_to`; ``then()`` runs after a successful write.
+
+        The dialog starts in the last export folder (else the documents folder), never the scan's.
+        """
         vol = self.ctx.session.volume
         if vol is None or self.ctx.labels.editor is None:
             self.ctx.notices.error("Open a scan first: there are no labels to export.")
             return
         from engine.io.label_formats import file_filter
 
-        path, _ = QFileDialog.getSaveFileName(self.ctx.actions.owner, "Export labels",
-                                              default_export_name(vol.source), file_filter())
+        start = default_export_name(vol.source, self.ctx.preferences.export_dir)
+        path, _ = QFileDialog.getSaveFileName(self.ctx.actions.owner, title, start, file_filter())
         if path:
             mask = edited_mask_name(path) if self.export_mask_action.isChecked() else None
             self.export_to(path, edited_mask_path=mask, then=then)
 
     def export_to(self, path: str | Path, edited_mask_path: Optional[str | Path] = None,
                   then: Optional[Callable[[], None]] = None) -> None:
-        """Write the labels (and optionally the edited-by-a-person mask) on a worker thread."""
+        """Write the labels (and optionally the edited-by-a-person mask) on a worker thread.
+
+        ``.seg.nrrd`` and DICOM SEG embed the edited-by-a-person mask; the target becomes the
+        scan's Ctrl+S target and its folder the next dialog's start.
+        """
         from engine.editing.export import export_labels
+        from engine.io.labels_io import embeds_edited
 
         vol, ed = self.ctx.session.volume, self.ctx.labels.editor
         if vol is None or ed is None:
             return
         labels = ed.labels.copy()  # edits may go on while the worker writes
-        mask = ed.person_mask() if edited_mask_path is not None else None
+        person = ed.person_mask()
+        mask = person if edited_mask_path is not None else None
         version = ed.version
+        key = self._scan_key()
 
         def done(written: list[Path]) -> None:
+            self.save_targets[key] = str(written[0])
+            self.ctx.preferences.set_export_dir(str(Path(written[0]).resolve().parent))
             if ed.version == version:
                 ed.mark_saved(str(written[0]))
                 self.ctx.notices.status(f"Exported labels to {written[0]}")
@@ -101,4 +141,5 @@ class ExportFlow(QObject):
 
         self.ctx.run(export_labels, labels, vol, str(path), edited_mask=mask,
                      edited_mask_path=str(edited_mask_path) if edited_mask_path else None,
+                     edited=person if embeds_edited(path) else None,
                      title=f"Exporting {Path(path).name}", on_result=done)

@@ -103,7 +103,8 @@ class NumbersFlow(QObject):
         if volume is None:
             return
         default = REPORT_FORMATS[0][0]
-        start = (str(Path(volume.source).with_suffix("")) if volume.source else "lunglens") + "_report" + default
+        stem = Path(volume.source).name.split(".")[0] if volume.source else "lunglens"
+        start = str(Path(self.ctx.preferences.export_dir) / (stem + "_report" + default))  # never the scan's folder
         path, _ = QFileDialog.getSaveFileName(self.ctx.actions.owner, "Export report", start, REPORT_FILTER)
         if path:
             if Path(path).suffix.lower() not in tuple(s for s, _ in REPORT_FORMATS):
@@ -124,5 +125,6 @@ class NumbersFlow(QObject):
                      labels_source=self.ctx.labels.name or None, quant=self.case.result, on_result=self._written)
 
     def _written(self, path: Any) -> None:
+        self.ctx.preferences.set_export_dir(str(Path(path).resolve().parent))
         self.ctx.notices.status(f"Report written: {path}")
         self.exported.emit(str(path))

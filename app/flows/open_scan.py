@@ -233,12 +233,15 @@ class OpenFlow(QObject):
             on_result=lambda arr: self._labels_loaded(arr, str(path)), on_error=self._failed,
             on_cancel=self._cancelled))
 
-    def _labels_loaded(self, array: np.ndarray, path: str) -> None:
+    def _labels_loaded(self, loaded: Any, path: str) -> None:
+        array, edited = loaded if isinstance(loaded, tuple) else (loaded, None)
         try:
-            self.ctx.labels.set_array(array, Path(path).name)
+            editor = self.ctx.labels.set_array(array, Path(path).name)
         except GeometryMismatchError as exc:
             self._failed(exc)
             return
+        if edited is not None and edited.shape == editor.shape:
+            editor.adopt_person_edits(edited)  # provenance stored in the file (.seg.nrrd, DICOM SEG)
         self.ctx.notices.status(f"Labels {Path(path).name} shown over the scan.")
         self.labels_opened.emit(Path(path).name)
 
@@ -286,7 +289,9 @@ def _load(path: str, series: Any, progress: Any = None, cancel: Any = None) -> V
     return io.load(path, progress=progress, cancel=cancel, series=series)
 
 
-def _load_labels(path: str, reference: Volume, progress: Any = None, cancel: Any = None) -> np.ndarray:
+def _load_labels(path: str, reference: Volume, progress: Any = None,
+                 cancel: Any = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The labels and, when the file stores it, which voxels a person edited."""
     from engine import io
 
-    return io.load_labels(path, reference)
+    return io.load_labels(path, reference), io.load_edited(path, reference)

@@ -21,6 +21,7 @@ ENV_SETTINGS = "LUNGLENS_SETTINGS"
 UNDO_BUDGET_KEY, UNDO_MIN_STEPS_KEY = "editing/undo_budget_mb", "editing/undo_min_steps"
 #: settings key of the model Run AI uses
 AI_MODEL_KEY = "ai/model"
+EXPORT_DIR_KEY = "export/last_dir"
 
 
 def make_settings() -> QSettings:
@@ -93,3 +94,18 @@ class Preferences:
 
     def set_ai_model(self, key: str) -> None:
         self.settings.setValue(AI_MODEL_KEY, key)
+
+    @property
+    def export_dir(self) -> str:
+        """Folder of the last export, or the user's documents folder (never the scan's folder)."""
+        from PySide6.QtCore import QStandardPaths
+
+        saved = str(self.settings.value(EXPORT_DIR_KEY, "") or "")
+        if saved and Path(saved).is_dir():
+            return saved
+        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        return docs if docs and Path(docs).is_dir() else str(Path.home())
+
+    def set_export_dir(self, folder: str) -> None:
+        """Remember ``folder`` as the place of the last export."""
+        self.settings.setValue(EXPORT_DIR_KEY, str(folder))

@@ -61,6 +61,8 @@ class ProposalModel(QObject):
         self.quantification: Any = None
         self.notes: list[str] = []
         self.model_title = ""
+        #: label values already accepted one by one (per-finding accept) while the rest waits
+        self.accepted_values: set[int] = set()
 
     # -- lifecycle ------------------------------------------------------------
     def start(self, shape: tuple[int, int, int], model_title: str = "") -> int:
@@ -76,6 +78,7 @@ class ProposalModel(QObject):
         self.quantification = None
         self.notes = []
         self.model_title = model_title
+        self.accepted_values = set()
         self.started.emit()
         return self.run_id
 
@@ -111,6 +114,11 @@ class ProposalModel(QObject):
         self.state = "ready"
         self.finished.emit()
         return True
+
+    def note_accepted(self, values: set[int]) -> None:
+        """Findings ``values`` were accepted on their own; the rest of the proposal still waits."""
+        self.accepted_values |= set(int(v) for v in values)
+        self.counts_changed.emit()
 
     def mark_accepted(self) -> bool:
         """The proposal is now the label layer: stop drawing it, keep its probabilities."""

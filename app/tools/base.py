@@ -16,11 +16,16 @@ from ..state.tool_settings import ToolSettings
 
 @dataclass(frozen=True)
 class EditContext:
-    """What a tool may use: the label layer (its editor), the options, and a way to report."""
+    """What a tool may use: the label layer (its editor), the options, and ways to report and ask.
+
+    ``confirm(question)`` asks the user a yes/no question (e.g. before a fill that looks like a
+    leak) and returns True to go on; without it, the tool goes on.
+    """
 
     labels: LabelLayer
     settings: ToolSettings
     report_error: Callable[[str], None]
+    confirm: Optional[Callable[[str], bool]] = None
 
     @property
     def editor(self) -> Optional[LabelEditor]:

@@ -1,6 +1,8 @@
 """Fill (F): click a region of the slice to give its connected voxels of the same label the current label.
 
-:class:`FloodFillTool` is also the base of the 3D fill (:mod:`.fill3d`).
+:class:`FloodFillTool` is also the base of the 3D fill (:mod:`.fill3d`). A fill that looks
+like a leak (it reaches the image edge, or covers a large part of the slice or scan) asks
+first, with its size in mL and slices (:func:`engine.editing.assist.leak_question`).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from engine.editing import ops
+from engine.editing.assist import leak_question
 from engine.errors import LungLensError
 
 from ..state.interaction import VoxelMouseEvent
@@ -33,12 +36,22 @@ class FloodFillTool(EditTool):
         seed = event.voxel
         if not all(0 <= seed[i] < ed.shape[i] for i in range(3)):
             return
+        known = ed.geometry.spacing_known
+        axis = None if self.three_d else self.plane_axis(event)
+        limit = int(ed.labels.size * MAX_3D_FRACTION) if self.three_d else None
         try:
-            limit = int(ed.labels.size * MAX_3D_FRACTION) if self.three_d else None
-            region = ops.flood_fill(ed.labels, seed, None if self.three_d else self.plane_axis(event),
-                                    max_voxels=limit)
+            region = ops.flood_fill(ed.labels, seed, axis, max_voxels=limit)
         except LungLensError as exc:
-            self.context.report_error(str(exc))
+            if limit is None:
+                self.context.report_error(str(exc))
+                return
+            size = f"{limit * ed.geometry.voxel_volume_ml:.0f} mL, " if known else ""
+            self.context.report_error(
+                f"Nothing was filled: this 3D fill would spread over more than {size}{MAX_3D_FRACTION:.0%} of "
+                "the scan, so the region you clicked is open. Close its outline, or use the 2D fill (F).")
+            return
+        question = leak_question(region, ed.shape, ed.spacing if known else None, axis)
+        if question and self.context.confirm is not None and not self.context.confirm(question):
             return
         s = self.settings
         ed.paint(region, s.label, name=self.step_name(), mode=s.mode, over_label=s.over_label)

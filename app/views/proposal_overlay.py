@@ -1,4 +1,11 @@
-"""The AI proposal drawn over every slice view (above the label layer) until it is accepted or dropped."""
+"""The AI proposal drawn over every slice view (above the label layer) until it is accepted or dropped.
+
+It is drawn as the difference accepting it would make to the labels now (the colours of
+:data:`app.views.preview_overlay.DIFF_COLORS`: cyan adds, magenta removes, blue changes a
+finding), never in the finding colours over the labels: voxels a person painted or erased
+are kept on accept (:func:`engine.editing.assist.merge_proposal`), so they show no change,
+and slices the model has not reached yet show nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 
-from engine.display import Plane, extract, label_lut
+from engine.display import Plane, extract
+from engine.editing.assist import difference_mask, merge_proposal
 
 from ..state.label_layer import LabelLayer
 from ..state.proposal import ProposalModel
 from ..state.session import Session
+from .preview_overlay import diff_lut
 
 
 class ProposalOverlay:
@@ -45,10 +54,37 @@ class ProposalOverlay:
         proposal.cleared.connect(self.hide)
         session.cursor_changed.connect(lambda _c: self.refresh_all())
         labels.appearance_changed.connect(self.refresh_all)
+        labels.changed.connect(self._on_labels_changed)
+        self._lut = diff_lut(self.OPACITY)
 
     def lut(self) -> np.ndarray:
-        return label_lut(self.labels.table, self.OPACITY, self.labels.hidden)
+        return self._lut
 
+    def _on_labels_changed(self, _bbox: Any) -> None:
+        if self.proposal.showing_proposal:
+            self.refresh_all()
+
+    def difference(self, plane: Plane, index: int) -> np.ndarray:
+        """The :func:`~engine.editing.assist.difference_mask` of accepting the proposal, on one slice."""
+        p = self.proposal
+        prop = extract(p.labels, plane, index)
+        cur = extract(self.labels.array, plane, index)
+        ed = self.labels.editor
+        if ed is None or ed.shape != p.labels.shape:
+            person = np.zeros(prop.shape, bool)
+        else:
+            box: list[Any] = [slice(None)] * 3
+            box[{Plane.AXIAL: 0, Plane.CORONAL: 1, Plane.SAGITTAL: 2}[plane]] = index
+            person = ed.person_mask(tuple(box))
+            if plane is not Plane.AXIAL:
+                person = person[::-1]
+        diff = difference_mask(cur, merge_proposal(cur, prop, person))
+        if p.state != "running":  # complete: accepting writes every slice
+            return diff
+        if plane is Plane.AXIAL:
+            return diff if p.processed[index] else np.zeros_like(diff)
+        diff[~p.processed[::-1]] = 0  # rows of slices the model has not reached yet
+        return diff
     def hide(self) -> None:
         self._pending.clear()
         self._timer.stop()
@@ -63,7 +99,7 @@ class ProposalOverlay:
                 or p.labels.shape != tuple(self.session.volume.shape):
             item.setVisible(False)
             return
-        lab = extract(p.labels, view.plane, view.index)
+        lab = self.difference(view.plane, view.index)
         if not lab.any():
             item.setVisible(False)
             return

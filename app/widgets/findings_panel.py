@@ -2,7 +2,8 @@
 
 Per finding (every finding of :data:`engine.labels.FINDINGS`): a probability bar for the
 current slice and for the whole scan, the volume in mL and % of lung, and a button that
-jumps to the slice with most of it; the COVID likelihood with its caveat.
+jumps to the slice with most of it, and one that accepts that finding alone (per-finding
+accept; a person's edits are kept); the COVID likelihood with its caveat.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ class FindingsPanel(QWidget):
     -------
     jump_requested(int)
         the jump button of finding index 0 (GGO), 1 (consolidation) or 2 (effusion).
+    accept_requested(int)
+        the accept button of finding index 0, 1 or 2 (accept that finding of the proposal only).
     """
 
     jump_requested = Signal(int)
+    accept_requested = Signal(int)
 
     def __init__(self, proposal: ProposalModel, session: Session, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -68,6 +72,7 @@ class FindingsPanel(QWidget):
         self.scan_bars: list[QProgressBar] = []
         self.volume_labels: list[QLabel] = []
         self.jump_buttons: list[QPushButton] = []
+        self.accept_buttons: list[QPushButton] = []
         for i, lab in enumerate(FINDINGS):
             entry = DEFAULT_TABLE[lab]
             r = 1 + 3 * i
@@ -80,14 +85,21 @@ class FindingsPanel(QWidget):
             jump.setEnabled(False)
             jump.clicked.connect(lambda _c=False, k=i: self.jump_requested.emit(k))
             grid.addWidget(name, r, 0, 1, 2)
+            accept = QPushButton("Accept")
+            accept.setToolTip(f"Accept only the {entry.name.lower()} of the proposal; "
+                              "voxels you painted or erased are kept")
+            accept.setEnabled(False)
+            accept.clicked.connect(lambda _c=False, k=i: self.accept_requested.emit(k))
             grid.addWidget(jump, r, 2)
+            grid.addWidget(accept, r, 3)
             grid.addWidget(sbar, r + 1, 0)
             grid.addWidget(wbar, r + 1, 1)
-            grid.addWidget(vol, r + 2, 0, 1, 3)
+            grid.addWidget(vol, r + 2, 0, 1, 4)
             self.slice_bars.append(sbar)
             self.scan_bars.append(wbar)
             self.volume_labels.append(vol)
             self.jump_buttons.append(jump)
+            self.accept_buttons.append(accept)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         self.covid_title = QLabel(COVID_TEXT)
@@ -125,6 +137,9 @@ class FindingsPanel(QWidget):
         q = p.quantification
         for i, lab in enumerate(FINDINGS):
             key = FINDING_KEYS[lab]
+            done = lab in p.accepted_values
+            self.accept_buttons[i].setEnabled(p.state == "ready" and not done)
+            self.accept_buttons[i].setText("Accepted" if done or p.state == "accepted" else "Accept")
             if not p.active:
                 _set_bar(self.scan_bars[i], None)
                 self.volume_labels[i].setText("")

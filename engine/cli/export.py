@@ -5,7 +5,9 @@ The format follows the ``--out`` name: ``.nii``/``.nii.gz``, ``.nrrd``, ``.seg.n
 Labels come from a file (``--labels``) or from the scan's crash-recovery journal
 (``--from-journal``: the newest session with unsaved edits, else the newest).
 ``--edited-mask PATH`` also writes the voxels changed by a person: from the journal,
-or as the difference to ``--ai-labels``. ``--itksnap-labels`` writes ITK-SNAP's label
+or as the difference to ``--ai-labels``. A ``.seg.nrrd`` or DICOM SEG ``--out`` carries
+the voxels changed by a person inside the file (from the journal, ``--ai-labels``, or the
+provenance stored in a ``--labels`` file of those formats). ``--itksnap-labels`` writes ITK-SNAP's label
 description file (names and colours) beside the labels, e.g. ``labels.label.txt``.
 """
 
@@ -62,16 +64,19 @@ def run(args: argparse.Namespace) -> int:
         if editor.labels.shape != volume.shape:
             raise LungLensError("The edit journal does not match this scan's grid.")
         labels = editor.labels
-        edited = editor.person_mask() if args.edited_mask else None
+        person = editor.person_mask()
     else:
         labels = io.load_labels(args.labels, reference=volume, unknown=unknown)
-        if args.edited_mask:
-            if not args.ai_labels:
-                raise LungLensError("--edited-mask needs --ai-labels FILE (the AI result the edits started "
-                                    "from) or --from-journal.")
-            edited = labels != io.load_labels(args.ai_labels, reference=volume, unknown=unknown)
+        if args.ai_labels:
+            person = labels != io.load_labels(args.ai_labels, reference=volume, unknown=unknown)
+        else:
+            person = io.load_edited(args.labels, volume)  # provenance stored in a .seg.nrrd / DICOM SEG
+        if args.edited_mask and person is None:
+            raise LungLensError("--edited-mask needs --ai-labels FILE (the AI result the edits started "
+                                "from) or --from-journal.")
+    edited = person if args.edited_mask else None
     written = export_labels(labels, volume, args.out, edited_mask=edited,
-                            edited_mask_path=args.edited_mask if edited is not None else None)
+                            edited_mask_path=args.edited_mask if edited is not None else None, edited=person)
     if args.itksnap_labels:
         from ..io.itksnap import label_descriptions_path, write_label_descriptions
 

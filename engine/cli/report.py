@@ -7,7 +7,9 @@ HU statistics and the zone-based severity scores, and writes the report in the f
 of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs, paths, age and free-text descriptions
 out, and the report says which fields were removed.
 ``--findings`` takes the ``findings.json`` of ``predict`` for model names, versions and
-finding probabilities. ``--edited`` records that a person edited the labels.
+finding probabilities. ``--edited`` records that a person edited the labels; without it, a
+``.seg.nrrd`` or DICOM SEG ``--labels`` file written by LungLens says so itself (its stored
+edited-by-a-person voxels).
 
 ``PATH`` may be ``phantom`` for the built-in synthetic chest CT (its ground-truth labels
 are used when ``--labels`` is not given).
@@ -34,7 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--map-unknown-labels", action="store_true",
                    help="set label values outside the label table (0..3) to background instead of refusing the file")
     p.add_argument("--lungs", help="lung mask file on the scan's grid, instead of finding the lungs")
-    p.add_argument("--edited", action="store_true", help="the labels were edited by a person")
+    p.add_argument("--edited", action="store_true",
+                   help="the labels were edited by a person (default: what a .seg.nrrd or DICOM SEG --labels "
+                        "file records, else no)")
     p.add_argument("--series", help="DICOM series to read (uid, SeriesInstanceUID or number)")
     p.add_argument("--print", action="store_true", help="also print the main numbers")
     p.set_defaults(func=run)
@@ -88,7 +92,12 @@ def run(args: argparse.Namespace) -> int:
         except DataError as exc:
             print(f"warning: {exc}", file=sys.stderr)
     quant = quantify(labels, volume.geometry, lungs, volume.array if volume.is_hu else None)
-    written = write_report(out, volume, labels, lungs, anonymize=args.no_identifiers, edited_by_person=args.edited,
+    edited = bool(args.edited)
+    if not edited and args.labels:
+        from ..io import load_edited
+        stored = load_edited(args.labels, volume)  # provenance embedded by LungLens (.seg.nrrd, DICOM SEG)
+        edited = bool(stored is not None and stored.any())
+    written = write_report(out, volume, labels, lungs, anonymize=args.no_identifiers, edited_by_person=edited,
                            findings_doc=findings_doc, labels_source=args.labels, quant=quant, progress=progress)
     progress.close()
     if args.print:

@@ -260,11 +260,14 @@ class LabelEditor:
             s.paint(region, value, **kw)
         return s.step
 
-    def apply_labels(self, new: np.ndarray, name: str, kind: str = "person") -> Optional[Step]:
+    def apply_labels(self, new: np.ndarray, name: str, kind: str = "person",
+                     reference: Optional[np.ndarray] = None) -> Optional[Step]:
         """Replace the whole label array by ``new`` as one undo step (only the changed voxels are stored).
 
         ``kind`` is ``"person"`` (a hand edit), ``"ai"`` (a model result) or ``"load"`` (labels
-        opened from a file); after ``"ai"`` and ``"load"`` steps, hand-edit tracking starts afresh.
+        opened from a file); after ``"ai"`` and ``"load"`` steps, hand-edit tracking starts afresh
+        from ``reference`` (default ``new``): voxels where the labels differ from it count as
+        changed by a person.
         """
         if self._stroke is not None:
             raise RuntimeError("finish the open stroke before replacing the labels")
@@ -276,7 +279,8 @@ class LabelEditor:
         baseline = None
         if kind in ("ai", "load"):
             base = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
-            baseline = Delta.between(base, new)
+            ref = new if reference is None else np.asarray(reference).astype(np.uint8, copy=False)
+            baseline = Delta.between(base, ref)
             if delta is None and baseline is None:
                 return None
             if delta is None:  # the labels already equal the AI result: store an empty-change step
@@ -308,13 +312,21 @@ class LabelEditor:
         self._commit(step)
         return step
 
-    def apply_ai_result(self, labels: np.ndarray, name: str = "AI segmentation") -> Optional[Step]:
+    def apply_ai_result(self, labels: np.ndarray, name: str = "AI segmentation",
+                        keep_person: Optional[np.ndarray] = None) -> Optional[Step]:
         """Accept a model's label map as one undo step and make it the "last AI result".
 
         Voxels changed after this call count as changed by a person (:meth:`person_mask`).
-        Undoing the step restores the labels and the previous reference.
+        ``keep_person`` (boolean) marks voxels that stay a person's edit across the accept
+        (:func:`engine.editing.assist.merge_proposal` kept their value): the reference keeps its
+        previous value there, so provenance is not handed to the model. Undoing the step
+        restores the labels and the previous reference.
         """
-        return self.apply_labels(labels, name, kind="ai")
+        reference = None
+        if keep_person is not None:
+            base = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
+            reference = np.where(np.asarray(keep_person, bool), base, np.asarray(labels, np.uint8))
+        return self.apply_labels(labels, name, kind="ai", reference=reference)
 
     def undo(self) -> Optional[str]:
         """Revert the last step; returns its name (None when there is nothing to undo)."""
@@ -355,11 +367,15 @@ class LabelEditor:
         self._announce()
 
     # -- "changed by a person" ------------------------------------------------
-    def person_mask(self) -> np.ndarray:
-        """Boolean array of the voxels that differ from the last AI result (or the starting labels)."""
+    def person_mask(self, box: Optional[Box] = None) -> np.ndarray:
+        """Boolean array of the voxels that differ from the last AI result (or the starting labels).
+
+        ``box`` (a tuple of slices) limits it to that part of the volume (e.g. one slice).
+        """
+        box = box if box is not None else (slice(None),) * 3
         if self._baseline is None:
-            return self.labels != 0
-        return self.labels != self._baseline
+            return self.labels[box] != 0
+        return self.labels[box] != self._baseline[box]
 
     def person_changes(self) -> dict[int, tuple[int, int]]:
         """Per label value: ``(voxels added, voxels removed)`` by hand since the last AI result."""

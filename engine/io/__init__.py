@@ -39,7 +39,7 @@ from .detect import FORMATS, detect_format
 from .dicom_scan import SeriesInfo
 from .isolated import open_isolated
 from .loading import list_series, load
-from .labels_io import label_format, load_labels, save_labels
+from .labels_io import embeds_edited, label_format, load_edited, load_labels, save_labels
 
 __all__ = ["load", "open_isolated", "list_series", "save_labels", "load_labels", "detect_format", "label_format",
            "SeriesInfo", "FORMATS", "MAX_VOLUME_BYTES"]

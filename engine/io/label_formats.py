@@ -41,6 +41,9 @@ class LabelFormat:
     takes_table
         The writer stores names and colours: ``writer(labels, geometry, path, table)``;
         otherwise ``writer(labels, geometry, path)``.
+    embeds_edited
+        The file can carry the voxels a person edited (provenance): the writer takes
+        ``edited=`` and the module has a ``read_..._edited`` reader.
     """
 
     key: str
@@ -50,6 +53,7 @@ class LabelFormat:
     reader: str
     needs_dicom_scan: bool = False
     takes_table: bool = False
+    embeds_edited: bool = False
 
     @property
     def is_folder(self) -> bool:
@@ -72,10 +76,11 @@ class LabelFormat:
 LABEL_FORMATS: tuple[LabelFormat, ...] = (
     LabelFormat("nifti", "NIfTI", (".nii.gz", ".nii"), "nifti:write_nifti_labels", "nifti"),
     LabelFormat("seg-nrrd", "3D Slicer segmentation", (".seg.nrrd",), "seg_nrrd:write_seg_nrrd", "seg-nrrd",
-                takes_table=True),
+                takes_table=True, embeds_edited=True),
     LabelFormat("nrrd", "NRRD", (".nrrd", ".nhdr"), "sitk_io:write_nrrd_labels", "nrrd"),
     LabelFormat("mha", "MetaImage", (".mha",), "sitk_io:write_nrrd_labels", "mha"),
-    LabelFormat("dicom-seg", "DICOM SEG", (".dcm",), "dicom_seg:write_dicom_seg", "dicom", needs_dicom_scan=True),
+    LabelFormat("dicom-seg", "DICOM SEG", (".dcm",), "dicom_seg:write_dicom_seg", "dicom", needs_dicom_scan=True,
+                embeds_edited=True),
     LabelFormat("png", "PNG slices (folder)", (), "images:write_png_labels", "png", takes_table=True),
 )
 

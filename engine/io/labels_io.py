@@ -39,7 +39,7 @@ from ._common import check_readable, wrap_errors
 from .atomic import fsync_dir, fsync_tree, replace_durably, temp_path
 from .label_formats import LABEL_FORMATS, format_for_path, get_format
 
-__all__ = ["LABEL_FORMATS", "save_labels", "load_labels", "label_format"]
+__all__ = ["LABEL_FORMATS", "save_labels", "load_labels", "load_edited", "label_format"]
 
 
 def label_format(path: str | Path) -> str:
@@ -113,7 +113,8 @@ def _as_labels(labels: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path: str | Path,
                 table: LabelTable = DEFAULT_TABLE, progress: Optional[ProgressCallback] = None,
-                cancel: Optional[CancelLike] = None, format: Optional[str] = None) -> Path:
+                cancel: Optional[CancelLike] = None, format: Optional[str] = None,
+                edited: Optional[np.ndarray] = None) -> Path:
     """Write a canonical ``(z, y, x)`` label map so that it lines up with its scan.
 
     Parameters
@@ -129,6 +130,11 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
         Names and colours for the formats that store them (.seg.nrrd, DICOM SEG, PNG sidecar).
     format
         Force a writer (``"nifti"``, ``"nrrd"``, ``"mha"``, ``"seg-nrrd"``, ``"dicom-seg"``, ``"png"``).
+    edited
+        Boolean mask of the voxels a person edited (provenance), embedded by the formats that
+        can carry it (``embeds_edited`` in the format table: ``.seg.nrrd``, DICOM SEG); the
+        other formats ignore it (write it as a separate file, see
+        :func:`engine.editing.export.export_labels`).
 
     Returns
     -------
@@ -161,7 +167,7 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
                 check_cancel(cancel)
                 _replace_folder(tmp, target)
             else:
-                _write_file(fmt, arr, geometry, volume, tmp, table, report, cancel)
+                _write_file(fmt, arr, geometry, volume, tmp, table, report, cancel, edited)
                 check_cancel(cancel)
                 replace_durably(tmp, target)
     except BaseException:
@@ -175,18 +181,47 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
 
 
 def _write_file(fmt: str, arr: np.ndarray, geometry: Geometry, volume: Optional[Volume], tmp: Path,
-                table: LabelTable, report, cancel) -> None:
+                table: LabelTable, report, cancel, edited: Optional[np.ndarray] = None) -> None:
     spec = get_format(fmt)
     write = spec.write_function()
+    extra = {}
+    if edited is not None and spec.embeds_edited:
+        mask = np.asarray(edited, bool)
+        if mask.shape != arr.shape:
+            raise GeometryMismatchError(f"The edited-voxel mask has shape {mask.shape} but the labels {arr.shape}.")
+        extra["edited"] = mask
     if spec.needs_dicom_scan:
         if volume is None or volume.format != "dicom":
             raise UnsupportedFormatError(f"{spec.title} can only be written for a scan opened from DICOM (it must "
                                          "reference the source images). Save as .nii.gz or .seg.nrrd instead.")
-        write(arr, volume, tmp, table, progress=report, cancel=cancel)
+        write(arr, volume, tmp, table, progress=report, cancel=cancel, **extra)
     elif spec.takes_table:
-        write(arr, geometry, tmp, table)
+        write(arr, geometry, tmp, table, **extra)
     else:
         write(arr, geometry, tmp)
+
+
+def embeds_edited(path: str | Path) -> bool:
+    """Whether labels written to ``path`` carry the edited-by-a-person mask inside the file."""
+    return format_for_path(path).embeds_edited
+
+
+def load_edited(path: str | Path, reference: Volume | Geometry | None = None) -> Optional[np.ndarray]:
+    """The voxels a person edited as stored inside a label file, or None when it does not say.
+
+    Only ``.seg.nrrd`` and DICOM SEG files carry it (written by :func:`save_labels` with
+    ``edited=``); other formats return None. A DICOM SEG needs its DICOM ``reference`` scan.
+    """
+    from .detect import detect_format
+    p = check_readable(path)
+    fmt = detect_format(p)
+    if fmt == "seg-nrrd":
+        from .seg_nrrd import read_seg_nrrd_edited
+        return read_seg_nrrd_edited(p)
+    if fmt == "dicom" and isinstance(reference, Volume) and reference.format == "dicom":
+        from .dicom_seg import read_dicom_seg_edited
+        return read_dicom_seg_edited(p, reference)
+    return None
 
 
 #: what :func:`load_labels` does with values outside the label table

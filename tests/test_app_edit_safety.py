@@ -1,0 +1,390 @@
+"""No edit is lost silently (issue 14): AI accept keeps a person's voxels, fill between slices
+previews its interpolation, fills that leak ask first, provenance survives export and reopen,
+Ctrl+S saves. Real mouse and key events in the real main window, offscreen; arrays and pixels
+are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from engine import io
+from engine.labels import CONSOLIDATION, EFFUSION, GGO
+from engine.types import Geometry, Volume
+
+pytestmark = pytest.mark.gui
+
+SHAPE = (12, 96, 96)
+#: screenshots for the closing note go here when LUNGLENS_SHOTS names a folder (never the repo)
+SHOTS = os.environ.get("LUNGLENS_SHOTS")
+
+
+def make_volume(source: str) -> Volume:
+    """Body at 40 HU, a 'lung' box at -850 HU, a -500 HU patch (GGO for the rule predictor)."""
+    hu = np.full(SHAPE, -1000, np.int16)
+    hu[:, 8:88, 8:88] = 40
+    hu[:, 20:76, 20:76] = -850
+    hu[:, 30:50, 30:50] = -500
+    return Volume(hu, Geometry(SHAPE, spacing=(2.0, 0.8, 0.8)), source=source, format="nifti")
+
+
+class GatedRules:
+    """A torch-free predictor (through the AI flow's ``make_predictor`` seam): GGO on the -500 HU
+    patch, consolidation in a box of the lung; it waits for ``gate`` after its first slab, so a
+    test can paint while Run AI runs."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    def iter_predict(self, volume, progress=None, cancel=None, order=None, visible_slice=None):
+        from engine.inference import Prediction, Slab
+
+        hu = volume.array
+        labels = np.where(hu == -500, GGO, 0).astype(np.uint8)
+        labels[:, 60:70, 60:70] = CONSOLIDATION
+        nz = volume.shape[0]
+        sp = np.zeros((nz, 3), np.float32)
+        sp[:, 0] = 0.9
+        sp[:, 1] = 0.8
+        for i, z0 in enumerate(range(0, nz, 4)):
+            z = np.arange(z0, min(z0 + 4, nz))
+            yield Slab(z=z, labels=labels[z], probabilities=None, slice_probabilities=sp[z], fraction=z[-1] / nz)
+            if i == 0:
+                assert self.gate.wait(30), "the test never opened the gate"
+        return Prediction(labels=labels, probabilities=None, slice_probabilities=sp,
+                          scan_probabilities={"ggo": 0.9, "consolidation": 0.8, "effusion": 0.0},
+                          covid_probability=None, segmented=np.ones(nz, bool), geometry=volume.geometry,
+                          models={"segmentation": {"name": "gated_rules", "version": "1"}},
+                          timings={"total_s": 0.0}, device="cpu")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, flows=("ai", "editing", "numbers"))
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    scan_dir = tmp_path / "share"
+    scan_dir.mkdir()
+    w.scan_io.show_volume(make_volume(str(scan_dir / "scan.nii.gz")), None)
+    w.session.set_cursor(6, 48, 48)
+    w.session.set_layout("axial")
+    w.session.set_crosshair_visible(False)
+    qtbot.waitUntil(lambda: not w.runner.active, timeout=30000)  # the case finds the lungs
+    predictor = GatedRules()
+    w.ai.make_predictor = lambda key, threads: predictor
+    w.ai._predictors.clear()
+    w.predictor = predictor
+    qtbot.wait(50)
+    yield w
+    predictor.gate.set()
+    w.recovery._close_ok = True
+    w.runner.cancel_all()
+    w.runner.wait(10000)
+
+
+def pixel(view, zyx) -> QPoint:
+    return view.mapFromScene(view.view_box.mapViewToScene(view.scene_point(zyx)))
+
+
+def color(view, zyx) -> tuple[int, int, int]:
+    c = QColor(view.grab().toImage().pixel(pixel(view, zyx)))
+    return c.red(), c.green(), c.blue()
+
+
+def drag(view, points, qtbot) -> None:
+    vp = view.viewport()
+    pts = [pixel(view, p) for p in points]
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pts[0])
+    for p in pts[1:]:
+        qtbot.wait(12)  # pyqtgraph drops moves closer than 10 ms
+        QTest.mouseMove(vp, p)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pts[-1])
+    qtbot.wait(10)
+
+
+def key(w, k, mod=Qt.KeyboardModifier.NoModifier) -> None:
+    w.views.axial.setFocus()
+    QTest.keyClick(w.views.axial, k, mod)
+
+
+def paint(w, qtbot, label, points, radius_mm=2.0) -> None:
+    w.editing.set_tool("brush")
+    w.editing.settings.set_label(label)
+    w.editing.settings.set_radius_mm(radius_mm)
+    drag(w.views.axial, points, qtbot)
+
+
+def shot(w, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        w.grab().save(str(Path(SHOTS) / name))
+
+
+def answer_next_box(button_text: str, seen: list) -> None:
+    """Click ``button_text`` in the next modal message box (a real click), recording its text."""
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        seen.append(box.text())
+        button = next(b for b in box.buttons() if b.text().replace("&", "") == button_text)
+        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    QTimer.singleShot(20, click)
+
+
+# ---------------------------------------------------------------- AI accept
+def test_accept_keeps_hand_edits_also_those_painted_while_run_ai_runs(window, qtbot):
+    w, ed = window, window.editing.editor
+    view = w.views.axial
+    # before the run: consolidation painted by hand across the GGO patch (row 40)
+    paint(w, qtbot, CONSOLIDATION, [(6, 40, 24), (6, 40, 56)])
+    before_run = ed.person_mask().copy()
+    assert before_run[6, 40, 40] and ed.labels[6, 40, 40] == CONSOLIDATION
+    task = w.ai.run()
+    qtbot.waitUntil(lambda: w.ai.proposal.processed.any(), timeout=30000)
+    assert w.ai.proposal.state == "running"
+    # while the model waits: effusion painted by hand across the AI's consolidation box (row 64)
+    paint(w, qtbot, EFFUSION, [(6, 64, 56), (6, 64, 74)])
+    assert ed.labels[6, 64, 65] == EFFUSION
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.predictor.gate.set()
+    assert task is not None
+    proposal = w.ai.proposal.prediction.labels
+    person = ed.person_mask().copy()
+    labels_before = ed.labels.copy()
+    assert person[6, 64, 65] and person[6, 40, 40] and not person[6, 45, 45]
+    # the proposal is drawn as a difference: cyan where it adds GGO, nothing over the hand stroke
+    qtbot.wait(50)
+    r, g, b = color(view, (6, 45, 45))     # GGO patch, not painted by hand: the AI adds it
+    assert b > r + 60 and g > r + 60, (r, g, b)
+    r, g, b = color(view, (6, 40, 40))     # the hand stroke: consolidation red, no cyan over it
+    assert r > g + 60 and r > b + 60, (r, g, b)
+    shot(w, "a_accept_with_hand_edits.png")
+    # Enter accepts with the safe default: every voxel a person painted keeps its value
+    key(w, Qt.Key.Key_Return)
+    assert w.ai.proposal.state == "accepted"
+    np.testing.assert_array_equal(ed.labels[person], labels_before[person])
+    np.testing.assert_array_equal(ed.labels[~person], proposal[~person])
+    assert ed.labels[6, 40, 40] == CONSOLIDATION and ed.labels[6, 64, 65] == EFFUSION
+    assert ed.labels[6, 45, 45] == GGO and ed.labels[6, 68, 68] == CONSOLIDATION
+    # provenance: the painted voxels still count as a person's edits after the accept
+    np.testing.assert_array_equal(ed.person_mask(), person)
+    assert w.case.edited_by_person()
+    # undo restores the labels before the accept
+    w.editing.undo()
+    np.testing.assert_array_equal(ed.labels, labels_before)
+
+
+def test_per_finding_accept_takes_one_finding_and_esc_drops_the_rest(window, qtbot):
+    w, ed = window, window.editing.editor
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    proposal = w.ai.proposal.prediction.labels
+    panel = w.ai.panel
+    assert all(b.isEnabled() for b in panel.accept_buttons)
+    qtbot.mouseClick(panel.accept_buttons[1], Qt.MouseButton.LeftButton)  # consolidation only
+    assert w.ai.proposal.state == "ready"
+    np.testing.assert_array_equal(ed.labels == CONSOLIDATION, proposal == CONSOLIDATION)
+    assert not (ed.labels == GGO).any()
+    assert not panel.accept_buttons[1].isEnabled() and panel.accept_buttons[0].isEnabled()
+    assert ed.history.undo_name == "AI Consolidation"
+    key(w, Qt.Key.Key_Escape)  # drop the rest (GGO)
+    assert w.ai.proposal.state == "accepted" and not (ed.labels == GGO).any()
+    assert (ed.labels == CONSOLIDATION).sum() == (proposal == CONSOLIDATION).sum()
+
+
+# ---------------------------------------------------------------- fill between slices
+def test_fill_between_previews_the_hand_painted_gap_then_enter_applies(window, qtbot):
+    w, ed = window, window.editing.editor
+    view = w.views.axial
+    for z in (2, 9):
+        w.session.set_cursor(z, 48, 48)
+        qtbot.wait(20)
+        paint(w, qtbot, GGO, [(z, 40, 30), (z, 40, 46)], radius_mm=3.0)
+    assert ed.labels[2, 40, 38] == GGO and ed.labels[9, 40, 38] == GGO
+    # an AI speck on slice 5 does not split the user's gap (it is not a hand edit)
+    speck = ed.labels.copy()
+    speck[5, 80, 80] = GGO
+    ed.apply_ai_result(speck, keep_person=ed.person_mask())
+    w.session.set_cursor(6, 48, 48)
+    qtbot.wait(20)
+    before = ed.labels.copy()
+    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    pending = w.editing.pending_fill
+    assert pending is not None and (pending.start, pending.stop) == (2, 9)
+    np.testing.assert_array_equal(ed.labels, before)  # a preview only
+    assert "between slices 3 and 10" in w.statusBar().currentMessage()
+    qtbot.wait(50)
+    r, g, b = color(view, (6, 40, 38))
+    assert b > r + 60 and g > r + 60, (r, g, b)  # cyan preview on the shown slice
+    shot(w, "b_fill_between_preview.png")
+    key(w, Qt.Key.Key_Escape)  # Esc drops it
+    assert w.editing.pending_fill is None and not w.editing.preview.items[view.plane].isVisible()
+    np.testing.assert_array_equal(ed.labels, before)
+    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    key(w, Qt.Key.Key_Return)  # Enter applies it as one undo step
+    assert (ed.labels[3:9, 40, 38] == GGO).all()
+    assert ed.labels[5, 80, 80] == GGO and (ed.labels != before).sum() == pending.voxels
+    assert ed.history.undo_name == "Fill between slices"
+    # outside the painted gap there is nothing to do, and the status bar says so
+    w.session.set_cursor(11, 48, 48)
+    qtbot.wait(20)
+    after = ed.labels.copy()
+    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert w.editing.pending_fill is None
+    assert w.statusBar().currentMessage().startswith("Nothing to fill")
+    np.testing.assert_array_equal(ed.labels, after)
+
+
+# ---------------------------------------------------------------- fills that leak
+def test_a_leaking_2d_fill_asks_in_ml_and_slices_and_cancel_paints_nothing(window, qtbot):
+    w, ed = window, window.editing.editor
+    view = w.views.axial
+    w.editing.set_tool("fill")
+    w.editing.settings.set_label(GGO)
+    before = ed.labels.copy()
+    seen: list[str] = []
+    answer_next_box("Cancel", seen)
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     pixel(view, (6, 48, 48)))
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    # the whole slice is background: 96 x 96 voxels of 0.8 x 0.8 x 2 mm = 11.8 mL on 1 slice
+    assert seen[0].startswith("This fill would paint 11.8 mL over 1 slice") and "Fill anyway?" in seen[0]
+    np.testing.assert_array_equal(ed.labels, before)
+    answer_next_box("Fill anyway", seen)
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     pixel(view, (6, 48, 48)))
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: bool((ed.labels[6] == GGO).all()), timeout=5000)
+    assert not ed.labels[5].any()
+    # a 3D fill into the open background says how big it would be instead of a voxel count
+    w.editing.set_tool("fill3d")
+    w.editing.settings.set_label(EFFUSION)
+    w.session.set_cursor(5, 48, 48)
+    qtbot.wait(20)
+    before = ed.labels.copy()
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     pixel(view, (5, 48, 48)))
+    assert w.errors[-1].startswith("Nothing was filled: this 3D fill would spread over more than 35 mL, 25% of")
+    np.testing.assert_array_equal(ed.labels, before)
+
+
+# ---------------------------------------------------------------- provenance and Ctrl+S
+def test_ctrl_s_asks_once_then_saves_and_provenance_survives_reopen(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    w, ed = window, window.editing.editor
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    key(w, Qt.Key.Key_Return)
+    assert not w.case.edited_by_person()
+    paint(w, qtbot, EFFUSION, [(6, 70, 24), (6, 70, 40)])  # a hand edit on top of the AI result
+    person = ed.person_mask().copy()
+    assert person.any() and w.case.edited_by_person()
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    asked = []
+
+    def dialog(parent, title, start, filters):
+        asked.append((title, start))
+        if title == "Export report":
+            return "", ""  # the user cancels
+        return str(out_dir / "case.seg.nrrd"), filters.split(";;")[1]
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
+    key(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not ed.dirty, timeout=30000)
+    assert len(asked) == 1 and asked[0][0] == "Save segmentation"
+    assert Path(asked[0][1]).parent != Path(w.session.volume.source).parent  # never the scan's folder
+    target = out_dir / "case.seg.nrrd"
+    np.testing.assert_array_equal(io.load_labels(target, w.session.volume), ed.labels)
+    np.testing.assert_array_equal(io.load_edited(target), person)
+    assert w.preferences.export_dir == str(out_dir.resolve())
+    # more edits, Ctrl+S again: saved silently to the same file
+    w.session.set_cursor(7, 48, 48)
+    qtbot.wait(20)
+    paint(w, qtbot, EFFUSION, [(7, 70, 24), (7, 70, 40)])
+    assert ed.dirty and ed.labels[7, 70, 30] == EFFUSION
+    key(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not ed.dirty, timeout=30000)
+    assert len(asked) == 1 and "case.seg.nrrd" in w.statusBar().currentMessage()
+    np.testing.assert_array_equal(io.load_labels(target, w.session.volume)[7], ed.labels[7])
+    saved_person = ed.person_mask().copy()
+    # reopen: the report's "edited by a person" tells the truth
+    w.labels.reset(SHAPE)
+    assert not w.case.edited_by_person()
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(str(target))
+    np.testing.assert_array_equal(w.labels.editor.person_mask(), saved_person)
+    assert w.case.edited_by_person()
+    # the next export dialogs (labels, report) start in the last export folder
+    w.export.ask_export()
+    assert Path(asked[-1][1]).parent == out_dir.resolve()
+    w.numbers.ask_export()
+    assert asked[-1][0] == "Export report" and Path(asked[-1][1]) == out_dir.resolve() / "scan_report.pdf"
+
+
+def test_cli_export_and_report_carry_provenance_in_seg_nrrd(tmp_path):
+    from engine.cli import main
+
+    import nibabel as nib
+
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[4:8, 30:50, 30:50] = GGO
+    ai = labels.copy()
+    labels[6, 60:64, 60:64] = EFFUSION  # the hand edit
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((96, 96, 12), np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(scan))
+    volume = io.load(scan)
+    io.save_labels(labels, volume, tmp_path / "edited.nii.gz")
+    io.save_labels(ai, volume, tmp_path / "ai.nii.gz")
+    out = tmp_path / "out.seg.nrrd"
+    assert main(["export", str(scan), "--labels", str(tmp_path / "edited.nii.gz"), "--ai-labels",
+                 str(tmp_path / "ai.nii.gz"), "--out", str(out)]) == 0
+    stored = io.load_edited(out)
+    assert stored is not None and stored.sum() == 16
+    for labels_file, edited in ((out, True), (tmp_path / "edited.nii.gz", False)):
+        report = tmp_path / f"report_{edited}.json"
+        assert main(["report", str(scan), "--labels", str(labels_file), "--out", str(report)]) == 0
+        assert json.loads(report.read_text())["labels"]["edited_by_person"] is edited
+
+
+def test_enter_and_esc_mean_one_thing_when_a_proposal_arrives_during_a_fill_preview(window, qtbot):
+    w, ed = window, window.editing.editor
+    for z in (2, 9):
+        w.session.set_cursor(z, 48, 48)
+        qtbot.wait(20)
+        paint(w, qtbot, EFFUSION, [(z, 80, 30), (z, 80, 46)], radius_mm=3.0)
+    w.session.set_cursor(6, 48, 48)
+    qtbot.wait(20)
+    assert w.editing.fill_between() > 0
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    assert w.editing.pending_fill is None  # dropped, with a word in the status bar
+    assert "accept or reject the AI proposal first" in w.statusBar().currentMessage()
+    before = ed.labels.copy()
+    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert w.editing.pending_fill is None and "AI proposal first" in w.statusBar().currentMessage()
+    key(w, Qt.Key.Key_Return)  # Enter accepts the proposal, nothing else
+    assert w.ai.proposal.state == "accepted"
+    assert not (ed.labels[3:9, 80, 38] == EFFUSION).any() and (ed.labels[6, 45, 45] == GGO)
+    assert (ed.labels[before != ed.labels] != EFFUSION).all()
