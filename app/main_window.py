@@ -106,7 +106,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.views)
         self.progress = ProgressPanel(self.runner)
         self.statusBar().addPermanentWidget(self.progress)
-        self.notices_panel = NoticesPanel(self.notices, lambda: (self.notices_dock.show(), self.notices_dock.raise_()))
+        self.notices_panel = NoticesPanel(self.notices, lambda: (self.notices_dock.show(), self.notices_dock.raise_(),
+                                                                 self.resizeDocks([self.notices_dock], [150],
+                                                                                  Qt.Orientation.Vertical)))
         self.notices_dock = self.add_dock(self.notices_panel, "Notices", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.notices_dock.hide()  # shown from the status bar's "N notices" button or View > Notices
         self.statusBar().addPermanentWidget(self.notices_panel.button)
