@@ -523,3 +523,31 @@ def test_the_process_exits_promptly_when_closed_during_run_ai(tmp_path):
           f"{exit_s:.2f} s after the close")
     assert proc.returncode == 0, err[-3000:]
     assert float(close_s) < 0.3 and exit_s < 6.0  # about 2.5 s here, 1.9 s of it the interpreter's own teardown
+
+
+@pytest.mark.shared_data
+def test_dropping_a_dicom_seg_over_its_series_opens_it_as_labels(window, qtbot, tmp_path, dicom_99):
+    import pydicom
+
+    from engine import io
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    files = sorted(dicom_99.glob("*.dcm"),
+                   key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]))[40:46]
+    for f in files:
+        (folder / f.name).write_bytes(f.read_bytes())
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=60000) as opened:
+        window.scan_io.open_path(folder)
+    vol = opened.args[0]
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[2, 200:260, 150:220] = 1
+    labels[3, 300:340, 300:360] = 3
+    seg = tmp_path / "out" / "findings.dcm"
+    seg.parent.mkdir()
+    io.save_labels(labels, vol, seg)
+    assert io.label_format(seg) == "dicom-seg"
+    with qtbot.waitSignal(window.scan_io.labels_opened, timeout=60000):
+        _drop(window, seg)
+    assert window.session.volume is vol and window.errors == []
+    np.testing.assert_array_equal(window.labels.array, labels)
