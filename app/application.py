@@ -39,7 +39,7 @@ UNEXPECTED_ERROR_EXIT = 3
 log = logging.getLogger("app")
 
 
-def install_error_hooks(notices: "object", on_error: "Optional[object]" = None) -> None:
+def install_error_hooks(notices: "object", on_error: "Optional[object]" = None) -> "object":
     """Show every uncaught GUI-thread exception and log Qt's messages (see the module docstring).
 
     Parameters
@@ -48,6 +48,11 @@ def install_error_hooks(notices: "object", on_error: "Optional[object]" = None) 
         The window's :class:`app.state.notices.Notices` (the error is shown there).
     on_error
         Called with the formatted traceback after the message was shown (a scripted run ends).
+
+    Returns
+    -------
+    callable
+        Puts the previous hook and message handler back (tests).
     """
     from PySide6.QtCore import QtMsgType, qInstallMessageHandler
 
@@ -73,8 +78,14 @@ def install_error_hooks(notices: "object", on_error: "Optional[object]" = None) 
     def qt_messages(mode: "object", _context: "object", message: str) -> None:
         log.log(levels.get(mode, logging.WARNING), "Qt: %s", message)  # type: ignore[arg-type]
 
+    previous_hook = sys.excepthook
     sys.excepthook = excepthook
-    qInstallMessageHandler(qt_messages)
+    previous_handler = qInstallMessageHandler(qt_messages)
+
+    def uninstall() -> None:
+        sys.excepthook = previous_hook
+        qInstallMessageHandler(previous_handler)
+    return uninstall
 
 
 class StartupSequence:

@@ -137,8 +137,7 @@ class _Emitter(QObject):
 def test_an_exception_in_a_slot_is_shown_and_logged(window, qtbot, caplog):
     from app.application import install_error_hooks
 
-    old = sys.excepthook
-    install_error_hooks(window.notices)
+    uninstall = install_error_hooks(window.notices)
     try:
         emitter = _Emitter()
 
@@ -154,7 +153,7 @@ def test_an_exception_in_a_slot_is_shown_and_logged(window, qtbot, caplog):
         assert "Traceback" in logged and "in broken" in logged
         assert window.statusBar().currentMessage().startswith("Unexpected error (ZeroDivisionError)")
     finally:
-        sys.excepthook = old
+        uninstall()
 
 
 def test_screenshot_run_exits_non_zero_on_an_unexpected_error(tmp_path):
@@ -254,7 +253,7 @@ def test_a_nifti_that_fits_the_scan_asks_labels_or_scan(phantom, qtbot, tmp_path
     w.scan_io.open_path(path)
     qtbot.waitUntil(lambda: w.scan_io.kind_prompt is not None, timeout=30000)
     box = w.scan_io.kind_prompt
-    assert "open scan's grid" in box.text() and not box.isModal()
+    assert "open scan's grid" in box.text() and "label map" in box.text() and not box.isModal()
     names = [b.text() for b in box.buttons()]
     assert "Open as labels" in names and "Open as new scan" in names
     _shot(box, "open_as_labels_choice.png")
@@ -295,7 +294,9 @@ def test_unknown_label_values_are_mapped_only_when_asked(phantom, qtbot, tmp_pat
     odd = truth.copy()
     odd[0, :5, :5] = 7  # 25 voxels outside the label table
     _save_raw_nifti(odd, vol, path)
-    w.scan_io.open_labels(path)
+    w.scan_io.open_path(path)  # stray values: still label-like, so the user chooses
+    qtbot.waitUntil(lambda: w.scan_io.kind_prompt is not None, timeout=30000)
+    next(b for b in w.scan_io.kind_prompt.buttons() if b.text() == "Open as labels").click()
     qtbot.waitUntil(lambda: w.scan_io.unknown_prompt is not None, timeout=30000)
     box = w.scan_io.unknown_prompt
     assert "25" in box.text() and "outside the label table" in box.text()

@@ -10,7 +10,7 @@ warnings of an opened scan (skipped slices, split series...) go to the Notices p
 
 A file opened or dropped while a scan is open is sorted first (:func:`label_or_scan`):
 a ``.seg.nrrd`` or DICOM SEG opens as labels over the scan (with the geometry check);
-a NIfTI/NRRD/MHA on the open scan's grid whose values all lie in the label table asks
+a NIfTI/NRRD/MHA on the open scan's grid holding a few integer values asks
 "Open as labels / Open as new scan"; anything else opens as a new scan. Label values
 outside the label table are refused by the engine; the flow then offers to map them to
 background (after saying how many).
@@ -57,6 +57,8 @@ SCAN_FILTER = ("All files (*);;"
                "Scans (*.nii *.nii.gz *.dcm *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg)")
 #: what :func:`label_or_scan` answers
 LABELS, SCAN, ASK = "labels", "scan", "ask"
+#: a file on the scan's grid with at most this many distinct non-negative integer values looks like labels
+MAX_LABEL_VALUES = 16
 
 #: ``guard(what, proceed)``: run ``proceed()`` now or after asking the user about ``what``
 Guard = Callable[[str, Callable[[], None]], Any]
@@ -178,8 +180,8 @@ class OpenFlow(QObject):
     def ask_labels_or_scan(self, path: str) -> QMessageBox:
         """Ask (non-modally) whether ``path``, which fits the open scan, is its labels or a new scan."""
         box = QMessageBox(QMessageBox.Icon.Question, "Labels or scan?",
-                          f"{Path(path).name} has the open scan's grid and holds only label values (0 to 3). "
-                          "Open it as labels over this scan, or as a new scan?",
+                          f"{Path(path).name} has the open scan's grid and holds only a few whole values, as a "
+                          "label map does. Open it as labels over this scan, or as a new scan?",
                           QMessageBox.StandardButton.NoButton, self.ctx.actions.owner)
         as_labels = box.addButton("Open as labels", QMessageBox.ButtonRole.AcceptRole)
         as_scan = box.addButton("Open as new scan", QMessageBox.ButtonRole.ActionRole)
@@ -413,8 +415,9 @@ def _grid_size(path: str, fmt: str) -> Optional[tuple[int, ...]]:
 def label_or_scan(path: str, volume: Volume, progress: Any = None, cancel: Any = None) -> str:
     """How to open ``path`` over the open ``volume``: :data:`LABELS`, :data:`SCAN` or :data:`ASK`.
 
-    A ``.seg.nrrd`` or a DICOM SEG is labels. A NIfTI/NRRD/MHA whose header declares the
-    scan's grid size and whose values all lie in 0..3 on the scan's grid is either (ask);
+    A ``.seg.nrrd`` or a DICOM SEG is labels. A NIfTI/NRRD/MHA on the scan's grid (the
+    header's size first, then :func:`engine.io.load_labels`' geometry check) holding a few
+    non-negative integers (at most :data:`MAX_LABEL_VALUES`) is either (ask);
     everything else (folders, images, other grids, CT values) is a scan.
     """
     from engine.io import detect_format, load_labels
@@ -447,7 +450,11 @@ def label_or_scan(path: str, volume: Volume, progress: Any = None, cancel: Any =
     if cancel is not None and cancel.is_set():
         return SCAN
     values = np.unique(arr)
-    return ASK if values.size and int(values.min()) >= 0 and int(values.max()) <= 3 else SCAN
+    # label-like: a few non-negative integers (a map with stray values such as 7 is labels too: opening
+    # it as labels then offers to map them); a CT has hundreds of distinct values
+    label_like = values.size <= MAX_LABEL_VALUES and int(values.min()) >= 0 and \
+        bool(np.all(np.mod(values, 1) == 0))
+    return ASK if label_like else SCAN
 
 
 def _load_labels(path: str, reference: Volume, unknown: str = "refuse", progress: Any = None,
