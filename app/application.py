@@ -7,20 +7,85 @@ started have ended (at most :data:`IDLE_WAIT_S`), saves the PNG and exits (0 on 
 2 when loading failed). Set ``LUNGLENS_SHOWN_STAMP=FILE`` to have the time the window was
 first shown written to FILE (``time.time()``), and ``LUNGLENS_EXIT_WHEN_SHOWN=1`` to quit
 right after; the start-up benchmark uses both.
+
+:func:`install_error_hooks` makes sure no exception escapes on the GUI thread without a
+message: ``sys.excepthook`` (PySide calls it for an exception raised in a slot or a
+virtual method) logs the traceback and shows a non-modal error; Qt's own messages go to
+the log. In a ``--screenshot`` run an unexpected error ends the run with exit code 3.
+When the event loop ends, running tasks are cancelled and waited for at most
+:data:`EXIT_WAIT_S`; a task still busy in a long library call (a Run AI slab) does not
+hold the process: it exits at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
 SCREENSHOT_SIZE = (1600, 1000)
 #: longest wait, after loading, for background tasks to end before the screenshot is taken
 IDLE_WAIT_S = 120
+#: longest wait, after the window closed, for cancelled tasks to end before the process exits anyway
+EXIT_WAIT_S = 1.0
+#: exit code of a --screenshot run stopped by an unexpected error
+UNEXPECTED_ERROR_EXIT = 3
+
+log = logging.getLogger("app")
+
+
+def install_error_hooks(notices: "object", on_error: "Optional[object]" = None) -> "object":
+    """Show every uncaught GUI-thread exception and log Qt's messages (see the module docstring).
+
+    Parameters
+    ----------
+    notices
+        The window's :class:`app.state.notices.Notices` (the error is shown there).
+    on_error
+        Called with the formatted traceback after the message was shown (a scripted run ends).
+
+    Returns
+    -------
+    callable
+        Puts the previous hook and message handler back (tests).
+    """
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    from .state.tasks import error_message
+
+    def excepthook(exc_type: type, exc: BaseException, tb: "object") -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)  # type: ignore[arg-type]
+            return
+        text = "".join(traceback.format_exception(exc_type, exc, tb))  # type: ignore[arg-type]
+        log.error("unexpected error on the GUI thread:\n%s", text)
+        try:
+            notices.error(error_message(exc))  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - the window is gone: the log has it
+            pass
+        if on_error is not None:
+            on_error(text)  # type: ignore[operator]
+
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+
+    def qt_messages(mode: "object", _context: "object", message: str) -> None:
+        log.log(levels.get(mode, logging.WARNING), "Qt: %s", message)  # type: ignore[arg-type]
+
+    previous_hook = sys.excepthook
+    sys.excepthook = excepthook
+    previous_handler = qInstallMessageHandler(qt_messages)
+
+    def uninstall() -> None:
+        sys.excepthook = previous_hook
+        qInstallMessageHandler(previous_handler)
+    return uninstall
 
 
 class StartupSequence:
@@ -129,7 +194,15 @@ def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     window = MainWindow(interactive_errors=not args.screenshot)
     window.scan_io.choose_first_series = bool(args.screenshot)  # nobody is there to choose
     window.scan_io.remember_recent = not args.screenshot
+    window.scan_io.interactive = not args.screenshot
     sequence = StartupSequence(window, args, app)
+
+    def scripted_error(text: str) -> None:  # nobody can read a message box: stop with the traceback
+        print(f"error: unexpected error, the screenshot was not taken:\n{text}", file=sys.stderr)
+        sequence.status = UNEXPECTED_ERROR_EXIT
+        app.exit(UNEXPECTED_ERROR_EXIT)
+
+    install_error_hooks(window.notices, scripted_error if args.screenshot else None)
     _stamp_when_shown(window)
     if args.screenshot:
         window.resize(*SCREENSHOT_SIZE)
@@ -139,6 +212,14 @@ def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     from PySide6.QtCore import QTimer
     QTimer.singleShot(0, sequence.start)
     status = app.exec()
+    code = int(sequence.status or status)
     window.runner.cancel_all()
-    window.runner.wait(5000)
-    return int(sequence.status or status)
+    if not window.runner.wait(int(EXIT_WAIT_S * 1000)):
+        # a task busy in a long library call (a Run AI slab) would hold the interpreter's exit
+        log.warning("exiting while %d task(s) still end: %s", len(window.runner.active),
+                    ", ".join(t.title for t in window.runner.active))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

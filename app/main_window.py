@@ -49,6 +49,7 @@ from .state.tasks import TaskRunner
 from .tools import CrosshairTool
 from .views.view_set import ViewSet
 from .widgets.label_panel import LabelPanel
+from .widgets.notices_panel import NoticesPanel
 from .widgets.progress import ProgressPanel
 from .widgets.shortcuts import ShortcutsDialog, shortcut_rows
 
@@ -105,6 +106,12 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.views)
         self.progress = ProgressPanel(self.runner)
         self.statusBar().addPermanentWidget(self.progress)
+        self.notices_panel = NoticesPanel(self.notices, lambda: (self.notices_dock.show(), self.notices_dock.raise_(),
+                                                                 self.resizeDocks([self.notices_dock], [150],
+                                                                                  Qt.Orientation.Vertical)))
+        self.notices_dock = self.add_dock(self.notices_panel, "Notices", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.notices_dock.hide()  # shown from the status bar's "N notices" button or View > Notices
+        self.statusBar().addPermanentWidget(self.notices_panel.button)
         # -- flows ------------------------------------------------------------
         self.scan_io = OpenFlow(self.ctx, self.setWindowTitle)
         self.window_level = WindowLevelFlow(self.ctx)
@@ -114,6 +121,7 @@ class MainWindow(QMainWindow):
         self.label_panel = LabelPanel(self.labels, self.session)
         self.label_dock = self.add_dock(self.label_panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)
         self.menus["view"].addAction(self.label_dock.toggleViewAction())
+        self.menus["view"].addAction(self.notices_dock.toggleViewAction())
         self.view3d = View3DFlow(self.ctx, self._place_3d_dock)
         self.ai: Optional[AIFlow] = AIFlow(self.ctx, self.views, self.shown) if "ai" in wanted else None
         self.editing: Optional[EditingFlow] = None
@@ -243,5 +251,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.view3d.shutdown()
-        self.runner.shutdown(5000)
+        self.runner.shutdown(0)  # cancel, never wait here: the GUI stays free (application.run waits briefly)
         super().closeEvent(event)

@@ -102,6 +102,11 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path, dicom_99):
             ds.SeriesInstanceUID = "1.2.826.0.1.3680043.10.999.1"
             ds.SeriesDescription = "copy"
             ds.SeriesNumber = 99
+            ds.StudyDate = "20200317"
+            ds.SeriesDate = "20200318"
+        else:
+            ds.StudyDate = "20200317"
+            ds.SeriesDate = "20200317"
         ds.save_as(folder / f.name)
     window.scan_io.open_path(folder)
     qtbot.waitUntil(lambda: window.scan_io.series_dialog is not None, timeout=30000)
@@ -110,7 +115,13 @@ def test_folder_with_two_series_asks_which(window, qtbot, tmp_path, dicom_99):
     texts = dialog.row_texts()
     assert any("copy" in t for t in texts) and all("3 images" in t and "512 x 512" in t for t in texts)
     row = next(i for i, t in enumerate(texts) if "copy" in t)
-    assert dialog.table.topLevelItem(row).text(3) == "copy"
+    from app.widgets.series_dialog import COLUMNS
+
+    assert dialog.table.topLevelItem(row).text(COLUMNS.index("Description")) == "copy"
+    # the study date (and the series date where it differs) are shown
+    assert dialog.table.topLevelItem(row).text(COLUMNS.index("Date")) == "2020-03-17 (series 2020-03-18)"
+    assert dialog.table.topLevelItem(1 - row).text(COLUMNS.index("Date")) == "2020-03-17"
+    assert "2020-03-17" in texts[row]
     dialog.select(row)
     with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000) as opened:
         dialog.accept()

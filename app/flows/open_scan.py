@@ -1,9 +1,19 @@
 """The open flow: scans and label maps from the File menu, Open Recent, drag-and-drop, command line.
 
 Every read runs on a worker (:meth:`app.context.AppContext.run`) with a progress bar and
-Cancel. A failed or cancelled open leaves the previous scan open. A folder holding
-several DICOM series opens a :class:`SeriesDialog` first (:func:`read_folder` on the worker
-decides, with :func:`engine.io.list_series`).
+Cancel. Scans are read by :func:`engine.io.open_isolated` (a child process that Cancel or
+closing the window ends at once, whatever the reader is stuck in); only the built-in
+phantom is built in-process. A failed or cancelled open leaves the previous scan open.
+A folder holding several DICOM series opens a :class:`SeriesDialog` first
+(:func:`read_scan` on the worker decides, with :func:`engine.io.list_series`). The
+warnings of an opened scan (skipped slices, split series...) go to the Notices panel.
+
+A file opened or dropped while a scan is open is sorted first (:func:`label_or_scan`):
+a ``.seg.nrrd`` or DICOM SEG opens as labels over the scan (with the geometry check);
+a NIfTI/NRRD/MHA on the open scan's grid holding a few integer values asks
+"Open as labels / Open as new scan"; anything else opens as a new scan. Label values
+outside the label table are refused by the engine; the flow then offers to map them to
+background (after saying how many).
 
 A new scan reaches the state in one order: the label layer gets a fresh editor bound to
 it (silently), the session gets the volume, then the layer announces its labels: no
@@ -32,9 +42,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.errors import GeometryMismatchError, SeriesError
+from engine.errors import CorruptFileError, GeometryMismatchError, LungLensError, SeriesError
 from engine.progress import as_progress
 from engine.types import Volume
 
@@ -42,8 +52,13 @@ from ..context import AppContext
 from ..state.tasks import Task, error_message
 from ..widgets.series_dialog import SeriesDialog
 
-SCAN_FILTER = ("Scans (*.nii *.nii.gz *.dcm *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg);;"
-               "All files (*)")
+#: "All files" first: DICOM files often have no extension (File > Open DICOM folder opens a folder)
+SCAN_FILTER = ("All files (*);;"
+               "Scans (*.nii *.nii.gz *.dcm *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg)")
+#: what :func:`label_or_scan` answers
+LABELS, SCAN, ASK = "labels", "scan", "ask"
+#: a file on the scan's grid with at most this many distinct non-negative integer values looks like labels
+MAX_LABEL_VALUES = 16
 
 #: ``guard(what, proceed)``: run ``proceed()`` now or after asking the user about ``what``
 Guard = Callable[[str, Callable[[], None]], Any]
@@ -87,9 +102,14 @@ class OpenFlow(QObject):
         self.series_dialog: Optional[SeriesDialog] = None
         #: open the largest series of a folder without asking (scripted runs, e.g. --screenshot)
         self.choose_first_series = False
+        #: ask the user (False in scripted runs: a question becomes a failure, nobody would answer)
+        self.interactive = True
         #: add opened scans to Open Recent (scripted runs leave the user's list alone)
         self.remember_recent = True
         self._open_task: Optional[Task] = None
+        #: the open "Open as labels / Open as new scan" question, the "map to background" one
+        self.kind_prompt: Optional[QMessageBox] = None
+        self.unknown_prompt: Optional[QMessageBox] = None
         actions = ctx.actions
         self.open_action = actions.action("&Open scan…", self.ask_open_file, QKeySequence.StandardKey.Open, "file")
         self.open_folder_action = actions.action("Open DICOM &folder…", self.ask_open_folder, "Ctrl+Shift+O", "file")
@@ -137,16 +157,68 @@ class OpenFlow(QObject):
         """Open a scan file or folder on a worker; a folder with several series asks which one.
 
         ``series`` is a :attr:`engine.io.SeriesInfo.uid` (or SeriesInstanceUID / number).
+        With a scan open, a label file opens as labels over it (see the module docstring).
         """
-        self._guarded("open another scan", lambda: self._open_path(str(path), series))
+        volume = self.ctx.session.volume
+        if volume is None or series is not None:
+            self._guarded("open another scan", lambda: self._open_path(str(path), series))
+            return
+        self._start_open(label_or_scan, str(path), volume, title=f"Checking {Path(path).name}",
+                         on_result=lambda kind: self._sorted(str(path), kind), on_error=self._failed,
+                         on_cancel=self._cancelled)
+
+    def _sorted(self, path: str, kind: str) -> None:
+        if kind == LABELS:
+            self.open_labels(path)
+        elif kind == ASK and self.interactive:
+            self.ask_labels_or_scan(path)
+        elif kind == ASK:
+            self.open_labels(path)  # scripted: a file that fits the scan is taken as its labels
+        else:
+            self._guarded("open another scan", lambda: self._open_path(path, None))
+
+    def ask_labels_or_scan(self, path: str) -> QMessageBox:
+        """Ask (non-modally) whether ``path``, which fits the open scan, is its labels or a new scan."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Labels or scan?",
+                          f"{Path(path).name} has the open scan's grid and holds only a few whole values, as a "
+                          "label map does. Open it as labels over this scan, or as a new scan?",
+                          QMessageBox.StandardButton.NoButton, self.ctx.actions.owner)
+        as_labels = box.addButton("Open as labels", QMessageBox.ButtonRole.AcceptRole)
+        as_scan = box.addButton("Open as new scan", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(as_labels)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            self.kind_prompt = None
+            if button is as_labels:
+                self.open_labels(path)
+            elif button is as_scan:
+                self._guarded("open another scan", lambda: self._open_path(path, None))
+            else:
+                self._cancelled()
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.kind_prompt = box
+        return box
 
     def _open_path(self, path: str, series: Optional[str]) -> None:
         self._last_dir = str(Path(path).parent)
-        fn = read_folder if Path(path).is_dir() and series is None else _load
-        args = (path,) if fn is read_folder else (path, series)
-        self._start_open(fn, *args, title=f"Opening {Path(path).name}",
-                               on_result=lambda out: self._loaded(out, path),
-                               on_error=self._failed, on_cancel=self._cancelled)
+        self._start_open(read_scan, path, series, title=f"Opening {Path(path).name}",
+                         on_result=lambda out: self._loaded(out, path),
+                         on_error=self._failed, on_cancel=self._cancelled)
+
+    @property
+    def opening(self) -> bool:
+        """True while an open (or the check before it) runs."""
+        return self._open_task is not None
+
+    def cancel_open(self) -> None:
+        """Cancel the open that runs (its reader process is ended at once)."""
+        if self._open_task is not None:
+            self._open_task.cancel()
 
     def _start_open(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         """Start an open; one still running is cancelled (the newest request wins)."""
@@ -201,9 +273,12 @@ class OpenFlow(QObject):
         name = Path(path).name if path else "phantom"
         self.set_title(f"LungLens — {name}")
         msg = f"Opened {name}: {' x '.join(str(s) for s in volume.shape[::-1])} voxels"
+        for warning in volume.warnings:
+            self.ctx.notices.warn(f"{name}: {warning}")
         if volume.warnings:
-            msg += " (warnings: " + "; ".join(volume.warnings) + ")"
-        self.ctx.notices.status(msg)
+            n = len(volume.warnings)
+            msg += f" with {n} warning{'s' if n > 1 else ''} (see Notices): {volume.warnings[0]}"
+        self.ctx.notices.status(msg, 15000 if volume.warnings else 8000)
         self.volume_opened.emit(volume)
         if labels is not None:
             self.labels_opened.emit(labels_name)
@@ -222,18 +297,22 @@ class OpenFlow(QObject):
         self.open_failed.emit("")
 
     # -- labels ---------------------------------------------------------------
-    def open_labels(self, path: str | os.PathLike) -> None:
-        """Read a label map made for the open scan; one on another grid is refused."""
+    def open_labels(self, path: str | os.PathLike, unknown: str = "refuse") -> None:
+        """Read a label map made for the open scan; one on another grid is refused.
+
+        ``unknown`` is passed to :func:`engine.io.load_labels`; values outside the label
+        table are first refused, then the user is offered ``"background"``.
+        """
         volume = self.ctx.session.volume
         if volume is None:
             self.ctx.notices.error("Open a scan first, then the label map made for it.")
             return
         self._guarded("open other labels", lambda: self.ctx.run(
-            _load_labels, str(path), volume, title=f"Opening labels {Path(path).name}",
-            on_result=lambda arr: self._labels_loaded(arr, str(path)), on_error=self._failed,
-            on_cancel=self._cancelled))
+            _load_labels, str(path), volume, unknown, title=f"Opening labels {Path(path).name}",
+            on_result=lambda arr: self._labels_loaded(arr, str(path), unknown), on_error=lambda exc:
+            self._labels_failed(exc, str(path)), on_cancel=self._cancelled))
 
-    def _labels_loaded(self, loaded: Any, path: str) -> None:
+    def _labels_loaded(self, loaded: Any, path: str, unknown: str = "refuse") -> None:
         array, edited = loaded if isinstance(loaded, tuple) else (loaded, None)
         try:
             editor = self.ctx.labels.set_array(array, Path(path).name)
@@ -242,8 +321,41 @@ class OpenFlow(QObject):
             return
         if edited is not None and edited.shape == editor.shape:
             editor.adopt_person_edits(edited)  # provenance stored in the file (.seg.nrrd, DICOM SEG)
+        if unknown == "background":
+            self.ctx.notices.warn(f"{Path(path).name}: label values outside the label table were set to "
+                                  "background, as you asked.")
         self.ctx.notices.status(f"Labels {Path(path).name} shown over the scan.")
         self.labels_opened.emit(Path(path).name)
+
+    def _labels_failed(self, exc: BaseException, path: str) -> None:
+        if isinstance(exc, CorruptFileError) and "outside the label table" in str(exc) and self.interactive:
+            self.ask_map_unknown(path, str(exc))
+        else:
+            self._failed(exc)
+
+    def ask_map_unknown(self, path: str, reason: str) -> QMessageBox:
+        """Ask (non-modally) whether to open ``path`` with its unknown label values set to background."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unknown label values",
+                          f"{reason}\n\nOpen the labels with those voxels set to background (0)? "
+                          "They would be lost when you export.", QMessageBox.StandardButton.NoButton,
+                          self.ctx.actions.owner)
+        mapped = box.addButton("Map them to background", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setModal(False)
+
+        def answered(button: Any) -> None:
+            self.unknown_prompt = None
+            if button is mapped:
+                self.open_labels(path, unknown="background")
+            else:
+                self.ctx.notices.status(f"{Path(path).name} was not opened.")
+                self.open_failed.emit(reason)
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.unknown_prompt = box
+        return box
 
     # -- recent ---------------------------------------------------------------
     def _fill_recent(self) -> None:
@@ -265,33 +377,92 @@ class OpenFlow(QObject):
         self.open_path(path)
 
 
-def read_folder(folder: str, progress: Any = None, cancel: Any = None) -> Volume | list[Any]:
-    """Read a folder: its one DICOM series (a Volume), the list of its series when there are
-    several, or an image stack when it holds no DICOM."""
+def read_scan(path: str, series: Optional[str] = None, progress: Any = None, cancel: Any = None
+              ) -> Volume | list[Any]:
+    """Read a scan in a child process (:func:`engine.io.open_isolated`): a Volume, or the list
+    of the series of a folder that holds several (the user chooses; ``series`` then names one)."""
     from engine import io
-    from engine.io.dicom_read import read_series
 
     report = as_progress(progress)
+    if series is None and os.path.isdir(path):
+        try:
+            found = io.list_series(path, progress=report.sub(0.0, 0.3), cancel=cancel)
+        except SeriesError:
+            return io.open_isolated(path, progress=progress, cancel=cancel)  # PNG/JPG stack, or a clear error
+        if len(found) > 1:
+            return list(found)
+        return io.open_isolated(path, progress=report.sub(0.3, 1.0), cancel=cancel, series=found[0].uid)
+    return io.open_isolated(path, progress=progress, cancel=cancel, series=series)
+
+
+def read_folder(folder: str, progress: Any = None, cancel: Any = None) -> Volume | list[Any]:
+    """:func:`read_scan` of a folder (kept for scripts)."""
+    return read_scan(folder, None, progress=progress, cancel=cancel)
+
+
+def _grid_size(path: str, fmt: str) -> Optional[tuple[int, ...]]:
+    """The voxel grid size a NIfTI/NRRD/MHA header declares (no voxel data read); None when unreadable."""
     try:
-        found = io.list_series(folder, progress=report.sub(0.0, 0.3), cancel=cancel)
-    except SeriesError:
-        return io.load(folder, progress=progress, cancel=cancel)  # PNG/JPG stack, or a clear error
-    if len(found) > 1:
-        return list(found)
-    return read_series(found[0], progress=report.sub(0.3, 1.0), cancel=cancel)
+        if fmt == "nifti":
+            import nibabel as nib
+            return tuple(int(n) for n in nib.load(path).shape)
+        import SimpleITK as sitk
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        reader.ReadImageInformation()
+        return tuple(int(n) for n in reader.GetSize())
+    except Exception:  # noqa: BLE001 - an unreadable header: the scan reader will say why
+        return None
 
 
-def _load(path: str, series: Any, progress: Any = None, cancel: Any = None) -> Volume:
-    from engine import io
+def label_or_scan(path: str, volume: Volume, progress: Any = None, cancel: Any = None) -> str:
+    """How to open ``path`` over the open ``volume``: :data:`LABELS`, :data:`SCAN` or :data:`ASK`.
 
-    if series is None:
-        return io.load(path, progress=progress, cancel=cancel)
-    return io.load(path, progress=progress, cancel=cancel, series=series)
+    A ``.seg.nrrd`` or a DICOM SEG is labels. A NIfTI/NRRD/MHA on the scan's grid (the
+    header's size first, then :func:`engine.io.load_labels`' geometry check) holding a few
+    non-negative integers (at most :data:`MAX_LABEL_VALUES`) is either (ask);
+    everything else (folders, images, other grids, CT values) is a scan.
+    """
+    from engine.io import detect_format, load_labels
+
+    if os.path.isdir(path):
+        return SCAN
+    try:
+        fmt = detect_format(path)
+    except LungLensError:
+        return SCAN  # the scan reader gives the clear error
+    if fmt == "seg-nrrd":
+        return LABELS
+    if fmt == "dicom":
+        from engine.io.dicom_scan import _SEG_SOP_CLASSES, read_header
+        try:
+            ds = read_header(path)
+        except Exception:  # noqa: BLE001 - the scan reader gives the clear error
+            return SCAN
+        seg = str(ds.get("SOPClassUID", "")) in _SEG_SOP_CLASSES or str(ds.get("Modality", "")).upper() == "SEG"
+        return LABELS if seg else SCAN
+    if fmt not in ("nifti", "nrrd", "mha", "mhd"):
+        return SCAN
+    size = _grid_size(path, fmt)
+    if size is None or len(size) != 3 or sorted(size) != sorted(volume.shape):
+        return SCAN
+    try:
+        arr = load_labels(path, volume, unknown="keep")
+    except LungLensError:
+        return SCAN
+    if cancel is not None and cancel.is_set():
+        return SCAN
+    values = np.unique(arr)
+    # label-like: a few non-negative integers (a map with stray values such as 7 is labels too: opening
+    # it as labels then offers to map them); a CT has hundreds of distinct values
+    label_like = values.size <= MAX_LABEL_VALUES and int(values.min()) >= 0 and \
+        bool(np.all(np.mod(values, 1) == 0))
+    return ASK if label_like else SCAN
 
 
-def _load_labels(path: str, reference: Volume, progress: Any = None,
+def _load_labels(path: str, reference: Volume, unknown: str = "refuse", progress: Any = None,
                  cancel: Any = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """The labels and, when the file stores it, which voxels a person edited."""
     from engine import io
 
-    return io.load_labels(path, reference), io.load_edited(path, reference)
+    return io.load_labels(path, reference, unknown=unknown), io.load_edited(path, reference)

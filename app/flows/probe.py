@@ -39,6 +39,7 @@ class ProbeFlow(QObject):
         self.label.setMinimumWidth(420)
         for view in views:
             view.mouse_event.connect(self._on_mouse)
+        ctx.session.volume_changed.connect(lambda _volume: self.label.clear())  # no stale value after an open
 
     def _on_mouse(self, event: VoxelMouseEvent) -> None:
         volume = self.ctx.session.volume

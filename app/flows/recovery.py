@@ -9,6 +9,14 @@
   flow's before-open hook, :meth:`RecoveryFlow.confirm_unsaved`) with unsaved edits asks
   Export / Discard / Cancel first.
 
+At start-up (:meth:`RecoveryFlow.startup`, once, when the window is first shown) the
+temporary files of interrupted exports are removed
+(:func:`engine.io.atomic.clean_stale_temps`) and damaged journals
+(:func:`engine.editing.journal.journal_problems`) are listed in the Notices panel and
+reported in one message (inside the restore offer when there is one): one dialog at a
+time, and the start-up offer gives way to the offer for the scan that opens.
+A restore that recovered only part of a journal says so (``restore_problem``).
+
 The journals' retention policy is the engine's (:func:`engine.editing.tidy_journals`).
 """
 
@@ -22,7 +30,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.editing import (Journal, LabelEditor, all_unsaved_journals, journal_source, scan_key, tidy_journals,
                             unsaved_journals)
-from engine.editing.journal import read_journal
+from engine.editing.journal import journal_problems, read_journal
+from engine.errors import LungLensError
 from engine.types import Volume
 
 from ..context import AppContext
@@ -56,8 +65,42 @@ class RecoveryFlow(QObject):
         self.unsaved_prompt: Optional[QMessageBox] = None
         self.startup_prompt: Optional[QMessageBox] = None
         self._pending_restore: Optional[Path] = None
+        self._started = False
+        #: the start-up report of damaged journals (one message; empty when there were none)
+        self.startup_report = ""
         self.owner.installEventFilter(self)
-        shown.connect(lambda: QTimer.singleShot(0, self.offer_startup_restore))
+        shown.connect(lambda: QTimer.singleShot(0, self.startup))
+
+    def startup(self) -> None:
+        """Once per window: clean stale export temporaries, report damaged journals, offer a restore."""
+        if self._started:
+            return
+        self._started = True
+        notices = self.ctx.notices
+        try:
+            from engine.io.atomic import clean_stale_temps
+            removed = clean_stale_temps()
+        except Exception as exc:  # noqa: BLE001 - cleaning is best effort, never a start-up failure
+            notices.warn(f"Could not remove the temporary files of interrupted exports: {exc}")
+            removed = []
+        if removed:
+            notices.warn(f"Removed {len(removed)} temporary file(s) left by interrupted exports "
+                         f"(in {', '.join(sorted({str(p.parent) for p in removed}))}).")
+        try:
+            problems = journal_problems()
+        except Exception as exc:  # noqa: BLE001 - reported, never raised in a timer slot
+            problems = {Path("journals"): f"The saved edits could not be checked: {exc}"}
+        for text in problems.values():
+            notices.warn(f"Unsaved-edits journal: {text}")
+        if problems:
+            n = len(problems)
+            self.startup_report = (f"{n} journal{'s' if n > 1 else ''} of unsaved edits {'are' if n > 1 else 'is'} "
+                                   "damaged: " + " ".join(problems.values()) + " (listed in Notices).")
+        box = self.offer_startup_restore()
+        if box is not None and self.startup_report:
+            box.setInformativeText(self.startup_report)
+        elif self.startup_report:
+            notices.error(self.startup_report)
 
     def scan_opened(self, volume: Volume) -> None:
         """A new scan is open: closing asks again when it gets unsaved edits; earlier edits are offered."""
@@ -79,6 +122,10 @@ class RecoveryFlow(QObject):
         if not found:
             return None
         path = found[0]
+        for old in (self.startup_prompt, self.restore_prompt):  # one question at a time: this one is newer
+            if old is not None:
+                old.close()
+        self.startup_prompt = self.restore_prompt = None
         box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved edits",
                           f"LungLens found label edits of this scan that were not exported "
                           f"(session {path.stem.split('-')[0]}). Restore them?",
@@ -136,17 +183,25 @@ class RecoveryFlow(QObject):
         vol = self.ctx.session.volume
         if vol is None:
             return False
-        rep = read_journal(path)
-        if rep.shape != tuple(vol.shape):
-            self.ctx.notices.error("The recovered edits do not fit this scan's grid; they were not restored.")
+        try:
+            rep = read_journal(path)
+            if rep.shape != tuple(vol.shape):
+                self.ctx.notices.error("The recovered edits do not fit this scan's grid; they were not restored.")
+                return False
+            editor = LabelEditor.from_journal(path, intensities=vol.array, history=self.ctx.preferences.new_history())
+        except (LungLensError, OSError, ValueError) as exc:
+            self.ctx.notices.error(f"The unsaved edits in {Path(path).name} could not be restored: {exc}")
             return False
         old = self.ctx.labels.editor
         if old is not None and old.journal is not None:
             old.journal.discard()
-        self.ctx.labels.adopt(LabelEditor.from_journal(path, intensities=vol.array,
-                                                       history=self.ctx.preferences.new_history()),
-                              "restored edits")
-        self.ctx.notices.status("Unsaved edits restored.")
+        self.ctx.labels.adopt(editor, "restored edits")
+        problem = getattr(editor, "restore_problem", "")
+        if problem:
+            self.ctx.notices.warn(f"Restored edits: {problem}")
+            self.ctx.notices.error(f"The unsaved edits were restored only in part: {problem}")
+        else:
+            self.ctx.notices.status("Unsaved edits restored.")
         return True
 
     # -- unsaved edits --------------------------------------------------------

@@ -137,6 +137,6 @@ class View3DFlow(QObject):
     def shutdown(self) -> None:
         """Stop pending builds (window closing)."""
         self._timer.stop()
-        self._runner.shutdown(5000)
+        self._runner.shutdown(0)  # cancel, never wait: a close must not block the GUI thread
         if self.view is not None and self.view.backend == "interactive":
             self.view.canvas.Finalize()

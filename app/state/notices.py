@@ -1,7 +1,9 @@
 """Notices: what the application tells the user (errors, status lines), as signals.
 
 Flows call :meth:`Notices.error` and :meth:`Notices.status`; the main window shows them
-(a non-modal message box, the status bar). Tests read :attr:`Notices.errors`.
+(a non-modal message box, the status bar). :meth:`Notices.warn` keeps file problems
+(a scan's warnings) readable in the Notices panel. Tests read :attr:`Notices.errors` and
+:attr:`Notices.warnings`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ class Notices(QObject):
 
     error_shown = Signal(str)
     status_shown = Signal(str, int)
+    #: a file problem to keep readable (the Notices panel lists them): the text
+    warning_added = Signal(str)
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
         #: every error shown so far, oldest first
         self.errors: list[str] = []
+        #: every warning kept so far (file problems: skipped slices, split series...), oldest first
+        self.warnings: list[str] = []
 
     def error(self, message: str) -> None:
         """Tell the user something went wrong (also logged, and the first line goes to the status bar)."""
@@ -43,3 +49,9 @@ class Notices(QObject):
     def status(self, message: str, msecs: int = 8000) -> None:
         """A short status line."""
         self.status_shown.emit(message, int(msecs))
+
+    def warn(self, message: str) -> None:
+        """Keep a file problem for the user (the Notices panel lists it; it is also logged)."""
+        self.warnings.append(message)
+        log.warning("%s", message)
+        self.warning_added.emit(message)

@@ -169,11 +169,21 @@ class TaskRunner(QObject):
               on_error: Optional[Callable[[BaseException], None]] = None,
               on_cancel: Optional[Callable[[], None]] = None,
               on_yield: Optional[Callable[[Any], None]] = None) -> Task:
-        """Run ``task``; the callbacks run on the GUI thread (``on_yield`` per value a generator yields)."""
+        """Run ``task``; the callbacks run on the GUI thread (``on_yield`` per value a generator yields).
+
+        A result that reaches the GUI thread after :meth:`Task.cancel` counts as cancelled
+        (``on_cancel``, not ``on_result``): Cancel always wins.
+        """
         if on_yield is not None:
             task.signals.yielded.connect(on_yield)
         if on_result is not None:
-            task.signals.result.connect(on_result)
+            def delivered(out: Any, task: Task = task) -> None:  # Cancel pressed after the worker ended: cancelled
+                if task.token.is_set():
+                    if on_cancel is not None:
+                        on_cancel()
+                else:
+                    on_result(out)
+            task.signals.result.connect(delivered)
         if on_error is not None:
             task.signals.error.connect(on_error)
         if on_cancel is not None:
@@ -210,13 +220,17 @@ class TaskRunner(QObject):
         return self._pool.waitForDone(msecs)
 
     def shutdown(self, msecs: int = 5000) -> None:
-        """Cancel every task, wait for them, and drop their callbacks (window closing).
+        """Cancel every task, wait for them (at most ``msecs``; ``0``: not at all), and drop their
+        callbacks (window closing).
 
         Results still queued for the GUI thread are discarded; disconnecting the
-        callbacks also releases what they hold (the window, the scan).
+        callbacks also releases what they hold (the window, the scan). A task still
+        running ends on its own at its next cancel check (an open's reader process is
+        ended at once) and reports to nobody.
         """
         self.cancel_all()
-        self.wait(msecs)
+        if msecs:
+            self.wait(msecs)
         for task in list(self._tasks):
             task.release()
         self._tasks.clear()

@@ -7,7 +7,15 @@ from typing import Any, Optional, Sequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, \
     QVBoxLayout, QWidget
 
-COLUMNS = ("Patient", "Study", "Series", "Description", "Images", "Size")
+COLUMNS = ("Patient", "Date", "Study", "Series", "Description", "Images", "Size")
+
+
+def dicom_date(value: str) -> str:
+    """A DICOM date (``YYYYMMDD``) as ``YYYY-MM-DD``; other text as it is."""
+    value = (value or "").strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
 
 
 def series_row(series: Any) -> tuple[str, ...]:
@@ -19,16 +27,20 @@ def series_row(series: Any) -> tuple[str, ...]:
     rows, cols = get("rows"), get("columns")
     number = get("number")
     modality = get("modality")
-    return (get("patient_id"), get("study_description"),
+    study_date, series_date = dicom_date(get("study_date")), dicom_date(get("series_date"))
+    date = study_date or series_date
+    if series_date and study_date and series_date != study_date:
+        date = f"{study_date} (series {series_date})"
+    return (get("patient_id"), date, get("study_description"),
             f"{modality} #{number}".strip(" #") if number else modality,
             get("description"), get("n_slices") or get("n_files"),
             f"{cols} x {rows}" if rows and cols else "")
 
 
 def describe_series(series: Any) -> str:
-    """One line describing a series: description, modality and number, images, size."""
-    patient, study, number, desc, images, size = series_row(series)
-    parts = [p for p in (desc, number, f"{images} images" if images else "", size, patient) if p]
+    """One line describing a series: description, modality and number, images, size, date."""
+    patient, date, study, number, desc, images, size = series_row(series)
+    parts = [p for p in (desc, number, f"{images} images" if images else "", size, date, patient) if p]
     return " · ".join(parts) if parts else str(series)
 
 
@@ -44,10 +56,10 @@ class SeriesDialog(QDialog):
         self.table.setHeaderLabels(list(COLUMNS))
         for s in self._series:
             item = QTreeWidgetItem(list(series_row(s)))
-            item.setToolTip(3, describe_series(s))
+            item.setToolTip(COLUMNS.index("Description"), describe_series(s))
             self.table.addTopLevelItem(item)
         self.table.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.header().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.header().setSectionResizeMode(COLUMNS.index("Description"), QHeaderView.ResizeMode.Stretch)
         self.table.setCurrentItem(self.table.topLevelItem(0))
         self.table.itemDoubleClicked.connect(lambda _item, _col: self.accept())
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)

@@ -59,6 +59,9 @@ class SeriesInfo:
     orientation: str
     study_description: str = ""
     patient_id: str = ""
+    #: StudyDate / SeriesDate as written (``YYYYMMDD``; "" when absent)
+    study_date: str = ""
+    series_date: str = ""
     folder: str = ""
     multiframe: bool = False
     #: files of this folder that were left out of the series, each with its reason (shown as warnings)
@@ -71,7 +74,8 @@ class SeriesInfo:
                 "description": self.description, "number": self.number, "n_files": self.n_files,
                 "n_slices": self.n_slices, "rows": self.rows, "columns": self.columns,
                 "orientation": self.orientation, "study_description": self.study_description,
-                "patient_id": self.patient_id, "multiframe": self.multiframe}
+                "patient_id": self.patient_id, "study_date": self.study_date, "series_date": self.series_date,
+                "multiframe": self.multiframe}
 
     def summary(self) -> str:
         num = f"#{self.number} " if self.number is not None else ""
@@ -291,7 +295,8 @@ def _group(images: list[tuple[Path, Dataset]], folder: Path) -> list[SeriesInfo]
                 n_slices=n_slices, rows=int(first.Rows), columns=int(first.Columns),
                 orientation=orientation_name(image_orientation(first)),
                 study_description=str(first.get("StudyDescription", "")),
-                patient_id=str(first.get("PatientID", "")), folder=str(folder),
+                patient_id=str(first.get("PatientID", "")), study_date=str(first.get("StudyDate", "") or ""),
+                series_date=str(first.get("SeriesDate", "") or ""), folder=str(folder),
                 multiframe=bool(key[4]), files=[str(m[0]) for m in members], headers=[m[1] for m in members],
                 notes=[split_note] if split_note and not key[4] else []))
     infos.sort(key=lambda s: (-s.n_slices, s.uid))

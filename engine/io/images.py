@@ -55,7 +55,7 @@ from ..types import Geometry, Volume
 from ._common import guard_size, wrap_errors
 from .orientation import SourceOrientation, plan_orientation
 
-__all__ = ["IMAGE_SUFFIXES", "image_files", "read_image_stack", "write_png_labels",
+__all__ = ["IMAGE_SUFFIXES", "image_files", "numbered_stack", "read_image_stack", "write_png_labels",
            "read_png_labels", "natural_key", "stack_slice_order", "STACK_FIRST_SLICE"]
 
 IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp", ".tif": "tiff",
@@ -78,6 +78,26 @@ def image_files(folder: Path) -> list[Path]:
     files = [p for p in folder.iterdir()
              if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
     return sorted(files, key=natural_key)
+
+
+def numbered_stack(path: Path) -> list[Path]:
+    """The numbered stack one image file belongs to, in stack order (as one DICOM file opens its series).
+
+    ``slice_0042.png`` brings every ``slice_<number>.png`` of its folder (same prefix,
+    suffix and extension, any number of digits); a name without a number is a stack of one.
+    """
+    numbers = list(_NUMBER.finditer(path.stem))
+    if not numbers:
+        return [path]
+    last = numbers[-1]
+    pattern = re.compile(re.escape(path.stem[:last.start()]) + r"\d+" + re.escape(path.stem[last.end():]) +
+                         re.escape(path.suffix) + "$", re.IGNORECASE)
+    try:
+        files = [p for p in path.parent.iterdir()
+                 if pattern.match(p.name) and not p.name.startswith(".") and p.is_file()]
+    except OSError:
+        return [path]
+    return sorted(files, key=natural_key) if path in files else [path]
 
 
 def _grey(img: Image.Image, name: str, warnings: list[str]) -> np.ndarray:

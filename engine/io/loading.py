@@ -44,7 +44,7 @@ def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: 
     ----------
     path
         NIfTI file, DICOM file / folder / multi-frame file, NRRD, MHA/MHD, PNG/JPG
-        image or folder of numbered images.
+        image (with the numbered stack it belongs to) or folder of numbered images.
     progress, cancel
         See :mod:`engine.progress`.
     series
@@ -76,8 +76,9 @@ def _load(p: Path, progress: Optional[ProgressCallback], cancel: Optional[Cancel
         from .sitk_io import read_sitk
         return read_sitk(p, "nrrd" if fmt == "seg-nrrd" else fmt, progress, cancel)
     if fmt in ("png", "jpeg", "image", "png-labels"):
-        from .images import image_files, read_image_stack
-        paths = image_files(p) if p.is_dir() else [p]
+        from .images import image_files, numbered_stack, read_image_stack
+        # one image of a numbered stack opens the stack, as one DICOM file opens its series
+        paths = image_files(p) if p.is_dir() else numbered_stack(p) if fmt != "png-labels" else [p]
         return read_image_stack(paths, p, progress, cancel)
     if fmt == "dicom":
         return _load_dicom(p, progress, cancel, series)
