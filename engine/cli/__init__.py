@@ -30,7 +30,7 @@ from ..errors import CancelledError, LungLensError
 BROKEN_PIPE_STATUS = 141
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("info", "predict", "export", "report", "train", "evaluate", "bench", "models")
+COMMANDS = ("info", "lungs", "predict", "export", "report", "train", "evaluate", "calibrate", "bench", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
