@@ -71,3 +71,13 @@ def test_lungs_command_writes_right_and_left_on_the_scan_grid(phantom, tmp_path,
     nib.save(nib.Nifti1Image(np.full((64, 64, 12), 30, np.int16), np.diag([1.0, 1.0, 2.0, 1.0])), empty)
     assert main(["lungs", str(empty), "--out", str(tmp_path / "x.nii.gz")]) == 2
     assert "No lungs found" in capsys.readouterr().err
+
+
+def test_single_thin_hu_slice_finds_its_lungs(phantom):
+    # one 1.25 mm slice holds about 25 mL of lung at most: the 30 mL volume floor is replaced by 10 cm2
+    k = phantom.volume.shape[0] // 2
+    g = phantom.volume.geometry
+    one = Volume(np.ascontiguousarray(phantom.volume.array[k:k + 1]),
+                 Geometry(shape=(1,) + g.shape[1:], spacing=(1.25,) + tuple(g.spacing[1:])), is_hu=True)
+    lab = lung_masks(one).label_map()[0]
+    assert dice(lab == RIGHT_LUNG, phantom.lung_right[k]) > 0.9 and dice(lab == LEFT_LUNG, phantom.lung_left[k]) > 0.9

@@ -17,7 +17,8 @@ then the boundary is refined at full resolution:
    between -950 and -300 HU (GGO included). The opening is in-plane, so single slices
    and thin stacks work too.
 4. *Lungs*: the remaining components larger than 30 mL (and larger than 10 % of the
-   biggest one) are lungs. Two of them -> one per side; one big component crossing the
+   biggest one) are lungs; on stacks thinner than 6 cm (single slices) 10 cm2 per slice
+   replaces the 30 mL. Two of them -> one per side; one big component crossing the
    midline (lungs touching at the anterior junction) is cut at the column of least
    lung between the two halves.
 5. *Vessels and small airways*: each lung is closed (3D, radius 2 voxels) and its
@@ -71,6 +72,8 @@ ZONES: tuple[str, ...] = ("right_upper", "right_middle", "right_lower",
 RIGHT, LEFT = 0, 1
 AIR_HU, AIRWAY_HU = -300.0, -950.0
 MIN_LUNG_ML = 30.0
+#: on stacks thinner than 6 cm (single slices): smallest lung cross-section per slice (cm2)
+MIN_LUNG_CM2 = 10.0
 #: values of :meth:`LungMasks.label_map` (``python -m engine lungs`` writes them)
 RIGHT_LUNG, LEFT_LUNG = 1, 2
 LUNG_LABELS: dict[int, str] = {RIGHT_LUNG: "right lung", LEFT_LUNG: "left lung"}
@@ -352,8 +355,11 @@ def lung_masks(volume: Volume, progress: Optional[ProgressCallback] = None,
     sizes = np.bincount(lab.ravel())[1:] if n else np.zeros(0, dtype=np.int64)
     vox_ml = geometry.voxel_volume_ml * f * f
     order = np.argsort(sizes)[::-1]
+    # a thin stack (single slices) holds only a slab of lung: at least 10 cm2 of it per slice
+    slab_mm = nz * geometry.spacing[0]
+    min_ml = MIN_LUNG_ML if slab_mm >= 60.0 else min(MIN_LUNG_ML, MIN_LUNG_CM2 * slab_mm / 10.0)
     big = [int(i) + 1 for i in order[:2]
-           if sizes[i] * vox_ml >= (MIN_LUNG_ML if geometry.spacing_known else 0)
+           if sizes[i] * vox_ml >= (min_ml if geometry.spacing_known else 0)
            and sizes[i] >= 0.1 * sizes[order[0]]]
     if not geometry.spacing_known:
         big = [i for i in big if sizes[i - 1] >= 0.001 * cand.size]
