@@ -15,7 +15,7 @@ Methods: ``rules`` (the intensity / HU rules alone), ``reading`` (the lungs a Ru
 reading ends with: rules plus the kept GGO and consolidation of the default model filled
 back), ``lung_unet`` (the lung model alone), ``rules+lung_unet``.
 
-Usage: ``python benchmarks/lungs.py [--json] [--slices N]``
+Usage: ``python benchmarks/lungs.py [--json] [--slices N] [--split all|val|train] [--no-phantom]``
 """
 
 from __future__ import annotations
@@ -82,16 +82,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--slices", type=int, default=0, help="only the first N slices (0: all)")
+    ap.add_argument("--split", default="all", choices=("all", "val", "train"),
+                    help="only the medseg slices of lung_unet's validation (or training) split: lung_unet was "
+                         "trained on the 40 training slices, so 'all' flatters it")
+    ap.add_argument("--no-phantom", action="store_true", help="skip the HU phantom")
     args = ap.parse_args()
     from PIL import Image
     from engine.inference import Predictor
     from engine.inference.calibration import slice_volume
     from engine.phantom import chest_ct
-    reading = Predictor(device="cpu", covid_model=False, keep_probabilities=False)
+    reading = Predictor(device="cpu", covid_model=False, keep_probabilities=False)  # what Run AI ends with
     lung_model = Predictor(device="cpu", covid_model=False, lung_model="lung_unet", lung_gate=False,
                            keep_probabilities=False)
+    lung_model.lung_model_always = True
     scores: dict[str, dict[str, list]] = {}
     files = sorted((DATA / "images").glob("*.png"))
+    if args.split != "all":
+        from engine.models import registry
+        names = set(registry.load("lung_unet").card.split[args.split])
+        files = [f for f in files if f.stem in names]
     if args.slices:
         files = files[:args.slices]
     for f in files:
@@ -101,9 +110,10 @@ def main() -> int:
         for window, x in (("lung window", img), ("soft-tissue window", soft_window(img))):
             for name, m in methods(slice_volume(x), reading, lung_model).items():
                 scores.setdefault(window, {}).setdefault(name, []).append(dice(m[0], ref))
-    ph = chest_ct(shape=(96, 256, 256), spacing=(3.0, 1.4, 1.4), seed=11)
-    for name, m in methods(ph.volume, reading, lung_model).items():
-        scores.setdefault("HU phantom (96x256x256)", {}).setdefault(name, []).append(dice(m, ph.lung_mask))
+    if not args.no_phantom:
+        ph = chest_ct(shape=(96, 256, 256), spacing=(3.0, 1.4, 1.4), seed=11)
+        for name, m in methods(ph.volume, reading, lung_model).items():
+            scores.setdefault("HU phantom (96x256x256)", {}).setdefault(name, []).append(dice(m, ph.lung_mask))
     table = {w: {n: {"mean": float(np.mean(v)), "median": float(np.median(v)), "min": float(np.min(v)),
                      "n": len(v)} for n, v in per.items()} for w, per in scores.items()}
     if args.json:

@@ -242,6 +242,20 @@ def _air_threshold(values: np.ndarray) -> float:
     return thr
 
 
+def narrow_window(volume: Volume) -> bool:
+    """True for an 8-bit image in a narrow (soft-tissue) window: the lungs are clipped to black.
+
+    The test of :func:`_air_threshold`: at least 10 % of the central half of the image sits
+    at its darkest value.
+    """
+    if volume.is_hu:
+        return False
+    a = volume.array
+    c = a[::max(1, a.shape[0] // 8), a.shape[1] // 4: 3 * a.shape[1] // 4: 2, a.shape[2] // 4: 3 * a.shape[2] // 4: 2]
+    c = c.astype(np.float32).ravel()
+    return bool(c.size) and float(np.mean(c <= float(c.min()) + 1.0)) >= 0.10
+
+
 def _inside_air(air: np.ndarray) -> np.ndarray:
     """Air components that do not touch the in-plane border of the image."""
     lab, n = ndimage.label(air)
