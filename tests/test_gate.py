@@ -153,3 +153,10 @@ def test_coarse_grid_is_a_max_pool_with_padding():
     ref = np.pad(m, ((0, 0), (0, 2), (0, 3))).reshape(3, 33, 4, 33, 4).any(axis=(2, 4))
     assert np.array_equal(_coarse_any(m, 4), ref)
     assert np.array_equal(_coarse_any(m, 1), m)
+
+
+def test_region_median_sorts_only_the_regions():
+    from engine.inference.gate import _median_per_region
+    lab = np.array([[0, 1, 1, 2], [2, 2, 0, 1]])
+    hu = np.array([[9, 5, 1, 7], [3, 100, 0, 2]], float)
+    assert _median_per_region(hu, lab, 2).tolist() == [0.0, 2.0, 7.0]

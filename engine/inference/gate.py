@@ -209,14 +209,16 @@ def _near_lung(lung: np.ndarray, slices: np.ndarray, margin_px: int) -> np.ndarr
 
 
 def _median_per_region(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
-    """Median of ``values`` in each labelled region 1..n (index 0 unused)."""
+    """Median of ``values`` in each labelled region 1..n (index 0 unused); only labelled voxels are sorted."""
     med = np.zeros(n + 1)
-    order = np.argsort(lab.ravel(), kind="stable")
-    sorted_lab = lab.ravel()[order]
-    sorted_val = values.ravel()[order]
-    starts = np.searchsorted(sorted_lab, np.arange(n + 2))
+    sel = lab > 0
+    ids = lab[sel]
+    vals = values[sel]
+    order = np.lexsort((vals, ids))
+    ids, vals = ids[order], vals[order]
+    starts = np.searchsorted(ids, np.arange(1, n + 2))
     for i in range(1, n + 1):
-        seg = sorted_val[starts[i]:starts[i + 1]]
+        seg = vals[starts[i - 1]:starts[i]]
         med[i] = float(np.median(seg)) if seg.size else 0.0
     return med
 
@@ -303,7 +305,7 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
             eff = out == EFFUSION
             lab, n = ndimage.label(eff)
             if n:
-                med = _median_per_region(np.where(eff, hu, 0).astype(np.float32), lab, n)
+                med = _median_per_region(hu, lab, n)
                 bad = (med < FLUID_HU[0]) | (med > FLUID_HU[1])
                 bad[0] = False
                 drop("not_fluid_density", bad[lab])
