@@ -208,6 +208,17 @@ def _near_lung(lung: np.ndarray, slices: np.ndarray, margin_px: int) -> np.ndarr
     return out
 
 
+def _box(mask: np.ndarray) -> Optional[tuple[slice, slice, slice]]:
+    """Bounding box of ``mask`` (``None`` when empty): the rules work inside it."""
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    if zs.size == 0:
+        return None
+    sub = mask[zs[0]:zs[-1] + 1]
+    ys = np.flatnonzero(sub.any(axis=(0, 2)))
+    xs = np.flatnonzero(sub.any(axis=(0, 1)))
+    return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+
+
 def _median_per_region(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
     """Median of ``values`` in each labelled region 1..n (index 0 unused); only labelled voxels are sorted."""
     med = np.zeros(n + 1)
@@ -239,11 +250,15 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     by_rule: dict[str, dict[str, int]] = {r: {} for r in RULES}
 
     def drop(rule: str, mask: np.ndarray) -> None:
+        box = _box(mask)
+        if box is None:
+            return
+        sub, m = out[box], mask[box]
+        counts = np.bincount(sub[m], minlength=4)
         for v in (GGO, CONSOLIDATION, EFFUSION):
-            n = int(np.count_nonzero(mask & (out == v)))
-            if n:
-                by_rule[rule][FINDING_KEYS[v]] = by_rule[rule].get(FINDING_KEYS[v], 0) + n
-        out[mask] = 0
+            if counts[v]:
+                by_rule[rule][FINDING_KEYS[v]] = by_rule[rule].get(FINDING_KEYS[v], 0) + int(counts[v])
+        sub[m] = 0
 
     if lungs is None:
         dense = (out == GGO) | (out == CONSOLIDATION)
@@ -292,23 +307,29 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
             drop("apex", eff & _apex_slices(lungs, volume)[:, None, None])
         eff = out == EFFUSION
         if eff.any() and volume.geometry.spacing_known:
-            lab, n = ndimage.label(eff)
+            box = _box(eff)
+            lab, n = ndimage.label(eff[box])
             if n:
                 small = np.bincount(lab.ravel(), minlength=n + 1) * volume.geometry.voxel_volume_ml < EFFUSION_MIN_ML
                 small[0] = False
-                drop("too_small", small[lab])
+                gone = np.zeros_like(eff)
+                gone[box] = small[lab]
+                drop("too_small", gone)
         eff = out == EFFUSION
         if eff.any() and volume.is_hu:
             hu = volume.array
             low = eff & (hu < FLUID_MIN_VOXEL_HU)
             drop("not_fluid_density", low)
             eff = out == EFFUSION
-            lab, n = ndimage.label(eff)
+            box = _box(eff)
+            lab, n = ndimage.label(eff[box]) if box is not None else (None, 0)
             if n:
-                med = _median_per_region(hu, lab, n)
+                med = _median_per_region(hu[box], lab, n)
                 bad = (med < FLUID_HU[0]) | (med > FLUID_HU[1])
                 bad[0] = False
-                drop("not_fluid_density", bad[lab])
+                gone = np.zeros_like(eff)
+                gone[box] = bad[lab]
+                drop("not_fluid_density", gone)
     check_cancel(cancel)
     filled = unite_findings(lungs, out, volume.geometry)
     return GateResult(out, lung_slices, _totals(by_rule), filled, by_rule)
