@@ -8,7 +8,7 @@ series ``../shared/data/dicom/chest_ct_99``. Each case runs in a fresh subproces
     from pressing Run AI (predictor created, models loaded from disk) to the visible
     slice's labels (the first slab; the visible slice is the middle of the scan);
 ``volume_s``
-    the whole scan: labels + probability maps + finding classifier + COVID classifier;
+    the whole scan: lungs, labels, anatomy rules, finding probabilities, COVID classifier;
 ``slices_per_s``
     slices of the scan per second of ``volume_s`` (and ``segmented_per_s``: slices that
     went through the model per second of segmentation);
@@ -113,7 +113,7 @@ def child(case: str, device: str, threads: int, batch_size: int, repeat: int) ->
     def run_once(gate: bool) -> dict:
         t_press = time.perf_counter()
         seg, seg_w = _model("segmentation", dev)
-        fnd, fnd_w = _model("findings", dev)
+        fnd = False  # the finding classifier is no longer part of Run AI (issue 10)
         cov, cov_w = _model("covid", dev)
         predictor = Predictor(seg, device=dev, findings_model=fnd, covid_model=cov, batch_size=batch_size,
                               lung_gate=gate)
@@ -137,7 +137,7 @@ def child(case: str, device: str, threads: int, batch_size: int, repeat: int) ->
                 "segmented_per_s": round(t["slices_segmented"] / max(t["segmentation_s"], 1e-9), 2),
                 "slices": volume.shape[0], "slices_segmented": int(t["slices_segmented"]),
                 "timings": {k: round(v, 4) for k, v in t.items()},
-                "_pred": pred, "_predictor": predictor, "_weights": (seg_w, fnd_w, cov_w)}
+                "_pred": pred, "_predictor": predictor, "_weights": (seg_w, "not run", cov_w)}
 
     results = [run_once(True) for _ in range(max(1, repeat))]
     # the same run without the lung gate (engine.inference.gate): what the gate costs

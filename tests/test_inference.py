@@ -10,12 +10,11 @@ import torch
 from torch import nn
 
 from engine.errors import CancelledError, ModelError
-from engine.inference.gate import lung_gate
 from engine.inference import Predictor, center_out, slice_order
 from engine.inference.nets import aligned_box, argmax_channels, to_unit
 from engine.inference.order import slabs
 from engine.inference.reference import IntensityModel, intensity_model
-from engine.inference.result import covid_slices, scan_probabilities
+from engine.inference.result import covid_slices
 from engine.inference.roi import find_roi
 from engine.labels import GGO
 from engine.models.card import ModelCard
@@ -90,17 +89,7 @@ def test_aligned_box_snaps_outwards_to_multiple():
     assert aligned_box((0, 512, 0, 512), (512, 512), (256, 256), 32) == (0, 256, 0, 256)
 
 
-def test_scan_probability_is_max_of_smoothed_slices():
-    sp = np.zeros((10, 3), dtype=np.float32)
-    sp[4, 0] = 0.9                 # one isolated slice: averaged with two empty neighbours
-    sp[6:9, 1] = 0.8               # three slices in a row: survives the smoothing
-    seg = np.ones(10, dtype=bool)
-    out = scan_probabilities(sp, seg, slice_mm=1.0)
-    assert out["ggo"] == pytest.approx(0.3, abs=1e-6)
-    assert out["consolidation"] == pytest.approx(0.8, abs=1e-6)
-    assert out["effusion"] == 0.0
-    thick = scan_probabilities(sp, seg, slice_mm=5.0)  # thick slices: no smoothing
-    assert thick["ggo"] == pytest.approx(0.9, abs=1e-6)
+def test_covid_slices_spread_over_the_central_half():
     assert covid_slices(np.r_[np.zeros(10, bool), np.ones(21, bool)], 5).tolist() == [15, 18, 20, 22, 25]
 
 
@@ -139,8 +128,9 @@ def test_intensity_model_finds_phantom_ggo_through_the_pipeline(phantom):
     z = int(np.argmax((pred.labels == GGO).sum(axis=(1, 2))))
     p = pred.probability(GGO)[z]
     assert (p[pred.labels[z] == GGO] > 0.49).all() and (p[pred.labels[z] == 0] < 0.51).all()
-    # no finding classifier: per-slice probabilities come from the segmentation
-    assert pred.slice_probability_source == "segmentation"
+    # per-slice probabilities come from the segmentation's evidence (no fitted file for this model)
+    assert pred.slice_probability_source == "segmentation evidence (not calibrated)"
+    assert not pred.presence_calibrated and any("not calibrated" in n for n in pred.notes)
     assert pred.slice_probabilities[z, 0] > 0.9 and pred.scan_probabilities["ggo"] > 0.9
     assert pred.covid_probability is None
     assert pred.models["segmentation"]["name"] == "intensity_rules"
@@ -265,12 +255,9 @@ def test_classifiers_give_per_slice_scan_and_covid_probabilities(phantom):
     x = to_unit(torch.from_numpy(v.array.astype(np.float32)), True)[:, None]
     m = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True).mean(dim=(1, 2, 3))
     expect = torch.sigmoid(torch.stack([20 * (m - 0.6), 20 * (m - 0.5), 20 * (m - 0.7)], 1)).numpy()
-    # slices without lung (found by the lung gate) carry no finding probability
-    in_lung = seg & lung_gate(v, pred.labels).lung_slices
-    assert 0 < in_lung.sum() < seg.sum()
-    assert np.allclose(pred.slice_probabilities[in_lung], expect[in_lung], atol=1e-4)
-    assert (pred.slice_probabilities[~in_lung] == 0).all()
-    assert pred.slice_probability_source == "findings classifier"
+    # the classifier's output is kept for research; the finding probability is the segmentation's evidence
+    assert np.allclose(pred.classifier_probabilities[seg], expect[seg], atol=1e-4)
+    assert pred.slice_probability_source.startswith("segmentation evidence")
     assert 0.0 <= pred.covid_probability <= 1.0
     picks = covid_slices(seg)
     assert pred.covid_probability == pytest.approx(float(expect[picks, 1].mean()), abs=1e-4)
@@ -279,11 +266,11 @@ def test_classifiers_give_per_slice_scan_and_covid_probabilities(phantom):
 
 def test_eight_bit_stack_is_scaled_not_windowed():
     # an 8-bit lung-window image of the GGO value (-475 HU -> 148.75/255) is found as GGO
-    arr = np.full((3, 32, 32), 20, dtype=np.uint8)
+    arr = np.full((3, 128, 128), 20, dtype=np.uint8)
     arr[:, 10:20, 10:20] = 149
     v = Volume(arr, Geometry(arr.shape), is_hu=False)
-    pred = Predictor(intensity_model((32, 32)), device="cpu", findings_model=False,
-                     covid_model=False).predict(v)
+    pred = Predictor(intensity_model((128, 128)), device="cpu", findings_model=False,
+                     covid_model=False, lung_gate=False).predict(v)
     assert (pred.labels[:, 10:20, 10:20] == GGO).all() and pred.labels.sum() == 3 * 100 * GGO
 
 

@@ -131,6 +131,10 @@ def test_severity_thresholds_and_totals():
     assert pan.total == 0 + 1 + 3 + 4 + 5 + 2 and pan.maximum == 30
     assert chung.total == 0 + 1 + 2 + 3 + 4 + 1 and chung.maximum == 24
     assert "Radiology" in pan.citation and "zone" in pan.note.lower()
+    # under 0.5 % of a zone is segmentation noise: a clear scan with specks scores 0
+    specks = dict(zip(ZONES, (0.4, 0.3, 0.2, 0.49, 0.0, 0.1)))
+    assert [s.total for s in severity_scores(specks, ZONES)] == [0, 0]
+    assert severity_scores(dict(specks, right_upper=0.5), ZONES)[0].per_zone["right_upper"] == 1
 
 
 def test_incremental_equals_full_recount_after_random_edits(ph, truth_lungs):

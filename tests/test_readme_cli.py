@@ -4,9 +4,9 @@ Each ``python -m engine ...`` line of README's "Command line" block is parsed wi
 parser after its placeholders (PATH, DIR, F, ...) are replaced by real values, so a form that
 names a missing option or a wrong argument order fails here. The forms that run in seconds on
 a small phantom are then run as written, one after the other as a user would (predict ->
-export -> report -> info); the PACS, batch, train and evaluate forms run against real servers,
+export -> report -> info -> lungs -> models); the PACS, batch, train, evaluate and calibrate forms run against real servers,
 clusters and data in their own tests (test_pacs.py, test_batch.py, test_training*.py,
-test_evaluate_cli.py), which this file checks exist.
+test_evaluate_cli.py, test_presence.py), which this file checks exist.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pytest
 
 from engine.cli import build_parser
@@ -59,7 +60,7 @@ PLACEHOLDERS = {
 
 #: commands whose forms run end to end in other test files (checked to exist below)
 RUN_ELSEWHERE = {"pacs": "test_pacs.py", "batch": "test_batch.py", "train": "test_training.py",
-                 "evaluate": "test_evaluate_cli.py"}
+                 "evaluate": "test_evaluate_cli.py", "calibrate": "test_presence.py"}
 
 
 def test_readme_lists_every_command():
@@ -112,6 +113,11 @@ def test_readme_forms_run_as_written(tmp_path):
     assert run.returncode == 0, run.stderr
     info = json.loads(run.stdout)
     assert [int(n) for n in info["shape"]] == [40, 96, 112]
+
+    run = _engine(*_concrete(forms["lungs"], dict(values, FILE="lungs.nii.gz")), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lungs = nib.load(tmp_path / "lungs.nii.gz").get_fdata()
+    assert set(np.unique(lungs)) == {0.0, 1.0, 2.0}  # background, right lung, left lung
 
     run = _engine(*_concrete(forms["models"], values), cwd=tmp_path)
     assert run.returncode == 0, run.stderr

@@ -31,7 +31,8 @@ from ..errors import CancelledError, LungLensError
 BROKEN_PIPE_STATUS = 141
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("info", "predict", "export", "report", "train", "evaluate", "models", "pacs", "batch")
+COMMANDS = ("info", "lungs", "predict", "export", "report", "train", "evaluate", "calibrate", "models", "pacs",
+            "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,6 +61,10 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the model")
     p.add_argument("--batch-size", type=int, default=8, help="slices per forward pass (default 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--presence", action="store_true",
+                   help="also score the finding probabilities (full reading: lungs, rules, the model's fitted "
+                        "presence.json): per finding presence AUC, Brier score and ECE on these slices, plus the "
+                        "cross-validated figures recorded when it was fitted")
     p.set_defaults(func=run)
 
 
@@ -224,6 +228,23 @@ def format_table(result: dict, binary: bool = False) -> str:
     return "\n".join(lines)
 
 
+def presence_figures(model: str, pairs: list[tuple[str, Path, Path]], device: str) -> dict:
+    """Presence AUC / Brier / ECE of the model's fitted probabilities on ``pairs`` (full reading)."""
+    from ..inference import Predictor
+    from ..inference.calibration import labelled_evidence, presence_metrics
+    from ..inference.presence import KEEP_ALL, load_for, presence_path
+
+    predictor = Predictor(model, device=device, covid_model=False, presence=KEEP_ALL, keep_probabilities=False)
+    seg = predictor.load()["segmentation"]
+    fitted, note = load_for(seg.name, seg.sha256)
+    evidence, refused = labelled_evidence(predictor, pairs)
+    metrics = presence_metrics(fitted, evidence)
+    at_fit = fitted.metrics.get("cross_validated_held_out") if fitted.calibrated else None
+    return {"calibration": note or f"{presence_path(seg.name).name}: {fitted.fitted_on}",
+            "on_these_slices": {k: {m: v for m, v in d.items() if m != "reliability"} for k, d in metrics.items()},
+            "cross_validated_at_fit": at_fit, "refused_slices": refused}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..inference.nets import resolve_device
     from ..metrics.evaluation import evaluate_segmentation
@@ -246,10 +267,20 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_segmentation(iter_probabilities(loaded, slices, args.batch_size, progress=bar))
     finally:
         bar.close()
+    if getattr(args, "presence", False):
+        result["presence"] = presence_figures(args.model, pairs, device.type)
     elapsed = time.monotonic() - t0
     split = "" if args.split == "all" else f", {args.split} split"
     print(f"{card.name} on {len(slices)} slices of {images}{split} ({device.type}, {elapsed:.1f} s)")
     print(format_table(result, binary=len(card.classes) == 2))
+    if "presence" in result:
+        pres = result["presence"]
+        print(f"finding presence per slice ({pres['calibration']}):")
+        for key, m in pres["on_these_slices"].items():
+            cv = (pres.get("cross_validated_at_fit") or {}).get(key, {})
+            print(f"  {key:<14} AUC {m['auc']:.3f}  Brier {m['brier']:.3f}  ECE {m['ece']:.3f}  n {m['n']} "
+                  f"({m['positives']} with it)" + (f"   | at fit, 5-fold CV: AUC {cv['auc']:.3f} Brier "
+                                                    f"{cv['brier']:.3f} ECE {cv['ece']:.3f}" if cv else ""))
     if args.json:
         out = Path(args.json).expanduser()
         try:

@@ -1,9 +1,13 @@
 """``python -m engine predict PATH --out DIR``: the app's Run AI, without the app.
 
 For one scan, writes ``DIR/labels.nii.gz`` (the scan's geometry; ``--format seg.nrrd``
-for 3D Slicer, ``--format dcm`` for DICOM SEG over a DICOM source) and
+for 3D Slicer, ``--format dcm`` for DICOM SEG over a DICOM source), ``DIR/lungs.nii.gz``
+(the lungs the reading used: 0 background, 1 right lung, 2 left lung, same geometry) and
 ``DIR/findings.json`` (per finding: probability, volume in mL, % of lung, slices where
-present; per-slice probabilities; COVID likelihood; models and versions; timings).
+present, what each anatomy rule removed; per-slice probabilities; severity; RSNA
+category; COVID likelihood with its caveat; models and versions; timings). A scan the AI
+cannot read (no lung, unknown intensity scale, tiny or non-axial images) gets
+``"assessment": {"assessed": false, "reasons": [...]}`` and no numbers.
 
 When PATH is a folder of scans (files such as ``.nii.gz``, or sub-folders, rather than
 one DICOM series or image stack), each scan is processed into ``DIR/<scan name>/``;
@@ -104,10 +108,23 @@ def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> d
     out.mkdir(parents=True, exist_ok=True)
     labels_path = out / FORMATS[args.format]
     io.save_labels(reading.prediction.labels, volume, labels_path)
+    if reading.lungs is not None and hasattr(reading.lungs, "label_map"):
+        io.save_labels(reading.lungs.label_map(), volume, out / "lungs.nii.gz")  # 1 right, 2 left
     doc = findings_document(reading.prediction, volume, reading.quantification, labels_file=labels_path.name,
                             notes=reading.notes)
     (out / "findings.json").write_text(to_json(doc))
     return doc
+
+
+def summary_line(doc: dict) -> str:
+    """One line per scan: probabilities and mL per finding, or why it was not assessed."""
+    if not doc["assessment"]["assessed"]:
+        return "not assessed: " + " ".join(doc["assessment"]["reasons"])
+    parts = [f"{k} p={v['probability']:.2f} {v['volume_ml'] if v['volume_ml'] is not None else '?'} mL"
+             for k, v in doc["findings"].items()]
+    if doc.get("rsna_category"):
+        parts.append(f"RSNA {doc['rsna_category']['category']}")
+    return ", ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,9 +155,7 @@ def run(args: argparse.Namespace) -> int:
             skipped += 1
             print(f"skipped {scan.name}: {exc}", file=sys.stderr)
             continue
-        summary = ", ".join(f"{k} p={v['probability']:.2f} {v['volume_ml'] if v['volume_ml'] is not None else '?'} mL"
-                            for k, v in doc["findings"].items())
-        print(f"{scan.name}: {summary} -> {target}")
+        print(f"{scan.name}: {summary_line(doc)} -> {target}")
     if many:
         print(f"{len(scans) - skipped} of {len(scans)} scans processed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if skipped else 0

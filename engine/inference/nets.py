@@ -74,6 +74,8 @@ class Net:
     #: False once the model refused a cropped input: it then always gets the whole slice
     can_crop: bool = True
     val_metrics: dict = field(default_factory=dict)
+    #: sha256 of the weights (from the card; "" for models built in code)
+    sha256: str = ""
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "architecture": self.architecture,
@@ -136,7 +138,7 @@ def load_net(spec: ModelSpec, role: str, device: torch.device, channels_last: bo
                architecture=card.architecture, in_channels=int(card.in_channels),
                input_size=tuple(int(v) for v in card.input_size), classes=tuple(card.classes),
                multiple=int(extra.get("multiple", 32)), neighbours=extra.get("channels") == "neighbours",
-               val_metrics=dict(getattr(card, "val_metrics", {}) or {}))
+               val_metrics=dict(getattr(card, "val_metrics", {}) or {}), sha256=str(getattr(card, "sha256", "") or ""))
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:

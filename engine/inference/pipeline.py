@@ -24,6 +24,8 @@ Objects and data flow
 
 from __future__ import annotations
 
+import inspect
+
 from dataclasses import dataclass, field
 from typing import Any, Generator, Optional, Protocol
 
@@ -128,8 +130,9 @@ def iter_read(volume: Volume, predictor: SlicePredictor, *, lungs: Optional[Any]
 
     report = as_progress(progress)
     report(0.0, "Loading the model")
+    extra = {"lungs": lungs} if lungs is not None and _takes_lungs(predictor) else {}
     gen = predictor.iter_predict(volume, progress=report.sub(0.0, 0.95), cancel=cancel, order=order,
-                                 visible_slice=visible_slice)
+                                 visible_slice=visible_slice, **extra)
     while True:
         try:
             slab = next(gen)
@@ -139,11 +142,27 @@ def iter_read(volume: Volume, predictor: SlicePredictor, *, lungs: Optional[Any]
         yield SlabReading(slab, finding_counts(slab.labels))
     check_cancel(cancel)
     report(0.96, "Measuring the findings")
-    found, notes = reading_lungs(volume, prediction, lungs, cancel)
+    if not getattr(prediction, "assessed", True):
+        # "not assessed" (no lung, unknown intensity scale, ...): no numbers at all
+        report(1.0, "Not assessed")
+        return Reading(prediction, None, [], getattr(prediction, "lungs", None) or lungs)
+    own = getattr(prediction, "lungs", None)  # found once by the predictor (engine.anatomy)
+    if own is not None:
+        found, notes = own, list(getattr(own, "warnings", []))
+    else:
+        found, notes = reading_lungs(volume, prediction, lungs, cancel)
     quantification = quantify(prediction.labels, volume.geometry, found, hu=volume.array if volume.is_hu else None,
                               cancel=cancel)
     report(1.0, "Done")
     return Reading(prediction, quantification, notes, found)
+
+
+def _takes_lungs(predictor: Any) -> bool:
+    """Whether ``predictor.iter_predict`` accepts the scan's lungs found earlier (``lungs=``)."""
+    try:
+        return "lungs" in inspect.signature(predictor.iter_predict).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def read(volume: Volume, predictor: SlicePredictor, *, lungs: Optional[Any] = None,

@@ -15,13 +15,20 @@ Flow of :meth:`Predictor.iter_predict`
    the scale the model was trained at), segmented; soft-maxed probabilities are
    resized back (bilinear) to the slice size, the label is their argmax. The finding
    classifier runs on the same slices. Each finished slab is yielded as a :class:`Slab`.
-5. The lung gate (:mod:`.gate`, on by default) removes findings that lie outside the
-   lungs (bowel gas, stomach, the diaphragm's dome) from the label map and the probability
-   maps, and zeroes the finding classifier's output on slices without lung (it was trained
-   on thoracic slices only). Slabs already yielded were not gated; the returned
-   :class:`Prediction` is.
-6. Whole-scan finding probabilities and the COVID likelihood are computed and the
-   complete :class:`Prediction` is returned (the generator's return value).
+5. The anatomy rules (:mod:`.gate`) keep findings only where they can be, using the
+   scan's one :class:`~engine.anatomy.LungMasks` (given by the caller, or found once
+   after the visible slice); each rule's removals are counted.
+6. Presence (:mod:`.presence`): per-slice probabilities from the segmentation's own
+   evidence, calibrated offline; a finding is removed from slices whose probability is
+   0.5 or less (bar and overlay agree), and the whole-scan probability combines the
+   remaining regions.
+7. The COVID likelihood is computed and the complete :class:`Prediction` returned (the
+   generator's return value).
+
+Before any model runs, :func:`.assess.input_problems` refuses inputs the models cannot
+read (unknown intensity scale, tiny or non-axial images); a scan without lung is refused
+after the lung search. Such a prediction is "not assessed": empty labels, no
+probabilities, and :attr:`Prediction.not_assessed` says why.
 
 Cancelling (``cancel.is_set()``) is checked before every forward pass: the work stops
 within one batch and raises :class:`~engine.errors.CancelledError`; nothing outside the
@@ -39,14 +46,17 @@ from typing import Callable, Generator, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import ModelError
+from ..anatomy.lungs import LungMasks, lung_masks, narrow_window
+from ..errors import DataError, ModelError
 from ..labels import FINDING_KEYS, FINDINGS
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Volume
 from . import nets as N
 from .order import OrderSpec, slabs, slice_order
-from .result import Prediction, Slab, covid_slices, scan_probabilities
+from .assess import NO_LUNG, input_problems
 from .gate import lung_gate
+from .presence import PresenceModel, load_for as load_presence, read_evidence, scan_probabilities as presence_scan
+from .result import Prediction, Slab, covid_slices
 from .roi import LungROI, find_roi
 
 log = logging.getLogger(__name__)
@@ -63,12 +73,22 @@ class Predictor:
         Segmentation model: registry name, a loaded model, or ``None`` for the default.
     device
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-    findings_model, covid_model
-        Finding classifier and COVID classifier: registry name, loaded model, ``None``
-        (the registry default when its weights are installed) or ``False`` (none).
+    findings_model
+        Finding classifier (seed 004 stage 2): runs only when named; its per-slice output is
+        kept as :attr:`Prediction.classifier_probabilities` for research and is not the
+        finding probability (the segmentation's own evidence ranks slices better, see
+        docs/MODELS.md).
+    covid_model
+        COVID classifier: registry name, loaded model, ``None`` (the registry default when
+        its weights are installed) or ``False`` (none).
     lung_model
-        Lung model for :attr:`Prediction.lung_mask`; ``None`` or ``False`` runs none
-        (the slice selection uses a cheap HU test instead, see :mod:`.roi`).
+        Lung model (``None``: the registry default when installed; ``False``: none). It
+        runs on 8-bit lung-window images only, where the lungs of the reading are the
+        intensity rules united with its mask (lung Dice 0.958 vs 0.936 without it on
+        held-out lung-window slices); in a soft-tissue window (0.919 vs 0.928) and on HU
+        scans (0.975 vs 0.994 on the phantom) the rules alone measure better and it is not
+        run. Its mask is
+        :attr:`Prediction.lung_mask`.
     batch_size
         Slices per forward pass (halved automatically on a CUDA out-of-memory error);
         ``None``: 8 on the CPU, 32 on CUDA.
@@ -78,7 +98,10 @@ class Predictor:
         Torch CPU threads to use (``None`` leaves torch's default). The app passes one
         fewer than the cores so its GUI thread keeps one.
     lung_gate
-        Remove findings outside the lungs after segmentation (see :mod:`.gate`).
+        Find the lungs (once), apply the anatomy rules of :mod:`.gate` and the evidence
+        threshold of :mod:`.presence`; a scan without lung is then "not assessed".
+        ``False`` keeps the raw model output (tests, research): nothing is removed, the
+        probabilities are still computed.
     restrict_to_lungs
         Segment only slices that hold lung (see :mod:`.roi`); ``None``: on the CPU only (on
         a GPU the whole scan takes less time than finding the lungs on the CPU).
@@ -86,13 +109,17 @@ class Predictor:
         Feed the model only the torso box of each slab instead of the whole slice.
     keep_probabilities
         Keep the uint8 probability maps (236 MB for 512x512x300).
+    presence
+        Presence model of the finding probabilities (:mod:`.presence`); ``None`` loads the
+        segmentation model's fitted file (``python -m engine calibrate``).
     """
 
     def __init__(self, model_name: N.ModelSpec = None, device: str = "auto", findings_model: N.ModelSpec = None,
-                 covid_model: N.ModelSpec = None, lung_model: N.ModelSpec = False,
+                 covid_model: N.ModelSpec = None, lung_model: N.ModelSpec = None,
                  batch_size: Optional[int] = None, amp: bool = True, threads: Optional[int] = None,
                  restrict_to_lungs: Optional[bool] = None, lung_gate: bool = True,
-                 crop: bool = True, keep_probabilities: bool = True) -> None:
+                 crop: bool = True, keep_probabilities: bool = True,
+                 presence: Optional[PresenceModel] = None) -> None:
         self.device = N.resolve_device(device)
         cuda = self.device.type == "cuda"
         self.batch_size = max(1, int(batch_size)) if batch_size else (32 if cuda else 8)
@@ -102,8 +129,12 @@ class Predictor:
         self.crop = crop
         self.lung_gate = bool(lung_gate)
         self.keep_probabilities = keep_probabilities
-        self._specs = {"segmentation": model_name, "findings": findings_model, "covid": covid_model,
-                       "lung": lung_model or False}
+        self.presence = presence
+        #: run the lung model on every input (benchmarks), not only on 8-bit lung-window images
+        self.lung_model_always = False
+        self._use_lung_net = False  # set per scan: the lung model runs on 8-bit lung-window images only
+        self._specs = {"segmentation": model_name, "findings": findings_model or False, "covid": covid_model,
+                       "lung": lung_model}
         self._nets: Optional[dict[str, Optional[N.Net]]] = None
         self._batch = self.batch_size
         self._device_volume: Optional[torch.Tensor] = None
@@ -135,7 +166,8 @@ class Predictor:
     # -- public API -----------------------------------------------------------
     def predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
                 cancel: Optional[CancelLike] = None, order: OrderSpec = None,
-                visible_slice: Optional[int] = None, on_slab: Optional[SlabCallback] = None) -> Prediction:
+                visible_slice: Optional[int] = None, on_slab: Optional[SlabCallback] = None,
+                lungs: Optional[LungMasks] = None) -> Prediction:
         """Run the whole scan and return the complete :class:`Prediction`.
 
         ``on_slab(z_indices, labels_slab, probabilities_slab)`` is called with each
@@ -148,7 +180,8 @@ class Predictor:
         ModelError
             A model is missing or failed.
         """
-        gen = self.iter_predict(volume, progress=progress, cancel=cancel, order=order, visible_slice=visible_slice)
+        gen = self.iter_predict(volume, progress=progress, cancel=cancel, order=order, visible_slice=visible_slice,
+                                lungs=lungs)
         while True:
             try:
                 slab = next(gen)
@@ -159,7 +192,8 @@ class Predictor:
 
     def iter_predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
                      cancel: Optional[CancelLike] = None, order: OrderSpec = None,
-                     visible_slice: Optional[int] = None) -> Generator[Slab, None, Prediction]:
+                     visible_slice: Optional[int] = None,
+                     lungs: Optional[LungMasks] = None) -> Generator[Slab, None, Prediction]:
         """Yield a :class:`Slab` per finished group of slices; return the :class:`Prediction`.
 
         Parameters
@@ -171,21 +205,29 @@ class Predictor:
             (from ``visible_slice`` outwards) or a priority list of slice indices.
         visible_slice
             The slice the user is looking at: segmented first, alone.
+        lungs
+            The scan's lungs when the caller found them already (the app's case); otherwise
+            they are found here, once (:func:`engine.anatomy.lung_masks`).
 
         Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.
         """
         try:
-            return (yield from self._run_scan(volume, progress, cancel, order, visible_slice))
+            return (yield from self._run_scan(volume, progress, cancel, order, visible_slice, lungs))
         finally:
             self._device_volume = None  # frees the GPU copy of the scan, also on cancel or error
 
     def _run_scan(self, volume: Volume, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
-                  order: OrderSpec, visible_slice: Optional[int]) -> Generator[Slab, None, Prediction]:
+                  order: OrderSpec, visible_slice: Optional[int],
+                  lungs: Optional[LungMasks]) -> Generator[Slab, None, Prediction]:
         t0 = time.perf_counter()
         report = as_progress(progress)
         report(0.0, "Loading models")
         check_cancel(cancel)
         nets = self.load()
+        problems = input_problems(volume)
+        if problems:  # nothing is run: no number would mean anything
+            report(1.0, "Not assessed")
+            return self._not_assessed(volume, problems, None, {"total_s": time.perf_counter() - t0})
         if self.threads and self.device.type == "cpu":
             torch.set_num_threads(int(self.threads))
         seg = nets["segmentation"]
@@ -202,8 +244,13 @@ class Predictor:
         labels = np.zeros((nz, ny, nx), dtype=np.uint8)
         probs = np.zeros((nz, 3, ny, nx), dtype=np.uint8) if self.keep_probabilities else None
         slice_probs = np.zeros((nz, 3), dtype=np.float32)
+        confidence = np.zeros((nz, ny, nx), dtype=np.uint8)  # model probability of each pixel's label
         segmented = np.zeros(nz, dtype=bool)
-        lung = np.zeros((nz, ny, nx), dtype=bool) if nets["lung"] is not None else None
+        # 8-bit lung-window images only (docs/MODELS.md)
+        use_lung_net = nets["lung"] is not None and (self.lung_model_always
+                                                     or (not is_hu and not narrow_window(volume)))
+        self._use_lung_net = use_lung_net
+        lung = np.zeros((nz, ny, nx), dtype=bool) if use_lung_net else None
         timings: dict[str, float] = {"load_s": self.load_s}
 
         full = LungROI.everything((nz, ny, nx))
@@ -213,8 +260,9 @@ class Predictor:
 
         def run_slab(zs: np.ndarray, roi: LungROI, fraction: float) -> Slab:
             out = self._process(array, zs, is_hu, roi, cancel)
-            lab, pr, sp, lm = out
+            lab, pr, sp, lm, cf = out
             labels[zs] = lab
+            confidence[zs] = cf
             if probs is not None and pr is not None:
                 probs[zs] = pr
             slice_probs[zs] = sp
@@ -232,6 +280,20 @@ class Predictor:
             timings["first_slab_s"] = time.perf_counter() - t0
             report(0.9 * slab.fraction, f"Segmented slice {int(groups[0][0]) + 1}")
             yield slab
+
+        t_lungs = time.perf_counter()
+        given_lungs = lungs is not None
+        if lungs is None and self.lung_gate:
+            report(0.02, "Finding the lungs")
+            try:
+                lungs = lung_masks(volume, cancel=cancel)
+            except DataError:
+                lungs = None
+        timings["lungs_s"] = time.perf_counter() - t_lungs
+        if self.lung_gate and lungs is None:
+            report(1.0, "Not assessed")
+            timings["total_s"] = time.perf_counter() - t0
+            return self._not_assessed(volume, [NO_LUNG], None, timings)
 
         t_roi = time.perf_counter()
         roi = full
@@ -255,28 +317,40 @@ class Predictor:
             yield slab
         timings["segmentation_s"] = time.perf_counter() - t_seg
 
-        if self.lung_gate and nz >= 8:
-            report(0.91, "Keeping findings inside the lungs")
+        rules: dict = {}
+        classifier_probs = slice_probs.copy() if nets["findings"] is not None else None
+        if self.presence is not None:
+            presence, presence_note = self.presence, None
+        else:
+            presence, presence_note = load_presence(seg.name, seg.sha256)
+        if presence_note:
+            notes.append(presence_note)
+        if self.lung_gate and lung is not None and lungs is not None and not given_lungs:
+            # 8-bit images: the rules united with the lung model measure best (docs/MODELS.md)
+            # only on slices where the rules found lung: the model also marks gas in the abdomen
+            has_lung = lungs.lung.any(axis=(1, 2))
+            try:
+                lungs = lung_masks(volume, cancel=cancel, model_mask=lung & has_lung[:, None, None])
+            except DataError:
+                pass
+        if self.lung_gate:
+            report(0.91, "Keeping findings where anatomy allows them")
             t_gate = time.perf_counter()
-            gated = lung_gate(volume, labels, cancel=cancel)
+            gated = lung_gate(volume, labels, lungs, cancel=cancel)
+            rules = {k: dict(v) for k, v in gated.removed_by_rule.items()}
+            labels = gated.labels
+            lungs = gated.lungs
             timings["gate_s"] = time.perf_counter() - t_gate
-            if gated.lungs is None:
-                notes.append("No lung was found: findings were not restricted to the lungs.")
-            else:
-                dropped = gated.labels != labels
-                if probs is not None and dropped.any():
-                    for c, lab in enumerate(FINDINGS):
-                        probs[:, c][dropped & (labels == lab)] = 0
-                removed = {k: v for k, v in gated.removed_voxels.items() if v}
-                if removed:
-                    ml = volume.geometry.voxel_volume_ml
-                    if volume.geometry.spacing_known:
-                        parts = ", ".join(f"{k} {v * ml:.1f} mL" for k, v in removed.items())
-                    else:  # no spacing: a volume in mL would be invented
-                        parts = ", ".join(f"{k} {v} voxels" for k, v in removed.items())
-                    notes.append(f"Removed as outside the lungs: {parts}.")
-                labels = gated.labels
-                slice_probs[~gated.lung_slices] = 0.0
+        shown, slice_p, low, regions = read_evidence(labels, confidence,
+                                                     lungs.lung if lungs is not None else None, presence)
+        if self.lung_gate:  # without the rules (raw model output, tests) nothing is removed
+            labels = shown
+            rules["low_evidence"] = low
+        if probs is not None:
+            for c, lab in enumerate(FINDINGS):
+                probs[:, c][labels != lab] = 0  # the maps show what the overlay shows
+        slice_probs = slice_p.astype(np.float32)
+        scan_p = presence_scan(labels, slice_p, presence)
 
         report(0.92, "Estimating the COVID likelihood")
         t_cov = time.perf_counter()
@@ -287,15 +361,27 @@ class Predictor:
         timings["slices_segmented"] = float(segmented.sum())
         timings["batch_size"] = float(self._batch)
 
-        source = "findings classifier" if nets["findings"] is not None else "segmentation"
+        source = "segmentation evidence" + ("" if presence.calibrated else " (not calibrated)")
         if "infection" in [c.lower() for c in seg.classes]:
             notes.append(f"'{seg.name}' is a binary infection model: its infection is shown as GGO.")
         report(1.0, "Done")
         return Prediction(labels=labels, probabilities=probs, slice_probabilities=slice_probs,
-                          scan_probabilities=scan_probabilities(slice_probs, segmented, volume.geometry.spacing[0]),
-                          covid_probability=covid, segmented=segmented, geometry=volume.geometry,
+                          scan_probabilities=scan_p, covid_probability=covid, segmented=segmented,
+                          geometry=volume.geometry, models=self.models(), timings=timings, device=str(self.device),
+                          slice_probability_source=source, notes=notes, lung_mask=lung, lungs=lungs,
+                          rules_removed=rules, classifier_probabilities=classifier_probs,
+                          presence_calibrated=presence.calibrated, evidence=regions)
+
+    def _not_assessed(self, volume: Volume, reasons: list[str], lungs: Optional[LungMasks],
+                      timings: dict[str, float]) -> Prediction:
+        """An empty reading that says why it was not made."""
+        nz, ny, nx = volume.shape
+        return Prediction(labels=np.zeros((nz, ny, nx), dtype=np.uint8), probabilities=None,
+                          slice_probabilities=np.zeros((nz, 3), dtype=np.float32), scan_probabilities={},
+                          covid_probability=None, segmented=np.zeros(nz, dtype=bool), geometry=volume.geometry,
                           models=self.models(), timings=timings, device=str(self.device),
-                          slice_probability_source=source, notes=notes, lung_mask=lung)
+                          slice_probability_source="none", notes=[], lungs=lungs,
+                          not_assessed=list(reasons))
 
     # -- work -----------------------------------------------------------------
     def _forward(self, net: N.Net, x: torch.Tensor) -> torch.Tensor:
@@ -350,7 +436,7 @@ class Predictor:
 
     def _process(self, array: np.ndarray, zs: np.ndarray, is_hu: bool, roi: LungROI,
                  cancel: Optional[CancelLike]) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray,
-                                                        Optional[np.ndarray]]:
+                                                        Optional[np.ndarray], np.ndarray]:
         nets = self._nets
         assert nets is not None
         seg = nets["segmentation"]
@@ -372,14 +458,16 @@ class Predictor:
                                      for g in groups], 1)
                 sp = small.amax(dim=(2, 3))
             lung_np = None
-            if nets["lung"] is not None:
+            if self._use_lung_net:
                 lp, _ = self._segment(nets["lung"], unit, zs, index, roi.box(zs), (ny, nx), cancel)
                 lung_np = (lp[:, 1:].sum(1) > 0.5).cpu().numpy()
+            conf = fprobs.gather(1, (lab.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0]
+            conf_np = (conf * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
             pr = None
             if self.keep_probabilities:
                 pr = (fprobs * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
             return (lab.to(torch.uint8).cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32),
-                    lung_np)
+                    lung_np, conf_np)
 
     def _segment(self, net: N.Net, unit: torch.Tensor, zs: np.ndarray, index: dict[int, int],
                  box: tuple[int, int, int, int], full: tuple[int, int],

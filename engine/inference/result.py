@@ -7,13 +7,11 @@ Probability maps are stored as ``uint8`` (``p = value / 255``, error <= 0.002) f
 the three findings only (background is one minus their sum): a 512x512x300 scan needs
 236 MB instead of 1.2 GB for four float32 maps.
 
-Whole-scan finding probability
-------------------------------
-The finding classifier answers per slice. A scan has the finding when some slices
-have it, but one noisy slice should not decide: per-slice probabilities are averaged
-over a moving window of 3 slices (1 when slices are 5 mm or thicker), then the
-maximum over the segmented (lung) slices is the scan's probability. Noisy-or was
-rejected: over 200 lung slices it saturates to 1 for any small per-slice noise.
+Finding probabilities
+---------------------
+Per slice and per scan they come from :mod:`.presence` (the segmentation's own
+evidence after the anatomy rules, calibrated offline). A slice's probability is above
+0.5 exactly when the label map shows that finding on that slice.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-from scipy import ndimage
 
 from ..labels import FINDING_KEYS, FINDINGS
 from ..types import Geometry
@@ -88,7 +85,21 @@ class Prediction:
         ``"findings classifier"`` or ``"segmentation"`` (the largest pixel
         probability of the slice when no finding classifier is available).
     notes
-        Caveats a user should read (binary model shown as GGO, lungs not found, ...).
+        Caveats a user should read (binary model shown as GGO, probabilities not calibrated...).
+    lungs
+        The scan's :class:`~engine.anatomy.LungMasks` (found once; the kept GGO and
+        consolidation filled back), or ``None`` when not found.
+    rules_removed
+        Anatomy rule name -> finding key -> voxels it removed (:mod:`.gate`, plus
+        ``"low_evidence"``: slices whose probability was 0.5 or less).
+    classifier_probabilities
+        ``(z, 3)`` output of the finding classifier when one was run, else ``None``
+        (research only; not the finding probability).
+    presence_calibrated
+        False when the probabilities come from default, not fitted, coefficients.
+    not_assessed
+        Reasons the reading was not made (empty when it was): the labels are empty and
+        no probability or severity may be shown.
     """
 
     labels: np.ndarray
@@ -105,6 +116,19 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     #: ``(z, y, x)`` bool lung mask from the lung model (segmented slices only), or ``None``
     lung_mask: Optional[np.ndarray] = None
+    lungs: Optional[Any] = None
+    rules_removed: dict[str, dict[str, int]] = field(default_factory=dict)
+    classifier_probabilities: Optional[np.ndarray] = None
+    presence_calibrated: bool = True
+    not_assessed: list[str] = field(default_factory=list)
+    #: finding key -> :class:`.presence.Regions` scored after the anatomy rules, before the
+    #: evidence threshold (what ``engine calibrate`` fits on)
+    evidence: Optional[dict] = None
+
+    @property
+    def assessed(self) -> bool:
+        """True when the reading was made (:attr:`not_assessed` is empty)."""
+        return not self.not_assessed
 
     def probability(self, label: int) -> np.ndarray:
         """Float32 ``(z, y, x)`` probability map of finding ``label`` (1, 2 or 3)."""
@@ -121,28 +145,6 @@ class Prediction:
     def slices_with(self, label: int) -> list[int]:
         """Slices where ``label`` is present in the label map."""
         return [int(z) for z in np.flatnonzero((self.labels == int(label)).any(axis=(1, 2)))]
-
-
-def smoothing_window(slice_mm: float) -> int:
-    """Moving-average window (slices) for the whole-scan aggregation."""
-    return 1 if slice_mm >= 5.0 else 3
-
-
-def scan_probabilities(slice_probs: np.ndarray, segmented: np.ndarray, slice_mm: float) -> dict[str, float]:
-    """Whole-scan probability per finding: max over segmented slices of the smoothed per-slice probability."""
-    out: dict[str, float] = {}
-    if not segmented.any():
-        return {FINDING_KEYS[lab]: 0.0 for lab in FINDINGS}
-    w = smoothing_window(slice_mm)
-    for c, lab in enumerate(FINDINGS):
-        p = slice_probs[:, c].astype(np.float64)
-        if w > 1:
-            # average only over segmented neighbours: unsegmented slices carry no evidence
-            num = ndimage.uniform_filter1d(np.where(segmented, p, 0.0), w, mode="nearest")
-            den = ndimage.uniform_filter1d(segmented.astype(np.float64), w, mode="nearest")
-            p = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-        out[FINDING_KEYS[lab]] = float(p[segmented].max())
-    return out
 
 
 def covid_slices(segmented: np.ndarray, count: int = 5) -> np.ndarray:

@@ -1,10 +1,16 @@
 """The ``findings.json`` document: a :class:`~.result.Prediction` as numbers a reader uses.
 
-Per finding: the probability that the scan shows it (see :mod:`.result` for the
-aggregation), its volume in mL, its share of the lung volume in %, the slices where
-the label map has it and the slice with most of it; per slice, the finding
-probabilities; the COVID likelihood with its caveat; the models (names and versions)
-and the timings. Slice indices are 0-based along z of the canonical (z, y, x) array.
+Per finding: the probability that the scan shows it (see :mod:`.presence`), its volume
+in mL, its share of the lung volume in %, the slices where the label map has it and the
+slice with most of it; what each anatomy rule removed (voxels and mL per finding); per
+slice, the finding probabilities; the lungs (mL per side); the RSNA category with the
+features that decided it; the COVID likelihood with its caveat (and whether an app may
+show it); the models (names and versions) and the timings. Slice indices are 0-based
+along z of the canonical (z, y, x) array.
+
+A prediction that was not assessed (:attr:`~.result.Prediction.not_assessed`) gives
+``"assessment": {"assessed": false, "reasons": [...]}`` and no probability, severity,
+category or COVID number.
 """
 
 from __future__ import annotations
@@ -19,16 +25,20 @@ from ..types import Volume
 from .result import Prediction
 
 COVID_CAVEAT = ("From a classifier trained on CT images published in papers (UCSD COVID-CT); "
-                "a research signal, not a diagnosis.")
+                "a research signal, not a diagnosis. On real volumes it does not rank COVID-19 scans above a "
+                "clear chest (docs/MODELS.md), so the app does not show it.")
+#: whether an app may show the COVID classifier's number (validated on volumes: docs/MODELS.md)
+COVID_SHOW_IN_APP = False
 
 
 def quantify_prediction(volume: Volume, prediction: Prediction, lungs: Optional[Any] = None,
                         progress: Optional[Any] = None, cancel: Optional[Any] = None) -> tuple[Optional[Any], list[str]]:
     """Volumes, % of lung and severity of the predicted labels by :mod:`engine.quantification`.
 
-    The lungs come from :func:`engine.quantification.lung_masks` (united with the lung
-    model's mask when the prediction has one) unless ``lungs`` (a
-    :class:`engine.quantification.LungMasks` found earlier for this scan) is given.
+    The lungs are ``lungs`` when given, else the prediction's own
+    (:attr:`~.result.Prediction.lungs`, found once by the predictor); only a prediction
+    made without them has them searched here. A prediction that was not assessed gets no
+    quantification.
     Returns ``(quantification, notes)``;
     ``quantification`` is ``None`` when that module is not installed or finds no lung
     (the document then carries volumes without percentages).
@@ -39,6 +49,10 @@ def quantify_prediction(volume: Volume, prediction: Prediction, lungs: Optional[
         return None, ["Lung masks are not available in this build: % of lung is not reported."]
     from ..errors import DataError
     notes: list[str] = []
+    if not getattr(prediction, "assessed", True):
+        return None, []
+    if lungs is None:
+        lungs = getattr(prediction, "lungs", None)
     if lungs is None:
         try:
             lungs = lung_masks(volume, progress=progress, cancel=cancel, model_mask=prediction.lung_mask,
@@ -63,6 +77,19 @@ def _ranges(zs: list[int]) -> list[list[int]]:
     return out
 
 
+def rules_document(prediction: Prediction) -> dict[str, Any]:
+    """Per anatomy rule: its text and, per finding, voxels and mL it removed."""
+    from .gate import RULE_TEXT
+    geom = prediction.geometry
+    texts = dict(RULE_TEXT, low_evidence="a finding is shown on a slice only when its probability there is above 0.5")
+    out: dict[str, Any] = {}
+    for rule, per in (prediction.rules_removed or {}).items():
+        out[rule] = {"rule": texts.get(rule, rule),
+                     "removed": {k: {"voxels": int(v), "volume_ml": round(v * geom.voxel_volume_ml, 3)
+                                     if geom.spacing_known else None} for k, v in per.items() if v}}
+    return out
+
+
 def findings_document(prediction: Prediction, volume: Volume, quantification: Optional[Any] = None,
                       labels_file: Optional[str] = None, notes: Optional[list[str]] = None) -> dict[str, Any]:
     """Build the JSON-ready ``findings.json`` dictionary.
@@ -70,11 +97,14 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
     ``quantification`` (from :func:`quantify_prediction`) supplies mL and % of lung;
     without it, mL are voxel counts times the voxel volume and % of lung is ``None``.
     """
+    from ..quantification.rsna import rsna_category
+
     geom = prediction.geometry
     voxel_ml = geom.voxel_volume_ml
     known = geom.spacing_known
+    assessed = prediction.assessed
     counts = np.bincount(prediction.labels.ravel(), minlength=4)
-    q = quantification
+    q = quantification if assessed else None
     findings: dict[str, Any] = {}
     for c, lab in enumerate(FINDINGS):
         key = FINDING_KEYS[lab]
@@ -82,10 +112,11 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
         zs = [int(z) for z in np.flatnonzero(per_slice)]
         ml = float(counts[lab]) * voxel_ml
         pct = q.findings[key].percent_of_lungs if q is not None else None
+        prob = prediction.scan_probabilities.get(key) if assessed else None
         findings[key] = {
             "label": lab,
             "name": DEFAULT_TABLE[lab].name,
-            "probability": round(float(prediction.scan_probabilities[key]), 4),
+            "probability": round(float(prob), 4) if prob is not None else None,
             "voxels": int(counts[lab]),
             "volume_ml": round(ml, 3) if known else None,
             "percent_of_lung": round(float(pct), 3) if pct is not None else None,
@@ -94,24 +125,39 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
             "peak_slice": int(np.argmax(per_slice)) if zs else None,
         }
     seg = prediction.segmented
+    lungs = prediction.lungs
+    rsna = rsna_category(prediction.labels, lungs, geom).to_dict() if assessed else None
+    covid = None
+    if assessed and prediction.covid_probability is not None:
+        covid = {"probability": round(float(prediction.covid_probability), 4), "caveat": COVID_CAVEAT,
+                 "show_in_app": COVID_SHOW_IN_APP, "model": (prediction.models.get("covid") or {}).get("name")}
+    total = q.findings["total"] if q is not None else None
     doc: dict[str, Any] = {
         "lunglens_version": __version__,
         "scan": {"path": volume.source, "format": volume.format, "shape": list(volume.shape),
                  "spacing_mm": list(geom.spacing), "spacing_known": known, "is_hu": bool(volume.is_hu)},
+        "assessment": {"assessed": assessed, "reasons": list(prediction.not_assessed)},
         "labels_file": labels_file,
         "findings": findings,
+        "involvement_percent_of_lung": (round(float(total.percent_of_lungs), 3)
+                                        if total is not None and total.percent_of_lungs is not None else None),
+        "severity": ([sv.to_dict() for sv in q.severity] if q is not None and q.has_lungs else None),
+        "rsna_category": rsna,
+        "rules": rules_document(prediction) if assessed else {},
         "lung": ({"volume_ml": q.lungs["both"]["ml"], "left_ml": q.lungs["left"]["ml"],
-                  "right_ml": q.lungs["right"]["ml"], "voxels": q.lungs["both"]["voxels"]}
+                  "right_ml": q.lungs["right"]["ml"], "voxels": q.lungs["both"]["voxels"],
+                  "method": getattr(lungs, "method", None)}
                  if q is not None and q.has_lungs else None),
         "quantification": q.to_dict() if q is not None else None,
-        "covid": (None if prediction.covid_probability is None else
-                  {"probability": round(float(prediction.covid_probability), 4), "caveat": COVID_CAVEAT,
-                   "model": (prediction.models.get("covid") or {}).get("name")}),
-        "probability_method": ("per-slice probabilities averaged over 3 neighbouring slices (1 for "
-                               "slices >= 5 mm), maximum over the segmented slices"),
+        "covid": covid,
+        "probability_method": ("per slice: logistic model of the segmentation's evidence after the anatomy rules "
+                               "(share of lung, mean and max model probability of the region); a finding is shown on "
+                               "a slice only above 0.5; whole scan: the most convincing 3D region's highest slice "
+                               "probability (lower bound of the union), at least p_empty"),
+        "probabilities_calibrated": bool(prediction.presence_calibrated) if assessed else None,
         "slice_probability_source": prediction.slice_probability_source,
-        "slice_probabilities": {FINDING_KEYS[lab]: [round(float(p), 4) for p in prediction.slice_probabilities[:, c]]
-                                for c, lab in enumerate(FINDINGS)},
+        "slice_probabilities": ({FINDING_KEYS[lab]: [round(float(p), 4) for p in prediction.slice_probabilities[:, c]]
+                                 for c, lab in enumerate(FINDINGS)} if assessed else None),
         "segmented_slices": _ranges([int(z) for z in np.flatnonzero(seg)]),
         "models": prediction.models,
         "device": prediction.device,

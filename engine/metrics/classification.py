@@ -41,3 +41,33 @@ def classification_metrics(prob: np.ndarray, labels: np.ndarray, threshold: floa
     den = math.sqrt(float(tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     return {"accuracy": (tp + tn) / n, "sensitivity": sens, "specificity": spec, "precision": prec,
             "f1": f1, "mcc": (tp * tn - fp * fn) / den if den else 0.0, "auc": auc(prob, labels), "n": len(y)}
+
+
+def brier(prob: np.ndarray, labels: np.ndarray) -> float:
+    """Brier score: mean squared difference between probability and outcome (0 best)."""
+    p = np.asarray(prob, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(np.mean((p - y) ** 2)) if p.size else float("nan")
+
+
+def reliability(prob: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Equal-width reliability bins: per non-empty bin its range, count, mean probability and observed rate."""
+    p = np.asarray(prob, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        sel = idx == b
+        n = int(sel.sum())
+        if n:
+            out.append({"low": b / bins, "high": (b + 1) / bins, "n": n,
+                        "mean_probability": float(p[sel].mean()), "observed": float(y[sel].mean())})
+    return out
+
+
+def ece(prob: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: count-weighted mean |observed rate - mean probability| over equal-width bins."""
+    n = len(np.asarray(prob))
+    if n == 0:
+        return float("nan")
+    return float(sum(b["n"] * abs(b["observed"] - b["mean_probability"]) for b in reliability(prob, labels, bins)) / n)

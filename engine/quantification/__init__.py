@@ -12,7 +12,7 @@ The quantifier keeps voxel counts per (zone, label) and an HU histogram per labe
 an edit updates the numbers by recounting only the edited box.
 """
 
-from .lungs import ZONES, LungMasks, lung_masks, unite_findings
+from ..anatomy.lungs import ZONES, LungMasks, lung_masks, unite_findings
 from .numbers import FindingStats, IncrementalQuantifier, Quantification, quantify
 from .severity import SeverityScore, severity_scores
 

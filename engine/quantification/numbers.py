@@ -33,7 +33,7 @@ from ..errors import DataError, GeometryMismatchError
 from ..labels import CONSOLIDATION, DEFAULT_TABLE, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry
-from .lungs import ZONES, LungMasks
+from ..anatomy.lungs import ZONES, LungMasks
 from .severity import SeverityScore, severity_scores
 
 HU_MIN, HU_BINS = -1024, 4096

@@ -15,7 +15,7 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 
 from ..labels import DEFAULT_TABLE
 from .images import KeyImage
-from .lungs import ZONES
+from ..anatomy.lungs import ZONES
 
 _ACCENT = colors.HexColor("#1f4e79")
 _GRID = colors.HexColor("#c8d1dc")

@@ -29,7 +29,7 @@ from ..errors import UnsupportedFormatError
 from ..labels import DEFAULT_TABLE
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Volume
-from .lungs import ZONES, LungMasks, lung_masks
+from ..anatomy.lungs import ZONES, LungMasks, lung_masks
 from .numbers import Quantification, quantify
 
 #: meta fields shown in the report, with their labels

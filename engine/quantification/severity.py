@@ -74,18 +74,26 @@ def chung_zone_score(percent: float) -> int:
     return 4
 
 
+#: zone involvement (% of the zone) below which a zone scores 0: the level of segmentation noise the
+#: project accepts on clear lungs (issue 10: under 0.5 % of the lung on a clear chest)
+MIN_ZONE_PERCENT = 0.5
+
 _NOTE = ("Zone-based approximation: the published score rates five lobes; LungLens rates six zones "
-         "(upper, middle, lower third of each lung by height) with the same per-region thresholds.")
+         "(upper, middle, lower zone: thirds of each lung by height; zones are not lobes) with the same "
+         f"per-region thresholds. A zone under {MIN_ZONE_PERCENT:g} % involved scores 0 (segmentation noise level).")
 
 
 def severity_scores(zone_percent: dict[str, float], zones: Sequence[str]) -> list[SeverityScore]:
     """Pan and Chung scores from the % involvement (GGO + consolidation) of each zone.
 
     ``zone_percent`` maps zone name to % of that zone's lung volume; a zone with no lung
-    (missing) scores 0.
+    (missing) or under :data:`MIN_ZONE_PERCENT` involved scores 0, so a scan without a
+    plausible finding scores 0.
     """
-    pan = {z: pan_zone_score(zone_percent.get(z, 0.0)) for z in zones}
-    chung = {z: chung_zone_score(zone_percent.get(z, 0.0)) for z in zones}
+    pct = {z: zone_percent.get(z, 0.0) for z in zones}
+    pct = {z: (p if p >= MIN_ZONE_PERCENT else 0.0) for z, p in pct.items()}
+    pan = {z: pan_zone_score(pct[z]) for z in zones}
+    chung = {z: chung_zone_score(pct[z]) for z in zones}
     return [
         SeverityScore("pan_zones", "CT severity score (Pan et al. 2020), 6 zones", sum(pan.values()),
                       5 * len(zones), pan, PAN_CITATION, _NOTE),

@@ -1,0 +1,527 @@
+"""Left and right lung masks, and their upper / middle / lower zones.
+
+:func:`lung_masks` finds the lungs of a scan; :meth:`LungMasks.from_masks` wraps masks
+that come from elsewhere (a model, a file, the phantom's ground truth, a user's edits).
+
+HU rules (``volume.is_hu``)
+---------------------------
+The search runs on a grid subsampled 2x in-plane (for scans at least 256 pixels wide),
+then the boundary is refined at full resolution:
+
+1. *Air*: voxels below -300 HU.
+2. *Outside air*: air components (3D, 6-connected) that touch the in-plane border of
+   the image are the air around the body, and are dropped.
+3. *Airways*: voxels below -950 HU are dropped, which removes the lumen of the trachea
+   and main bronchi; a one-voxel in-plane opening then breaks the thin partial-volume shell
+   around their lumen, so the airways no longer bridge the two lungs. Parenchyma lies
+   between -950 and -300 HU (GGO included). The opening is in-plane, so single slices
+   and thin stacks work too.
+4. *Lungs*: the remaining components larger than 30 mL (and larger than 10 % of the
+   biggest one) are lungs; on stacks thinner than 6 cm (single slices) 10 cm2 per slice
+   replaces the 30 mL. Two of them -> one per side; one big component crossing the
+   midline (lungs touching at the anterior junction) is cut at the column of least
+   lung between the two halves.
+5. *Vessels and small airways*: each lung is closed (3D, radius 2 voxels) and its
+   holes up to 500 mm^2 are filled slice by slice, so vessels, intrapulmonary bronchi and
+   small dense findings they enclose belong to the lung, as in reference lung masks
+   (larger holes are the liver or heart under the domes; larger findings are added from
+   the labels, see below).
+6. *Refinement*: at full resolution, the interior comes from the coarse mask and the
+   boundary band (one coarse voxel wide) keeps only voxels below -300 HU.
+
+8-bit images (``is_hu`` False) follow the same steps with intensity rules: "air" is
+below an Otsu threshold of the body's histogram, and no airway threshold exists (the
+trachea is removed only when the opening breaks it off the lungs).
+
+Sides are decided in patient space: the lung whose centroid has the larger LPS ``x``
+(world coordinates from the geometry) is the patient's left, so an LPS and a RAS
+source of the same patient give the same sides.
+
+Findings rule
+-------------
+GGO and consolidation are lung tissue: :func:`unite_findings` adds their voxels to the
+lung on their side (so a consolidation on the pleura that the HU rules left out still
+counts as lung). Pleural effusion lies in the pleural space, outside the lung: its
+voxels are never lung, and are removed from the lung masks when a mask covers them.
+
+Zones
+-----
+Each lung is cut into three zones of equal height (slices), upper / middle / lower,
+from its own superior-inferior extent. Every voxel of the scan carries a zone code in
+:attr:`LungMasks.zones` (see :data:`ZONES`): lung voxels their lung's zone (1..6),
+other voxels ``6 + zone`` by side of the midline and height, so findings outside the
+lung masks still fall into a zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import DataError
+from ..labels import CONSOLIDATION, EFFUSION, GGO
+from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..types import Geometry, Volume
+
+#: zone names, in zone-code order (code = index + 1)
+ZONES: tuple[str, ...] = ("right_upper", "right_middle", "right_lower",
+                          "left_upper", "left_middle", "left_lower")
+RIGHT, LEFT = 0, 1
+AIR_HU, AIRWAY_HU = -300.0, -950.0
+MIN_LUNG_ML = 30.0
+#: on stacks thinner than 6 cm (single slices): smallest lung cross-section per slice (cm2)
+MIN_LUNG_CM2 = 10.0
+#: values of :meth:`LungMasks.label_map` (``python -m engine lungs`` writes them)
+RIGHT_LUNG, LEFT_LUNG = 1, 2
+LUNG_LABELS: dict[int, str] = {RIGHT_LUNG: "right lung", LEFT_LUNG: "left lung"}
+MAX_HOLE_MM2 = 500.0  # vessels and bronchi are filled up to this cross-section (25 mm wide)
+
+
+@dataclass
+class LungMasks:
+    """Left and right lung masks on a scan's grid, with zone codes.
+
+    Attributes
+    ----------
+    left, right
+        bool ``(z, y, x)`` masks of the patient's left and right lung.
+    zones
+        uint8 ``(z, y, x)`` zone code of every voxel: ``1..6`` (``ZONES[code - 1]``)
+        for lung voxels, ``7..12`` (``6 + code``) for the other voxels.
+    extents
+        Per side (``"right"``, ``"left"``): first and last slice index of that lung
+        (``None`` when the lung is empty).
+    method
+        How the masks were made: ``"hu-rules"``, ``"intensity-rules"``,
+        ``"model+hu-rules"``, ``"given"``.
+    warnings
+        Things a reader of the numbers should know (one lung missing...).
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    zones: np.ndarray
+    extents: dict[str, Optional[tuple[int, int]]]
+    method: str = "given"
+    warnings: list[str] = field(default_factory=list)
+    #: lung voxels per zone code (index 0..12; only 1..6 are non-zero)
+    zone_voxels: np.ndarray = field(default_factory=lambda: np.zeros(13, dtype=np.int64))
+
+    @property
+    def lung(self) -> np.ndarray:
+        """Both lungs (a new array)."""
+        return self.left | self.right
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.left.shape)  # type: ignore[return-value]
+
+    def label_map(self) -> np.ndarray:
+        """uint8 ``(z, y, x)``: 0 background, 1 right lung, 2 left lung (:data:`LUNG_LABELS`)."""
+        out = np.zeros(self.left.shape, dtype=np.uint8)
+        out[self.right] = RIGHT_LUNG
+        out[self.left] = LEFT_LUNG
+        return out
+
+    @classmethod
+    def from_label_map(cls, labels: np.ndarray, geometry: Geometry, method: str = "given") -> "LungMasks":
+        """Wrap a label map of :meth:`label_map`'s convention (1 right, 2 left)."""
+        labels = np.asarray(labels)
+        return cls.from_masks(labels == LEFT_LUNG, labels == RIGHT_LUNG, geometry, method=method)
+
+    @classmethod
+    def from_masks(cls, left: np.ndarray, right: np.ndarray, geometry: Geometry,
+                   method: str = "given", warnings: Optional[list[str]] = None) -> "LungMasks":
+        """Wrap ready masks (``left`` = patient's left) and compute their zones."""
+        left = np.ascontiguousarray(left, dtype=bool)
+        right = np.ascontiguousarray(right, dtype=bool)
+        if left.shape != tuple(geometry.shape) or right.shape != tuple(geometry.shape):
+            raise DataError(f"Lung masks of shape {left.shape} do not match the scan {geometry.shape}.")
+        right = right & ~left
+        zones, extents, counts = _zone_codes(left, right, geometry)
+        return cls(left=left, right=right, zones=zones, extents=extents, method=method,
+                   warnings=list(warnings or []), zone_voxels=counts)
+
+
+def _superior_sign(geometry: Geometry) -> float:
+    """+1 when the slice index k grows towards the head, -1 when towards the feet."""
+    return 1.0 if geometry.direction_matrix[2, 2] >= 0 else -1.0
+
+
+def _left_sign(geometry: Geometry) -> float:
+    """+1 when the column index x grows towards the patient's left (LPS +x)."""
+    return 1.0 if geometry.direction_matrix[0, 0] >= 0 else -1.0
+
+
+def _thirds(extent: Optional[tuple[int, int]], nz: int, sup: float) -> np.ndarray:
+    """Zone offset (0 upper, 1 middle, 2 lower) of every slice for one lung."""
+    if extent is None:
+        return np.full(nz, 1, dtype=np.uint8)
+    k0, k1 = extent
+    t = (np.arange(nz) - k0 + 0.5) / (k1 - k0 + 1)  # 0 at the first slice, 1 at the last
+    height = t if sup > 0 else 1.0 - t  # 0 inferior, 1 superior
+    out = np.where(height >= 2.0 / 3.0, 0, np.where(height >= 1.0 / 3.0, 1, 2))
+    return out.astype(np.uint8)
+
+
+def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
+    nz, ny, nx = left.shape
+    extents: dict[str, Optional[tuple[int, int]]] = {}
+    cols: dict[int, float] = {}
+    for name, side, mask in (("right", RIGHT, right), ("left", LEFT, left)):
+        ks = np.flatnonzero(mask.any(axis=(1, 2)))
+        extents[name] = (int(ks[0]), int(ks[-1])) if ks.size else None
+        xs = np.flatnonzero(mask.any(axis=(0, 1)))
+        if xs.size:
+            cols[side] = float(np.average(np.arange(nx), weights=mask.sum(axis=(0, 1), dtype=np.int64)))
+    sup = _superior_sign(geometry)
+    third = {RIGHT: _thirds(extents["right"], nz, sup), LEFT: _thirds(extents["left"], nz, sup)}
+    # side of every column outside the lungs: midline between the two lungs' centroids
+    if len(cols) == 2:
+        mid = (cols[RIGHT] + cols[LEFT]) / 2.0
+    else:
+        mid = (nx - 1) / 2.0
+    col_is_left = (np.arange(nx) > mid) if _left_sign(geometry) > 0 else (np.arange(nx) < mid)
+    zones = np.empty(left.shape, dtype=np.uint8)
+    counts = np.zeros(13, dtype=np.int64)
+    for k in range(nz):
+        out_row = np.where(col_is_left, 7 + 3 + third[LEFT][k], 7 + third[RIGHT][k]).astype(np.uint8)
+        zk = zones[k]
+        zk[...] = out_row[None, :]
+        zk[right[k]] = 1 + third[RIGHT][k]
+        zk[left[k]] = 4 + third[LEFT][k]
+        counts[1 + third[RIGHT][k]] += np.count_nonzero(right[k])
+        counts[4 + third[LEFT][k]] += np.count_nonzero(left[k])
+    return zones, extents, counts
+
+
+def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry) -> LungMasks:
+    """Lung masks with GGO and consolidation added and effusion removed (module rule)."""
+    if labels.shape != lungs.shape:
+        raise DataError(f"Labels of shape {labels.shape} do not match the lung masks {lungs.shape}.")
+    dense = (labels == GGO) | (labels == CONSOLIDATION)
+    eff = labels == EFFUSION
+    out_left = dense & (lungs.zones >= 10)  # outside-lung voxels on the left side
+    out_right = dense & (lungs.zones >= 7) & (lungs.zones <= 9)
+    left = (lungs.left | out_left) & ~eff
+    right = (lungs.right | out_right) & ~eff
+    return LungMasks.from_masks(left, right, geometry, method=lungs.method, warnings=lungs.warnings)
+
+
+# -- finding the lungs ----------------------------------------------------------------------
+
+def _otsu(values: np.ndarray) -> float:
+    hist, edges = np.histogram(values, bins=256)
+    w = np.cumsum(hist).astype(float)
+    m = np.cumsum(hist * (edges[:-1] + edges[1:]) / 2.0)
+    total, mtotal = w[-1], m[-1]
+    w2 = total - w
+    valid = (w > 0) & (w2 > 0)
+    between = np.zeros_like(w)
+    between[valid] = (mtotal * w[valid] / total - m[valid]) ** 2 * total / (w[valid] * w2[valid])
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _air_threshold(values: np.ndarray) -> float:
+    """Air / tissue threshold of an 8-bit image whose window is unknown.
+
+    Otsu's threshold of the body's histogram separates lung from soft tissue in a lung
+    window. In a narrow (soft-tissue, mediastinal) window the lungs are clipped to the
+    darkest value while fat stays a little above it, and Otsu puts fat with the air;
+    when at least 10 % of the body sits at the darkest value, the threshold is moved to a
+    quarter of the way from that floor to Otsu's value (fat at -100 HU lies above it in a
+    W400/L40 window, clipped lung below).
+    """
+    thr = _otsu(values)
+    floor = float(values.min())
+    if np.mean(values <= floor + 1.0) >= 0.10:
+        thr = floor + 0.25 * (thr - floor)
+    return thr
+
+
+def narrow_window(volume: Volume) -> bool:
+    """True for an 8-bit image in a narrow (soft-tissue) window: the lungs are clipped to black.
+
+    The test of :func:`_air_threshold`: at least 10 % of the central half of the image sits
+    at its darkest value.
+    """
+    if volume.is_hu:
+        return False
+    a = volume.array
+    c = a[::max(1, a.shape[0] // 8), a.shape[1] // 4: 3 * a.shape[1] // 4: 2, a.shape[2] // 4: 3 * a.shape[2] // 4: 2]
+    c = c.astype(np.float32).ravel()
+    return bool(c.size) and float(np.mean(c <= float(c.min()) + 1.0)) >= 0.10
+
+
+def _inside_air(air: np.ndarray) -> np.ndarray:
+    """Air components that do not touch the in-plane border of the image."""
+    lab, n = ndimage.label(air)
+    if n == 0:
+        return air
+    border = np.unique(np.concatenate([lab[:, 0, :].ravel(), lab[:, -1, :].ravel(),
+                                       lab[:, :, 0].ravel(), lab[:, :, -1].ravel()]))
+    keep = np.ones(n + 1, dtype=bool)
+    keep[border] = False
+    keep[0] = False
+    return keep[lab]
+
+
+def _split_midline(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one component into two at the column (x) of least lung near the middle."""
+    prof = mask.sum(axis=(0, 1), dtype=np.int64)
+    xs = np.flatnonzero(prof)
+    lo, hi = xs[0] + (xs[-1] - xs[0]) // 3, xs[0] + 2 * (xs[-1] - xs[0]) // 3
+    cut = lo + int(np.argmin(prof[lo:hi + 1]))
+    a = mask.copy()
+    a[:, :, cut:] = False
+    b = mask & ~a
+    return a, b
+
+
+def _close_and_fill(mask: np.ndarray, max_hole_px: int, radius: int = 2) -> np.ndarray:
+    """3D closing then slice-wise filling of holes up to ``max_hole_px`` pixels, in the bounding box.
+
+    The size limit keeps the liver and heart out: at the diaphragm dome an axial slice
+    shows lung all around the dome, a hole much larger than any vessel.
+    """
+    idx = np.nonzero(mask.any(axis=(1, 2)))[0]
+    if idx.size == 0:
+        return mask
+    ys = np.flatnonzero(mask.any(axis=(0, 2)))
+    xs = np.flatnonzero(mask.any(axis=(0, 1)))
+    m = radius + 1
+    box = (slice(max(idx[0] - m, 0), idx[-1] + m + 1), slice(max(ys[0] - m, 0), ys[-1] + m + 1),
+           slice(max(xs[0] - m, 0), xs[-1] + m + 1))
+    sub = np.pad(mask[box], m)
+    ball = ndimage.generate_binary_structure(3, 1)
+    sub = ndimage.binary_closing(sub, structure=ball, iterations=radius)[m:-m, m:-m, m:-m]
+    # holes: in-plane components of the background that do not touch the slice border
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    lab, n = ndimage.label(~sub, structure=in_plane)
+    if n:
+        keep = np.bincount(lab.ravel(), minlength=n + 1) <= max_hole_px
+        keep[0] = False
+        keep[np.unique(np.concatenate([lab[:, 0, :].ravel(), lab[:, -1, :].ravel(),
+                                       lab[:, :, 0].ravel(), lab[:, :, -1].ravel()]))] = False
+        sub |= keep[lab]
+    out = np.zeros_like(mask)
+    out[box] = sub | mask[box]
+    return out
+
+
+def lung_masks(volume: Volume, progress: Optional[ProgressCallback] = None,
+               cancel: Optional[CancelLike] = None, model_mask: Optional[np.ndarray] = None,
+               labels: Optional[np.ndarray] = None) -> LungMasks:
+    """Find the left and right lungs of ``volume`` (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    volume
+        The scan, canonical grid.
+    progress, cancel
+        See :mod:`engine.progress`.
+    model_mask
+        Optional lung-region mask from a model (``engine.models`` "lung"), bool or 0/1 on the
+        scan grid. When given, the lungs are the model mask united with the rule-based lungs
+        that touch it, minus the airways and outside air the rules found.
+    labels
+        Optional finding labels, united with the lungs by :func:`unite_findings`.
+
+    Raises
+    ------
+    DataError
+        No lung could be found (the scan is not a chest CT, or is cropped to the body).
+    """
+    report = as_progress(progress)
+    geometry = volume.geometry
+    arr = volume.array
+    nz, ny, nx = arr.shape
+    f = 2 if min(ny, nx) >= 256 else 1
+    coarse = arr[:, ::f, ::f]
+    warnings: list[str] = []
+    report(0.0, "Finding air")
+    if volume.is_hu:
+        air = coarse < AIR_HU
+        parench_ok = coarse >= AIRWAY_HU
+        method = "hu-rules"
+        full_air_thr = AIR_HU
+    else:
+        inside = coarse[:, coarse.shape[1] // 4: 3 * coarse.shape[1] // 4, coarse.shape[2] // 4: 3 * coarse.shape[2] // 4]
+        thr = _air_threshold(inside[::2, ::2, ::2].ravel().astype(np.float32))
+        air = coarse < thr
+        parench_ok = np.ones_like(air)
+        method = "intensity-rules"
+        full_air_thr = thr
+    check_cancel(cancel)
+    report(0.15, "Removing the air around the body")
+    inside_air = _inside_air(air)
+    check_cancel(cancel)
+    report(0.35, "Removing the airways")
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    cand = ndimage.binary_opening(inside_air & parench_ok, structure=in_plane)
+    lab, n = ndimage.label(cand)
+    check_cancel(cancel)
+    sizes = np.bincount(lab.ravel())[1:] if n else np.zeros(0, dtype=np.int64)
+    vox_ml = geometry.voxel_volume_ml * f * f
+    order = np.argsort(sizes)[::-1]
+    # a thin stack (single slices) holds only a slab of lung: at least 10 cm2 of it per slice
+    slab_mm = nz * geometry.spacing[0]
+    min_ml = MIN_LUNG_ML if slab_mm >= 60.0 else min(MIN_LUNG_ML, MIN_LUNG_CM2 * slab_mm / 10.0)
+    big = [int(i) + 1 for i in order[:2]
+           if sizes[i] * vox_ml >= (min_ml if geometry.spacing_known else 0)
+           and sizes[i] >= 0.1 * sizes[order[0]]]
+    if not geometry.spacing_known:
+        big = [i for i in big if sizes[i - 1] >= 0.001 * cand.size]
+    if not big:
+        raise DataError("No lungs found in this scan: it may not be a chest CT, or the lungs are cut off. "
+                        "Draw the lung mask by hand or load one.")
+    parts = [lab == i for i in big]
+    if len(parts) == 2:
+        _add_fragments(parts, lab, sizes, big)
+    del lab
+    if len(parts) == 1:
+        one = parts[0]
+        prof = one.any(axis=(0, 1))
+        xs = np.flatnonzero(prof)
+        width = (xs[-1] - xs[0] + 1) / one.shape[2]
+        if width > 0.45:  # both lungs in one component
+            parts = list(_split_midline(one))
+            warnings.append("The two lungs touch; they were split at the midline.")
+        else:
+            warnings.append("Only one lung was found.")
+    report(0.55, "Filling vessels and airways")
+    located = []
+    for part in parts:
+        w = part.sum(axis=(0, 1), dtype=np.int64)
+        cx = float(np.average(np.arange(part.shape[2]), weights=w)) * f
+        cz = float(np.mean(np.flatnonzero(part.any(axis=(1, 2)))))
+        cy = float(np.mean(np.flatnonzero(part.any(axis=(0, 2))))) * f
+        located.append((float(geometry.index_to_world((cz, cy, cx))[0]), part))  # LPS x: + is left
+    if len(located) == 2:
+        located.sort(key=lambda item: item[0])
+        sides = [(RIGHT, located[0][1]), (LEFT, located[1][1])]
+    else:
+        sides = [(LEFT if located[0][0] > _mid_world_x(geometry) else RIGHT, located[0][1])]
+    full: dict[int, np.ndarray] = {LEFT: np.zeros(arr.shape, bool), RIGHT: np.zeros(arr.shape, bool)}
+    for i, (side, part) in enumerate(sides):
+        check_cancel(cancel)
+        filled = _close_and_fill(part, max(int(MAX_HOLE_MM2 / (geometry.spacing[1] * geometry.spacing[2] * f * f)), 4))
+        full[side] = _refine(filled, arr, f, full_air_thr)
+        report(0.55 + 0.4 * (i + 1) / len(sides), "Refining the lung boundary")
+    left, right = full[LEFT], full[RIGHT]
+    if model_mask is not None:
+        left, right, method = _with_model(model_mask, left, right, arr, geometry, volume.is_hu)
+    lungs = LungMasks.from_masks(left, right, geometry, method=method, warnings=warnings)
+    if labels is not None:
+        lungs = unite_findings(lungs, labels, geometry)
+    report(1.0, "Lungs found")
+    return lungs
+
+
+def _add_fragments(parts: list[np.ndarray], lab: np.ndarray, sizes: np.ndarray, big: list[int]) -> None:
+    """Add the smaller air components to the lung on their side (in place).
+
+    Vessels, fissures and dense disease cut a lung into several pieces on a single
+    slice (or a thin stack); keeping only the two largest pieces drops the rest of the
+    lung. A piece of at least 1 % of the largest lung that lies on one lung's side of the
+    midline between the two lungs joins that lung, unless it is small and central (the
+    trachea or the oesophagus).
+    """
+    nx = lab.shape[2]
+    cols = np.arange(nx, dtype=np.float64)
+    centre = []
+    for part in parts:
+        w = part.sum(axis=(0, 1), dtype=np.int64)
+        centre.append(float(np.average(cols, weights=w)))
+    mid = 0.5 * (centre[0] + centre[1])
+    half_gap = 0.5 * abs(centre[1] - centre[0])
+    biggest = float(sizes.max())
+    candidates = [i + 1 for i in np.flatnonzero(sizes >= 0.01 * biggest) if i + 1 not in big]
+    if not candidates:
+        return
+    objects = ndimage.find_objects(lab)
+    for i in candidates:
+        box = objects[i - 1]
+        piece = lab[box] == i
+        w = piece.sum(axis=(0, 1), dtype=np.int64)
+        cx = float(np.average(cols[box[2]], weights=w))
+        if abs(cx - mid) < 0.25 * half_gap and sizes[i - 1] < 0.1 * biggest:
+            continue  # a small central air column: trachea or oesophagus
+        side = 0 if abs(cx - centre[0]) <= abs(cx - centre[1]) else 1
+        parts[side][box] |= piece
+
+
+def _mid_world_x(geometry: Geometry) -> float:
+    nz, ny, nx = geometry.shape
+    return float(geometry.index_to_world(((nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2))[0])
+
+
+def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    out = []
+    for ax in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != ax)
+        idx = np.flatnonzero(mask.any(axis=other))
+        out.append(slice(max(int(idx[0]) - margin, 0), min(int(idx[-1]) + margin + 1, mask.shape[ax])))
+    return tuple(out)
+
+
+def _upsample_into(out: np.ndarray, mask: np.ndarray, f: int) -> None:
+    """Nearest-neighbour in-plane upsampling of ``mask`` by ``f`` into ``out`` (cropped to fit)."""
+    for dy in range(f):
+        for dx in range(f):
+            target = out[:, dy::f, dx::f]
+            target[...] = mask[:, :target.shape[1], :target.shape[2]]
+
+
+def _refine(coarse_mask: np.ndarray, arr: np.ndarray, f: int, air_thr: float) -> np.ndarray:
+    """Full-resolution mask: coarse interior plus the boundary band's air-like voxels."""
+    if f == 1:
+        return coarse_mask
+    out = np.zeros(arr.shape, dtype=bool)
+    if not coarse_mask.any():
+        return out
+    cb = _bbox(coarse_mask, 2)
+    sub = coarse_mask[cb]
+    struct = ndimage.generate_binary_structure(3, 1)
+    struct[0] = struct[2] = False  # in-plane only: z is not subsampled
+    inner = ndimage.binary_erosion(sub, structure=struct)
+    band = ndimage.binary_dilation(sub, structure=struct) & ~inner
+    fb = (cb[0], slice(cb[1].start * f, min(cb[1].stop * f, arr.shape[1])),
+          slice(cb[2].start * f, min(cb[2].stop * f, arr.shape[2])))
+    region = out[fb]
+    _upsample_into(region, inner, f)
+    band_f = np.empty(region.shape, dtype=bool)
+    _upsample_into(band_f, band, f)
+    a = arr[fb]
+    for k in range(region.shape[0]):
+        region[k] |= band_f[k] & (a[k] < air_thr)
+    return out
+
+
+def _with_model(model_mask: np.ndarray, left: np.ndarray, right: np.ndarray, arr: np.ndarray,
+                geometry: Geometry, is_hu: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """Unite a model's lung mask with the rule-based lungs; sides from the rules or the midline."""
+    model = np.asarray(model_mask).astype(bool)
+    if model.shape != arr.shape:
+        raise DataError(f"The lung model's mask {model.shape} does not match the scan {arr.shape}.")
+    if is_hu:
+        model &= ~(arr < AIRWAY_HU - 30)  # airway lumen and outside air, with a noise margin
+    union = model | left | right
+    lab, n = ndimage.label(union)
+    touch_left = np.unique(lab[left])
+    touch_right = np.unique(lab[right])
+    new_left = left | (model & np.isin(lab, touch_left[touch_left > 0]) & ~right)
+    new_right = right | (model & np.isin(lab, touch_right[touch_right > 0]) & ~new_left)
+    rest = model & ~new_left & ~new_right
+    if rest.any():
+        nx = arr.shape[2]
+        mid = (nx - 1) / 2.0
+        cols = np.arange(nx) > mid if _left_sign(geometry) > 0 else np.arange(nx) < mid
+        new_left |= rest & cols[None, None, :]
+        new_right |= rest & ~cols[None, None, :]
+    return new_left, new_right, "model+hu-rules" if is_hu else "model+intensity-rules"
