@@ -6,7 +6,7 @@ names a missing option or a wrong argument order fails here. The forms that run 
 a small phantom are then run as written, one after the other as a user would (predict ->
 export -> report -> info -> lungs -> models); the PACS, batch, train, evaluate and calibrate forms run against real servers,
 clusters and data in their own tests (test_pacs.py, test_batch.py, test_training*.py,
-test_evaluate_cli.py, test_presence.py), which this file checks exist.
+test_evaluate_cli.py; calibrate below), which this file checks exist.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ PLACEHOLDERS = {
 
 #: commands whose forms run end to end in other test files (checked to exist below)
 RUN_ELSEWHERE = {"pacs": "test_pacs.py", "batch": "test_batch.py", "train": "test_training.py",
-                 "evaluate": "test_evaluate_cli.py", "calibrate": "test_presence.py"}
+                 "evaluate": "test_evaluate_cli.py", "calibrate": "test_readme_cli.py"}
 
 
 def test_readme_lists_every_command():
@@ -122,3 +122,23 @@ def test_readme_forms_run_as_written(tmp_path):
     run = _engine(*_concrete(forms["models"], values), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "unet_infection" in run.stdout
+
+
+@pytest.mark.slow
+def test_readme_calibrate_form_refits_the_presence_model(tmp_path, shared_data):
+    """``calibrate`` as README shows it, on the real labelled slices and a few lung-free stack slices."""
+    stack = tmp_path / "stacks" / "case_74560"
+    stack.mkdir(parents=True)
+    source = shared_data / "radiopaedia_covid_stacks" / "case_74560"
+    for name in sorted(p.name for p in source.glob("*.jpeg"))[-8:]:  # the last slices: below the lungs
+        (stack / name).symlink_to(source / name)
+    forms = {form.split()[0]: form for form in readme_forms()}
+    argv = _concrete(forms["calibrate"], dict(PLACEHOLDERS, F="reliability.png"))
+    argv += ["--images", str(shared_data / "medseg100" / "images"), "--labels", str(shared_data / "medseg100" / "labels"),
+             "--stacks", str(tmp_path / "stacks"), "--out", str(tmp_path / "presence.json"), "--json"]
+    run = _engine(*argv, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "\r" not in run.stderr
+    fitted = json.loads((tmp_path / "presence.json").read_text())
+    assert fitted["calibrated"] is True and set(fitted["findings"]) >= {"ggo", "consolidation", "effusion"}
+    assert (tmp_path / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -63,14 +63,19 @@ def build_evidence(args: argparse.Namespace):
     if not images.is_dir() or not labels.is_dir():
         raise LungLensError(f"{images} or {labels} is not a folder: give the labelled slices (--images, --labels).")
 
+    tty = sys.stderr.isatty()  # a log gets one line, not a carriage-return ticker
+    print("Reading the labelled slices and the stacks' lung-free slices...", file=sys.stderr, flush=True)
+
     def say(name: str) -> None:
-        print(f"\r  {name:<40}", end="", file=sys.stderr, flush=True)
+        if tty:
+            print(f"\r  {name:<40}", end="", file=sys.stderr, flush=True)
 
     train, ref1 = labelled_evidence(predictor, labelled_slices(images, labels, split["train"]), say)
     val, ref2 = labelled_evidence(predictor, labelled_slices(images, labels, split["val"]), say)
     stacks = sorted(p for p in Path(args.stacks).iterdir() if p.is_dir()) if Path(args.stacks).is_dir() else []
     neg_fit, neg_val = negative_evidence(predictor, stacks, say)
-    print(file=sys.stderr)
+    if tty:
+        print(file=sys.stderr)
     info = {"train": len(train), "val": len(val), "negatives_fit": len(neg_fit), "negatives_val": len(neg_val)}
     return predictor, (train, neg_fit), (val, neg_val), ref1 + ref2, card, info
 
