@@ -245,7 +245,8 @@ def test_model_selector_lists_registry_models_with_dice(window, tmp_path, monkey
     w = window
     w.ai.reload_models()
     texts = [w.ai.selector.itemText(i) for i in range(w.ai.selector.count())]
-    assert "unet_a v1 · Dice 0.71" in texts and "segnet_b v1 · Dice 0.64" in texts
+    # per-finding Dice, not the binary infection figure (0.71) that hides weak findings
+    assert "unet_a v1 · Dice GGO 0.61" in texts and "segnet_b v1 · Dice GGO 0.54" in texts
     assert not any(t.startswith("clf") for t in texts)  # classifiers are not segmentation models
     assert texts[-1].startswith("Intensity rules")
     assert w.ai.run_action.shortcut().toString() == "Ctrl+R"

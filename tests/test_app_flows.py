@@ -148,3 +148,58 @@ def test_ai_flow_takes_another_predictor_through_its_seam(qtbot, tmp_path, monke
     np.testing.assert_array_equal(ctx.labels.array, expected)
     assert ctx.labels.editor.history.undo_name == "AI segmentation"
     assert ctx.case.models["segmentation"]["name"] == "rule_server"
+
+
+class NoLungServer(RuleServer):
+    """A predictor that says the scan cannot be read (as the engine does for an abdomen series)."""
+
+    def iter_predict(self, volume, progress=None, cancel=None, order=None, visible_slice=None):
+        pred = yield from super().iter_predict(volume, progress, cancel, order, visible_slice)
+        pred.labels[:] = 0
+        pred.slice_probabilities[:] = 0
+        pred.scan_probabilities = {}
+        pred.not_assessed = ["no lung in this series (is it a chest CT?)"]
+        return pred
+
+
+def _ai_flow(qtbot, tmp_path, monkeypatch, server):
+    from PySide6.QtCore import QObject, Signal
+
+    from app.flows.ai import AIFlow
+    from app.flows.open_scan import OpenFlow
+    from app.tools import CrosshairTool
+    from app.views.view_set import ViewSet
+
+    class Shown(QObject):
+        shown = Signal()
+
+    ctx, _ = make_context(qtbot, tmp_path, monkeypatch, active=True)
+    views = ViewSet(ctx.session, ctx.labels, CrosshairTool(ctx.session))
+    qtbot.addWidget(views)
+    shown = Shown()
+    ai = AIFlow(ctx, views, shown.shown, make_predictor=lambda key, threads: server)
+    ai._keep_alive = shown  # noqa: SLF001 - the signal's owner lives as long as the flow
+    OpenFlow(ctx, lambda _t: None).show_volume(volume())
+    qtbot.waitUntil(lambda: not ctx.runner.active, timeout=30000)
+    with qtbot.waitSignal(ai.proposal_ready, timeout=30000):
+        ai.run()
+    return ctx, ai
+
+
+def test_a_scan_that_was_not_assessed_shows_why_and_no_numbers(qtbot, tmp_path, monkeypatch):
+    ctx, ai = _ai_flow(qtbot, tmp_path, monkeypatch, NoLungServer())
+    panel = ai.panel
+    assert panel.reading.text().startswith("Not assessed: no lung in this series")
+    assert [bar.text() for bar in panel.scan_bars] == ["not assessed"] * 3
+    assert all(bar.value() <= bar.minimum() for bar in panel.slice_bars + panel.scan_bars)
+    assert not panel.covid_bar.isVisibleTo(panel)  # the COVID number is not validated on volumes
+
+
+def test_an_assessed_reading_shows_the_rsna_category_and_calibrated_bars(qtbot, tmp_path, monkeypatch):
+    ctx, ai = _ai_flow(qtbot, tmp_path, monkeypatch, RuleServer())
+    panel = ai.panel
+    rsna = ai.proposal.rsna
+    assert rsna is not None and rsna.category in ("typical", "indeterminate", "atypical", "negative")
+    assert panel.reading.text().startswith(f"RSNA category: {rsna.category}")
+    assert "not a diagnosis" in panel.reading.text()
+    assert panel.scan_bars[0].value() == panel.scan_bars[0].maximum()  # P(GGO) = 1.0 from the predictor

@@ -65,13 +65,26 @@ def model_choices() -> list[tuple[str, str, str]]:
     """
     out = []
     for card in list_cards(task="segmentation"):
-        dice = card.validation_dice
-        text = f"{card.name} v{card.version}" + (f" · Dice {dice:.2f}" if dice is not None else " · Dice n/a")
+        text = f"{card.name} v{card.version} · {_picker_dice(card)}"
         tip = f"{card.architecture}, trained on {card.trained_on or 'n/a'}. Validation: {_metric_text(card)}"
         out.append((card.name, text, tip))
     out.append((DEMO_MODEL, "Intensity rules (demo, not a trained model)",
                 "Labels ground-glass density (-700 to -250 HU) only; for demos and tests, not for reading."))
     return out
+
+
+#: short names of the findings in the model picker
+_SHORT = {"ggo": "GGO", "consolidation": "cons", "effusion": "eff"}
+
+
+def _picker_dice(card: ModelCard) -> str:
+    """Per-finding validation Dice for the picker ("GGO 0.62 cons 0.43 eff 0.00"): the binary
+    infection Dice alone would hide a finding the model never finds."""
+    per = card.class_dice()
+    if per:
+        return "Dice " + " ".join(f"{_SHORT.get(k, k)} {v['dice']:.2f}" for k, v in per.items())
+    dice = card.validation_dice
+    return f"infection Dice {dice:.2f}" if dice is not None else "Dice n/a"
 
 
 def _metric_text(card: ModelCard) -> str:
@@ -279,7 +292,8 @@ class AIFlow(QObject):
         prediction = reading.prediction
         self.task = None
         self.reading = reading
-        self.proposal.finish(run_id, prediction, reading.quantification, reading.notes)
+        self.proposal.finish(run_id, prediction, reading.quantification, reading.notes,
+                             getattr(reading, "rsna", None))
         t = prediction.timings
         self.panel.set_status(f"{self.proposal.model_title}: proposal ready in {t.get('total_s', 0):.1f} s. "
                               "Shown as changes (cyan adds, magenta removes, blue changes a finding). "

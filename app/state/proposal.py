@@ -59,6 +59,7 @@ class ProposalModel(QObject):
         self.processed = np.zeros(0, dtype=bool)
         self.prediction: Any = None
         self.quantification: Any = None
+        self.rsna: Any = None
         self.notes: list[str] = []
         self.model_title = ""
         #: label values already accepted one by one (per-finding accept) while the rest waits
@@ -76,6 +77,7 @@ class ProposalModel(QObject):
         self.processed = np.zeros(nz, dtype=bool)
         self.prediction = None
         self.quantification = None
+        self.rsna = None
         self.notes = []
         self.model_title = model_title
         self.accepted_values = set()
@@ -99,8 +101,12 @@ class ProposalModel(QObject):
         self.slab_added.emit(z)
         return True
 
-    def finish(self, run_id: int, prediction: Any, quantification: Any = None, notes: Optional[list[str]] = None) -> bool:
-        """The run completed; ``prediction`` is the complete :class:`engine.inference.Prediction`."""
+    def finish(self, run_id: int, prediction: Any, quantification: Any = None, notes: Optional[list[str]] = None,
+               rsna: Any = None) -> bool:
+        """The run completed; ``prediction`` is the complete :class:`engine.inference.Prediction`.
+
+        ``rsna`` is the reading's RSNA category (:class:`engine.quantification.rsna.RsnaCategory`).
+        """
         if run_id != self.run_id or self.state != "running":
             return False
         # recount: slabs may have been missed, and the lung gate edits the final labels
@@ -110,6 +116,7 @@ class ProposalModel(QObject):
         self.processed = prediction.segmented.copy()
         self.prediction = prediction
         self.quantification = quantification
+        self.rsna = rsna
         self.notes = list(prediction.notes) + list(notes or [])
         self.state = "ready"
         self.finished.emit()
@@ -149,6 +156,7 @@ class ProposalModel(QObject):
         self.labels = None
         self.prediction = None
         self.quantification = None
+        self.rsna = None
         self.cleared.emit()
 
     # -- queries --------------------------------------------------------------

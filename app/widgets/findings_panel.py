@@ -8,12 +8,12 @@ accept; a person's edits are kept); the COVID likelihood with its caveat.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from engine.inference.summary import COVID_CAVEAT
+from engine.inference.summary import COVID_CAVEAT, COVID_SHOW_IN_APP
 from engine.labels import DEFAULT_TABLE, FINDING_KEYS, FINDINGS
 
 from ..state.proposal import ProposalModel
@@ -107,8 +107,13 @@ class FindingsPanel(QWidget):
         self.covid_bar = _bar(COVID_CAVEAT)
         self.notes = QLabel("")
         self.notes.setWordWrap(True)
+        #: "not assessed" and why, or the RSNA category and the features that decided it
+        self.reading = QLabel("")
+        self.reading.setWordWrap(True)
+        self.reading.setTextFormat(Qt.TextFormat.PlainText)
         lay = QVBoxLayout(self)
         lay.addWidget(self.status)
+        lay.addWidget(self.reading)
         lay.addLayout(grid)
         lay.addWidget(line)
         lay.addWidget(self.covid_title)
@@ -135,6 +140,7 @@ class FindingsPanel(QWidget):
         self.voxel_ml = vol.geometry.voxel_volume_ml if vol is not None and vol.geometry.spacing_known else None
         pred = p.prediction
         q = p.quantification
+        assessed = pred is None or bool(getattr(pred, "assessed", True))
         for i, lab in enumerate(FINDINGS):
             key = FINDING_KEYS[lab]
             done = lab in p.accepted_values
@@ -145,11 +151,15 @@ class FindingsPanel(QWidget):
                 self.volume_labels[i].setText("")
                 self.jump_buttons[i].setEnabled(False)
                 continue
-            if pred is not None:
-                _set_bar(self.scan_bars[i], pred.scan_probabilities[key])
+            if not assessed:
+                _set_bar(self.scan_bars[i], None)
+                self.scan_bars[i].setFormat("not assessed")
+            elif pred is not None:
+                _set_bar(self.scan_bars[i], pred.scan_probabilities.get(key))
             else:
-                seen = p.slice_probabilities[p.processed, i]
-                _set_bar(self.scan_bars[i], float(seen.max()) if seen.size else None, " so far")
+                # the whole-scan value is estimated when the run ends, not a maximum of slices so far
+                _set_bar(self.scan_bars[i], None)
+                self.scan_bars[i].setFormat("after the run")
             n = int(p.counts[:, i].sum())
             text = f"{n * self.voxel_ml:.1f} mL" if self.voxel_ml is not None else f"{n} vox"
             pct = q.findings[key].percent_of_lungs if q is not None else None
@@ -161,16 +171,42 @@ class FindingsPanel(QWidget):
             peak = p.peak_slice(i)
             self.jump_buttons[i].setEnabled(peak is not None)
             self.jump_buttons[i].setText("Go to" if peak is None else f"Go to {peak + 1}")
-        covid = pred.covid_probability if pred is not None else None
+        # the COVID classifier's number is shown only when it is validated on volumes
+        # (engine.inference.summary.COVID_SHOW_IN_APP); findings.json keeps it with its caveat
+        self.covid_title.setVisible(COVID_SHOW_IN_APP)
+        self.covid_bar.setVisible(COVID_SHOW_IN_APP)
+        covid = pred.covid_probability if pred is not None and assessed else None
         _set_bar(self.covid_bar, covid)
         if pred is not None and covid is None:
-            self.covid_bar.setFormat("no COVID classifier installed")
+            self.covid_bar.setFormat("no COVID classifier installed" if assessed else "not assessed")
+        self.reading.setText(_reading_text(pred, p.rsna) if p.state in ("ready", "accepted") else "")
         self.notes.setText("\n".join(p.notes) if p.state in ("ready", "accepted") else "")
         self._refresh_slice()
 
     def _refresh_slice(self) -> None:
         p = self.proposal
         z = self.session.cursor[0]
+        pred = p.prediction
         done = p.active and 0 <= z < p.processed.size and bool(p.processed[z])
+        if pred is not None and not getattr(pred, "assessed", True):
+            done = False  # no per-slice probability either
         for i in range(len(FINDINGS)):
             _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done else None)
+
+
+def _reading_text(pred: Any, rsna: Any) -> str:
+    """The sentence above the bars: why the scan was not assessed, or the RSNA category."""
+    if pred is None:
+        return ""
+    if not getattr(pred, "assessed", True):
+        reasons = "; ".join(getattr(pred, "not_assessed", []) or ["unknown reason"])
+        return f"Not assessed: {reasons}. No probabilities, volumes or severity are given for this scan."
+    parts = []
+    if not getattr(pred, "presence_calibrated", True):
+        parts.append("Probabilities are not calibrated for this model (python -m engine calibrate).")
+    if rsna is not None:
+        deciding = ", ".join(getattr(rsna, "deciding", [])[:4])
+        parts.append(f"RSNA category: {rsna.category}" + (f" ({deciding})" if deciding else "") +
+                     ". Derived from the segmented findings; nodules, cavitation and septal thickening are "
+                     "not assessed. A reporting aid, not a diagnosis.")
+    return "\n".join(parts)

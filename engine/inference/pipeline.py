@@ -73,12 +73,16 @@ class Reading:
         ``prediction.notes``; :attr:`all_notes` joins both).
     lungs
         The :class:`engine.quantification.LungMasks` used (``None`` when no lung was found).
+    rsna
+        The RSNA expert-consensus category of the findings
+        (:class:`engine.quantification.rsna.RsnaCategory`), ``None`` when not assessed.
     """
 
     prediction: Prediction
     quantification: Optional[Any] = None
     notes: list[str] = field(default_factory=list)
     lungs: Optional[Any] = None
+    rsna: Optional[Any] = None
 
     @property
     def all_notes(self) -> list[str]:
@@ -153,8 +157,11 @@ def iter_read(volume: Volume, predictor: SlicePredictor, *, lungs: Optional[Any]
         found, notes = reading_lungs(volume, prediction, lungs, cancel)
     quantification = quantify(prediction.labels, volume.geometry, found, hu=volume.array if volume.is_hu else None,
                               cancel=cancel)
+    from ..quantification.rsna import rsna_category
+
+    rsna = rsna_category(prediction.labels, found, volume.geometry)
     report(1.0, "Done")
-    return Reading(prediction, quantification, notes, found)
+    return Reading(prediction, quantification, notes, found, rsna)
 
 
 def _takes_lungs(predictor: Any) -> bool:
