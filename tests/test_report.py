@@ -148,3 +148,24 @@ def test_findings_json_gives_models_and_probabilities(ph, lungs, tmp_path):
     assert doc["models"]["segmentation"]["name"] == "deeplab-all"
     assert doc["finding_probabilities"] == {"ggo": 0.91, "consolidation": 0.4, "effusion": 0.05}
     assert doc["covid"]["probability"] == 0.7
+
+
+def test_report_gives_the_rsna_category_of_the_labels(ph, lungs, tmp_path):
+    from engine.quantification.rsna import rsna_category
+
+    doc = json.loads(write_report(tmp_path / "r.json", ph.volume, ph.labels, lungs).read_text())
+    expected = rsna_category(ph.labels, lungs, ph.volume.geometry).to_dict()
+    assert doc["rsna_category"]["category"] == expected["category"]
+    assert doc["rsna_category"]["deciding_features"] == expected["deciding_features"]
+    assert doc["assessment"] == {"assessed": True, "reasons": []}
+
+
+def test_a_scan_the_ai_did_not_read_has_no_severity_or_category(ph, lungs, tmp_path):
+    reasons = ["no lung in this series (is it a chest CT?)"]
+    findings = {"assessment": {"assessed": False, "reasons": reasons},
+                "findings": {"ggo": {"probability": 0.9}}, "covid": {"probability": 0.8, "show_in_app": False}}
+    doc = json.loads(write_report(tmp_path / "r.json", ph.volume, ph.labels, lungs, findings_doc=findings).read_text())
+    assert doc["assessment"] == {"assessed": False, "reasons": reasons}
+    assert doc["numbers"]["severity"] == [] and "rsna_category" not in doc
+    assert "finding_probabilities" not in doc and "covid" not in doc
+    assert doc["notes"][0].startswith("Not assessed by the AI: no lung in this series")

@@ -294,6 +294,10 @@ class AIFlow(QObject):
         self.reading = reading
         self.proposal.finish(run_id, prediction, reading.quantification, reading.notes,
                              getattr(reading, "rsna", None))
+        assessed = bool(getattr(prediction, "assessed", True))
+        self.ctx.case.set_assessment(assessed, list(getattr(prediction, "not_assessed", [])))
+        if not assessed:
+            self.ctx.notices.warn("Not assessed by the AI: " + "; ".join(prediction.not_assessed) + ".")
         t = prediction.timings
         self.panel.set_status(f"{self.proposal.model_title}: proposal ready in {t.get('total_s', 0):.1f} s. "
                               "Shown as changes (cyan adds, magenta removes, blue changes a finding). "

@@ -80,6 +80,8 @@ class CaseState(QObject):
         self.lungs: Optional[LungMasks] = None
         #: models of the accepted AI result, e.g. ``{"segmentation": {"name": ..., "version": ...}}``
         self.models: dict[str, Any] = {}
+        #: the last AI reading's verdict on the scan: ``{"assessed": bool, "reasons": [...]}`` or None
+        self.assessment: Optional[dict[str, Any]] = None
         self.quantifier: Optional[IncrementalQuantifier] = None
         self.lungs_pending = False
         self._generation = 0  # bumps whenever a running count becomes stale
@@ -117,10 +119,15 @@ class CaseState(QObject):
         if lungs is not None and lungs is not self.lungs:
             self.set_lungs(lungs)
 
+    def set_assessment(self, assessed: bool, reasons: list[str]) -> None:
+        """Record whether the AI could read this scan (the report says so when it could not)."""
+        self.assessment = {"assessed": bool(assessed), "reasons": list(reasons)}
+
     def _on_volume(self, volume: Optional[Volume]) -> None:
         self.volume = volume
         self.lungs = None
         self.models = {}
+        self.assessment = None
         self.quantifier = None
         self._generation += 1
         self._pending = None

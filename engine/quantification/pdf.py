@@ -165,6 +165,15 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
     story.append(Paragraph("Models: " + ("; ".join(lines) if lines else "none recorded"), body))
     edited = doc["labels"]["edited_by_person"]
     story.append(Paragraph("Labels edited by a person: <b>" + ("yes" if edited else "no") + "</b>", body))
+    rsna = doc.get("rsna_category")
+    if rsna:
+        deciding = "; ".join(rsna.get("deciding_features", [])[:4])
+        story.append(Paragraph(f"RSNA category (derived from the segmented findings): <b>{rsna['category']}</b>"
+                               + (f" ({deciding})" if deciding else "") + ". Nodules, cavitation and septal "
+                               "thickening are not assessed; a reporting aid, not a diagnosis.", body))
+    covid = doc.get("covid")
+    if covid and covid.get("show_in_app"):
+        story.append(Paragraph(f"COVID-19 likelihood: {100 * covid['probability']:.0f} % ({covid['caveat']})", body))
     probs = doc.get("finding_probabilities")
     if probs:
         story.append(Paragraph("Finding probabilities: " + ", ".join(

@@ -85,8 +85,15 @@ def removed_fields(volume: Volume) -> list[str]:
 def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = False,
                     models: Optional[dict[str, Any]] = None, edited_by_person: bool = False,
                     lungs: Optional[LungMasks] = None, labels_source: Optional[str] = None,
-                    findings_doc: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """Everything the report shows, JSON-ready."""
+                    findings_doc: Optional[dict[str, Any]] = None, labels: Optional[np.ndarray] = None,
+                    assessment: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Everything the report shows, JSON-ready.
+
+    ``labels`` (the labels the numbers are of) adds the RSNA category of their distribution.
+    ``assessment`` (``{"assessed": bool, "reasons": [...]}``, also read from ``findings_doc``)
+    marks a scan the AI did not read (no lung, unknown intensity scale, ...): the report then
+    gives no probabilities, no severity score and no category, and says why.
+    """
     g = volume.geometry
     doc: dict[str, Any] = {
         "title": TITLE,
@@ -113,10 +120,24 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
     if not g.spacing_known:
         doc["notes"].append("The scan has no physical spacing (image stack): volumes in mL are unknown; "
                             "voxel counts and percentages are given.")
+    if assessment is None and findings_doc:
+        assessment = findings_doc.get("assessment")
+    assessed = bool(assessment.get("assessed", True)) if assessment else True
+    doc["assessment"] = {"assessed": assessed, "reasons": list((assessment or {}).get("reasons", []))}
+    if not assessed:
+        doc["numbers"]["severity"] = []
+        doc["notes"].insert(0, "Not assessed by the AI: " + "; ".join(doc["assessment"]["reasons"] or ["no reason"])
+                            + ". No probabilities, severity score or RSNA category are given.")
+    elif labels is not None:
+        from .rsna import rsna_category
+
+        doc["rsna_category"] = rsna_category(labels, lungs, g).to_dict()
     if findings_doc:
-        doc["finding_probabilities"] = {k: v.get("probability") for k, v in findings_doc.get("findings", {}).items()}
-        if findings_doc.get("covid"):
-            doc["covid"] = findings_doc["covid"]
+        if assessed:
+            doc["finding_probabilities"] = {k: v.get("probability")
+                                            for k, v in findings_doc.get("findings", {}).items()}
+        if findings_doc.get("covid") and assessed:
+            doc["covid"] = findings_doc["covid"]  # JSON keeps it with its caveat; the PDF shows it only if validated
         if not doc["models"] and findings_doc.get("models"):
             doc["models"] = findings_doc["models"]
     return doc
@@ -182,6 +203,7 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
                  *, anonymize: bool = False, models: Optional[dict[str, Any]] = None,
                  edited_by_person: bool = False, findings_doc: Optional[dict[str, Any]] = None,
                  labels_source: Optional[str] = None, quant: Optional[Quantification] = None,
+                 assessment: Optional[dict[str, Any]] = None,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None) -> Path:
     """Write a report of ``labels`` on ``volume`` as JSON, CSV or PDF (by the file's suffix).
 
@@ -211,7 +233,8 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
         report(0.6, "Computing the numbers")
         quant = quantify(labels, volume.geometry, lungs, volume.array if volume.is_hu else None)
     doc = report_document(volume, quant, anonymize=anonymize, models=models, edited_by_person=edited_by_person,
-                          lungs=lungs, labels_source=labels_source, findings_doc=findings_doc)
+                          lungs=lungs, labels_source=labels_source, findings_doc=findings_doc, labels=labels,
+                          assessment=assessment)
     if lungs is None:
         doc["notes"].append("No lungs were found: percentages and severity scores are not available.")
     check_cancel(cancel)
