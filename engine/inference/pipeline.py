@@ -151,7 +151,7 @@ def iter_read(volume: Volume, predictor: SlicePredictor, *, lungs: Optional[Any]
         report(1.0, "Not assessed")
         return Reading(prediction, None, [], getattr(prediction, "lungs", None) or lungs)
     own = getattr(prediction, "lungs", None)  # found once by the predictor (engine.anatomy)
-    if own is not None:
+    if own is not None and (lungs is None or extra):  # its own lungs, or its refinement of ours
         found, notes = own, list(getattr(own, "warnings", []))
     else:
         found, notes = reading_lungs(volume, prediction, lungs, cancel)
