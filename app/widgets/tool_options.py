@@ -43,7 +43,7 @@ class OptionsPanel(QWidget):
         self.radius.setRange(MIN_RADIUS_MM, MAX_RADIUS_MM)
         self.radius.setDecimals(2)
         self.radius.setSuffix(" mm")
-        self.radius.setToolTip("Brush radius ([ smaller, ] larger)")
+        self.radius.setToolTip("Brush radius (- or [ smaller, + or ] larger, Shift+wheel)")
         self.radius.valueChanged.connect(settings.set_radius_mm)
         form.addRow("Brush radius", self.radius)
         self.mode_combo = QComboBox()
@@ -87,6 +87,8 @@ class OptionsPanel(QWidget):
             "label": (self.label_combo,), "radius": (self.radius,),
             "paint_over": (self.mode_combo, self.over_combo), "threshold": (self.preset_combo, self.lo, self.hi)}
         self._options: Optional[frozenset[str]] = None
+        self._is_hu = True
+        self._voxels_per_ml: Optional[float] = None
         self.hand_edits = QLabel("—")
         self.hand_edits.setWordWrap(True)
         self.hand_edits.setToolTip("Changed by hand since the last AI result")
@@ -107,10 +109,34 @@ class OptionsPanel(QWidget):
                 w.setEnabled(on)
         if self._options is None or "paint_over" in self._options:
             self.over_combo.setEnabled(self.settings.mode == "label")
+        if not self._is_hu:
+            self.preset_combo.setEnabled(False)
+
+    def set_units(self, spacing_known: bool, is_hu: bool, voxel_ml: float) -> None:
+        """Units follow the scan: mm and mL with a known spacing, voxels otherwise; HU on CT, grey levels
+        0-255 on 8-bit images (the HU presets are then off and the range is reset to the grey scale)."""
+        self._voxels_per_ml = None if spacing_known else 1.0 / max(voxel_ml, 1e-12)
+        self.radius.setSuffix(" mm" if spacing_known else " vox")
+        self.radius.setToolTip(f"Brush radius in {'mm' if spacing_known else 'voxels (the spacing is unknown)'}"
+                               " (- or [ smaller, + or ] larger, Shift+wheel)")
+        was_hu, self._is_hu = self._is_hu, is_hu
+        for spin in (self.lo, self.hi):
+            spin.setSuffix(" HU" if is_hu else " grey")
+        self.preset_combo.setToolTip("" if is_hu else "The presets are HU ranges; this 8-bit image has grey "
+                                                      "levels 0-255: set the range by hand")
+        if is_hu != was_hu:
+            if is_hu:
+                self.settings.apply_preset(next(iter(THRESHOLD_PRESETS)))
+            else:
+                self.settings.set_hu_range(0, 255)
+        self._enable_rows()
 
     def set_hand_edits(self, changes: dict[str, dict[str, float]]) -> None:
-        """Show ``LabelEditor.person_changes_ml()``."""
-        lines = [f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml']:.2f} / -{v['removed_ml']:.2f} mL"
+        """Show ``LabelEditor.person_changes_ml()`` (in voxels when the spacing is unknown)."""
+        per_ml = self._voxels_per_ml
+        lines = [f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml']:.2f} / -{v['removed_ml']:.2f} mL" if per_ml is None
+                 else f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml'] * per_ml:.0f} / "
+                      f"-{v['removed_ml'] * per_ml:.0f} voxels"
                  for k, v in changes.items() if v["added_ml"] or v["removed_ml"]]
         self.hand_edits.setText("\n".join(lines) if lines else "no hand edits")
 
