@@ -315,3 +315,45 @@ def test_after_run_ai_cancel_the_digit_keys_reach_the_tools(qtbot, tmp_path, mon
     assert w.views.tool.name == "eraser"
     w.runner.cancel_all()
     w.runner.wait(10000)
+
+
+def test_3d_view_has_an_orientation_marker_and_the_lungs(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtGui import QColor
+
+    w = make_window(qtbot, tmp_path, monkeypatch, flows=("numbers",))  # the case finds the lungs
+    w.scan_io.open_phantom((48, 128, 128))
+    qtbot.waitUntil(lambda: w.case.lungs is not None or bool(w.errors), timeout=60000)
+    assert not w.errors
+    w.view3d.action.setChecked(True)
+    view = w.view3d.view
+    if not view.available:  # no OpenGL: the message of today, no crash
+        assert "OpenGL" in view.message.text()
+        return
+    qtbot.waitUntil(lambda: w.view3d.lung_surface is not None and bool(w.view3d.surfaces), timeout=60000)
+    assert w.view3d.lung_surface.GetNumberOfPoints() > 100
+    assert view.lung_actor is not None and view.lung_actor.GetProperty().GetOpacity() < 0.3
+    texts = {view.marker.GetXPlusFaceText(), view.marker.GetXMinusFaceText(), view.marker.GetYPlusFaceText(),
+             view.marker.GetYMinusFaceText(), view.marker.GetZPlusFaceText(), view.marker.GetZMinusFaceText()}
+    assert texts == {"L", "R", "P", "A", "S", "I"}
+    # from the front the marker shows its A face (green) in the lower-left corner
+    view.reset_camera()
+    img = view.image()
+    corner = [QColor(img.pixel(x, y)) for x in range(0, img.width() // 5) for y in range(img.height() * 4 // 5,
+                                                                                           img.height())]
+    assert sum(1 for c in corner if c.green() > 150 and c.red() < 150 and c.blue() < 150) > 20
+    # the faint lungs brighten the scene where no finding is drawn
+    w.labels.set_array(np.zeros(w.labels.shape, np.uint8), "none")
+    qtbot.waitUntil(lambda: not w.view3d.surfaces, timeout=30000)
+    view.reset_camera()
+    img = view.image()  # away from the marker's corner: the lungs are what is light there
+    arr = np.array([[QColor(img.pixel(x, y)).lightness() for x in range(img.width() // 4, img.width(), 3)]
+                    for y in range(0, img.height() * 3 // 4, 3)])
+    with_lungs = int((arr > 40).sum())
+    view.set_lungs(None)
+    img = view.image()
+    arr = np.array([[QColor(img.pixel(x, y)).lightness() for x in range(img.width() // 4, img.width(), 3)]
+                    for y in range(0, img.height() * 3 // 4, 3)])
+    without = int((arr > 40).sum())  # only the box outline is left
+    assert with_lungs > without + 300, (with_lungs, without)
+    w.runner.cancel_all()
+    w.runner.wait(5000)

@@ -52,7 +52,9 @@ class ReadingFlow(QObject):
         self.slab_group = QActionGroup(self)
         self.slab_actions: dict[str, QAction] = {}
         for mode, text, key in SLAB_ACTIONS:
-            action = a.action(text, lambda m=mode: session.set_slab(mode=m), key, checkable=True)
+            action = a.action(text, lambda m=mode: session.set_slab(mode=m), key, checkable=True,
+                              tip=f"{text.replace('&', '')} ({key})")
+            action.setIconText(text.replace("&", "").split(" (")[0])
             self.slab_group.addAction(action)
             menu.addAction(action)
             self.slab_actions[mode] = action
