@@ -357,3 +357,27 @@ def test_3d_view_has_an_orientation_marker_and_the_lungs(qtbot, tmp_path, monkey
     assert with_lungs > without + 300, (with_lungs, without)
     w.runner.cancel_all()
     w.runner.wait(5000)
+
+
+def test_escape_rejects_a_proposal_first_then_leaves_the_tool(qtbot, tmp_path, monkeypatch):
+    from app.flows.ai import DEMO_MODEL
+
+    w = make_window(qtbot, tmp_path, monkeypatch, flows=("ai", "editing"))
+    w.scan_io.open_phantom((48, 128, 128))
+    qtbot.waitUntil(lambda: bool(w.errors or (w.session.volume is not None and w.labels.name)), timeout=60000)
+    qtbot.waitUntil(lambda: not w.runner.active, timeout=60000)
+    before = w.labels.array.copy()
+    axial = w.views.axial
+    axial.setFocus()
+    qtbot.keyClick(axial, Qt.Key.Key_B)
+    w.ai.select_model(DEMO_MODEL)
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=60000):
+        w.ai.run()
+    qtbot.keyClick(axial, Qt.Key.Key_Escape)  # 1: the proposal goes, the brush stays
+    assert w.ai.proposal.state == "idle" and w.views.tool.name == "brush"
+    assert np.array_equal(w.labels.array, before)
+    qtbot.keyClick(axial, Qt.Key.Key_Escape)  # 2: back to Navigate
+    assert w.views.tool.name == "crosshair"
+    assert not w.keys.escape()  # 3: nothing left to do
+    w.runner.cancel_all()
+    w.runner.wait(10000)
