@@ -33,7 +33,7 @@ from .context import MENUS, Actions, AppContext
 from .flows.ai import AIFlow
 from .flows.editing import EditingFlow
 from .flows.export import ExportFlow
-from .flows.keys import KeysFlow
+from .flows.keys import KeysFlow, escape_steps
 from .flows.numbers import NumbersFlow
 from .flows.open_scan import OpenFlow
 from .flows.probe import ProbeFlow
@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
         if self.editing is not None:  # ruler and ROI are tools like the others: one checked at a time
             for action in self.reading.tool_actions.values():
                 self.editing.tool_group.addAction(action)
-        self.keys = KeysFlow(self.ctx, self.views, self._escape_steps(),
+        self.keys = KeysFlow(self.ctx, self.views, escape_steps(self.views, self.ai, self.editing, self.reading),
                              self.editing.settings.grow if self.editing is not None else None,
                              (self.toolbar, self.statusBar()))
         self.flows = tuple(sorted(wanted))
@@ -212,22 +212,6 @@ class MainWindow(QMainWindow):
         about.triggered.connect(lambda _c=False: QMessageBox.about(
             self, "About LungLens", f"LungLens {__version__}\nChest CT reading for COVID-19 pneumonia."))
         self.menus["help"].addAction(about)
-
-    def _escape_steps(self) -> list[Any]:
-        """Esc, in order: reject a waiting AI proposal; cancel what is drawn; back to Navigate."""
-        ai, editing, reading = self.ai, self.editing, self.reading
-        steps = [lambda: ai.proposal.state == "ready" and (ai.reject() or True)] if ai is not None else []
-        steps += [editing.cancel_stroke] if editing is not None else []
-        steps.append(reading.cancel)
-
-        def navigate() -> bool:
-            if isinstance(self.views.tool, CrosshairTool):
-                return False
-            reading.set_tool(None)
-            if editing is not None:
-                editing.set_tool(None)
-            return True
-        return steps + [navigate]
 
     def _place_3d_dock(self, dock: QDockWidget) -> None:
         self.resizeDocks([self.label_dock, dock], [150, 700], Qt.Orientation.Vertical)

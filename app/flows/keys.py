@@ -22,6 +22,31 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QWidget
 
 from ..context import AppContext
+from ..tools import CrosshairTool
+
+
+def escape_steps(views: Any, ai: Any = None, editing: Any = None, reading: Any = None) -> list[Callable[[], bool]]:
+    """The window's Esc, in order: reject a waiting AI proposal (``ai``: the AI flow); cancel the
+    stroke (``editing``) or measurement (``reading``) being drawn; put the tool back to Navigate."""
+    steps: list[Callable[[], bool]] = []
+    if ai is not None:
+        steps.append(lambda: ai.proposal.state == "ready" and (ai.reject() or True))
+    if editing is not None:
+        steps.append(editing.cancel_stroke)
+    if reading is not None:
+        steps.append(reading.cancel)
+
+    def navigate() -> bool:
+        if isinstance(views.tool, CrosshairTool):
+            return False
+        if reading is not None:
+            reading.set_tool(None)
+        if editing is not None:
+            editing.set_tool(None)
+        else:
+            views.set_tool(None)
+        return True
+    return steps + [navigate]
 
 
 class KeysFlow(QObject):
