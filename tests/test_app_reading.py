@@ -258,7 +258,10 @@ def test_a_spacing_less_8bit_stack_shows_no_mm_no_hu(qtbot, tmp_path, monkeypatc
     qtbot.mouseMove(axial.viewport(), pixel(axial, 20, 20))
     assert "HU" not in w.probe.label.text() and "mm" not in w.probe.label.text()
     opts = w.editing.options
-    assert opts.radius.suffix() == " vox" and opts.lo.suffix() == " grey"
+    assert opts.radius.suffix() == " vox" and opts.lo.suffix() == " grey" and opts.island.suffix() == " vox"
+    assert opts.island.value() == 100  # 0.1 mL of 1 mm voxels
+    opts.island.setValue(250)
+    assert w.editing.settings.island_ml == pytest.approx(0.25)
     assert w.editing.settings.hu_range == (0.0, 255.0) and not opts.preset_combo.isEnabled()
     w.editing.settings.set_hu_range(100, 255)
     w.editing.set_tool("threshold")  # paints grey levels 100..255 of the 8-bit image

@@ -80,7 +80,7 @@ class OptionsPanel(QWidget):
         self.island.setDecimals(3)
         self.island.setSuffix(" mL")
         self.island.setToolTip("Remove small islands: pieces smaller than this are erased")
-        self.island.valueChanged.connect(settings.set_island_ml)
+        self.island.valueChanged.connect(self._island_edited)
         form.addRow("Smallest island", self.island)
         #: option key -> the widgets of its row (a tool's ``options`` names these keys)
         self.rows: dict[str, tuple[QWidget, ...]] = {
@@ -119,6 +119,10 @@ class OptionsPanel(QWidget):
         self.radius.setSuffix(" mm" if spacing_known else " vox")
         self.radius.setToolTip(f"Brush radius in {'mm' if spacing_known else 'voxels (the spacing is unknown)'}"
                                " (- or [ smaller, + or ] larger, Shift+wheel)")
+        with QSignalBlocker(self.island):
+            self.island.setSuffix(" mL" if spacing_known else " vox")
+            self.island.setDecimals(3 if spacing_known else 0)
+            self.island.setRange(0.0, 1000.0 if spacing_known else 1e9)
         was_hu, self._is_hu = self._is_hu, is_hu
         for spin in (self.lo, self.hi):
             spin.setSuffix(" HU" if is_hu else " grey")
@@ -130,6 +134,7 @@ class OptionsPanel(QWidget):
             else:
                 self.settings.set_hu_range(0, 255)
         self._enable_rows()
+        self.sync()
 
     def set_hand_edits(self, changes: dict[str, dict[str, float]]) -> None:
         """Show ``LabelEditor.person_changes_ml()`` (in voxels when the spacing is unknown)."""
@@ -153,10 +158,15 @@ class OptionsPanel(QWidget):
         self.over_combo.setEnabled(s.mode == "label" and (self._options is None or "paint_over" in self._options))
         self.lo.setValue(s.hu_range[0])
         self.hi.setValue(s.hu_range[1])
-        self.island.setValue(s.island_ml)
+        per_ml = self._voxels_per_ml
+        self.island.setValue(s.island_ml if per_ml is None else round(s.island_ml * per_ml))
         preset = next((k for k, r in THRESHOLD_PRESETS.items() if tuple(r) == tuple(s.hu_range)), "")
         self.preset_combo.setCurrentIndex(self.preset_combo.findData(preset))
         del blockers
+
+    def _island_edited(self, value: float) -> None:
+        per_ml = self._voxels_per_ml
+        self.settings.set_island_ml(value if per_ml is None else value / per_ml)
 
     def _mode_edited(self, _index: int) -> None:
         self.settings.set_mode(self.mode_combo.currentData(), self.over_combo.currentData())
