@@ -24,7 +24,7 @@ from ..tools import EditTool, EllipseRoiTool, RulerTool
 from ..views.measure_overlay import add_overlays
 
 #: slab mode -> (menu text, shortcut)
-SLAB_ACTIONS = (("", "SLAB_ACTIONS = (("", "&Single slice", "Ctrl+0")No slab (single slice)", "Ctrl+0"), ("mip", "&MIP (maximum, vessels)", "Ctrl+M"),
+SLAB_ACTIONS = (("", "&No slab (single slice)", "Ctrl+0"), ("mip", "&MIP (maximum, vessels)", "Ctrl+M"),
                 ("minip", "M&inIP (minimum, airways)", "Ctrl+Shift+M"))
 
 
