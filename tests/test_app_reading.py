@@ -384,3 +384,30 @@ def test_escape_rejects_a_proposal_first_then_leaves_the_tool(qtbot, tmp_path, m
     assert not w.keys.escape()  # 3: nothing left to do
     w.runner.cancel_all()
     w.runner.wait(10000)
+
+
+def test_freehand_roi_follows_the_drawn_outline(window, qtbot):
+    from engine.editing.ops import polygon_mask_2d
+
+    w = window
+    axial = w.views.axial
+    qtbot.keyClick(axial, Qt.Key.Key_P)
+    assert w.views.tool is w.reading.tools["freehand"]
+    corners = [(20, 20), (20, 80), (60, 80), (60, 20), (20, 20)]  # a 40 x 60 pixel rectangle, drawn by hand
+    vp = axial.viewport()
+    qtbot.wait(QApplication.doubleClickInterval() + 50)
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pixel(axial, *corners[0]))
+    for (r0, c0), (r1, c1) in zip(corners, corners[1:]):
+        for t in np.linspace(0.1, 1.0, 10):
+            qtbot.wait(12)  # pyqtgraph drops moves closer than 10 ms apart (its mouseRateLimit)
+            qtbot.mouseMove(vp, pixel(axial, r0 + t * (r1 - r0), c0 + t * (c1 - c0)))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pixel(axial, *corners[-1]))
+    m = w.reading.measurements.get(Plane.AXIAL, "freehand")
+    assert len(m.points) > 20
+    image = extract(w.session.volume.array, Plane.AXIAL, w.session.cursor[0]).astype(float)
+    inside = polygon_mask_2d(image.shape, np.array(m.points))
+    assert abs(int(inside.sum()) - 41 * 61) < 0.1 * 41 * 61  # the rectangle, give or take its outline
+    assert inside[40, 50] and not inside[10, 50] and not inside[40, 90]
+    assert m.stats.mean == pytest.approx(image[inside].mean()) and m.stats.sd == pytest.approx(image[inside].std(ddof=1))
+    assert m.stats.area == pytest.approx(inside.sum() * SPACING[1] * SPACING[2])
+    assert w.reading.overlays[0].outline.isVisible() and "mm²" in w.reading.overlays[0].texts["freehand"].toPlainText()

@@ -1,6 +1,6 @@
-"""The reading tools: ruler, ellipse ROI and thick-slab MIP / MinIP.
+"""The reading tools: ruler, ellipse and freehand ROI, and thick-slab MIP / MinIP.
 
-Tools > Ruler (R) and Ellipse ROI (O) measure on any view (:mod:`app.tools.ruler`,
+Tools > Ruler (R), Ellipse ROI (O) and Freehand ROI (P) measure on any view (:mod:`app.tools.ruler`,
 :mod:`app.tools.roi`) into :class:`app.state.measurements.Measurements`, drawn by
 :mod:`app.views.measure_overlay`; Tools > Clear measurements (Shift+R) removes them.
 View > Thick slab switches every view between the single slice, MIP (Ctrl+M) and
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QDoubleSpinBox
 from ..context import AppContext
 from ..state.measurements import Measurements
 from ..state.session import Slab
-from ..tools import EditTool, EllipseRoiTool, RulerTool
+from ..tools import EditTool, EllipseRoiTool, FreehandRoiTool, RulerTool
 from ..views.measure_overlay import add_overlays
 
 #: slab mode -> (menu text, shortcut)
@@ -38,7 +38,7 @@ class ReadingFlow(QObject):
         session = ctx.session
         self.measurements = Measurements(session, self)
         self.overlays = add_overlays(views, self.measurements)
-        self.tools = {cls.name: cls(self.measurements) for cls in (RulerTool, EllipseRoiTool)}
+        self.tools = {cls.name: cls(self.measurements) for cls in (RulerTool, EllipseRoiTool, FreehandRoiTool)}
         a = ctx.actions
         a.menus["tools"].addSeparator()
         self.tool_actions: dict[str, QAction] = {}

@@ -1,4 +1,4 @@
-"""Measurements on the slice views: one ruler and one ellipse ROI per plane.
+"""Measurements on the slice views: one ruler, one ellipse ROI and one freehand ROI per plane.
 
 The ruler and ROI tools (:mod:`app.tools.ruler`, :mod:`app.tools.roi`) call
 :meth:`Measurements.set`; the overlay of each view (:mod:`app.views.measure_overlay`)
@@ -11,17 +11,20 @@ levels on 8-bit images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
+
+import numpy as np
 
 from PySide6.QtCore import QObject, Signal
 
 from engine.display import Plane, RegionStats, display_shape, distance, ellipse_mask, extract, pixel_spacing, \
     region_stats
+from engine.editing.ops import polygon_mask_2d
 
 from .session import Session
 
 #: kinds of measurement
-KINDS = ("ruler", "ellipse")
+KINDS = ("ruler", "ellipse", "freehand")
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,12 @@ class Measurement:
     Attributes
     ----------
     kind
-        ``"ruler"`` or ``"ellipse"`` (the ellipse inscribed in the box of ``p0``, ``p1``).
+        ``"ruler"``, ``"ellipse"`` (the ellipse inscribed in the box of ``p0``, ``p1``) or
+        ``"freehand"`` (the closed outline through ``points``).
     p0, p1
         Display points ``(row, col)`` in pixels of the plane's image.
+    points
+        The freehand outline (display points), empty for the other kinds.
     length
         Ruler length (mm, or pixels when the spacing is unknown).
     stats
@@ -50,6 +56,7 @@ class Measurement:
     length: float = 0.0
     stats: Optional[RegionStats] = None
     text: str = ""
+    points: tuple[tuple[float, float], ...] = ()
 
 
 class Measurements(QObject):
@@ -77,8 +84,9 @@ class Measurements(QObject):
         return self._items.get((Plane(plane), kind))
 
     def set(self, kind: str, plane: Plane, index: int, p0: tuple[float, float],
-            p1: tuple[float, float]) -> Optional[Measurement]:
-        """Measure ``kind`` between display points ``p0`` and ``p1`` of slice ``index``; replaces the last one."""
+            p1: tuple[float, float], points: Sequence[tuple[float, float]] = ()) -> Optional[Measurement]:
+        """Measure ``kind`` between display points ``p0`` and ``p1`` (through ``points`` for a freehand
+        outline) of slice ``index``; replaces the plane's last one of that kind."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}")
         volume = self.session.volume
@@ -93,9 +101,12 @@ class Measurements(QObject):
             text = f"{length:.1f} mm" if known else f"{length:.1f} px"
         else:
             image = extract(volume.array, plane, index)
-            stats = region_stats(image, ellipse_mask(display_shape(volume.shape, plane), p0, p1), spacing)
+            shape = display_shape(volume.shape, plane)
+            mask = ellipse_mask(shape, p0, p1) if kind == "ellipse" else polygon_mask_2d(shape, np.asarray(points))
+            stats = region_stats(image, mask, spacing)
             text = self.stats_text(stats, volume.is_hu, known)
-        m = Measurement(kind, plane, int(index), tuple(p0), tuple(p1), length, stats, text)  # type: ignore[arg-type]
+        m = Measurement(kind, plane, int(index), tuple(p0), tuple(p1), length, stats, text,  # type: ignore[arg-type]
+                        tuple((float(r), float(c)) for r, c in points))
         self._items[(plane, kind)] = m
         self.changed.emit(plane)
         return m

@@ -16,6 +16,7 @@ from .crosshair import CrosshairTool
 from .eraser import EraserTool
 from .fill import FloodFillTool
 from .fill3d import Fill3DTool
+from .freehand import FreehandRoiTool
 from .lasso import LassoTool
 from .roi import EllipseRoiTool
 from .ruler import RulerTool
@@ -26,5 +27,5 @@ EDIT_TOOLS: tuple[type[EditTool], ...] = (BrushTool, Brush3DTool, EraserTool, Th
                                           FloodFillTool, Fill3DTool)
 
 __all__ = ["EDIT_TOOLS", "Brush3DTool", "BrushTool", "CrosshairTool", "EditContext", "EditTool", "EllipseRoiTool",
-           "EraserTool", "RulerTool",
+           "EraserTool", "FreehandRoiTool", "RulerTool",
            "Fill3DTool", "FloodFillTool", "LassoTool", "ThresholdBrushTool"]

@@ -1,6 +1,6 @@
 """Draws the measurements of :class:`app.state.measurements.Measurements` in each slice view.
 
-A ruler is a yellow line, an ROI a yellow ellipse; the numbers sit beside them. A
+A ruler is a yellow line, an ROI a yellow ellipse or outline; the numbers sit beside them. A
 measurement shows only on the slice it was made on.
 """
 
@@ -10,8 +10,8 @@ from typing import Any, Iterable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsLineItem
+from PySide6.QtGui import QColor, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsLineItem, QGraphicsPathItem
 
 from ..state.measurements import Measurement, Measurements
 
@@ -29,11 +29,12 @@ class MeasureOverlay:
         pen.setWidthF(2.0)
         self.line = QGraphicsLineItem()
         self.ellipse = QGraphicsEllipseItem()
-        self.texts = {"ruler": pg.TextItem(color=_COLOR, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150)),
-                      "ellipse": pg.TextItem(color=_COLOR, anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))}
-        for item in (self.line, self.ellipse):
+        self.outline = QGraphicsPathItem()
+        self.texts = {kind: pg.TextItem(color=_COLOR, anchor=anchor, fill=pg.mkBrush(0, 0, 0, 150))
+                      for kind, anchor in (("ruler", (0, 1)), ("ellipse", (0, 0)), ("freehand", (0, 0)))}
+        for item in (self.line, self.ellipse, self.outline):
             item.setPen(pen)
-        for item in (self.line, self.ellipse, *self.texts.values()):
+        for item in (self.line, self.ellipse, self.outline, *self.texts.values()):
             item.setZValue(30)
             item.setVisible(False)
             view.add_item(item)
@@ -49,6 +50,7 @@ class MeasureOverlay:
         shown = {m.kind: m for m in self.measurements.items(self.view.plane) if m.index == self.view.index}
         self._show_ruler(shown.get("ruler"))
         self._show_ellipse(shown.get("ellipse"))
+        self._show_outline(shown.get("freehand"))
 
     def _show_ruler(self, m: Measurement | None) -> None:
         text = self.texts["ruler"]
@@ -72,6 +74,19 @@ class MeasureOverlay:
         self.ellipse.setRect(rect)
         text.setText(m.text)
         text.setPos(rect.bottomLeft())
+
+    def _show_outline(self, m: Measurement | None) -> None:
+        text = self.texts["freehand"]
+        self.outline.setVisible(m is not None)
+        text.setVisible(m is not None)
+        if m is None:
+            return
+        path = QPainterPath()
+        path.addPolygon(QPolygonF([self.view.display_point(r, c) for r, c in m.points]))
+        path.closeSubpath()
+        self.outline.setPath(path)
+        text.setText(m.text)
+        text.setPos(path.boundingRect().bottomLeft())
 
 
 def add_overlays(views: Iterable[Any], measurements: Measurements) -> list[MeasureOverlay]:
