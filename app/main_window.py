@@ -33,9 +33,11 @@ from .context import MENUS, Actions, AppContext
 from .flows.ai import AIFlow
 from .flows.editing import EditingFlow
 from .flows.export import ExportFlow
+from .flows.keys import KeysFlow, escape_steps
 from .flows.numbers import NumbersFlow
 from .flows.open_scan import OpenFlow
 from .flows.probe import ProbeFlow
+from .flows.reading import ReadingFlow
 from .flows.recovery import RecoveryFlow
 from .flows.view3d import View3DFlow
 from .flows.view_actions import ViewActionsFlow
@@ -118,6 +120,7 @@ class MainWindow(QMainWindow):
         self.view_actions = ViewActionsFlow(self.ctx, self.views)
         self.probe = ProbeFlow(self.ctx, self.views)
         self.statusBar().addPermanentWidget(self.probe.label)
+        self.reading = ReadingFlow(self.ctx, self.views)
         self.label_panel = LabelPanel(self.labels, self.session)
         self.label_dock = self.add_dock(self.label_panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)
         self.menus["view"].addAction(self.label_dock.toggleViewAction())
@@ -136,6 +139,12 @@ class MainWindow(QMainWindow):
             if self.ai is not None:
                 self.ai.escape_claimed.connect(lambda claimed, e=self.editing: e.set_escape_enabled(not claimed))
         self.numbers: Optional[NumbersFlow] = NumbersFlow(self.ctx, self.views) if "numbers" in wanted else None
+        if self.editing is not None:  # ruler and ROI are tools like the others: one checked at a time
+            for action in self.reading.tool_actions.values():
+                self.editing.tool_group.addAction(action)
+        self.keys = KeysFlow(self.ctx, self.views, escape_steps(self.views, self.ai, self.editing, self.reading),
+                             self.editing.settings.grow if self.editing is not None else None,
+                             (self.toolbar, self.statusBar()))
         self.flows = tuple(sorted(wanted))
         self._add_help()
         self._tabify_flow_docks()

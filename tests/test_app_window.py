@@ -145,9 +145,9 @@ def test_scroll_with_keys_and_wheel(phantom_window, qtbot):
     axial = w.views.axial
     z0 = w.session.cursor[0]
     axial.setFocus()
-    qtbot.keyClick(axial, Qt.Key.Key_Up)
+    qtbot.keyClick(axial, Qt.Key.Key_Down)
     assert w.session.cursor[0] == z0 + 1 and axial.index == z0 + 1
-    qtbot.keyClick(axial, Qt.Key.Key_PageDown)
+    qtbot.keyClick(axial, Qt.Key.Key_PageUp)
     assert w.session.cursor[0] == z0 - 9
     pos = QPointF(pixel(axial, w.session.cursor))
     wheel = QWheelEvent(pos, QPointF(axial.mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, -240),
@@ -312,7 +312,8 @@ def test_probe_shows_hu_and_coordinates_under_the_mouse(phantom_window, qtbot):
     qtbot.mouseMove(axial.viewport(), pixel(axial, target))
     text = w.probe.label.text()
     value = int(w.session.volume.array[target])
-    assert f"voxel x 50  y 40  z {z}" in text
+    assert f"x 51  y 41  slice {z + 1} / {SMALL[0]}" in text  # counted from 1, as the captions
+    assert f"Axial  {z + 1} / {SMALL[0]}" in axial.captions.top_left.text()
     assert f"{value} HU" in text
     wx, wy, wz = w.session.volume.geometry.index_to_world(target)
     assert f"{wx:.1f}, {wy:.1f}, {wz:.1f} mm" in text
@@ -396,7 +397,9 @@ def test_label_panel_colour_and_opacity(phantom_window, monkeypatch):
 def test_empty_menus_are_hidden_without_extensions(window):
     assert window.flows == () and window.ai is None and window.editing is None and window.numbers is None
     visible = {k for k, m in window.menus.items() if m.menuAction().isVisible()}
-    assert visible == {"file", "view", "help"}
+    # the reading tools (ruler, ROI) and Esc are part of every window: Tools and Edit stay
+    assert visible == {"file", "edit", "view", "tools", "help"}
+    assert {a.text() for a in window.menus["tools"].actions()} >= {"Ruler", "Ellipse ROI"}
 
 
 def test_closing_the_window_frees_the_scan(qtbot, tmp_path, monkeypatch):

@@ -185,7 +185,7 @@ class AIFlow(QObject):
                                    tip="Segment the findings with the chosen model (Ctrl+R)")
         self.accept_action = a.action("&Accept AI proposal", self.accept,
                                       (QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)), "ai")
-        self.reject_action = a.action("Re&ject AI proposal", self.reject, QKeySequence(Qt.Key.Key_Escape), "ai")
+        self.reject_action = a.action("Re&ject AI proposal (Esc)", self.reject, None, "ai")  # Esc: app.flows.keys
         for action in (self.run_action, self.accept_action, self.reject_action):
             a.owner.addAction(action)
         only = menu.addMenu("Accept &only")

@@ -87,6 +87,8 @@ class EditingFlow(QObject):
         ctx.labels.editor_replaced.connect(self._refresh)
         ctx.labels.editor_replaced.connect(lambda: self.drop_fill_preview())
         ctx.labels.changed.connect(self._on_labels_changed)
+        ctx.session.volume_changed.connect(lambda v: v is not None and self.options.set_units(
+            v.geometry.spacing_known, v.is_hu, v.geometry.voxel_volume_ml))  # units follow the data
         self._refresh()
 
     # -- state ----------------------------------------------------------------
@@ -104,7 +106,7 @@ class EditingFlow(QObject):
         a = self.ctx.actions
         self.undo_action = a.action("&Undo", self.undo, QKeySequence.StandardKey.Undo, "edit")
         self.redo_action = a.action("&Redo", self.redo, ("Ctrl+Shift+Z", "Ctrl+Y"), "edit")
-        self.cancel_action = a.action("Cancel stroke", self.cancel_stroke, "Esc", "edit")
+        self.cancel_action = a.action("Cancel stroke", self.cancel_stroke, None, "edit")  # Esc: app.flows.keys
         a.menus["edit"].addSeparator()
         self.tool_group = QActionGroup(self)
         self.navigate_action = a.action("&Navigate (crosshair)", lambda: self.set_tool(None), "N", "tools",
@@ -121,8 +123,8 @@ class EditingFlow(QObject):
         a.menus["tools"].addSeparator()
         self.label_actions = [a.action(f"Paint {lab.name}", lambda v=lab.value: self.settings.set_label(v),
                                        str(lab.value), "tools") for lab in DEFAULT_TABLE]
-        self.smaller_action = a.action("Smaller brush", lambda: self.settings.grow(1 / 1.25), "[", "tools")
-        self.larger_action = a.action("Larger brush", lambda: self.settings.grow(1.25), "]", "tools")
+        self.smaller_action = a.action("Smaller brush", lambda: self.settings.grow(1 / 1.25), ("-", "["), "tools")
+        self.larger_action = a.action("Larger brush", lambda: self.settings.grow(1.25), ("+", "=", "]"), "tools")
         a.menus["tools"].addSeparator()
         self.islands_action = a.action("Remove small &islands", self.remove_islands, "Shift+I", "tools")
         self.largest_action = a.action("&Keep largest component", self.keep_largest, "Shift+K", "tools")

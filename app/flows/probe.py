@@ -15,11 +15,12 @@ from ..state.interaction import VoxelMouseEvent
 
 def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] = None,
                label_name: str = "") -> str:
-    """Status text for voxel ``zyx``: voxel index (x, y, z), LPS mm, value and label."""
+    """Status text for voxel ``zyx``: column, row and slice counted from 1 (as the views' captions), LPS mm,
+    value and label."""
     z, y, x = zyx
     value = volume.array[z, y, x]
     unit = "HU" if volume.is_hu else "grey"
-    text = f"voxel x {x}  y {y}  z {z}"
+    text = f"x {x + 1}  y {y + 1}  slice {z + 1} / {volume.shape[0]}"
     if volume.geometry.spacing_known:
         wx, wy, wz = volume.geometry.index_to_world((z, y, x))
         text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS)"

@@ -1,5 +1,8 @@
 """The 3D view flow: View > 3D view toggles a dock of label surfaces, built lazily.
 
+The case's lungs (:attr:`app.state.case.CaseState.lungs`, found once per scan) show as a
+faint surface around the findings; their surface is built once per set of lungs.
+
 Nothing of vtk is imported until the view is first shown. Surfaces are rebuilt on a
 worker only while the dock is visible, at most once per :attr:`DELAY_MS` after label
 changes; colour and visibility changes restyle the surfaces without a rebuild. Slice
@@ -56,6 +59,9 @@ class View3DFlow(QObject):
         ctx.labels.changed.connect(self._on_labels_changed)
         ctx.labels.appearance_changed.connect(self._on_appearance)
         ctx.session.volume_changed.connect(self._on_volume)
+        ctx.case.lungs_changed.connect(self._on_labels_changed)  # the lung context surface follows the case
+        self.lung_surface: Any = None
+        self._lungs_shown: Any = None  # the LungMasks the lung surface was built from
 
     @property
     def shown(self) -> bool:
@@ -88,7 +94,7 @@ class View3DFlow(QObject):
         self._reset_camera = True
         self._schedule()
 
-    def _on_labels_changed(self, _bbox: Any) -> None:
+    def _on_labels_changed(self, _bbox: Any = None) -> None:
         self._dirty = True
         self._schedule()
 
@@ -114,22 +120,30 @@ class View3DFlow(QObject):
         # the coarse copy is taken here, on the GUI thread, so the worker never reads a
         # label array that an edit is changing
         small, spacing = downsample_labels(labels.array, volume.spacing, self.MAX_VOXELS)
-        from ..views.surfaces import bounds_mm, build_surfaces
+        from ..views.surfaces import bounds_mm, build_scene
 
         self._dirty = False
         bounds = bounds_mm(volume.shape, volume.spacing)
-        task = Task(build_surfaces, small, spacing, labels.table.values, small.size, title="3D surfaces")
+        lungs = self.ctx.case.lungs
+        # the lung masks never change in place: a new LungMasks comes with a new surface, built once
+        lung_mask = lungs.lung if lungs is not None and lungs is not self._lungs_shown else None
+        task = Task(build_scene, small, spacing, labels.table.values, lung_mask, volume.spacing, self.MAX_VOXELS,
+                    title="3D surfaces")
         self._building = task
         task.signals.finished.connect(self._build_finished)
-        self._runner.start(task, on_result=lambda s: self._show(s, bounds),
+        self._runner.start(task, on_result=lambda s, m=lungs: self._show(s, bounds, m),
                            on_error=lambda e: self.ctx.notices.status(f"3D view: {e}"))
 
     def _build_finished(self) -> None:
         self._building = None
         self._schedule()
 
-    def _show(self, surfaces: dict[int, Any], bounds: tuple[float, ...]) -> None:
+    def _show(self, scene: tuple[dict[int, Any], Any], bounds: tuple[float, ...], lungs: Any) -> None:
+        surfaces, lung = scene
         labels = self.ctx.labels
+        if lungs is not self._lungs_shown:
+            self._lungs_shown, self.lung_surface = lungs, lung
+            self.view.set_lungs(lung, render=False)
         self.view.set_surfaces(surfaces, labels.table, labels.hidden, bounds, reset=self._reset_camera)
         self._reset_camera = False
         self.surfaces = surfaces

@@ -6,12 +6,24 @@ write back through the setters (STYLE rule 2). Models are mutated on the GUI thr
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.display import PRESETS, WindowLevel, default_window
+from engine.display import PRESETS, SLAB_MODES, WindowLevel, default_window
 from engine.types import Volume
+
+@dataclass(frozen=True)
+class Slab:
+    """Thick-slab display of every view: ``mode`` ``""`` (single slice), ``"mip"`` or ``"minip"``.
+
+    ``thickness`` is in mm, or in slices when the scan's spacing is unknown.
+    """
+
+    mode: str = ""
+    thickness: float = 10.0
+
 
 #: view layouts: all three planes, or one plane filling the view area
 LAYOUTS = ("three", "axial", "coronal", "sagittal")
@@ -32,6 +44,8 @@ class Session(QObject):
         one of :data:`LAYOUTS`.
     crosshair_toggled(bool)
         the crosshair lines were shown or hidden.
+    slab_changed(object)
+        the thick-slab setting changed (a :class:`Slab`).
     """
 
     volume_changed = Signal(object)
@@ -39,6 +53,7 @@ class Session(QObject):
     window_changed = Signal(object)
     layout_changed = Signal(str)
     crosshair_toggled = Signal(bool)
+    slab_changed = Signal(object)
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
@@ -48,6 +63,7 @@ class Session(QObject):
         self._layout = "three"
         self._auto_single = False  # True while the layout is "axial" only because of a 1-slice scan
         self._crosshair = True
+        self._slab = Slab()
 
     # -- volume ---------------------------------------------------------------
     @property
@@ -136,3 +152,18 @@ class Session(QObject):
         if bool(visible) != self._crosshair:
             self._crosshair = bool(visible)
             self.crosshair_toggled.emit(self._crosshair)
+
+    # -- thick slab -----------------------------------------------------------
+    @property
+    def slab(self) -> Slab:
+        return self._slab
+
+    def set_slab(self, mode: Optional[str] = None, thickness: Optional[float] = None) -> None:
+        """Change the slab mode (``""``, ``"mip"``, ``"minip"``) and/or thickness; emits ``slab_changed``."""
+        if mode is not None and mode and mode not in SLAB_MODES:
+            raise ValueError(f"slab mode must be '' or one of {SLAB_MODES}, got {mode!r}")
+        new = replace(self._slab, **{k: v for k, v in (("mode", mode), ("thickness", thickness)) if v is not None})
+        new = replace(new, thickness=min(max(float(new.thickness), 1.0), 200.0))
+        if new != self._slab:
+            self._slab = new
+            self.slab_changed.emit(new)

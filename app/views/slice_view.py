@@ -28,7 +28,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 
 from engine.display import Plane, WindowLevel, display_shape, display_spacing, edge_letters, extract, outline, \
-    pixel_spacing, slice_axis, to_display, to_voxel
+    pixel_spacing, slab_projection, slice_axis, to_display, to_voxel
 
 from ..state.interaction import ViewTool, VoxelMouseEvent
 from ..state.label_layer import LabelLayer
@@ -52,7 +52,8 @@ def scan_title(volume: Any) -> str:
 class SliceViewBox(pg.ViewBox):
     """A ViewBox whose mouse gestures suit a slice viewer.
 
-    Wheel scrolls slices (Ctrl+wheel zooms), left button goes to the view's tool,
+    Wheel scrolls slices (wheel down: next slice, as Page Down), Ctrl+wheel zooms,
+    Shift+wheel asks for a brush size change (``brush_wheel``), left button goes to the view's tool,
     Shift+left-drag changes window/level, right-drag zooms, middle-drag pans,
     double-click toggles the one-view layout.
     """
@@ -67,11 +68,14 @@ class SliceViewBox(pg.ViewBox):
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
             return
-        self._wheel_rest += ev.delta()
+        self._wheel_rest += ev.delta()  # Shift+wheel may come as a horizontal wheel: delta() covers both
         steps = int(self._wheel_rest / _WHEEL_STEP)
         if steps:
             self._wheel_rest -= steps * _WHEEL_STEP
-            self._owner.step_slice(-steps)
+            if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self._owner.brush_wheel.emit(steps)  # up: larger
+            else:
+                self._owner.step_slice(-steps)  # down (negative delta): next slice
         ev.accept()
 
     def mouseDragEvent(self, ev: Any, axis: Optional[int] = None) -> None:  # noqa: N802
@@ -106,6 +110,8 @@ class SliceView(pg.GraphicsLayoutWidget):
     """A view of one plane that mirrors the :class:`Session` and :class:`LabelLayer`."""
 
     mouse_event = Signal(object)
+    #: Shift+wheel notches (positive: wheel up, a larger brush)
+    brush_wheel = Signal(int)
 
     def __init__(self, plane: Plane, session: Session, labels: LabelLayer, parent: Any = None) -> None:
         super().__init__(parent)
@@ -142,6 +148,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         session.cursor_changed.connect(self._on_cursor)
         session.window_changed.connect(self._on_window)
         session.crosshair_toggled.connect(self._on_crosshair_toggled)
+        session.slab_changed.connect(self._on_slab)
         labels.changed.connect(self._on_labels_changed)
         labels.appearance_changed.connect(self._on_appearance)
         self._on_volume(session.volume)
@@ -185,6 +192,10 @@ class SliceView(pg.GraphicsLayoutWidget):
         vol = self.session.volume
         assert vol is not None
         _, row, col = to_display(self.plane, zyx, vol.shape)
+        return QPointF((col + 0.5) * self._spacing[1], (row + 0.5) * self._spacing[0])
+
+    def display_point(self, row: float, col: float) -> QPointF:
+        """Centre of display pixel ``(row, col)`` in the view's data coordinates (mm)."""
         return QPointF((col + 0.5) * self._spacing[1], (row + 0.5) * self._spacing[0])
 
     def send_tool_event(self, kind: str, local_pos: QPointF, ev: Any) -> None:
@@ -248,7 +259,12 @@ class SliceView(pg.GraphicsLayoutWidget):
     def _show_slice(self, zyx: tuple[int, int, int]) -> None:
         vol = self.session.volume
         self._index = int(zyx[slice_axis(self.plane)])
-        ct = extract(vol.array, self.plane, self._index)
+        slab = self.session.slab
+        if slab.mode:
+            along = vol.spacing[slice_axis(self.plane)] if vol.geometry.spacing_known else 1.0
+            ct = slab_projection(vol.array, self.plane, self._index, slab.thickness, along, slab.mode)
+        else:
+            ct = extract(vol.array, self.plane, self._index)
         self.ct_item.setImage(np.ascontiguousarray(ct, dtype=np.float32), autoLevels=False,
                               levels=self.session.window.levels)
         self._update_labels()
@@ -280,7 +296,15 @@ class SliceView(pg.GraphicsLayoutWidget):
             text += f"\n{coord} = {world[2 - axis]:.1f} mm"
         elif self.plane is not Plane.AXIAL:
             text += "\nspacing unknown: not to scale"
+        slab = self.session.slab
+        if slab.mode:
+            unit = "mm" if vol.geometry.spacing_known else "slices"
+            text += f"\n{'MIP' if slab.mode == 'mip' else 'MinIP'} {slab.thickness:g} {unit}"
         self.captions.top_left.set_text(text)
+
+    def _on_slab(self, _slab: Any) -> None:
+        if self._index >= 0:
+            self._show_slice(self.session.cursor)
 
     def _on_window(self, wl: WindowLevel) -> None:
         if self.session.volume is None:
@@ -317,8 +341,9 @@ class SliceView(pg.GraphicsLayoutWidget):
                                               Qt.KeyboardModifier.NoModifier, self))
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 (Qt API)
-        steps = {Qt.Key.Key_Up: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Left: -1,
-                 Qt.Key.Key_PageUp: 10, Qt.Key.Key_PageDown: -10}
+        # Down, Right, Page Down and the wheel turned down all go to the next slice (index + 1)
+        steps = {Qt.Key.Key_Down: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Left: -1,
+                 Qt.Key.Key_PageDown: 10, Qt.Key.Key_PageUp: -10}
         key = Qt.Key(ev.key())
         if key in steps and self.session.volume is not None:
             self.step_slice(steps[key])

@@ -81,3 +81,18 @@ def bounds_mm(shape: tuple[int, int, int], spacing: tuple[float, float, float]) 
     """``(x0, x1, y0, y1, z0, z1)`` of the volume in the surfaces' frame (mm)."""
     return (0.0, (shape[2] - 1) * spacing[2], 0.0, (shape[1] - 1) * spacing[1], 0.0, (shape[0] - 1) * spacing[0])
 
+
+
+def build_scene(labels: np.ndarray, spacing: tuple[float, float, float], values: Iterable[int],
+                lungs: Any = None, lung_spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                max_voxels: int = 2_000_000, progress: Any = None, cancel: Any = None) -> tuple[dict[int, Any], Any]:
+    """The label surfaces (:func:`build_surfaces` of ``labels`` with ``spacing``) and, when ``lungs``
+    (a bool ``(z, y, x)`` mask with ``lung_spacing``, e.g. the scan's) is given, one smoothed lung
+    surface (``None`` otherwise or when empty), both in mm of the scan's index frame."""
+    surfaces = build_surfaces(labels, spacing, values, max_voxels, progress=progress, cancel=cancel)
+    lung = None
+    if lungs is not None:
+        check_cancel(cancel)
+        small, sp = downsample_labels(lungs, lung_spacing, max_voxels)
+        lung = build_surfaces(small.astype(np.uint8), sp, (1,), small.size, smooth=20).get(1)
+    return surfaces, lung

@@ -46,7 +46,11 @@ def offscreen_rendering_available() -> bool:
 
 
 class Surface3DView(QWidget):
-    """Label surfaces seen from the front (anterior), superior up, patient right on the left."""
+    """Label surfaces seen from the front (anterior), superior up, patient right on the left.
+
+    The lungs show as a faint translucent surface (:meth:`set_lungs`) and a lettered cube in
+    the lower-left corner (A/P, R/L, S/I) tells the orientation as the scene turns.
+    """
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -78,6 +82,7 @@ class Surface3DView(QWidget):
             return
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.08, 0.08, 0.1)
+        self.lung_actor: Any = None
         if offscreen:
             self.backend = "image"
             self.render_window = vtkRenderWindow()
@@ -97,7 +102,50 @@ class Surface3DView(QWidget):
             from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
             self.render_window.GetInteractor().SetInteractorStyle(vtkInteractorStyleTrackballCamera())
             self.canvas.Initialize()
+        self._add_orientation_marker()
         self.reset_camera()
+
+    def _add_orientation_marker(self) -> None:
+        """A cube lettered A/P, L/R, S/I in the lower-left corner, turning with the camera.
+
+        It is drawn by a second renderer on a layer above the scene, whose camera copies the
+        main camera's direction before every frame (works without an interactor, offscreen too).
+        """
+        from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
+        from vtkmodules.vtkRenderingCore import vtkRenderer
+
+        cube = vtkAnnotatedCubeActor()
+        # the surfaces' frame: x to patient left, y posterior, z superior (LPS)
+        for face, text in (("XPlus", "L"), ("XMinus", "R"), ("YPlus", "P"), ("YMinus", "A"), ("ZPlus", "S"),
+                           ("ZMinus", "I")):
+            getattr(cube, f"Set{face}FaceText")(text)
+        cube.SetFaceTextScale(0.6)
+        cube.GetCubeProperty().SetColor(0.25, 0.3, 0.4)
+        cube.GetTextEdgesProperty().SetColor(0.9, 0.9, 0.9)
+        cube.GetTextEdgesProperty().SetLineWidth(1.5)
+        for prop in (cube.GetXPlusFaceProperty(), cube.GetXMinusFaceProperty()):
+            prop.SetColor(1.0, 0.45, 0.45)
+        for prop in (cube.GetYPlusFaceProperty(), cube.GetYMinusFaceProperty()):
+            prop.SetColor(0.5, 1.0, 0.5)
+        for prop in (cube.GetZPlusFaceProperty(), cube.GetZMinusFaceProperty()):
+            prop.SetColor(0.55, 0.75, 1.0)
+        self.marker = cube
+        self.marker_renderer = vtkRenderer()
+        self.marker_renderer.SetViewport(0.0, 0.0, 0.2, 0.2)
+        self.marker_renderer.SetLayer(1)
+        self.marker_renderer.InteractiveOff()
+        self.marker_renderer.AddActor(cube)
+        self.render_window.SetNumberOfLayers(2)
+        self.render_window.AddRenderer(self.marker_renderer)
+        self.renderer.AddObserver("StartEvent", lambda *_a: self._sync_marker())
+
+    def _sync_marker(self) -> None:
+        cam, mcam = self.renderer.GetActiveCamera(), self.marker_renderer.GetActiveCamera()
+        dop = cam.GetDirectionOfProjection()
+        mcam.SetFocalPoint(0.0, 0.0, 0.0)
+        mcam.SetPosition(-3.2 * dop[0], -3.2 * dop[1], -3.2 * dop[2])
+        mcam.SetViewUp(cam.GetViewUp())
+        self.marker_renderer.ResetCameraClippingRange()
 
     def _disable(self, message: str) -> None:
         self.backend = None
@@ -133,6 +181,30 @@ class Surface3DView(QWidget):
         if reset:
             self.reset_camera(render=False)
         self.render()
+
+    def set_lungs(self, poly: Any, render: bool = True) -> None:
+        """The lungs as a faint translucent surface around the findings (``None`` removes it)."""
+        if not self.available:
+            return
+        from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+        if self.lung_actor is not None:
+            self.renderer.RemoveActor(self.lung_actor)
+            self.lung_actor = None
+        if poly is not None and poly.GetNumberOfPoints():
+            mapper = vtkPolyDataMapper()
+            mapper.SetInputData(poly)
+            mapper.ScalarVisibilityOff()
+            self.lung_actor = vtkActor()
+            self.lung_actor.SetMapper(mapper)
+            prop = self.lung_actor.GetProperty()
+            prop.SetColor(0.75, 0.85, 1.0)
+            prop.SetOpacity(0.12)
+            prop.SetSpecular(0.0)
+            self.lung_actor.PickableOff()
+            self.renderer.AddActor(self.lung_actor)
+        if render:
+            self.render()
 
     def set_appearance(self, table: LabelTable, hidden: frozenset[int], render: bool = True) -> None:
         """Colours and visibility of the surfaces (no rebuild)."""

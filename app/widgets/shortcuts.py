@@ -10,8 +10,9 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QTableWidg
 
 #: gestures of the slice views (see app.views.slice_view), shown after the menu shortcuts
 VIEW_GESTURES = (
-    ("Mouse wheel, Up/Down, Left/Right", "Previous / next slice"),
-    ("Page Up / Page Down", "Ten slices back / forward"),
+    ("Wheel up / down, Up / Down, Left / Right", "Previous / next slice"),
+    ("Page Up / Page Down", "Ten slices back / forward (as the wheel up / down)"),
+    ("Shift + wheel", "Brush size (up: larger)"),
     ("Left click or drag", "Move the crosshair (all views follow)"),
     ("Shift + left drag", "Window (left-right) and level (up-down)"),
     ("Ctrl + wheel, right drag", "Zoom"),
@@ -25,7 +26,7 @@ def shortcut_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
     rows = []
     seen = set()
     for action in actions:
-        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
         if not keys or (keys, action.text()) in seen:
             continue
         seen.add((keys, action.text()))

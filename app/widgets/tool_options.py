@@ -43,7 +43,7 @@ class OptionsPanel(QWidget):
         self.radius.setRange(MIN_RADIUS_MM, MAX_RADIUS_MM)
         self.radius.setDecimals(2)
         self.radius.setSuffix(" mm")
-        self.radius.setToolTip("Brush radius ([ smaller, ] larger)")
+        self.radius.setToolTip("Brush radius (- or [ smaller, + or ] larger, Shift+wheel)")
         self.radius.valueChanged.connect(settings.set_radius_mm)
         form.addRow("Brush radius", self.radius)
         self.mode_combo = QComboBox()
@@ -80,13 +80,15 @@ class OptionsPanel(QWidget):
         self.island.setDecimals(3)
         self.island.setSuffix(" mL")
         self.island.setToolTip("Remove small islands: pieces smaller than this are erased")
-        self.island.valueChanged.connect(settings.set_island_ml)
+        self.island.valueChanged.connect(self._island_edited)
         form.addRow("Smallest island", self.island)
         #: option key -> the widgets of its row (a tool's ``options`` names these keys)
         self.rows: dict[str, tuple[QWidget, ...]] = {
             "label": (self.label_combo,), "radius": (self.radius,),
             "paint_over": (self.mode_combo, self.over_combo), "threshold": (self.preset_combo, self.lo, self.hi)}
         self._options: Optional[frozenset[str]] = None
+        self._is_hu = True
+        self._voxels_per_ml: Optional[float] = None
         self.hand_edits = QLabel("—")
         self.hand_edits.setWordWrap(True)
         self.hand_edits.setToolTip("Changed by hand since the last AI result")
@@ -107,10 +109,39 @@ class OptionsPanel(QWidget):
                 w.setEnabled(on)
         if self._options is None or "paint_over" in self._options:
             self.over_combo.setEnabled(self.settings.mode == "label")
+        if not self._is_hu:
+            self.preset_combo.setEnabled(False)
+
+    def set_units(self, spacing_known: bool, is_hu: bool, voxel_ml: float) -> None:
+        """Units follow the scan: mm and mL with a known spacing, voxels otherwise; HU on CT, grey levels
+        0-255 on 8-bit images (the HU presets are then off and the range is reset to the grey scale)."""
+        self._voxels_per_ml = None if spacing_known else 1.0 / max(voxel_ml, 1e-12)
+        self.radius.setSuffix(" mm" if spacing_known else " vox")
+        self.radius.setToolTip(f"Brush radius in {'mm' if spacing_known else 'voxels (the spacing is unknown)'}"
+                               " (- or [ smaller, + or ] larger, Shift+wheel)")
+        with QSignalBlocker(self.island):
+            self.island.setSuffix(" mL" if spacing_known else " vox")
+            self.island.setDecimals(3 if spacing_known else 0)
+            self.island.setRange(0.0, 1000.0 if spacing_known else 1e9)
+        was_hu, self._is_hu = self._is_hu, is_hu
+        for spin in (self.lo, self.hi):
+            spin.setSuffix(" HU" if is_hu else " grey")
+        self.preset_combo.setToolTip("" if is_hu else "The presets are HU ranges; this 8-bit image has grey "
+                                                      "levels 0-255: set the range by hand")
+        if is_hu != was_hu:
+            if is_hu:
+                self.settings.apply_preset(next(iter(THRESHOLD_PRESETS)))
+            else:
+                self.settings.set_hu_range(0, 255)
+        self._enable_rows()
+        self.sync()
 
     def set_hand_edits(self, changes: dict[str, dict[str, float]]) -> None:
-        """Show ``LabelEditor.person_changes_ml()``."""
-        lines = [f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml']:.2f} / -{v['removed_ml']:.2f} mL"
+        """Show ``LabelEditor.person_changes_ml()`` (in voxels when the spacing is unknown)."""
+        per_ml = self._voxels_per_ml
+        lines = [f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml']:.2f} / -{v['removed_ml']:.2f} mL" if per_ml is None
+                 else f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml'] * per_ml:.0f} / "
+                      f"-{v['removed_ml'] * per_ml:.0f} voxels"
                  for k, v in changes.items() if v["added_ml"] or v["removed_ml"]]
         self.hand_edits.setText("\n".join(lines) if lines else "no hand edits")
 
@@ -127,10 +158,15 @@ class OptionsPanel(QWidget):
         self.over_combo.setEnabled(s.mode == "label" and (self._options is None or "paint_over" in self._options))
         self.lo.setValue(s.hu_range[0])
         self.hi.setValue(s.hu_range[1])
-        self.island.setValue(s.island_ml)
+        per_ml = self._voxels_per_ml
+        self.island.setValue(s.island_ml if per_ml is None else round(s.island_ml * per_ml))
         preset = next((k for k, r in THRESHOLD_PRESETS.items() if tuple(r) == tuple(s.hu_range)), "")
         self.preset_combo.setCurrentIndex(self.preset_combo.findData(preset))
         del blockers
+
+    def _island_edited(self, value: float) -> None:
+        per_ml = self._voxels_per_ml
+        self.settings.set_island_ml(value if per_ml is None else value / per_ml)
 
     def _mode_edited(self, _index: int) -> None:
         self.settings.set_mode(self.mode_combo.currentData(), self.over_combo.currentData())

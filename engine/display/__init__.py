@@ -13,17 +13,21 @@ Objects and data flow
 - :mod:`engine.display.overlay`: label lookup tables (256 RGBA entries, index 0
   transparent), label outlines, voxel counts per label and the coarse label map the
   3D view builds its surfaces from.
+- :mod:`engine.display.reading`: thick-slab MIP/MinIP of any plane, ruler lengths and
+  ellipse region statistics (mean, SD, area) for the reading tools.
 
 The GUI converts one extracted slice to ``float32`` (scan) or hands the ``uint8`` label
 slice straight to its image items, with explicit levels and a precomputed LUT.
 """
 
 from .overlay import downsample_labels, label_counts, label_lut, outline
+from .reading import SLAB_MODES, RegionStats, distance, ellipse_mask, region_stats, slab_projection, slab_range
 from .slicing import PLANES, Plane, display_shape, display_spacing, edge_letters, extract, pixel_spacing, slice_axis, \
     to_display, to_voxel
 from .window import GREY_8BIT, PRESETS, WindowLevel, default_window, preset
 
-__all__ = ["GREY_8BIT", "PLANES", "PRESETS", "Plane", "WindowLevel", "default_window", "display_shape",
+__all__ = ["GREY_8BIT", "PLANES", "PRESETS", "Plane", "RegionStats", "SLAB_MODES", "WindowLevel", "distance",
+           "ellipse_mask", "region_stats", "slab_projection", "slab_range", "default_window", "display_shape",
            "display_spacing", "downsample_labels",
            "edge_letters", "extract", "label_counts", "label_lut", "outline", "pixel_spacing", "preset",
            "slice_axis", "to_display", "to_voxel"]

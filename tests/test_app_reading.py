@@ -1,0 +1,413 @@
+"""Keys, reading tools and units in the real main window, offscreen, with real key and mouse events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QKeySequence, QWheelEvent
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication
+
+from engine.display import Plane, extract, pixel_spacing
+from engine.types import Geometry, Volume
+
+pytestmark = pytest.mark.gui
+
+SHAPE = (40, 96, 112)
+SPACING = (2.0, 0.6, 0.8)
+
+
+def make_window(qtbot, tmp_path, monkeypatch, flows=("editing",)):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, flows=flows)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def ct_volume(spacing_known=True):
+    rng = np.random.default_rng(7)
+    arr = rng.integers(-1000, 600, size=SHAPE).astype(np.int16)
+    return Volume(arr, Geometry(SHAPE, SPACING if spacing_known else (1.0, 1.0, 1.0), spacing_known=spacing_known))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    w = make_window(qtbot, tmp_path, monkeypatch)
+    w.scan_io.show_volume(ct_volume())
+    w.views.axial.setFocus()
+    yield w
+    w.runner.cancel_all()
+    w.runner.wait(5000)
+
+
+def pixel(view, row, col) -> QPoint:
+    """Widget pixel of display point ``(row, col)`` of ``view``."""
+    return view.mapFromScene(view.view_box.mapViewToScene(view.display_point(row, col)))
+
+
+def wheel(view, dy, modifiers=Qt.KeyboardModifier.NoModifier):
+    pos = QPointF(view.width() / 2, view.height() / 2)
+    ev = QWheelEvent(pos, QPointF(view.mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, dy),
+                     Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(view.viewport(), ev)
+
+
+def drag(qtbot, view, a: QPoint, b: QPoint):
+    qtbot.wait(QApplication.doubleClickInterval() + 50)  # two drags in a row are not a double click
+    vp = view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=a)
+    for t in (0.25, 0.5, 0.75, 1.0):
+        qtbot.mouseMove(vp, QPoint(int(a.x() + t * (b.x() - a.x())), int(a.y() + t * (b.y() - a.y()))))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=b)
+
+
+# -- keys ---------------------------------------------------------------------
+def test_plus_minus_and_shift_wheel_change_the_brush_not_the_slice(window, qtbot):
+    w = window
+    s = w.editing.settings
+    r0 = s.radius_mm
+    axial = w.views.axial
+    qtbot.keyClick(axial, Qt.Key.Key_Plus)
+    assert s.radius_mm == pytest.approx(round(r0 * 1.25, 2))
+    qtbot.keyClick(axial, Qt.Key.Key_Minus)
+    qtbot.keyClick(axial, Qt.Key.Key_Minus)
+    assert s.radius_mm < r0
+    z = w.session.cursor[0]
+    r1 = s.radius_mm
+    wheel(axial, 120, Qt.KeyboardModifier.ShiftModifier)
+    assert s.radius_mm == pytest.approx(round(r1 * 1.25, 2)) and w.session.cursor[0] == z
+    wheel(axial, -120)  # plain wheel down: next slice, brush unchanged
+    assert w.session.cursor[0] == z + 1 and s.radius_mm == pytest.approx(round(r1 * 1.25, 2))
+
+
+def test_page_down_goes_the_way_of_the_wheel_and_the_help_says_so(window, qtbot):
+    w = window
+    axial = w.views.axial
+    z = w.session.cursor[0]
+    qtbot.keyClick(axial, Qt.Key.Key_PageDown)
+    assert w.session.cursor[0] == z + 10 and axial.index == z + 10
+    wheel(axial, -120)
+    assert w.session.cursor[0] == z + 11  # wheel down: the same direction as Page Down
+    qtbot.keyClick(axial, Qt.Key.Key_PageUp)
+    assert w.session.cursor[0] == z + 1
+    dialog = w.show_shortcuts()
+    rows = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
+    assert rows["Page Up / Page Down"].startswith("Ten slices back / forward")
+    assert "wheel up / down" in rows["Page Up / Page Down"]
+    assert rows["Esc"] == "Cancel / back to Navigate"
+    by_action = {v: k for k, v in rows.items()}
+    assert by_action["Larger brush"].split(", ")[0] == "+" and by_action["Smaller brush"].split(", ")[0] == "-"
+    assert rows["R"] == "Ruler" and rows["O"] == "Ellipse ROI" and rows["Ctrl+M"].startswith("MIP")
+    dialog.close()
+
+
+def test_every_shortcut_is_in_a_menu_and_esc_is_bound_once(window):
+    keys = [k.toString() for a in window.all_actions() for k in a.shortcuts()]
+    assert keys.count("Esc") == 1
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    for k in ("+", "-", "R", "O", "Ctrl+M", "Ctrl+Shift+M", "Shift+R"):
+        assert k in keys
+
+
+def test_escape_cancels_the_drag_then_goes_back_to_navigate(window, qtbot):
+    w = window
+    axial = w.views.axial
+    qtbot.keyClick(axial, Qt.Key.Key_R)
+    assert w.views.tool is w.reading.tools["ruler"]
+    vp = axial.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pixel(axial, 20, 20))
+    qtbot.mouseMove(vp, pixel(axial, 40, 60))
+    assert w.reading.tools["ruler"].drawing and w.reading.measurements.get(Plane.AXIAL, "ruler") is not None
+    qtbot.keyClick(axial, Qt.Key.Key_Escape)  # 1: the drag is dropped, the tool stays
+    assert w.reading.measurements.get(Plane.AXIAL, "ruler") is None and w.views.tool is w.reading.tools["ruler"]
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pixel(axial, 40, 60))
+    qtbot.keyClick(axial, Qt.Key.Key_Escape)  # 2: back to the crosshair
+    assert w.views.tool.name == "crosshair" and w.editing.navigate_action.isChecked()
+    qtbot.keyClick(axial, Qt.Key.Key_B)
+    assert w.views.tool.name == "brush"
+    qtbot.keyClick(axial, Qt.Key.Key_Escape)
+    assert w.views.tool.name == "crosshair"
+
+
+def test_window_box_hands_the_keys_back_to_the_views(window, qtbot):
+    w = window
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=5000)
+    box = w.window_level.widget.width_box
+    assert box.focusPolicy() == Qt.FocusPolicy.ClickFocus  # never reached by Tab or a vanishing button
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
+    assert box.hasFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "700")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert w.session.window.width == 700
+    assert QApplication.focusWidget() is w.views.axial
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_2)
+    assert w.editing.settings.label == 2 and w.session.window.width == 700
+
+
+def test_focus_that_would_fall_into_the_toolbar_goes_back_to_a_view(window, qtbot):
+    """A Cancel button that disappears hands focus on; it must not land in a spin box."""
+    w = window
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=5000)
+    button = w.progress.cancel_button
+    button.show()
+    button.setFocus()
+    button.hide()  # what the progress panel does when a cancelled run ends
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None
+                    and not isinstance(QApplication.focusWidget(), QAbstractSpinBox), timeout=2000)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() in list(w.views), timeout=2000)
+    width = w.session.window.width
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_3)
+    assert w.editing.settings.label == 3 and w.session.window.width == width
+
+
+def test_probe_clears_on_a_new_open(window, qtbot):
+    w = window
+    axial = w.views.axial
+    qtbot.mouseMove(axial.viewport(), pixel(axial, 30, 30))
+    assert f"slice {w.session.cursor[0] + 1} / {SHAPE[0]}" in w.probe.label.text()
+    w.scan_io.show_volume(ct_volume())
+    assert w.probe.label.text() == ""
+
+
+# -- reading tools ----------------------------------------------------------------
+def test_ruler_measures_mm_on_a_known_spacing(window, qtbot):
+    w = window
+    axial = w.views.axial
+    w.reading.set_tool("ruler")
+    drag(qtbot, axial, pixel(axial, 10, 10), pixel(axial, 70, 90))
+    m = w.reading.measurements.get(Plane.AXIAL, "ruler")
+    sy, sx = SPACING[1], SPACING[2]
+    assert m.p0 == pytest.approx((10, 10), abs=0.6) and m.p1 == pytest.approx((70, 90), abs=0.6)
+    assert m.length == pytest.approx(np.hypot(60 * sy, 80 * sx), abs=1.0)
+    assert m.text == f"{m.length:.1f} mm"
+    overlay = w.reading.overlays[0]
+    assert overlay.line.isVisible() and overlay.texts["ruler"].toPlainText() == m.text
+    w.views.axial.step_slice(1)  # a measurement belongs to its slice
+    assert not overlay.line.isVisible()
+
+
+def test_ellipse_roi_mean_sd_area_match_numpy_on_the_same_pixels(window, qtbot):
+    w = window
+    cor = w.views.coronal
+    w.reading.set_tool("roi")
+    drag(qtbot, cor, pixel(cor, 8, 20), pixel(cor, 30, 80))
+    m = w.reading.measurements.get(Plane.CORONAL, "ellipse")
+    image = extract(w.session.volume.array, Plane.CORONAL, w.session.cursor[1]).astype(float)
+    (r0, c0), (r1, c1) = m.p0, m.p1
+    rr, cc = np.mgrid[:image.shape[0], :image.shape[1]]
+    inside = ((rr - (r0 + r1) / 2) / (abs(r1 - r0) / 2)) ** 2 + ((cc - (c0 + c1) / 2) / (abs(c1 - c0) / 2)) ** 2 <= 1
+    values = image[inside]
+    assert m.stats.pixels == inside.sum() > 300
+    assert m.stats.mean == pytest.approx(values.mean()) and m.stats.sd == pytest.approx(values.std(ddof=1))
+    row_mm, col_mm = pixel_spacing(SPACING, Plane.CORONAL)
+    assert m.stats.area == pytest.approx(inside.sum() * row_mm * col_mm)
+    assert f"mean {values.mean():.1f} HU" in m.text and "mm²" in m.text
+
+
+def test_mip_and_minip_slabs_in_all_three_views(window, qtbot):
+    w = window
+    vol = w.session.volume.array
+    qtbot.keyClick(w.views.axial, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    assert w.session.slab.mode == "mip" and w.session.slab.thickness == 10.0
+    z, y, x = w.session.cursor
+    # axial: 10 mm / 2 mm = 5 slices centred on z; coronal: 10 / 0.6 = 17 rows; sagittal 10 / 0.8 = 12 (13 rounded)
+    assert np.array_equal(w.views.axial.ct_item.image, vol[z - 2:z + 3].max(axis=0).astype(np.float32))
+    assert np.array_equal(w.views.coronal.ct_item.image, vol[::-1, y - 8:y + 9, :].max(axis=1).astype(np.float32))
+    n = int(round(10 / 0.8))
+    start = x - (n - 1) // 2
+    assert np.array_equal(w.views.sagittal.ct_item.image,
+                          vol[::-1, :, start:start + n].max(axis=2).astype(np.float32))
+    assert "MIP 10 mm" in w.views.axial.captions.top_left.text()
+    w.session.set_slab(mode="minip", thickness=4)
+    # 4 mm / 2 mm = 2 slices: the one shown and the next
+    assert np.array_equal(w.views.axial.ct_item.image, vol[z:z + 2].min(axis=0).astype(np.float32))
+    qtbot.keyClick(w.views.axial, Qt.Key.Key_Down)  # scrolling keeps the slab
+    assert np.array_equal(w.views.axial.ct_item.image, vol[z + 1:z + 3].min(axis=0).astype(np.float32))
+    assert w.reading.thickness.value() == 4 and w.reading.slab_actions["minip"].isChecked()
+    qtbot.keyClick(w.views.axial, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(w.views.axial.ct_item.image, vol[z + 1].astype(np.float32))
+
+
+def test_a_spacing_less_8bit_stack_shows_no_mm_no_hu(qtbot, tmp_path, monkeypatch):
+    w = make_window(qtbot, tmp_path, monkeypatch)
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 256, size=(12, 64, 80)).astype(np.uint8)
+    w.scan_io.show_volume(Volume(arr, Geometry(arr.shape, spacing_known=False), is_hu=False, format="png"))
+    w.session.set_slab(mode="mip", thickness=3)
+    for view in w.views:
+        assert "mm" not in view.captions.top_left.text()
+    assert "MIP 3 slices" in w.views.axial.captions.top_left.text()
+    assert w.reading.thickness.suffix() == " slices"
+    axial = w.views.axial
+    w.reading.set_tool("ruler")
+    drag(qtbot, axial, pixel(axial, 5, 5), pixel(axial, 5, 45))
+    assert w.reading.measurements.get(Plane.AXIAL, "ruler").text.endswith(" px")
+    w.reading.set_tool("roi")
+    drag(qtbot, axial, pixel(axial, 10, 10), pixel(axial, 40, 50))
+    text = w.reading.measurements.get(Plane.AXIAL, "ellipse").text
+    assert "grey" in text and "HU" not in text and "mm" not in text and " px" in text
+    qtbot.mouseMove(axial.viewport(), pixel(axial, 20, 20))
+    assert "HU" not in w.probe.label.text() and "mm" not in w.probe.label.text()
+    opts = w.editing.options
+    assert opts.radius.suffix() == " vox" and opts.lo.suffix() == " grey" and opts.island.suffix() == " vox"
+    assert opts.island.value() == 100  # 0.1 mL of 1 mm voxels
+    opts.island.setValue(250)
+    assert w.editing.settings.island_ml == pytest.approx(0.25)
+    assert w.editing.settings.hu_range == (0.0, 255.0) and not opts.preset_combo.isEnabled()
+    w.editing.settings.set_hu_range(100, 255)
+    w.editing.set_tool("threshold")  # paints grey levels 100..255 of the 8-bit image
+    drag(qtbot, axial, pixel(axial, 20, 10), pixel(axial, 20, 60))
+    z = w.views.axial.index
+    painted = w.labels.array[z] > 0
+    assert painted.any() and (arr[z][painted] >= 100).all()
+    assert f"+{int(painted.sum())} / -0 voxels" in opts.hand_edits.text() and "mL" not in opts.hand_edits.text()
+    w.runner.cancel_all()
+    w.runner.wait(5000)
+
+
+def test_after_run_ai_cancel_the_digit_keys_reach_the_tools(qtbot, tmp_path, monkeypatch):
+    """The reported trap: Cancel on Run AI left focus in the Window box, so `2` set W=2."""
+    import time
+
+    import torch
+
+    from engine.inference import Predictor
+    from engine.inference.reference import IntensityModel
+    from engine.models.card import ModelCard
+    from engine.models.registry import LoadedModel
+
+    class Slow(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = IntensityModel()
+
+        def forward(self, x):
+            time.sleep(0.15)
+            return self.inner(x)
+
+    w = make_window(qtbot, tmp_path, monkeypatch, flows=("ai", "editing"))
+    w.scan_io.show_volume(ct_volume())
+    card = ModelCard(name="slow_rules", task="segmentation", architecture="test", input_size=(96, 112),
+                     extra={"multiple": 1})
+    predictor = Predictor(LoadedModel(Slow().eval(), card, torch.device("cpu"), torch.float32), device="cpu",
+                          findings_model=False, covid_model=False, batch_size=2, threads=1)
+    monkeypatch.setattr(w.ai, "predictor", lambda key=None: predictor)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=5000)
+    seen = []
+    w.ai.proposal.slab_added.connect(seen.append)
+    w.ai.run()
+    qtbot.waitUntil(lambda: len(seen) >= 1 and w.progress.cancel_button.isVisible(), timeout=30000)
+    with qtbot.waitSignal(w.ai.run_ended, timeout=30000):
+        qtbot.mouseClick(w.progress.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not w.runner.active, timeout=30000)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() in list(w.views), timeout=3000)
+    width = w.session.window.width
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_2)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_E)
+    assert w.editing.settings.label == 2 and w.session.window.width == width
+    assert w.views.tool.name == "eraser"
+    w.runner.cancel_all()
+    w.runner.wait(10000)
+
+
+def test_3d_view_has_an_orientation_marker_and_the_lungs(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtGui import QColor
+
+    w = make_window(qtbot, tmp_path, monkeypatch, flows=("numbers",))  # the case finds the lungs
+    w.scan_io.open_phantom((48, 128, 128))
+    qtbot.waitUntil(lambda: w.case.lungs is not None or bool(w.errors), timeout=60000)
+    assert not w.errors
+    w.view3d.action.setChecked(True)
+    view = w.view3d.view
+    if not view.available:  # no OpenGL: the message of today, no crash
+        assert "OpenGL" in view.message.text()
+        return
+    qtbot.waitUntil(lambda: w.view3d.lung_surface is not None and bool(w.view3d.surfaces), timeout=60000)
+    assert w.view3d.lung_surface.GetNumberOfPoints() > 100
+    assert view.lung_actor is not None and view.lung_actor.GetProperty().GetOpacity() < 0.3
+    texts = {view.marker.GetXPlusFaceText(), view.marker.GetXMinusFaceText(), view.marker.GetYPlusFaceText(),
+             view.marker.GetYMinusFaceText(), view.marker.GetZPlusFaceText(), view.marker.GetZMinusFaceText()}
+    assert texts == {"L", "R", "P", "A", "S", "I"}
+    # from the front the marker shows its A face (green) in the lower-left corner
+    view.reset_camera()
+    img = view.image()
+    corner = [QColor(img.pixel(x, y)) for x in range(0, img.width() // 5) for y in range(img.height() * 4 // 5,
+                                                                                           img.height())]
+    assert sum(1 for c in corner if c.green() > 150 and c.red() < 150 and c.blue() < 150) > 20
+    # the faint lungs brighten the scene where no finding is drawn
+    w.labels.set_array(np.zeros(w.labels.shape, np.uint8), "none")
+    qtbot.waitUntil(lambda: not w.view3d.surfaces, timeout=30000)
+    view.reset_camera()
+    img = view.image()  # away from the marker's corner: the lungs are what is light there
+    arr = np.array([[QColor(img.pixel(x, y)).lightness() for x in range(img.width() // 4, img.width(), 3)]
+                    for y in range(0, img.height() * 3 // 4, 3)])
+    with_lungs = int((arr > 40).sum())
+    view.set_lungs(None)
+    img = view.image()
+    arr = np.array([[QColor(img.pixel(x, y)).lightness() for x in range(img.width() // 4, img.width(), 3)]
+                    for y in range(0, img.height() * 3 // 4, 3)])
+    without = int((arr > 40).sum())  # only the box outline is left
+    assert with_lungs > without + 300, (with_lungs, without)
+    w.runner.cancel_all()
+    w.runner.wait(5000)
+
+
+def test_escape_rejects_a_proposal_first_then_leaves_the_tool(qtbot, tmp_path, monkeypatch):
+    from app.flows.ai import DEMO_MODEL
+
+    w = make_window(qtbot, tmp_path, monkeypatch, flows=("ai", "editing"))
+    w.scan_io.open_phantom((48, 128, 128))
+    qtbot.waitUntil(lambda: bool(w.errors or (w.session.volume is not None and w.labels.name)), timeout=60000)
+    qtbot.waitUntil(lambda: not w.runner.active, timeout=60000)
+    before = w.labels.array.copy()
+    axial = w.views.axial
+    axial.setFocus()
+    qtbot.keyClick(axial, Qt.Key.Key_B)
+    w.ai.select_model(DEMO_MODEL)
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=60000):
+        w.ai.run()
+    qtbot.keyClick(axial, Qt.Key.Key_Escape)  # 1: the proposal goes, the brush stays
+    assert w.ai.proposal.state == "idle" and w.views.tool.name == "brush"
+    assert np.array_equal(w.labels.array, before)
+    qtbot.keyClick(axial, Qt.Key.Key_Escape)  # 2: back to Navigate
+    assert w.views.tool.name == "crosshair"
+    assert not w.keys.escape()  # 3: nothing left to do
+    w.runner.cancel_all()
+    w.runner.wait(10000)
+
+
+def test_freehand_roi_follows_the_drawn_outline(window, qtbot):
+    from engine.editing.ops import polygon_mask_2d
+
+    w = window
+    axial = w.views.axial
+    qtbot.keyClick(axial, Qt.Key.Key_P)
+    assert w.views.tool is w.reading.tools["freehand"]
+    corners = [(20, 20), (20, 80), (60, 80), (60, 20), (20, 20)]  # a 40 x 60 pixel rectangle, drawn by hand
+    vp = axial.viewport()
+    qtbot.wait(QApplication.doubleClickInterval() + 50)
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pixel(axial, *corners[0]))
+    for (r0, c0), (r1, c1) in zip(corners, corners[1:]):
+        for t in np.linspace(0.1, 1.0, 10):
+            qtbot.wait(12)  # pyqtgraph drops moves closer than 10 ms apart (its mouseRateLimit)
+            qtbot.mouseMove(vp, pixel(axial, r0 + t * (r1 - r0), c0 + t * (c1 - c0)))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pixel(axial, *corners[-1]))
+    m = w.reading.measurements.get(Plane.AXIAL, "freehand")
+    assert len(m.points) > 20
+    image = extract(w.session.volume.array, Plane.AXIAL, w.session.cursor[0]).astype(float)
+    inside = polygon_mask_2d(image.shape, np.array(m.points))
+    assert abs(int(inside.sum()) - 41 * 61) < 0.1 * 41 * 61  # the rectangle, give or take its outline
+    assert inside[40, 50] and not inside[10, 50] and not inside[40, 90]
+    assert m.stats.mean == pytest.approx(image[inside].mean()) and m.stats.sd == pytest.approx(image[inside].std(ddof=1))
+    assert m.stats.area == pytest.approx(inside.sum() * SPACING[1] * SPACING[2])
+    assert w.reading.overlays[0].outline.isVisible() and "mm²" in w.reading.overlays[0].texts["freehand"].toPlainText()
