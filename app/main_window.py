@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         self.ctx = AppContext(self.session, self.labels, self.case, self.runner, self.preferences, self.notices,
                               Actions(self, self.menus, self.toolbar, self.add_dock, quit_action))
         self.notices.error_shown.connect(self._show_error_box)
-        self.notices.status_shown.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.notices.status_shown.connect(self._show_status)  # a bound slot: disconnected when the window goes
         self.runner.error.connect(self.notices.error)
         self.runner.status.connect(self.notices.status)
         # -- views and panels -------------------------------------------------
@@ -195,6 +195,9 @@ class MainWindow(QMainWindow):
         return dialog
 
     # -- assembly -------------------------------------------------------------
+    def _show_status(self, text: str, ms: int) -> None:
+        self.statusBar().showMessage(text, ms)
+
     def _show_error_box(self, message: str) -> None:
         if self.interactive_errors:
             box = QMessageBox(QMessageBox.Icon.Warning, "LungLens", message, QMessageBox.StandardButton.Ok, self)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QWidget
 
@@ -106,6 +107,8 @@ class KeysFlow(QObject):
 
     def _on_focus(self, old: Optional[QWidget], new: Optional[QWidget]) -> None:
         owner = self.ctx.actions.owner
+        if not shiboken6.isValid(owner):  # the window is gone (application exit): nothing to guard
+            return
         if new is not None and any(new is v for v in self.views):
             self._last_view = new
             return
@@ -122,6 +125,8 @@ class KeysFlow(QObject):
     def _refocus(self) -> None:
         focus = QApplication.focusWidget()
         owner = self.ctx.actions.owner
+        if not shiboken6.isValid(owner):
+            return
         if owner.isActiveWindow() and not any(focus is v for v in self.views) and (
                 focus is None or QApplication.mouseButtons() == Qt.MouseButton.NoButton):
             self.focus_view()
