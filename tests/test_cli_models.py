@@ -35,6 +35,20 @@ def test_models_check_reports_a_damaged_weights_file(tmp_path, monkeypatch, caps
     assert "MISMATCH" in capsys.readouterr().out
 
 
+def test_models_check_reports_probabilities_fitted_for_other_weights(tmp_path, monkeypatch, capsys):
+    card = registry.get_card(registry.DEFAULTS["segmentation"])
+    for suffix in (".json", ".safetensors", ".presence.json"):
+        shutil.copy(registry.MODELS_DIR / f"{card.name}{suffix}", tmp_path / f"{card.name}{suffix}")
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
+    assert main(["models", "--check"]) == 0
+    assert "presence fit ok" in capsys.readouterr().out
+    fitted = json.loads((tmp_path / f"{card.name}.presence.json").read_text())
+    fitted["model_sha256"] = "0" * 64  # as after new weights without 'engine calibrate'
+    (tmp_path / f"{card.name}.presence.json").write_text(json.dumps(fitted))
+    assert main(["models", "--check"]) == 1
+    assert "presence fit FOR OTHER WEIGHTS (engine calibrate)" in capsys.readouterr().out
+
+
 def test_benchmark_scripts_run_from_the_source_tree_and_engine_has_no_bench(capsys):
     import subprocess
     import sys

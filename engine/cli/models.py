@@ -4,7 +4,9 @@ One line per model card in ``resources/models``: name (``*`` marks the default o
 task), task, architecture, parameters, and the validation figures its card records
 (segmentation: Dice per finding and for infection, Inf-Net's threshold-averaged Dice;
 classifiers: AUC / accuracy). ``--check`` also reads every weights file and compares
-its sha256 with the card (a damaged or replaced file is reported, exit status 1).
+its sha256 with the card (a damaged or replaced file is reported, exit status 1), and checks
+that each segmentation model's ``<name>.presence.json`` (``engine calibrate``) was fitted for
+those weights.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ def run(args: argparse.Namespace) -> int:
             ok = path.is_file() and sha256_file(path) == card.sha256
             row["sha256_ok"] = ok
             bad += not ok
+            fitted = MODELS_DIR / f"{card.name}.presence.json"
+            if card.task == "segmentation" and fitted.is_file():
+                # the finding probabilities were fitted for these very weights
+                try:
+                    tied = json.loads(fitted.read_text()).get("model_sha256") == card.sha256
+                except (OSError, ValueError):
+                    tied = False
+                row["presence_ok"] = tied
+                bad += not tied
     if args.json:
         print(json.dumps(rows, indent=1))
         return 1 if bad else 0
@@ -88,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             figs = " ".join(f"{k[:-4]} AUC {_fmt(v)}" for k, v in row.items() if k.endswith("_auc"))
         if "sha256_ok" in row:
             figs += "  sha256 " + ("ok" if row["sha256_ok"] else "MISMATCH")
+        if "presence_ok" in row:
+            figs += ", presence fit " + ("ok" if row["presence_ok"] else "FOR OTHER WEIGHTS (engine calibrate)")
         print(f"{name:22s} {row['task']:13s} {row['architecture']:14s} {row['params']:>9,d}  {figs}")
     print("* default model of its task. Validation: the split recorded in each card "
           "(see docs/MODELS.md).")
