@@ -135,6 +135,9 @@ def test_batch_on_two_workers_matches_single_scan_predict(setup, local_ray, tmp_
         assert parquet[sid]["lung_ml"] == pytest.approx(doc["lung"]["volume_ml"], rel=1e-9)
         assert int(row["slices"]) == 40 and row["format"] == "nifti" and row["device"] == "cpu"
         assert parquet[sid]["severity_pan_max"] == 30 and parquet[sid]["severity_chung_max"] == 24
+        assert parquet[sid]["assessed"] is doc["assessment"]["assessed"]
+        assert parquet[sid]["rsna_category"] == (doc["rsna_category"] or {}).get("category")
+        assert (out / "scans" / sid / "lungs.nii.gz").is_file()  # the lungs found once, as predict writes them
         assert np.array_equal(np.asarray(nib.load(out / "scans" / sid / "labels.nii.gz").dataobj),
                               np.asarray(nib.load(single / "labels.nii.gz").dataobj))
         assert (out / "scans" / sid / "report.json").is_file()

@@ -33,9 +33,10 @@ __all__ = ["Ledger", "batch_salt", "write_tables", "write_sources", "column_unit
 
 _INT = ("slices", "rows", "cols", "severity_pan", "severity_pan_max", "severity_chung", "severity_chung_max")
 _STR = ("scan_id", "status", "stage", "reason", "format", "device", "worker", "finished_utc", "segmentation_model",
-        "lunglens_version")
+        "lunglens_version", "rsna_category")
 #: Parquet type of each column: string, int64, bool or float64
-COLUMN_TYPES = {c: ("string" if c in _STR else "int64" if c in _INT else "bool" if c == "is_hu" else "float64")
+COLUMN_TYPES = {c: ("string" if c in _STR else "int64" if c in _INT else "bool" if c in ("is_hu", "assessed")
+                     else "float64")
                 for c in COLUMNS}
 
 

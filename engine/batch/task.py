@@ -41,7 +41,7 @@ COLUMNS = (
     "lung_ml",
     *[f"{k}_{m}" for k in FINDING_KEYS for m in ("ml", "pct_lung", "probability")],
     "involved_ml", "involved_pct_lung", "severity_pan", "severity_pan_max", "severity_chung", "severity_chung_max",
-    "covid_probability",
+    "covid_probability", "assessed", "rsna_category",
     "read_s", "ai_s", "quantify_s", "write_s", "total_s", "worker_peak_rss_mb",
     "device", "worker", "finished_utc", "segmentation_model", "lunglens_version",
 )
@@ -134,17 +134,18 @@ def process_scan(scan: ScanSource, scan_id: str, out_root: str, opts: BatchOptio
         stage = "ai"
         t = time.perf_counter()
         predictor = _predictor(opts)
-        prediction = predictor.predict(volume)
+        from ..inference.pipeline import read
+        reading = read(volume, predictor)  # the one reading pipeline of the app and 'predict'
+        prediction = reading.prediction
         row["ai_s"] = time.perf_counter() - t
         row["device"] = str(prediction.device)
         row["segmentation_model"] = (prediction.models.get("segmentation") or {}).get("name")
 
         stage = "quantify"
         t = time.perf_counter()
-        from ..inference.summary import findings_document, quantify_prediction
-        lungs, lung_notes = _lungs(volume, prediction)
-        quant, notes = quantify_prediction(volume, prediction, lungs=lungs)
-        doc = findings_document(prediction, volume, quant, labels_file="labels.nii.gz", notes=lung_notes + notes)
+        from ..inference.summary import findings_document
+        lungs, quant = reading.lungs, reading.quantification  # found once, by the predictor
+        doc = findings_document(prediction, volume, quant, labels_file="labels.nii.gz", notes=reading.notes)
         row["quantify_s"] = time.perf_counter() - t
 
         stage = "write"
@@ -153,6 +154,8 @@ def process_scan(scan: ScanSource, scan_id: str, out_root: str, opts: BatchOptio
         shutil.rmtree(stage_dir, ignore_errors=True)
         stage_dir.mkdir(parents=True)
         io.save_labels(prediction.labels, volume, stage_dir / "labels.nii.gz")
+        if lungs is not None and hasattr(lungs, "label_map"):
+            io.save_labels(lungs.label_map(), volume, stage_dir / "lungs.nii.gz")  # 1 right, 2 left
         (stage_dir / "findings.json").write_text(json.dumps(doc, indent=1) + "\n")
         if opts.report != "none" and quant is not None:
             from ..quantification.report import write_report
@@ -209,17 +212,6 @@ def _read(scan: ScanSource, opts: BatchOptions):
     return io.load(scan.path)
 
 
-def _lungs(volume, prediction):
-    """The lungs as ``quantify_prediction`` finds them, kept for the report's key images."""
-    from ..errors import DataError
-    from ..quantification import lung_masks
-    try:
-        lungs = lung_masks(volume, model_mask=prediction.lung_mask, labels=prediction.labels)
-    except DataError as exc:
-        return None, [f"No lung mask: {exc} % of lung is not reported."]
-    return lungs, list(lungs.warnings)
-
-
 def _fill_numbers(row: dict[str, Any], doc: dict[str, Any]) -> None:
     """The cohort numbers of one ``findings.json`` document (the same numbers ``predict`` writes)."""
     for key in FINDING_KEYS:
@@ -238,6 +230,8 @@ def _fill_numbers(row: dict[str, Any], doc: dict[str, Any]) -> None:
             row[f"severity_{name}"] = score.get("total")
             row[f"severity_{name}_max"] = score.get("maximum")
     row["covid_probability"] = (doc.get("covid") or {}).get("probability")
+    row["assessed"] = bool((doc.get("assessment") or {}).get("assessed", True))
+    row["rsna_category"] = (doc.get("rsna_category") or {}).get("category")
 
 
 def options_dict(opts: BatchOptions) -> dict[str, Any]:
