@@ -27,3 +27,33 @@ def dicom_99(shared_data: Path) -> Path:
     if not path.is_dir():
         pytest.skip("chest_ct_99 is not available")
     return path
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """Factory of shown main windows for GUI tests: ``make_window(flows=(), size=(1200, 800))``.
+
+    Settings and the user data folder (edit journals) live in ``tmp_path``; ``flows=None``
+    builds every flow. After the test each window's running tasks are cancelled and awaited.
+    """
+    made = []
+
+    def make(flows=(), size=(1200, 800), data_dir="data"):
+        monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+        monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / data_dir))
+        from app.main_window import MainWindow
+
+        w = MainWindow(interactive_errors=False) if flows is None else MainWindow(interactive_errors=False,
+                                                                                    flows=flows)
+        qtbot.addWidget(w)
+        w.resize(*size)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.runner.cancel_all()
+        w.runner.wait(10000)
+

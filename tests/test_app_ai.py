@@ -21,23 +21,13 @@ SHAPE = (64, 128, 128)
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
-    from app.main_window import MainWindow
-
-    w = MainWindow(interactive_errors=False)
-    qtbot.addWidget(w)
-    w.resize(1300, 850)
-    w.show()
-    qtbot.waitExposed(w)
+def window(make_window, qtbot):
+    w = make_window(flows=None, size=(1300, 850))
     w.scan_io.open_phantom(SHAPE)
     qtbot.waitUntil(lambda: bool(w.errors or (w.session.volume is not None and w.labels.name)), timeout=60000)
     assert not w.errors
     qtbot.waitUntil(lambda: not w.runner.active, timeout=60000)  # the lungs are found at open
-    yield w
-    w.runner.cancel_all()
-    w.runner.wait(10000)
+    return w
 
 
 def empty_labels(w):

@@ -68,16 +68,8 @@ class GatedRules:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
-    from app.main_window import MainWindow
-
-    w = MainWindow(interactive_errors=False, flows=("ai", "editing", "numbers"))
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
+def window(make_window, qtbot, tmp_path):
+    w = make_window(flows=("ai", "editing", "numbers"), size=(1200, 800), data_dir="appdata")
     scan_dir = tmp_path / "share"
     scan_dir.mkdir()
     w.scan_io.show_volume(make_volume(str(scan_dir / "scan.nii.gz")), None)
@@ -91,10 +83,8 @@ def window(qtbot, tmp_path, monkeypatch):
     w.predictor = predictor
     qtbot.wait(50)
     yield w
-    predictor.gate.set()
+    predictor.gate.set()  # let a gated run end; make_window then cancels and awaits the tasks
     w.recovery._close_ok = True
-    w.runner.cancel_all()
-    w.runner.wait(10000)
 
 
 def pixel(view, zyx) -> QPoint:

@@ -32,24 +32,14 @@ def make_volume(tmp_path) -> Volume:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
-    from app.main_window import MainWindow
-
-    w = MainWindow(interactive_errors=False, flows=("editing",))
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
+def window(make_window, qtbot, tmp_path):
+    w = make_window(flows=("editing",), size=(1200, 800), data_dir="appdata")
     w.scan_io.show_volume(make_volume(tmp_path), None)
     w.session.set_cursor(6, 48, 48)
     w.session.set_layout("axial")
     qtbot.wait(50)
     yield w
     w.recovery._close_ok = True
-    w.runner.cancel_all()
-    w.runner.wait(5000)
 
 
 def pixel(view, zyx) -> QPoint:

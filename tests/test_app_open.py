@@ -18,18 +18,8 @@ SMALL = (64, 128, 128)
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))  # editing journals, if installed
-    from app.main_window import MainWindow
-
-    w = MainWindow(interactive_errors=False, flows=())
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    yield w
-    w.runner.cancel_all()
-    w.runner.wait(5000)
+def window(make_window):
+    return make_window(size=(1000, 700))
 
 
 @pytest.fixture

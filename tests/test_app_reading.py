@@ -17,19 +17,6 @@ SHAPE = (40, 96, 112)
 SPACING = (2.0, 0.6, 0.8)
 
 
-def make_window(qtbot, tmp_path, monkeypatch, flows=("editing",)):
-    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
-    from app.main_window import MainWindow
-
-    w = MainWindow(interactive_errors=False, flows=flows)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
-
-
 def ct_volume(spacing_known=True):
     rng = np.random.default_rng(7)
     arr = rng.integers(-1000, 600, size=SHAPE).astype(np.int16)
@@ -37,13 +24,11 @@ def ct_volume(spacing_known=True):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    w = make_window(qtbot, tmp_path, monkeypatch)
+def window(make_window):
+    w = make_window(flows=("editing",))
     w.scan_io.show_volume(ct_volume())
     w.views.axial.setFocus()
-    yield w
-    w.runner.cancel_all()
-    w.runner.wait(5000)
+    return w
 
 
 def pixel(view, row, col) -> QPoint:
@@ -237,8 +222,8 @@ def test_mip_and_minip_slabs_in_all_three_views(window, qtbot):
     assert np.array_equal(w.views.axial.ct_item.image, vol[z + 1].astype(np.float32))
 
 
-def test_a_spacing_less_8bit_stack_shows_no_mm_no_hu(qtbot, tmp_path, monkeypatch):
-    w = make_window(qtbot, tmp_path, monkeypatch)
+def test_a_spacing_less_8bit_stack_shows_no_mm_no_hu(make_window, qtbot, tmp_path):
+    w = make_window(flows=("editing",))
     rng = np.random.default_rng(1)
     arr = rng.integers(0, 256, size=(12, 64, 80)).astype(np.uint8)
     w.scan_io.show_volume(Volume(arr, Geometry(arr.shape, spacing_known=False), is_hu=False, format="png"))
@@ -274,7 +259,7 @@ def test_a_spacing_less_8bit_stack_shows_no_mm_no_hu(qtbot, tmp_path, monkeypatc
     w.runner.wait(5000)
 
 
-def test_after_run_ai_cancel_the_digit_keys_reach_the_tools(qtbot, tmp_path, monkeypatch):
+def test_after_run_ai_cancel_the_digit_keys_reach_the_tools(make_window, qtbot, monkeypatch):
     """The reported trap: Cancel on Run AI left focus in the Window box, so `2` set W=2."""
     import time
 
@@ -294,7 +279,7 @@ def test_after_run_ai_cancel_the_digit_keys_reach_the_tools(qtbot, tmp_path, mon
             time.sleep(0.15)
             return self.inner(x)
 
-    w = make_window(qtbot, tmp_path, monkeypatch, flows=("ai", "editing"))
+    w = make_window(flows=("ai", "editing"))
     w.scan_io.show_volume(ct_volume())
     card = ModelCard(name="slow_rules", task="segmentation", architecture="test", input_size=(96, 112),
                      extra={"multiple": 1})
@@ -320,10 +305,10 @@ def test_after_run_ai_cancel_the_digit_keys_reach_the_tools(qtbot, tmp_path, mon
     w.runner.wait(10000)
 
 
-def test_3d_view_has_an_orientation_marker_and_the_lungs(qtbot, tmp_path, monkeypatch):
+def test_3d_view_has_an_orientation_marker_and_the_lungs(make_window, qtbot, tmp_path):
     from PySide6.QtGui import QColor
 
-    w = make_window(qtbot, tmp_path, monkeypatch, flows=("numbers",))  # the case finds the lungs
+    w = make_window(flows=("numbers",))  # the case finds the lungs
     w.scan_io.open_phantom((48, 128, 128))
     qtbot.waitUntil(lambda: w.case.lungs is not None or bool(w.errors), timeout=60000)
     assert not w.errors
@@ -362,10 +347,10 @@ def test_3d_view_has_an_orientation_marker_and_the_lungs(qtbot, tmp_path, monkey
     w.runner.wait(5000)
 
 
-def test_escape_rejects_a_proposal_first_then_leaves_the_tool(qtbot, tmp_path, monkeypatch):
+def test_escape_rejects_a_proposal_first_then_leaves_the_tool(make_window, qtbot, tmp_path):
     from app.flows.ai import DEMO_MODEL
 
-    w = make_window(qtbot, tmp_path, monkeypatch, flows=("ai", "editing"))
+    w = make_window(flows=("ai", "editing"))
     w.scan_io.open_phantom((48, 128, 128))
     qtbot.waitUntil(lambda: bool(w.errors or (w.session.volume is not None and w.labels.name)), timeout=60000)
     qtbot.waitUntil(lambda: not w.runner.active, timeout=60000)

@@ -19,19 +19,8 @@ SMALL = (64, 128, 128)
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
-    from app.main_window import MainWindow
-
-    w = MainWindow(interactive_errors=False, flows=())
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.runner.cancel_all()
-    w.runner.wait(5000)
+def window(make_window):
+    return make_window(size=(1200, 800))
 
 
 def open_phantom(window, qtbot, shape=SMALL):

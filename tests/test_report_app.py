@@ -16,18 +16,8 @@ SMALL = (48, 128, 128)
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
-    from app.main_window import MainWindow
-
-    w = MainWindow(interactive_errors=False, flows=("numbers",))
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.runner.cancel_all()
-    w.runner.wait(5000)
+def window(make_window):
+    return make_window(flows=("numbers",), size=(1200, 800))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ A folder holding several DICOM series opens a :class:`SeriesDialog` first
 (:func:`read_scan` on the worker decides, with :func:`engine.io.list_series`). The
 warnings of an opened scan (skipped slices, split series...) go to the Notices panel.
 
-A file opened or dropped while a scan is open is sorted first (:func:`label_or_scan`):
+A file opened or dropped while a scan is open is sorted first (:func:`engine.io.file_kind.label_or_scan`):
 a ``.seg.nrrd`` or DICOM SEG opens as labels over the scan (with the geometry check);
 a NIfTI/NRRD/MHA on the open scan's grid holding a few integer values asks
 "Open as labels / Open as new scan"; anything else opens as a new scan. Label values
@@ -44,7 +44,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.errors import CorruptFileError, GeometryMismatchError, LungLensError, SeriesError
+from engine.errors import CorruptFileError, GeometryMismatchError, SeriesError
+from engine.io.file_kind import ASK, LABELS, label_or_scan
 from engine.progress import as_progress
 from engine.types import Volume
 
@@ -55,10 +56,6 @@ from ..widgets.series_dialog import SeriesDialog
 #: "All files" first: DICOM files often have no extension (File > Open DICOM folder opens a folder)
 SCAN_FILTER = ("All files (*);;"
                "Scans (*.nii *.nii.gz *.dcm *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg)")
-#: what :func:`label_or_scan` answers
-LABELS, SCAN, ASK = "labels", "scan", "ask"
-#: a file on the scan's grid with at most this many distinct non-negative integer values looks like labels
-MAX_LABEL_VALUES = 16
 
 #: ``guard(what, proceed)``: run ``proceed()`` now or after asking the user about ``what``
 Guard = Callable[[str, Callable[[], None]], Any]
@@ -398,66 +395,6 @@ def read_scan(path: str, series: Optional[str] = None, progress: Any = None, can
 def read_folder(folder: str, progress: Any = None, cancel: Any = None) -> Volume | list[Any]:
     """:func:`read_scan` of a folder (kept for scripts)."""
     return read_scan(folder, None, progress=progress, cancel=cancel)
-
-
-def _grid_size(path: str, fmt: str) -> Optional[tuple[int, ...]]:
-    """The voxel grid size a NIfTI/NRRD/MHA header declares (no voxel data read); None when unreadable."""
-    try:
-        if fmt == "nifti":
-            import nibabel as nib
-            return tuple(int(n) for n in nib.load(path).shape)
-        import SimpleITK as sitk
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(path)
-        reader.ReadImageInformation()
-        return tuple(int(n) for n in reader.GetSize())
-    except Exception:  # noqa: BLE001 - an unreadable header: the scan reader will say why
-        return None
-
-
-def label_or_scan(path: str, volume: Volume, progress: Any = None, cancel: Any = None) -> str:
-    """How to open ``path`` over the open ``volume``: :data:`LABELS`, :data:`SCAN` or :data:`ASK`.
-
-    A ``.seg.nrrd`` or a DICOM SEG is labels. A NIfTI/NRRD/MHA on the scan's grid (the
-    header's size first, then :func:`engine.io.load_labels`' geometry check) holding a few
-    non-negative integers (at most :data:`MAX_LABEL_VALUES`) is either (ask);
-    everything else (folders, images, other grids, CT values) is a scan.
-    """
-    from engine.io import detect_format, load_labels
-
-    if os.path.isdir(path):
-        return SCAN
-    try:
-        fmt = detect_format(path)
-    except LungLensError:
-        return SCAN  # the scan reader gives the clear error
-    if fmt == "seg-nrrd":
-        return LABELS
-    if fmt == "dicom":
-        from engine.io.dicom_scan import _SEG_SOP_CLASSES, read_header
-        try:
-            ds = read_header(path)
-        except Exception:  # noqa: BLE001 - the scan reader gives the clear error
-            return SCAN
-        seg = str(ds.get("SOPClassUID", "")) in _SEG_SOP_CLASSES or str(ds.get("Modality", "")).upper() == "SEG"
-        return LABELS if seg else SCAN
-    if fmt not in ("nifti", "nrrd", "mha", "mhd"):
-        return SCAN
-    size = _grid_size(path, fmt)
-    if size is None or len(size) != 3 or sorted(size) != sorted(volume.shape):
-        return SCAN
-    try:
-        arr = load_labels(path, volume, unknown="keep")
-    except LungLensError:
-        return SCAN
-    if cancel is not None and cancel.is_set():
-        return SCAN
-    values = np.unique(arr)
-    # label-like: a few non-negative integers (a map with stray values such as 7 is labels too: opening
-    # it as labels then offers to map them); a CT has hundreds of distinct values
-    label_like = values.size <= MAX_LABEL_VALUES and int(values.min()) >= 0 and \
-        bool(np.all(np.mod(values, 1) == 0))
-    return ASK if label_like else SCAN
 
 
 def _load_labels(path: str, reference: Volume, unknown: str = "refuse", progress: Any = None,

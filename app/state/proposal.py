@@ -122,6 +122,15 @@ class ProposalModel(QObject):
         self.finished.emit()
         return True
 
+    def on_any_change(self, slot) -> None:
+        """Call ``slot()`` whenever what a mirror of the proposal shows may change (panels, strips)."""
+        self.started.connect(slot)
+        self.slab_added.connect(lambda _z: slot())
+        self.finished.connect(slot)
+        self.accepted.connect(slot)
+        self.counts_changed.connect(slot)
+        self.cleared.connect(slot)
+
     def note_accepted(self, values: set[int]) -> None:
         """Findings ``values`` were accepted on their own; the rest of the proposal still waits."""
         self.accepted_values |= set(int(v) for v in values)

@@ -37,6 +37,18 @@ def diff_lut(opacity: float = 0.6) -> np.ndarray:
     return lut
 
 
+def overlay_items(views: Any, z_value: float) -> dict[Plane, pg.ImageItem]:
+    """One hidden row-major image item per slice view, above the labels at ``z_value``."""
+    items: dict[Plane, pg.ImageItem] = {}
+    for view in views:
+        item = pg.ImageItem(axisOrder="row-major")
+        item.setZValue(z_value)
+        item.setVisible(False)
+        view.add_item(item)
+        items[view.plane] = item
+    return items
+
+
 class PreviewOverlay:
     """Draws a ``uint8`` difference volume (values of :data:`DIFF_COLORS`) in every slice view."""
 
@@ -47,13 +59,7 @@ class PreviewOverlay:
         self.views = list(views)
         self.session = session
         self.volume: Optional[np.ndarray] = None
-        self.items: dict[Plane, pg.ImageItem] = {}
-        for view in self.views:
-            item = pg.ImageItem(axisOrder="row-major")
-            item.setZValue(self.Z_VALUE)
-            item.setVisible(False)
-            view.add_item(item)
-            self.items[view.plane] = item
+        self.items = overlay_items(self.views, self.Z_VALUE)
         self._lut = diff_lut(self.OPACITY)
         session.cursor_changed.connect(lambda _c: self.refresh_all())
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 
 from engine.display import Plane, extract
@@ -21,7 +20,7 @@ from engine.editing.assist import difference_mask, merge_proposal
 from ..state.label_layer import LabelLayer
 from ..state.proposal import ProposalModel
 from ..state.session import Session
-from .preview_overlay import diff_lut
+from .preview_overlay import diff_lut, overlay_items
 
 
 class ProposalOverlay:
@@ -35,13 +34,7 @@ class ProposalOverlay:
         self.views = list(views)
         self.labels = labels
         self.session = session
-        self.items: dict[Plane, pg.ImageItem] = {}
-        for view in self.views:
-            item = pg.ImageItem(axisOrder="row-major")
-            item.setZValue(self.Z_VALUE)
-            item.setVisible(False)
-            view.add_item(item)
-            self.items[view.plane] = item
+        self.items = overlay_items(self.views, self.Z_VALUE)
         self._pending: set[Plane] = set()
         self._timer = QTimer(proposal)  # dies with the window that owns the proposal
         self._timer.setSingleShot(True)

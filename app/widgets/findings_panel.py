@@ -121,12 +121,7 @@ class FindingsPanel(QWidget):
         lay.addWidget(self.notes)
         lay.addStretch(1)
         self.voxel_ml: Optional[float] = None
-        proposal.started.connect(self.refresh)
-        proposal.slab_added.connect(lambda _z: self.refresh())
-        proposal.finished.connect(self.refresh)
-        proposal.accepted.connect(self.refresh)
-        proposal.counts_changed.connect(self.refresh)
-        proposal.cleared.connect(self.refresh)
+        proposal.on_any_change(self.refresh)
         session.cursor_changed.connect(lambda _c: self._refresh_slice())
         self.refresh()
 

@@ -32,12 +32,7 @@ class SliceStrip(QWidget):
         self.setToolTip("Where each finding is along the scan (head at the top): GGO, consolidation, "
                         "effusion. Click to go to a slice.")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        proposal.started.connect(self.update)
-        proposal.slab_added.connect(lambda _z: self.update())
-        proposal.finished.connect(self.update)
-        proposal.accepted.connect(self.update)
-        proposal.counts_changed.connect(self.update)
-        proposal.cleared.connect(self.update)
+        proposal.on_any_change(self.update)
         session.cursor_changed.connect(lambda _c: self.update())
         session.volume_changed.connect(lambda _v: self.update())
 
