@@ -62,8 +62,9 @@ def test_run_ai_shows_a_proposal_then_accept_is_one_undo_step(window, qtbot):
 
     # panel values mirror the prediction
     panel = ai.panel
-    p_scan = pred.scan_probabilities["ggo"]
-    assert panel.scan_bars[0].value() == int(round(100 * p_scan))
+    # whole-scan values are withheld on screen until validated on whole scans (findings.json keeps them)
+    assert [bar.text() for bar in panel.scan_bars] == ["not validated"] * 3
+    assert "not validated on whole scans" in panel.scan_bars[0].toolTip()
     voxel_ml = ph.geometry.voxel_volume_ml
     ml = (pred.labels == GGO).sum() * voxel_ml
     assert panel.volume_labels[0].text().startswith(f"{ml:.1f} mL")
@@ -106,7 +107,7 @@ def test_run_ai_shows_a_proposal_then_accept_is_one_undo_step(window, qtbot):
     assert editor.history.undo_name == "AI segmentation"
     assert w.case.models["segmentation"]["name"] == "intensity_rules"
     # the probabilities stay on show; volumes and the strip now follow the label layer
-    assert panel.scan_bars[0].value() == int(round(100 * p_scan))
+    assert panel.scan_bars[0].text() == "not validated"
     assert panel.volume_labels[0].text().startswith(f"{ml:.1f} mL")
     qtbot.waitUntil(lambda: w.numbers.result is not None
                     and w.numbers.result.findings["ggo"].voxels == (pred.labels == GGO).sum(), timeout=30000)

@@ -178,7 +178,7 @@ def _ai_flow(qtbot, tmp_path, monkeypatch, server):
     qtbot.addWidget(views)
     shown = Shown()
     ai = AIFlow(ctx, views, shown.shown, make_predictor=lambda key, threads: server)
-    ai._keep_alive = shown  # noqa: SLF001 - the signal's owner lives as long as the flow
+    ai._keep_alive = (shown, views)  # noqa: SLF001 - the signal's owner and the views live as long as the flow
     OpenFlow(ctx, lambda _t: None).show_volume(volume())
     qtbot.waitUntil(lambda: not ctx.runner.active, timeout=30000)
     with qtbot.waitSignal(ai.proposal_ready, timeout=30000):
@@ -202,4 +202,8 @@ def test_an_assessed_reading_shows_the_rsna_category_and_calibrated_bars(qtbot, 
     assert rsna is not None and rsna.category in ("typical", "indeterminate", "atypical", "negative")
     assert panel.reading.text().startswith(f"RSNA category: {rsna.category}")
     assert "not a diagnosis" in panel.reading.text()
-    assert panel.scan_bars[0].value() == panel.scan_bars[0].maximum()  # P(GGO) = 1.0 from the predictor
+    # the predictor's whole-scan P(GGO) = 1.0 is withheld: not validated on whole scans
+    assert panel.scan_bars[0].text() == "not validated" and panel.scan_bars[0].value() <= panel.scan_bars[0].minimum()
+    z = int(np.flatnonzero(ai.proposal.slice_probabilities[:, 0] > 0.5)[0])
+    ctx.session.set_cursor(z, 20, 20)
+    assert panel.slice_bars[0].value() == 100  # the slice bars (calibrated on slices) stay

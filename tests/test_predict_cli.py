@@ -70,6 +70,7 @@ def test_predict_one_scan_writes_labels_on_the_scan_grid(setup, capsys):
 
     doc = json.loads((out / "findings.json").read_text())
     assert doc["labels_file"] == "labels.nii.gz"
+    assert doc["scan_probabilities_validated"] is False and "not validated" in doc["scan_probability_note"]
     assert set(doc["findings"]) == {"ggo", "consolidation", "effusion"}
     voxel_ml = 5.0 * 3.0 * 2.8 / 1000
     for lab, key in ((1, "ggo"), (2, "consolidation"), (3, "effusion")):

@@ -169,3 +169,15 @@ def test_a_scan_the_ai_did_not_read_has_no_severity_or_category(ph, lungs, tmp_p
     assert doc["numbers"]["severity"] == [] and "rsna_category" not in doc
     assert "finding_probabilities" not in doc and "covid" not in doc
     assert doc["notes"][0].startswith("Not assessed by the AI: no lung in this series")
+
+
+def test_whole_scan_probabilities_are_withheld_until_validated(ph, lungs, tmp_path):
+    note = "Whole-scan probabilities are not validated on whole scans"
+    findings = {"assessment": {"assessed": True, "reasons": []}, "findings": {"ggo": {"probability": 0.92}},
+                "scan_probabilities_validated": False, "scan_probability_note": note + " (...)"}
+    doc = json.loads(write_report(tmp_path / "r.json", ph.volume, ph.labels, lungs, findings_doc=findings).read_text())
+    assert "finding_probabilities" not in doc and any(n.startswith(note) for n in doc["notes"])
+    findings["scan_probabilities_validated"] = True
+    doc = json.loads(write_report(tmp_path / "s.json", ph.volume, ph.labels, lungs, findings_doc=findings).read_text())
+    assert doc["finding_probabilities"] == {"ggo": 0.92}
+

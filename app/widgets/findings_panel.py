@@ -13,7 +13,8 @@ from typing import Any, Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from engine.inference.summary import COVID_CAVEAT, COVID_SHOW_IN_APP
+from engine.inference.summary import (COVID_CAVEAT, COVID_SHOW_IN_APP, SCAN_PROBABILITIES_VALIDATED,
+                                      SCAN_PROBABILITY_NOTE)
 from engine.labels import DEFAULT_TABLE, FINDING_KEYS, FINDINGS
 
 from ..state.proposal import ProposalModel
@@ -149,6 +150,10 @@ class FindingsPanel(QWidget):
             if not assessed:
                 _set_bar(self.scan_bars[i], None)
                 self.scan_bars[i].setFormat("not assessed")
+            elif pred is not None and not SCAN_PROBABILITIES_VALIDATED:
+                _set_bar(self.scan_bars[i], None)  # withheld: not validated on whole scans
+                self.scan_bars[i].setFormat("not validated")
+                self.scan_bars[i].setToolTip(SCAN_PROBABILITY_NOTE)
             elif pred is not None:
                 _set_bar(self.scan_bars[i], pred.scan_probabilities.get(key))
             else:

@@ -30,6 +30,16 @@ COVID_CAVEAT = ("From a classifier trained on CT images published in papers (UCS
 #: whether an app may show the COVID classifier's number (validated on volumes: docs/MODELS.md)
 COVID_SHOW_IN_APP = False
 
+#: whether the whole-scan finding probabilities are validated on whole scans. They are built from
+#: slice probabilities fitted on labelled *slices* (all with pneumonia) and lung-free slices; no
+#: labelled clear-lung volume exists to fit or check a scan-level value against, and on the one
+#: clear chest we may test on (chest_ct_99) they read GGO 0.92 and consolidation 0.91. So the app
+#: and the report withhold them; findings.json keeps them for research, flagged.
+SCAN_PROBABILITIES_VALIDATED = False
+SCAN_PROBABILITY_NOTE = ("Whole-scan probabilities are not validated on whole scans (no labelled clear-lung "
+                         "volume to fit or check them; the clear test chest reads GGO 0.92): read the per-slice "
+                         "probabilities, the volumes and the RSNA category instead.")
+
 
 def quantify_prediction(volume: Volume, prediction: Prediction, lungs: Optional[Any] = None,
                         progress: Optional[Any] = None, cancel: Optional[Any] = None) -> tuple[Optional[Any], list[str]]:
@@ -155,6 +165,8 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
                                "a slice only above 0.5; whole scan: the most convincing 3D region's highest slice "
                                "probability (lower bound of the union), at least p_empty"),
         "probabilities_calibrated": bool(prediction.presence_calibrated) if assessed else None,
+        "scan_probabilities_validated": SCAN_PROBABILITIES_VALIDATED if assessed else None,
+        "scan_probability_note": SCAN_PROBABILITY_NOTE if assessed and not SCAN_PROBABILITIES_VALIDATED else None,
         "slice_probability_source": prediction.slice_probability_source,
         "slice_probabilities": ({FINDING_KEYS[lab]: [round(float(p), 4) for p in prediction.slice_probabilities[:, c]]
                                  for c, lab in enumerate(FINDINGS)} if assessed else None),

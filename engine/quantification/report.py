@@ -133,9 +133,11 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
 
         doc["rsna_category"] = rsna_category(labels, lungs, g).to_dict()
     if findings_doc:
-        if assessed:
+        if assessed and findings_doc.get("scan_probabilities_validated", True):
             doc["finding_probabilities"] = {k: v.get("probability")
                                             for k, v in findings_doc.get("findings", {}).items()}
+        elif assessed and findings_doc.get("scan_probability_note"):
+            doc["notes"].append(findings_doc["scan_probability_note"])  # withheld, and why
         if findings_doc.get("covid") and assessed:
             doc["covid"] = findings_doc["covid"]  # JSON keeps it with its caveat; the PDF shows it only if validated
         if not doc["models"] and findings_doc.get("models"):
