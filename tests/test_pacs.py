@@ -174,6 +174,18 @@ def test_find_by_patient_date_and_modality(orthanc, uploaded):
     assert series.description == "LUNG 3.0  B70f"
 
 
+def test_find_pages(orthanc, uploaded):
+    """QIDO paging: a full page says 'more'; the next page starts at offset + limit (also with a modality)."""
+    client = PacsClient(orthanc.url)
+    for modality in ("", "CT"):
+        first = StudyQuery(modality=modality, limit=1)
+        studies, more = client.find_studies_page(first)
+        assert [s.study_uid for s in studies] == [STUDY] and more
+        assert first.next_page().offset == 1
+        assert client.find_studies_page(first.next_page()) == ([], False)
+        assert client.find_studies_page(StudyQuery(modality=modality, limit=2)) == (studies, False)
+
+
 def test_cli_find_json(orthanc, uploaded, capsys):
     assert main(["pacs", "find", orthanc.url, "--patient", "c3n", "--date", "2010-02-01..2010-03-01",
                  "--modality", "CT", "--json"]) == 0

@@ -150,17 +150,35 @@ class PacsClient:
     # -- QIDO-RS --------------------------------------------------------------------
     def find_studies(self, query: StudyQuery = StudyQuery()) -> list[StudyRecord]:
         """Studies matching ``query``, newest first (without their series)."""
+        studies = self.find_studies_page(query)[0]
+        return studies[:query.limit] if query.limit else studies
+
+    def find_studies_page(self, query: StudyQuery = StudyQuery()) -> tuple[list[StudyRecord], bool]:
+        """One page of studies matching ``query`` (``query.limit`` from ``query.offset``), and whether
+        the server may hold more (it answered a full page: ask :meth:`StudyQuery.next_page`).
+
+        Studies of the page are sorted newest first; pages follow the server's order. A
+        ``query.patient`` search (name or ID: two searches, merged) may give up to two pages.
+        """
         studies: dict[str, StudyRecord] = {}
+        more = False
         for filters in query.filters():
+            limit, offset, skip = query.limit or None, query.offset or None, 0
+            if offset and limit and "ModalitiesInStudy" in filters:
+                # Orthanc (1.10 of Debian 12) applies the offset before it matches ModalitiesInStudy,
+                # so page 2 of "CT studies" comes back empty or short: ask from the start and skip
+                # the earlier pages here (a study record is ~1 kB; the pages of a browser are few).
+                limit, offset, skip = offset + limit, None, offset
             with network(self.server, "searching for studies"):
                 items = self.dicomweb.search_for_studies(search_filters=filters, fields=list(STUDY_FIELDS),
-                                                         limit=query.limit or None)
+                                                         limit=limit, offset=offset)
+            items = items[skip:]
+            more = more or bool(query.limit and len(items) >= query.limit)
             for item in items:
                 record = StudyRecord.from_qido(item)
                 if record.study_uid:
                     studies.setdefault(record.study_uid, record)
-        out = sorted(studies.values(), key=lambda s: (s.date, s.time), reverse=True)
-        return out[:query.limit] if query.limit else out
+        return sorted(studies.values(), key=lambda s: (s.date, s.time), reverse=True), more
 
     def find_series(self, study_uid: str, series_uid: Optional[str] = None) -> list[SeriesRecord]:
         """The series of a study (or the one with ``series_uid``), by series number."""

@@ -101,7 +101,10 @@ class StudyQuery:
     accession
         Accession number (exact).
     limit
-        At most this many studies.
+        At most this many studies (the QIDO-RS page size).
+    offset
+        Skip this many matches first (QIDO-RS paging: the next page starts at
+        ``offset + limit``).
     """
 
     patient: str = ""
@@ -112,6 +115,13 @@ class StudyQuery:
     modality: str = ""
     accession: str = ""
     limit: int = 100
+    offset: int = 0
+
+    def next_page(self) -> "StudyQuery":
+        """The same search, one page further (``offset + limit``)."""
+        from dataclasses import replace
+
+        return replace(self, offset=self.offset + max(self.limit, 0))
 
     def filters(self) -> list[dict[str, str]]:
         """The QIDO-RS search parameters: one set per search (two when ``patient`` is set)."""
