@@ -16,7 +16,7 @@ benchmarks build lighter windows):
     the Numbers panel, the lung outline and the report export
     (:class:`~app.flows.numbers.NumbersFlow`).
 
-The open, window/level, view, probe and 3D flows are always there.
+The open, PACS, window/level, view, probe and 3D flows are always there.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .flows.export import ExportFlow
 from .flows.keys import KeysFlow, escape_steps
 from .flows.numbers import NumbersFlow
 from .flows.open_scan import OpenFlow
+from .flows.pacs import PacsFlow
 from .flows.probe import ProbeFlow
 from .flows.reading import ReadingFlow
 from .flows.recovery import RecoveryFlow
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.notices_panel.button)
         # -- flows ------------------------------------------------------------
         self.scan_io = OpenFlow(self.ctx, self.setWindowTitle)
+        self.pacs = PacsFlow(self.ctx, self.scan_io)
         self.window_level = WindowLevelFlow(self.ctx)
         self.view_actions = ViewActionsFlow(self.ctx, self.views)
         self.probe = ProbeFlow(self.ctx, self.views)

@@ -14,6 +14,8 @@ from PySide6.QtCore import QObject, QSettings, Signal
 
 from engine.editing import DEFAULT_MAX_BYTES, DEFAULT_MIN_STEPS, History
 
+from .pacs import PacsSettings
+
 ORGANISATION = "LungLens"
 APPLICATION = "LungLens"
 ENV_SETTINGS = "LUNGLENS_SETTINGS"
@@ -75,11 +77,13 @@ class RecentFiles(QObject):
 
 
 class Preferences:
-    """The user's preferences: the settings store, Open Recent and typed accessors."""
+    """The user's preferences: the settings store, Open Recent, the PACS and typed accessors."""
 
     def __init__(self, settings: QSettings, parent: Optional[QObject] = None) -> None:
         self.settings = settings
         self.recent = RecentFiles(settings, parent=parent)
+        #: the PACS server (its password or token is kept in memory only, see :mod:`app.state.pacs`)
+        self.pacs = PacsSettings(settings, parent=parent)
 
     def new_history(self) -> History:
         """An undo history with the budget of the settings (``editing/undo_budget_mb``, default 512,
