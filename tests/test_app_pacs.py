@@ -8,6 +8,7 @@ open server holds chest_ct_99 and two small synthetic CT studies (for paging).
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 
@@ -147,6 +148,9 @@ def test_retrieve_opens_the_same_voxels_as_the_files(qtbot, window, tmp_path, di
     with qtbot.waitSignal(window.pacs.retrieved, timeout=30000) as got:
         browser.retrieve_button.click()
     assert got.args == [str(folder)] and (folder / MANIFEST).stat().st_mtime_ns == stamp
+    # a cached retrieval ends at once; the browser must still see its end (it once stayed busy)
+    qtbot.waitUntil(lambda: not window.pacs.busy, timeout=10000)
+    assert browser.search_button.isEnabled() and not browser.cancel_button.isEnabled()
 
 
 def test_cancel_keeps_no_half_finished_series(qtbot, window, tmp_path):
@@ -206,8 +210,10 @@ def test_errors_name_the_server_and_what_to_do(qtbot, window, orthanc):
     assert "needs a password" in browser.message_text and "LUNGLENS_PACS_PASSWORD" in browser.message_text
 
 
-def test_secret_stays_in_memory_and_out_of_messages(qtbot, window, read_only, tmp_path):
+def test_secret_stays_in_memory_and_out_of_messages(qtbot, window, read_only, tmp_path, caplog):
     from app.widgets.pacs_settings import PacsSettingsDialog
+
+    caplog.set_level(logging.DEBUG)  # requests, urllib3 and dicomweb-client log every request
 
     settings = window.preferences.pacs
     dialog = PacsSettingsDialog(settings, window)
@@ -230,6 +236,13 @@ def test_secret_stays_in_memory_and_out_of_messages(qtbot, window, read_only, tm
     assert PASSWORD not in settings.describe() and PASSWORD not in browser.server_label.text()
     settings.forget_secret()
     assert not settings.has_session_secret
+    # a password written into the URL moves to memory; the settings file keeps the bare URL
+    settings.update(read_only.url.replace("http://", f"http://alice:{PASSWORD}@"))
+    assert (settings.url, settings.auth_kind, settings.username) == (read_only.url, "basic", "alice")
+    assert settings.has_session_secret and settings.server().auth.secret == PASSWORD
+    window.settings.sync()
+    assert PASSWORD not in Path(tmp_path / "settings.ini").read_text()
+    assert caplog.text and PASSWORD not in caplog.text
 
 
 def test_send_stores_a_seg_that_qido_finds(qtbot, window, orthanc, disk_volume):

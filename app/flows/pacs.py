@@ -199,12 +199,14 @@ class PacsFlow(QObject):
         assert b is not None
         b.set_busy(True, title)
         b.show_message(f"{title}…")
-        task = self.ctx.run(fn, *args, title=title, on_result=on_result, on_error=self._failed,
-                            on_cancel=lambda: self._cancelled(title))
+        task = Task(fn, *args, title=title)
+        # connected before the task starts: a quick task (a series already in the cache) may
+        # end before a later connection, and a queued signal reaches only the slots it had
         task.signals.progress.connect(b.set_progress)
         task.signals.finished.connect(lambda t=task: self._ended(t))
         self._task = task
-        return task
+        return self.ctx.runner.start(task, on_result=on_result, on_error=self._failed,
+                                     on_cancel=lambda: self._cancelled(title))
 
     def _ended(self, task: Task) -> None:
         if self._task is task:
@@ -290,11 +292,10 @@ class PacsFlow(QObject):
                 b.show_series(series)
                 b.show_message(f"{len(series)} series in study {study.description or study.study_uid}.")
 
-        task = self.ctx.run(list_series, server, study.study_uid, title="Listing series", on_result=shown,
-                            on_error=self._failed, on_cancel=lambda: None)
-        task.signals.finished.connect(lambda t=task: self._series_ended(t))
+        task = Task(list_series, server, study.study_uid, title="Listing series")
+        task.signals.finished.connect(lambda t=task: self._series_ended(t))  # before the start (see _start)
         self._series_task = task
-        return task
+        return self.ctx.runner.start(task, on_result=shown, on_error=self._failed, on_cancel=lambda: None)
 
     def _series_ended(self, task: Task) -> None:
         if self._series_task is task:

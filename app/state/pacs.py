@@ -113,7 +113,11 @@ class PacsSettings(QObject):
         """
         if auth_kind not in AUTH_KINDS:
             raise LungLensError(f"Unknown PACS authentication {auth_kind!r}: use none, basic or bearer.")
-        self._settings.setValue(_URL, url.strip())
+        url, user, password = _split_credentials(url.strip())
+        if password:  # https://user:password@host/...: the password must not reach the settings file
+            auth_kind, username = "basic", user
+            secret = password if not secret else secret
+        self._settings.setValue(_URL, url)
         self._settings.setValue(_AUTH, auth_kind)
         self._settings.setValue(_USER, username.strip())
         self._settings.setValue(_CA, ca_bundle.strip())
@@ -173,3 +177,19 @@ class PacsSettings(QObject):
         from engine.pacs import default_cache_dir
 
         return default_cache_dir()
+
+
+def _split_credentials(url: str) -> tuple[str, str, str]:
+    """``(url without user:password@, user, password)``; the URL unchanged when it holds none."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return url, "", ""
+    if not parts.username and not parts.password:
+        return url, "", ""
+    netloc = (f"[{host}]" if host and ":" in host else host or "") + (f":{port}" if port else "")
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, unquote(parts.username or ""), unquote(parts.password or "")
