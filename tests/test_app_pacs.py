@@ -278,6 +278,16 @@ def test_send_stores_a_seg_that_qido_finds(qtbot, window, orthanc, disk_volume):
     assert pydicom.dcmread(seg).StudyInstanceUID == STUDY
     np.testing.assert_array_equal(io.load_labels(seg, reference=disk_volume), labels)
     assert json.loads((folder / MANIFEST).read_text())["instances"] == 1
+    # the SEG series, chosen in the browser while its scan is open, opens as labels over it
+    window.labels.set_array(np.zeros_like(labels), "cleared")
+    browser = _search(qtbot, flow, patient_id="C3N-00247")
+    qtbot.waitUntil(lambda: len(browser.series_rows()) == 3, timeout=30000)
+    rows = browser.series_rows()
+    browser.select_series([r[1] for r in rows].index("SEG"))
+    with qtbot.waitSignal(window.scan_io.labels_opened, timeout=60000):
+        browser.retrieve_button.click()
+    np.testing.assert_array_equal(window.labels.array, labels)
+    assert window.session.volume.shape == disk_volume.shape  # the scan stayed
 
 
 def test_send_refused_by_the_server_is_a_clear_error(qtbot, window, read_only):

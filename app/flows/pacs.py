@@ -77,8 +77,8 @@ def retrieve_series(server: Any, study_uid: str, series_uid: str, cache_dir: str
         return client.retrieve_series(study_uid, series_uid, cache_dir, progress=progress, cancel=cancel)
 
 
-def send_to_pacs(server: Any, volume: Any, labels: np.ndarray, report_args: dict[str, Any], progress: Any = None,
-                 cancel: Any = None) -> Any:
+def send_to_pacs(server: Any, volume: Any, labels: np.ndarray, report_args: dict[str, Any],
+                 edited: Optional[np.ndarray] = None, progress: Any = None, cancel: Any = None) -> Any:
     """Write the report PDF, then store it and the DICOM SEG of ``labels`` in ``volume``'s study (worker thread)."""
     from engine.pacs import PacsClient, send_results
     from engine.progress import as_progress
@@ -89,7 +89,7 @@ def send_to_pacs(server: Any, volume: Any, labels: np.ndarray, report_args: dict
         pdf = write_report(Path(tmp) / "report.pdf", volume, labels, progress=report.sub(0.0, 0.3), cancel=cancel,
                            **report_args)
         with PacsClient(server) as client:
-            return send_results(client, volume, labels, report_pdf=pdf.read_bytes(),
+            return send_results(client, volume, labels, report_pdf=pdf.read_bytes(), edited=edited,
                                 progress=report.sub(0.3, 1.0), cancel=cancel)
 
 
@@ -375,10 +375,11 @@ class PacsFlow(QObject):
             return None
         case = self.ctx.case
         labels = np.array(self.ctx.labels.array, copy=True)  # edits may go on while the worker sends
+        edited = self.ctx.labels.editor.person_mask()  # embedded in the SEG, as File > Export labels does
         report_args = dict(lungs=case.lungs, models=dict(case.models), edited_by_person=case.edited_by_person(),
                            labels_source=self.ctx.labels.name or None,
                            quant=None if case.counting else case.result, assessment=case.assessment)
-        self.send_task = self.ctx.run(send_to_pacs, server, volume, labels, report_args,
+        self.send_task = self.ctx.run(send_to_pacs, server, volume, labels, report_args, edited,
                                       title=f"Sending to {server.url}", on_result=self._sent,
                                       on_error=self._send_error,
                                       on_cancel=lambda: (self.ctx.notices.status("Send to PACS cancelled."),

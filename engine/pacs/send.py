@@ -25,8 +25,8 @@ __all__ = ["send_results"]
 
 
 def send_results(client: PacsClient, volume: Volume, labels: Optional[np.ndarray] = None, *,
-                 report_pdf: str | Path | bytes | None = None, progress: Optional[ProgressCallback] = None,
-                 cancel: Optional[CancelLike] = None) -> StoreResult:
+                 report_pdf: str | Path | bytes | None = None, edited: Optional[np.ndarray] = None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None) -> StoreResult:
     """Store the DICOM SEG of ``labels`` and/or the report PDF into ``volume``'s study.
 
     Parameters
@@ -39,6 +39,9 @@ def send_results(client: PacsClient, volume: Volume, labels: Optional[np.ndarray
         ``uint8 (z, y, x)`` label map on the scan's grid, or ``None`` (report only).
     report_pdf
         The report (file or bytes), or ``None`` (labels only).
+    edited
+        ``bool (z, y, x)``: the voxels a person edited, embedded in the SEG as
+        :func:`~engine.editing.export.export_labels` does (a reopen tells hand edits from AI).
 
     Raises
     ------
@@ -59,8 +62,8 @@ def send_results(client: PacsClient, volume: Volume, labels: Optional[np.ndarray
         if labels is not None:
             from ..editing.export import export_labels
             report(0.0, "Building the DICOM SEG")
-            (seg,) = export_labels(labels, volume, Path(tmp) / "labels.dcm", progress=report.sub(0.0, 0.3),
-                                   cancel=cancel)
+            (seg,) = export_labels(labels, volume, Path(tmp) / "labels.dcm", edited=edited,
+                                   progress=report.sub(0.0, 0.3), cancel=cancel)
             items.append(seg)
         check_cancel(cancel)
         if report_pdf is not None:
