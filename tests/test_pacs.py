@@ -186,6 +186,14 @@ def test_find_pages(orthanc, uploaded):
         assert client.find_studies_page(StudyQuery(modality=modality, limit=2)) == (studies, False)
 
 
+def test_cli_find_pages(orthanc, uploaded, capsys):
+    assert main(["pacs", "find", orthanc.url, "--modality", "CT", "--limit", "1", "--no-series"]) == 0
+    out = capsys.readouterr()
+    assert "C3N-00247" in out.out and "next page with --offset 1" in out.err
+    assert main(["pacs", "find", orthanc.url, "--modality", "CT", "--limit", "1", "--offset", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["studies"] == []
+
+
 def test_cli_find_json(orthanc, uploaded, capsys):
     assert main(["pacs", "find", orthanc.url, "--patient", "c3n", "--date", "2010-02-01..2010-03-01",
                  "--modality", "CT", "--json"]) == 0

@@ -44,6 +44,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox
 
+from engine.errors import LungLensError
+
 from ..context import AppContext
 from ..state.tasks import Task, error_message
 from ..widgets.pacs_browser import PacsBrowser
@@ -186,7 +188,7 @@ class PacsFlow(QObject):
         """The server of the settings, or ``None`` after showing why it cannot be used."""
         try:
             return self.settings.server()
-        except Exception as exc:  # noqa: BLE001 - a settings error is shown, never raised at the user
+        except LungLensError as exc:  # unusable settings: said where the user looks, never raised
             if self.browser is not None:
                 self.browser.show_message(error_message(exc), error=True)
             else:
@@ -308,7 +310,8 @@ class PacsFlow(QObject):
         server = self._server()
         if server is None:
             return None
-        n = f"{series.n_instances} images" if series.n_instances else "images"
+        count = series.n_instances
+        n = f"{count} image{'s' if count != 1 else ''}" if count else "images"
         return self._start(retrieve_series, server, study.study_uid, series.series_uid,
                            str(self.settings.cache_dir()), title=f"Retrieving {n}",
                            on_result=lambda folder: self._retrieved(Path(folder), series))

@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     f.add_argument("--modality", default="", help="a modality in the study, e.g. CT")
     f.add_argument("--accession", default="", help="accession number")
     f.add_argument("--limit", type=int, default=100, help="at most this many studies (default 100)")
+    f.add_argument("--offset", type=int, default=0, help="skip this many matches first (the next page: "
+                                                         "--offset LIMIT)")
     f.add_argument("--no-series", action="store_true", help="do not list each study's series")
     f.set_defaults(func=run_find)
 
@@ -104,7 +106,7 @@ def run_find(args: argparse.Namespace) -> int:
 
     lo, hi = parse_date_range(args.date) if args.date.strip() else (None, None)
     query = StudyQuery(patient=args.patient, date_from=lo, date_to=hi, modality=args.modality,
-                       accession=args.accession, limit=args.limit)
+                       accession=args.accession, limit=args.limit, offset=max(args.offset, 0))
     with PacsClient(_server(args)) as client:
         studies = client.find(query, with_series=not args.no_series)
     if args.json:
@@ -114,7 +116,8 @@ def run_find(args: argparse.Namespace) -> int:
         print(f"no study on {client.server.url} matches")
         return 0
     if len(studies) >= args.limit:
-        print(f"(the first {len(studies)} studies: narrow the search or raise --limit)", file=sys.stderr)
+        print(f"({len(studies)} studies from match {query.offset + 1}: there may be more; narrow the search, "
+              f"raise --limit or ask the next page with --offset {query.offset + args.limit})", file=sys.stderr)
     for st in studies:
         mods = "/".join(st.modalities) or "?"
         print(f"{st.date or '????-??-??'}  {st.patient_name or '-'} ({st.patient_id or '-'})  {mods}  "
