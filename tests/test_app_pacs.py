@@ -280,7 +280,9 @@ def test_send_stores_a_seg_that_qido_finds(qtbot, window, orthanc, disk_volume):
     assert json.loads((folder / MANIFEST).read_text())["instances"] == 1
     # the SEG series, chosen in the browser while its scan is open, opens as labels over it
     window.labels.set_array(np.zeros_like(labels), "cleared")
-    browser = _search(qtbot, flow, patient_id="C3N-00247")
+    browser = flow.show_browser()
+    assert len(browser.series_rows()) == 1  # listed before the send
+    flow.list_series(browser.selected_study)  # asked afresh: the new series show
     qtbot.waitUntil(lambda: len(browser.series_rows()) == 3, timeout=30000)
     rows = browser.series_rows()
     browser.select_series([r[1] for r in rows].index("SEG"))

@@ -276,13 +276,11 @@ class PacsFlow(QObject):
                                                                             if more else "."))
 
     def list_series(self, study: Any) -> Optional[Task]:
-        """List the series of ``study`` (the newest request wins)."""
+        """List the series of ``study`` (the newest request wins; always asked afresh, ~10 ms, so a
+        series just sent or added shows)."""
         if self._series_task is not None:
             self._series_task.cancel()
             self._series_task = None
-        if study.series:
-            self.browser.show_series(study.series)
-            return None
         server = self._server()
         if server is None:
             return None
