@@ -1,0 +1,213 @@
+"""Vessel rule: GGO and consolidation regions that are pulmonary vessels are removed.
+
+The segmentation models were trained on lung-window slices of COVID-19 pneumonia. On a
+clear chest they mark pieces of the pulmonary vessels (bright tubes in dark lung) as
+consolidation, and the haze around them as GGO. A vessel is a *tube*: along its axis the
+image hardly changes, across it the intensity falls off on both sides. The eigenvalues of
+the image's Hessian (second derivatives) at a scale near the vessel's radius say so: two
+large negative eigenvalues (bright, curved across) and one near zero (flat along), the
+basis of Frangi's vesselness (Frangi et al., MICCAI 1998). A consolidation is a patch or
+a blob (all eigenvalues of similar size, or flat inside); a nodule is a blob.
+
+The rule (``docs/MODELS.md`` states it)
+--------------------------------------
+``vessel`` (GGO and consolidation, volumes with known spacing): a connected 3D region is
+removed when
+
+1. its cross-section is small: its largest in-plane inscribed radius is at most
+   :data:`VESSEL_MAX_RADIUS_MM` (intrapulmonary arteries and veins beyond the hilum are
+   at most about 10 mm across; lobar arteries 7-10 mm, segmental 3-6 mm), and
+2. at least :data:`VESSEL_FRACTION` of its medial core (voxels at least
+   :data:`CORE_DEPTH` as deep inside it as its deepest voxel, and denser than
+   :data:`VESSEL_MIN_HU`) are *tube voxels*: the image's Hessian at the scale of the
+   region's own calibre (``sigma = radius / sqrt(2)``, clipped to :data:`SCALES_MM`) has
+   ``lambda2, lambda3 < 0``, ``|lambda1| <= TUBE_RB * sqrt(|lambda2 lambda3|)``
+   (elongated, not a blob), ``|lambda2| >= TUBE_RA * |lambda3|`` (round cross-section,
+   not a plate such as a fissure, the pleura or the diaphragm), and a scale-normalised
+   contrast ``sigma^2 |lambda3|`` of at least :data:`TUBE_MIN_CONTRAST_HU`.
+
+The rule runs on volumes of at least :data:`MIN_SLICES` slices. On a single slice only
+the in-plane part can be seen (a tube voxel then has ``lambda2 < 0`` and ``|lambda1| <=
+TUBE_RB * |lambda2|``: a bright line), and a line cannot be told from the linear
+consolidation and subpleural bands of organising COVID-19 pneumonia, which are plates
+across slices; on the 50 labelled slices of ``medseg100`` that in-plane form removes
+1.4 % of the radiologist's GGO and 2.8 % of the consolidation pixels (0.7 mm pixels
+assumed; ``benchmarks/vessels.py``), with no clear-lung slice to show a benefit, so single
+slices keep their regions.
+
+Every threshold comes from anatomy (vessel calibre, the density of blood against aerated
+lung) and Frangi's shape ratios, not from a scan: ``chest_ct_99`` is for testing only.
+Scans without a known spacing (image stacks) are left alone: the calibre in mm cannot be
+measured there. Images are put on a HU scale first (8-bit lung-window images through the
+inverse of the window the models read, :data:`LUNG_WINDOW_HU`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from ..labels import CONSOLIDATION, FINDING_KEYS, GGO
+from ..progress import CancelLike, check_cancel
+from ..types import Volume
+
+#: largest in-plane inscribed radius (mm) of a region that can be a vessel
+VESSEL_MAX_RADIUS_MM = 5.0
+#: range of the Hessian's Gaussian scale (mm); a bright tube of radius r answers best near r / sqrt(2)
+SCALES_MM: tuple[float, float] = (1.0, 3.5)
+#: tube voxels are denser than this (blood about +40 HU; small vessels lose density to partial volume)
+VESSEL_MIN_HU = -500.0
+#: scale-normalised contrast a tube must show (HU; vessel against aerated lung is about 900 HU)
+TUBE_MIN_CONTRAST_HU = 100.0
+#: Frangi's blob ratio: |lambda1| / sqrt(|lambda2 lambda3|) at most this (elongated)
+TUBE_RB = 0.5
+#: Frangi's plate ratio: |lambda2| / |lambda3| at least this (round cross-section, not a sheet)
+TUBE_RA = 0.5
+#: share of a region lying on tube voxels (within two scale lengths) that makes it a vessel
+VESSEL_FRACTION = 0.5
+#: the region's medial core (3D depth at least this share of its deepest voxel) is what is tested
+CORE_DEPTH = 0.5
+#: the window that turns 8-bit lung-window images back into approximate HU
+LUNG_WINDOW_HU = (-1350.0, 150.0)
+#: the image is clipped to this range first: contrast medium and bone do not dominate
+CLIP_HU = (-1000.0, 200.0)
+#: the rule runs on volumes of at least this many slices (see the module notes)
+MIN_SLICES = 8
+FINDINGS_TESTED: tuple[int, ...] = (GGO, CONSOLIDATION)
+RULE = "vessel"
+RULE_TEXT = {RULE: (f"GGO and consolidation regions that are pulmonary vessels are removed: in-plane radius at most "
+                    f"{VESSEL_MAX_RADIUS_MM:g} mm and at least {int(VESSEL_FRACTION * 100)} % of the region's core on a "
+                    f"bright tube of the image (Hessian eigenvalues at the region's calibre, {SCALES_MM[0]:g}-"
+                    f"{SCALES_MM[1]:g} mm: elongated, round cross-section, denser than {VESSEL_MIN_HU:g} HU; volumes "
+                    f"of at least {MIN_SLICES} slices with known spacing)")}
+
+
+def hu_image(volume: Volume) -> np.ndarray:
+    """The volume on an (approximate) HU scale, clipped to :data:`CLIP_HU`, float32."""
+    a = np.asarray(volume.array, dtype=np.float32)
+    if not volume.is_hu:
+        lo, hi = LUNG_WINDOW_HU
+        a = lo + a * ((hi - lo) / 255.0)
+    return np.clip(a, *CLIP_HU)
+
+
+def _hessian_eigenvalues(img: np.ndarray, sigma_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
+    """Scale-normalised Hessian eigenvalues ``sigma^2 * lambda`` (HU), sorted by magnitude.
+
+    Gaussian derivatives with a per-axis sigma in voxels (``sigma_mm / spacing``), so the
+    scale is the same in mm along anisotropic axes; derivatives are in HU per mm^2.
+    Returns ``img.shape + (ndim,)``.
+    """
+    nd = img.ndim
+    sig = [max(sigma_mm / s, 0.5) for s in spacing]
+    h = np.empty(img.shape + (nd, nd), dtype=np.float32)
+    for i in range(nd):
+        for j in range(i, nd):
+            order = [0] * nd
+            order[i] += 1
+            order[j] += 1
+            d = ndimage.gaussian_filter(img, sig, order=order, mode="nearest")
+            d *= sigma_mm ** 2 / (spacing[i] * spacing[j])
+            h[..., i, j] = d
+            h[..., j, i] = d
+    ev = np.linalg.eigvalsh(h)
+    idx = np.argsort(np.abs(ev), axis=-1)
+    return np.take_along_axis(ev, idx, axis=-1)
+
+
+def tube_voxels(img: np.ndarray, spacing: tuple[float, ...], sigma_mm: float) -> np.ndarray:
+    """Voxels of ``img`` (HU) that lie on a bright tube at scale ``sigma_mm`` (2D: a line)."""
+    ev = _hessian_eigenvalues(img, sigma_mm, spacing)
+    dense = img > VESSEL_MIN_HU
+    if img.ndim == 3:
+        l1, l2, l3 = np.abs(ev[..., 0]), np.abs(ev[..., 1]), np.abs(ev[..., 2])
+        bright = (ev[..., 1] < 0) & (ev[..., 2] < 0)
+        elongated = l1 <= TUBE_RB * np.sqrt(l2 * l3)
+        round_section = l2 >= TUBE_RA * l3
+        strong = l3 >= TUBE_MIN_CONTRAST_HU
+        return dense & bright & elongated & round_section & strong
+    l1, l2 = np.abs(ev[..., 0]), np.abs(ev[..., 1])
+    return dense & (ev[..., 1] < 0) & (l1 <= TUBE_RB * l2) & (l2 >= TUBE_MIN_CONTRAST_HU)
+
+
+def _max_inplane_radius_mm(mask: np.ndarray, spacing_yx: tuple[float, float]) -> float:
+    """Largest in-plane inscribed radius (mm) of a ``(z, y, x)`` mask over its slices."""
+    r = 0.0
+    for z in range(mask.shape[0]):
+        if mask[z].any():
+            d = ndimage.distance_transform_edt(np.pad(mask[z], 1), sampling=spacing_yx)
+            r = max(r, float(d.max()))
+    return r
+
+
+def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLike] = None,
+                   min_slices: int = MIN_SLICES) -> tuple[np.ndarray, dict[str, int]]:
+    """Apply the ``vessel`` rule to a ``(z, y, x)`` label map.
+
+    Parameters
+    ----------
+    volume
+        The scan (its array, HU flag and geometry).
+    labels
+        Label map on the scan's grid (not modified).
+    cancel
+        Optional cancel token, checked per region.
+    min_slices
+        Volumes with fewer slices are left alone (:data:`MIN_SLICES`). ``1`` applies the
+        in-plane form to single slices (``benchmarks/vessels.py`` measures it on the
+        labelled slices).
+
+    Returns
+    -------
+    labels, removed
+        The label map with the vessel regions set to background (a new array when
+        anything was removed), and per finding key the voxels removed (keys of
+        :data:`FINDINGS_TESTED` only, 0 when nothing).
+    """
+    removed = {FINDING_KEYS[f]: 0 for f in FINDINGS_TESTED}
+    geom = volume.geometry
+    if not geom.spacing_known or labels.shape[0] < min_slices or not np.isin(labels, FINDINGS_TESTED).any():
+        return labels, removed
+    img_full: Optional[np.ndarray] = None
+    out = labels
+    spacing = tuple(float(s) for s in geom.spacing)
+    single = labels.shape[0] == 1
+    structure = np.ones((3, 3, 3), dtype=bool)
+    if single:
+        structure[0] = structure[2] = False
+    for f in FINDINGS_TESTED:
+        comp, n = ndimage.label(labels == f, structure=structure)
+        if n == 0:
+            continue
+        for i, box in enumerate(ndimage.find_objects(comp), start=1):
+            check_cancel(cancel)
+            region = comp[box] == i
+            radius = _max_inplane_radius_mm(region, spacing[1:])
+            if radius > VESSEL_MAX_RADIUS_MM:
+                continue
+            if img_full is None:
+                img_full = hu_image(volume)
+            sigma = float(np.clip(radius / math.sqrt(2.0), *SCALES_MM))
+            pad = [int(math.ceil(3.0 * sigma / s)) + 1 for s in spacing]
+            crop = tuple(slice(max(b.start - p, 0), min(b.stop + p, n_)) for b, p, n_ in
+                         zip(box, pad, labels.shape))
+            img = img_full[crop]
+            inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, crop))
+            if single:
+                tube = tube_voxels(img[0], spacing[1:], sigma)[None][inner]
+            else:
+                tube = tube_voxels(img, spacing, sigma)[inner]
+            if single:
+                depth = ndimage.distance_transform_edt(np.pad(region[0], 1), sampling=spacing[1:])[None, 1:-1, 1:-1]
+            else:
+                depth = ndimage.distance_transform_edt(np.pad(region, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+            core = region & (depth >= CORE_DEPTH * depth.max()) & (img[inner] > VESSEL_MIN_HU)
+            if core.any() and (tube & core).sum() >= VESSEL_FRACTION * core.sum():
+                if out is labels:
+                    out = labels.copy()
+                out[box][region] = 0
+                removed[FINDING_KEYS[f]] += int(region.sum())
+    return out, removed
