@@ -1,8 +1,9 @@
 """Vessel rule: GGO and consolidation regions that are pulmonary vessels are removed.
 
-The segmentation models were trained on lung-window slices of COVID-19 pneumonia. On a
-clear chest they mark pieces of the pulmonary vessels (bright tubes in dark lung) as
-consolidation, and the haze around them as GGO. A vessel is a *tube*: along its axis the
+The segmentation models were trained on lung-window slices of COVID-19 pneumonia; a
+pulmonary vessel (a bright tube in dark lung) looks like a small consolidation to them.
+(On the clear test chest the regions left after the other rules turned out not to be
+vessels: ``docs/MODELS.md`` says what they are.) A vessel is a *tube*: along its axis the
 image hardly changes, across it the intensity falls off on both sides. The eigenvalues of
 the image's Hessian (second derivatives) at a scale near the vessel's radius say so: two
 large negative eigenvalues (bright, curved across) and one near zero (flat along), the
