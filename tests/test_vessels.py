@@ -129,3 +129,12 @@ def test_the_rule_is_stated_for_findings_json():
     doc = rules_document(pred)
     assert doc["vessel"]["rule"] == text
     assert doc["vessel"]["removed"] == {"consolidation": {"voxels": 1000, "volume_ml": 1.0}}
+
+
+def test_tube_voxels_at_chosen_voxels_equal_the_full_computation():
+    vol, _, tube, blob, _ = _scene((3.0, 0.6, 0.6), axis=(1.0, 1.0, 0.5))
+    img = np.clip(vol.array.astype(np.float32), -1000, 200)
+    full = tube_voxels(img, (3.0, 0.6, 0.6), 1.8)
+    where = tube | blob
+    part = tube_voxels(img, (3.0, 0.6, 0.6), 1.8, where)
+    assert np.array_equal(part, full & where) and part[tube].mean() > 0.5

@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import cc3d
 import numpy as np
 from scipy import ndimage
 
@@ -86,31 +87,35 @@ RULE_TEXT = {RULE: (f"GGO and consolidation regions that are pulmonary vessels a
                     f"of at least {MIN_SLICES} slices with known spacing)")}
 
 
-def hu_image(volume: Volume) -> np.ndarray:
-    """The volume on an (approximate) HU scale, clipped to :data:`CLIP_HU`, float32."""
-    a = np.asarray(volume.array, dtype=np.float32)
+def hu_image(volume: Volume, box: Optional[tuple[slice, ...]] = None) -> np.ndarray:
+    """The volume (or its ``box``) on an (approximate) HU scale, clipped to :data:`CLIP_HU`, float32."""
+    a = np.asarray(volume.array[box] if box is not None else volume.array, dtype=np.float32)
     if not volume.is_hu:
         lo, hi = LUNG_WINDOW_HU
         a = lo + a * ((hi - lo) / 255.0)
     return np.clip(a, *CLIP_HU)
 
 
-def _hessian_eigenvalues(img: np.ndarray, sigma_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
+def _hessian_eigenvalues(img: np.ndarray, sigma_mm: float, spacing: tuple[float, ...],
+                         where: Optional[np.ndarray] = None) -> np.ndarray:
     """Scale-normalised Hessian eigenvalues ``sigma^2 * lambda`` (HU), sorted by magnitude.
 
     Gaussian derivatives with a per-axis sigma in voxels (``sigma_mm / spacing``), so the
     scale is the same in mm along anisotropic axes; derivatives are in HU per mm^2.
-    Returns ``img.shape + (ndim,)``.
+    Returns ``img.shape + (ndim,)``, or ``(n, ndim)`` for the ``n`` voxels of the bool mask
+    ``where`` (the eigen-decomposition is the costly part: only where it is needed).
     """
     nd = img.ndim
     sig = [max(sigma_mm / s, 0.5) for s in spacing]
-    h = np.empty(img.shape + (nd, nd), dtype=np.float32)
+    shape = img.shape if where is None else (int(np.count_nonzero(where)),)
+    h = np.empty(shape + (nd, nd), dtype=np.float32)
     for i in range(nd):
         for j in range(i, nd):
             order = [0] * nd
             order[i] += 1
             order[j] += 1
             d = ndimage.gaussian_filter(img, sig, order=order, mode="nearest")
+            d = d if where is None else d[where]
             d *= sigma_mm ** 2 / (spacing[i] * spacing[j])
             h[..., i, j] = d
             h[..., j, i] = d
@@ -119,19 +124,29 @@ def _hessian_eigenvalues(img: np.ndarray, sigma_mm: float, spacing: tuple[float,
     return np.take_along_axis(ev, idx, axis=-1)
 
 
-def tube_voxels(img: np.ndarray, spacing: tuple[float, ...], sigma_mm: float) -> np.ndarray:
-    """Voxels of ``img`` (HU) that lie on a bright tube at scale ``sigma_mm`` (2D: a line)."""
-    ev = _hessian_eigenvalues(img, sigma_mm, spacing)
-    dense = img > VESSEL_MIN_HU
+def tube_voxels(img: np.ndarray, spacing: tuple[float, ...], sigma_mm: float,
+                where: Optional[np.ndarray] = None) -> np.ndarray:
+    """Voxels of ``img`` (HU) that lie on a bright tube at scale ``sigma_mm`` (2D: a line).
+
+    With the bool mask ``where`` only those voxels are tested (the others are False).
+    """
+    ev = _hessian_eigenvalues(img, sigma_mm, spacing, where)
+    dense = (img if where is None else img[where]) > VESSEL_MIN_HU
     if img.ndim == 3:
         l1, l2, l3 = np.abs(ev[..., 0]), np.abs(ev[..., 1]), np.abs(ev[..., 2])
         bright = (ev[..., 1] < 0) & (ev[..., 2] < 0)
         elongated = l1 <= TUBE_RB * np.sqrt(l2 * l3)
         round_section = l2 >= TUBE_RA * l3
         strong = l3 >= TUBE_MIN_CONTRAST_HU
-        return dense & bright & elongated & round_section & strong
-    l1, l2 = np.abs(ev[..., 0]), np.abs(ev[..., 1])
-    return dense & (ev[..., 1] < 0) & (l1 <= TUBE_RB * l2) & (l2 >= TUBE_MIN_CONTRAST_HU)
+        ok = dense & bright & elongated & round_section & strong
+    else:
+        l1, l2 = np.abs(ev[..., 0]), np.abs(ev[..., 1])
+        ok = dense & (ev[..., 1] < 0) & (l1 <= TUBE_RB * l2) & (l2 >= TUBE_MIN_CONTRAST_HU)
+    if where is None:
+        return ok
+    out = np.zeros(img.shape, dtype=bool)
+    out[where] = ok
+    return out
 
 
 def _max_inplane_radius_mm(mask: np.ndarray, spacing_yx: tuple[float, float]) -> float:
@@ -170,45 +185,58 @@ def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLi
     """
     removed = {FINDING_KEYS[f]: 0 for f in FINDINGS_TESTED}
     geom = volume.geometry
-    if not geom.spacing_known or labels.shape[0] < min_slices or not np.isin(labels, FINDINGS_TESTED).any():
+    if not geom.spacing_known or labels.shape[0] < min_slices:
         return labels, removed
-    img_full: Optional[np.ndarray] = None
+    tested = np.zeros(labels.shape, dtype=bool)
+    for f in FINDINGS_TESTED:
+        tested |= labels == f
+    if not tested.any():
+        return labels, removed
+    # the findings' bounding box; regions labelled by connected-components-3d (linear time,
+    # one pass for both findings: regions of different findings never merge)
+    box0 = tuple(slice(int(idx[0]), int(idx[-1]) + 1) for idx in
+                 (np.flatnonzero(tested.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)))
+    sub = np.where(tested[box0], labels[box0], 0).astype(np.uint8)
+    single = labels.shape[0] == 1
+    if single:
+        comp = cc3d.connected_components(sub[0], connectivity=8)[None]
+    else:
+        comp = cc3d.connected_components(sub, connectivity=26)
+    stats = cc3d.statistics(comp)
     out = labels
     spacing = tuple(float(s) for s in geom.spacing)
-    single = labels.shape[0] == 1
-    structure = np.ones((3, 3, 3), dtype=bool)
-    if single:
-        structure[0] = structure[2] = False
-    for f in FINDINGS_TESTED:
-        comp, n = ndimage.label(labels == f, structure=structure)
-        if n == 0:
+    for i, box in enumerate(stats["bounding_boxes"]):
+        if i == 0 or box is None or stats["voxel_counts"][i] == 0:
             continue
-        for i, box in enumerate(ndimage.find_objects(comp), start=1):
-            check_cancel(cancel)
-            region = comp[box] == i
-            radius = _max_inplane_radius_mm(region, spacing[1:])
-            if radius > VESSEL_MAX_RADIUS_MM:
-                continue
-            if img_full is None:
-                img_full = hu_image(volume)
-            sigma = float(np.clip(radius / math.sqrt(2.0), *SCALES_MM))
-            pad = [int(math.ceil(3.0 * sigma / s)) + 1 for s in spacing]
-            crop = tuple(slice(max(b.start - p, 0), min(b.stop + p, n_)) for b, p, n_ in
-                         zip(box, pad, labels.shape))
-            img = img_full[crop]
-            inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, crop))
-            if single:
-                tube = tube_voxels(img[0], spacing[1:], sigma)[None][inner]
-            else:
-                tube = tube_voxels(img, spacing, sigma)[inner]
-            if single:
-                depth = ndimage.distance_transform_edt(np.pad(region[0], 1), sampling=spacing[1:])[None, 1:-1, 1:-1]
-            else:
-                depth = ndimage.distance_transform_edt(np.pad(region, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
-            core = region & (depth >= CORE_DEPTH * depth.max()) & (img[inner] > VESSEL_MIN_HU)
-            if core.any() and (tube & core).sum() >= VESSEL_FRACTION * core.sum():
-                if out is labels:
-                    out = labels.copy()
-                out[box][region] = 0
-                removed[FINDING_KEYS[f]] += int(region.sum())
+        check_cancel(cancel)
+        region = comp[box] == i
+        radius = _max_inplane_radius_mm(region, spacing[1:])
+        if radius > VESSEL_MAX_RADIUS_MM:
+            continue
+        finding = int(sub[box][region][0])
+        gbox = tuple(slice(b.start + o.start, b.stop + o.start) for b, o in zip(box, box0))
+        sigma = float(np.clip(radius / math.sqrt(2.0), *SCALES_MM))
+        pad = [int(math.ceil(3.0 * sigma / s)) + 1 for s in spacing]
+        crop = tuple(slice(max(b.start - p, 0), min(b.stop + p, n_)) for b, p, n_ in
+                     zip(gbox, pad, labels.shape))
+        img = hu_image(volume, crop)
+        inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(gbox, crop))
+        if single:
+            depth = ndimage.distance_transform_edt(np.pad(region[0], 1), sampling=spacing[1:])[None, 1:-1, 1:-1]
+        else:
+            depth = ndimage.distance_transform_edt(np.pad(region, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+        core = region & (depth >= CORE_DEPTH * depth.max()) & (img[inner] > VESSEL_MIN_HU)
+        if not core.any():
+            continue
+        where = np.zeros(img.shape, dtype=bool)
+        where[inner] = core
+        if single:
+            tube = tube_voxels(img[0], spacing[1:], sigma, where[0])[None][inner]
+        else:
+            tube = tube_voxels(img, spacing, sigma, where)[inner]
+        if (tube & core).sum() >= VESSEL_FRACTION * core.sum():
+            if out is labels:
+                out = labels.copy()
+            out[gbox][region] = 0
+            removed[FINDING_KEYS[finding]] += int(region.sum())
     return out, removed
