@@ -137,4 +137,4 @@ def test_tube_voxels_at_chosen_voxels_equal_the_full_computation():
     full = tube_voxels(img, (3.0, 0.6, 0.6), 1.8)
     where = tube | blob
     part = tube_voxels(img, (3.0, 0.6, 0.6), 1.8, where)
-    assert np.array_equal(part, full & where) and part[tube].mean() > 0.5
+    assert np.array_equal(part, full & where) and part[tube].mean() > 0.3  # the axis half of the tube
