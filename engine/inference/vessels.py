@@ -68,7 +68,7 @@ TUBE_MIN_CONTRAST_HU = 100.0
 TUBE_RB = 0.5
 #: Frangi's plate ratio: |lambda2| / |lambda3| at least this (round cross-section, not a sheet)
 TUBE_RA = 0.5
-#: share of a region lying on tube voxels (within two scale lengths) that makes it a vessel
+#: share of a region's medial core that must be tube voxels for the region to be a vessel
 VESSEL_FRACTION = 0.5
 #: the region's medial core (3D depth at least this share of its deepest voxel) is what is tested
 CORE_DEPTH = 0.5
