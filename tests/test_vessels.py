@@ -138,3 +138,23 @@ def test_tube_voxels_at_chosen_voxels_equal_the_full_computation():
     where = tube | blob
     part = tube_voxels(img, (3.0, 0.6, 0.6), 1.8, where)
     assert np.array_equal(part, full & where) and part[tube].mean() > 0.3  # the axis half of the tube
+
+
+def test_a_sleeve_of_ggo_around_a_vessel_goes_and_a_halo_around_a_nodule_stays():
+    # the vessel (+40 HU) is left unlabelled; GGO is drawn as the haze 0-2 mm around it
+    spacing = (1.5, 0.7, 0.7)
+    vol, labels, tube, blob, patch = _scene(spacing, tube_mm=2.5, blob_mm=4.0, axis=(1.0, 0.0, 0.0))
+    sampling = spacing
+
+    def shell(mask):
+        return ~mask & (ndimage.distance_transform_edt(~mask, sampling=sampling) <= 2.0)
+
+    sleeve = shell(tube) & ~ndimage.binary_dilation(blob | patch, iterations=3)
+    halo = shell(blob)
+    labels = np.zeros_like(labels)
+    labels[sleeve] = GGO
+    labels[halo] = GGO                     # a nodule with a ground-glass halo
+    labels[patch] = CONSOLIDATION
+    out, removed = remove_vessels(vol, labels)
+    assert removed == {"ggo": int(sleeve.sum()), "consolidation": 0}
+    assert (out[halo] == GGO).all() and (out[patch] == CONSOLIDATION).all()

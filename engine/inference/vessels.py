@@ -15,6 +15,9 @@ The rule (``docs/MODELS.md`` states it)
 ``vessel`` (GGO and consolidation, volumes with known spacing): a connected 3D region is
 removed when
 
+0. the region is taken with the holes it encloses in any axial, coronal or sagittal plane
+   filled (:func:`_filled`): GGO drawn as a sleeve of haze around an unlabelled vessel is
+   tested as the tube it surrounds (a ground-glass halo around a nodule fills to a blob);
 1. its cross-section is small: its largest in-plane inscribed radius is at most
    :data:`VESSEL_MAX_RADIUS_MM` (intrapulmonary arteries and veins beyond the hilum are
    at most about 10 mm across; lobar arteries 7-10 mm, segmental 3-6 mm), and
@@ -81,7 +84,8 @@ MIN_SLICES = 8
 FINDINGS_TESTED: tuple[int, ...] = (GGO, CONSOLIDATION)
 RULE = "vessel"
 RULE_TEXT = {RULE: (f"GGO and consolidation regions that are pulmonary vessels are removed: in-plane radius at most "
-                    f"{VESSEL_MAX_RADIUS_MM:g} mm and at least {int(VESSEL_FRACTION * 100)} % of the region's core on a "
+                    f"{VESSEL_MAX_RADIUS_MM:g} mm and at least {int(VESSEL_FRACTION * 100)} % of the core of the region (with what "
+                    f"it encloses: a sleeve of haze around a vessel) on a "
                     f"bright tube of the image (Hessian eigenvalues at the region's calibre, {SCALES_MM[0]:g}-"
                     f"{SCALES_MM[1]:g} mm: elongated, round cross-section, denser than {VESSEL_MIN_HU:g} HU; volumes "
                     f"of at least {MIN_SLICES} slices with known spacing)")}
@@ -149,6 +153,25 @@ def tube_voxels(img: np.ndarray, spacing: tuple[float, ...], sigma_mm: float,
     return out
 
 
+def _filled(region: np.ndarray) -> np.ndarray:
+    """``region`` with the holes it encloses in any axial, coronal or sagittal plane filled.
+
+    GGO drawn as a sleeve of haze around a vessel (the vessel itself left unlabelled or
+    labelled otherwise) encloses it in the planes across the vessel: filled, the sleeve is
+    tested as the tube it surrounds.
+    """
+    out = region.copy()
+    for axis in range(3):
+        if region.shape[axis] < 3:
+            continue
+        moved = np.moveaxis(region, axis, 0)
+        target = np.moveaxis(out, axis, 0)
+        for k in range(moved.shape[0]):
+            if moved[k].any():
+                target[k] |= ndimage.binary_fill_holes(moved[k])
+    return out
+
+
 def _max_inplane_radius_mm(mask: np.ndarray, spacing_yx: tuple[float, float]) -> float:
     """Largest in-plane inscribed radius (mm) of a ``(z, y, x)`` mask over its slices."""
     r = 0.0
@@ -210,10 +233,11 @@ def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLi
             continue
         check_cancel(cancel)
         region = comp[box] == i
-        radius = _max_inplane_radius_mm(region, spacing[1:])
+        finding = int(sub[box][region][0])
+        solid = _filled(region)  # a sleeve of haze around a vessel is tested with the vessel inside
+        radius = _max_inplane_radius_mm(solid, spacing[1:])
         if radius > VESSEL_MAX_RADIUS_MM:
             continue
-        finding = int(sub[box][region][0])
         gbox = tuple(slice(b.start + o.start, b.stop + o.start) for b, o in zip(box, box0))
         sigma = float(np.clip(radius / math.sqrt(2.0), *SCALES_MM))
         pad = [int(math.ceil(3.0 * sigma / s)) + 1 for s in spacing]
@@ -222,10 +246,10 @@ def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLi
         img = hu_image(volume, crop)
         inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(gbox, crop))
         if single:
-            depth = ndimage.distance_transform_edt(np.pad(region[0], 1), sampling=spacing[1:])[None, 1:-1, 1:-1]
+            depth = ndimage.distance_transform_edt(np.pad(solid[0], 1), sampling=spacing[1:])[None, 1:-1, 1:-1]
         else:
-            depth = ndimage.distance_transform_edt(np.pad(region, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
-        core = region & (depth >= CORE_DEPTH * depth.max()) & (img[inner] > VESSEL_MIN_HU)
+            depth = ndimage.distance_transform_edt(np.pad(solid, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+        core = solid & (depth >= CORE_DEPTH * depth.max()) & (img[inner] > VESSEL_MIN_HU)
         if not core.any():
             continue
         where = np.zeros(img.shape, dtype=bool)
