@@ -136,6 +136,7 @@ def test_default_model_finds_under_half_a_percent_of_clear_lungs_as_infection():
     assert lungs.sum() * v.geometry.voxel_volume_ml > 2000   # the lungs were found (about 4.5 L)
     assert fraction < 0.005, f"{100 * fraction:.2f} % of the lungs marked as infection"
     assert sum(pred.rules_removed["outside_lungs"].values()) > 0     # bowel and stomach went
+    assert set(pred.rules_removed["vessel"]) == {"ggo", "consolidation"}  # the vessel rule ran and counted
     assert pred.scan_probabilities["effusion"] <= 0.10, pred.scan_probabilities
     # severity counts zones of at least 0.5 % involvement, the category needs 0.5 % of the lung: both 0 / negative
     from engine.inference.summary import findings_document, quantify_prediction

@@ -55,6 +55,7 @@ from . import nets as N
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
 from .gate import lung_gate
+from .vessels import RULE as VESSEL_RULE, remove_vessels
 from .presence import PresenceModel, load_for as load_presence, read_evidence, scan_probabilities as presence_scan
 from .result import Prediction, Slab, covid_slices
 from .roi import LungROI, find_roi
@@ -340,6 +341,7 @@ class Predictor:
             rules = {k: dict(v) for k, v in gated.removed_by_rule.items()}
             labels = gated.labels
             lungs = gated.lungs
+            labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel)  # vessels.py
             timings["gate_s"] = time.perf_counter() - t_gate
         shown, slice_p, low, regions = read_evidence(labels, confidence,
                                                      lungs.lung if lungs is not None else None, presence)

@@ -90,8 +90,9 @@ def _ranges(zs: list[int]) -> list[list[int]]:
 def rules_document(prediction: Prediction) -> dict[str, Any]:
     """Per anatomy rule: its text and, per finding, voxels and mL it removed."""
     from .gate import RULE_TEXT
+    from .vessels import RULE_TEXT as VESSEL_TEXT
     geom = prediction.geometry
-    texts = dict(RULE_TEXT, low_evidence="a finding is shown on a slice only when its probability there is above 0.5")
+    texts = dict(RULE_TEXT, **VESSEL_TEXT, low_evidence="a finding is shown on a slice only when its probability there is above 0.5")
     out: dict[str, Any] = {}
     for rule, per in (prediction.rules_removed or {}).items():
         out[rule] = {"rule": texts.get(rule, rule),
