@@ -168,15 +168,22 @@ def _thirds(extent: Optional[tuple[int, int]], nz: int, sup: float) -> np.ndarra
 
 
 def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
+    """Zone code of every voxel, each lung's slice extent and the lung voxels per zone code.
+
+    Vectorised: a few passes over the masks, whatever the number of slices.
+    """
     nz, ny, nx = left.shape
     extents: dict[str, Optional[tuple[int, int]]] = {}
     cols: dict[int, float] = {}
+    per_slice: dict[int, np.ndarray] = {}
     for name, side, mask in (("right", RIGHT, right), ("left", LEFT, left)):
         ks = np.flatnonzero(mask.any(axis=(1, 2)))
         extents[name] = (int(ks[0]), int(ks[-1])) if ks.size else None
-        xs = np.flatnonzero(mask.any(axis=(0, 1)))
-        if xs.size:
-            cols[side] = float(np.average(np.arange(nx), weights=mask.sum(axis=(0, 1), dtype=np.int64)))
+        # voxels per column (summed over slices first: uint16 holds up to 65535 slices)
+        per_col = np.add.reduce(mask, axis=0, dtype=np.uint16).sum(axis=0, dtype=np.int64)
+        if per_col.any():
+            cols[side] = float(np.average(np.arange(nx), weights=per_col))
+        per_slice[side] = np.add.reduce(mask, axis=2, dtype=np.uint16).sum(axis=1, dtype=np.int64)
     sup = _superior_sign(geometry)
     third = {RIGHT: _thirds(extents["right"], nz, sup), LEFT: _thirds(extents["left"], nz, sup)}
     # side of every column outside the lungs: midline between the two lungs' centroids
@@ -185,29 +192,48 @@ def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
     else:
         mid = (nx - 1) / 2.0
     col_is_left = (np.arange(nx) > mid) if _left_sign(geometry) > 0 else (np.arange(nx) < mid)
+    out_rows = np.where(col_is_left[None, :], (7 + 3 + third[LEFT])[:, None], (7 + third[RIGHT])[:, None])
     zones = np.empty(left.shape, dtype=np.uint8)
+    zones[...] = out_rows.astype(np.uint8)[:, None, :]
+    np.copyto(zones, (1 + third[RIGHT]).astype(np.uint8)[:, None, None], where=right)
+    np.copyto(zones, (4 + third[LEFT]).astype(np.uint8)[:, None, None], where=left)
     counts = np.zeros(13, dtype=np.int64)
-    for k in range(nz):
-        out_row = np.where(col_is_left, 7 + 3 + third[LEFT][k], 7 + third[RIGHT][k]).astype(np.uint8)
-        zk = zones[k]
-        zk[...] = out_row[None, :]
-        zk[right[k]] = 1 + third[RIGHT][k]
-        zk[left[k]] = 4 + third[LEFT][k]
-        counts[1 + third[RIGHT][k]] += np.count_nonzero(right[k])
-        counts[4 + third[LEFT][k]] += np.count_nonzero(left[k])
+    np.add.at(counts, 1 + third[RIGHT].astype(np.int64), per_slice[RIGHT])
+    np.add.at(counts, 4 + third[LEFT].astype(np.int64), per_slice[LEFT])
     return zones, extents, counts
 
 
+def _nonzero_box(labels: np.ndarray) -> Optional[tuple[slice, slice, slice]]:
+    """Bounding box of the non-zero voxels of ``labels`` (``None`` when there are none)."""
+    zs = np.flatnonzero(labels.any(axis=(1, 2)))
+    if zs.size == 0:
+        return None
+    top = labels[zs[0]:zs[-1] + 1].max(axis=0)
+    ys, xs = np.flatnonzero(top.any(axis=1)), np.flatnonzero(top.any(axis=0))
+    return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+
+
 def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry) -> LungMasks:
-    """Lung masks with GGO and consolidation added and effusion removed (module rule)."""
+    """Lung masks with GGO and consolidation added and effusion removed (module rule).
+
+    GGO and consolidation outside the lungs join the lung on their side of the midline
+    (:attr:`LungMasks.zones`). Only the findings' bounding box is visited.
+    """
+    labels = np.asarray(labels)
     if labels.shape != lungs.shape:
         raise DataError(f"Labels of shape {labels.shape} do not match the lung masks {lungs.shape}.")
-    dense = (labels == GGO) | (labels == CONSOLIDATION)
-    eff = labels == EFFUSION
-    out_left = dense & (lungs.zones >= 10)  # outside-lung voxels on the left side
-    out_right = dense & (lungs.zones >= 7) & (lungs.zones <= 9)
-    left = (lungs.left | out_left) & ~eff
-    right = (lungs.right | out_right) & ~eff
+    left, right = lungs.left.copy(), lungs.right.copy()
+    box = _nonzero_box(labels)
+    if box is not None:
+        sub, zones = labels[box], lungs.zones[box]
+        dense = (sub == GGO) | (sub == CONSOLIDATION)
+        not_eff = sub != EFFUSION
+        side = left[box]  # views: editing them edits the new masks
+        side |= dense & (zones >= 10)  # outside-lung voxels on the left side
+        side &= not_eff
+        side = right[box]
+        side |= dense & (zones >= 7) & (zones <= 9)
+        side &= not_eff
     return LungMasks.from_masks(left, right, geometry, method=lungs.method, warnings=lungs.warnings)
 
 
