@@ -65,6 +65,7 @@ from ..errors import DataError
 from ..labels import CONSOLIDATION, EFFUSION, GGO
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
+from .boxes import bounding_box, z_slabs
 
 #: zone names, in zone-code order (code = index + 1)
 ZONES: tuple[str, ...] = ("right_upper", "right_middle", "right_lower",
@@ -203,38 +204,38 @@ def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
     return zones, extents, counts
 
 
-def _nonzero_box(labels: np.ndarray) -> Optional[tuple[slice, slice, slice]]:
-    """Bounding box of the non-zero voxels of ``labels`` (``None`` when there are none)."""
-    zs = np.flatnonzero(labels.any(axis=(1, 2)))
-    if zs.size == 0:
-        return None
-    top = labels[zs[0]:zs[-1] + 1].max(axis=0)
-    ys, xs = np.flatnonzero(top.any(axis=1)), np.flatnonzero(top.any(axis=0))
-    return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
-
-
 def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry) -> LungMasks:
     """Lung masks with GGO and consolidation added and effusion removed (module rule).
 
     GGO and consolidation outside the lungs join the lung on their side of the midline
-    (:attr:`LungMasks.zones`). Only the findings' bounding box is visited.
+    (:attr:`LungMasks.zones`). Only the findings' bounding box is visited, a slab of slices
+    at a time (:mod:`engine.anatomy.boxes`).
     """
     labels = np.asarray(labels)
     if labels.shape != lungs.shape:
         raise DataError(f"Labels of shape {labels.shape} do not match the lung masks {lungs.shape}.")
-    left, right = lungs.left.copy(), lungs.right.copy()
-    box = _nonzero_box(labels)
+    left = np.array(lungs.left, dtype=bool, order="C")
+    right = np.array(lungs.right, dtype=bool, order="C")
+    if left.shape != tuple(geometry.shape):
+        raise DataError(f"Lung masks of shape {left.shape} do not match the scan {geometry.shape}.")
+    box = bounding_box(labels)
     if box is not None:
-        sub, zones = labels[box], lungs.zones[box]
-        dense = (sub == GGO) | (sub == CONSOLIDATION)
-        not_eff = sub != EFFUSION
-        side = left[box]  # views: editing them edits the new masks
-        side |= dense & (zones >= 10)  # outside-lung voxels on the left side
-        side &= not_eff
-        side = right[box]
-        side |= dense & (zones >= 7) & (zones <= 9)
-        side &= not_eff
-    return LungMasks.from_masks(left, right, geometry, method=lungs.method, warnings=lungs.warnings)
+        sub, zones, sub_left, sub_right = labels[box], lungs.zones[box], left[box], right[box]
+        for k in z_slabs(sub.shape):
+            lab, zone = sub[k], zones[k]
+            dense = (lab == GGO) | (lab == CONSOLIDATION)
+            not_eff = lab != EFFUSION
+            side = sub_left[k]  # views: editing them edits the new masks
+            side |= dense & (zone >= 10)  # outside-lung voxels on the left side
+            side &= not_eff
+            side = sub_right[k]
+            side |= dense & (zone >= 7) & (zone <= 9)
+            side &= not_eff
+    for k in z_slabs(right.shape):  # the left lung wins where masks overlap (as in LungMasks.from_masks)
+        right[k] &= ~left[k]
+    zones, extents, counts = _zone_codes(left, right, geometry)
+    return LungMasks(left=left, right=right, zones=zones, extents=extents, method=lungs.method,
+                     warnings=list(lungs.warnings or []), zone_voxels=counts)
 
 
 # -- finding the lungs ----------------------------------------------------------------------

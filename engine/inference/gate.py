@@ -56,12 +56,13 @@ the full-volume formulation the rules were written in (``benchmarks/gate.py`` me
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import cc3d
 import numpy as np
 from scipy import ndimage
 
+from ..anatomy.boxes import Box, bounding_box, z_slabs
 from ..anatomy.lungs import LungMasks, unite_findings
 from ..labels import CONSOLIDATION, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
@@ -112,7 +113,7 @@ class GateResult:
     removed_by_rule: dict = field(default_factory=dict)
 
 
-Box = tuple[slice, slice, slice]
+DENSE = (GGO, CONSOLIDATION)
 
 
 def _fill_between(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -132,6 +133,10 @@ def envelope(side_masks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+#: unsigned integer as wide as ``f`` bools: viewing a row of bools through it pools ``f`` columns at once
+_WORD = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
 def _coarse_any(mask: np.ndarray, f: int) -> np.ndarray:
     """In-plane max-pooling by ``f`` (edges padded)."""
     if f == 1:
@@ -139,6 +144,10 @@ def _coarse_any(mask: np.ndarray, f: int) -> np.ndarray:
     nz, ny, nx = mask.shape
     py, px = (-ny) % f, (-nx) % f
     m = np.pad(mask, ((0, 0), (0, py), (0, px))) if (py or px) else mask
+    if f in _WORD and m.dtype == bool:
+        # f neighbouring columns are one machine word, f neighbouring rows one reduced axis: one read
+        words = np.ascontiguousarray(m).view(_WORD[f]).reshape(nz, (ny + py) // f, f, (nx + px) // f)
+        return np.bitwise_or.reduce(words, axis=2) != 0
     rows = m[:, 0::f]
     for i in range(1, f):
         rows = rows | m[:, i::f]
@@ -153,17 +162,6 @@ def _full(cells: np.ndarray, f: int, shape: tuple[int, ...]) -> np.ndarray:
     if f == 1:
         return cells
     return np.repeat(np.repeat(cells, f, axis=1), f, axis=2)[:, :shape[1], :shape[2]]
-
-
-def _box(mask: np.ndarray) -> Optional[Box]:
-    """Bounding box of ``mask`` (``None`` when empty): the rules work inside it."""
-    zs = np.flatnonzero(mask.any(axis=(1, 2)))
-    if zs.size == 0:
-        return None
-    sub = mask[zs[0]:zs[-1] + 1]
-    ys = np.flatnonzero(sub.any(axis=(0, 2)))
-    xs = np.flatnonzero(sub.any(axis=(0, 1)))
-    return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
 
 
 def _cell_box(box: Box, f: int, shape: tuple[int, int, int]) -> tuple[Box, Box]:
@@ -295,29 +293,91 @@ def _min_voxels(ml: float, voxel_ml: float) -> int:
     return t
 
 
+def _of(labels: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """bool: voxels of ``labels`` holding one of ``classes``."""
+    m = labels == classes[0]
+    for c in classes[1:]:
+        m |= labels == c
+    return m
+
+
 class _Dropper:
-    """Removes voxels from ``out`` inside a box and counts them per rule and finding."""
+    """Removes voxels from ``out`` inside a box, a slab of slices at a time, and counts them per rule
+    and finding.
 
-    def __init__(self, out: np.ndarray, box: Box) -> None:
+    ``box`` is in the scan's coordinates; a rule is a function ``(labels, k, at) -> bool mask`` of
+    one slab: ``labels`` the slab's labels (a view of ``out``), ``k`` the slab relative to the box,
+    ``at`` the slab's box in the scan (to read the lungs or the HU there).
+    """
+
+    def __init__(self, out: np.ndarray, box: Box, by_rule: Optional[dict[str, dict[str, int]]] = None) -> None:
+        self.out, self.box = out, box
         self.sub = out[box]  # a view: zeroing it edits ``out``
-        self.by_rule: dict[str, dict[str, int]] = {r: {} for r in RULES}
+        self.by_rule: dict[str, dict[str, int]] = {r: {} for r in RULES} if by_rule is None else by_rule
 
-    def __call__(self, rule: str, mask: np.ndarray) -> None:
-        vals = self.sub[mask]
-        if vals.size == 0:
-            return
-        counts = np.bincount(vals, minlength=4)
+    def within(self, box: Box) -> "_Dropper":
+        """The same counts on a box inside this one (``box`` relative to it)."""
+        return _Dropper(self.out, _offset(box, self.box), self.by_rule)
+
+    def slabs(self) -> Iterator[tuple[slice, Box]]:
+        """``(k, at)`` of each slab: relative to the box, and in the scan."""
+        z0 = self.box[0].start
+        for k in z_slabs(self.sub.shape):
+            yield k, (slice(z0 + k.start, z0 + k.stop), self.box[1], self.box[2])
+
+    def each(self, rule: str, mask_of: Callable[[np.ndarray, slice, Box], np.ndarray]) -> None:
+        """Remove, slab by slab, the voxels ``mask_of`` marks, counted under ``rule``."""
         per = self.by_rule[rule]
-        for v in (GGO, CONSOLIDATION, EFFUSION):
-            if counts[v]:
-                per[FINDING_KEYS[v]] = per.get(FINDING_KEYS[v], 0) + int(counts[v])
-        self.sub[mask] = 0
+        for k, at in self.slabs():
+            sub = self.sub[k]
+            mask = mask_of(sub, k, at)
+            vals = sub[mask]
+            if vals.size == 0:
+                continue
+            counts = np.bincount(vals, minlength=4)
+            for v in (GGO, CONSOLIDATION, EFFUSION):
+                if counts[v]:
+                    per[FINDING_KEYS[v]] = per.get(FINDING_KEYS[v], 0) + int(counts[v])
+            sub[mask] = 0
 
-    def dense(self) -> np.ndarray:
-        return (self.sub == GGO) | (self.sub == CONSOLIDATION)
+    def coarse(self, classes: tuple[int, ...], f: int) -> np.ndarray:
+        """bool cells (the box's ``f``-cell grid; its in-plane start is a multiple of ``f``) holding ``classes``."""
+        nz, ny, nx = self.sub.shape
+        out = np.empty((nz, -(-ny // f), -(-nx // f)), dtype=bool)
+        for k, _ in self.slabs():
+            out[k] = _coarse_any(_of(self.sub[k], classes), f)
+        return out
 
-    def effusion(self) -> np.ndarray:
-        return self.sub == EFFUSION
+    def mask(self, classes: tuple[int, ...]) -> np.ndarray:
+        """bool: the box's voxels holding ``classes`` (one array for the box: keep the box small)."""
+        out = np.empty(self.sub.shape, dtype=bool)
+        for k, _ in self.slabs():
+            out[k] = _of(self.sub[k], classes)
+        return out
+
+    def cells(self, rule: str, cells: np.ndarray, f: int, classes: tuple[int, ...]) -> None:
+        """Remove the voxels of ``classes`` in ``cells`` (as from :meth:`coarse`), only inside their box."""
+        cb = bounding_box(cells)
+        if cb is None:
+            return
+        d = self.within(_voxel_box(cb, f, self.sub.shape))
+        cells = cells[cb]
+        d.each(rule, lambda sub, k, at: _of(sub, classes) & _full(cells[k], f, sub.shape))
+
+    def remaining(self, classes: tuple[int, ...]) -> Optional["_Dropper"]:
+        """The dropper on the bounding box of what is left of ``classes`` (``None`` when nothing is)."""
+        nz, ny, nx = self.sub.shape
+        slices = np.zeros(nz, dtype=bool)
+        plane = np.zeros((ny, nx), dtype=bool)
+        for k, _ in self.slabs():
+            m = _of(self.sub[k], classes)
+            slices[k] = m.any(axis=(1, 2))
+            plane |= m.any(axis=0)
+        if not slices.any():
+            return None
+        zs, ys, xs = np.flatnonzero(slices), np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+        return self.within((slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1),
+                            slice(int(xs[0]), int(xs[-1]) + 1)))
 
 
 def _distance_masks(lungs: LungMasks, lung_slices: np.ndarray, volume: Volume, f: int,
@@ -335,7 +395,7 @@ def _distance_masks(lungs: LungMasks, lung_slices: np.ndarray, volume: Volume, f
         return None, []
     zr = slice(int(zs[0]), int(zs[-1]) + 1)
     env = envelope([_coarse_any(lungs.left[zr], f), _coarse_any(lungs.right[zr], f)])
-    ebox = _box(env)
+    ebox = bounding_box(env)
     if ebox is None:
         return None, []
     env = env[ebox]
@@ -348,6 +408,42 @@ def _distance_masks(lungs: LungMasks, lung_slices: np.ndarray, volume: Volume, f
     outside[tuple(slice(e.start - b.start, e.stop - b.start) for e, b in zip(ebox, box))] = ~env
     dist = ndimage.distance_transform_edt(outside, sampling=(sz, sy, sx))
     return box, [dist <= m for m in margins_mm]
+
+
+def _voxel_box(cells: Box, f: int, shape: tuple[int, ...]) -> Box:
+    """A box of the cell grid as a box of voxels (clipped to ``shape``)."""
+    return (cells[0], slice(cells[1].start * f, min(shape[1], cells[1].stop * f)),
+            slice(cells[2].start * f, min(shape[2], cells[2].stop * f)))
+
+
+def _offset(inner: Box, outer: Box) -> Box:
+    """``inner`` (relative to ``outer``) in the coordinates of ``outer``'s array."""
+    return tuple(slice(o.start + i.start, o.start + i.stop) for i, o in zip(inner, outer))  # type: ignore[return-value]
+
+
+def _effusion_rules(drop: _Dropper, lungs: LungMasks, volume: Volume) -> None:
+    """Rules 2 (effusion in the lung) to 5 for the effusion inside ``drop``'s box."""
+    left, right, hu = lungs.left, lungs.right, volume.array
+    drop.each("outside_pleural_space", lambda sub, k, at: (sub == EFFUSION) & (left[at] | right[at]))
+    post = _posterior_rows(lungs, volume, drop.box[1])
+    drop.each("not_dependent", lambda sub, k, at: (sub == EFFUSION) & ~post[at[0], :, None])
+    apex = _apex_slices(lungs, volume)
+    drop.each("apex", lambda sub, k, at: (sub == EFFUSION) & apex[at[0], None, None])
+    rest = drop.remaining((EFFUSION,))
+    if rest is not None and volume.geometry.spacing_known:
+        eff = rest.mask((EFFUSION,))
+        big = cc3d.dust(eff, _min_voxels(EFFUSION_MIN_ML, volume.geometry.voxel_volume_ml), connectivity=6)
+        rest.each("too_small", lambda sub, k, at: eff[k] & ~big[k])
+        rest = rest.remaining((EFFUSION,))
+    if rest is not None and volume.is_hu:
+        rest.each("not_fluid_density", lambda sub, k, at: (sub == EFFUSION) & (hu[at] < FLUID_MIN_VOXEL_HU))
+        rest = rest.remaining((EFFUSION,))
+        if rest is not None:
+            lab, n = _components(rest.mask((EFFUSION,)))
+            med = _median_per_region(hu[rest.box], lab, n)
+            bad = (med < FLUID_HU[0]) | (med > FLUID_HU[1])
+            bad[0] = False
+            rest.each("not_fluid_density", lambda sub, k, at: bad[lab[k]])
 
 
 def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
@@ -363,7 +459,7 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     labels = np.asarray(labels)
     nz, ny, nx = labels.shape
     out = labels.copy()
-    found = _box(out > 0) if out.size else None
+    found = bounding_box(out) if out.size else None
     if found is None:  # no finding: nothing to remove
         by_rule: dict[str, dict[str, int]] = {r: {} for r in RULES}
         if lungs is None:
@@ -373,8 +469,8 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
 
     if lungs is None:
         drop = _Dropper(out, found)
-        drop("outside_lungs", drop.dense())
-        drop("outside_pleural_space", drop.effusion())
+        drop.each("outside_lungs", lambda sub, k, at: _of(sub, DENSE))
+        drop.each("outside_pleural_space", lambda sub, k, at: sub == EFFUSION)
         return GateResult(out, np.zeros(nz, dtype=bool), _totals(drop.by_rule), None, drop.by_rule)
 
     f = max(1, int(min(ny, nx) // 128))
@@ -390,56 +486,27 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     check_cancel(cancel)
 
     # 1. GGO and consolidation inside the lungs
-    dense = drop.dense()
-    if dense.any():
-        coarse = _coarse_any(dense, f)
-        gone = coarse & ~(_keep_regions(coarse, in_lung, keep_fraction) & in_lung)
-        drop("outside_lungs", dense & _full(gone, f, sub_shape))
-        dense = drop.dense()
-        apex = _apex_slices(lungs, volume)[box[0]]
-        if dense.any() and apex.any():
+    coarse = drop.coarse(DENSE, f)
+    if coarse.any():
+        kept = _keep_regions(coarse, in_lung, keep_fraction) & in_lung
+        drop.cells("outside_lungs", coarse & ~kept, f, DENSE)
+        apex = _apex_slices(lungs, volume)
+        kb = bounding_box(kept & apex[box[0], None, None])
+        if kb is not None:  # what is left lies in the kept cells
             # around the apices the neck and thoracic-inlet soft tissue is not lung: inside the lung only
-            k = np.flatnonzero(apex)
-            at = slice(int(k[0]), int(k[-1]) + 1)
-            part = (slice(box[0].start + at.start, box[0].start + at.stop), box[1], box[2])
-            near_lung = _near_lung(lungs, part, APEX_MARGIN_PX)
-            mask = np.zeros(sub_shape, dtype=bool)
-            mask[at] = dense[at] & apex[at, None, None] & ~near_lung
-            drop("apex", mask)
+            def off_apical_lung(sub: np.ndarray, k: slice, at: Box) -> np.ndarray:
+                return _of(sub, DENSE) & apex[at[0], None, None] & ~_near_lung(lungs, at, APEX_MARGIN_PX)
+            drop.within(_voxel_box(kb, f, sub_shape)).each("apex", off_apical_lung)
     check_cancel(cancel)
 
     # 2-5. effusion in the dependent pleural space, not at the apex, of fluid density
-    eff = drop.effusion()
-    if eff.any():
-        eff_c = _coarse_any(eff, f)
-        gone = eff_c & ~(_keep_regions(eff_c, near, keep_fraction) & reach)
-        lung = lungs.left[box] | lungs.right[box]
-        drop("outside_pleural_space", eff & (_full(gone, f, sub_shape) | lung))
-        eff = drop.effusion()
-        if eff.any():
-            drop("not_dependent", eff & ~_posterior_rows(lungs, volume, box[1])[box[0], :, None])
-        eff = drop.effusion()
-        if eff.any():
-            drop("apex", eff & _apex_slices(lungs, volume)[box[0], None, None])
-        eff = drop.effusion()
-        if eff.any() and volume.geometry.spacing_known:
-            lab, n = _components(eff)
-            if n:
-                small = cc3d.statistics(lab)["voxel_counts"] < _min_voxels(EFFUSION_MIN_ML,
-                                                                           volume.geometry.voxel_volume_ml)
-                small[0] = False
-                drop("too_small", small[lab])
-        eff = drop.effusion()
-        if eff.any() and volume.is_hu:
-            hu = volume.array[box]
-            drop("not_fluid_density", eff & (hu < FLUID_MIN_VOXEL_HU))
-            eff = drop.effusion()
-            lab, n = _components(eff)
-            if n:
-                med = _median_per_region(hu, lab, n)
-                bad = (med < FLUID_HU[0]) | (med > FLUID_HU[1])
-                bad[0] = False
-                drop("not_fluid_density", bad[lab])
+    coarse = drop.coarse((EFFUSION,), f)
+    if coarse.any():
+        kept = _keep_regions(coarse, near, keep_fraction) & reach
+        drop.cells("outside_pleural_space", coarse & ~kept, f, (EFFUSION,))
+        kb = bounding_box(kept)
+        if kb is not None:  # what is left lies in the kept cells
+            _effusion_rules(drop.within(_voxel_box(kb, f, sub_shape)), lungs, volume)
     check_cancel(cancel)
     filled = unite_findings(lungs, out, volume.geometry)
     return GateResult(out, lung_slices, _totals(drop.by_rule), filled, drop.by_rule)
