@@ -160,3 +160,116 @@ def test_region_median_sorts_only_the_regions():
     lab = np.array([[0, 1, 1, 2], [2, 2, 0, 1]])
     hu = np.array([[9, 5, 1, 7], [3, 100, 0, 2]], float)
     assert _median_per_region(hu, lab, 2).tolist() == [0.0, 2.0, 7.0]
+
+
+# -- the linear rewrite (issue 15): boxes, slabs, cropped distance, cc3d regions -----------------
+
+
+def test_bounding_box_and_slabs():
+    from engine.anatomy.boxes import bounding_box, z_slabs
+    m = np.zeros((6, 5, 7), np.uint8)
+    assert bounding_box(m) is None
+    m[2, 1, 3] = 2
+    m[4, 3, 5] = 1
+    assert bounding_box(m) == (slice(2, 5), slice(1, 4), slice(3, 6))
+    assert bounding_box(m > 0) == bounding_box(m)
+    # 35 voxels per slice: 100 bytes hold 2 slices; a slab never has fewer than one slice
+    assert list(z_slabs((6, 5, 7), budget=100)) == [slice(0, 2), slice(2, 4), slice(4, 6)]
+    assert list(z_slabs((3, 5, 7), budget=1)) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert list(z_slabs((3, 5, 7), itemsize=4, budget=280)) == [slice(0, 2), slice(2, 3)]
+
+
+@pytest.mark.parametrize("f", [2, 3, 4, 8])
+def test_coarse_grid_reads_words_of_f_columns(f):
+    from engine.inference.gate import _coarse_any
+    rng = np.random.default_rng(f)
+    for shape in ((2, 64, 64), (3, 70, 61)):
+        m = rng.random(shape) > 0.95
+        py, px = (-shape[1]) % f, (-shape[2]) % f
+        ref = np.pad(m, ((0, 0), (0, py), (0, px))).reshape(shape[0], (shape[1] + py) // f, f,
+                                                           (shape[2] + px) // f, f).any(axis=(2, 4))
+        assert np.array_equal(_coarse_any(m, f), ref)
+        view = m[:, :, 1:]                                      # not contiguous: read through a copy
+        assert np.array_equal(_coarse_any(view, f), _coarse_any(np.ascontiguousarray(view), f))
+        assert _coarse_any(view, f).sum() > 0
+
+
+def test_min_voxels_is_the_floating_point_threshold():
+    from engine.inference.gate import _min_voxels
+    assert _min_voxels(2.0, 0.001) == 2000
+    assert _min_voxels(2.0, 0.5) == 4
+    for v in (1 / 3, 0.0007, 0.4 * 0.7 * 0.7 / 1000 * 1000, 0.00049, 2.5):
+        t = _min_voxels(2.0, v)
+        assert t * v >= 2.0 and (t == 0 or (t - 1) * v < 2.0)
+
+
+def test_cropped_distance_matches_the_whole_grid(phantom, lungs):
+    from engine.inference.gate import _coarse_any, _distance_masks, _paste
+    f = 1
+    lung_slices = lungs.lung.any(axis=(1, 2))
+    box, masks = _distance_masks(lungs, lung_slices, phantom.volume, f, (10.0, 20.0, 60.0))
+    env = envelope([_coarse_any(lungs.left, f), _coarse_any(lungs.right, f)])
+    sz, sy, sx = phantom.volume.geometry.spacing
+    dist = ndimage.distance_transform_edt(~env, sampling=(sz, sy, sx))
+    whole = tuple(slice(0, n) for n in env.shape)
+    assert box != whole                                      # it was cropped (64 slices of 4 mm)
+    for m, mm in zip(masks, (10.0, 20.0, 60.0)):
+        assert np.array_equal(_paste(m, box, whole), dist <= mm)
+    assert (dist <= 60.0).sum() > (dist <= 10.0).sum() > env.sum()
+
+
+def test_posterior_rows_use_the_nearest_lung_slice_the_lower_on_a_tie():
+    from engine.anatomy import LungMasks
+    from engine.inference.gate import _posterior_rows
+    g = Geometry((8, 20, 10), spacing=(2.0, 1.0, 1.0))
+    right = np.zeros((8, 20, 10), bool)
+    right[2, 4:8, 2:4] = True                                # rows 4..7: posterior from 4 + 0.25 * 3 = 4.75
+    right[6, 10:18, 2:4] = True                              # rows 10..17: from 10 + 0.25 * 7 = 11.75
+    lungs = LungMasks.from_masks(np.zeros_like(right), right, g)
+    rows = _posterior_rows(lungs, Volume(np.zeros((8, 20, 10), np.int16), g), slice(0, 20))
+    first = [int(np.argmax(r)) for r in rows]
+    # slices 0-3 use slice 2, 5-7 slice 6; slice 4 is 2 from both and takes the lower (as argmin did)
+    assert first == [5, 5, 5, 5, 5, 12, 12, 12]
+    assert rows.sum(axis=1).tolist() == [15] * 5 + [8] * 3
+    part = _posterior_rows(lungs, Volume(np.zeros((8, 20, 10), np.int16), g), slice(3, 13))
+    assert np.array_equal(part, rows[:, 3:13])
+    flipped = Geometry((8, 20, 10), spacing=(2.0, 1.0, 1.0), direction=((1, 0, 0), (0, -1, 0), (0, 0, 1)))
+    lungs_f = LungMasks.from_masks(np.zeros_like(right), right, flipped)
+    rows_f = _posterior_rows(lungs_f, Volume(np.zeros((8, 20, 10), np.int16), flipped), slice(0, 20))
+    # anterior is now the high rows: kept rows are those <= 7 - 0.75 = 6.25 on slice 2's side
+    assert rows_f[0].tolist() == [True] * 7 + [False] * 13
+
+
+def test_slab_size_does_not_change_the_gate(phantom, lungs, monkeypatch):
+    from engine.anatomy import boxes
+    labels = phantom.labels.copy()
+    labels[:5, 40:70, 40:90] = CONSOLIDATION                 # below the lungs
+    labels[30, 5:15, 5:30] = EFFUSION                         # far from them
+    ref = lung_gate(phantom.volume, labels, lungs)
+    monkeypatch.setattr(boxes, "SLAB_BYTES", 1)             # one slice per slab
+    one = lung_gate(phantom.volume, labels, lungs)
+    assert np.array_equal(one.labels, ref.labels) and one.removed_by_rule == ref.removed_by_rule
+    assert np.array_equal(one.lungs.zones, ref.lungs.zones) and one.lungs.extents == ref.lungs.extents
+    base = lung_gate(phantom.volume, phantom.labels, lungs).removed_by_rule   # 3 edge voxels of the phantom
+    assert ref.removed_by_rule["outside_lungs"]["consolidation"] == 5 * 30 * 50 + base["outside_lungs"]["consolidation"]
+    assert ref.removed_by_rule["outside_pleural_space"]["effusion"] == 10 * 25
+
+
+def test_filled_lungs_keep_the_left_lung_where_the_masks_overlap():
+    from engine.anatomy import LungMasks, unite_findings
+    g = Geometry((2, 6, 8), spacing=(1.0, 1.0, 1.0))
+    left = np.zeros((2, 6, 8), bool)
+    right = np.zeros((2, 6, 8), bool)
+    left[:, 1:5, 5:7] = True
+    right[:, 1:5, 1:3] = True
+    good = LungMasks.from_masks(left, right, g)
+    overlapping = LungMasks(left=left, right=right | left, zones=good.zones, extents=good.extents)
+    labels = np.zeros((2, 6, 8), np.uint8)
+    labels[0, 2, 3] = GGO                                     # outside both, on the right side (column 3)
+    labels[0, 2, 4] = CONSOLIDATION                           # outside both, on the left side (column 4)
+    labels[1, 2, 1] = EFFUSION                                # inside the right lung: leaves it
+    for lungs in (good, overlapping):
+        u = unite_findings(lungs, labels, g)
+        assert u.right[0, 2, 3] and u.left[0, 2, 4] and not u.right[1, 2, 1]
+        assert not (u.left & u.right).any()
+        assert u.zone_voxels[1:7].sum() == 16 + 16 + 2 - 1

@@ -478,7 +478,8 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     drop = _Dropper(out, box)
     sub_shape = drop.sub.shape
     lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
-    dbox, masks = _distance_masks(lungs, lung_slices, volume, f, (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM))
+    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
+    dbox, masks = _distance_masks(lungs, lung_slices, volume, f, margins)
     if dbox is None:
         in_lung = near = reach = np.zeros(tuple(s.stop - s.start for s in cbox), dtype=bool)
     else:
