@@ -204,10 +204,11 @@ def test_min_voxels_is_the_floating_point_threshold():
 
 
 def test_cropped_distance_matches_the_whole_grid(phantom, lungs):
-    from engine.inference.gate import _coarse_any, _distance_masks, _paste
+    from engine.inference.gate import _coarse_any, _distance_masks, _lung_cells, _paste
     f = 1
     lung_slices = lungs.lung.any(axis=(1, 2))
-    box, masks = _distance_masks(lungs, lung_slices, phantom.volume, f, (10.0, 20.0, 60.0))
+    cells = _lung_cells(lungs, lung_slices, f)
+    box, masks = _distance_masks(cells, lungs.shape, phantom.volume, f, (10.0, 20.0, 60.0))
     env = envelope([_coarse_any(lungs.left, f), _coarse_any(lungs.right, f)])
     sz, sy, sx = phantom.volume.geometry.spacing
     dist = ndimage.distance_transform_edt(~env, sampling=(sz, sy, sx))
@@ -219,23 +220,20 @@ def test_cropped_distance_matches_the_whole_grid(phantom, lungs):
 
 
 def test_posterior_rows_use_the_nearest_lung_slice_the_lower_on_a_tie():
-    from engine.anatomy import LungMasks
     from engine.inference.gate import _posterior_rows
     g = Geometry((8, 20, 10), spacing=(2.0, 1.0, 1.0))
     right = np.zeros((8, 20, 10), bool)
     right[2, 4:8, 2:4] = True                                # rows 4..7: posterior from 4 + 0.25 * 3 = 4.75
     right[6, 10:18, 2:4] = True                              # rows 10..17: from 10 + 0.25 * 7 = 11.75
-    lungs = LungMasks.from_masks(np.zeros_like(right), right, g)
-    rows = _posterior_rows(lungs, Volume(np.zeros((8, 20, 10), np.int16), g), slice(0, 20))
+    rows = _posterior_rows((right.any(axis=2),), Volume(np.zeros((8, 20, 10), np.int16), g), slice(0, 20))
     first = [int(np.argmax(r)) for r in rows]
     # slices 0-3 use slice 2, 5-7 slice 6; slice 4 is 2 from both and takes the lower (as argmin did)
     assert first == [5, 5, 5, 5, 5, 12, 12, 12]
     assert rows.sum(axis=1).tolist() == [15] * 5 + [8] * 3
-    part = _posterior_rows(lungs, Volume(np.zeros((8, 20, 10), np.int16), g), slice(3, 13))
+    part = _posterior_rows((right.any(axis=2),), Volume(np.zeros((8, 20, 10), np.int16), g), slice(3, 13))
     assert np.array_equal(part, rows[:, 3:13])
     flipped = Geometry((8, 20, 10), spacing=(2.0, 1.0, 1.0), direction=((1, 0, 0), (0, -1, 0), (0, 0, 1)))
-    lungs_f = LungMasks.from_masks(np.zeros_like(right), right, flipped)
-    rows_f = _posterior_rows(lungs_f, Volume(np.zeros((8, 20, 10), np.int16), flipped), slice(0, 20))
+    rows_f = _posterior_rows((right.any(axis=2),), Volume(np.zeros((8, 20, 10), np.int16), flipped), slice(0, 20))
     # anterior is now the high rows: kept rows are those <= 7 - 0.75 = 6.25 on slice 2's side
     assert rows_f[0].tolist() == [True] * 7 + [False] * 13
 
@@ -273,3 +271,52 @@ def test_filled_lungs_keep_the_left_lung_where_the_masks_overlap():
         assert u.right[0, 2, 3] and u.left[0, 2, 4] and not u.right[1, 2, 1]
         assert not (u.left & u.right).any()
         assert u.zone_voxels[1:7].sum() == 16 + 16 + 2 - 1
+
+
+# -- the torch path (CUDA in Run AI; tested here on the CPU against the numpy path) --------------
+
+
+def _same_gate(a, b) -> None:
+    assert np.array_equal(a.labels, b.labels) and a.labels.dtype == b.labels.dtype
+    assert np.array_equal(a.lung_slices, b.lung_slices)
+    assert repr(a.removed_by_rule) == repr(b.removed_by_rule) and repr(a.removed_voxels) == repr(b.removed_voxels)
+    assert (a.lungs is None) == (b.lungs is None)
+    if a.lungs is not None:
+        for k in ("left", "right", "zones", "zone_voxels"):
+            x, y = getattr(a.lungs, k), getattr(b.lungs, k)
+            assert np.array_equal(x, y) and x.dtype == y.dtype, k
+        assert a.lungs.extents == b.lungs.extents and a.lungs.method == b.lungs.method
+
+
+def test_torch_gate_equals_the_numpy_gate(phantom, lungs):
+    torch = pytest.importorskip("torch")
+    from engine.inference.gate_torch import lung_gate_torch
+    rng = np.random.default_rng(7)
+    labels = phantom.labels.copy()
+    for _ in range(30):                                       # findings anywhere, as a model marks them
+        z, y, x = rng.integers(0, 60), rng.integers(0, 120), rng.integers(0, 120)
+        labels[z:z + rng.integers(1, 6), y:y + rng.integers(2, 20), x:x + rng.integers(2, 20)] = rng.integers(1, 4)
+    ref = lung_gate(phantom.volume, labels, lungs)
+    assert all(ref.removed_by_rule[r] for r in ("outside_lungs", "outside_pleural_space", "not_dependent", "apex",
+                                                "not_fluid_density"))   # every rule had work to do
+    _same_gate(lung_gate_torch(phantom.volume, torch.from_numpy(labels), lungs), ref)
+    _same_gate(lung_gate_torch(phantom.volume, labels, lungs, device="cpu"), ref)
+    _same_gate(lung_gate_torch(phantom.volume, labels, None), lung_gate(phantom.volume, labels, None))
+    # a CPU tensor handed to lung_gate is read as numpy
+    _same_gate(lung_gate(phantom.volume, torch.from_numpy(labels), lungs), ref)
+
+
+def test_torch_cross_dilation_and_pooling_match_scipy_and_numpy():
+    torch = pytest.importorskip("torch")
+    from engine.inference.gate import _coarse_any
+    from engine.inference.gate_torch import _dilate_cross, _pool, _up
+    rng = np.random.default_rng(1)
+    m = rng.random((3, 37, 41)) > 0.97
+    m[0, 0, 0] = m[1, -1, -1] = True                          # at the border: zero outside the image
+    ref = np.stack([ndimage.binary_dilation(s, iterations=2) for s in m])
+    assert np.array_equal(_dilate_cross(torch.from_numpy(m), 2).numpy(), ref)
+    for f in (1, 3, 4):
+        cells = _pool(torch.from_numpy(m), f).numpy()
+        assert np.array_equal(cells, _coarse_any(m, f))
+        up = _up(torch.from_numpy(cells), f, m.shape).numpy()
+        assert up.shape == m.shape and np.array_equal(up[:, ::f, ::f], cells)

@@ -185,6 +185,24 @@ def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
         if per_col.any():
             cols[side] = float(np.average(np.arange(nx), weights=per_col))
         per_slice[side] = np.add.reduce(mask, axis=2, dtype=np.uint16).sum(axis=1, dtype=np.int64)
+    outside, right_code, left_code = zone_tables(extents, cols, nz, nx, geometry)
+    zones = np.empty(left.shape, dtype=np.uint8)
+    zones[...] = outside[:, None, :]
+    np.copyto(zones, right_code[:, None, None], where=right)
+    np.copyto(zones, left_code[:, None, None], where=left)
+    counts = np.zeros(13, dtype=np.int64)
+    np.add.at(counts, right_code.astype(np.int64), per_slice[RIGHT])
+    np.add.at(counts, left_code.astype(np.int64), per_slice[LEFT])
+    return zones, extents, counts
+
+
+def zone_tables(extents: dict[str, Optional[tuple[int, int]]], cols: dict[int, float], nz: int, nx: int,
+                geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The zone codes as tables: uint8 ``(z, x)`` of the voxels outside the lungs (by column), and uint8
+    ``(z,)`` of the right and of the left lung's voxels on each slice.
+
+    ``cols``: the column centroid of each lung present (keys :data:`RIGHT`, :data:`LEFT`).
+    """
     sup = _superior_sign(geometry)
     third = {RIGHT: _thirds(extents["right"], nz, sup), LEFT: _thirds(extents["left"], nz, sup)}
     # side of every column outside the lungs: midline between the two lungs' centroids
@@ -193,15 +211,8 @@ def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
     else:
         mid = (nx - 1) / 2.0
     col_is_left = (np.arange(nx) > mid) if _left_sign(geometry) > 0 else (np.arange(nx) < mid)
-    out_rows = np.where(col_is_left[None, :], (7 + 3 + third[LEFT])[:, None], (7 + third[RIGHT])[:, None])
-    zones = np.empty(left.shape, dtype=np.uint8)
-    zones[...] = out_rows.astype(np.uint8)[:, None, :]
-    np.copyto(zones, (1 + third[RIGHT]).astype(np.uint8)[:, None, None], where=right)
-    np.copyto(zones, (4 + third[LEFT]).astype(np.uint8)[:, None, None], where=left)
-    counts = np.zeros(13, dtype=np.int64)
-    np.add.at(counts, 1 + third[RIGHT].astype(np.int64), per_slice[RIGHT])
-    np.add.at(counts, 4 + third[LEFT].astype(np.int64), per_slice[LEFT])
-    return zones, extents, counts
+    outside = np.where(col_is_left[None, :], (7 + 3 + third[LEFT])[:, None], (7 + third[RIGHT])[:, None])
+    return (outside.astype(np.uint8), (1 + third[RIGHT]).astype(np.uint8), (4 + third[LEFT]).astype(np.uint8))
 
 
 def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry) -> LungMasks:

@@ -49,8 +49,10 @@ The gate is linear in the scan and works inside boxes: full-resolution passes ar
 only inside the findings' bounding box, the distance to the envelope only inside the
 lungs' box plus :data:`EFFUSION_REACH_MM` (no voxel farther away can be kept), and the 3D
 regions are labelled by ``cc3d`` (connected-components-3d, 6-connected like
-``scipy.ndimage.label``'s default) on the coarse grid. The output is bit-identical to
-the full-volume formulation the rules were written in (``benchmarks/gate.py`` measures it).
+``scipy.ndimage.label``'s default) on the coarse grid, and full-resolution temporaries are
+made a slab of slices at a time (:mod:`engine.anatomy.boxes`). The output is bit-identical
+to the whole-volume formulation the rules were written in (``benchmarks/gate.py`` measures
+both). A label tensor on a CUDA device is gated there (:mod:`.gate_torch`).
 """
 
 from __future__ import annotations
@@ -208,15 +210,14 @@ def _keep_regions(found: np.ndarray, region: np.ndarray, fraction: float) -> np.
     return ok[lab]
 
 
-def _posterior_rows(lungs: LungMasks, volume: Volume, rows: slice) -> np.ndarray:
+def _posterior_rows(lung_rows: tuple[np.ndarray, ...], volume: Volume, rows: slice) -> np.ndarray:
     """bool ``(z, len(rows))``: per slice, the rows behind the anterior quarter of either lung (the nearest
-    lung slice for slices beyond the bases)."""
-    nz, ny, nx = lungs.shape
+    lung slice for slices beyond the bases). ``lung_rows``: per lung, bool ``(z, y)``, the rows holding it."""
+    nz, ny = lung_rows[0].shape
     posterior_up = volume.geometry.direction_matrix[1, 1] >= 0  # row index grows towards posterior (LPS +y)
     out = np.zeros((nz, rows.stop - rows.start), dtype=bool)
     r = np.arange(rows.start, rows.stop)
-    for mask in (lungs.right, lungs.left):
-        any_row = mask.any(axis=2)  # (z, y)
+    for any_row in lung_rows:
         has = np.flatnonzero(any_row.any(axis=1))
         if has.size == 0:
             continue
@@ -305,19 +306,21 @@ class _Dropper:
     """Removes voxels from ``out`` inside a box, a slab of slices at a time, and counts them per rule
     and finding.
 
-    ``box`` is in the scan's coordinates; a rule is a function ``(labels, k, at) -> bool mask`` of
-    one slab: ``labels`` the slab's labels (a view of ``out``), ``k`` the slab relative to the box,
-    ``at`` the slab's box in the scan (to read the lungs or the HU there).
+    ``box`` is in the scan's coordinates (``out[0, 0, 0]`` is voxel ``origin`` of the scan); a
+    rule is a function ``(labels, k, at) -> bool mask`` of one slab: ``labels`` the slab's labels
+    (a view of ``out``), ``k`` the slab relative to the box, ``at`` the slab's box in the scan (to
+    read the lungs or the HU there).
     """
 
-    def __init__(self, out: np.ndarray, box: Box, by_rule: Optional[dict[str, dict[str, int]]] = None) -> None:
-        self.out, self.box = out, box
-        self.sub = out[box]  # a view: zeroing it edits ``out``
+    def __init__(self, out: np.ndarray, box: Box, by_rule: Optional[dict[str, dict[str, int]]] = None,
+                 origin: tuple[int, int, int] = (0, 0, 0)) -> None:
+        self.out, self.box, self.origin = out, box, origin
+        self.sub = out[tuple(slice(b.start - o, b.stop - o) for b, o in zip(box, origin))]  # a view of ``out``
         self.by_rule: dict[str, dict[str, int]] = {r: {} for r in RULES} if by_rule is None else by_rule
 
     def within(self, box: Box) -> "_Dropper":
         """The same counts on a box inside this one (``box`` relative to it)."""
-        return _Dropper(self.out, _offset(box, self.box), self.by_rule)
+        return _Dropper(self.out, _offset(box, self.box), self.by_rule, self.origin)
 
     def slabs(self) -> Iterator[tuple[slice, Box]]:
         """``(k, at)`` of each slab: relative to the box, and in the scan."""
@@ -380,28 +383,38 @@ class _Dropper:
                             slice(int(xs[0]), int(xs[-1]) + 1)))
 
 
-def _distance_masks(lungs: LungMasks, lung_slices: np.ndarray, volume: Volume, f: int,
+LungCells = tuple[int, np.ndarray, np.ndarray]
+
+
+def _lung_cells(lungs: LungMasks, lung_slices: np.ndarray, f: int) -> Optional[LungCells]:
+    """``(first lung slice, right, left)``: each lung on the cell grid, over the slices holding lung."""
+    zs = np.flatnonzero(lung_slices)
+    if zs.size == 0:
+        return None
+    zr = slice(int(zs[0]), int(zs[-1]) + 1)
+    return zr.start, _coarse_any(lungs.right[zr], f), _coarse_any(lungs.left[zr], f)
+
+
+def _distance_masks(cells: Optional[LungCells], cshape: tuple[int, int, int], volume: Volume, f: int,
                     margins_mm: tuple[float, ...]) -> tuple[Optional[Box], list[np.ndarray]]:
-    """Cells within each of ``margins_mm`` (3D distance) of the lungs' envelope, on a box of the cell grid.
+    """Cells within each of ``margins_mm`` (3D distance) of the lungs' envelope, on a box of the cell grid
+    (``cshape``).
 
     The distance is computed only inside the lungs' cell box grown by the largest margin (no
     farther cell can be within it), so it is the same as on the whole grid. ``(None, [])`` when
     the envelope is empty.
     """
-    nz, ny, nx = lungs.shape
-    cshape = (nz, -(-ny // f), -(-nx // f))
-    zs = np.flatnonzero(lung_slices)
-    if zs.size == 0:
+    if cells is None:
         return None, []
-    zr = slice(int(zs[0]), int(zs[-1]) + 1)
-    env = envelope([_coarse_any(lungs.left[zr], f), _coarse_any(lungs.right[zr], f)])
+    z0, right, left = cells
+    env = envelope([left, right])
     ebox = bounding_box(env)
     if ebox is None:
         return None, []
     env = env[ebox]
-    ebox = (slice(ebox[0].start + zr.start, ebox[0].stop + zr.start), ebox[1], ebox[2])
+    ebox = (slice(ebox[0].start + z0, ebox[0].stop + z0), ebox[1], ebox[2])
     sy, sx = volume.geometry.spacing[1] * f, volume.geometry.spacing[2] * f
-    sz = volume.geometry.spacing[0] if nz > 1 else 1e6  # a single slice: in-plane only
+    sz = volume.geometry.spacing[0] if cshape[0] > 1 else 1e6  # a single slice: in-plane only
     reach = max(margins_mm)
     box = _grow(ebox, tuple(int(np.ceil(reach / s)) + 1 for s in (sz, sy, sx)), cshape)  # type: ignore[arg-type]
     outside = np.ones(tuple(s.stop - s.start for s in box), dtype=bool)
@@ -423,12 +436,18 @@ def _offset(inner: Box, outer: Box) -> Box:
 
 def _effusion_rules(drop: _Dropper, lungs: LungMasks, volume: Volume) -> None:
     """Rules 2 (effusion in the lung) to 5 for the effusion inside ``drop``'s box."""
-    left, right, hu = lungs.left, lungs.right, volume.array
+    left, right = lungs.left, lungs.right
     drop.each("outside_pleural_space", lambda sub, k, at: (sub == EFFUSION) & (left[at] | right[at]))
-    post = _posterior_rows(lungs, volume, drop.box[1])
+    post = _posterior_rows((lungs.right.any(axis=2), lungs.left.any(axis=2)), volume, drop.box[1])
     drop.each("not_dependent", lambda sub, k, at: (sub == EFFUSION) & ~post[at[0], :, None])
     apex = _apex_slices(lungs, volume)
     drop.each("apex", lambda sub, k, at: (sub == EFFUSION) & apex[at[0], None, None])
+    _effusion_regions(drop, volume)
+
+
+def _effusion_regions(drop: _Dropper, volume: Volume) -> None:
+    """Rules 4b (too small) and 5 (not of fluid density) for the effusion inside ``drop``'s box."""
+    hu = volume.array
     rest = drop.remaining((EFFUSION,))
     if rest is not None and volume.geometry.spacing_known:
         eff = rest.mask((EFFUSION,))
@@ -455,7 +474,17 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     ``lungs`` is the scan's :class:`~engine.anatomy.LungMasks` (found once by the
     caller). ``None`` means the scan has no lung: every finding is removed (rule
     ``outside_lungs`` / ``outside_pleural_space``).
+
+    ``labels`` may also be a torch tensor: on an accelerator (CUDA) the full-resolution work
+    stays there (:func:`~engine.inference.gate_torch.lung_gate_torch`, same output); a CPU
+    tensor is read as numpy. The result holds numpy arrays either way.
     """
+    if type(labels).__module__.split(".")[0] == "torch":  # without importing torch for numpy input
+        if labels.device.type != "cpu":  # type: ignore[union-attr]
+            from .gate_torch import lung_gate_torch
+            return lung_gate_torch(volume, labels, lungs, cancel=cancel, keep_fraction=keep_fraction,
+                                   effusion_margin_mm=effusion_margin_mm, lung_margin_mm=lung_margin_mm)
+        labels = labels.numpy()  # type: ignore[union-attr]
     labels = np.asarray(labels)
     nz, ny, nx = labels.shape
     out = labels.copy()
@@ -471,7 +500,8 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
         drop = _Dropper(out, found)
         drop.each("outside_lungs", lambda sub, k, at: _of(sub, DENSE))
         drop.each("outside_pleural_space", lambda sub, k, at: sub == EFFUSION)
-        return GateResult(out, np.zeros(nz, dtype=bool), _totals(drop.by_rule), None, drop.by_rule)
+        by_rule = _canonical(drop.by_rule)
+        return GateResult(out, np.zeros(nz, dtype=bool), _totals(by_rule), None, by_rule)
 
     f = max(1, int(min(ny, nx) // 128))
     box, cbox = _cell_box(found, f, out.shape)  # the findings' box, in voxels and in cells
@@ -479,7 +509,8 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     sub_shape = drop.sub.shape
     lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
     margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
-    dbox, masks = _distance_masks(lungs, lung_slices, volume, f, margins)
+    cshape = (nz, -(-ny // f), -(-nx // f))
+    dbox, masks = _distance_masks(_lung_cells(lungs, lung_slices, f), cshape, volume, f, margins)
     if dbox is None:
         in_lung = near = reach = np.zeros(tuple(s.stop - s.start for s in cbox), dtype=bool)
     else:
@@ -510,7 +541,14 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
             _effusion_rules(drop.within(_voxel_box(kb, f, sub_shape)), lungs, volume)
     check_cancel(cancel)
     filled = unite_findings(lungs, out, volume.geometry)
-    return GateResult(out, lung_slices, _totals(drop.by_rule), filled, drop.by_rule)
+    by_rule = _canonical(drop.by_rule)
+    return GateResult(out, lung_slices, _totals(by_rule), filled, by_rule)
+
+
+def _canonical(by_rule: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Per rule, the findings in label order (GGO, consolidation, effusion), whatever order slabs found them in."""
+    keys = [FINDING_KEYS[v] for v in (GGO, CONSOLIDATION, EFFUSION)]
+    return {rule: {k: per[k] for k in keys if k in per} for rule, per in by_rule.items()}
 
 
 def _totals(by_rule: dict[str, dict[str, int]]) -> dict[str, int]:
