@@ -320,3 +320,20 @@ def test_torch_cross_dilation_and_pooling_match_scipy_and_numpy():
         assert np.array_equal(cells, _coarse_any(m, f))
         up = _up(torch.from_numpy(cells), f, m.shape).numpy()
         assert up.shape == m.shape and np.array_equal(up[:, ::f, ::f], cells)
+
+
+def test_torch_windowed_distance_equals_scipy_within_the_reach():
+    torch = pytest.importorskip("torch")
+    from engine.inference.gate_torch import _squared_distance
+    rng = np.random.default_rng(0)
+    compared = 0
+    for sampling in ((1.0, 2.8, 2.8), (3.0, 2.5, 2.5), (1.25, 3.12, 2.8), (5.0, 0.7, 1.0)):
+        env = rng.random((18, 30, 26)) > 0.995
+        env[9, 15, 13] = True
+        dist = ndimage.distance_transform_edt(~env, sampling=sampling)
+        mine = np.sqrt(_squared_distance(torch.from_numpy(env), sampling, 20.0).numpy())
+        near = dist <= 20.0
+        assert np.array_equal(mine[near], dist[near])          # the same float64 values, not just close
+        assert (mine[~near] > 20.0).all()
+        compared += int(near.sum())
+    assert compared > 10000

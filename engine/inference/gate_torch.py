@@ -6,12 +6,15 @@ there as torch ops: the class masks, pooling to the gate's cell grid, removing v
 counting them, the apical dilation (shifted ORs of a 4-neighbour cross), the posterior and
 apical masks, and filling the kept findings back into the lungs with their zone codes.
 
-Only small data goes to the host, for what has no torch op: the cell grid (16x smaller than
-the scan) for the envelope's exact distance transform (scipy) and the 3D regions of rules 1
-and 2 (``cc3d``), and the bounding box of the effusion that rules 1-4 left, for the region
-rules 4b and 5 (``cc3d``, medians), which the numpy path runs on it. The result is returned
-as numpy arrays, like :func:`~engine.inference.gate.lung_gate`'s, and is bit-identical to it
-(``tests/test_gate.py`` runs both on the CPU).
+The envelope and its distance run on the device too, on the gate's cell grid (16x smaller
+than the scan): the distance as a separable minimum over offsets within the largest margin
+(:func:`_squared_distance`), summed in the order ``scipy.ndimage.distance_transform_edt``
+sums, so its values are the same float64 numbers. Only small data goes to the host, for
+what has no torch op: the cell grid's 3D regions of rules 1 and 2 (``cc3d``), and the
+bounding box of the effusion that rules 1-4 left, for the region rules 4b and 5 (``cc3d``,
+medians), which the numpy path runs on it. The result is returned as numpy arrays, like
+:func:`~engine.inference.gate.lung_gate`'s, and is bit-identical to it (``tests/test_gate.py``
+runs both on the CPU; no GPU timing has been measured yet).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ..labels import CONSOLIDATION, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
 from .gate import (APEX_MARGIN_PX, EFFUSION_MARGIN_MM, EFFUSION_REACH_MM, KEEP_FRACTION, LUNG_MARGIN_MM, RULES,
-                   GateResult, _apex_slices, _canonical, _distance_masks, _Dropper, _effusion_regions, _keep_regions,
+                   GateResult, _apex_slices, _canonical, _Dropper, _grow, _effusion_regions, _keep_regions,
                    _paste, _posterior_rows, _totals, lung_gate)
 
 
@@ -65,6 +68,65 @@ def _dilate_cross(mask: torch.Tensor, steps: int) -> torch.Tensor:
 
 def _host(t: torch.Tensor) -> np.ndarray:
     return t.cpu().numpy()
+
+
+def _fill_between(mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Pixels with a ``mask`` pixel on both sides along ``dim`` (mask included), like the numpy path."""
+    m = mask.to(torch.uint8)
+    fwd = torch.cummax(m, dim=dim).values
+    rev = torch.cummax(m.flip(dim), dim=dim).values.flip(dim)
+    return (fwd & rev).bool()
+
+
+def _box_t(mask: torch.Tensor) -> Optional[tuple[slice, slice, slice]]:
+    """Bounding box of a bool ``(z, y, x)`` tensor (``None`` when empty)."""
+    zs, ys, xs = (np.flatnonzero(_host(mask.any(dim=a).any(dim=b))) for a, b in ((2, 1), (2, 0), (1, 0)))
+    if zs.size == 0:
+        return None
+    return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+
+
+def _squared_distance(env: torch.Tensor, sampling: tuple[float, float, float], reach: float) -> torch.Tensor:
+    """float64 squared distance (mm) to the nearest ``env`` cell, exact up to ``reach``; larger (or inf) beyond.
+
+    A separable minimum over offsets ``|d| * s <= reach`` per axis, z then y then x, so that each
+    value is summed as ``scipy.ndimage.distance_transform_edt`` sums it: ``((dz*sz)^2 + (dy*sy)^2) + (dx*sx)^2``
+    (float addition is monotonic, so the minimum of the sums is the sum for the nearest cell).
+    """
+    g = torch.where(env, 0.0, torch.inf).to(torch.float64)
+    for dim, s in enumerate(sampling):
+        best = g.clone()
+        n = min(int(np.floor(reach / s)) + 1, g.shape[dim] - 1)  # one more offset: a superset is safe
+        for d in range(1, n + 1):
+            w = (d * s) * (d * s)
+            head = g.narrow(dim, 0, g.shape[dim] - d)
+            tail = g.narrow(dim, d, g.shape[dim] - d)
+            lo = best.narrow(dim, d, g.shape[dim] - d)   # cells d after a feature
+            torch.minimum(lo, head + w, out=lo)
+            hi = best.narrow(dim, 0, g.shape[dim] - d)   # cells d before one
+            torch.minimum(hi, tail + w, out=hi)
+        g = best
+    return g
+
+
+def _distance_masks_t(z0: int, right: torch.Tensor, left: torch.Tensor, cshape: tuple[int, int, int],
+                      volume: Volume, f: int, margins_mm: tuple[float, ...]
+                      ) -> tuple[Optional[tuple[slice, slice, slice]], list[torch.Tensor]]:
+    """``gate._distance_masks`` on the device (same crop, same values at the thresholds)."""
+    env = (_fill_between(left, 1) & _fill_between(left, 2)) | (_fill_between(right, 1) & _fill_between(right, 2))
+    ebox = _box_t(env)
+    if ebox is None:
+        return None, []
+    env = env[ebox]
+    ebox = (slice(ebox[0].start + z0, ebox[0].stop + z0), ebox[1], ebox[2])
+    sy, sx = volume.geometry.spacing[1] * f, volume.geometry.spacing[2] * f
+    sz = volume.geometry.spacing[0] if cshape[0] > 1 else 1e6  # a single slice: in-plane only
+    reach = max(margins_mm)
+    box = _grow(ebox, tuple(int(np.ceil(reach / s)) + 1 for s in (sz, sy, sx)), cshape)  # type: ignore[arg-type]
+    inside = torch.zeros(tuple(s.stop - s.start for s in box), dtype=torch.bool, device=env.device)
+    inside[tuple(slice(e.start - b.start, e.stop - b.start) for e, b in zip(ebox, box))] = env
+    dist = torch.sqrt(_squared_distance(inside, (sz, sy, sx), reach))
+    return box, [dist <= m for m in margins_mm]
 
 
 class _Remover:
@@ -142,17 +204,17 @@ def lung_gate_torch(volume: Volume, labels: np.ndarray | torch.Tensor, lungs: Op
     right = torch.as_tensor(np.ascontiguousarray(lungs.right)).to(dev)
     lung_slices = _host(left.any(dim=2).any(dim=1) | right.any(dim=2).any(dim=1))
     cshape = (nz, -(-ny // f), -(-nx // f))
-    cells = None
+    dbox, masks = None, []
     zs = np.flatnonzero(lung_slices)
     if zs.size:
         zr = slice(int(zs[0]), int(zs[-1]) + 1)
-        cells = (zr.start, _host(_pool(right[zr], f)), _host(_pool(left[zr], f)))
+        dbox, masks = _distance_masks_t(zr.start, _pool(right[zr], f), _pool(left[zr], f), cshape, volume, f,
+                                        (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM))
     whole = tuple(slice(0, n) for n in cshape)
-    dbox, masks = _distance_masks(cells, cshape, volume, f, (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM))
     if dbox is None:
         in_lung = near = reach = np.zeros(cshape, dtype=bool)
     else:
-        in_lung, near, reach = (_paste(m, dbox, whole) for m in masks)  # type: ignore[arg-type]
+        in_lung, near, reach = (_paste(_host(m), dbox, whole) for m in masks)  # type: ignore[arg-type]
     remove = _Remover(out)
     apex = _apex_slices(lungs, volume)
     apex_t = torch.as_tensor(apex).to(dev)
