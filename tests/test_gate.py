@@ -337,3 +337,16 @@ def test_torch_windowed_distance_equals_scipy_within_the_reach():
         assert (mine[~near] > 20.0).all()
         compared += int(near.sum())
     assert compared > 10000
+
+
+def test_distance_masks_from_the_feature_transform_equal_scipys_distances():
+    from engine.inference.gate import _within
+    rng = np.random.default_rng(3)
+    for sampling in ((1.0, 2.8, 2.8), (3.0, 2.72, 2.72), (1e6, 1.25, 3.12)):
+        outside = rng.random((12, 40, 33)) > 0.004
+        outside[6, 20, 16] = False
+        dist = ndimage.distance_transform_edt(outside, sampling=sampling)
+        masks = _within(outside, sampling, (10.0, 20.0, 60.0))
+        for m, mm in zip(masks, (10.0, 20.0, 60.0)):
+            assert np.array_equal(m, dist <= mm)
+        assert masks[0].sum() < masks[1].sum() <= masks[2].sum()
