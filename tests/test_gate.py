@@ -350,3 +350,15 @@ def test_distance_masks_from_the_feature_transform_equal_scipys_distances():
         for m, mm in zip(masks, (10.0, 20.0, 60.0)):
             assert np.array_equal(m, dist <= mm)
         assert masks[0].sum() < masks[1].sum() <= masks[2].sum()
+
+
+def test_gate_on_cuda_equals_the_numpy_gate(phantom, lungs):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    labels = phantom.labels.copy()
+    labels[:5, 40:70, 40:90] = CONSOLIDATION
+    labels[30, 5:15, 5:30] = EFFUSION
+    ref = lung_gate(phantom.volume, labels, lungs)
+    _same_gate(lung_gate(phantom.volume, labels, lungs, device="cuda"), ref)
+    _same_gate(lung_gate(phantom.volume, torch.from_numpy(labels).cuda(), lungs), ref)

@@ -57,6 +57,7 @@ both). A label tensor on a CUDA device is gated there (:mod:`.gate_torch`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
@@ -116,6 +117,7 @@ class GateResult:
 
 
 DENSE = (GGO, CONSOLIDATION)
+log = logging.getLogger(__name__)
 
 
 def _fill_between(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -493,23 +495,29 @@ def _effusion_regions(drop: _Dropper, volume: Volume) -> None:
 def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
               cancel: Optional[CancelLike] = None, keep_fraction: float = KEEP_FRACTION,
               effusion_margin_mm: float = EFFUSION_MARGIN_MM,
-              lung_margin_mm: float = LUNG_MARGIN_MM) -> GateResult:
+              lung_margin_mm: float = LUNG_MARGIN_MM, device: Optional[object] = None) -> GateResult:
     """Apply the module's rules to ``labels`` (0..3 on ``volume``'s grid).
 
     ``lungs`` is the scan's :class:`~engine.anatomy.LungMasks` (found once by the
     caller). ``None`` means the scan has no lung: every finding is removed (rule
     ``outside_lungs`` / ``outside_pleural_space``).
 
-    ``labels`` may also be a torch tensor: on an accelerator (CUDA) the full-resolution work
-    stays there (:func:`~engine.inference.gate_torch.lung_gate_torch`, same output); a CPU
-    tensor is read as numpy. The result holds numpy arrays either way.
+    The work runs on an accelerator (:func:`~engine.inference.gate_torch.lung_gate_torch`,
+    same output) when ``labels`` is a torch tensor on one (CUDA) or ``device`` names one (Run
+    AI's device: ``"cuda"``, a ``torch.device``); a CPU tensor is read as numpy. The result
+    holds numpy arrays either way.
     """
-    if type(labels).__module__.split(".")[0] == "torch":  # without importing torch for numpy input
-        if labels.device.type != "cpu":  # type: ignore[union-attr]
-            from .gate_torch import lung_gate_torch
-            return lung_gate_torch(volume, labels, lungs, cancel=cancel, keep_fraction=keep_fraction,
+    on_tensor = type(labels).__module__.split(".")[0] == "torch"  # checked without importing torch
+    where = str(device) if device is not None else (str(labels.device) if on_tensor else "cpu")  # type: ignore
+    if where.split(":")[0] != "cpu":
+        from .gate_torch import lung_gate_torch
+        try:
+            return lung_gate_torch(volume, labels, lungs, device=where, cancel=cancel, keep_fraction=keep_fraction,
                                    effusion_margin_mm=effusion_margin_mm, lung_margin_mm=lung_margin_mm)
-        labels = labels.numpy()  # type: ignore[union-attr]
+        except RuntimeError as e:  # device out of memory or an op it lacks: the host gives the same output
+            log.warning("The lung gate fell back to the CPU (%s: %s).", type(e).__name__, e)
+    if on_tensor:
+        labels = labels.cpu().numpy()  # type: ignore[union-attr]
     labels = np.asarray(labels)
     nz, ny, nx = labels.shape
     out = labels.copy()
