@@ -13,7 +13,10 @@ time, which a loaded machine inflates less). With ``--old PATH`` (a checkout of 
 LungLens, e.g. the main branch) the same cases run on that code too, in the same session,
 old and new interleaved repetition by repetition; medians are reported.
 
-Usage: ``python benchmarks/gate.py [--slices 100,200,300,400] [--repeat 3] [--old /work/main]``
+With ``--device cuda`` the new code gates on the device (``lung_gate(..., device="cuda")``:
+labels from the host, results back to it, synchronised), the old code on the host as always.
+
+Usage: ``python benchmarks/gate.py [--slices 100,200,300,400] [--repeat 3] [--old /work/main] [--device cpu]``
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def build(n: int, folder: Path) -> dict:
     return meta
 
 
-def child(folder: Path) -> dict:
+def child(folder: Path, device: str) -> dict:
     """Run the gate of whatever code ``PYTHONPATH`` gives on the case in ``folder``."""
     import tracemalloc
 
@@ -73,22 +76,27 @@ def child(folder: Path) -> dict:
                         tuple(tuple(r) for r in meta["direction"]))
     volume = Volume(arr, geometry, is_hu=meta["is_hu"])
     lungs = LungMasks.from_masks(np.load(folder / "left.npy"), np.load(folder / "right.npy"), geometry)
+    kw = {} if device == "cpu" else {"device": device}
     tracemalloc.start()
-    first = lung_gate(volume, labels, lungs)
+    first = lung_gate(volume, labels, lungs, **kw)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     del first
     t, c = time.perf_counter(), time.process_time()
-    out = lung_gate(volume, labels, lungs)
+    out = lung_gate(volume, labels, lungs, **kw)  # the result is on the host: nothing left to synchronise
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": peak / 1e6, "removed": out.removed_voxels,
-            "code": str(Path(sys.modules["engine"].__file__).resolve().parents[1])}
+    res = {"wall_s": wall, "cpu_s": cpu, "peak_mb": peak / 1e6, "removed": out.removed_voxels,
+           "code": str(Path(sys.modules["engine"].__file__).resolve().parents[1]), "device": device}
+    if device.startswith("cuda"):
+        import torch
+        res["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 1e6
+    return res
 
 
-def _run(code: Path, folder: Path) -> dict:
+def _run(code: Path, folder: Path, device: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(code))
-    proc = subprocess.run([sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True,
-                          env=env, cwd=str(code))
+    proc = subprocess.run([sys.executable, __file__, "--child", str(folder), "--device", device], capture_output=True,
+                          text=True, env=env, cwd=str(code))
     if proc.returncode != 0:
         raise SystemExit(f"the gate failed on {code}: {proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -99,10 +107,11 @@ def main() -> int:
     ap.add_argument("--slices", default="100,200,300,400")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved repetitions per case and code (medians)")
     ap.add_argument("--old", help="root of another LungLens checkout to compare with (e.g. /work/main)")
+    ap.add_argument("--device", default="cpu", help="where the new code gates (cpu, cuda)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(Path(args.child))))
+        print(json.dumps(child(Path(args.child), args.device)))
         return 0
     sizes = [int(s) for s in args.slices.split(",") if s]
     codes = {"new": ROOT}
@@ -118,16 +127,19 @@ def main() -> int:
         for _ in range(args.repeat):
             for n in sizes:
                 for k, code in codes.items():
-                    runs[n, k].append(_run(code, Path(tmp) / str(n)))
+                    runs[n, k].append(_run(code, Path(tmp) / str(n), args.device if k == "new" else "cpu"))
     for n in sizes:
         case: dict = {"slices": n, "scan_mb": metas[n]["scan_mb"], "finding_voxels": metas[n]["finding_voxels"]}
         for k in codes:
             r = runs[n, k]
             wall = float(np.median([x["wall_s"] for x in r]))
-            case[k] = {"gate_s": round(wall, 3), "ms_per_slice": round(1000 * wall / n, 2),
-                       "cpu_s": round(float(np.median([x["cpu_s"] for x in r])), 3),
+            cpu = float(np.median([x["cpu_s"] for x in r]))
+            case[k] = {"device": r[0]["device"], "gate_s": round(wall, 3), "ms_per_slice": round(1000 * wall / n, 2),
+                       "cpu_s": round(cpu, 3), "cpu_ms_per_slice": round(1000 * cpu / n, 2),
                        "peak_mb": round(float(np.median([x["peak_mb"] for x in r])), 1),
                        "wall_s_all": [round(x["wall_s"], 3) for x in r]}
+            if "gpu_peak_mb" in r[0]:
+                case[k]["gpu_peak_mb"] = round(max(x["gpu_peak_mb"] for x in r), 1)
         if "old" in codes:
             case["speedup_wall"] = round(case["old"]["gate_s"] / case["new"]["gate_s"], 2)
             case["speedup_cpu"] = round(case["old"]["cpu_s"] / case["new"]["cpu_s"], 2)
