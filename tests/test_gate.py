@@ -147,7 +147,7 @@ def test_default_model_finds_under_half_a_percent_of_clear_lungs_as_infection():
 
 
 def test_coarse_grid_is_a_max_pool_with_padding():
-    from engine.inference.gate import _coarse_any
+    from engine.inference.gate_parts import _coarse_any
     rng = np.random.default_rng(0)
     m = rng.random((3, 130, 129)) > 0.97
     ref = np.pad(m, ((0, 0), (0, 2), (0, 3))).reshape(3, 33, 4, 33, 4).any(axis=(2, 4))
@@ -156,7 +156,7 @@ def test_coarse_grid_is_a_max_pool_with_padding():
 
 
 def test_region_median_sorts_only_the_regions():
-    from engine.inference.gate import _median_per_region
+    from engine.inference.gate_parts import _median_per_region
     lab = np.array([[0, 1, 1, 2], [2, 2, 0, 1]])
     hu = np.array([[9, 5, 1, 7], [3, 100, 0, 2]], float)
     assert _median_per_region(hu, lab, 2).tolist() == [0.0, 2.0, 7.0]
@@ -181,7 +181,7 @@ def test_bounding_box_and_slabs():
 
 @pytest.mark.parametrize("f", [2, 3, 4, 8])
 def test_coarse_grid_reads_words_of_f_columns(f):
-    from engine.inference.gate import _coarse_any
+    from engine.inference.gate_parts import _coarse_any
     rng = np.random.default_rng(f)
     for shape in ((2, 64, 64), (3, 70, 61)):
         m = rng.random(shape) > 0.95
@@ -195,7 +195,7 @@ def test_coarse_grid_reads_words_of_f_columns(f):
 
 
 def test_min_voxels_is_the_floating_point_threshold():
-    from engine.inference.gate import _min_voxels
+    from engine.inference.gate_parts import _min_voxels
     assert _min_voxels(2.0, 0.001) == 2000
     assert _min_voxels(2.0, 0.5) == 4
     for v in (1 / 3, 0.0007, 0.4 * 0.7 * 0.7 / 1000 * 1000, 0.00049, 2.5):
@@ -204,7 +204,7 @@ def test_min_voxels_is_the_floating_point_threshold():
 
 
 def test_cropped_distance_matches_the_whole_grid(phantom, lungs):
-    from engine.inference.gate import _coarse_any, _distance_masks, _lung_cells, _paste
+    from engine.inference.gate_parts import _coarse_any, _distance_masks, _lung_cells, _paste
     f = 1
     lung_slices = lungs.lung.any(axis=(1, 2))
     cells = _lung_cells(lungs, lung_slices, f)
@@ -220,7 +220,7 @@ def test_cropped_distance_matches_the_whole_grid(phantom, lungs):
 
 
 def test_posterior_rows_use_the_nearest_lung_slice_the_lower_on_a_tie():
-    from engine.inference.gate import _posterior_rows
+    from engine.inference.gate_parts import _posterior_rows
     g = Geometry((8, 20, 10), spacing=(2.0, 1.0, 1.0))
     right = np.zeros((8, 20, 10), bool)
     right[2, 4:8, 2:4] = True                                # rows 4..7: posterior from 4 + 0.25 * 3 = 4.75
@@ -308,7 +308,7 @@ def test_torch_gate_equals_the_numpy_gate(phantom, lungs):
 
 def test_torch_cross_dilation_and_pooling_match_scipy_and_numpy():
     torch = pytest.importorskip("torch")
-    from engine.inference.gate import _coarse_any
+    from engine.inference.gate_parts import _coarse_any
     from engine.inference.gate_torch import _dilate_cross, _pool, _up
     rng = np.random.default_rng(1)
     m = rng.random((3, 37, 41)) > 0.97
@@ -340,7 +340,7 @@ def test_torch_windowed_distance_equals_scipy_within_the_reach():
 
 
 def test_distance_masks_from_the_feature_transform_equal_scipys_distances():
-    from engine.inference.gate import _within
+    from engine.inference.gate_parts import _within
     rng = np.random.default_rng(3)
     for sampling in ((1.0, 2.8, 2.8), (3.0, 2.72, 2.72), (1e6, 1.25, 3.12)):
         outside = rng.random((12, 40, 33)) > 0.004

@@ -28,9 +28,9 @@ from ..anatomy.lungs import LEFT, RIGHT, LungMasks, zone_tables
 from ..labels import CONSOLIDATION, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
-from .gate import (APEX_MARGIN_PX, EFFUSION_MARGIN_MM, EFFUSION_REACH_MM, KEEP_FRACTION, LUNG_MARGIN_MM, RULES,
-                   GateResult, _apex_slices, _canonical, _Dropper, _grow, _effusion_regions, _keep_regions,
-                   _paste, _posterior_rows, _totals, lung_gate)
+from .gate_parts import (APEX_MARGIN_PX, EFFUSION_MARGIN_MM, EFFUSION_REACH_MM, KEEP_FRACTION, LUNG_MARGIN_MM,
+                         RULES, GateResult, _apex_slices, _canonical, _Dropper, _effusion_regions, _grow,
+                         _keep_regions, _paste, _posterior_rows, _totals)
 
 
 def _pool(mask: torch.Tensor, f: int) -> torch.Tensor:
@@ -185,7 +185,7 @@ def lung_gate_torch(volume: Volume, labels: np.ndarray | torch.Tensor, lungs: Op
                     device: Optional[str | torch.device] = None, cancel: Optional[CancelLike] = None,
                     keep_fraction: float = KEEP_FRACTION, effusion_margin_mm: float = EFFUSION_MARGIN_MM,
                     lung_margin_mm: float = LUNG_MARGIN_MM) -> GateResult:
-    """:func:`~engine.inference.gate.lung_gate` with the full-resolution work on ``device``.
+    """:func:`~engine.inference.gate.lung_gate` with the full-resolution work on ``device`` (called by it).
 
     ``labels`` may be a numpy array or a tensor (used where it lives when ``device`` is
     ``None``). The result holds numpy arrays, equal to :func:`~engine.inference.gate.lung_gate`'s.
@@ -196,9 +196,13 @@ def lung_gate_torch(volume: Volume, labels: np.ndarray | torch.Tensor, lungs: Op
     else:
         dev = torch.device(device or "cpu")
         out = torch.as_tensor(np.ascontiguousarray(labels)).to(dev, copy=True)
-    if lungs is None:  # no lung: every finding goes (nothing to compute on the device)
-        return lung_gate(volume, _host(out), None, cancel=cancel)
     nz, ny, nx = out.shape
+    remove = _Remover(out)
+    if lungs is None:  # no lung: every finding goes
+        remove("outside_lungs", remove.dense())
+        remove("outside_pleural_space", remove.effusion())
+        by_rule = _canonical(remove.by_rule)
+        return GateResult(_host(out), np.zeros(nz, dtype=bool), _totals(by_rule), None, by_rule)
     f = max(1, int(min(ny, nx) // 128))
     left = torch.as_tensor(np.ascontiguousarray(lungs.left)).to(dev)
     right = torch.as_tensor(np.ascontiguousarray(lungs.right)).to(dev)
@@ -215,7 +219,6 @@ def lung_gate_torch(volume: Volume, labels: np.ndarray | torch.Tensor, lungs: Op
         in_lung = near = reach = np.zeros(cshape, dtype=bool)
     else:
         in_lung, near, reach = (_paste(_host(m), dbox, whole) for m in masks)  # type: ignore[arg-type]
-    remove = _Remover(out)
     apex = _apex_slices(lungs, volume)
     apex_t = torch.as_tensor(apex).to(dev)
     check_cancel(cancel)
