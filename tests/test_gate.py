@@ -148,7 +148,7 @@ def test_default_model_finds_under_half_a_percent_of_clear_lungs_as_infection():
 
 
 def test_coarse_grid_is_a_max_pool_with_padding():
-    from engine.inference.gate import _coarse_any
+    from engine.inference.gate_parts import _coarse_any
     rng = np.random.default_rng(0)
     m = rng.random((3, 130, 129)) > 0.97
     ref = np.pad(m, ((0, 0), (0, 2), (0, 3))).reshape(3, 33, 4, 33, 4).any(axis=(2, 4))
@@ -157,7 +157,209 @@ def test_coarse_grid_is_a_max_pool_with_padding():
 
 
 def test_region_median_sorts_only_the_regions():
-    from engine.inference.gate import _median_per_region
+    from engine.inference.gate_parts import _median_per_region
     lab = np.array([[0, 1, 1, 2], [2, 2, 0, 1]])
     hu = np.array([[9, 5, 1, 7], [3, 100, 0, 2]], float)
     assert _median_per_region(hu, lab, 2).tolist() == [0.0, 2.0, 7.0]
+
+
+# -- the linear rewrite (issue 15): boxes, slabs, cropped distance, cc3d regions -----------------
+
+
+def test_bounding_box_and_slabs():
+    from engine.anatomy.boxes import bounding_box, z_slabs
+    m = np.zeros((6, 5, 7), np.uint8)
+    assert bounding_box(m) is None
+    m[2, 1, 3] = 2
+    m[4, 3, 5] = 1
+    assert bounding_box(m) == (slice(2, 5), slice(1, 4), slice(3, 6))
+    assert bounding_box(m > 0) == bounding_box(m)
+    # 35 voxels per slice: 100 bytes hold 2 slices; a slab never has fewer than one slice
+    assert list(z_slabs((6, 5, 7), budget=100)) == [slice(0, 2), slice(2, 4), slice(4, 6)]
+    assert list(z_slabs((3, 5, 7), budget=1)) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert list(z_slabs((3, 5, 7), itemsize=4, budget=280)) == [slice(0, 2), slice(2, 3)]
+
+
+@pytest.mark.parametrize("f", [2, 3, 4, 8])
+def test_coarse_grid_reads_words_of_f_columns(f):
+    from engine.inference.gate_parts import _coarse_any
+    rng = np.random.default_rng(f)
+    for shape in ((2, 64, 64), (3, 70, 61)):
+        m = rng.random(shape) > 0.95
+        py, px = (-shape[1]) % f, (-shape[2]) % f
+        ref = np.pad(m, ((0, 0), (0, py), (0, px))).reshape(shape[0], (shape[1] + py) // f, f,
+                                                           (shape[2] + px) // f, f).any(axis=(2, 4))
+        assert np.array_equal(_coarse_any(m, f), ref)
+        view = m[:, :, 1:]                                      # not contiguous: read through a copy
+        assert np.array_equal(_coarse_any(view, f), _coarse_any(np.ascontiguousarray(view), f))
+        assert _coarse_any(view, f).sum() > 0
+
+
+def test_min_voxels_is_the_floating_point_threshold():
+    from engine.inference.gate_parts import _min_voxels
+    assert _min_voxels(2.0, 0.001) == 2000
+    assert _min_voxels(2.0, 0.5) == 4
+    for v in (1 / 3, 0.0007, 0.4 * 0.7 * 0.7 / 1000 * 1000, 0.00049, 2.5):
+        t = _min_voxels(2.0, v)
+        assert t * v >= 2.0 and (t == 0 or (t - 1) * v < 2.0)
+
+
+def test_cropped_distance_matches_the_whole_grid(phantom, lungs):
+    from engine.inference.gate_parts import _coarse_any, _distance_masks, _lung_cells, _paste
+    f = 1
+    lung_slices = lungs.lung.any(axis=(1, 2))
+    cells = _lung_cells(lungs, lung_slices, f)
+    box, masks = _distance_masks(cells, lungs.shape, phantom.volume, f, (10.0, 20.0, 60.0))
+    env = envelope([_coarse_any(lungs.left, f), _coarse_any(lungs.right, f)])
+    sz, sy, sx = phantom.volume.geometry.spacing
+    dist = ndimage.distance_transform_edt(~env, sampling=(sz, sy, sx))
+    whole = tuple(slice(0, n) for n in env.shape)
+    assert box != whole                                      # it was cropped (64 slices of 4 mm)
+    for m, mm in zip(masks, (10.0, 20.0, 60.0)):
+        assert np.array_equal(_paste(m, box, whole), dist <= mm)
+    assert (dist <= 60.0).sum() > (dist <= 10.0).sum() > env.sum()
+
+
+def test_posterior_rows_use_the_nearest_lung_slice_the_lower_on_a_tie():
+    from engine.inference.gate_parts import _posterior_rows
+    g = Geometry((8, 20, 10), spacing=(2.0, 1.0, 1.0))
+    right = np.zeros((8, 20, 10), bool)
+    right[2, 4:8, 2:4] = True                                # rows 4..7: posterior from 4 + 0.25 * 3 = 4.75
+    right[6, 10:18, 2:4] = True                              # rows 10..17: from 10 + 0.25 * 7 = 11.75
+    rows = _posterior_rows((right.any(axis=2),), Volume(np.zeros((8, 20, 10), np.int16), g), slice(0, 20))
+    first = [int(np.argmax(r)) for r in rows]
+    # slices 0-3 use slice 2, 5-7 slice 6; slice 4 is 2 from both and takes the lower (as argmin did)
+    assert first == [5, 5, 5, 5, 5, 12, 12, 12]
+    assert rows.sum(axis=1).tolist() == [15] * 5 + [8] * 3
+    part = _posterior_rows((right.any(axis=2),), Volume(np.zeros((8, 20, 10), np.int16), g), slice(3, 13))
+    assert np.array_equal(part, rows[:, 3:13])
+    flipped = Geometry((8, 20, 10), spacing=(2.0, 1.0, 1.0), direction=((1, 0, 0), (0, -1, 0), (0, 0, 1)))
+    rows_f = _posterior_rows((right.any(axis=2),), Volume(np.zeros((8, 20, 10), np.int16), flipped), slice(0, 20))
+    # anterior is now the high rows: kept rows are those <= 7 - 0.75 = 6.25 on slice 2's side
+    assert rows_f[0].tolist() == [True] * 7 + [False] * 13
+
+
+def test_slab_size_does_not_change_the_gate(phantom, lungs, monkeypatch):
+    from engine.anatomy import boxes
+    labels = phantom.labels.copy()
+    labels[:5, 40:70, 40:90] = CONSOLIDATION                 # below the lungs
+    labels[30, 5:15, 5:30] = EFFUSION                         # far from them
+    ref = lung_gate(phantom.volume, labels, lungs)
+    monkeypatch.setattr(boxes, "SLAB_BYTES", 1)             # one slice per slab
+    one = lung_gate(phantom.volume, labels, lungs)
+    assert np.array_equal(one.labels, ref.labels) and one.removed_by_rule == ref.removed_by_rule
+    assert np.array_equal(one.lungs.zones, ref.lungs.zones) and one.lungs.extents == ref.lungs.extents
+    base = lung_gate(phantom.volume, phantom.labels, lungs).removed_by_rule   # 3 edge voxels of the phantom
+    assert ref.removed_by_rule["outside_lungs"]["consolidation"] == 5 * 30 * 50 + base["outside_lungs"]["consolidation"]
+    assert ref.removed_by_rule["outside_pleural_space"]["effusion"] == 10 * 25
+
+
+def test_filled_lungs_keep_the_left_lung_where_the_masks_overlap():
+    from engine.anatomy import LungMasks, unite_findings
+    g = Geometry((2, 6, 8), spacing=(1.0, 1.0, 1.0))
+    left = np.zeros((2, 6, 8), bool)
+    right = np.zeros((2, 6, 8), bool)
+    left[:, 1:5, 5:7] = True
+    right[:, 1:5, 1:3] = True
+    good = LungMasks.from_masks(left, right, g)
+    overlapping = LungMasks(left=left, right=right | left, zones=good.zones, extents=good.extents)
+    labels = np.zeros((2, 6, 8), np.uint8)
+    labels[0, 2, 3] = GGO                                     # outside both, on the right side (column 3)
+    labels[0, 2, 4] = CONSOLIDATION                           # outside both, on the left side (column 4)
+    labels[1, 2, 1] = EFFUSION                                # inside the right lung: leaves it
+    for lungs in (good, overlapping):
+        u = unite_findings(lungs, labels, g)
+        assert u.right[0, 2, 3] and u.left[0, 2, 4] and not u.right[1, 2, 1]
+        assert not (u.left & u.right).any()
+        assert u.zone_voxels[1:7].sum() == 16 + 16 + 2 - 1
+
+
+# -- the torch path (CUDA in Run AI; tested here on the CPU against the numpy path) --------------
+
+
+def _same_gate(a, b) -> None:
+    assert np.array_equal(a.labels, b.labels) and a.labels.dtype == b.labels.dtype
+    assert np.array_equal(a.lung_slices, b.lung_slices)
+    assert repr(a.removed_by_rule) == repr(b.removed_by_rule) and repr(a.removed_voxels) == repr(b.removed_voxels)
+    assert (a.lungs is None) == (b.lungs is None)
+    if a.lungs is not None:
+        for k in ("left", "right", "zones", "zone_voxels"):
+            x, y = getattr(a.lungs, k), getattr(b.lungs, k)
+            assert np.array_equal(x, y) and x.dtype == y.dtype, k
+        assert a.lungs.extents == b.lungs.extents and a.lungs.method == b.lungs.method
+
+
+def test_torch_gate_equals_the_numpy_gate(phantom, lungs):
+    torch = pytest.importorskip("torch")
+    from engine.inference.gate_torch import lung_gate_torch
+    rng = np.random.default_rng(7)
+    labels = phantom.labels.copy()
+    for _ in range(30):                                       # findings anywhere, as a model marks them
+        z, y, x = rng.integers(0, 60), rng.integers(0, 120), rng.integers(0, 120)
+        labels[z:z + rng.integers(1, 6), y:y + rng.integers(2, 20), x:x + rng.integers(2, 20)] = rng.integers(1, 4)
+    ref = lung_gate(phantom.volume, labels, lungs)
+    assert all(ref.removed_by_rule[r] for r in ("outside_lungs", "outside_pleural_space", "not_dependent", "apex",
+                                                "not_fluid_density"))   # every rule had work to do
+    _same_gate(lung_gate_torch(phantom.volume, torch.from_numpy(labels), lungs), ref)
+    _same_gate(lung_gate_torch(phantom.volume, labels, lungs, device="cpu"), ref)
+    _same_gate(lung_gate_torch(phantom.volume, labels, None), lung_gate(phantom.volume, labels, None))
+    # a CPU tensor handed to lung_gate is read as numpy
+    _same_gate(lung_gate(phantom.volume, torch.from_numpy(labels), lungs), ref)
+
+
+def test_torch_cross_dilation_and_pooling_match_scipy_and_numpy():
+    torch = pytest.importorskip("torch")
+    from engine.inference.gate_parts import _coarse_any
+    from engine.inference.gate_torch import _dilate_cross, _pool, _up
+    rng = np.random.default_rng(1)
+    m = rng.random((3, 37, 41)) > 0.97
+    m[0, 0, 0] = m[1, -1, -1] = True                          # at the border: zero outside the image
+    ref = np.stack([ndimage.binary_dilation(s, iterations=2) for s in m])
+    assert np.array_equal(_dilate_cross(torch.from_numpy(m), 2).numpy(), ref)
+    for f in (1, 3, 4):
+        cells = _pool(torch.from_numpy(m), f).numpy()
+        assert np.array_equal(cells, _coarse_any(m, f))
+        up = _up(torch.from_numpy(cells), f, m.shape).numpy()
+        assert up.shape == m.shape and np.array_equal(up[:, ::f, ::f], cells)
+
+
+def test_torch_windowed_distance_equals_scipy_within_the_reach():
+    torch = pytest.importorskip("torch")
+    from engine.inference.gate_torch import _squared_distance
+    rng = np.random.default_rng(0)
+    compared = 0
+    for sampling in ((1.0, 2.8, 2.8), (3.0, 2.5, 2.5), (1.25, 3.12, 2.8), (5.0, 0.7, 1.0)):
+        env = rng.random((18, 30, 26)) > 0.995
+        env[9, 15, 13] = True
+        dist = ndimage.distance_transform_edt(~env, sampling=sampling)
+        mine = np.sqrt(_squared_distance(torch.from_numpy(env), sampling, 20.0).numpy())
+        near = dist <= 20.0
+        assert np.array_equal(mine[near], dist[near])          # the same float64 values, not just close
+        assert (mine[~near] > 20.0).all()
+        compared += int(near.sum())
+    assert compared > 10000
+
+
+def test_distance_masks_from_the_feature_transform_equal_scipys_distances():
+    from engine.inference.gate_parts import _within
+    rng = np.random.default_rng(3)
+    for sampling in ((1.0, 2.8, 2.8), (3.0, 2.72, 2.72), (1e6, 1.25, 3.12)):
+        outside = rng.random((12, 40, 33)) > 0.004
+        outside[6, 20, 16] = False
+        dist = ndimage.distance_transform_edt(outside, sampling=sampling)
+        masks = _within(outside, sampling, (10.0, 20.0, 60.0))
+        for m, mm in zip(masks, (10.0, 20.0, 60.0)):
+            assert np.array_equal(m, dist <= mm)
+        assert masks[0].sum() < masks[1].sum() <= masks[2].sum()
+
+
+def test_gate_on_cuda_equals_the_numpy_gate(phantom, lungs):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    labels = phantom.labels.copy()
+    labels[:5, 40:70, 40:90] = CONSOLIDATION
+    labels[30, 5:15, 5:30] = EFFUSION
+    ref = lung_gate(phantom.volume, labels, lungs)
+    _same_gate(lung_gate(phantom.volume, labels, lungs, device="cuda"), ref)
+    _same_gate(lung_gate(phantom.volume, torch.from_numpy(labels).cuda(), lungs), ref)

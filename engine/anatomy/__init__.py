@@ -13,7 +13,8 @@ reading's rules (:mod:`engine.inference.gate`: findings inside the lungs, effusi
 the pleural space), its "not assessed" decision (no lung), the quantification (% of
 lung, zones, severity) and the report all take it instead of finding the lungs again.
 :func:`unite_findings` fills dense findings back into the lungs (consolidation is lung
-tissue that an air threshold leaves out) and takes effusion out.
+tissue that an air threshold leaves out) and takes effusion out. :mod:`.boxes` holds the
+bounding boxes and slabs of slices that keep whole-scan mask work linear in the scan.
 
 Sides are decided in patient space from the geometry (LPS ``x``): in a standard
 radiological axial view the patient's right lung is on the image's left.

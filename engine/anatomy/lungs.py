@@ -65,6 +65,7 @@ from ..errors import DataError
 from ..labels import CONSOLIDATION, EFFUSION, GGO
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
+from .boxes import bounding_box, z_slabs
 
 #: zone names, in zone-code order (code = index + 1)
 ZONES: tuple[str, ...] = ("right_upper", "right_middle", "right_lower",
@@ -168,15 +169,40 @@ def _thirds(extent: Optional[tuple[int, int]], nz: int, sup: float) -> np.ndarra
 
 
 def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
+    """Zone code of every voxel, each lung's slice extent and the lung voxels per zone code.
+
+    Vectorised: a few passes over the masks, whatever the number of slices.
+    """
     nz, ny, nx = left.shape
     extents: dict[str, Optional[tuple[int, int]]] = {}
     cols: dict[int, float] = {}
+    per_slice: dict[int, np.ndarray] = {}
     for name, side, mask in (("right", RIGHT, right), ("left", LEFT, left)):
         ks = np.flatnonzero(mask.any(axis=(1, 2)))
         extents[name] = (int(ks[0]), int(ks[-1])) if ks.size else None
-        xs = np.flatnonzero(mask.any(axis=(0, 1)))
-        if xs.size:
-            cols[side] = float(np.average(np.arange(nx), weights=mask.sum(axis=(0, 1), dtype=np.int64)))
+        # voxels per column (summed over slices first: uint16 holds up to 65535 slices)
+        per_col = np.add.reduce(mask, axis=0, dtype=np.uint16).sum(axis=0, dtype=np.int64)
+        if per_col.any():
+            cols[side] = float(np.average(np.arange(nx), weights=per_col))
+        per_slice[side] = np.add.reduce(mask, axis=2, dtype=np.uint16).sum(axis=1, dtype=np.int64)
+    outside, right_code, left_code = zone_tables(extents, cols, nz, nx, geometry)
+    zones = np.empty(left.shape, dtype=np.uint8)
+    zones[...] = outside[:, None, :]
+    np.copyto(zones, right_code[:, None, None], where=right)
+    np.copyto(zones, left_code[:, None, None], where=left)
+    counts = np.zeros(13, dtype=np.int64)
+    np.add.at(counts, right_code.astype(np.int64), per_slice[RIGHT])
+    np.add.at(counts, left_code.astype(np.int64), per_slice[LEFT])
+    return zones, extents, counts
+
+
+def zone_tables(extents: dict[str, Optional[tuple[int, int]]], cols: dict[int, float], nz: int, nx: int,
+                geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The zone codes as tables: uint8 ``(z, x)`` of the voxels outside the lungs (by column), and uint8
+    ``(z,)`` of the right and of the left lung's voxels on each slice.
+
+    ``cols``: the column centroid of each lung present (keys :data:`RIGHT`, :data:`LEFT`).
+    """
     sup = _superior_sign(geometry)
     third = {RIGHT: _thirds(extents["right"], nz, sup), LEFT: _thirds(extents["left"], nz, sup)}
     # side of every column outside the lungs: midline between the two lungs' centroids
@@ -185,30 +211,42 @@ def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
     else:
         mid = (nx - 1) / 2.0
     col_is_left = (np.arange(nx) > mid) if _left_sign(geometry) > 0 else (np.arange(nx) < mid)
-    zones = np.empty(left.shape, dtype=np.uint8)
-    counts = np.zeros(13, dtype=np.int64)
-    for k in range(nz):
-        out_row = np.where(col_is_left, 7 + 3 + third[LEFT][k], 7 + third[RIGHT][k]).astype(np.uint8)
-        zk = zones[k]
-        zk[...] = out_row[None, :]
-        zk[right[k]] = 1 + third[RIGHT][k]
-        zk[left[k]] = 4 + third[LEFT][k]
-        counts[1 + third[RIGHT][k]] += np.count_nonzero(right[k])
-        counts[4 + third[LEFT][k]] += np.count_nonzero(left[k])
-    return zones, extents, counts
+    outside = np.where(col_is_left[None, :], (7 + 3 + third[LEFT])[:, None], (7 + third[RIGHT])[:, None])
+    return (outside.astype(np.uint8), (1 + third[RIGHT]).astype(np.uint8), (4 + third[LEFT]).astype(np.uint8))
 
 
 def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry) -> LungMasks:
-    """Lung masks with GGO and consolidation added and effusion removed (module rule)."""
+    """Lung masks with GGO and consolidation added and effusion removed (module rule).
+
+    GGO and consolidation outside the lungs join the lung on their side of the midline
+    (:attr:`LungMasks.zones`). Only the findings' bounding box is visited, a slab of slices
+    at a time (:mod:`engine.anatomy.boxes`).
+    """
+    labels = np.asarray(labels)
     if labels.shape != lungs.shape:
         raise DataError(f"Labels of shape {labels.shape} do not match the lung masks {lungs.shape}.")
-    dense = (labels == GGO) | (labels == CONSOLIDATION)
-    eff = labels == EFFUSION
-    out_left = dense & (lungs.zones >= 10)  # outside-lung voxels on the left side
-    out_right = dense & (lungs.zones >= 7) & (lungs.zones <= 9)
-    left = (lungs.left | out_left) & ~eff
-    right = (lungs.right | out_right) & ~eff
-    return LungMasks.from_masks(left, right, geometry, method=lungs.method, warnings=lungs.warnings)
+    left = np.array(lungs.left, dtype=bool, order="C")
+    right = np.array(lungs.right, dtype=bool, order="C")
+    if left.shape != tuple(geometry.shape):
+        raise DataError(f"Lung masks of shape {left.shape} do not match the scan {geometry.shape}.")
+    box = bounding_box(labels)
+    if box is not None:
+        sub, zones, sub_left, sub_right = labels[box], lungs.zones[box], left[box], right[box]
+        for k in z_slabs(sub.shape):
+            lab, zone = sub[k], zones[k]
+            dense = (lab == GGO) | (lab == CONSOLIDATION)
+            not_eff = lab != EFFUSION
+            side = sub_left[k]  # views: editing them edits the new masks
+            side |= dense & (zone >= 10)  # outside-lung voxels on the left side
+            side &= not_eff
+            side = sub_right[k]
+            side |= dense & (zone >= 7) & (zone <= 9)
+            side &= not_eff
+    for k in z_slabs(right.shape):  # the left lung wins where masks overlap (as in LungMasks.from_masks)
+        right[k] &= ~left[k]
+    zones, extents, counts = _zone_codes(left, right, geometry)
+    return LungMasks(left=left, right=right, zones=zones, extents=extents, method=lungs.method,
+                     warnings=list(lungs.warnings or []), zone_voxels=counts)
 
 
 # -- finding the lungs ----------------------------------------------------------------------

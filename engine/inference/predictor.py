@@ -337,7 +337,7 @@ class Predictor:
         if self.lung_gate:
             report(0.91, "Keeping findings where anatomy allows them")
             t_gate = time.perf_counter()
-            gated = lung_gate(volume, labels, lungs, cancel=cancel)
+            gated = lung_gate(volume, labels, lungs, cancel=cancel, device=self.device)  # CUDA: on the device
             rules = {k: dict(v) for k, v in gated.removed_by_rule.items()}
             labels = gated.labels
             lungs = gated.lungs
