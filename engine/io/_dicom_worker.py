@@ -1,0 +1,94 @@
+"""Decode the pixel data of compressed DICOM files; also a worker process (run as a script).
+
+:func:`decode_stored` is the one place where LungLens hands compressed pixel data to
+pydicom's decoders (pylibjpeg-openjpeg, pylibjpeg-libjpeg, pylibjpeg-rle, or GDCM when
+installed). None of these release the GIL (measured: two threads decode no faster
+than one), so :mod:`.dicom_decode` runs extra decoders as worker processes of this
+module, started as ``python -I engine/io/_dicom_worker.py`` so that a worker imports
+only numpy and pydicom (not the ``engine`` package).
+
+Worker protocol (pickle over stdin/stdout): the worker writes ``("ready",)``, then
+answers each ``(task_id, path)`` with ``(task_id, "ok", array)`` or ``(task_id,
+"error", kind, message)`` (``kind``: ``"no-pixel-data"``, ``"memory"`` or
+``"other"``); ``None`` or the end of stdin ends it. A worker whose parent dies sees
+the end of stdin and exits after at most one file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from typing import Any, BinaryIO
+
+import numpy as np
+import pydicom
+from pydicom.tag import Tag
+
+__all__ = ["decode_stored", "NoPixelData", "DECODE_TAGS"]
+
+#: the tags pydicom's decoders look at (pixel module, frame count, offset tables, the pixel data)
+DECODE_TAGS = [Tag(name) for name in (
+    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Rows", "Columns",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "ExtendedOffsetTable",
+    "ExtendedOffsetTableLengths", "PixelData")]
+
+
+class NoPixelData(Exception):
+    """The file has no pixel data element (a truncated file)."""
+
+
+def decode_stored(path: str) -> np.ndarray:
+    """The stored (not rescaled) values of every frame of ``path``, shape ``(frames, rows, cols)``.
+
+    Only :data:`DECODE_TAGS` are parsed. The caller checks the codestream against the
+    transfer syntax first (:func:`engine.io.dicom_checks.check_codestream`).
+
+    Raises
+    ------
+    NoPixelData
+        The file has no pixel data.
+    Exception
+        Whatever pydicom's decoder raises for damaged data.
+    """
+    ds = pydicom.dcmread(path, force=True, specific_tags=DECODE_TAGS)
+    if "PixelData" not in ds:
+        raise NoPixelData(f"{os.path.basename(path)} has no pixel data: the file is truncated.")
+    pix = ds.pixel_array
+    return pix.reshape((-1,) + pix.shape[-2:])
+
+
+def _send(out: BinaryIO, message: Any) -> None:
+    pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.flush()
+
+
+def main() -> None:
+    """Worker loop: decode the files the parent sends until it sends ``None`` or closes stdin."""
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the protocol
+    stdin = sys.stdin.buffer
+    try:
+        _send(out, ("ready",))
+        while True:
+            try:
+                task = pickle.load(stdin)
+            except EOFError:
+                return
+            if task is None:
+                return
+            task_id, path = task
+            try:
+                _send(out, (task_id, "ok", decode_stored(path)))
+            except NoPixelData as exc:
+                _send(out, (task_id, "error", "no-pixel-data", str(exc)))
+            except MemoryError:
+                _send(out, (task_id, "error", "memory", ""))
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, which names the file
+                _send(out, (task_id, "error", "other", str(exc).strip() or type(exc).__name__))
+    except (BrokenPipeError, KeyboardInterrupt):  # the parent went away
+        return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Decode the compressed files of a DICOM series on every core, in slice order, with cancel.
+
+pydicom's decoders (pylibjpeg-openjpeg, -libjpeg, -rle) hold the GIL for the whole
+decode (measured on this project's 2-core CPU: two threads take as long as one), so a
+thread pool cannot help. :func:`decode_files` instead runs ``cores - 1`` worker
+processes of :mod:`._dicom_worker` (plain ``subprocess`` children, so it also works
+inside the daemonic child of :func:`engine.io.open_isolated`, where
+``multiprocessing`` may not start children) and decodes in the calling thread too,
+taking the next file whenever no worker result is waiting. While the workers start
+(about 0.3 s: they import numpy and pydicom only), the calling thread is already
+decoding.
+
+- Every result comes back with its index: the caller places it in slice order.
+- ``cancel`` is checked between files; on cancel (or any error) the workers are
+  ended at once and :class:`~engine.errors.CancelledError` (or the error) is raised.
+- A worker that dies while decoding a file (a crash in a C decoder) gives a
+  :class:`~engine.errors.CorruptFileError` naming the file, where a serial decode
+  would have taken the application down; a worker that fails to start is dropped
+  and its files are decoded here.
+- ``LUNGLENS_DECODE_WORKERS`` (an integer, ``0`` = decode serially in the calling
+  thread) overrides the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+
+from ..errors import CorruptFileError, LungLensError
+from ..progress import CancelLike, check_cancel
+from ._dicom_worker import NoPixelData, decode_stored
+
+__all__ = ["decode_files", "decode_one", "default_workers"]
+
+_WORKER = str(Path(__file__).with_name("_dicom_worker.py"))
+#: files sent ahead to each worker (one decoding, one waiting), so a worker never idles on the pipe
+_AHEAD = 2
+#: below this many files, starting a worker costs more than it saves
+_MIN_FILES = 8
+_MAX_WORKERS = 7
+_POLL_S = 0.05
+
+
+def default_workers(n_files: int) -> int:
+    """Worker processes for ``n_files`` compressed files: ``cores - 1`` (the caller decodes too)."""
+    env = os.environ.get("LUNGLENS_DECODE_WORKERS", "").strip()
+    if env:
+        try:
+            return max(0, min(int(env), _MAX_WORKERS))
+        except ValueError:
+            pass
+    if n_files < _MIN_FILES:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, _MAX_WORKERS, n_files // (2 * _AHEAD)))
+
+
+def decode_one(path: str) -> np.ndarray:
+    """Decode one file in this thread (see :func:`._dicom_worker.decode_stored`).
+
+    Raises
+    ------
+    CorruptFileError
+        No pixel data, or the decoder refused the data (the message names the file).
+    """
+    try:
+        return decode_stored(path)
+    except NoPixelData as exc:
+        raise CorruptFileError(str(exc)) from None
+    except (MemoryError, LungLensError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a decoder raises anything on damaged data
+        raise _undecodable(path, str(exc).strip() or type(exc).__name__) from exc
+
+
+def _undecodable(path: str, detail: str) -> CorruptFileError:
+    first = "; ".join(ln.strip() for ln in detail.splitlines() if ln.strip())[:300] or "unknown error"
+    return CorruptFileError(f"{Path(path).name}: its compressed pixel data could not be decoded ({first}). "
+                            "The file is damaged or was written wrongly; copy the series again.")
+
+
+class _Worker:
+    """One decoder process and the thread that reads its answers into the shared queue."""
+
+    def __init__(self, wid: int, answers: "queue.Queue[tuple[int, Any]]") -> None:
+        self.wid = wid
+        self.ready = False
+        self.inflight: dict[int, str] = {}
+        self.proc = subprocess.Popen([sys.executable, "-I", _WORKER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._reader = threading.Thread(target=self._read, args=(answers,), daemon=True,
+                                        name=f"lunglens-decode-{wid}")
+        self._reader.start()
+
+    def _read(self, answers: "queue.Queue[tuple[int, Any]]") -> None:
+        out = self.proc.stdout
+        try:
+            while True:
+                answers.put((self.wid, pickle.load(out)))  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - end of the pipe (exit, crash, or closed by us)
+            answers.put((self.wid, None))
+
+    def send(self, task_id: int, path: str) -> None:
+        pickle.dump((task_id, path), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        self.inflight[task_id] = path
+
+    def close(self, kill: bool) -> None:
+        try:
+            if not kill:
+                pickle.dump(None, self.proc.stdin)  # type: ignore[arg-type]
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a worker ignoring the end of its input
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._reader.join(timeout=5)
+
+
+def _raise_worker_error(path: str, kind: str, message: str) -> None:
+    if kind == "no-pixel-data":
+        raise CorruptFileError(message)
+    if kind == "memory":
+        raise MemoryError(f"decoding {Path(path).name}")
+    raise _undecodable(path, message)
+
+
+def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = None,
+                 workers: Optional[int] = None, done: Optional[Callable[[int], None]] = None,
+                 ) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode ``files`` (``(index, path)``, in slice order) and yield ``(index, stored values)``.
+
+    Results come as they are ready (not necessarily in index order); the caller places
+    each at its index. Use the generator in a ``with contextlib.closing(...)`` block (or
+    exhaust it) so the workers end as soon as the caller stops.
+
+    Parameters
+    ----------
+    files
+        Single- or multi-frame files; each yields its array of shape ``(frames, rows, cols)``.
+    cancel
+        Checked between files; when set, the workers are ended and
+        :class:`~engine.errors.CancelledError` is raised.
+    workers
+        Worker processes besides the calling thread (default :func:`default_workers`).
+    done
+        Called with the number of files decoded so far (for progress).
+
+    Raises
+    ------
+    CorruptFileError
+        A file has no pixel data, its decoder refused it, or a worker died while decoding it.
+    """
+    pending = deque(files)
+    n_workers = default_workers(len(files)) if workers is None else workers
+    answers: "queue.Queue[tuple[int, Any]]" = queue.Queue()
+    pool: dict[int, _Worker] = {}
+    for wid in range(n_workers):
+        try:
+            pool[wid] = _Worker(wid, answers)
+        except OSError:  # no usable interpreter to start (an embedded or frozen build): decode here
+            break
+    n_done = 0
+    ok = False
+    try:
+        while n_done < len(files):
+            check_cancel(cancel)
+            for w in pool.values():
+                while w.ready and pending and len(w.inflight) < _AHEAD:
+                    task_id, path = pending.popleft()
+                    w.send(task_id, path)
+            try:
+                wid, msg = answers.get(timeout=0 if pending else _POLL_S)
+            except queue.Empty:
+                if pending:  # nothing is waiting: decode the next file here
+                    task_id, path = pending.popleft()
+                    arr = decode_one(path)
+                    n_done += 1
+                    if done is not None:
+                        done(n_done)
+                    yield task_id, arr
+                continue
+            w = pool[wid]
+            if msg is None:  # the worker ended
+                del pool[wid]
+                w.close(kill=True)
+                if w.ready and w.inflight:
+                    task_id, path = next(iter(w.inflight.items()))
+                    raise CorruptFileError(
+                        f"{Path(path).name}: the image decoder stopped unexpectedly while decoding this file "
+                        f"(exit code {w.proc.returncode}). The file is probably damaged; copy the series again.")
+                pending.extendleft(reversed(list(w.inflight.items())))  # never started: decode them here
+                continue
+            if msg[0] == "ready":
+                w.ready = True
+                continue
+            task_id, status = msg[0], msg[1]
+            path = w.inflight.pop(task_id)
+            if status != "ok":
+                _raise_worker_error(path, msg[2], msg[3])
+            n_done += 1
+            if done is not None:
+                done(n_done)
+            yield task_id, msg[2]
+        ok = True
+    finally:
+        for w in pool.values():
+            w.close(kill=not ok)

@@ -1,0 +1,200 @@
+"""Parallel decoding of compressed DICOM series and the header-only scan (issue 15, item 4).
+
+The compressed series are real data: slices of ``chest_ct_99`` re-encoded to JPEG 2000
+Lossless with pydicom's encoder (pylibjpeg-openjpeg) in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import JPEG2000Lossless
+
+import dicom_factory as F
+from engine import io
+from engine.errors import CancelledError, CorruptFileError
+from engine.io import dicom_decode
+from engine.io.dicom_read import read_series
+from engine.io.dicom_scan import _group, read_header, read_image_header, scan_folder
+from engine.progress import CancelToken
+
+N_SLICES = 16
+
+
+def _worker_pids() -> list[int]:
+    """Decoder workers (children of this process running _dicom_worker.py), from /proc."""
+    me = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[1] == me and b"_dicom_worker.py" in cmd:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def series_pair(dicom_99, tmp_path_factory):
+    """(uncompressed folder, JPEG 2000 Lossless folder) holding the same 16 real slices."""
+    root = tmp_path_factory.mktemp("j2k")
+    plain, j2k = root / "plain", root / "j2k"
+    plain.mkdir()
+    j2k.mkdir()
+    by_z = sorted(dicom_99.iterdir(), key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True,
+                                                                         specific_tags=["ImagePositionPatient"])
+                                                             .ImagePositionPatient[2]))
+    for src in by_z[40:40 + N_SLICES]:  # 16 neighbouring slices (the file names are not in z order)
+        shutil.copy(src, plain / src.name)
+        ds = pydicom.dcmread(src)
+        ds.compress(JPEG2000Lossless, generate_instance_uid=False)
+        ds.save_as(j2k / src.name)
+    return plain, j2k
+
+
+@pytest.fixture
+def one_worker(monkeypatch):
+    monkeypatch.setenv("LUNGLENS_DECODE_WORKERS", "1")
+
+
+def test_jpeg2000_series_is_decoded_with_workers_exactly_as_uncompressed(series_pair, one_worker):
+    plain, j2k = series_pair
+    assert pydicom.dcmread(next(j2k.iterdir())).file_meta.TransferSyntaxUID == JPEG2000Lossless
+    seen: list[int] = []
+    reference = io.load(plain)
+    vol = io.load(j2k, progress=lambda f, m: seen.extend(_worker_pids()))
+    assert seen, "no decoder worker was started"
+    assert _worker_pids() == []  # ended with the read
+    assert vol.array.dtype == np.int16 and vol.shape == (N_SLICES, 512, 512)
+    assert np.array_equal(vol.array, reference.array)
+    assert vol.geometry == reference.geometry
+    assert vol.meta["sop_instance_uids"] == reference.meta["sop_instance_uids"]
+    assert int(vol.array.min()) < -900 and int(vol.array.max()) > 200  # air and bone: real CT values
+
+
+def test_parallel_and_serial_decodes_give_the_same_voxels(series_pair, monkeypatch):
+    _, j2k = series_pair
+    monkeypatch.setenv("LUNGLENS_DECODE_WORKERS", "0")
+    serial = io.load(j2k)
+    monkeypatch.setenv("LUNGLENS_DECODE_WORKERS", "2")
+    parallel = io.load(j2k)
+    assert np.array_equal(serial.array, parallel.array)
+
+
+def test_slice_order_is_kept_with_shuffled_file_names(series_pair, tmp_path, one_worker):
+    plain, j2k = series_pair
+    files = sorted(j2k.iterdir())
+    names = [f"img_{i:03d}.dcm" for i in range(len(files))]
+    random.Random(7).shuffle(names)
+    assert names != sorted(names)
+    out = tmp_path / "shuffled"
+    out.mkdir()
+    for src, name in zip(files, names):
+        shutil.copy(src, out / name)
+    vol = io.load(out)
+    assert np.array_equal(vol.array, io.load(plain).array)
+
+
+def test_decode_files_yields_every_index_once(series_pair):
+    _, j2k = series_pair
+    files = sorted(str(p) for p in j2k.iterdir())
+    got = dict(dicom_decode.decode_files(list(enumerate(files)), workers=1))
+    assert sorted(got) == list(range(len(files)))
+    for i in (0, len(files) - 1):
+        assert np.array_equal(got[i][0], pydicom.dcmread(files[i]).pixel_array)
+
+
+def test_cancel_stops_the_parallel_decode(series_pair, one_worker):
+    _, j2k = series_pair
+    token = CancelToken()
+    reads: list[str] = []
+
+    def progress(fraction: float, message: str) -> None:
+        if message.startswith("Reading slice"):
+            reads.append(message)
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        io.load(j2k, progress=progress, cancel=token)
+    assert reads == ["Reading slice 4/16"]  # stopped at the next file after the first report
+    assert _worker_pids() == []
+
+
+def test_worker_that_cannot_start_leaves_the_decoding_here(series_pair, monkeypatch, one_worker):
+    plain, j2k = series_pair
+    expected = io.load(plain).array
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # starts, exits at once: never ready
+    assert np.array_equal(io.load(j2k).array, expected)
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # cannot start at all
+    assert np.array_equal(io.load(j2k).array, expected)
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_damaged_codestream_names_the_file(series_pair, tmp_path, monkeypatch, workers):
+    _, j2k = series_pair
+    out = tmp_path / "damaged"
+    shutil.copytree(j2k, out)
+    bad = sorted(out.iterdir())[9]
+    ds = pydicom.dcmread(bad)
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[:300]])  # a valid J2K start (passes the codestream check), then nothing
+    ds.save_as(bad)
+    monkeypatch.setenv("LUNGLENS_DECODE_WORKERS", workers)
+    with pytest.raises(CorruptFileError, match=f"{bad.name}: its compressed pixel data could not be decoded"):
+        io.load(out)
+    assert _worker_pids() == []
+
+
+def test_mislabelled_codestream_is_refused_before_any_decoding(series_pair, tmp_path, one_worker):
+    _, j2k = series_pair
+    out = tmp_path / "mislabelled"
+    shutil.copytree(j2k, out)
+    bad = sorted(out.iterdir())[-1]
+    ds = pydicom.dcmread(bad)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.50"  # says JPEG Baseline, holds JPEG 2000
+    ds.save_as(bad)
+    with pytest.raises(CorruptFileError, match="JPEG Baseline but the pixel data is a JPEG 2000 codestream"):
+        io.load(out)
+
+
+def _full_header_infos(folder: Path):
+    return _group([(p, read_header(p)) for p in sorted(folder.rglob("*")) if p.is_file()], folder)
+
+
+def _same_read(a, b) -> None:
+    assert [i.to_dict() for i in a] == [i.to_dict() for i in b]
+    assert [i.files for i in a] == [i.files for i in b]
+    assert [i.notes for i in a] == [i.notes for i in b]
+    for x, y in zip(a, b):
+        va, vb = read_series(x), read_series(y)
+        assert np.array_equal(va.array, vb.array) and va.array.dtype == vb.array.dtype
+        assert va.geometry == vb.geometry
+        assert va.meta == vb.meta and va.warnings == vb.warnings
+
+
+def test_header_only_scan_matches_full_headers_on_real_data(dicom_99):
+    ds = read_image_header(next(dicom_99.iterdir()))
+    assert "ReferencedImageSequence" not in ds and "KVP" not in ds  # not parsed
+    assert "PatientName" in ds and ds.get_item(0x7FE00010, keep_deferred=True).value is None  # pixels deferred
+    _same_read(scan_folder(dicom_99), _full_header_infos(dicom_99))
+
+
+def test_header_only_scan_matches_full_headers_on_mixed_folder(tmp_path):
+    F.ct_series(tmp_path / "a", n=5, dz=2.0)
+    F.ct_series(tmp_path / "b", n=3, rows=8, cols=8, orientation=(0, 1, 0, 0, 0, -1), description="sagittal")
+    F.enhanced_ct(tmp_path / "mf.dcm", n=4)
+    infos = scan_folder(tmp_path)
+    assert len(infos) == 3 and any(i.multiframe for i in infos)
+    _same_read(infos, _full_header_infos(tmp_path))
