@@ -198,3 +198,119 @@ def test_header_only_scan_matches_full_headers_on_mixed_folder(tmp_path):
     infos = scan_folder(tmp_path)
     assert len(infos) == 3 and any(i.multiframe for i in infos)
     _same_read(infos, _full_header_infos(tmp_path))
+
+
+def _pydicom_header(path: Path):
+    from engine.io.dicom_scan import _SCAN_TAG_LIST, DEFER_SIZE
+    return pydicom.dcmread(str(path), defer_size=DEFER_SIZE, force=True, specific_tags=_SCAN_TAG_LIST)
+
+
+def _assert_same_header(fast, slow) -> None:
+    assert fast is not None
+    assert sorted(fast.keys()) == sorted(slow.keys())
+    assert fast.file_meta == slow.file_meta
+    assert fast.original_encoding == slow.original_encoding
+    for tag in slow.keys():  # raw elements first (converting them drops value_tell)
+        a, b = fast.get_item(tag, keep_deferred=True), slow.get_item(tag, keep_deferred=True)
+        assert (getattr(a, "value_tell", None), getattr(a, "length", None)) == \
+            (getattr(b, "value_tell", None), getattr(b, "length", None)), tag
+    for tag in slow.keys():
+        a, b = fast.get_item(tag, keep_deferred=True), slow.get_item(tag, keep_deferred=True)
+        if tag == 0x7FE00010:
+            assert (a.value is None) == (b.value is None)
+        else:
+            assert fast[tag].value == slow[tag].value, tag
+
+
+def _slice_with_undefined_length_sequences(path: Path, syntax) -> Path:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    ds = F.ct_slice(stored=np.arange(120, dtype=np.uint16).reshape(12, 10))
+    ds.file_meta.TransferSyntaxUID = syntax
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ref.ReferencedSOPInstanceUID = "1.2.3.4"
+    ref.is_undefined_length_sequence_item = True
+    nested = Dataset()
+    nested.CodeValue, nested.CodingSchemeDesignator = "113100", "DCM"
+    ref.PurposeOfReferenceCodeSequence = Sequence([nested])
+    ref["PurposeOfReferenceCodeSequence"].is_undefined_length = True
+    ds.ReferencedImageSequence = Sequence([ref, ref])
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    ds.add_new(0x00091010, "UN", b"\x01\x02\x03\x04")  # a private value, skipped
+    return F.write(ds, path)
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
+def test_fast_header_walk_equals_pydicom(tmp_path, syntax):
+    from engine.io.dicom_header import read_tags
+    from engine.io.dicom_scan import _SCAN_TAG_SET, DEFER_SIZE
+    path = _slice_with_undefined_length_sequences(tmp_path / "s.dcm", syntax)
+    full = pydicom.dcmread(path)
+    assert full["ReferencedImageSequence"].is_undefined_length and len(full.ReferencedImageSequence) == 2
+    fast = read_tags(path, _SCAN_TAG_SET, DEFER_SIZE)
+    _assert_same_header(fast, _pydicom_header(path))
+    assert fast.original_encoding == (syntax == "1.2.840.10008.1.2", True)
+    assert "ReferencedImageSequence" not in fast and int(fast.Rows) == 12 and fast.PatientName == "Test^Phantom"
+    assert fast.get_item(0x7FE00010, keep_deferred=True).value == full.PixelData  # 240 bytes: not deferred
+
+
+def test_fast_header_walk_equals_pydicom_on_real_and_jpeg2000(dicom_99, series_pair):
+    from engine.io.dicom_header import read_tags
+    from engine.io.dicom_scan import _SCAN_TAG_SET, DEFER_SIZE
+    for path in (sorted(dicom_99.iterdir())[0], sorted(series_pair[1].iterdir())[0]):
+        fast = read_tags(path, _SCAN_TAG_SET, DEFER_SIZE)
+        _assert_same_header(fast, _pydicom_header(path))
+        assert fast.get_item(0x7FE00010, keep_deferred=True).value is None  # deferred: offset and length only
+
+
+def test_fast_header_walk_leaves_unusual_files_to_pydicom(tmp_path):
+    from engine.io.dicom_header import read_tags
+    from engine.io.dicom_scan import _SCAN_TAG_SET, DEFER_SIZE
+    good = _slice_with_undefined_length_sequences(tmp_path / "good.dcm", "1.2.840.10008.1.2.1")
+    data = good.read_bytes()
+    cases = {"no_preamble.dcm": data[132:], "truncated.dcm": data[:-50], "empty.dcm": b""}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert read_tags(tmp_path / name, _SCAN_TAG_SET, DEFER_SIZE) is None, name
+    mf, _ = F.enhanced_ct(tmp_path / "mf.dcm", n=3)
+    ds = pydicom.dcmread(mf)
+    ds["SharedFunctionalGroupsSequence"].is_undefined_length = True  # a wanted sequence of undefined length
+    ds.save_as(mf)
+    assert read_tags(mf, _SCAN_TAG_SET, DEFER_SIZE) is None
+    assert read_image_header(mf).SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing == [0.5, 0.6]
+
+
+def test_fast_header_walk_agrees_with_pydicom_on_damaged_headers(tmp_path):
+    """Byte flips in the header: the fast walk either steps aside or reads what pydicom reads.
+
+    pydicom parses every undefined-length sequence and may refuse a file whose unused
+    sequence is damaged; the walk only checks its item structure, so it may still read
+    such a file (the tags LungLens uses are intact).
+    """
+    from engine.io.dicom_header import read_tags
+    from engine.io.dicom_scan import _SCAN_TAG_SET, DEFER_SIZE
+    data = bytearray(_slice_with_undefined_length_sequences(tmp_path / "good.dcm", "1.2.840.10008.1.2.1")
+                     .read_bytes())
+    rng = random.Random(11)
+    path = tmp_path / "mutant.dcm"
+    read_fast = lenient = 0
+    for _ in range(300):
+        mutant = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            mutant[rng.randrange(132, len(data) - 240)] = rng.randrange(256)
+        path.write_bytes(bytes(mutant))
+        fast = read_tags(path, _SCAN_TAG_SET, DEFER_SIZE)
+        if fast is None:
+            continue
+        read_fast += 1
+        try:
+            slow = _pydicom_header(path)
+        except Exception:  # noqa: BLE001 - damage inside a sequence LungLens does not read
+            lenient += 1
+            continue
+        assert sorted(fast.keys()) == sorted(slow.keys())
+        for tag in slow.keys():
+            a, b = fast.get_item(tag, keep_deferred=True), slow.get_item(tag, keep_deferred=True)
+            assert getattr(a, "value", None) == getattr(b, "value", None), tag
+    assert read_fast - lenient > 100  # most flips hit values, which the walk reads like pydicom

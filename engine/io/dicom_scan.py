@@ -1,9 +1,10 @@
 """Find the DICOM image series in a folder (headers only; pixel data is not read).
 
 Every file is parsed once, keeping only the tags the scan and the reader use
-(:data:`SCAN_TAGS`, pydicom's ``specific_tags``; other values are skipped with a seek)
-and deferring large values (``defer_size``: the pixel data keeps only its offset and
-length). :mod:`.dicom_read` works from these headers and never parses a header again
+(:data:`SCAN_TAGS`; :func:`.dicom_header.read_tags` jumps over everything else, nested
+sequences included, and falls back to pydicom's ``specific_tags`` reader for files it
+does not handle) and deferring large values (``defer_size``: the pixel data keeps only
+its offset and length). :mod:`.dicom_read` works from these headers and never parses a header again
 (uncompressed pixels are read at the stored offset; compressed files are decoded by
 :mod:`._dicom_worker`). Files are grouped into :class:`SeriesInfo` by ``SeriesInstanceUID``; a series that mixes
 image sizes or orientations (a scout inside the axial series, say) is split, the
@@ -29,6 +30,7 @@ from pydicom.tag import Tag
 
 from ..errors import SeriesError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from .dicom_header import read_tags
 
 __all__ = ["SeriesInfo", "scan_folder", "choose_series", "read_header", "read_image_header", "is_dicom_file",
            "NON_IMAGE_MODALITIES", "SCAN_TAGS"]
@@ -59,6 +61,7 @@ SCAN_TAGS: tuple[str, ...] = (
     "PixelData",
 )
 _SCAN_TAG_LIST = [Tag(name) for name in SCAN_TAGS]  # converted once: pydicom's per-call keyword lookup is slow
+_SCAN_TAG_SET = frozenset(int(t) for t in _SCAN_TAG_LIST)
 
 
 @dataclass
@@ -134,6 +137,9 @@ def read_image_header(path: str | Path) -> Dataset:
     The pixel data element keeps its length and file offset (``value_tell``), which is
     all :mod:`.dicom_checks` and :mod:`.dicom_read` need.
     """
+    ds = read_tags(path, _SCAN_TAG_SET, DEFER_SIZE)  # fast walk; None for files it leaves to pydicom
+    if ds is not None:
+        return ds
     return pydicom.dcmread(str(path), defer_size=DEFER_SIZE, force=True, specific_tags=_SCAN_TAG_LIST)
 
 
