@@ -1,14 +1,14 @@
 """Decode the compressed files of a DICOM series on every core, in slice order, with cancel.
 
-pydicom's decoders (pylibjpeg-openjpeg, -libjpeg, -rle) hold the GIL for the whole
-decode (measured on this project's 2-core CPU: two threads take as long as one), so a
-thread pool cannot help. :func:`decode_files` instead runs ``cores - 1`` worker
-processes of :mod:`._dicom_worker` (plain ``subprocess`` children, so it also works
-inside the daemonic child of :func:`engine.io.open_isolated`, where
-``multiprocessing`` may not start children) and decodes in the calling thread too,
-taking the next file whenever no worker result is waiting. While the workers start
-(about 0.3 s: they import numpy and pydicom only), the calling thread is already
-decoding.
+pydicom's decoders (pylibjpeg-openjpeg, -libjpeg, -rle; Pillow too) hold the GIL for
+the whole decode (measured on this project's 2-core CPU: two threads take as long as
+one), so a thread pool cannot help. :func:`decode_files` instead runs one worker
+process of :mod:`._dicom_worker` per core (plain ``subprocess`` children, so it also
+works inside the daemonic child of :func:`engine.io.open_isolated`, where
+``multiprocessing`` may not start children). Until the first worker is ready (about
+0.3 s on an idle machine: it imports numpy and pydicom only) the calling thread
+decodes; after that it only hands out files and collects results (a decode in the
+calling thread would hold the GIL and stall the threads that read the workers' pipes).
 
 - Every result comes back with its index: the caller places it in slice order.
 - ``cancel`` is checked between files; on cancel (or any error) the workers are
@@ -51,7 +51,7 @@ _POLL_S = 0.05
 
 
 def default_workers(n_files: int) -> int:
-    """Worker processes for ``n_files`` compressed files: ``cores - 1`` (the caller decodes too)."""
+    """Worker processes for ``n_files`` compressed files: one per core (none for a few files)."""
     env = os.environ.get("LUNGLENS_DECODE_WORKERS", "").strip()
     if env:
         try:
@@ -64,7 +64,7 @@ def default_workers(n_files: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(0, min(cores - 1, _MAX_WORKERS, n_files // (2 * _AHEAD)))
+    return 0 if cores < 2 else min(cores, _MAX_WORKERS, n_files // (2 * _AHEAD))
 
 
 def decode_one(path: str) -> np.ndarray:
@@ -161,7 +161,7 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
         Checked between files; when set, the workers are ended and
         :class:`~engine.errors.CancelledError` is raised.
     workers
-        Worker processes besides the calling thread (default :func:`default_workers`).
+        Worker processes (default :func:`default_workers`); ``0`` decodes in the calling thread.
     done
         Called with the number of files decoded so far (for progress).
 
@@ -188,10 +188,11 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
                 while w.ready and pending and len(w.inflight) < _AHEAD:
                     task_id, path = pending.popleft()
                     w.send(task_id, path)
+            local = bool(pending) and not any(w.ready for w in pool.values())
             try:
-                wid, msg = answers.get(timeout=0 if pending else _POLL_S)
+                wid, msg = answers.get(timeout=0 if local else _POLL_S)
             except queue.Empty:
-                if pending:  # nothing is waiting: decode the next file here
+                if local:  # no worker is ready (yet, or at all): decode the next file here
                     task_id, path = pending.popleft()
                     arr = decode_one(path)
                     n_done += 1
