@@ -314,3 +314,40 @@ def test_fast_header_walk_agrees_with_pydicom_on_damaged_headers(tmp_path):
             a, b = fast.get_item(tag, keep_deferred=True), slow.get_item(tag, keep_deferred=True)
             assert getattr(a, "value", None) == getattr(b, "value", None), tag
     assert read_fast - lenient > 100  # most flips hit values, which the walk reads like pydicom
+
+
+def test_cancel_of_an_isolated_open_leaves_no_decoder_behind(series_pair, one_worker):
+    """The app reads in a child process that Cancel terminates: its workers see their input end and exit."""
+    import time
+
+    import engine.io as eio
+    _, j2k = series_pair
+    mine = str(Path(eio.__file__).parent / "_dicom_worker.py").encode()
+
+    def workers_alive() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmd = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] if cmd else ""
+            except OSError:
+                continue
+            if mine in cmd and state != "Z":
+                found.append(entry.name)
+        return found
+
+    token = CancelToken()
+    seen: list[str] = []
+
+    def progress(fraction: float, message: str) -> None:
+        if message.startswith("Reading slice"):
+            seen.extend(workers_alive())
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        eio.open_isolated(j2k, progress=progress, cancel=token)
+    assert seen, "the isolated reader started no decoder worker"
+    deadline = time.monotonic() + 10
+    while workers_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers_alive() == []

@@ -31,7 +31,7 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -96,7 +96,8 @@ class _Worker:
 
     def __init__(self, wid: int, answers: "queue.Queue[tuple[int, Any]]") -> None:
         self.wid = wid
-        self.ready = False
+        self.ready = False  # said "ready": takes files
+        self.broken = False  # its input pipe failed: takes no more files (its end message follows)
         self.inflight: dict[int, str] = {}
         self.proc = subprocess.Popen([sys.executable, "-I", _WORKER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -112,10 +113,16 @@ class _Worker:
         except Exception:  # noqa: BLE001 - end of the pipe (exit, crash, or closed by us)
             answers.put((self.wid, None))
 
-    def send(self, task_id: int, path: str) -> None:
-        pickle.dump((task_id, path), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
-        self.proc.stdin.flush()  # type: ignore[union-attr]
+    def send(self, task_id: int, path: str) -> bool:
+        """Hand a file to the worker; False when its pipe is broken (the worker has ended)."""
+        try:
+            pickle.dump((task_id, path), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+        except OSError:
+            self.broken = True
+            return False
         self.inflight[task_id] = path
+        return True
 
     def close(self, kill: bool) -> None:
         try:
@@ -145,8 +152,7 @@ def _raise_worker_error(path: str, kind: str, message: str) -> None:
 
 
 def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = None,
-                 workers: Optional[int] = None, done: Optional[Callable[[int], None]] = None,
-                 ) -> Iterator[tuple[int, np.ndarray]]:
+                 workers: Optional[int] = None) -> Iterator[tuple[int, np.ndarray]]:
     """Decode ``files`` (``(index, path)``, in slice order) and yield ``(index, stored values)``.
 
     Results come as they are ready (not necessarily in index order); the caller places
@@ -162,8 +168,6 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
         :class:`~engine.errors.CancelledError` is raised.
     workers
         Worker processes (default :func:`default_workers`); ``0`` decodes in the calling thread.
-    done
-        Called with the number of files decoded so far (for progress).
 
     Raises
     ------
@@ -185,9 +189,10 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
         while n_done < len(files):
             check_cancel(cancel)
             for w in pool.values():
-                while w.ready and pending and len(w.inflight) < _AHEAD:
-                    task_id, path = pending.popleft()
-                    w.send(task_id, path)
+                while w.ready and not w.broken and pending and len(w.inflight) < _AHEAD:
+                    if not w.send(*pending[0]):
+                        break
+                    pending.popleft()
             local = bool(pending) and not any(w.ready for w in pool.values())
             try:
                 wid, msg = answers.get(timeout=0 if local else _POLL_S)
@@ -196,8 +201,6 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
                     task_id, path = pending.popleft()
                     arr = decode_one(path)
                     n_done += 1
-                    if done is not None:
-                        done(n_done)
                     yield task_id, arr
                 continue
             w = pool[wid]
@@ -219,8 +222,6 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
             if status != "ok":
                 _raise_worker_error(path, msg[2], msg[3])
             n_done += 1
-            if done is not None:
-                done(n_done)
             yield task_id, msg[2]
         ok = True
     finally:
