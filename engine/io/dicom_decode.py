@@ -5,10 +5,14 @@ the whole decode (measured on this project's 2-core CPU: two threads take as lon
 one), so a thread pool cannot help. :func:`decode_files` instead runs one worker
 process of :mod:`._dicom_worker` per core (plain ``subprocess`` children, so it also
 works inside the daemonic child of :func:`engine.io.open_isolated`, where
-``multiprocessing`` may not start children). Until the first worker is ready (about
-0.3 s on an idle machine: it imports numpy and pydicom only) the calling thread
-decodes; after that it only hands out files and collects results (a decode in the
-calling thread would hold the GIL and stall the threads that read the workers' pipes).
+``multiprocessing`` may not start children). The calling thread decodes too, taking
+the next file whenever no result is waiting, so ``cores - 1`` workers are started (a
+worker costs about 0.4 s of CPU to start: it imports numpy and pydicom only). A decode
+in the calling thread holds the GIL, so the threads that read the workers' pipes wait;
+each pipe is therefore enlarged to hold whole results (Linux ``F_SETPIPE_SZ``, 1 MiB:
+two 512x512 16-bit slices) and a worker never stalls on it. Where a pipe cannot be
+enlarged, one worker per core is started and the calling thread decodes only until
+the first worker is ready.
 
 - Every result comes back with its index: the caller places it in slice order.
 - ``cancel`` is checked between files; on cancel (or any error) the workers are
@@ -35,6 +39,11 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from ..errors import CorruptFileError, LungLensError
 from ..progress import CancelLike, check_cancel
 from ._dicom_worker import NoPixelData, decode_stored
@@ -48,10 +57,13 @@ _AHEAD = 2
 _MIN_FILES = 8
 _MAX_WORKERS = 7
 _POLL_S = 0.05
+#: capacity asked for each worker's result pipe (the default 64 KiB holds an eighth of a 512x512 slice)
+_PIPE_BYTES = 1024 ** 2
+_PIPE_SIZE_FLAG = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
 
 
 def default_workers(n_files: int) -> int:
-    """Worker processes for ``n_files`` compressed files: one per core (none for a few files)."""
+    """Worker processes for ``n_files`` compressed files: ``cores - 1`` with enlargeable pipes, else ``cores``."""
     env = os.environ.get("LUNGLENS_DECODE_WORKERS", "").strip()
     if env:
         try:
@@ -64,7 +76,8 @@ def default_workers(n_files: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return 0 if cores < 2 else min(cores, _MAX_WORKERS, n_files // (2 * _AHEAD))
+    per_core = cores - 1 if _PIPE_SIZE_FLAG is not None else cores
+    return 0 if cores < 2 else max(1, min(per_core, _MAX_WORKERS, n_files // (2 * _AHEAD)))
 
 
 def decode_one(path: str) -> np.ndarray:
@@ -97,10 +110,16 @@ class _Worker:
     def __init__(self, wid: int, answers: "queue.Queue[tuple[int, Any]]") -> None:
         self.wid = wid
         self.ready = False  # said "ready": takes files
+        self.roomy = False  # its result pipe holds whole results: the calling thread may decode meanwhile
         self.broken = False  # its input pipe failed: takes no more files (its end message follows)
         self.inflight: dict[int, str] = {}
         self.proc = subprocess.Popen([sys.executable, "-I", _WORKER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if _PIPE_SIZE_FLAG is not None:
+            try:
+                self.roomy = fcntl.fcntl(self.proc.stdout.fileno(), _PIPE_SIZE_FLAG, _PIPE_BYTES) >= _PIPE_BYTES
+            except OSError:  # above /proc/sys/fs/pipe-max-size
+                pass
         self._reader = threading.Thread(target=self._read, args=(answers,), daemon=True,
                                         name=f"lunglens-decode-{wid}")
         self._reader.start()
@@ -193,11 +212,11 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
                     if not w.send(*pending[0]):
                         break
                     pending.popleft()
-            local = bool(pending) and not any(w.ready for w in pool.values())
+            local = bool(pending) and all(w.roomy or not w.ready for w in pool.values())
             try:
                 wid, msg = answers.get(timeout=0 if local else _POLL_S)
             except queue.Empty:
-                if local:  # no worker is ready (yet, or at all): decode the next file here
+                if local:  # nothing is waiting: decode the next file here
                     task_id, path = pending.popleft()
                     arr = decode_one(path)
                     n_done += 1
