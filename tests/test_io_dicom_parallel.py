@@ -110,7 +110,7 @@ def test_slice_order_is_kept_with_shuffled_file_names(series_pair, tmp_path, one
 def test_decode_files_yields_every_index_once(series_pair):
     _, j2k = series_pair
     files = sorted(str(p) for p in j2k.iterdir())
-    got = dict(dicom_decode.decode_files(list(enumerate(files)), workers=1))
+    got = dict(dicom_decode.decode_files([(i, f, None) for i, f in enumerate(files)], workers=1))
     assert sorted(got) == list(range(len(files)))
     for i in (0, len(files) - 1):
         assert np.array_equal(got[i][0], pydicom.dcmread(files[i]).pixel_array)
@@ -351,3 +351,19 @@ def test_cancel_of_an_isolated_open_leaves_no_decoder_behind(series_pair, one_wo
     while workers_alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert workers_alive() == []
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_multiframe_jpeg2000_frames_decode_in_parallel_in_order(tmp_path, monkeypatch, workers):
+    path, expected = F.enhanced_ct(tmp_path / "mf" / "mf.dcm", n=12, rows=64, cols=72, descending=True)
+    plain = io.load(path)
+    assert np.array_equal(plain.array, expected)
+    ds = pydicom.dcmread(path)
+    ds.compress(JPEG2000Lossless, generate_instance_uid=False)
+    ds.save_as(path)
+    assert int(pydicom.dcmread(path).NumberOfFrames) == 12
+    monkeypatch.setenv("LUNGLENS_DECODE_WORKERS", workers)
+    seen: list[int] = []
+    vol = io.load(path, progress=lambda f, m: seen.extend(_worker_pids()))
+    assert bool(seen) == (workers == "1")
+    assert np.array_equal(vol.array, expected) and vol.geometry == plain.geometry

@@ -8,7 +8,7 @@ module, started as ``python -I engine/io/_dicom_worker.py`` so that a worker imp
 only numpy and pydicom (not the ``engine`` package).
 
 Worker protocol (pickle over stdin/stdout): the worker writes ``("ready",)``, then
-answers each ``(task_id, path)`` with ``(task_id, "ok", array)`` or ``(task_id,
+answers each ``(task_id, path, frame)`` (``frame``: an index, or ``None`` for all) with ``(task_id, "ok", array)`` or ``(task_id,
 "error", kind, message)`` (``kind``: ``"no-pixel-data"``, ``"memory"`` or
 ``"other"``); ``None`` or the end of stdin ends it. A worker whose parent dies sees
 the end of stdin and exits after at most one file.
@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Optional
 
 import numpy as np
 import pydicom
+from pydicom.pixels import pixel_array
 from pydicom.tag import Tag
 
 __all__ = ["decode_stored", "NoPixelData", "DECODE_TAGS"]
@@ -38,11 +39,13 @@ class NoPixelData(Exception):
     """The file has no pixel data element (a truncated file)."""
 
 
-def decode_stored(path: str) -> np.ndarray:
-    """The stored (not rescaled) values of every frame of ``path``, shape ``(frames, rows, cols)``.
+def decode_stored(path: str, frame: Optional[int] = None) -> np.ndarray:
+    """The stored (not rescaled) values of ``path``, shape ``(frames, rows, cols)``.
 
-    Only :data:`DECODE_TAGS` are parsed. The caller checks the codestream against the
-    transfer syntax first (:func:`engine.io.dicom_checks.check_codestream`).
+    Every frame, or only frame ``frame`` (shape ``(1, rows, cols)``; pydicom reads that
+    frame's fragments alone). Only :data:`DECODE_TAGS` are parsed. The caller checks
+    the codestream against the transfer syntax first
+    (:func:`engine.io.dicom_checks.check_codestream`).
 
     Raises
     ------
@@ -51,6 +54,9 @@ def decode_stored(path: str) -> np.ndarray:
     Exception
         Whatever pydicom's decoder raises for damaged data.
     """
+    if frame is not None:  # the caller has seen the pixel data in the header
+        pix = pixel_array(path, index=frame)
+        return pix.reshape((1,) + pix.shape[-2:])
     ds = pydicom.dcmread(path, force=True, specific_tags=DECODE_TAGS)
     if "PixelData" not in ds:
         raise NoPixelData(f"{os.path.basename(path)} has no pixel data: the file is truncated.")
@@ -77,9 +83,9 @@ def main() -> None:
                 return
             if task is None:
                 return
-            task_id, path = task
+            task_id, path, frame = task
             try:
-                _send(out, (task_id, "ok", decode_stored(path)))
+                _send(out, (task_id, "ok", decode_stored(path, frame)))
             except NoPixelData as exc:
                 _send(out, (task_id, "error", "no-pixel-data", str(exc)))
             except MemoryError:

@@ -80,8 +80,8 @@ def default_workers(n_files: int) -> int:
     return 0 if cores < 2 else max(1, min(per_core, _MAX_WORKERS, n_files // (2 * _AHEAD)))
 
 
-def decode_one(path: str) -> np.ndarray:
-    """Decode one file in this thread (see :func:`._dicom_worker.decode_stored`).
+def decode_one(path: str, frame: Optional[int] = None) -> np.ndarray:
+    """Decode one file, or one frame of it, in this thread (see :func:`._dicom_worker.decode_stored`).
 
     Raises
     ------
@@ -89,7 +89,7 @@ def decode_one(path: str) -> np.ndarray:
         No pixel data, or the decoder refused the data (the message names the file).
     """
     try:
-        return decode_stored(path)
+        return decode_stored(path, frame)
     except NoPixelData as exc:
         raise CorruptFileError(str(exc)) from None
     except (MemoryError, LungLensError):
@@ -112,7 +112,7 @@ class _Worker:
         self.ready = False  # said "ready": takes files
         self.roomy = False  # its result pipe holds whole results: the calling thread may decode meanwhile
         self.broken = False  # its input pipe failed: takes no more files (its end message follows)
-        self.inflight: dict[int, str] = {}
+        self.inflight: dict[int, str] = {}  # task id -> path
         self.proc = subprocess.Popen([sys.executable, "-I", _WORKER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         if _PIPE_SIZE_FLAG is not None:
@@ -132,10 +132,10 @@ class _Worker:
         except Exception:  # noqa: BLE001 - end of the pipe (exit, crash, or closed by us)
             answers.put((self.wid, None))
 
-    def send(self, task_id: int, path: str) -> bool:
-        """Hand a file to the worker; False when its pipe is broken (the worker has ended)."""
+    def send(self, task_id: int, path: str, frame: Optional[int]) -> bool:
+        """Hand a file (or one frame) to the worker; False when its pipe is broken (the worker has ended)."""
         try:
-            pickle.dump((task_id, path), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+            pickle.dump((task_id, path, frame), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
             self.proc.stdin.flush()  # type: ignore[union-attr]
         except OSError:
             self.broken = True
@@ -170,9 +170,9 @@ def _raise_worker_error(path: str, kind: str, message: str) -> None:
     raise _undecodable(path, message)
 
 
-def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = None,
+def decode_files(files: list[tuple[int, str, Optional[int]]], cancel: Optional[CancelLike] = None,
                  workers: Optional[int] = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Decode ``files`` (``(index, path)``, in slice order) and yield ``(index, stored values)``.
+    """Decode ``files`` (``(index, path, frame)``, in slice order) and yield ``(index, stored values)``.
 
     Results come as they are ready (not necessarily in index order); the caller places
     each at its index. Use the generator in a ``with contextlib.closing(...)`` block (or
@@ -181,7 +181,9 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
     Parameters
     ----------
     files
-        Single- or multi-frame files; each yields its array of shape ``(frames, rows, cols)``.
+        Each yields the array of shape ``(frames, rows, cols)`` of the whole file (``frame``
+        ``None``) or ``(1, rows, cols)`` of frame ``frame`` (the frames of one multi-frame
+        file decode in parallel that way).
     cancel
         Checked between files; when set, the workers are ended and
         :class:`~engine.errors.CancelledError` is raised.
@@ -217,21 +219,20 @@ def decode_files(files: list[tuple[int, str]], cancel: Optional[CancelLike] = No
                 wid, msg = answers.get(timeout=0 if local else _POLL_S)
             except queue.Empty:
                 if local:  # nothing is waiting: decode the next file here
-                    task_id, path = pending.popleft()
-                    arr = decode_one(path)
+                    task_id, path, frame = pending.popleft()
+                    arr = decode_one(path, frame)
                     n_done += 1
                     yield task_id, arr
                 continue
             w = pool[wid]
-            if msg is None:  # the worker ended
+            if msg is None:  # the worker ended (files are only sent to ready workers: none is lost)
                 del pool[wid]
                 w.close(kill=True)
                 if w.ready and w.inflight:
-                    task_id, path = next(iter(w.inflight.items()))
+                    path = next(iter(w.inflight.values()))
                     raise CorruptFileError(
                         f"{Path(path).name}: the image decoder stopped unexpectedly while decoding this file "
                         f"(exit code {w.proc.returncode}). The file is probably damaged; copy the series again.")
-                pending.extendleft(reversed(list(w.inflight.items())))  # never started: decode them here
                 continue
             if msg[0] == "ready":
                 w.ready = True

@@ -270,12 +270,12 @@ def _pixel_data_head(fr: _Frame) -> bytes:
         return f.read(_HEAD_BYTES)
 
 
-def _decoded_frame(fr: _Frame, pix: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Frame ``fr.frame`` of a decoded file, after checking its size against the header."""
-    if pix.shape[-2:] != (rows, cols) or fr.frame >= pix.shape[0]:
+def _decoded_frame(fr: _Frame, pix: np.ndarray, j: int, rows: int, cols: int) -> np.ndarray:
+    """Image ``j`` of decoded pixels ``pix`` (frame ``fr``), after checking its size against the header."""
+    if pix.shape[-2:] != (rows, cols) or j >= pix.shape[0]:
         raise CorruptFileError(f"{Path(fr.path).name}: the decoded image is {pix.shape[-2:]} but the header "
                                f"says {rows}x{cols}.")
-    return pix[fr.frame]
+    return pix[j]
 
 
 def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
@@ -343,8 +343,9 @@ def _read_pixels(frames: list[Optional[_Frame]], rows: int, cols: int, buffer: I
 
     Uncompressed frames are read at the offset the header pass found (no second parse).
     Every compressed file's codestream is checked before any of them is decoded; the
-    files are then decoded by :func:`.dicom_decode.decode_files` (all cores, each result
-    placed at its slice index, ``cancel`` checked between files).
+    files (the frames of a multi-frame file one by one) are then decoded by
+    :func:`.dicom_decode.decode_files` (all cores, each result placed at its slice
+    index, ``cancel`` checked between files).
     """
     n = len(frames)
     count = [0]
@@ -376,13 +377,21 @@ def _read_pixels(frames: list[Optional[_Frame]], rows: int, cols: int, buffer: I
             put(k, fr, stored)
     if not by_file:
         return
-    paths = list(by_file)
-    for path in paths:  # all checks before any decoding
-        check_codestream(path, by_file[path][0][1].header, _pixel_data_head(by_file[path][0][1]))
-    with contextlib.closing(decode_files(list(enumerate(paths)), cancel=cancel)) as decoded:
+    tasks: list[tuple[int, str, Optional[int]]] = []
+    targets: list[list[tuple[int, _Frame, int]]] = []  # per task: (slice index, frame, index in the result)
+    for path, members in by_file.items():
+        check_codestream(path, members[0][1].header, _pixel_data_head(members[0][1]))  # all before decoding
+        if len(members) > 1:  # a multi-frame file: its frames decode in parallel
+            for k, fr in members:
+                tasks.append((len(tasks), path, fr.frame))
+                targets.append([(k, fr, 0)])
+        else:
+            tasks.append((len(tasks), path, None))
+            targets.append([(k, fr, fr.frame) for k, fr in members])
+    with contextlib.closing(decode_files(tasks, cancel=cancel)) as decoded:
         for i, pix in decoded:
-            for k, fr in by_file[paths[i]]:
-                put(k, fr, _decoded_frame(fr, pix, rows, cols))
+            for k, fr, j in targets[i]:
+                put(k, fr, _decoded_frame(fr, pix, j, rows, cols))
 
 
 def _meta(ds: Dataset, info: SeriesInfo, frames: list[Optional[_Frame]], plan) -> dict[str, Any]:
