@@ -29,21 +29,30 @@ from engine.progress import CancelToken
 N_SLICES = 16
 
 
-def _worker_pids() -> list[int]:
-    """Decoder workers (children of this process running _dicom_worker.py), from /proc."""
-    me = str(os.getpid())
-    found = []
+def _processes() -> dict[int, tuple[int, str, bytes]]:
+    """pid -> (parent pid, state, command line) of every process, from /proc."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            cmd = (entry / "cmdline").read_bytes()
-        except OSError:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(entry.name)] = (int(fields[1]), fields[0], (entry / "cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):
             continue
-        if stat.rsplit(")", 1)[1].split()[1] == me and b"_dicom_worker.py" in cmd:
-            found.append(int(entry.name))
     return found
+
+
+def _workers_of(parent: int, procs: dict[int, tuple[int, str, bytes]]) -> list[int]:
+    """Live decoder workers of ``parent``: started ones run _dicom_worker.py, forked ones share its command line."""
+    own = procs.get(parent, (0, "", b""))[2]
+    return [pid for pid, (ppid, state, cmd) in procs.items()
+            if ppid == parent and state != "Z" and (b"_dicom_worker.py" in cmd or cmd == own)]
+
+
+def _worker_pids() -> list[int]:
+    """Decoder workers of this process."""
+    return _workers_of(os.getpid(), _processes())
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +141,50 @@ def test_cancel_stops_the_parallel_decode(series_pair, one_worker):
     assert _worker_pids() == []
 
 
-def test_worker_that_cannot_start_leaves_the_decoding_here(series_pair, monkeypatch, one_worker):
+@pytest.fixture
+def second_thread():
+    """A live second thread: workers are then started as interpreters, not forked."""
+    import threading
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
+
+
+def test_started_workers_decode_like_forked_ones(series_pair, one_worker, second_thread):
+    plain, j2k = series_pair
+    assert not dicom_decode._can_fork()
+    seen: list[bytes] = []
+
+    def progress(fraction: float, message: str) -> None:
+        procs = _processes()
+        seen.extend(procs[p][2] for p in _workers_of(os.getpid(), procs))
+
+    vol = io.load(j2k, progress=progress)
+    assert seen and all(b"_dicom_worker.py" in cmd for cmd in seen)
+    assert np.array_equal(vol.array, io.load(plain).array)
+    assert _worker_pids() == []
+
+
+def test_forked_workers_when_single_threaded(series_pair, one_worker):
+    import threading
+    if threading.active_count() > 1:
+        pytest.skip("another test left a thread running: workers are started, not forked")
+    _, j2k = series_pair
+    own = _processes()[os.getpid()][2]
+    seen: list[bytes] = []
+
+    def progress(fraction: float, message: str) -> None:
+        procs = _processes()
+        seen.extend(procs[p][2] for p in _workers_of(os.getpid(), procs))
+
+    io.load(j2k, progress=progress)
+    assert seen and all(cmd == own for cmd in seen)
+
+
+def test_worker_that_cannot_start_leaves_the_decoding_here(series_pair, monkeypatch, one_worker, second_thread):
     plain, j2k = series_pair
     expected = io.load(plain).array
     monkeypatch.setattr(sys, "executable", "/bin/false")  # starts, exits at once: never ready
@@ -322,35 +374,29 @@ def test_cancel_of_an_isolated_open_leaves_no_decoder_behind(series_pair, one_wo
 
     import engine.io as eio
     _, j2k = series_pair
-    mine = str(Path(eio.__file__).parent / "_dicom_worker.py").encode()
-
-    def workers_alive() -> list[str]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            try:
-                cmd = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] if cmd else ""
-            except OSError:
-                continue
-            if mine in cmd and state != "Z":
-                found.append(entry.name)
-        return found
-
     token = CancelToken()
-    seen: list[str] = []
+    seen: set[int] = set()
 
     def progress(fraction: float, message: str) -> None:
         if message.startswith("Reading slice"):
-            seen.extend(workers_alive())
+            procs = _processes()
+            for child, (ppid, _, _) in procs.items():
+                if ppid == os.getpid():
+                    seen.update(_workers_of(child, procs))  # workers of the isolated reader
             token.cancel()
 
     with pytest.raises(CancelledError):
         eio.open_isolated(j2k, progress=progress, cancel=token)
     assert seen, "the isolated reader started no decoder worker"
+
+    def alive() -> list[int]:
+        procs = _processes()
+        return [pid for pid in seen if pid in procs and procs[pid][1] != "Z"]
+
     deadline = time.monotonic() + 10
-    while workers_alive() and time.monotonic() < deadline:
+    while alive() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert workers_alive() == []
+    assert alive() == []
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])

@@ -2,12 +2,14 @@
 
 pydicom's decoders (pylibjpeg-openjpeg, -libjpeg, -rle; Pillow too) hold the GIL for
 the whole decode (measured on this project's 2-core CPU: two threads take as long as
-one), so a thread pool cannot help. :func:`decode_files` instead runs one worker
-process of :mod:`._dicom_worker` per core (plain ``subprocess`` children, so it also
-works inside the daemonic child of :func:`engine.io.open_isolated`, where
-``multiprocessing`` may not start children). The calling thread decodes too, taking
-the next file whenever no result is waiting, so ``cores - 1`` workers are started (a
-worker costs about 0.4 s of CPU to start: it imports numpy and pydicom only). A decode
+one), so a thread pool cannot help. :func:`decode_files` instead runs worker processes
+of :mod:`._dicom_worker`, not ``multiprocessing`` ones (it may not start children
+inside the daemonic child of :func:`engine.io.open_isolated`, where the app reads):
+on Linux, from a single-threaded process (the isolated reader, the command line), the
+workers are forked (a few milliseconds each: nothing to import); otherwise they are
+started as ``python -I _dicom_worker.py`` (about 0.4 s of CPU each: numpy and pydicom
+imports). The calling thread decodes too, taking the next file whenever no result is
+waiting, so ``cores - 1`` workers are started. A decode
 in the calling thread holds the GIL, so the threads that read the workers' pipes wait;
 each pipe is therefore enlarged to hold whole results (Linux ``F_SETPIPE_SZ``, 1 MiB:
 two 512x512 16-bit slices) and a worker never stalls on it. Where a pipe cannot be
@@ -17,6 +19,8 @@ the first worker is ready.
 - Every result comes back with its index: the caller places it in slice order.
 - ``cancel`` is checked between files; on cancel (or any error) the workers are
   ended at once and :class:`~engine.errors.CancelledError` (or the error) is raised.
+- A worker's only open files are its two pipes: when the reading process dies (Cancel
+  ends the isolated reader), its input ends and it exits after at most one file.
 - A worker that dies while decoding a file (a crash in a C decoder) gives a
   :class:`~engine.errors.CorruptFileError` naming the file, where a serial decode
   would have taken the application down; a worker that fails to start is dropped
@@ -30,9 +34,11 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -70,7 +76,7 @@ def default_workers(n_files: int) -> int:
             return max(0, min(int(env), _MAX_WORKERS))
         except ValueError:
             pass
-    if n_files < _MIN_FILES:
+    if n_files < _MIN_FILES or getattr(sys, "frozen", False):  # frozen: sys.executable is the app, not Python
         return 0
     try:
         cores = len(os.sched_getaffinity(0))
@@ -104,62 +110,133 @@ def _undecodable(path: str, detail: str) -> CorruptFileError:
                             "The file is damaged or was written wrongly; copy the series again.")
 
 
-class _Worker:
-    """One decoder process and the thread that reads its answers into the shared queue."""
+def _can_fork() -> bool:
+    """Fork workers only on Linux and from a single-threaded process (no lock of another thread can be
+    copied held into the child; macOS system libraries do not survive a fork without exec)."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
 
-    def __init__(self, wid: int, answers: "queue.Queue[tuple[int, Any]]") -> None:
+
+def _forked_worker(task_r: int, res_w: int) -> None:
+    """Child side of a forked worker: keep only its two pipe ends, silence stdout/stderr, serve, exit."""
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2 and fd not in (task_r, res_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        from ._dicom_worker import serve
+        serve(os.fdopen(task_r, "rb"), os.fdopen(res_w, "wb"))
+    finally:
+        os._exit(0)  # never return into the parent's code, never run its exit handlers
+
+
+class _Worker:
+    """One decoder process (forked, or started as ``python -I _dicom_worker.py``) and its pipe reader."""
+
+    def __init__(self, wid: int, fork: bool) -> None:
         self.wid = wid
         self.ready = False  # said "ready": takes files
-        self.roomy = False  # its result pipe holds whole results: the calling thread may decode meanwhile
         self.broken = False  # its input pipe failed: takes no more files (its end message follows)
+        self.roomy = False  # its result pipe holds whole results: the calling thread may decode meanwhile
         self.inflight: dict[int, str] = {}  # task id -> path
-        self.proc = subprocess.Popen([sys.executable, "-I", _WORKER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.returncode: Optional[int] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self.pid = 0
+        if fork:
+            task_r, task_w = os.pipe()
+            res_r, res_w = os.pipe()
+            self._enlarge(res_r)
+            pid = os.fork()
+            if pid == 0:
+                _forked_worker(task_r, res_w)
+            os.close(task_r)
+            os.close(res_w)
+            self.pid = pid
+            self._in, self._out = os.fdopen(task_w, "wb"), os.fdopen(res_r, "rb")
+        else:
+            self.proc = subprocess.Popen([sys.executable, "-I", _WORKER], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            self._in, self._out = self.proc.stdin, self.proc.stdout  # type: ignore[assignment]
+            self._enlarge(self._out.fileno())
+        self._reader: Optional[threading.Thread] = None
+
+    def _enlarge(self, fd: int) -> None:
         if _PIPE_SIZE_FLAG is not None:
             try:
-                self.roomy = fcntl.fcntl(self.proc.stdout.fileno(), _PIPE_SIZE_FLAG, _PIPE_BYTES) >= _PIPE_BYTES
+                self.roomy = fcntl.fcntl(fd, _PIPE_SIZE_FLAG, _PIPE_BYTES) >= _PIPE_BYTES
             except OSError:  # above /proc/sys/fs/pipe-max-size
                 pass
+
+    def start_reading(self, answers: "queue.Queue[tuple[int, Any]]") -> None:
+        """Start the thread that puts the worker's answers into ``answers`` (after every fork is done)."""
         self._reader = threading.Thread(target=self._read, args=(answers,), daemon=True,
-                                        name=f"lunglens-decode-{wid}")
+                                        name=f"lunglens-decode-{self.wid}")
         self._reader.start()
 
     def _read(self, answers: "queue.Queue[tuple[int, Any]]") -> None:
-        out = self.proc.stdout
         try:
             while True:
-                answers.put((self.wid, pickle.load(out)))  # type: ignore[arg-type]
+                answers.put((self.wid, pickle.load(self._out)))
         except Exception:  # noqa: BLE001 - end of the pipe (exit, crash, or closed by us)
             answers.put((self.wid, None))
 
     def send(self, task_id: int, path: str, frame: Optional[int]) -> bool:
         """Hand a file (or one frame) to the worker; False when its pipe is broken (the worker has ended)."""
         try:
-            pickle.dump((task_id, path, frame), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
-            self.proc.stdin.flush()  # type: ignore[union-attr]
+            pickle.dump((task_id, path, frame), self._in, protocol=pickle.HIGHEST_PROTOCOL)
+            self._in.flush()
         except OSError:
             self.broken = True
             return False
         self.inflight[task_id] = path
         return True
 
+    def _wait(self, timeout: float) -> bool:
+        """Reap the process within ``timeout`` seconds; True when it has ended."""
+        if self.proc is not None:
+            try:
+                self.returncode = self.proc.wait(timeout=timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+
+    def _kill(self) -> None:
+        try:
+            if self.proc is not None:
+                self.proc.kill()
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+        except OSError:  # already gone
+            pass
+
     def close(self, kill: bool) -> None:
+        """End the worker: ask it to stop (``kill`` False) or kill it; reap it; stop the reader."""
         try:
             if not kill:
-                pickle.dump(None, self.proc.stdin)  # type: ignore[arg-type]
-            self.proc.stdin.close()  # type: ignore[union-attr]
+                pickle.dump(None, self._in)
+            self._in.close()
         except OSError:
             pass
-        if kill and self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a worker ignoring the end of its input
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._reader.join(timeout=5)
+        if kill or not self._wait(5):
+            self._kill()
+            self._wait(5)
+        self._out.close()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
 
 
 def _raise_worker_error(path: str, kind: str, message: str) -> None:
@@ -199,11 +276,14 @@ def decode_files(files: list[tuple[int, str, Optional[int]]], cancel: Optional[C
     n_workers = default_workers(len(files)) if workers is None else workers
     answers: "queue.Queue[tuple[int, Any]]" = queue.Queue()
     pool: dict[int, _Worker] = {}
-    for wid in range(n_workers):
+    fork = _can_fork()
+    for wid in range(n_workers):  # every fork before any reader thread starts
         try:
-            pool[wid] = _Worker(wid, answers)
-        except OSError:  # no usable interpreter to start (an embedded or frozen build): decode here
+            pool[wid] = _Worker(wid, fork)
+        except OSError:  # cannot fork or start an interpreter (an embedded build): decode here
             break
+    for w in pool.values():
+        w.start_reading(answers)
     n_done = 0
     ok = False
     try:
@@ -232,7 +312,7 @@ def decode_files(files: list[tuple[int, str, Optional[int]]], cancel: Optional[C
                     path = next(iter(w.inflight.values()))
                     raise CorruptFileError(
                         f"{Path(path).name}: the image decoder stopped unexpectedly while decoding this file "
-                        f"(exit code {w.proc.returncode}). The file is probably damaged; copy the series again.")
+                        f"(exit code {w.returncode}). The file is probably damaged; copy the series again.")
                 continue
             if msg[0] == "ready":
                 w.ready = True
