@@ -9,12 +9,14 @@ only numpy and pydicom (not the ``engine`` package).
 
 On Linux, a single-threaded caller forks its workers instead (:func:`serve` in the
 child: nothing to import, so a worker costs milliseconds to start rather than about
-0.4 s of CPU). Worker protocol (pickle over pipes: stdin/stdout of a started
-worker): the worker writes ``("ready",)``, then
-answers each ``(task_id, path, frame)`` (``frame``: an index, or ``None`` for all) with ``(task_id, "ok", array)`` or ``(task_id,
+0.4 s of CPU).
+
+Worker protocol (pickle over pipes: stdin/stdout of a started worker): the worker
+writes ``("ready",)``, then answers each ``(task_id, path, frame)`` (``frame``: an
+index, or ``None`` for every frame) with ``(task_id, "ok", array)`` or ``(task_id,
 "error", kind, message)`` (``kind``: ``"no-pixel-data"``, ``"memory"`` or
-``"other"``); ``None`` or the end of stdin ends it. A worker whose parent dies sees
-the end of stdin and exits after at most one file.
+``"other"``); ``None`` or the end of its input ends it. A worker whose parent dies
+sees the end of its input and exits after at most one file.
 """
 
 from __future__ import annotations
