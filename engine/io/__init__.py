@@ -7,7 +7,10 @@ Data flow
 :mod:`.images`) -> a :class:`~engine.types.Volume` whose array is canonical
 ``(z, y, x)`` with index axes closest to LPS (see :mod:`.orientation`, the only
 module that swaps axes) and whose ``meta["source_orientation"]`` can restore the
-source layout. ``save_labels`` / ``load_labels`` (:mod:`.labels_io`) write and read
+source layout. DICOM folders: :mod:`.dicom_scan` reads only the tags it uses
+(:mod:`.dicom_header`), once per file; :mod:`.dicom_read` reads uncompressed pixels at
+the offsets found there and decodes compressed files on every core
+(:mod:`.dicom_decode`, worker processes of :mod:`._dicom_worker`). ``save_labels`` / ``load_labels`` (:mod:`.labels_io`) write and read
 label maps on that grid (NIfTI, NRRD/MHA, Slicer ``.seg.nrrd``, DICOM SEG, PNG
 folder).
 

@@ -17,8 +17,9 @@
 - Rescale slope/intercept are applied per slice. CT ends up ``int16`` HU when the
   values are integers (the usual case), otherwise ``float32``.
 - Uncompressed little-endian pixel data is read straight from the file at the offset
-  found during the header pass (``np.fromfile``); other transfer syntaxes are decoded
-  by pydicom (pylibjpeg plugins: JPEG, JPEG-LS, JPEG 2000, RLE).
+  found during the header pass (``np.fromfile``; headers are parsed once, by the scan);
+  other transfer syntaxes are decoded by pydicom (pylibjpeg plugins: JPEG, JPEG-LS,
+  JPEG 2000, RLE) on all cores (:mod:`.dicom_decode`), each codestream checked first.
 - Enhanced (multi-frame) images: per-frame positions and rescale come from the
   functional groups; legacy multi-frame files use ``GridFrameOffsetVector`` or the
   slice spacing.
@@ -26,20 +27,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ..errors import CorruptFileError, SeriesError, UnsupportedFormatError
-from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from ..progress import CancelLike, Progress, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import IntensityBuffer, guard_size, wrap_errors
 from .dicom_checks import MAX_FRAMES, check_codestream, check_pixel_data, implausible_hu_warning
+from .dicom_decode import decode_files
 from .dicom_scan import SeriesInfo, _num, frame_count, image_orientation
 from .orientation import plan_orientation
 
@@ -49,6 +51,8 @@ _NATIVE_LE = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
 _DUPLICATE_TOL_MM = 0.01
 #: a gap within this fraction of a whole multiple of the usual gap is that many missing slices
 _MISSING_TOL = 0.15
+#: bytes of a compressed pixel data value read before decoding, for the codestream check
+_HEAD_BYTES = 8192 + 16
 
 
 @dataclass
@@ -212,53 +216,66 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
     return out, spacing
 
 
-def _stored_pixels(fr: _Frame, rows: int, cols: int, cache: dict[str, np.ndarray]) -> np.ndarray:
-    """The stored (not rescaled) values of one frame, shape (rows, cols)."""
+def _native_pixels(fr: _Frame, rows: int, cols: int) -> Optional[np.ndarray]:
+    """The stored values of one frame of uncompressed little-endian data, read at the offset the scan found.
+
+    ``None`` when the frame needs pydicom's decoders (compressed, big-endian, unusual bit depth).
+    """
     ds = fr.header
-    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    bits = int(ds.get("BitsAllocated", 16))
-    stored = int(ds.get("BitsStored", bits))
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
     spp = int(ds.get("SamplesPerPixel", 1))
     if spp != 1:
         raise UnsupportedFormatError(f"{Path(fr.path).name} is a colour image ({spp} samples per pixel); "
                                      "LungLens reads grey-level CT.")
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    bits = int(ds.get("BitsAllocated", 16))
+    stored = int(ds.get("BitsStored", bits))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
     elem = ds.get_item(0x7FE00010, keep_deferred=True)
-    if ts in _NATIVE_LE and bits in (8, 16, 32) and elem is not None:
-        dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
-        count = rows * cols
-        offset_in_data = fr.frame * count * dtype.itemsize
-        value = getattr(elem, "value", None)
-        if value is None and getattr(elem, "value_tell", None) is not None:
-            arr = np.fromfile(fr.path, dtype=dtype, count=count, offset=int(elem.value_tell) + offset_in_data)
-        elif isinstance(value, (bytes, bytearray)):
-            arr = np.frombuffer(value, dtype=dtype, count=count, offset=offset_in_data) \
-                if len(value) >= offset_in_data + count * dtype.itemsize else np.empty(0, dtype)
-        else:
-            arr = None
-        if arr is not None:
-            if arr.size != count:
-                raise CorruptFileError(f"{Path(fr.path).name} is truncated: its pixel data is shorter than "
-                                       f"{rows}x{cols} pixels. Copy the series again.")
-            arr = arr.reshape(rows, cols)
-            if signed and stored < bits:
-                shift = bits - stored
-                arr = (arr << shift) >> shift
-            return arr
-    # compressed, big-endian or unusual: let pydicom decode (whole file, cached for multi-frame)
-    if fr.path not in cache:
-        full = pydicom.dcmread(fr.path, force=True)
-        if "PixelData" not in full:
-            raise CorruptFileError(f"{Path(fr.path).name} has no pixel data: the file is truncated.")
-        check_codestream(fr.path, full, full.PixelData)
-        pix = full.pixel_array
-        cache.clear()
-        cache[fr.path] = pix.reshape((-1,) + pix.shape[-2:])
-    pix = cache[fr.path]
-    if pix.shape[-2:] != (rows, cols) or fr.frame >= pix.shape[0]:
+    if not (ts in _NATIVE_LE and bits in (8, 16, 32) and elem is not None):
+        return None
+    dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
+    count = rows * cols
+    offset_in_data = fr.frame * count * dtype.itemsize
+    value = getattr(elem, "value", None)
+    if value is None and getattr(elem, "value_tell", None) is not None:
+        arr = np.fromfile(fr.path, dtype=dtype, count=count, offset=int(elem.value_tell) + offset_in_data)
+    elif isinstance(value, (bytes, bytearray)):
+        arr = np.frombuffer(value, dtype=dtype, count=count, offset=offset_in_data) \
+            if len(value) >= offset_in_data + count * dtype.itemsize else np.empty(0, dtype)
+    else:
+        return None
+    if arr.size != count:
+        raise CorruptFileError(f"{Path(fr.path).name} is truncated: its pixel data is shorter than "
+                               f"{rows}x{cols} pixels. Copy the series again.")
+    arr = arr.reshape(rows, cols)
+    if signed and stored < bits:
+        shift = bits - stored
+        arr = (arr << shift) >> shift
+    return arr
+
+
+def _pixel_data_head(fr: _Frame) -> bytes:
+    """The first bytes of the pixel data element's value (enough for :func:`check_codestream`)."""
+    elem = fr.header.get_item(0x7FE00010, keep_deferred=True)
+    if elem is None:
+        raise CorruptFileError(f"{Path(fr.path).name} has no pixel data: the file is truncated.")
+    value = getattr(elem, "value", None)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value[:_HEAD_BYTES])
+    tell = getattr(elem, "value_tell", None)
+    if tell is None:
+        return b""
+    with open(fr.path, "rb") as f:
+        f.seek(int(tell))
+        return f.read(_HEAD_BYTES)
+
+
+def _decoded_frame(fr: _Frame, pix: np.ndarray, j: int, rows: int, cols: int) -> np.ndarray:
+    """Image ``j`` of decoded pixels ``pix`` (frame ``fr``), after checking its size against the header."""
+    if pix.shape[-2:] != (rows, cols) or j >= pix.shape[0]:
         raise CorruptFileError(f"{Path(fr.path).name}: the decoded image is {pix.shape[-2:]} but the header "
                                f"says {rows}x{cols}.")
-    return pix[fr.frame]
+    return pix[j]
 
 
 def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
@@ -306,24 +323,7 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
         modality = str(first.get("Modality", "")).upper()
         is_hu = modality == "CT"
         buffer = IntensityBuffer(plan, np.int16)
-        cache: dict[str, np.ndarray] = {}
-        n = len(frames)
-        fill = np.full((1, rows, cols), -1024 if is_hu else 0, dtype=np.int16)
-        for k, fr in enumerate(frames):
-            check_cancel(cancel)
-            if fr is None:
-                buffer.put(fill, k)
-                continue
-            stored = _stored_pixels(fr, rows, cols, cache)
-            if fr.slope == 1.0 and float(fr.intercept).is_integer():
-                values = stored.astype(np.int32)
-                if fr.intercept:
-                    values += int(fr.intercept)
-            else:
-                values = stored.astype(np.float32) * np.float32(fr.slope) + np.float32(fr.intercept)
-            buffer.put(values[None], k)
-            if k % 4 == 0 or k == n - 1:
-                report((k + 1) / n, f"Reading slice {k + 1}/{n}")
+        _read_pixels(frames, rows, cols, buffer, -1024 if is_hu else 0, report, cancel)
         array = buffer.finish(warnings, info.files[0])
         if is_hu:
             pad = _num(first.get("PixelPaddingValue"))
@@ -335,6 +335,63 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
     meta = _meta(first, info, frames, plan)
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(folder)
                   if not info.multiframe else info.files[0], format="dicom", meta=meta, warnings=warnings)
+
+
+def _read_pixels(frames: list[Optional[_Frame]], rows: int, cols: int, buffer: IntensityBuffer, fill_value: int,
+                 report: Progress, cancel: Optional[CancelLike]) -> None:
+    """Put every frame's physical values into ``buffer``: uncompressed ones here, compressed ones in parallel.
+
+    Uncompressed frames are read at the offset the header pass found (no second parse).
+    Every compressed file's codestream is checked before any of them is decoded; the
+    files (the frames of a multi-frame file one by one) are then decoded by
+    :func:`.dicom_decode.decode_files` (all cores, each result placed at its slice
+    index, ``cancel`` checked between files).
+    """
+    n = len(frames)
+    count = [0]
+
+    def put(k: int, fr: _Frame, stored: np.ndarray) -> None:
+        if fr.slope == 1.0 and float(fr.intercept).is_integer():
+            values = stored.astype(np.int32)
+            if fr.intercept:
+                values += int(fr.intercept)
+        else:
+            values = stored.astype(np.float32) * np.float32(fr.slope) + np.float32(fr.intercept)
+        buffer.put(values[None], k)
+        count[0] += 1
+        if count[0] % 4 == 0 or count[0] == n:
+            report(count[0] / n, f"Reading slice {count[0]}/{n}")
+
+    fill = np.full((1, rows, cols), fill_value, dtype=np.int16)
+    by_file: dict[str, list[tuple[int, _Frame]]] = {}
+    for k, fr in enumerate(frames):
+        check_cancel(cancel)
+        if fr is None:
+            buffer.put(fill, k)
+            count[0] += 1
+            continue
+        stored = _native_pixels(fr, rows, cols)
+        if stored is None:
+            by_file.setdefault(fr.path, []).append((k, fr))
+        else:
+            put(k, fr, stored)
+    if not by_file:
+        return
+    tasks: list[tuple[int, str, Optional[int]]] = []
+    targets: list[list[tuple[int, _Frame, int]]] = []  # per task: (slice index, frame, index in the result)
+    for path, members in by_file.items():
+        check_codestream(path, members[0][1].header, _pixel_data_head(members[0][1]))  # all before decoding
+        if len(members) > 1:  # a multi-frame file: its frames decode in parallel
+            for k, fr in members:
+                tasks.append((len(tasks), path, fr.frame))
+                targets.append([(k, fr, 0)])
+        else:
+            tasks.append((len(tasks), path, None))
+            targets.append([(k, fr, fr.frame) for k, fr in members])
+    with contextlib.closing(decode_files(tasks, cancel=cancel)) as decoded:
+        for i, pix in decoded:
+            for k, fr, j in targets[i]:
+                put(k, fr, _decoded_frame(fr, pix, j, rows, cols))
 
 
 def _meta(ds: Dataset, info: SeriesInfo, frames: list[Optional[_Frame]], plan) -> dict[str, Any]:

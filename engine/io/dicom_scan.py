@@ -1,8 +1,12 @@
 """Find the DICOM image series in a folder (headers only; pixel data is not read).
 
-Every file is parsed with pydicom's ``defer_size`` so that the pixel data (and other
-large values) are skipped: the header pass of a 99-slice series takes ~0.2 s. Files
-are grouped into :class:`SeriesInfo` by ``SeriesInstanceUID``; a series that mixes
+Every file is parsed once, keeping only the tags the scan and the reader use
+(:data:`SCAN_TAGS`; :func:`.dicom_header.read_tags` jumps over everything else, nested
+sequences included, and falls back to pydicom's ``specific_tags`` reader for files it
+does not handle) and deferring large values (``defer_size``: the pixel data keeps only
+its offset and length). :mod:`.dicom_read` works from these headers and never parses a header again
+(uncompressed pixels are read at the stored offset; compressed files are decoded by
+:mod:`._dicom_worker`). Files are grouped into :class:`SeriesInfo` by ``SeriesInstanceUID``; a series that mixes
 image sizes or orientations (a scout inside the axial series, say) is split, the
 largest part keeping the plain UID as its key and the others getting ``UID#2``,
 ``UID#3`` ... Non-image objects (SR, RTSTRUCT, SEG, presentation states, RT dose,
@@ -22,12 +26,14 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from ..errors import SeriesError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from .dicom_header import read_tags
 
-__all__ = ["SeriesInfo", "scan_folder", "choose_series", "read_header", "is_dicom_file",
-           "NON_IMAGE_MODALITIES"]
+__all__ = ["SeriesInfo", "scan_folder", "choose_series", "read_header", "read_image_header", "is_dicom_file",
+           "NON_IMAGE_MODALITIES", "SCAN_TAGS"]
 
 #: pydicom defers values longer than this (pixel data, big private blobs)
 DEFER_SIZE = 4096
@@ -38,6 +44,24 @@ NON_IMAGE_MODALITIES = {"SR": "structured report", "RTSTRUCT": "RT structure set
 _SEG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
+#: the top-level tags that scanning, grouping, checking and reading a series look at (sequences listed
+#: here are parsed whole); everything else in a header is skipped unparsed
+SCAN_TAGS: tuple[str, ...] = (
+    # identity, grouping and the series list
+    "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "StudyInstanceUID", "SeriesNumber",
+    "SeriesDescription", "StudyDescription", "PatientID", "PatientName", "PatientSex", "PatientAge",
+    "StudyDate", "SeriesDate", "Manufacturer", "ConvolutionKernel", "FrameOfReferenceUID", "InstanceNumber",
+    # geometry
+    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImagerPixelSpacing", "SliceThickness",
+    "SpacingBetweenSlices", "GridFrameOffsetVector", "NumberOfFrames",
+    "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+    # pixel module and values
+    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "Rows", "Columns", "BitsAllocated",
+    "BitsStored", "HighBit", "PixelRepresentation", "RescaleSlope", "RescaleIntercept", "PixelPaddingValue",
+    "PixelData",
+)
+_SCAN_TAG_LIST = [Tag(name) for name in SCAN_TAGS]  # converted once: pydicom's per-call keyword lookup is slow
+_SCAN_TAG_SET = frozenset(int(t) for t in _SCAN_TAG_LIST)
 
 
 @dataclass
@@ -103,8 +127,20 @@ def is_dicom_file(path: str | Path) -> bool:
 
 
 def read_header(path: str | Path) -> Dataset:
-    """Parse a DICOM file without loading its pixel data."""
+    """Parse a DICOM file without loading its pixel data (every tag; large values deferred)."""
     return pydicom.dcmread(str(path), defer_size=DEFER_SIZE, force=True)
+
+
+def read_image_header(path: str | Path) -> Dataset:
+    """Parse only the :data:`SCAN_TAGS` of a DICOM file (large values, the pixel data included, deferred).
+
+    The pixel data element keeps its length and file offset (``value_tell``), which is
+    all :mod:`.dicom_checks` and :mod:`.dicom_read` need.
+    """
+    ds = read_tags(path, _SCAN_TAG_SET, DEFER_SIZE)  # fast walk; None for files it leaves to pydicom
+    if ds is not None:
+        return ds
+    return pydicom.dcmread(str(path), defer_size=DEFER_SIZE, force=True, specific_tags=_SCAN_TAG_LIST)
 
 
 def _num(value: Any, default: Optional[float] = None) -> Optional[float]:
@@ -221,7 +257,7 @@ def scan_folder(folder: str | Path, recursive: bool = True, progress: Optional[P
                 problems.append((p, "empty file (0 bytes)" if size == 0 else "not a readable DICOM file"))
             continue
         try:
-            ds = read_header(p)
+            ds = read_image_header(p)
             if str(ds.get("SOPClassUID", "")) == _DICOMDIR_CLASS or \
                     str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS:
                 continue

@@ -89,7 +89,7 @@ def _load_dicom(p: Path, progress: Optional[ProgressCallback], cancel: Optional[
                 series: Optional[str]) -> Volume:
     from .dicom_read import read_series
     from .dicom_scan import (_SEG_SOP_CLASSES, NON_IMAGE_MODALITIES, _group, _is_image, choose_series,
-                             frame_count, read_header, scan_folder)
+                             frame_count, read_image_header, scan_folder)
     report = as_progress(progress)
     if p.is_dir():
         with wrap_errors(p, "folder"):
@@ -97,7 +97,7 @@ def _load_dicom(p: Path, progress: Optional[ProgressCallback], cancel: Optional[
         info = choose_series(infos, series)
     else:
         with wrap_errors(p, "DICOM file"):
-            ds = read_header(p)
+            ds = read_image_header(p)
             if "SOPClassUID" not in ds and "Rows" not in ds:
                 raise CorruptFileError(f"{p.name} is not a readable DICOM file.")
             if not _is_image(ds):
