@@ -155,6 +155,7 @@ class Predictor:
         #: number of CUDA out-of-memory errors recovered from (by halving the batch)
         self.oom_events = 0
         self._network_s = 0.0
+        self._network_cpu_s = 0.0
 
     # -- models ---------------------------------------------------------------
     def load(self) -> dict[str, Optional[N.Net]]:
@@ -257,6 +258,7 @@ class Predictor:
         is_hu = bool(volume.is_hu)
         self._batch = self.batch_size
         self._network_s = 0.0
+        self._network_cpu_s = 0.0
         if self.upload_volume:  # the scan goes to the device once (as stored: int16 / uint8)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # read-only arrays: torch only reads them
@@ -381,6 +383,7 @@ class Predictor:
         timings["covid_s"] = time.perf_counter() - t_cov
         timings["total_s"] = time.perf_counter() - t0
         timings["network_s"] = self._network_s
+        timings["network_cpu_s"] = self._network_cpu_s
         timings["slices_total"] = float(nz)
         timings["slices_segmented"] = float(segmented.sum())
         timings["batch_size"] = float(self._batch)
@@ -421,7 +424,8 @@ class Predictor:
     def _run(self, net: N.Net, x: torch.Tensor, cancel: Optional[CancelLike]) -> torch.Tensor:
         """Forward ``x`` in batches, halving the batch on CUDA out-of-memory errors.
 
-        The time spent here is the networks' own time (``timings["network_s"]``).
+        The time spent here is the networks' own time (``timings["network_s"]``; the
+        process's CPU time in ``network_cpu_s``, which other jobs on the machine disturb less).
         """
         outs = []
         i = 0
@@ -429,7 +433,7 @@ class Predictor:
         while i < x.shape[0]:
             check_cancel(cancel)
             bs = self._batch
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             try:
                 out = self._forward(net, x[i:i + bs])
                 if cuda:
@@ -446,6 +450,7 @@ class Predictor:
                 continue
             finally:
                 self._network_s += time.perf_counter() - t
+                self._network_cpu_s += time.process_time() - c
             outs.append(out)
             i += out.shape[0]
         return torch.cat(outs) if len(outs) > 1 else outs[0]
@@ -496,10 +501,10 @@ class Predictor:
             probs, (y0, y1, x0, x1) = self._segment(seg, unit, zs, index, roi.box(zs), full, inputs, cancel)
             n = probs.shape[0]
             h, w = seg.input_size
-            groups = N.finding_channels(seg)
-            fprobs = torch.stack([probs[:, g].sum(1) if g else torch.zeros_like(probs[:, 0]) for g in groups], 1)
+            fprobs = _finding_probabilities(probs, N.finding_channels(seg))
             lut = torch.as_tensor(seg.label_map(), device=probs.device)
-            lab_c = lut[N.argmax_channels(probs).long()]
+            # max(1).indices: ties go to the lower class (as torch documents); 10x faster than argmax(1)
+            lab_c = lut[probs.max(1).indices]
             conf_c = fprobs.gather(1, (lab_c.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0]
             # at the model's resolution: background outside the crop, then one upsampling
             lab = torch.zeros((n, h, w), dtype=torch.uint8, device=probs.device)
@@ -553,7 +558,7 @@ class Predictor:
                 return self._segment(net, None, zs, index, box, full, inputs, cancel)
         else:
             logits = self._run(net, x, cancel)
-        return torch.softmax(logits, dim=1), (my0, my1, mx0, mx1)
+        return torch.softmax(logits.contiguous(), dim=1), (my0, my1, mx0, mx1)
 
     def _classify(self, net: N.Net, x: torch.Tensor, cancel: Optional[CancelLike]) -> torch.Tensor:
         """Sigmoid outputs of a classifier on its input ``x``, ``(n, outputs)``; findings ordered
@@ -577,6 +582,13 @@ class Predictor:
             unit, index = self._unit_slices(array, zs, is_hu, net.in_channels // 2 if net.neighbours else 0)
             p = self._classify(net, self._model_input(net, unit, zs, index, {}), cancel)
         return float(p[:, 0].mean().item())
+
+
+def _finding_probabilities(probs: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """``(n, 3, h, w)``: for each finding the summed probability of its classes (0 without any)."""
+    if all(len(g) == 1 for g in groups):  # one class per finding (the usual case): a gather, no sums
+        return probs.index_select(1, torch.as_tensor([g[0] for g in groups], device=probs.device))
+    return torch.stack([probs[:, g].sum(1) if g else torch.zeros_like(probs[:, 0]) for g in groups], 1)
 
 
 def _quantise(p: torch.Tensor) -> torch.Tensor:
