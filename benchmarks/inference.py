@@ -25,6 +25,8 @@ the clock starts) and reports:
     the peak resident memory *added* by Run AI over the loaded scan (the process's
     high-water mark is reset just before pressing Run AI, ``/proc/self/clear_refs``);
     ``scan_mb`` the scan's own array, ``peak_over_scan`` their ratio;
+    ``peak_mem_by_phase_mb`` the same per phase (read and reset at each progress message:
+    models and visible slice, lungs and ROI, segmentation, anatomy rules and presence, COVID);
 ``without_lung_gate``
     one more run with the lung gate off (``Predictor(lung_gate=False)``): the gate's
     cost is ``timings.gate_s`` and the difference of the two ``volume_s``.
@@ -80,6 +82,27 @@ def _status_mb(key: str) -> float:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+#: Run AI's progress messages -> the phase of the work that follows them
+PHASES = (("Loading", "models_and_visible_slice"), ("Finding", "lungs_roi"), ("Segmented", "segmentation"),
+          ("Keeping", "rules_and_presence"), ("Estimating", "covid"))
+
+
+class PhasePeaks:
+    """Peak added memory per phase of Run AI: the high-water mark is read and reset at each
+    progress message (``peak_mem_by_phase_mb``)."""
+
+    def __init__(self, base_mb: float) -> None:
+        self.base, self.phase, self.peaks = base_mb, "models_and_visible_slice", {}
+
+    def close(self) -> None:
+        self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), round(_status_mb("VmHWM") - self.base, 1))
+        _reset_peak()
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        self.close()
+        self.phase = next((name for key, name in PHASES if message.startswith(key)), self.phase)
 
 
 def _model(task: str, device: str):
@@ -155,19 +178,24 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
                 first.append(time.perf_counter() - t_press)
         if dev.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        pred = predictor.predict(volume, order="center_out", visible_slice=volume.shape[0] // 2, on_slab=on_slab)
+        phases = PhasePeaks(base) if reset else None
+        pred = predictor.predict(volume, order="center_out", visible_slice=volume.shape[0] // 2, on_slab=on_slab,
+                                 progress=phases)
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
         volume_s = time.perf_counter() - t_press
         volume_cpu_s = time.process_time() - c_press
-        peak = _status_mb("VmHWM") - base if reset else float("nan")
+        if phases is not None:
+            phases.close()
+        peak = max(phases.peaks.values()) if phases is not None else float("nan")
         t = pred.timings
         net_s, net_cpu = t.get("network_s"), t.get("network_cpu_s")
         return {"visible_slice_s": round(first[0], 4), "volume_s": round(volume_s, 3),
                 "network_s": round(net_s, 3) if net_s is not None else None,
                 "volume_cpu_s": round(volume_cpu_s, 3),
                 "network_cpu_s": round(net_cpu, 3) if net_cpu is not None else None,
-                "peak_mem_mb": round(peak, 1), "timings": {k: round(v, 4) for k, v in t.items()},
+                "peak_mem_mb": round(peak, 1), "peak_mem_by_phase_mb": phases.peaks if phases else None,
+                "timings": {k: round(v, 4) for k, v in t.items()},
                 "runtimes": {r: (m or {}).get("runtime", "fp32") for r, m in pred.models.items() if m},
                 "weights": {"segmentation": seg_w, "covid": cov_w}}
 
@@ -223,7 +251,7 @@ def main() -> int:
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--json", action="store_true", help="print only the JSON document")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ap.add_argument("--batch-size", type=int, default=0, help="slices per forward pass (0: 8 on CPU, 32 on CUDA)")
+    ap.add_argument("--batch-size", type=int, default=0, help="slices per forward pass (0: the Predictor's default)")
     ap.add_argument("--cases", default="phantom,dicom99", help="phantom (300 slices), phantom:N, dicom99")
     ap.add_argument("--runtimes", default="fp32,auto", help="precisions to compare (fp32, bf16, onnx, auto)")
     ap.add_argument("--baseline", default="", help="another checkout (e.g. ../main) whose code runs as 'today'")
