@@ -271,3 +271,15 @@ def finding_channels(net: Net) -> list[list[int]]:
     """For each finding (GGO, consolidation, effusion) the output classes that map to it."""
     lm = net.label_map()
     return [[int(k) for k in np.flatnonzero(lm == lab)] for lab in FINDINGS]
+
+
+def finding_probabilities(probs: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """``(n, 3, h, w)``: for each finding the summed probability of its classes (0 without any)."""
+    if all(len(g) == 1 for g in groups):  # one class per finding (the usual case): a gather, no sums
+        return probs.index_select(1, torch.as_tensor([g[0] for g in groups], device=probs.device))
+    return torch.stack([probs[:, g].sum(1) if g else torch.zeros_like(probs[:, 0]) for g in groups], 1)
+
+
+def quantise(p: torch.Tensor) -> torch.Tensor:
+    """Probabilities in [0, 1] -> uint8 0..255 (rounded)."""
+    return (p * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)

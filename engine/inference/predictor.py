@@ -504,7 +504,7 @@ class Predictor:
             probs, (y0, y1, x0, x1) = self._segment(seg, unit, zs, index, roi.box(zs), full, inputs, cancel)
             n = probs.shape[0]
             h, w = seg.input_size
-            fprobs = _finding_probabilities(probs, N.finding_channels(seg))
+            fprobs = N.finding_probabilities(probs, N.finding_channels(seg))
             lut = torch.as_tensor(seg.label_map(), device=probs.device)
             # max(1).indices: ties go to the lower class (as torch documents); 10x faster than argmax(1)
             lab_c = lut[probs.max(1).indices]
@@ -513,11 +513,11 @@ class Predictor:
             lab = torch.zeros((n, h, w), dtype=torch.uint8, device=probs.device)
             lab[:, y0:y1, x0:x1] = lab_c
             conf = torch.zeros((n, h, w), dtype=torch.uint8, device=probs.device)
-            conf[:, y0:y1, x0:x1] = _quantise(conf_c)
+            conf[:, y0:y1, x0:x1] = N.quantise(conf_c)
             pr = None
             if self.keep_probabilities:
                 small = torch.zeros((n, 3, h, w), dtype=torch.uint8, device=probs.device)
-                small[..., y0:y1, x0:x1] = _quantise(fprobs)
+                small[..., y0:y1, x0:x1] = N.quantise(fprobs)
                 pr = N.upsample_nearest(small, full).cpu().numpy()
             if nets["findings"] is not None:
                 sp = self._classify(nets["findings"], self._model_input(nets["findings"], *inputs["_unit"], inputs),
@@ -585,18 +585,6 @@ class Predictor:
             unit, index = self._unit_slices(array, zs, is_hu, net.in_channels // 2 if net.neighbours else 0)
             p = self._classify(net, self._model_input(net, unit, zs, index, {}), cancel)
         return float(p[:, 0].mean().item())
-
-
-def _finding_probabilities(probs: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
-    """``(n, 3, h, w)``: for each finding the summed probability of its classes (0 without any)."""
-    if all(len(g) == 1 for g in groups):  # one class per finding (the usual case): a gather, no sums
-        return probs.index_select(1, torch.as_tensor([g[0] for g in groups], device=probs.device))
-    return torch.stack([probs[:, g].sum(1) if g else torch.zeros_like(probs[:, 0]) for g in groups], 1)
-
-
-def _quantise(p: torch.Tensor) -> torch.Tensor:
-    """Probabilities in [0, 1] -> uint8 0..255 (rounded)."""
-    return (p * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)
 
 
 def predict(volume: Volume, model_name: N.ModelSpec = None, device: str = "auto",
