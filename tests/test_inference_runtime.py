@@ -1,5 +1,5 @@
 """engine.inference.runtime: the choice of runtime, the ONNX export and its cache, the
-chosen runtime against float32 on real labelled slices, and the model-resolution pipeline."""
+chosen runtime against float32 on real labelled slices."""
 
 from __future__ import annotations
 
@@ -37,16 +37,6 @@ def test_choose_names_each_runtime_and_refuses_what_cannot_run(monkeypatch):
     with pytest.raises(ModelError, match="no native bf16"):
         R.choose(cpu, "bf16")
     assert R.autocast_dtype(cpu, "bf16") is torch.bfloat16 and R.autocast_dtype(cpu, "onnx") is None
-
-
-def test_upsample_nearest_takes_the_pixel_each_centre_falls_in():
-    x = torch.arange(6, dtype=torch.uint8).reshape(1, 2, 3)
-    up = N.upsample_nearest(x, (4, 6))
-    assert up.dtype == torch.uint8
-    assert up[0].tolist() == [[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], [3, 3, 4, 4, 5, 5], [3, 3, 4, 4, 5, 5]]
-    # non-integer scale (3 -> 5): centres 0.3, 0.9, 1.5, 2.1, 2.7 of the input's pixels
-    assert N.upsample_nearest(x, (2, 5))[0, 0].tolist() == [0, 0, 1, 2, 2]
-    assert N.upsample_nearest(x, (2, 3)) is x
 
 
 def test_onnx_export_is_cached_by_weights_and_matches_torch(tmp_path, monkeypatch):

@@ -226,21 +226,6 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
-def upsample_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``(..., h, w)`` -> ``(..., Y, X)``: each output pixel takes the input pixel its centre falls in.
-
-    Any dtype (labels, uint8 probabilities, masks); the same pixel geometry as
-    :func:`resize` (``align_corners=False``).
-    """
-    h, w = x.shape[-2:]
-    ny, nx = int(size[0]), int(size[1])
-    if (h, w) == (ny, nx):
-        return x
-    rows = ((torch.arange(ny, device=x.device) + 0.5) * (h / ny)).long().clamp_(max=h - 1)
-    cols = ((torch.arange(nx, device=x.device) + 0.5) * (w / nx)).long().clamp_(max=w - 1)
-    return x.index_select(-2, rows).index_select(-1, cols)
-
-
 def aligned_box(box: tuple[int, int, int, int], full: tuple[int, int], size: tuple[int, int],
                 multiple: int) -> tuple[int, int, int, int]:
     """Box in model-input pixels covering slice box ``box``, snapped outwards to ``multiple``.
@@ -283,3 +268,14 @@ def finding_probabilities(probs: torch.Tensor, groups: list[list[int]]) -> torch
 def quantise(p: torch.Tensor) -> torch.Tensor:
     """Probabilities in [0, 1] -> uint8 0..255 (rounded)."""
     return (p * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def in_frame(probs: torch.Tensor, box: tuple[int, int, int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Crop probabilities ``(n, K, ...)`` placed in the model-size frame: background outside ``box``."""
+    y0, y1, x0, x1 = box
+    if (y0, y1, x0, x1) == (0, size[0], 0, size[1]):
+        return probs
+    out = torch.zeros((probs.shape[0], probs.shape[1], *size), dtype=probs.dtype, device=probs.device)
+    out[:, 0] = 1.0
+    out[:, :, y0:y1, x0:x1] = probs
+    return out

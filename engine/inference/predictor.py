@@ -12,11 +12,11 @@ Flow of :meth:`Predictor.iter_predict`
 4. The remaining slices go through in slabs of ``batch_size``: raw slices are moved to
    the device, normalised (HU window or /255), resized to the model's input size,
    cropped to the slab's torso box (snapped to the model's multiple, so the lungs keep
-   the scale the model was trained at), segmented. Softmax, argmax and the uint8
-   probabilities are computed at the model's resolution, on the crop; only the label
-   map, the per-pixel confidence and (when kept) the probability maps are brought to
-   the slice size, once, by nearest-neighbour upsampling. Each model input is resized
-   once per slab (the finding classifier and the lung model reuse it). Each finished
+   the scale the model was trained at), segmented. Softmax runs on the model-size crop;
+   the class probabilities are resized (bilinear) to the slice size once, the label is
+   their argmax (labels taken at model size and upsampled by nearest neighbour changed
+   whole regions after the presence threshold, docs/MODELS.md). Each model input is
+   resized once per slab (the finding classifier and the lung model reuse it). Each finished
    slab is yielded as a :class:`Slab`.
 5. The anatomy rules (:mod:`.gate`) keep findings only where they can be, using the
    scan's one :class:`~engine.anatomy.LungMasks` (given by the caller, or found once
@@ -490,8 +490,12 @@ class Predictor:
                  cancel: Optional[CancelLike]) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray,
                                                         Optional[np.ndarray], np.ndarray]:
         """Labels, uint8 probabilities (or ``None``), per-slice probabilities, lung mask (or
-        ``None``) and per-pixel confidence of slices ``zs``; all but the per-slice values at
-        slice size, upsampled once from the model's resolution."""
+        ``None``) and per-pixel confidence of slices ``zs``.
+
+        Softmax runs on the model-size crop; the class probabilities are resized to the
+        slice once (bilinear: the labels and the confidence the presence model was fitted
+        on stay what they were; labels taken at model size and upsampled by nearest
+        neighbour changed whole regions after the presence threshold, docs/MODELS.md)."""
         nets = self._nets
         assert nets is not None
         seg = nets["segmentation"]
@@ -501,38 +505,28 @@ class Predictor:
             unit, index = self._unit_slices(array, zs, is_hu, extra)
             full = tuple(unit.shape[-2:])
             inputs: dict = {}
-            probs, (y0, y1, x0, x1) = self._segment(seg, unit, zs, index, roi.box(zs), full, inputs, cancel)
-            n = probs.shape[0]
-            h, w = seg.input_size
-            fprobs = N.finding_probabilities(probs, N.finding_channels(seg))
-            lut = torch.as_tensor(seg.label_map(), device=probs.device)
-            # max(1).indices: ties go to the lower class (as torch documents); 10x faster than argmax(1)
-            lab_c = lut[probs.max(1).indices]
-            conf_c = fprobs.gather(1, (lab_c.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0]
-            # at the model's resolution: background outside the crop, then one upsampling
-            lab = torch.zeros((n, h, w), dtype=torch.uint8, device=probs.device)
-            lab[:, y0:y1, x0:x1] = lab_c
-            conf = torch.zeros((n, h, w), dtype=torch.uint8, device=probs.device)
-            conf[:, y0:y1, x0:x1] = N.quantise(conf_c)
-            pr = None
-            if self.keep_probabilities:
-                small = torch.zeros((n, 3, h, w), dtype=torch.uint8, device=probs.device)
-                small[..., y0:y1, x0:x1] = N.quantise(fprobs)
-                pr = N.upsample_nearest(small, full).cpu().numpy()
+            probs, box = self._segment(seg, unit, zs, index, roi.box(zs), full, inputs, cancel)
+            groups = N.finding_channels(seg)
             if nets["findings"] is not None:
                 sp = self._classify(nets["findings"], self._model_input(nets["findings"], *inputs["_unit"], inputs),
                                     cancel)
             else:  # outside the crop the finding probabilities are 0: the crop's maximum is the slice's
-                sp = fprobs.amax(dim=(2, 3))
+                sp = N.finding_probabilities(probs, groups).amax(dim=(2, 3))
+            p_full = N.resize(N.in_frame(probs, box, seg.input_size), full)
+            del probs
+            fprobs = N.finding_probabilities(p_full, groups)
+            lut = torch.as_tensor(seg.label_map(), device=p_full.device)
+            # max(1).indices: ties go to the lower class (as torch documents); 10x faster than argmax(1)
+            lab = lut[p_full.max(1).indices]
+            del p_full
+            conf = N.quantise(fprobs.gather(1, (lab.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0])
+            pr = N.quantise(fprobs).cpu().numpy() if self.keep_probabilities else None
             lung_np = None
             if self._use_lung_net:
-                lp, (ly0, ly1, lx0, lx1) = self._segment(nets["lung"], None, zs, index, roi.box(zs), full, inputs,
-                                                         cancel)
-                lung_small = torch.zeros((n, *nets["lung"].input_size), dtype=torch.bool, device=lp.device)
-                lung_small[:, ly0:ly1, lx0:lx1] = lp[:, 1:].sum(1) > 0.5
-                lung_np = N.upsample_nearest(lung_small, full).cpu().numpy()
-            return (N.upsample_nearest(lab, full).cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32),
-                    lung_np, N.upsample_nearest(conf, full).cpu().numpy())
+                lp, lbox = self._segment(nets["lung"], None, zs, index, roi.box(zs), full, inputs, cancel)
+                lung_p = N.resize(N.in_frame(lp, lbox, nets["lung"].input_size), full)
+                lung_np = (lung_p[:, 1:].sum(1) > 0.5).cpu().numpy()
+            return (lab.cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf.cpu().numpy())
 
     def _segment(self, net: N.Net, unit: Optional[torch.Tensor], zs: np.ndarray, index: dict[int, int],
                  box: tuple[int, int, int, int], full: tuple[int, int], inputs: dict,
