@@ -48,10 +48,12 @@ def autocast_dtype(device: torch.device, amp: bool) -> Optional[torch.dtype]:
     """Mixed-precision dtype of ``amp`` on ``device``: bf16 (fp16 on GPUs without bf16), or none.
 
     On the CPU bf16 autocast runs natively where oneDNN supports it (avx512_bf16 / AMX):
-    on the 2-core AMD EPYC it measured 1.36x faster than float32 for the U-Net (0.02 %
-    of pixels change class) and 1.2x for the finding classifier, behind ONNX Runtime
-    (1.74x and 8.4x, exact); see :mod:`.runtime` and docs/MODELS.md. ``None`` where the
-    CPU has no native bf16 (emulated bf16 is slower than float32).
+    on the 2-core AMD EPYC it measured 1.36x faster than float32 for the U-Net and 1.2x
+    for the finding classifier, but it changes real readings beyond tolerance (Dice
+    against float32 0.89-0.98 on the real scans, per-slice probabilities up to 0.84
+    apart), so the CPU default is ONNX Runtime (exact, 1.7x and 8.4x); see :mod:`.runtime`
+    and docs/MODELS.md. ``None`` where the CPU has no native bf16 (emulated bf16 is
+    slower than float32).
     """
     if not amp:
         return None

@@ -95,9 +95,10 @@ class Predictor:
         :attr:`Prediction.lung_mask`.
     batch_size
         Slices per forward pass (halved automatically on a CUDA out-of-memory error);
-        ``None``: 32 on CUDA; on the CPU 4 with ONNX Runtime (the same CPU time per slice as
-        8, a quarter of the activation memory: 119 vs 241 MB for the U-Net) and 8 in torch
-        (which needs 8 to use two cores well: 163 vs 286 CPU ms per slice at 4 and 2).
+        ``None``: 8 on the CPU, 32 on CUDA. The slab's torso crop depends on its slices, so
+        another batch size can change a few pixels at crop edges (and, through the presence
+        threshold, a region): 4 slices with ONNX Runtime would halve the activation memory
+        (241 -> 119 MB) at the same CPU time per slice but moved 1770 pixels of one stack.
     amp
         ``False`` runs float32 everywhere (the same as ``precision="fp32"``).
     precision
@@ -136,8 +137,7 @@ class Predictor:
         #: Runtime falls back to float32 torch; each Net records its own)
         self.runtime = R.choose(self.device, "fp32" if not amp else precision)
         self.amp_dtype = R.autocast_dtype(self.device, self.runtime)
-        default_batch = 32 if cuda else (4 if self.runtime == "onnx" else 8)
-        self.batch_size = max(1, int(batch_size)) if batch_size else default_batch
+        self.batch_size = max(1, int(batch_size)) if batch_size else (32 if cuda else 8)
         self.threads = threads
         self.restrict_to_lungs = (not cuda) if restrict_to_lungs is None else bool(restrict_to_lungs)
         self.crop = crop
