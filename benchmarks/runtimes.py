@@ -52,16 +52,13 @@ def _inputs(batch: int, size: int, crop: bool) -> torch.Tensor:
 
 
 def _onnx_session(module: torch.nn.Module, x: torch.Tensor, folder: Path):
-    try:
-        import onnxruntime as ort
-    except ImportError:
+    """The ONNX Runtime twin Run AI uses (:class:`engine.inference.runtime.OnnxNet`), exported to ``folder``."""
+    from engine.inference import runtime as R
+
+    if not R.onnx_available():
         return None
-    path = folder / "m.onnx"
-    torch.onnx.export(module, (x.contiguous(),), str(path), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}}, opset_version=17, dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    path = R.export(module, x.shape[1], tuple(x.shape[-2:]), folder / "m.onnx")
+    return R.OnnxNet(path, torch.get_num_threads())
 
 
 def measure(role: str, repeat: int, batch: int) -> dict:
@@ -82,10 +79,10 @@ def measure(role: str, repeat: int, batch: int) -> dict:
 
     runners["fp32"], runners["bf16"] = fp32, bf16
     tmp = tempfile.TemporaryDirectory()
-    sess = _onnx_session(net.module, x, Path(tmp.name))
+    import copy
+    sess = _onnx_session(copy.deepcopy(net.module), x, Path(tmp.name))
     if sess is not None:
-        xn = x.contiguous().numpy()
-        runners["onnx"] = lambda: torch.from_numpy(sess.run(None, {"x": xn})[0])
+        runners["onnx"] = lambda: sess(x)
     outs = {k: act(f()) for k, f in runners.items()}  # warm-up, and the outputs compared
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(repeat):
