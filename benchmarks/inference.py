@@ -1,47 +1,61 @@
 """Benchmark Run AI (``engine.inference.Predictor``) on a whole scan; prints JSON.
 
 Cases: the phantom at 512x512x300 (1 x 0.7 x 0.7 mm) and the real 99-slice DICOM
-series ``../shared/data/dicom/chest_ct_99``. Each case runs in a fresh subprocess
-(imports and scan loading done before the clock starts) and reports:
+series ``../shared/data/dicom/chest_ct_99``. Each case runs once per runtime
+(``--runtimes``, default ``fp32`` and ``auto``, the chosen one) and, with
+``--baseline DIR``, once with the code of another checkout (``today``: e.g. the main
+branch), all in the same session: repetitions are interleaved (fp32, auto, today,
+fp32, ...) and the median of each figure reported, so a machine shared with other jobs
+slows all alike. Every run is a fresh subprocess (imports and scan loading done before
+the clock starts) and reports:
 
 ``visible_slice_s``
     from pressing Run AI (predictor created, models loaded from disk) to the visible
     slice's labels (the first slab; the visible slice is the middle of the scan);
 ``volume_s``
     the whole scan: lungs, labels, anatomy rules, finding probabilities, COVID classifier;
-``slices_per_s``
-    slices of the scan per second of ``volume_s`` (and ``segmented_per_s``: slices that
-    went through the model per second of segmentation);
+``network_s``
+    the time spent inside the networks (``timings.network_s``; all models, all slabs);
+    ``volume_over_network`` is ``volume_s / network_s`` (``None`` for a baseline that
+    does not measure it);
+``volume_cpu_s``, ``network_cpu_s``
+    the same spans in CPU time of the process (all its threads): on a machine shared
+    with other jobs these move less than wall-clock times;
+``peak_mem_mb``
+    the peak resident memory *added* by Run AI over the loaded scan (the process's
+    high-water mark is reset just before pressing Run AI, ``/proc/self/clear_refs``);
+    ``scan_mb`` the scan's own array, ``peak_over_scan`` their ratio;
+    ``peak_mem_by_phase_mb`` the same per phase (read and reset at each progress message:
+    models and visible slice, lungs and ROI, segmentation, anatomy rules and presence, COVID);
 ``without_lung_gate``
     one more run with the lung gate off (``Predictor(lung_gate=False)``): the gate's
-    cost is ``timings.gate_s`` and the difference of the two ``volume_s``;
-``peak_mem_mb``
-    peak resident memory of the process (``ru_maxrss``) and its increase over the
-    loaded scan (``peak_mem_increase_mb``); on CUDA also the peak GPU memory.
+    cost is ``timings.gate_s`` and the difference of the two ``volume_s``.
+
+``--slices 100,200,300,400`` adds the phantom at those slice counts (the chosen runtime
+and fp32): ``scaling`` gives time and added memory per slice.
 
 The models are the registry defaults. When a default's weights are not installed,
 the same architecture is built untrained from its card (or default configuration):
 the timing is representative, the labels are not (``"weights": "untrained"``).
+Run AI keeps no probability maps (as the app now does); ``today`` keeps them, as the app
+did before issue 15.
 
 Usage: ``python benchmarks/inference.py [--device cpu|cuda|auto] [--json] [--threads N]
-[--cases phantom,dicom99] [--batch-size 0] [--repeat 0]``
+[--cases phantom,dicom99] [--runtimes fp32,auto] [--baseline ../main] [--repeat 3]
+[--slices 100,200,300,400] [--no-gate-run]``
 
-Each run starts from "press Run AI": models are loaded from disk inside the timed span.
-On CUDA the one-time driver start (``cuda_init_s``) is measured apart, before the first
-run; ``first_run`` gives the first run's figures (cold caches), the top-level figures are
-the fastest run's.
-
-Goals (issue 5): on the 2-core CPU, visible slice < 0.5 s and a 300-slice scan < 60 s;
-on an H100, a 300-slice scan < 0.5 s end to end.
+Goals (issue 15): on the 2-core CPU a whole Run AI at most 1.25x its networks' own
+time, peak memory at most 3x the scan, 300 slices at least 1.6x faster than today.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
-import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -49,11 +63,46 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DICOM_99 = ROOT.parent / "shared" / "data" / "dicom" / "chest_ct_99"
+FIGURES = ("visible_slice_s", "volume_s", "network_s", "volume_cpu_s", "network_cpu_s", "peak_mem_mb")
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+def _reset_peak() -> bool:
+    """Reset the process's resident-memory high-water mark (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+#: Run AI's progress messages -> the phase of the work that follows them
+PHASES = (("Loading", "models_and_visible_slice"), ("Finding", "lungs_roi"), ("Segmented", "segmentation"),
+          ("Keeping", "rules_and_presence"), ("Estimating", "covid"))
+
+
+class PhasePeaks:
+    """Peak added memory per phase of Run AI: the high-water mark is read and reset at each
+    progress message (``peak_mem_by_phase_mb``)."""
+
+    def __init__(self, base_mb: float) -> None:
+        self.base, self.phase, self.peaks = base_mb, "models_and_visible_slice", {}
+
+    def close(self) -> None:
+        self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), round(_status_mb("VmHWM") - self.base, 1))
+        _reset_peak()
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        self.close()
+        self.phase = next((name for key, name in PHASES if message.startswith(key)), self.phase)
 
 
 def _model(task: str, device: str):
@@ -84,16 +133,17 @@ def _model(task: str, device: str):
 
 
 def _load_case(case: str):
-    if case == "phantom":
+    if case.startswith("phantom"):
         from engine.phantom import chest_ct
-        return chest_ct((300, 512, 512), (1.0, 0.7, 0.7), seed=0).volume
+        n = int(case.split(":")[1]) if ":" in case else 300
+        return chest_ct((n, 512, 512), (1.0, 0.7, 0.7), seed=0).volume
     if case == "dicom99":
         from engine import io
         return io.load(DICOM_99)
     raise SystemExit(f"unknown case {case}")
 
 
-def child(case: str, device: str, threads: int, batch_size: int, repeat: int) -> dict:
+def child(case: str, device: str, threads: int, batch_size: int, runtime: str, gate_run: bool) -> dict:
     import torch
 
     from engine.inference import Predictor
@@ -103,20 +153,22 @@ def child(case: str, device: str, threads: int, batch_size: int, repeat: int) ->
         torch.set_num_threads(threads)
     dev = str(resolve_device(device))
     volume = _load_case(case)
-    cuda_init_s = None
-    if dev.startswith("cuda"):  # one-time driver/context start, reported apart from Run AI
-        t = time.perf_counter()
+    takes_precision = "precision" in inspect.signature(Predictor).parameters
+    extra = {"precision": runtime} if takes_precision and runtime != "today" else {}
+    if dev.startswith("cuda"):  # one-time driver/context start, outside Run AI
         torch.zeros(1, device=dev)
         torch.cuda.synchronize()
-        cuda_init_s = round(time.perf_counter() - t, 3)
-    base_mb = _rss_mb()
+
     def run_once(gate: bool) -> dict:
-        t_press = time.perf_counter()
+        import gc
+        gc.collect()
+        base = _status_mb("VmRSS")
+        reset = _reset_peak()
+        t_press, c_press = time.perf_counter(), time.process_time()
         seg, seg_w = _model("segmentation", dev)
-        fnd = False  # the finding classifier is no longer part of Run AI (issue 10)
         cov, cov_w = _model("covid", dev)
-        predictor = Predictor(seg, device=dev, findings_model=fnd, covid_model=cov, batch_size=batch_size,
-                              lung_gate=gate)
+        predictor = Predictor(seg, device=dev, findings_model=False, covid_model=cov, batch_size=batch_size,
+                              lung_gate=gate, keep_probabilities=runtime == "today", **extra)
         first: list[float] = []
 
         def on_slab(z, labels, probs):
@@ -126,39 +178,71 @@ def child(case: str, device: str, threads: int, batch_size: int, repeat: int) ->
                 first.append(time.perf_counter() - t_press)
         if dev.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        visible = volume.shape[0] // 2
-        pred = predictor.predict(volume, order="center_out", visible_slice=visible, on_slab=on_slab)
+        phases = PhasePeaks(base) if reset else None
+        pred = predictor.predict(volume, order="center_out", visible_slice=volume.shape[0] // 2, on_slab=on_slab,
+                                 progress=phases)
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
         volume_s = time.perf_counter() - t_press
+        volume_cpu_s = time.process_time() - c_press
+        if phases is not None:
+            phases.close()
+        peak = max(phases.peaks.values()) if phases is not None else float("nan")
         t = pred.timings
+        net_s, net_cpu = t.get("network_s"), t.get("network_cpu_s")
         return {"visible_slice_s": round(first[0], 4), "volume_s": round(volume_s, 3),
-                "slices_per_s": round(volume.shape[0] / volume_s, 2),
-                "segmented_per_s": round(t["slices_segmented"] / max(t["segmentation_s"], 1e-9), 2),
-                "slices": volume.shape[0], "slices_segmented": int(t["slices_segmented"]),
+                "network_s": round(net_s, 3) if net_s is not None else None,
+                "volume_cpu_s": round(volume_cpu_s, 3),
+                "network_cpu_s": round(net_cpu, 3) if net_cpu is not None else None,
+                "peak_mem_mb": round(peak, 1), "peak_mem_by_phase_mb": phases.peaks if phases else None,
                 "timings": {k: round(v, 4) for k, v in t.items()},
-                "_pred": pred, "_predictor": predictor, "_weights": (seg_w, "not run", cov_w)}
+                "runtimes": {r: (m or {}).get("runtime", "fp32") for r, m in pred.models.items() if m},
+                "weights": {"segmentation": seg_w, "covid": cov_w}}
 
-    results = [run_once(True) for _ in range(max(1, repeat))]
-    # the same run without the lung gate (engine.inference.gate): what the gate costs
-    no_gate = run_once(False)
-    pred, predictor = results[0]["_pred"], results[0]["_predictor"]
-    seg_w, fnd_w, cov_w = results[0]["_weights"]
-    for r in results + [no_gate]:
-        for k in ("_pred", "_predictor", "_weights"):
-            r.pop(k)
-    best = min(results, key=lambda r: r["volume_s"])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    out = {"case": case, "shape": list(volume.shape), "device": dev, **best,
-           "first_run": {k: results[0][k] for k in ("visible_slice_s", "volume_s")}, "cuda_init_s": cuda_init_s,
-           "peak_mem_mb": round(peak, 1), "peak_mem_increase_mb": round(peak - base_mb, 1),
-           "weights": {"segmentation": seg_w, "findings": fnd_w, "covid": cov_w},
-           "models": pred.models, "batch_size": predictor.batch_size, "runs": len(results),
-           "restrict_to_lungs": predictor.restrict_to_lungs,
-           "without_lung_gate": {k: no_gate[k] for k in ("visible_slice_s", "volume_s", "slices_per_s")}}
+    out = {"case": case, "runtime": runtime, "shape": list(volume.shape), "device": dev,
+           "scan_mb": round(volume.array.nbytes / 2 ** 20, 1), **run_once(True)}
+    if gate_run:
+        out["without_lung_gate"] = {k: v for k, v in run_once(False).items() if k in FIGURES}
     if dev.startswith("cuda"):
         out["gpu_peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 1e6, 1)
         out["gpu"] = torch.cuda.get_device_name()
+    return out
+
+
+def _spawn(case: str, runtime: str, args: argparse.Namespace, gate_run: bool) -> dict:
+    env = dict(os.environ)
+    code_root = ROOT
+    if runtime == "today":
+        code_root = Path(args.baseline).resolve()
+    env["PYTHONPATH"] = str(code_root)
+    cmd = [sys.executable, __file__, "--child", case, "--device", args.device, "--threads", str(args.threads),
+           "--batch-size", str(args.batch_size), "--runtimes", runtime] + ([] if gate_run else ["--no-gate-run"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=code_root, env=env)
+    if proc.returncode != 0:
+        return {"case": case, "runtime": runtime, "error": proc.stderr.strip().splitlines()[-3:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _median(runs: list[dict]) -> dict:
+    """One entry of figures: the median of each over the runs (the rest from the first run)."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    out = dict(ok[0])
+    for k in FIGURES:
+        vals = [r[k] for r in ok if r.get(k) is not None]
+        out[k] = round(statistics.median(vals), 4) if vals else None
+    if "without_lung_gate" in ok[0]:
+        out["without_lung_gate"] = {k: round(statistics.median([r["without_lung_gate"][k] for r in ok
+                                                                 if r["without_lung_gate"].get(k) is not None]), 4)
+                                    for k in FIGURES if ok[0]["without_lung_gate"].get(k) is not None}
+    out["runs"] = len(ok)
+    out["volume_s_all"] = [r["volume_s"] for r in ok]
+    net, net_cpu = out.get("network_s"), out.get("network_cpu_s")
+    out["volume_over_network"] = round(out["volume_s"] / net, 3) if net else None
+    out["volume_over_network_cpu"] = round(out["volume_cpu_s"] / net_cpu, 3) if net_cpu else None
+    out["peak_over_scan"] = round(out["peak_mem_mb"] / out["scan_mb"], 2) if out.get("scan_mb") else None
+    out["slices_per_s"] = round(out["shape"][0] / out["volume_s"], 2)
     return out
 
 
@@ -167,38 +251,82 @@ def main() -> int:
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--json", action="store_true", help="print only the JSON document")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ap.add_argument("--batch-size", type=int, default=0, help="slices per forward pass (0: 8 on CPU, 32 on CUDA)")
-    ap.add_argument("--cases", default="phantom,dicom99")
-    ap.add_argument("--repeat", type=int, default=0,
-                    help="runs per case, the fastest reported (0: 1 on CPU, 3 on CUDA, where the first run "
-                         "also pays for cuDNN autotuning)")
+    ap.add_argument("--batch-size", type=int, default=0, help="slices per forward pass (0: the Predictor's default)")
+    ap.add_argument("--cases", default="phantom,dicom99", help="phantom (300 slices), phantom:N, dicom99")
+    ap.add_argument("--runtimes", default="fp32,auto", help="precisions to compare (fp32, bf16, onnx, auto)")
+    ap.add_argument("--baseline", default="", help="another checkout (e.g. ../main) whose code runs as 'today'")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs per case and runtime (median)")
+    ap.add_argument("--slices", default="", help="phantom slice counts for scaling, e.g. 100,200,300,400")
+    ap.add_argument("--no-gate-run", action="store_true", help="skip the extra run without the lung gate")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.device, args.threads, args.batch_size, args.repeat)))
+        print(json.dumps(child(args.child, args.device, args.threads, args.batch_size, args.runtimes,
+                               not args.no_gate_run)))
         return 0
     import torch
-    if not args.repeat:
-        cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-        args.repeat = 3 if cuda else 1
+
     cases = [c for c in args.cases.split(",") if c]
     if "dicom99" in cases and not DICOM_99.is_dir():
         cases.remove("dicom99")
+    runtimes = [r for r in args.runtimes.split(",") if r] + (["today"] if args.baseline else [])
+    # export the ONNX models once before the clock (a first Run AI on a new install pays ~1.5 s per model)
+    from engine.inference import Predictor
+    Predictor(device=args.device, covid_model=None).load()
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "torch": torch.__version__, "python": platform.python_version()},
-              "cases": []}
+                          "load_avg_at_start": list(os.getloadavg()), "torch": torch.__version__,
+                          "python": platform.python_version()},
+              "baseline": str(Path(args.baseline).resolve()) if args.baseline else None, "cases": []}
     for case in cases:
-        cmd = [sys.executable, __file__, "--child", case, "--device", args.device, "--threads", str(args.threads),
-               "--batch-size", str(args.batch_size), "--repeat", str(args.repeat)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode != 0:
-            report["cases"].append({"case": case, "error": proc.stderr.strip().splitlines()[-1:]})
-            continue
-        report["cases"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        if not args.json:
-            r = report["cases"][-1]
-            print(f"{case:8s} {r['device']:6s} visible {r['visible_slice_s']:.3f} s  volume {r['volume_s']:.2f} s  "
-                  f"{r['slices_per_s']:.1f} slices/s  peak {r['peak_mem_mb']:.0f} MB", file=sys.stderr)
+        runs: dict[str, list[dict]] = {r: [] for r in runtimes}
+        for _ in range(max(1, args.repeat)):
+            for r in runtimes:
+                runs[r].append(_spawn(case, r, args, not args.no_gate_run))
+        for r in runtimes:
+            res = _median(runs[r])
+            report["cases"].append(res)
+            if not args.json and "error" not in res:
+                print(f"{case:12s} {r:6s} visible {res['visible_slice_s']:.3f} s  volume {res['volume_s']:.2f} s  "
+                      f"network {res['network_s'] or float('nan'):.2f} s  peak +{res['peak_mem_mb']:.0f} MB "
+                      f"({res['peak_over_scan']}x scan)", file=sys.stderr)
+        if "fp32" in runtimes:
+            ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "fp32")
+            for c in report["cases"]:
+                if c["case"] == case and "volume_s" in c and "volume_s" in ref:
+                    c["speedup_vs_fp32"] = round(ref["volume_s"] / c["volume_s"], 2)
+                    c["speedup_vs_fp32_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
+        if args.baseline:
+            ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "today")
+            for c in report["cases"]:
+                if c["case"] == case and "volume_s" in c and "volume_s" in ref:
+                    c["speedup_vs_today"] = round(ref["volume_s"] / c["volume_s"], 2)
+                    c["speedup_vs_today_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
+    if args.slices:
+        scaling = []
+        sizes = [int(s) for s in args.slices.split(",") if s]
+        rts = [r for r in runtimes if r != "today"]
+        runs = {(n, r): [] for n in sizes for r in rts}
+        for _ in range(max(1, args.repeat)):
+            for n in sizes:
+                for r in rts:
+                    runs[(n, r)].append(_spawn(f"phantom:{n}", r, args, False))
+        for (n, r), rr in runs.items():
+            m = _median(rr)
+            if "error" in m:
+                scaling.append(m)
+                continue
+            seg = m["timings"].get("slices_segmented", n)
+            scaling.append({"slices": n, "runtime": r, "volume_s": m["volume_s"], "network_s": m["network_s"],
+                            "volume_cpu_s": m["volume_cpu_s"], "network_cpu_s": m["network_cpu_s"],
+                            "cpu_ms_per_slice": round(1000 * m["volume_cpu_s"] / n, 2),
+                            "ms_per_slice": round(1000 * m["volume_s"] / n, 2),
+                            "network_ms_per_segmented_slice": round(1000 * m["network_s"] / seg, 2)
+                            if m["network_s"] else None,
+                            "peak_mem_mb": m["peak_mem_mb"], "mb_per_slice": round(m["peak_mem_mb"] / n, 3),
+                            "peak_over_scan": m["peak_over_scan"], "slices_segmented": int(seg),
+                            "gate_s": m["timings"].get("gate_s"), "lungs_s": m["timings"].get("lungs_s")})
+        report["scaling"] = scaling
+    report["machine"]["load_avg_at_end"] = list(os.getloadavg())
     print(json.dumps(report, indent=1))
     return 0
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# models exported to ONNX (engine.inference.runtime) go to a folder of this test session,
+# not to the user's cache
+if "LUNGLENS_CACHE_DIR" not in os.environ:
+    os.environ["LUNGLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="lunglens-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["LUNGLENS_CACHE_DIR"], True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

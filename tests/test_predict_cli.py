@@ -137,3 +137,23 @@ def test_predict_seg_nrrd_format(setup):
     vol = io.load(scans / "case_a.nii.gz")
     back = io.load_labels(out / "labels.seg.nrrd", vol)
     assert back.shape == vol.shape
+
+
+def test_predict_precision_option_names_the_runtime_in_findings_json(setup):
+    from engine.inference.runtime import choose
+
+    root, scans, weights, _ = setup
+    vol = io.load(scans / "case_a.nii.gz")
+    labels = {}
+    for precision in ("fp32", "auto"):
+        out = root / f"precision_{precision}"
+        rc = main(["predict", str(scans / "case_a.nii.gz"), "--out", str(out), "--model", str(weights),
+                   "--device", "cpu", "--findings-model", "none", "--covid-model", "none", "--quiet",
+                   "--precision", precision])
+        assert rc == 0
+        doc = json.loads((out / "findings.json").read_text())
+        expected = choose(torch.device("cpu"), precision)
+        assert doc["models"]["segmentation"]["runtime"] == expected
+        labels[precision] = io.load_labels(out / "labels.nii.gz", vol)
+    # the chosen runtime (ONNX Runtime when installed) and float32 agree on this tiny model
+    assert np.mean(labels["fp32"] == labels["auto"]) > 0.999

@@ -100,13 +100,16 @@ PredictorFactory = Callable[[str, int], SlicePredictor]
 
 
 def local_predictor(key: str, threads: int) -> SlicePredictor:
-    """The local torch :class:`engine.inference.Predictor` of registry model ``key`` (imports torch)."""
+    """The local torch :class:`engine.inference.Predictor` of registry model ``key`` (imports torch).
+
+    Run AI shows labels, not probability maps: none are kept (236 MB for 512x512x300).
+    """
     from engine.inference import Predictor
 
     if key == DEMO_MODEL:
         from engine.inference.reference import intensity_model
-        return Predictor(intensity_model(), device="auto", threads=threads)
-    return Predictor(key, device="auto", threads=threads)
+        return Predictor(intensity_model(), device="auto", threads=threads, keep_probabilities=False)
+    return Predictor(key, device="auto", threads=threads, keep_probabilities=False)
 
 
 def read_scan(volume: Volume, get_predictor: Callable[[], SlicePredictor], visible_slice: int, lungs: Any = None,

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--findings-model", default=None, help="finding classifier name ('none' to skip)")
     p.add_argument("--covid-model", default=None, help="COVID classifier name ('none' to skip)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the models")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "onnx"),
+                   help="how the networks run: auto (ONNX Runtime on the CPU when installed, bf16 on CUDA), "
+                        "fp32 (the reference), bf16 (autocast), onnx (ONNX Runtime, CPU); see docs/MODELS.md")
     p.add_argument("--format", default="nii.gz", choices=tuple(FORMATS), help="label file format")
     p.add_argument("--batch-size", type=int, default=None, help="slices per forward pass (default 8 on CPU, 32 on CUDA)")
     p.add_argument("--series", default=None, help="DICOM series to read (uid or series number)")
@@ -140,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         raise LungLensError(f"{path} holds no scans.")
     predictor = Predictor(args.model, device=args.device, findings_model=_model_arg(args.findings_model),
                           covid_model=_model_arg(args.covid_model), batch_size=args.batch_size,
-                          keep_probabilities=False)
+                          keep_probabilities=False, precision=getattr(args, "precision", "auto"))
     predictor.load()
     skipped = 0
     for scan in scans:

@@ -45,13 +45,21 @@ def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
 
 
 def autocast_dtype(device: torch.device, amp: bool) -> Optional[torch.dtype]:
-    """Mixed-precision dtype for ``device``: bf16 (or fp16) on CUDA, none on CPU.
+    """Mixed-precision dtype of ``amp`` on ``device``: bf16 (fp16 on GPUs without bf16), or none.
 
-    On this project's CPUs, bf16 autocast measured no faster than float32 with
-    channels-last convolutions, so the CPU path stays in float32.
+    On the CPU bf16 autocast runs natively where oneDNN supports it (avx512_bf16 / AMX):
+    on the 2-core AMD EPYC it measured 1.36x faster than float32 for the U-Net and 1.2x
+    for the finding classifier, but it changes real readings beyond tolerance (Dice
+    against float32 0.89-0.98 on the real scans, per-slice probabilities up to 0.84
+    apart), so the CPU default is ONNX Runtime (exact, 1.7x and 8.4x); see :mod:`.runtime`
+    and docs/MODELS.md. ``None`` where the CPU has no native bf16 (emulated bf16 is
+    slower than float32).
     """
-    if not amp or device.type != "cuda":
+    if not amp:
         return None
+    if device.type != "cuda":
+        from .runtime import cpu_has_bf16
+        return torch.bfloat16 if cpu_has_bf16() else None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
@@ -76,10 +84,14 @@ class Net:
     val_metrics: dict = field(default_factory=dict)
     #: sha256 of the weights (from the card; "" for models built in code)
     sha256: str = ""
+    #: where it runs: "fp32", "bf16" or "onnx" (:mod:`.runtime`)
+    runtime: str = "fp32"
+    #: the ONNX Runtime session when ``runtime == "onnx"``
+    onnx: Optional[Any] = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "architecture": self.architecture,
-                "input_size": list(self.input_size)}
+                "input_size": list(self.input_size), "runtime": self.runtime}
 
     def label_map(self) -> np.ndarray:
         """LungLens label value of each output class (0 for background/unknown)."""
@@ -246,3 +258,26 @@ def finding_channels(net: Net) -> list[list[int]]:
     """For each finding (GGO, consolidation, effusion) the output classes that map to it."""
     lm = net.label_map()
     return [[int(k) for k in np.flatnonzero(lm == lab)] for lab in FINDINGS]
+
+
+def finding_probabilities(probs: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """``(n, 3, h, w)``: for each finding the summed probability of its classes (0 without any)."""
+    if all(len(g) == 1 for g in groups):  # one class per finding (the usual case): a gather, no sums
+        return probs.index_select(1, torch.as_tensor([g[0] for g in groups], device=probs.device))
+    return torch.stack([probs[:, g].sum(1) if g else torch.zeros_like(probs[:, 0]) for g in groups], 1)
+
+
+def quantise(p: torch.Tensor) -> torch.Tensor:
+    """Probabilities in [0, 1] -> uint8 0..255 (rounded)."""
+    return (p * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def in_frame(probs: torch.Tensor, box: tuple[int, int, int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Crop probabilities ``(n, K, ...)`` placed in the model-size frame: background outside ``box``."""
+    y0, y1, x0, x1 = box
+    if (y0, y1, x0, x1) == (0, size[0], 0, size[1]):
+        return probs
+    out = torch.zeros((probs.shape[0], probs.shape[1], *size), dtype=probs.dtype, device=probs.device)
+    out[:, 0] = 1.0
+    out[:, :, y0:y1, x0:x1] = probs
+    return out

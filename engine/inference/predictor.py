@@ -12,9 +12,12 @@ Flow of :meth:`Predictor.iter_predict`
 4. The remaining slices go through in slabs of ``batch_size``: raw slices are moved to
    the device, normalised (HU window or /255), resized to the model's input size,
    cropped to the slab's torso box (snapped to the model's multiple, so the lungs keep
-   the scale the model was trained at), segmented; soft-maxed probabilities are
-   resized back (bilinear) to the slice size, the label is their argmax. The finding
-   classifier runs on the same slices. Each finished slab is yielded as a :class:`Slab`.
+   the scale the model was trained at), segmented. Softmax runs on the model-size crop;
+   the class probabilities are resized (bilinear) to the slice size once, the label is
+   their argmax (labels taken at model size and upsampled by nearest neighbour changed
+   whole regions after the presence threshold, docs/MODELS.md). Each model input is
+   resized once per slab (the finding classifier and the lung model reuse it). Each finished
+   slab is yielded as a :class:`Slab`.
 5. The anatomy rules (:mod:`.gate`) keep findings only where they can be, using the
    scan's one :class:`~engine.anatomy.LungMasks` (given by the caller, or found once
    after the visible slice); each rule's removals are counted.
@@ -52,6 +55,7 @@ from ..labels import FINDING_KEYS, FINDINGS
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Volume
 from . import nets as N
+from . import runtime as R
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
 from .gate import lung_gate
@@ -92,9 +96,15 @@ class Predictor:
         :attr:`Prediction.lung_mask`.
     batch_size
         Slices per forward pass (halved automatically on a CUDA out-of-memory error);
-        ``None``: 8 on the CPU, 32 on CUDA.
+        ``None``: 8 on the CPU, 32 on CUDA. The slab's torso crop depends on its slices, so
+        another batch size can change a few pixels at crop edges (and, through the presence
+        threshold, a region): 4 slices with ONNX Runtime would halve the activation memory
+        (241 -> 119 MB) at the same CPU time per slice but moved 1770 pixels of one stack.
     amp
-        Mixed precision (bf16, else fp16) on CUDA; the CPU path is float32.
+        ``False`` runs float32 everywhere (the same as ``precision="fp32"``).
+    precision
+        ``"auto"`` (ONNX Runtime on the CPU when installed, else float32; bf16 on CUDA),
+        ``"fp32"``, ``"bf16"`` or ``"onnx"``: see :mod:`.runtime` for what was measured.
     threads
         Torch CPU threads to use (``None`` leaves torch's default). The app passes one
         fewer than the cores so its GUI thread keeps one.
@@ -118,13 +128,17 @@ class Predictor:
     def __init__(self, model_name: N.ModelSpec = None, device: str = "auto", findings_model: N.ModelSpec = None,
                  covid_model: N.ModelSpec = None, lung_model: N.ModelSpec = None,
                  batch_size: Optional[int] = None, amp: bool = True, threads: Optional[int] = None,
+                 precision: str = "auto",
                  restrict_to_lungs: Optional[bool] = None, lung_gate: bool = True,
                  crop: bool = True, keep_probabilities: bool = True,
                  presence: Optional[PresenceModel] = None) -> None:
         self.device = N.resolve_device(device)
         cuda = self.device.type == "cuda"
+        #: the runtime asked for: "fp32", "bf16" or "onnx" (a model that cannot run in ONNX
+        #: Runtime falls back to float32 torch; each Net records its own)
+        self.runtime = R.choose(self.device, "fp32" if not amp else precision)
+        self.amp_dtype = R.autocast_dtype(self.device, self.runtime)
         self.batch_size = max(1, int(batch_size)) if batch_size else (32 if cuda else 8)
-        self.amp_dtype = N.autocast_dtype(self.device, amp)
         self.threads = threads
         self.restrict_to_lungs = (not cuda) if restrict_to_lungs is None else bool(restrict_to_lungs)
         self.crop = crop
@@ -144,6 +158,8 @@ class Predictor:
         self.load_s = 0.0
         #: number of CUDA out-of-memory errors recovered from (by halving the batch)
         self.oom_events = 0
+        self._network_s = 0.0
+        self._network_cpu_s = 0.0
 
     # -- models ---------------------------------------------------------------
     def load(self) -> dict[str, Optional[N.Net]]:
@@ -153,9 +169,17 @@ class Predictor:
             if self.device.type == "cuda":
                 torch.backends.cudnn.benchmark = True  # slabs have few distinct shapes: tune once
             nets = {}
+            threads = int(self.threads) if self.threads else torch.get_num_threads()
             for role, spec in self._specs.items():
-                nets[role] = N.load_net(spec, role, self.device, channels_last=True,
-                                        required=(role == "segmentation"))
+                net = N.load_net(spec, role, self.device, channels_last=True, required=(role == "segmentation"))
+                if net is not None:
+                    net.runtime = "fp32" if self.runtime == "onnx" else self.runtime
+                    if self.runtime == "onnx":
+                        net.onnx = R.onnx_net(net.module, net.name, net.sha256, net.in_channels, net.input_size,
+                                              threads)
+                        if net.onnx is not None:
+                            net.runtime = "onnx"
+                nets[role] = net
             self._nets = nets
             self.load_s = time.perf_counter() - t
         return self._nets
@@ -237,6 +261,8 @@ class Predictor:
         nz, ny, nx = array.shape
         is_hu = bool(volume.is_hu)
         self._batch = self.batch_size
+        self._network_s = 0.0
+        self._network_cpu_s = 0.0
         if self.upload_volume:  # the scan goes to the device once (as stored: int16 / uint8)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # read-only arrays: torch only reads them
@@ -348,9 +374,11 @@ class Predictor:
         if self.lung_gate:  # without the rules (raw model output, tests) nothing is removed
             labels = shown
             rules["low_evidence"] = low
-        if probs is not None:
-            for c, lab in enumerate(FINDINGS):
-                probs[:, c][labels != lab] = 0  # the maps show what the overlay shows
+        if probs is not None:  # the maps show what the overlay shows (a few slices at a time: no full-size mask)
+            for z0 in range(0, nz, 16):
+                part = labels[z0:z0 + 16]
+                for c, lab in enumerate(FINDINGS):
+                    probs[z0:z0 + 16, c][part != lab] = 0
         slice_probs = slice_p.astype(np.float32)
         scan_p = presence_scan(labels, slice_p, presence)
 
@@ -359,6 +387,8 @@ class Predictor:
         covid = self._covid(array, is_hu, roi.slices if roi.detected else segmented, cancel)
         timings["covid_s"] = time.perf_counter() - t_cov
         timings["total_s"] = time.perf_counter() - t0
+        timings["network_s"] = self._network_s
+        timings["network_cpu_s"] = self._network_cpu_s
         timings["slices_total"] = float(nz)
         timings["slices_segmented"] = float(segmented.sum())
         timings["batch_size"] = float(self._batch)
@@ -388,6 +418,8 @@ class Predictor:
     # -- work -----------------------------------------------------------------
     def _forward(self, net: N.Net, x: torch.Tensor) -> torch.Tensor:
         """One forward pass (the hook tests replace to simulate failures)."""
+        if net.onnx is not None:
+            return net.onnx(x).to(x.device)
         x = x.contiguous(memory_format=torch.channels_last)
         if self.amp_dtype is not None:
             with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype):
@@ -395,14 +427,22 @@ class Predictor:
         return net.module(x).float()
 
     def _run(self, net: N.Net, x: torch.Tensor, cancel: Optional[CancelLike]) -> torch.Tensor:
-        """Forward ``x`` in batches, halving the batch on CUDA out-of-memory errors."""
+        """Forward ``x`` in batches, halving the batch on CUDA out-of-memory errors.
+
+        The time spent here is the networks' own time (``timings["network_s"]``; the
+        process's CPU time in ``network_cpu_s``, which other jobs on the machine disturb less).
+        """
         outs = []
         i = 0
+        cuda = self.device.type == "cuda"
         while i < x.shape[0]:
             check_cancel(cancel)
             bs = self._batch
+            t, c = time.perf_counter(), time.process_time()
             try:
                 out = self._forward(net, x[i:i + bs])
+                if cuda:
+                    torch.cuda.synchronize(self.device)
             except torch.cuda.OutOfMemoryError:
                 if bs <= 1:
                     raise ModelError("The GPU ran out of memory even for one slice: close other programs "
@@ -410,9 +450,12 @@ class Predictor:
                 self._batch = max(1, bs // 2)
                 self.oom_events += 1
                 log.warning("GPU out of memory with %d slices per batch; retrying with %d", bs, self._batch)
-                if self.device.type == "cuda":
+                if cuda:
                     torch.cuda.empty_cache()
                 continue
+            finally:
+                self._network_s += time.perf_counter() - t
+                self._network_cpu_s += time.process_time() - c
             outs.append(out)
             i += out.shape[0]
         return torch.cat(outs) if len(outs) > 1 else outs[0]
@@ -436,9 +479,25 @@ class Predictor:
                 raw = raw.to(self.device)
         return N.to_unit(raw, is_hu), {z: i for i, z in enumerate(ids)}
 
+    @staticmethod
+    def _model_input(net: N.Net, unit: torch.Tensor, zs: np.ndarray, index: dict[int, int],
+                     inputs: dict) -> torch.Tensor:
+        """``net``'s input of slices ``zs`` at its input size, resized once per slab and shared."""
+        key = (net.in_channels, net.neighbours, tuple(net.input_size))
+        if key not in inputs:
+            inputs[key] = N.resize(N.channels(unit, net, zs, index), net.input_size)
+        return inputs[key]
+
     def _process(self, array: np.ndarray, zs: np.ndarray, is_hu: bool, roi: LungROI,
                  cancel: Optional[CancelLike]) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray,
                                                         Optional[np.ndarray], np.ndarray]:
+        """Labels, uint8 probabilities (or ``None``), per-slice probabilities, lung mask (or
+        ``None``) and per-pixel confidence of slices ``zs``.
+
+        Softmax runs on the model-size crop; the class probabilities are resized to the
+        slice once (bilinear: the labels and the confidence the presence model was fitted
+        on stay what they were; labels taken at model size and upsampled by nearest
+        neighbour changed whole regions after the presence threshold, docs/MODELS.md)."""
         nets = self._nets
         assert nets is not None
         seg = nets["segmentation"]
@@ -446,42 +505,48 @@ class Predictor:
         extra = max((n.in_channels // 2 for n in nets.values() if n is not None and n.neighbours), default=0)
         with torch.inference_mode():
             unit, index = self._unit_slices(array, zs, is_hu, extra)
-            ny, nx = unit.shape[-2:]
-            seg_probs, seg_small = self._segment(seg, unit, zs, index, roi.box(zs), (ny, nx), cancel)
-            lut = torch.as_tensor(seg.label_map(), device=self.device)
-            lab = lut[N.argmax_channels(seg_probs).long()]
+            full = tuple(unit.shape[-2:])
+            inputs: dict = {}
+            probs, box = self._segment(seg, unit, zs, index, roi.box(zs), full, inputs, cancel)
             groups = N.finding_channels(seg)
-            fprobs = torch.stack([seg_probs[:, g].sum(1) if g else torch.zeros_like(seg_probs[:, 0])
-                                  for g in groups], 1)
             if nets["findings"] is not None:
-                sp = self._classify(nets["findings"], unit, zs, index, cancel)
-            else:
-                small = torch.stack([seg_small[:, g].sum(1) if g else torch.zeros_like(seg_small[:, 0])
-                                     for g in groups], 1)
-                sp = small.amax(dim=(2, 3))
+                sp = self._classify(nets["findings"], self._model_input(nets["findings"], *inputs["_unit"], inputs),
+                                    cancel)
+            else:  # outside the crop the finding probabilities are 0: the crop's maximum is the slice's
+                sp = N.finding_probabilities(probs, groups).amax(dim=(2, 3))
+            p_full = N.resize(N.in_frame(probs, box, seg.input_size), full)
+            del probs
+            fprobs = N.finding_probabilities(p_full, groups)
+            lut = torch.as_tensor(seg.label_map(), device=p_full.device)
+            # max(1).indices: ties go to the lower class (as torch documents); 10x faster than argmax(1)
+            lab = lut[p_full.max(1).indices]
+            del p_full
+            conf = N.quantise(fprobs.gather(1, (lab.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0])
+            pr = N.quantise(fprobs).cpu().numpy() if self.keep_probabilities else None
             lung_np = None
             if self._use_lung_net:
-                lp, _ = self._segment(nets["lung"], unit, zs, index, roi.box(zs), (ny, nx), cancel)
-                lung_np = (lp[:, 1:].sum(1) > 0.5).cpu().numpy()
-            conf = fprobs.gather(1, (lab.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0]
-            conf_np = (conf * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
-            pr = None
-            if self.keep_probabilities:
-                pr = (fprobs * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
-            return (lab.to(torch.uint8).cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32),
-                    lung_np, conf_np)
+                lp, lbox = self._segment(nets["lung"], None, zs, index, roi.box(zs), full, inputs, cancel)
+                lung_p = N.resize(N.in_frame(lp, lbox, nets["lung"].input_size), full)
+                lung_np = (lung_p[:, 1:].sum(1) > 0.5).cpu().numpy()
+            return (lab.cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf.cpu().numpy())
 
-    def _segment(self, net: N.Net, unit: torch.Tensor, zs: np.ndarray, index: dict[int, int],
-                 box: tuple[int, int, int, int], full: tuple[int, int],
-                 cancel: Optional[CancelLike]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class probabilities ``(n, K, Y, X)`` at slice size and ``(n, K, h, w)`` at model size."""
-        x = N.resize(N.channels(unit, net, zs, index), net.input_size)
+    def _segment(self, net: N.Net, unit: Optional[torch.Tensor], zs: np.ndarray, index: dict[int, int],
+                 box: tuple[int, int, int, int], full: tuple[int, int], inputs: dict,
+                 cancel: Optional[CancelLike]) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """Class probabilities ``(n, K, y1 - y0, x1 - x0)`` of the model-size crop ``(y0, y1, x0, x1)``.
+
+        Outside the crop every pixel is background. ``unit`` may be ``None`` once
+        ``inputs`` holds the slab (a second model on the same slab).
+        """
+        if unit is not None:
+            inputs["_unit"] = (unit, zs, index)
+        unit, zs, index = inputs["_unit"]
+        x = self._model_input(net, unit, zs, index, inputs)
         h, w = net.input_size
         my0, my1, mx0, mx1 = 0, h, 0, w
         if self.crop and net.can_crop:
             my0, my1, mx0, mx1 = N.aligned_box(box, full, (h, w), net.multiple)
-        cropped = (my0, my1, mx0, mx1) != (0, h, 0, w)
-        if cropped:
+        if (my0, my1, mx0, mx1) != (0, h, 0, w):
             try:
                 logits = self._run(net, x[..., my0:my1, mx0:mx1], cancel)
             except (RuntimeError, ValueError) as exc:
@@ -489,19 +554,14 @@ class Predictor:
                     raise
                 log.info("model %s refused a cropped input (%s); using whole slices", net.name, exc)
                 net.can_crop = False
-                return self._segment(net, unit, zs, index, box, full, cancel)
-            small_c = torch.softmax(logits, dim=1)
-            small = torch.zeros((small_c.shape[0], small_c.shape[1], h, w), device=small_c.device)
-            small[:, 0] = 1.0
-            small[:, :, my0:my1, mx0:mx1] = small_c
+                return self._segment(net, None, zs, index, box, full, inputs, cancel)
         else:
-            small = torch.softmax(self._run(net, x, cancel), dim=1)
-        return N.resize(small, full), small
+            logits = self._run(net, x, cancel)
+        return torch.softmax(logits.contiguous(), dim=1), (my0, my1, mx0, mx1)
 
-    def _classify(self, net: N.Net, unit: torch.Tensor, zs: np.ndarray, index: dict[int, int],
-                  cancel: Optional[CancelLike]) -> torch.Tensor:
-        """Sigmoid outputs of a classifier, ``(n, outputs)``, findings ordered GGO, consolidation, effusion."""
-        x = N.resize(N.channels(unit, net, zs, index), net.input_size)
+    def _classify(self, net: N.Net, x: torch.Tensor, cancel: Optional[CancelLike]) -> torch.Tensor:
+        """Sigmoid outputs of a classifier on its input ``x``, ``(n, outputs)``; findings ordered
+        GGO, consolidation, effusion."""
         p = torch.sigmoid(self._run(net, x, cancel))
         if net.role != "findings":
             return p
@@ -519,7 +579,7 @@ class Predictor:
         check_cancel(cancel)
         with torch.inference_mode():
             unit, index = self._unit_slices(array, zs, is_hu, net.in_channels // 2 if net.neighbours else 0)
-            p = self._classify(net, unit, zs, index, cancel)
+            p = self._classify(net, self._model_input(net, unit, zs, index, {}), cancel)
         return float(p[:, 0].mean().item())
 
 

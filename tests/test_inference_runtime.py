@@ -1,0 +1,114 @@
+"""engine.inference.runtime: the choice of runtime, the ONNX export and its cache, the
+chosen runtime against float32 on real labelled slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import ModelError
+from engine.inference import Predictor
+from engine.inference import nets as N
+from engine.inference import runtime as R
+from engine.inference.reference import intensity_model
+from engine.phantom import chest_ct
+
+#: docs/MODELS.md: the chosen runtime's tolerance against float32
+DICE_TOLERANCE = 0.005
+SLICE_PROBABILITY_TOLERANCE = 0.02
+
+
+def test_choose_names_each_runtime_and_refuses_what_cannot_run(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert R.choose(cpu, "fp32") == "fp32" and R.choose(cuda, "fp32") == "fp32"
+    assert R.choose(cuda, "auto") == "bf16" and R.choose(cuda, "bf16") == "bf16"
+    with pytest.raises(ModelError, match="Unknown precision 'fp8'"):
+        R.choose(cpu, "fp8")
+    with pytest.raises(ModelError, match="CPU only"):
+        R.choose(cuda, "onnx")
+    monkeypatch.setattr(R, "onnx_available", lambda: False)  # an install without onnxruntime
+    assert R.choose(cpu, "auto") == "fp32"
+    with pytest.raises(ModelError, match="pip install onnxruntime"):
+        R.choose(cpu, "onnx")
+    monkeypatch.setattr(R, "onnx_available", lambda: True)
+    assert R.choose(cpu, "auto") == "onnx"
+    monkeypatch.setattr(R, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ModelError, match="no native bf16"):
+        R.choose(cpu, "bf16")
+    assert R.autocast_dtype(cpu, "bf16") is torch.bfloat16 and R.autocast_dtype(cpu, "onnx") is None
+
+
+def test_onnx_export_is_cached_by_weights_and_matches_torch(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("LUNGLENS_CACHE_DIR", str(tmp_path))
+    net = N.load_net(None, "segmentation", torch.device("cpu"), required=True)
+    onnx = R.onnx_net(net.module, net.name, net.sha256, net.in_channels, net.input_size, threads=2)
+    assert onnx is not None
+    path = R.onnx_path(net.name, net.sha256)
+    assert path.parent == tmp_path / "onnx" and path.name.startswith(f"{net.name}-{net.sha256[:16]}-")
+    stamp = path.stat().st_mtime_ns
+    again = R.onnx_net(net.module, net.name, net.sha256, net.in_channels, net.input_size, threads=2)
+    assert again is not None and path.stat().st_mtime_ns == stamp  # loaded, not exported again
+    assert list(tmp_path.joinpath("onnx").iterdir()) == [path]  # no temporary file left behind
+    # dynamic batch, height and width: the torso crops Run AI feeds
+    x = torch.rand(3, net.in_channels, 160, 224)
+    with torch.inference_mode():
+        ref = net.module(x.contiguous(memory_format=torch.channels_last))
+    assert again(x).shape == ref.shape
+    assert float((again(x) - ref).abs().max()) < 1e-3
+    # other weights, another file
+    assert R.onnx_path(net.name, "0" * 64) != path
+    # a model without recorded weights (built in code) is not exported: it runs in torch
+    assert R.onnx_net(net.module, net.name, "", net.in_channels, net.input_size, threads=2) is None
+
+
+def test_predictor_reports_runtime_and_network_time():
+    v = chest_ct(shape=(32, 96, 96), spacing=(5.0, 3.5, 3.5), seed=2).volume
+    pred = Predictor(intensity_model((64, 64)), device="cpu", covid_model=False, lung_gate=False,
+                     precision="auto").predict(v)
+    # a model built in code has no weights to export: it runs in float32 torch whatever was asked
+    assert pred.models["segmentation"]["runtime"] == "fp32"
+    t = pred.timings
+    assert 0.0 < t["network_s"] < t["total_s"]
+    with pytest.raises(ModelError, match="Unknown precision"):
+        Predictor(device="cpu", precision="half")
+
+
+def _read(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"))
+
+
+@pytest.mark.parametrize("stem", ["medseg_030", "medseg_051"])
+def test_chosen_runtime_matches_fp32_on_real_labelled_slices(shared_data, stem):
+    """Held-out validation slices of the default U-Net (its card's split), GGO and consolidation."""
+    from engine.inference.calibration import slice_volume
+
+    root = shared_data / "medseg100"
+    if not (root / "images" / f"{stem}.png").is_file():
+        pytest.skip("medseg100 is not available")
+    runtime = R.choose(torch.device("cpu"), "auto")
+    if runtime == "fp32":
+        pytest.skip("the chosen CPU runtime is float32 here (no onnxruntime): nothing to compare")
+    volume = slice_volume(_read(root / "images" / f"{stem}.png"))
+    truth = _read(root / "labels" / f"{stem}.png")
+    kw = dict(device="cpu", covid_model=False, keep_probabilities=False)
+    ref = Predictor(precision="fp32", **kw).predict(volume)
+    fast = Predictor(precision="auto", **kw).predict(volume)
+    assert fast.models["segmentation"]["runtime"] == runtime != ref.models["segmentation"]["runtime"]
+    compared = 0
+    for lab in (1, 2):
+        t = truth == lab
+        if not t.any():
+            continue
+        d_ref = 2 * (t & (ref.labels[0] == lab)).sum() / (t.sum() + (ref.labels[0] == lab).sum())
+        d_fast = 2 * (t & (fast.labels[0] == lab)).sum() / (t.sum() + (fast.labels[0] == lab).sum())
+        assert d_ref > 0.3  # the model finds it: the comparison means something
+        assert abs(d_fast - d_ref) < DICE_TOLERANCE
+        compared += 1
+    assert compared >= 1
+    assert np.abs(fast.slice_probabilities - ref.slice_probabilities).max() < SLICE_PROBABILITY_TOLERANCE
