@@ -157,3 +157,29 @@ def test_predict_precision_option_names_the_runtime_in_findings_json(setup):
         labels[precision] = io.load_labels(out / "labels.nii.gz", vol)
     # the chosen runtime (ONNX Runtime when installed) and float32 agree on this tiny model
     assert np.mean(labels["fp32"] == labels["auto"]) > 0.999
+
+
+def test_predict_line_withholds_whole_scan_probabilities_until_validated(setup, capsys):
+    """The printed line follows findings.json: mL per finding, and the whole-scan probability only
+    once validated (as in the app and the report)."""
+    from engine.cli import predict as predict_cli
+    from engine.inference import summary
+
+    root, scans, weights, _ = setup
+    out = root / "line"
+    args = ["predict", str(scans / "case_a.nii.gz"), "--out", str(out), "--model", str(weights), "--device", "cpu",
+            "--quiet", "--findings-model", "none", "--covid-model", "none"]
+    assert main(args) == 0
+    line = capsys.readouterr().out
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["scan_probabilities_validated"] is False
+    assert " p=" not in line and "whole-scan probabilities withheld" in line
+    for key, finding in doc["findings"].items():
+        assert f"{key} {finding['volume_ml']} mL" in line
+    # once validated, the same document prints its probabilities
+    doc["scan_probabilities_validated"] = True
+    shown = predict_cli.summary_line(doc)
+    for key, finding in doc["findings"].items():
+        assert f"{key} p={finding['probability']:.2f} {finding['volume_ml']} mL" in shown
+    assert "withheld" not in shown
+    assert summary.SCAN_PROBABILITIES_VALIDATED is False

@@ -120,13 +120,22 @@ def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> d
 
 
 def summary_line(doc: dict) -> str:
-    """One line per scan: probabilities and mL per finding, or why it was not assessed."""
+    """One line per scan: mL (and whole-scan probability, once validated) per finding, or why it was not assessed.
+
+    While ``scan_probabilities_validated`` is false the whole-scan probabilities are
+    withheld here as in the app and the report; findings.json keeps them, flagged.
+    """
     if not doc["assessment"]["assessed"]:
         return "not assessed: " + " ".join(doc["assessment"]["reasons"])
-    parts = [f"{k} p={v['probability']:.2f} {v['volume_ml'] if v['volume_ml'] is not None else '?'} mL"
-             for k, v in doc["findings"].items()]
+    validated = doc.get("scan_probabilities_validated") is not False
+    parts = []
+    for key, finding in doc["findings"].items():
+        ml = finding["volume_ml"] if finding["volume_ml"] is not None else "?"
+        parts.append(f"{key} p={finding['probability']:.2f} {ml} mL" if validated else f"{key} {ml} mL")
     if doc.get("rsna_category"):
         parts.append(f"RSNA {doc['rsna_category']['category']}")
+    if not validated:
+        parts.append("whole-scan probabilities withheld (not validated; see findings.json)")
     return ", ".join(parts)
 
 

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import userdata
 from ..errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -110,16 +111,7 @@ def autocast_dtype(device: torch.device, runtime: str) -> Optional[torch.dtype]:
 
 def cache_dir() -> Path:
     """Folder of the exported ONNX models: ``$LUNGLENS_CACHE_DIR/onnx`` or the platform's cache."""
-    env = os.environ.get("LUNGLENS_CACHE_DIR")
-    if env:
-        return Path(env).expanduser() / "onnx"
-    if os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "LungLens" / "Cache"
-    elif os.uname().sysname == "Darwin":
-        base = Path.home() / "Library" / "Caches" / "LungLens"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "LungLens"
-    return base / "onnx"
+    return userdata.cache_dir("onnx")
 
 
 class OnnxNet:

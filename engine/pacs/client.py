@@ -31,6 +31,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import requests
 import requests.adapters
 
+from .. import userdata
 from ..errors import LungLensError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ._translate import failure_reason, network, refusal_message
@@ -51,16 +52,7 @@ STORE_BATCH_BYTES = 32 * 1024 ** 2
 
 def default_cache_dir() -> Path:
     """Where retrieved series are kept: ``$LUNGLENS_CACHE_DIR/pacs`` or the platform's cache folder."""
-    env = os.environ.get("LUNGLENS_CACHE_DIR")
-    if env:
-        return Path(env).expanduser() / "pacs"
-    if os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "LungLens" / "Cache"
-    elif os.uname().sysname == "Darwin":
-        base = Path.home() / "Library" / "Caches" / "LungLens"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "LungLens"
-    return base / "pacs"
+    return userdata.cache_dir("pacs")
 
 
 @dataclass
