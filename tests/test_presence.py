@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from engine.inference.presence import (FEATURES, KEEP_ALL, UNCALIBRATED, FindingModel, PresenceModel, fit_finding,
-                                       load_for, read_evidence, region_features, scan_probabilities)
+                                       label_regions, load_for, read_evidence, region_features, scan_probabilities)
 from engine.labels import CONSOLIDATION, GGO
 from engine.metrics.classification import brier, ece, reliability
 
@@ -102,3 +103,27 @@ def test_regions_features_and_the_fitted_file_for_other_weights(tmp_path):
     got, note = load_for("other", "a" * 64, models_dir=tmp_path)
     assert got is UNCALIBRATED and "missing" in note
     assert KEEP_ALL.findings["ggo"].predict(np.zeros((3, 3))).min() > 0.99
+
+
+def test_regions_in_the_findings_box_are_the_whole_scans_regions_in_the_same_order():
+    """region_features labels only the finding's bounding box; calibration matches its regions to
+    label_regions over the whole scan by number, so ids, slices and sizes must agree."""
+    rng = np.random.default_rng(3)
+    labels = np.zeros((12, 40, 50), np.uint8)
+    for _ in range(25):  # scattered blobs of each finding, some touching the box's edges
+        z, y, x = rng.integers(2, 11), rng.integers(5, 35), rng.integers(8, 45)
+        labels[z, y:y + rng.integers(1, 5), x:x + rng.integers(1, 5)] = rng.integers(1, 4)
+    conf = rng.integers(0, 256, labels.shape, dtype=np.uint8)
+    for lab in (GGO, 2, 3):
+        full, n = label_regions(labels, lab)
+        reg = region_features(labels, lab, conf, None)
+        assert n == len(reg.z) > 3
+        assert reg.box[0].start >= 2 and reg.box[1].start >= 5  # a crop, not the scan
+        inside = np.zeros_like(full)
+        inside[reg.box] = reg.ids
+        np.testing.assert_array_equal(inside, full)
+        objs = ndimage.find_objects(full)
+        assert reg.z.tolist() == [o[0].start for o in objs]
+        sizes = np.bincount(full.ravel(), minlength=n + 1)[1:]
+        lung_px = np.full(labels.shape[0], labels[0].size)
+        np.testing.assert_allclose(reg.features[:, 0], np.log10(np.maximum(sizes / (lung_px[reg.z] + sizes), 1e-4)))

@@ -44,6 +44,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
+from ..anatomy.boxes import bounding_box
 from ..labels import FINDING_KEYS, FINDINGS
 
 FEATURES: tuple[str, ...] = ("log_fraction", "mean_confidence", "max_confidence")
@@ -154,9 +155,11 @@ def label_regions(labels: np.ndarray, lab: int) -> tuple[np.ndarray, int]:
 class Regions:
     """The regions of one finding: ids map, per-region slice index and features."""
 
-    ids: Optional[np.ndarray]  #: int32 (z, y, x), 0 none, i region i (dropped once scored)
+    ids: Optional[np.ndarray]  #: int32 ids inside ``box``, 0 none, i region i (dropped once scored)
     z: np.ndarray            #: (n,) slice of each region (index i - 1)
     features: np.ndarray     #: (n, F)
+    #: where ``ids`` lies in the scan: the finding's bounding box (the whole scan when empty)
+    box: tuple[slice, ...] = (slice(None),)
 
 
 def region_features(labels: np.ndarray, lab: int, confidence: Optional[np.ndarray],
@@ -166,9 +169,13 @@ def region_features(labels: np.ndarray, lab: int, confidence: Optional[np.ndarra
     ``confidence`` is the uint8 model probability (``/255``) of each pixel's label
     (``None``: 1 everywhere); ``lung`` the bool lung mask (``None``: the whole slice).
     """
-    ids, n = label_regions(labels, lab)
-    if n == 0:
-        return Regions(ids, np.zeros(0, dtype=np.int64), np.zeros((0, len(FEATURES))))
+    box = bounding_box(labels == lab)
+    if box is None:
+        return Regions(np.zeros(labels.shape, dtype=np.int32), np.zeros(0, dtype=np.int64),
+                       np.zeros((0, len(FEATURES))))
+    # the same regions in the same order as label_regions over the whole scan (raster order
+    # survives a crop), at the cost of the finding's box instead of the scan
+    ids, n = label_regions(labels[box], lab)
     flat = ids.ravel()
     sel = flat > 0
     rid = flat[sel]
@@ -177,19 +184,19 @@ def region_features(labels: np.ndarray, lab: int, confidence: Optional[np.ndarra
         mean = np.ones(n)
         mx = np.ones(n)
     else:
-        conf = confidence.ravel()[sel].astype(np.float64) / 255.0
+        conf = confidence[box].ravel()[sel].astype(np.float64) / 255.0
         mean = np.bincount(rid, weights=conf, minlength=n + 1)[1:] / np.maximum(size, 1)
         mx = np.zeros(n + 1)
         np.maximum.at(mx, rid, conf)
         mx = mx[1:]
     objs = ndimage.find_objects(ids)
-    z = np.array([o[0].start for o in objs], dtype=np.int64)
+    z = np.array([o[0].start for o in objs], dtype=np.int64) + box[0].start
     nz = labels.shape[0]
     lung_px = (lung.reshape(nz, -1).sum(axis=1) if lung is not None
                else np.full(nz, labels[0].size)).astype(np.float64)
     frac = size / np.maximum(lung_px[z] + size, 1.0)
     feats = np.stack([np.log10(np.maximum(frac, 1e-4)), mean, mx], axis=1)
-    return Regions(ids, z, feats)
+    return Regions(ids, z, feats, box)
 
 
 def read_evidence(labels: np.ndarray, confidence: Optional[np.ndarray], lung: Optional[np.ndarray],
@@ -214,7 +221,7 @@ def read_evidence(labels: np.ndarray, confidence: Optional[np.ndarray], lung: Op
         if low.any():
             drop = np.r_[False, low][reg.ids]
             removed[key] = int(drop.sum())
-            out[drop] = 0
+            out[reg.box][drop] = 0  # a view of ``out``: set in place
         reg.ids = None  # a full-size int32 volume per finding: not kept
         keep = np.ones(nz)
         kept = ~low
@@ -226,20 +233,18 @@ def read_evidence(labels: np.ndarray, confidence: Optional[np.ndarray], lung: Op
 
 
 def scan_probabilities(labels: np.ndarray, slice_p: np.ndarray, model: "PresenceModel") -> dict[str, float]:
-    """Whole-scan probability per finding (module docstring): ``max(p_empty, max over 3D regions of q3)``."""
+    """Whole-scan probability per finding (module docstring): ``max(p_empty, max over 3D regions of q3)``.
+
+    A 3D region's q3 is its highest slice probability, so the maximum over the regions is the
+    maximum over the slices that hold the finding at all: no labelling is needed.
+    """
     out: dict[str, float] = {}
     for c, lab in enumerate(FINDINGS):
         key = FINDING_KEYS[lab]
         best = min(model.findings[key].p_empty, P_EMPTY_MAX)
-        m = labels == lab
-        if m.any():
-            reg, n = ndimage.label(m)
-            for i, sl in enumerate(ndimage.find_objects(reg), start=1):
-                if sl is None:
-                    continue
-                zs = np.arange(sl[0].start, sl[0].stop)
-                present = (reg[sl] == i).any(axis=(1, 2))
-                best = max(best, float(slice_p[zs[present], c].max()))
+        present = np.flatnonzero((labels == lab).any(axis=(1, 2)))
+        if present.size:
+            best = max(best, float(slice_p[present, c].max()))
         out[key] = float(best)
     return out
 
