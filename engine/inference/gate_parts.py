@@ -366,14 +366,22 @@ def _distance_masks(cells: Optional[LungCells], cshape: tuple[int, int, int], vo
     if ebox is None:
         return None, []
     env = env[ebox]
+    box, inner, sampling = _reach_box(ebox, z0, cshape, volume, f, max(margins_mm))
+    outside = np.ones(tuple(s.stop - s.start for s in box), dtype=bool)
+    outside[inner] = ~env
+    return box, _within(outside, sampling, margins_mm)
+
+
+def _reach_box(ebox: Box, z0: int, cshape: tuple[int, int, int], volume: Volume, f: int, reach: float
+               ) -> tuple[Box, Box, tuple[float, float, float]]:
+    """The envelope's cell box ``ebox`` (slices from ``z0``) grown by ``reach`` mm within ``cshape``:
+    ``(grown box, ebox inside it, cell sampling (z, y, x) in mm)``. Shared by the numpy and torch gates."""
     ebox = (slice(ebox[0].start + z0, ebox[0].stop + z0), ebox[1], ebox[2])
     sy, sx = volume.geometry.spacing[1] * f, volume.geometry.spacing[2] * f
     sz = volume.geometry.spacing[0] if cshape[0] > 1 else 1e6  # a single slice: in-plane only
-    reach = max(margins_mm)
     box = _grow(ebox, tuple(int(np.ceil(reach / s)) + 1 for s in (sz, sy, sx)), cshape)  # type: ignore[arg-type]
-    outside = np.ones(tuple(s.stop - s.start for s in box), dtype=bool)
-    outside[tuple(slice(e.start - b.start, e.stop - b.start) for e, b in zip(ebox, box))] = ~env
-    return box, _within(outside, (sz, sy, sx), margins_mm)
+    inner = tuple(slice(e.start - b.start, e.stop - b.start) for e, b in zip(ebox, box))
+    return box, inner, (sz, sy, sx)  # type: ignore[return-value]
 
 
 def _within(outside: np.ndarray, sampling: tuple[float, float, float], margins_mm: tuple[float, ...]

@@ -29,8 +29,8 @@ from ..labels import CONSOLIDATION, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
 from .gate_parts import (APEX_MARGIN_PX, EFFUSION_MARGIN_MM, EFFUSION_REACH_MM, KEEP_FRACTION, LUNG_MARGIN_MM,
-                         RULES, GateResult, _apex_slices, _canonical, _Dropper, _effusion_regions, _grow,
-                         _keep_regions, _paste, _posterior_rows, _totals)
+                         RULES, GateResult, _apex_slices, _canonical, _Dropper, _effusion_regions,
+                         _keep_regions, _paste, _posterior_rows, _reach_box, _totals)
 
 
 def _pool(mask: torch.Tensor, f: int) -> torch.Tensor:
@@ -118,14 +118,11 @@ def _distance_masks_t(z0: int, right: torch.Tensor, left: torch.Tensor, cshape: 
     if ebox is None:
         return None, []
     env = env[ebox]
-    ebox = (slice(ebox[0].start + z0, ebox[0].stop + z0), ebox[1], ebox[2])
-    sy, sx = volume.geometry.spacing[1] * f, volume.geometry.spacing[2] * f
-    sz = volume.geometry.spacing[0] if cshape[0] > 1 else 1e6  # a single slice: in-plane only
     reach = max(margins_mm)
-    box = _grow(ebox, tuple(int(np.ceil(reach / s)) + 1 for s in (sz, sy, sx)), cshape)  # type: ignore[arg-type]
+    box, inner, sampling = _reach_box(ebox, z0, cshape, volume, f, reach)
     inside = torch.zeros(tuple(s.stop - s.start for s in box), dtype=torch.bool, device=env.device)
-    inside[tuple(slice(e.start - b.start, e.stop - b.start) for e, b in zip(ebox, box))] = env
-    dist = torch.sqrt(_squared_distance(inside, (sz, sy, sx), reach))
+    inside[inner] = env
+    dist = torch.sqrt(_squared_distance(inside, sampling, reach))
     return box, [dist <= m for m in margins_mm]
 
 
