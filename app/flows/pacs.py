@@ -290,7 +290,9 @@ class PacsFlow(QObject):
             b = self.browser
             if b is not None and b.selected_study is study:
                 b.show_series(series)
-                b.show_message(f"{len(series)} series in study {study.description or study.study_uid}.")
+                more = " Studies: more on the server (More results)." if not b.more_button.isHidden() else ""
+                # the series line replaces the search's; it keeps saying there are more studies
+                b.show_message(f"{len(series)} series in study {study.description or study.study_uid}.{more}")
 
         task = Task(list_series, server, study.study_uid, title="Listing series")
         task.signals.finished.connect(lambda t=task: self._series_ended(t))  # before the start (see _start)
