@@ -147,6 +147,74 @@ def _fifty_labels() -> list[np.ndarray]:
     return labs
 
 
+def _crops_one_by_one(x, fg_map, u, crop, crop_fg):
+    """The crop rule written out per image (the test's oracle): centre on the k-th labelled
+    pixel in raster order (k = floor(u1 * count)) with probability crop_fg, else at (u1 h, u2 w)."""
+    n, h, w = fg_map.shape
+    out_x, out_m = [], []
+    for i in range(n):
+        cy, cx = int(float(u[i, 1]) * h), int(float(u[i, 2]) * w)
+        fg = np.flatnonzero((fg_map[i] > 0) & (fg_map[i] < 255))
+        if float(u[i, 0]) < crop_fg and len(fg):
+            cy, cx = divmod(int(fg[int(float(u[i, 1]) * len(fg))]), w)
+        y, xx = min(max(cy - crop // 2, 0), h - crop), min(max(cx - crop // 2, 0), w - crop)
+        out_x.append(x[i, :, y:y + crop, xx:xx + crop])
+        out_m.append(fg_map[i, y:y + crop, xx:xx + crop])
+    return np.stack(out_x), np.stack(out_m)
+
+
+def test_crops_are_cut_on_the_device_as_the_per_image_rule_says():
+    from engine.training.sampling import Sampler
+
+    rng = np.random.default_rng(3)
+    n, h, w, crop = 12, 48, 40, 16
+    imgs = rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+    labels = np.zeros((n, h, w), np.uint8)
+    labels[0, 40:44, 30:36] = 2          # one small lesion in a corner: its crops hug the border
+    labels[1, 5:9, 3:5] = 1
+    labels[1, 20, 20] = 255              # "unsure" pixels are never centres
+    labels[2] = 255                      # nothing labelled: anywhere
+    labels[3, 10:30, 10:30] = 3
+    labels[4, 0, 0] = 1                  # a single labelled pixel at the origin
+    s = Sampler(imgs, imgs, [labels], torch.device("cpu"), AugmentConfig(), crop=crop, crop_fg=0.7)
+    x = torch.from_numpy(imgs).float()[:, None]
+    m = torch.from_numpy(labels)
+    for seed in range(5):
+        g = torch.Generator().manual_seed(seed)
+        u = torch.rand(n, 3, generator=torch.Generator().manual_seed(seed))
+        got_x, got_m = s._crop(x, [m], g)
+        want_x, want_m = _crops_one_by_one(x.numpy(), labels, u.numpy(), crop, 0.7)
+        assert got_x.shape == (n, 1, crop, crop)
+        np.testing.assert_array_equal(got_x.numpy(), want_x)
+        np.testing.assert_array_equal(got_m[0].numpy(), want_m)
+    # the centred crops did land on the lesions: image 4's only labelled pixel is in its crop
+    hits = 0
+    for seed in range(40):
+        _, (cm,) = s._crop(x, [m], torch.Generator().manual_seed(seed))
+        hits += int(cm[4].max() == 1)
+    assert hits >= 20  # about 70 % of draws are centred on it (the rest can miss it)
+
+
+def test_multiclass_loss_ignores_unsure_pixels_without_a_host_check():
+    import torch.nn.functional as F
+
+    from engine.training.losses import multiclass_loss, soft_dice_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 16, 16, generator=g)
+    t = torch.randint(0, 4, (3, 16, 16), generator=g)
+    t[0, :5] = 255
+    w = torch.tensor([0.2, 1.0, 2.0, 3.0])
+    for weights in (None, w):
+        want = F.cross_entropy(logits, t, weight=weights, ignore_index=255) + soft_dice_loss(logits, t, ignore_index=255)
+        assert float(multiclass_loss(logits, t, weights, 255)) == pytest.approx(float(want), rel=1e-6)
+    # every pixel unsure: loss 0 and zero gradients (F.cross_entropy's mean would be NaN)
+    lg = logits.clone().requires_grad_()
+    loss = multiclass_loss(lg, torch.full_like(t, 255), w, 255)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.isfinite(lg.grad).all() and float(lg.grad.abs().max()) == 0.0
+
+
 def test_kfold_split_is_stratified_disjoint_and_covers_all():
     labs = _fifty_labels()
     n_eff = sum(int((lab == 3).any()) for lab in labs)

@@ -86,8 +86,24 @@ class AugmentConfig:
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (a fresh CPU tensor) on ``device``. To a GPU through pinned memory without
+    blocking: a plain ``.to("cuda")`` waits for the GPU to finish its queue, and the trainer
+    moves a dozen random draws per step (with several runs sharing one GPU those waits, not
+    the arithmetic, set the pace)."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, generator=g, device="cpu").to(device) * (hi - lo) + lo
+    return to_device(torch.rand(n, generator=g, device="cpu"), device) * (hi - lo) + lo
+
+
+def _chance(n: int, p: float, g: torch.Generator) -> torch.Tensor:
+    """``n`` draws of "yes with probability ``p``", on the CPU (the caller decides on the host
+    whether any is drawn, without asking the device)."""
+    return torch.rand(n, generator=g, device="cpu") < p
 
 
 def _where(sel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -99,13 +115,14 @@ def dihedral(x: torch.Tensor, maps: list[torch.Tensor], cfg: AugmentConfig,
     """Random flips on both axes and transposes (per sample) of ``x`` (B, C, H, W) and label
     maps (B, H, W). Exact: pixels move, none is interpolated. Transposes need H == W."""
     b, dev = x.shape[0], x.device
-    draws = [(_uniform(b, 0, 1, g, dev) < p) for p in (cfg.flip, cfg.flip_v, cfg.transpose)]
+    draws = [_chance(b, p, g) for p in (cfg.flip, cfg.flip_v, cfg.transpose)]
     if cfg.transpose > 0 and x.shape[-1] != x.shape[-2]:
         raise DataError("Transpose augmentation needs square training images.")
     out_x, out_m = x, list(maps)
     for sel, op in zip(draws, (lambda t: t.flip(-1), lambda t: t.flip(-2), lambda t: t.transpose(-1, -2))):
         if not bool(sel.any()):
             continue
+        sel = to_device(sel, dev)
         out_x = _where(sel, op(out_x), out_x)
         out_m = [_where(sel, op(m), m) for m in out_m]
     return out_x, out_m
@@ -126,8 +143,8 @@ def geometric(x: torch.Tensor, maps: list[torch.Tensor], cfg: AugmentConfig, g: 
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     if cfg.elastic_p > 0:
-        coarse = torch.randn(b, 2, 6, 6, generator=g).to(dev, x.dtype) * cfg.elastic_alpha
-        coarse = coarse * (_uniform(b, 0, 1, g, dev) < cfg.elastic_p).to(x.dtype).view(b, 1, 1, 1)
+        coarse = to_device(torch.randn(b, 2, 6, 6, generator=g), dev).to(x.dtype) * cfg.elastic_alpha
+        coarse = coarse * to_device(_chance(b, cfg.elastic_p, g), dev).to(x.dtype).view(b, 1, 1, 1)
         disp = F.interpolate(coarse, size=x.shape[-2:], mode="bicubic", align_corners=False)
         grid = grid + disp.permute(0, 2, 3, 1)
     xo = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -181,12 +198,24 @@ def _gauss_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return xx.view(b, c, h, w)
 
 
+def _noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped like ``x``. On the CPU drawn from ``g``; on a GPU drawn
+    there, from a generator seeded by ``g`` (so still a function of ``g``'s state), instead of
+    drawing megabytes on the host and copying them over every step."""
+    if x.device.type != "cuda":
+        return torch.randn(x.shape, generator=g).to(x.dtype)
+    seed = int(torch.randint(0, 2**62, (1,), generator=g))
+    gd = torch.Generator(device=x.device)
+    gd.manual_seed(seed)
+    return torch.randn(x.shape, generator=gd, device=x.device, dtype=x.dtype)
+
+
 def intensity(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Window presets, contrast/brightness jitter, gamma, blur and noise on images in
     [0, 1]; the result stays in [0, 1]."""
     b, dev = x.shape[0], x.device
     x = windows(x, cfg, g)
-    on = (_uniform(b, 0, 1, g, dev) < cfg.window_p).to(x.dtype).view(b, 1, 1, 1)
+    on = to_device(_chance(b, cfg.window_p, g), dev).to(x.dtype).view(b, 1, 1, 1)
     a = _uniform(b, *cfg.contrast, g, dev).view(b, 1, 1, 1)
     c = _uniform(b, *cfg.brightness, g, dev).view(b, 1, 1, 1)
     x = on * ((x - 0.5) * a + 0.5 + c) + (1 - on) * x
@@ -194,11 +223,11 @@ def intensity(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.
     gam = torch.exp(_uniform(b, math.log(cfg.gamma[0]), math.log(cfg.gamma[1]), g, dev)).view(b, 1, 1, 1)
     x = x.clamp_min(1e-6) ** gam
     if cfg.blur_p > 0:
-        sel = (_uniform(b, 0, 1, g, dev) < cfg.blur_p)
+        sel = _chance(b, cfg.blur_p, g)
         sig = _uniform(b, *cfg.blur_sigma, g, dev)
         if bool(sel.any()):
-            x = _where(sel, _gauss_blur(x, sig), x)
+            x = _where(to_device(sel, dev), _gauss_blur(x, sig), x)
     if cfg.noise > 0:
         sig = _uniform(b, 0, cfg.noise, g, dev).view(b, 1, 1, 1)
-        x = x + sig * torch.randn(x.shape, generator=g).to(dev, x.dtype)
+        x = x + sig * _noise(x, g)
     return x.clamp(0, 1)

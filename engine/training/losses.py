@@ -89,10 +89,19 @@ def multiclass_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.T
     """Weighted cross-entropy + soft Dice (over the foreground classes); pixels equal to
     ``ignore_index`` (e.g. 255 where a pseudo-label was unsure) count in neither."""
     t = target.long()
-    if ignore_index is not None and not bool((t != ignore_index).any()):
-        return logits.float().sum() * 0.0
-    ce = F.cross_entropy(logits.float(), t, weight=weights,
-                         ignore_index=ignore_index if ignore_index is not None else -100)
+    if ignore_index is None:
+        ce = F.cross_entropy(logits.float(), t, weight=weights)
+    else:
+        # the mean of F.cross_entropy over the pixels that count, written out so that a batch
+        # with none (every pseudo-label unsure) gives 0 without asking the device first (a
+        # host sync per step, costly when runs share a GPU)
+        valid = t != ignore_index
+        per_pixel = F.cross_entropy(logits.float(), t, weight=weights, ignore_index=ignore_index, reduction="none")
+        if weights is None:
+            norm = valid.sum()
+        else:
+            norm = (weights[torch.where(valid, t, torch.zeros_like(t))] * valid).sum()
+        ce = per_pixel.sum() / norm.clamp_min(1e-12)
     return ce + soft_dice_loss(logits, t, ignore_index=ignore_index)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .augment import AugmentConfig, geometric, intensity
+from .augment import AugmentConfig, geometric, intensity, to_device
 
 
 class Sampler:
@@ -48,8 +48,8 @@ class Sampler:
         return self.x.shape[0]
 
     def draw(self, n: int, g: torch.Generator, geometry: bool = True) -> tuple[torch.Tensor, list]:
-        idx = torch.randint(0, len(self), (n,), generator=g).to(self.dev)
-        use_c = (torch.rand(n, generator=g) < self.aug.clahe_p).to(self.dev).view(n, 1, 1)
+        idx = to_device(torch.randint(0, len(self), (n,), generator=g), self.dev)
+        use_c = to_device(torch.rand(n, generator=g) < self.aug.clahe_p, self.dev).view(n, 1, 1)
         src = self.x[idx] if self.xc is self.x else torch.where(use_c, self.xc[idx], self.x[idx])
         x = src.float().div_(255).unsqueeze(1)
         maps = [None if m is None else m[idx] for m in self.maps]
@@ -64,23 +64,36 @@ class Sampler:
 
 
     def _crop(self, x: torch.Tensor, maps: list, g: torch.Generator) -> tuple[torch.Tensor, list]:
+        """``crop`` x ``crop`` patches, one per image, cut in one gather on the device.
+
+        A share ``crop_fg`` of the patches is centred on a labelled pixel (1..254 of the first
+        label map), chosen uniformly among that image's labelled pixels; the rest anywhere.
+        No value goes back to the host (no ``nonzero``, no ``int()`` of a device tensor): with
+        several runs sharing one GPU each host sync waits for the other runs' work, and the
+        per-image loop with its syncs cost about 8 ms per image per step there.
+        """
         n, c = x.shape[0], self.crop
         h, w = x.shape[-2:]
+        dev = x.device
         fg_map = maps[0] if maps and maps[0] is not None and maps[0].dim() == 3 else None
-        u = torch.rand(n, 3, generator=g)
-        ys, xs = [], []
-        for i in range(n):
-            cy, cx = int(u[i, 1] * h), int(u[i, 2] * w)
-            if fg_map is not None and u[i, 0] < self.crop_fg:
-                fg = ((fg_map[i] > 0) & (fg_map[i] < 255)).flatten().nonzero()
-                if len(fg):
-                    j = int(u[i, 1] * len(fg)) % len(fg)
-                    cy, cx = divmod(int(fg[j]), w)
-            ys.append(min(max(cy - c // 2, 0), h - c))
-            xs.append(min(max(cx - c // 2, 0), w - c))
-        x = torch.stack([x[i, :, y:y + c, xx:xx + c] for i, (y, xx) in enumerate(zip(ys, xs))])
-        maps = [m if m is None or m.dim() != 3 else
-                torch.stack([m[i, y:y + c, xx:xx + c] for i, (y, xx) in enumerate(zip(ys, xs))]) for m in maps]
+        u = to_device(torch.rand(n, 3, generator=g).double(), dev)
+        cy, cx = (u[:, 1] * h).long(), (u[:, 2] * w).long()
+        if fg_map is not None:
+            fg = ((fg_map > 0) & (fg_map < 255)).flatten(1)
+            count = fg.sum(1)
+            cum = fg.cumsum(1, dtype=torch.int32)
+            k = torch.minimum((u[:, 1] * count).long(), count - 1).clamp_(min=0)
+            pos = torch.searchsorted(cum, (k + 1).to(torch.int32)[:, None])[:, 0].clamp_(max=h * w - 1)
+            use = (u[:, 0] < self.crop_fg) & (count > 0)
+            cy, cx = torch.where(use, pos // w, cy), torch.where(use, pos % w, cx)
+        y0 = (cy - c // 2).clamp(0, h - c)
+        x0 = (cx - c // 2).clamp(0, w - c)
+        ar = torch.arange(c, device=dev)
+        rows = (y0[:, None] + ar)[:, :, None]  # (n, c, 1)
+        cols = (x0[:, None] + ar)[:, None, :]  # (n, 1, c)
+        b = torch.arange(n, device=dev)[:, None, None]
+        x = x.permute(0, 2, 3, 1)[b, rows, cols].permute(0, 3, 1, 2).contiguous()
+        maps = [m if m is None or m.dim() != 3 else m[b, rows, cols] for m in maps]
         return x, maps
 
 

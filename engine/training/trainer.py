@@ -278,7 +278,9 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
         if saved_rng is not None:  # resumed: every random state as it was when saved
             restore_rng(saved_rng, g if state["epoch_step"] else None)
             saved_rng = None
-        loss_sum = float(state["epoch_loss"]) if state["epoch_step"] else 0.0
+        # the epoch's loss stays on the device (a float() per step would wait for the GPU)
+        loss_sum = torch.tensor(float(state["epoch_loss"]) if state["epoch_step"] else 0.0,
+                                dtype=torch.float64, device=dev)
         for step_in_epoch in range(int(state["epoch_step"]), cfg.steps_per_epoch):
             check_cancel(cancel)
             elapsed = elapsed0 + time.monotonic() - t0
@@ -295,19 +297,20 @@ def train(cfg: TrainConfig, progress: Optional[ProgressCallback] = None, cancel:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            loss_sum += float(loss.detach())
+            loss_sum += loss.detach()
             state["step"] += 1
-            state["epoch_step"], state["epoch_loss"] = step_in_epoch + 1, loss_sum
+            state["epoch_step"] = step_in_epoch + 1
             due = (cfg.checkpoint_every_steps and state["step"] % cfg.checkpoint_every_steps == 0) or \
                 (not cfg.checkpoint_every_steps and time.monotonic() - last_save >= cfg.checkpoint_every_s)
             if due and step_in_epoch + 1 < cfg.steps_per_epoch:
+                state["epoch_loss"] = float(loss_sum)
                 state["elapsed"] = elapsed0 + time.monotonic() - t0
                 save_checkpoint(ckpt, model, opt, state, g)
                 last_save = time.monotonic()
         state["epoch_step"], state["epoch_loss"] = 0, 0.0
         elapsed = elapsed0 + time.monotonic() - t0
         score, mets = validate(model, cfg, prep, dev) if has_val else (float("nan"), {})
-        row = {"epoch": epoch + 1, "step": state["step"], "train_loss": loss_sum / cfg.steps_per_epoch,
+        row = {"epoch": epoch + 1, "step": state["step"], "train_loss": float(loss_sum) / cfg.steps_per_epoch,
                "lr": opt.param_groups[0]["lr"], "val_score": score, "elapsed_s": round(elapsed, 1), **_flat(mets, "val_")}
         with open(csv_path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
