@@ -119,3 +119,34 @@ def test_finished_tasks_release_their_arguments_and_callbacks(qtbot):
     qtbot.waitUntil(lambda: task.fn is None, timeout=5000)
     gc.collect()
     assert ends == [0.0, "late slot"] and ref() is None
+
+
+def test_on_finished_reaches_a_task_that_ended_before_the_gui_thread_looked(qtbot, qapp):
+    """A queued signal reaches only the slots connected when it was emitted: callbacks given to
+    run() are connected before the start, a connection made after a quick task ended is not called."""
+    runner = TaskRunner()
+    got, late = [], []
+    task = runner.run(lambda progress=None, cancel=None: 7, title="Quick", on_result=got.append,
+                      on_finished=lambda: got.append("end"))
+    assert runner.wait(10000)  # the worker ended (and emitted) before the GUI thread ran any slot
+    task.signals.finished.connect(lambda: late.append("late"))  # what the open flow used to do
+    qtbot.waitUntil(lambda: got == [7, "end"], timeout=5000)
+    for _ in range(5):
+        qapp.processEvents()
+    assert late == [] and got == [7, "end"]
+
+
+def test_open_flow_is_not_left_opening_after_a_quick_open(qtbot, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from app.main_window import MainWindow
+
+    path = tmp_path / "tiny.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((16, 16, 4), -800, np.int16), np.eye(4)), str(path))
+    w = MainWindow(interactive_errors=False)
+    qtbot.addWidget(w)
+    for _ in range(3):  # opens in a row, each quick
+        w.scan_io.open_path(str(path))
+        qtbot.waitUntil(lambda: not w.scan_io.opening, timeout=10000)
+    assert w.session.volume is not None and w.session.volume.shape[-1] == 16

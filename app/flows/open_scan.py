@@ -221,9 +221,13 @@ class OpenFlow(QObject):
         """Start an open; one still running is cancelled (the newest request wins)."""
         if self._open_task is not None:
             self._open_task.cancel()
-        task = self.ctx.run(fn, *args, **kwargs)
+        # "finished" is connected before the start (a quick open can end before a later
+        # connection, and ``opening`` would stay true for good); it arrives through the GUI
+        # thread's event loop, so ``started`` holds the task by then
+        started: list[Any] = []
+        task = self.ctx.run(fn, *args, on_finished=lambda: self._open_ended(started[0]), **kwargs)
+        started.append(task)
         self._open_task = task
-        task.signals.finished.connect(lambda t=task: self._open_ended(t))
 
     def _open_ended(self, task: Any) -> None:
         if self._open_task is task:

@@ -168,8 +168,13 @@ class TaskRunner(QObject):
     def start(self, task: Task, on_result: Optional[Callable[[Any], None]] = None,
               on_error: Optional[Callable[[BaseException], None]] = None,
               on_cancel: Optional[Callable[[], None]] = None,
-              on_yield: Optional[Callable[[Any], None]] = None) -> Task:
-        """Run ``task``; the callbacks run on the GUI thread (``on_yield`` per value a generator yields).
+              on_yield: Optional[Callable[[Any], None]] = None,
+              on_finished: Optional[Callable[[], None]] = None) -> Task:
+        """Run ``task``; the callbacks run on the GUI thread (``on_yield`` per value a generator yields,
+        ``on_finished`` once at the end, whatever the outcome).
+
+        Every callback is connected before the task starts: a quick task can end before a
+        later connection, and a queued signal reaches only the slots it had when emitted.
 
         A result that reaches the GUI thread after :meth:`Task.cancel` counts as cancelled
         (``on_cancel``, not ``on_result``): Cancel always wins.
@@ -188,6 +193,8 @@ class TaskRunner(QObject):
             task.signals.error.connect(on_error)
         if on_cancel is not None:
             task.signals.cancelled.connect(on_cancel)
+        if on_finished is not None:
+            task.signals.finished.connect(on_finished)
         task.signals.finished.connect(lambda t=task: self._finish(t))
         self._tasks.add(task)
         self.started.emit(task)
@@ -198,7 +205,8 @@ class TaskRunner(QObject):
             on_result: Optional[Callable[[Any], None]] = None,
             on_error: Optional[Callable[[BaseException], None]] = None,
             on_cancel: Optional[Callable[[], None]] = None,
-            on_yield: Optional[Callable[[Any], None]] = None, **kwargs: Any) -> Task:
+            on_yield: Optional[Callable[[Any], None]] = None,
+            on_finished: Optional[Callable[[], None]] = None, **kwargs: Any) -> Task:
         """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` on a worker thread with a progress bar.
 
         Without ``on_error`` the error is announced by :attr:`error` (the window shows it);
@@ -209,7 +217,8 @@ class TaskRunner(QObject):
         if on_cancel is None:
             on_cancel = lambda: self.status.emit(f"{title}: cancelled")  # noqa: E731
         task = Task(fn, *args, title=title, **kwargs)
-        return self.start(task, on_result=on_result, on_error=on_error, on_cancel=on_cancel, on_yield=on_yield)
+        return self.start(task, on_result=on_result, on_error=on_error, on_cancel=on_cancel, on_yield=on_yield,
+                          on_finished=on_finished)
 
     def cancel_all(self) -> None:
         for task in list(self._tasks):
