@@ -146,11 +146,13 @@ def test_retrieve_opens_the_same_voxels_as_the_files(qtbot, window, tmp_path, di
     np.testing.assert_allclose(vol.geometry.affine_lps(), disk_volume.geometry.affine_lps(), atol=1e-6)
     assert not browser.isVisible() and window.pacs.send_action.isEnabled()
     # a finished retrieval is reused: the cached folder is opened again, nothing is fetched
-    stamp = (folder / MANIFEST).stat().st_mtime_ns
+    manifest = (folder / MANIFEST).read_text()
+    stamps = sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.dcm"))
     window.pacs.show_browser()
     with qtbot.waitSignal(window.pacs.retrieved, timeout=30000) as got:
         browser.retrieve_button.click()
-    assert got.args == [str(folder)] and (folder / MANIFEST).stat().st_mtime_ns == stamp
+    assert got.args == [str(folder)] and (folder / MANIFEST).read_text() == manifest
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.dcm")) == stamps
     # a cached retrieval ends at once; the browser must still see its end (it once stayed busy)
     qtbot.waitUntil(lambda: not window.pacs.busy, timeout=10000)
     assert browser.search_button.isEnabled() and not browser.cancel_button.isEnabled()

@@ -446,3 +446,37 @@ def test_send_results_puts_seg_and_report_into_the_study(orthanc, uploaded, disk
     np.testing.assert_array_equal(io.load_labels(seg, reference=disk_volume), labels)
     with pytest.raises(UnsupportedFormatError, match="opened from DICOM"):
         send_results(PacsClient(orthanc.url), chest_ct(shape=(40, 96, 112), spacing=(5.0, 3.0, 2.8)).volume)
+
+
+@pytest.mark.usefixtures("uploaded")
+def test_retrieval_into_lunglens_cache_prunes_but_a_chosen_folder_is_left(orthanc, tmp_path, monkeypatch):
+    import os
+    import time
+
+    from engine.pacs import default_cache_dir
+    from engine.pacs.cache import MANIFEST as M
+
+    def _series(root, study, series, nbytes, used):
+        d = root / study / series
+        d.mkdir(parents=True)
+        (d / "1.dcm").write_bytes(b"\0" * nbytes)
+        (d / M).write_text("{}")
+        os.utime(d / M, (used, used))
+        return d
+
+    monkeypatch.setenv("LUNGLENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LUNGLENS_PACS_CACHE_GB", "0.000001")   # about 1 kB: nothing old survives
+    root = default_cache_dir()
+    old = _series(root, "1.2.3", "1.2.3.4", 3000, time.time() - 3600)
+    chosen = tmp_path / "mine"
+    mine = _series(chosen, "1.2.3", "1.2.3.4", 3000, time.time() - 3600)
+    client = PacsClient(orthanc.url)
+    got = client.retrieve_series(STUDY, SERIES, root)
+    assert got == root / STUDY / SERIES and len(list(got.glob("*.dcm"))) == 99  # over budget, but in use
+    assert not old.exists()
+    before = (got / M).stat().st_mtime
+    os.utime(got / M, (before - 60, before - 60))
+    assert client.retrieve_series(STUDY, SERIES, root) == got   # opened again from the cache: a use
+    assert (got / M).stat().st_mtime > before - 60
+    client.retrieve_series(STUDY, SERIES, chosen)
+    assert mine.is_dir()                                      # the user's folder: nothing removed

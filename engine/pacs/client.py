@@ -34,7 +34,9 @@ import requests.adapters
 from .. import userdata
 from ..errors import LungLensError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
+from . import cache
 from ._translate import failure_reason, network, refusal_message
+from .cache import MANIFEST  # written into each retrieved series folder: where it came from and when
 from .errors import PacsError, PacsNotFoundError, PacsRefusedError
 from .records import SERIES_FIELDS, STUDY_FIELDS, SeriesRecord, StudyQuery, StudyRecord, check_uid
 from .server import PacsServer
@@ -43,8 +45,6 @@ __all__ = ["PacsClient", "StoreResult", "default_cache_dir", "MANIFEST"]
 
 log = logging.getLogger(__name__)
 
-#: file written into each retrieved series folder: where it came from and when
-MANIFEST = ".lunglens-pacs.json"
 #: instances and bytes per STOW-RS request (one progress step each)
 STORE_BATCH_INSTANCES = 32
 STORE_BATCH_BYTES = 32 * 1024 ** 2
@@ -200,7 +200,8 @@ class PacsClient:
 
         The folder appears only once complete (staged under a hidden name, then
         renamed). When it already exists the cached copy is returned, unless
-        ``refresh``. Instances arrive in their stored transfer syntax (no
+        ``refresh``. In LungLens's own cache (:func:`default_cache_dir`) the least recently
+        used series are then removed beyond the cache's budget (:mod:`engine.pacs.cache`). Instances arrive in their stored transfer syntax (no
         transcoding by the server); :func:`engine.io.load` decodes them.
 
         Raises
@@ -217,7 +218,10 @@ class PacsClient:
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         final = root / study_uid / series_uid
         report = as_progress(progress)
+        own_cache = root.resolve() == default_cache_dir().resolve()
         if final.is_dir() and not refresh:
+            if own_cache:  # a use, for the cache's least-recently-used pruning
+                cache.touch(final)
             report(1.0, "already in the cache")
             return final
         found = self.find_series(study_uid, series_uid)
@@ -254,6 +258,13 @@ class PacsClient:
             except OSError:
                 pass
             raise
+        if own_cache:
+            # LungLens's own cache keeps to its budget (LUNGLENS_PACS_CACHE_GB), never at the cost
+            # of this series; a folder the user chose (`pacs get --out`) is left as it is
+            try:
+                cache.prune(root, keep=[final])
+            except OSError as exc:
+                log.warning("could not prune the PACS cache %s: %s", root, exc)
         report(1.0, f"{n} images")
         return final
 
