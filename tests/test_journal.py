@@ -239,3 +239,53 @@ def test_all_unsaved_journals_and_their_sources(data_home):
     assert all_unsaved_journals() == [paths[0]]
     paths[0].write_bytes(b"garbage")
     assert all_unsaved_journals() == [] and journal_source(paths[0]) is None
+
+
+def _edited_file_labels(shape=(4, 24, 24)):
+    """Labels as opened from a .seg.nrrd with provenance: a person painted one block and erased another."""
+    labels = np.zeros(shape, np.uint8)
+    labels[1:3, 2:10, 2:10] = 1          # AI GGO, untouched
+    labels[1:3, 12:16, 12:16] = 2        # painted by a person
+    edited = np.zeros(shape, bool)
+    edited[1:3, 12:16, 12:16] = True
+    edited[0, 18:22, 18:22] = True       # erased by a person (now background)
+    return labels, edited
+
+
+@pytest.mark.parametrize("started_at_open", [True, False])
+def test_provenance_adopted_from_a_file_survives_a_restore(data_home, started_at_open):
+    labels, edited = _edited_file_labels()
+    path = data_home / "j.lljournal"
+    if started_at_open:  # non-empty labels: the journal starts when the editor is made
+        ed = LabelEditor(labels.copy(), journal=Journal(path))
+        assert ed.journal.started
+    else:  # journal started lazily, at the first edit
+        ed = LabelEditor(labels.copy())
+        ed.journal = Journal(path)
+    ed.adopt_person_edits(edited)
+    np.testing.assert_array_equal(ed.person_mask(), edited)
+    assert read_journal(path).unsaved is False if started_at_open else not path.exists()
+    with ed.stroke("Brush") as s:   # one more hand edit, then the app dies without saving
+        s.paint(ops.brush_segment(ed.shape, ed.spacing, (3, 4, 4), (3, 4, 8), 1.0), 3)
+    want_mask = ed.person_mask().copy()
+    assert want_mask.sum() > edited.sum()
+    rep = read_journal(path)
+    assert rep.unsaved and rep.recovered_steps == 1
+    back = LabelEditor.replay(rep)
+    np.testing.assert_array_equal(back.labels, ed.labels)
+    np.testing.assert_array_equal(back.person_mask(), want_mask)
+    assert back.person_changes() == ed.person_changes()
+    back.undo()                     # the hand edit goes; the file's provenance stays
+    np.testing.assert_array_equal(back.person_mask(), edited)
+
+
+def test_a_journal_with_only_adopted_provenance_holds_no_unsaved_edits(data_home):
+    labels, edited = _edited_file_labels()
+    path = data_home / "j2.lljournal"
+    ed = LabelEditor(labels.copy(), journal=Journal(path))
+    ed.adopt_person_edits(edited)
+    ed.journal.close()
+    rep = read_journal(path)
+    assert [k for k, _ in rep.entries] == ["baseline"] and not rep.unsaved
+    assert not has_unsaved_edits(path)
+    np.testing.assert_array_equal(LabelEditor.replay(rep).person_mask(), edited)

@@ -409,8 +409,19 @@ class LabelEditor:
         base = self.labels.copy()
         base[edited & (self.labels != 0)] = 0
         base[edited & (self.labels == 0)] = self.UNKNOWN_PRIOR
+        before = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
         self._baseline = base
         self._initial_zero = False
+        if self.journal is not None and self.journal.started:
+            # journaled, so that a restore after a crash knows what a person edited (otherwise
+            # the file's provenance would be handed to the model); a journal not started yet
+            # records it with its first step (:meth:`_commit`)
+            delta = Delta.between(before, base)
+            if delta is not None:
+                try:
+                    self.journal.append_baseline(delta)
+                except OSError as exc:
+                    self._journal_failed(exc)
         self._recount()
         self._announce()
 
@@ -430,6 +441,13 @@ class LabelEditor:
         #: what the app should tell the user about a damaged journal ("" when intact)
         ed.restore_problem = rep.problem()
         for kind, step in rep.entries:
+            if kind == "baseline" and step is not None and step.baseline is not None:
+                if ed._baseline is None:
+                    ed._baseline = np.zeros_like(ed.labels)
+                step.baseline.apply(ed._baseline, forward=True)
+                ed._initial_zero = False
+                ed._recount()
+                continue
             if kind == "lost":  # a damaged record keeps its place as a no-op step (undo/redo stay paired)
                 step = Step("Lost edit (damaged journal)", Delta((0, 0, 0, 0, 0, 0), np.zeros(0, np.uint8),
                                                                   np.zeros(0, np.uint8), np.zeros(0, np.uint8)))
@@ -498,11 +516,27 @@ class LabelEditor:
                 before = self.labels.copy()
                 step.delta.apply(before, forward=False)
                 self._start_journal(before)
+                self._journal_adopted_baseline(before, step)
         self.history.push(step)
         self.dirty = True
         self.version += 1
         self._journal("step", step)
         self._announce()
+
+    def _journal_adopted_baseline(self, initial: np.ndarray, step: Step) -> None:
+        """After a lazy journal start: record the reference as it was before ``step`` when it
+        is not the starting labels (provenance adopted from a file before any edit)."""
+        if self.journal is None or not self.journal.started or self._baseline is None:
+            return
+        base = self._baseline.copy()
+        if step.baseline is not None:
+            step.baseline.apply(base, forward=False)
+        delta = Delta.between(initial, base)
+        if delta is not None:
+            try:
+                self.journal.append_baseline(delta)
+            except OSError as exc:
+                self._journal_failed(exc)
 
     def _journal(self, kind: str, step: Optional[Step] = None) -> None:
         j = self.journal

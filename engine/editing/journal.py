@@ -281,6 +281,12 @@ class Journal:
         meta, payload = _encode_deltas([step.delta, step.baseline])
         self._write({"type": "step", "name": step.name, "kind": step.kind, "deltas": meta}, payload)
 
+    def append_baseline(self, delta: Delta) -> None:
+        """Record a change of the hand-edit reference that is no undo step: the provenance a
+        label file brought (which voxels a person edited), adopted after the labels opened."""
+        meta, payload = _encode_deltas([delta])
+        self._write({"type": "baseline", "deltas": meta}, payload)
+
     def append_undo(self) -> None:
         self._write({"type": "undo"})
 
@@ -322,7 +328,8 @@ class Replay:
 
     ``initial`` is the array the session started from; ``entries`` the records
     after ``open`` in order, as ``("step", Step)``, ``("undo", None)``,
-    ``("redo", None)`` or ``("saved", None)``. The one replay of the entries is
+    ``("redo", None)``, ``("saved", None)`` or ``("baseline", Step)`` (a change of the
+    hand-edit reference only, in the step's ``baseline``; not an edit, not undoable). The one replay of the entries is
     :meth:`engine.editing.editor.LabelEditor.replay`.
     """
 
@@ -351,6 +358,8 @@ class Replay:
     def unsaved(self) -> bool:
         """True when a step, undo or redo follows the last ``saved`` mark."""
         for kind, _ in reversed(self.entries):
+            if kind == "baseline":  # provenance adopted from a file: not an edit
+                continue
             if kind == "saved":
                 return False
             return True
@@ -400,6 +409,13 @@ def read_journal(path: str | os.PathLike) -> Replay:
                 step = Step(str(rec.header.get("name", "")), deltas[0],  # type: ignore[arg-type]
                             str(rec.header.get("kind", "person")), deltas[1] if len(deltas) > 1 else None)
                 rep.entries.append(("step", step))
+            elif rec.type == "baseline":
+                (d,) = _decode_deltas(rec.header["deltas"], rec.payload)
+                if d is None:
+                    raise ValueError("baseline record without a delta")
+                _check_delta(d, shape)  # type: ignore[arg-type]
+                empty = Delta((0, 0, 0, 0, 0, 0), np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.uint8))
+                rep.entries.append(("baseline", Step("Provenance from the label file", empty, "load", d)))
             elif rec.type in ("undo", "redo", "saved"):
                 rep.entries.append((rec.type, None))
         except Exception:  # noqa: BLE001 - a valid CRC over a bad payload: the record is damaged
