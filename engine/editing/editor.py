@@ -410,18 +410,9 @@ class LabelEditor:
         base[edited & (self.labels != 0)] = 0
         base[edited & (self.labels == 0)] = self.UNKNOWN_PRIOR
         before = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
-        self._baseline = base
-        self._initial_zero = False
-        if self.journal is not None and self.journal.started:
-            # journaled, so that a restore after a crash knows what a person edited (otherwise
-            # the file's provenance would be handed to the model); a journal not started yet
-            # records it with its first step (:meth:`_commit`)
-            delta = Delta.between(before, base)
-            if delta is not None:
-                try:
-                    self.journal.append_baseline(delta)
-                except OSError as exc:
-                    self._journal_failed(exc)
+        self._baseline, self._initial_zero = base, False
+        if self.journal is not None and self.journal.started:  # else with its first step (_commit)
+            self._journal_baseline(before, base)  # a restore must know what a person edited
         self._recount()
         self._announce()
 
@@ -441,9 +432,8 @@ class LabelEditor:
         #: what the app should tell the user about a damaged journal ("" when intact)
         ed.restore_problem = rep.problem()
         for kind, step in rep.entries:
-            if kind == "baseline" and step is not None and step.baseline is not None:
-                if ed._baseline is None:
-                    ed._baseline = np.zeros_like(ed.labels)
+            if kind == "baseline" and step is not None and step.baseline is not None:  # adopted provenance
+                ed._baseline = ed._baseline if ed._baseline is not None else np.zeros_like(ed.labels)
                 step.baseline.apply(ed._baseline, forward=True)
                 ed._initial_zero = False
                 ed._recount()
@@ -526,17 +516,17 @@ class LabelEditor:
     def _journal_adopted_baseline(self, initial: np.ndarray, step: Step) -> None:
         """After a lazy journal start: record the reference as it was before ``step`` when it
         is not the starting labels (provenance adopted from a file before any edit)."""
-        if self.journal is None or not self.journal.started or self._baseline is None:
-            return
-        base = self._baseline.copy()
-        if step.baseline is not None:
-            step.baseline.apply(base, forward=False)
-        delta = Delta.between(initial, base)
-        if delta is not None:
-            try:
-                self.journal.append_baseline(delta)
-            except OSError as exc:
-                self._journal_failed(exc)
+        if self.journal is not None and self.journal.started and self._baseline is not None:
+            base = self._baseline.copy()
+            if step.baseline is not None:
+                step.baseline.apply(base, forward=False)
+            self._journal_baseline(initial, base)
+
+    def _journal_baseline(self, before: np.ndarray, after: np.ndarray) -> None:
+        try:
+            self.journal.append_baseline(before, after)  # type: ignore[union-attr]
+        except OSError as exc:
+            self._journal_failed(exc)
 
     def _journal(self, kind: str, step: Optional[Step] = None) -> None:
         j = self.journal

@@ -281,11 +281,14 @@ class Journal:
         meta, payload = _encode_deltas([step.delta, step.baseline])
         self._write({"type": "step", "name": step.name, "kind": step.kind, "deltas": meta}, payload)
 
-    def append_baseline(self, delta: Delta) -> None:
-        """Record a change of the hand-edit reference that is no undo step: the provenance a
-        label file brought (which voxels a person edited), adopted after the labels opened."""
-        meta, payload = _encode_deltas([delta])
-        self._write({"type": "baseline", "deltas": meta}, payload)
+    def append_baseline(self, before: np.ndarray, after: np.ndarray) -> None:
+        """Record a change of the hand-edit reference from ``before`` to ``after`` that is no
+        undo step: the provenance a label file brought (which voxels a person edited), adopted
+        after the labels opened. Nothing is written when they are equal."""
+        delta = Delta.between(before, after)
+        if delta is not None:
+            meta, payload = _encode_deltas([delta])
+            self._write({"type": "baseline", "deltas": meta}, payload)
 
     def append_undo(self) -> None:
         self._write({"type": "undo"})
