@@ -42,7 +42,7 @@ class Actions:
     menus
         ``"file"``, ``"edit"``, ``"view"``, ``"tools"``, ``"ai"``, ``"help"``.
     toolbar
-        The main toolbar.
+        The main toolbar (files, reading, AI).
     add_dock
         ``add_dock(widget, title, area)`` puts ``widget`` in a new dock and returns it.
     file_tail
@@ -54,6 +54,14 @@ class Actions:
     toolbar: QToolBar
     add_dock: Callable[..., QDockWidget]
     file_tail: Optional[QAction] = None
+    #: the toolbar of the pointer tools (measurements, editing), on a row of its own; the main
+    #: toolbar when ``None``
+    tools_toolbar: Optional[QToolBar] = None
+
+    @property
+    def tool_bar(self) -> QToolBar:
+        """Where a pointer tool's action goes (measurement and editing tools)."""
+        return self.tools_toolbar if self.tools_toolbar is not None else self.toolbar
 
     def action(self, text: str, slot: Callable[[], Any], shortcut: Shortcut = None, menu: Optional[str] = None,
                checkable: bool = False, tip: str = "") -> QAction:

@@ -97,9 +97,16 @@ class MainWindow(QMainWindow):
         self.toolbar = QToolBar("Main", self)
         self.toolbar.setObjectName("main_toolbar")
         self.addToolBar(self.toolbar)
+        # the pointer tools (measurements, editing) get a row of their own: on one row at 1400 px
+        # Run AI and every editing tool folded into the overflow menu
+        self.addToolBarBreak()
+        self.tools_toolbar = QToolBar("Tools", self)
+        self.tools_toolbar.setObjectName("tools_toolbar")
+        self.addToolBar(self.tools_toolbar)
         quit_action = self._add_quit()
         self.ctx = AppContext(self.session, self.labels, self.case, self.runner, self.preferences, self.notices,
-                              Actions(self, self.menus, self.toolbar, self.add_dock, quit_action))
+                              Actions(self, self.menus, self.toolbar, self.add_dock, quit_action,
+                                      self.tools_toolbar))
         self.notices.error_shown.connect(self._show_error_box)
         self.notices.status_shown.connect(self._show_status)  # a bound slot: disconnected when the window goes
         self.runner.error.connect(self.notices.error)
@@ -146,7 +153,7 @@ class MainWindow(QMainWindow):
                 self.editing.tool_group.addAction(action)
         self.keys = KeysFlow(self.ctx, self.views, escape_steps(self.views, self.ai, self.editing, self.reading),
                              self.editing.settings.grow if self.editing is not None else None,
-                             (self.toolbar, self.statusBar()))
+                             (self.toolbar, self.tools_toolbar, self.statusBar()))
         self.flows = tuple(sorted(wanted))
         self._add_help()
         self._tabify_flow_docks()

@@ -242,3 +242,19 @@ def test_model_selector_lists_registry_models_with_dice(window, tmp_path, monkey
     assert texts[-1].startswith("Intensity rules")
     assert w.ai.run_action.shortcut().toString() == "Ctrl+R"
     assert w.ai.run_action in w.toolbar.actions() and w.ai.run_action in w.menus["ai"].actions()
+
+
+def test_run_ai_and_every_tool_are_on_screen_at_1280_px(window, qtbot):
+    """At a laptop width nothing a reader or annotator needs folds into a toolbar's overflow menu."""
+    w = window
+    w.resize(1280, 850)
+    qtbot.waitUntil(lambda: w.width() == 1280, timeout=5000)
+    needed = [(w.toolbar, w.scan_io.open_action), (w.toolbar, w.ai.run_action)]
+    needed += [(w.tools_toolbar, a) for a in w.editing.tool_actions.values()]
+    needed += [(w.tools_toolbar, a) for a in w.reading.tool_actions.values()]
+    assert len(needed) >= 9
+    for bar, action in needed:
+        button = bar.widgetForAction(action)
+        assert button is not None and button.isVisible(), action.text()
+        assert bar.geometry().contains(button.geometry().translated(bar.geometry().topLeft()))
+    assert w.ai.run_action.isEnabled()  # a scan is open

@@ -119,7 +119,7 @@ class EditingFlow(QObject):
                               checkable=True, tip=f"{tool.title} ({tool.shortcut})")
             self.tool_group.addAction(action)
             self.tool_actions[tool.name] = action
-            a.toolbar.addAction(action)
+            a.tool_bar.addAction(action)
         a.menus["tools"].addSeparator()
         self.label_actions = [a.action(f"Paint {lab.name}", lambda v=lab.value: self.settings.set_label(v),
                                        str(lab.value), "tools") for lab in DEFAULT_TABLE]

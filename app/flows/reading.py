@@ -46,7 +46,7 @@ class ReadingFlow(QObject):
             action = a.action(tool.title, lambda t=tool.name: self.set_tool(t), tool.shortcut, "tools",
                               checkable=True, tip=f"{tool.title} ({tool.shortcut})")
             self.tool_actions[tool.name] = action
-            a.toolbar.addAction(action)
+            a.tool_bar.addAction(action)
         self.clear_action = a.action("Clear &measurements", self.clear, "Shift+R", "tools")
         menu = a.menus["view"].addMenu("Thick &slab")
         self.slab_group = QActionGroup(self)
