@@ -79,6 +79,7 @@ def _search(qtbot, flow, **fields):
     browser = flow.show_browser()
     browser.patient_name.setText(fields.get("name", ""))
     browser.patient_id.setText(fields.get("patient_id", ""))
+    browser.accession.setText(fields.get("accession", ""))
     browser.modality.setCurrentText(fields.get("modality", "CT"))
     browser.search_button.click()
     assert flow.busy and not browser.search_button.isEnabled()  # on a worker: the GUI is free
@@ -101,8 +102,8 @@ def test_browser_finds_the_study_and_lists_its_series(qtbot, window, orthanc):
     assert flow.open_action.shortcut().toString() == "Ctrl+Shift+P"
     browser = _search(qtbot, flow, patient_id="C3N-00247")
     assert browser.modality.currentText() == "CT"  # the default modality
-    assert browser.study_rows() == [("2010-02-27", "C3N-00247", "C3N-00247", "CT CHEST W IV CONTRAST", "CT", "1",
-                                     "99")]
+    assert browser.study_rows() == [("2010-02-27", "C3N-00247", "C3N-00247", "1598252606449858",
+                                     "CT CHEST W IV CONTRAST", "CT", "1", "99")]
     assert not browser.more_button.isVisible()
     assert browser.message_text == "1 study found."
     assert orthanc.url in browser.server_label.text() and "no credentials" in browser.server_label.text()
@@ -115,6 +116,11 @@ def test_browser_finds_the_study_and_lists_its_series(qtbot, window, orthanc):
     assert [r[2] for r in browser.study_rows()] == ["C3N-00247"]
     _search(qtbot, flow, name="nobody")
     assert browser.study_rows() == [] and browser.message_text.startswith("No study matches")
+    # by accession number (the order's number on a worklist): exact
+    _search(qtbot, flow, accession="1598252606449858")
+    assert [r[3] for r in browser.study_rows()] == ["1598252606449858"]
+    _search(qtbot, flow, accession="1598252606")
+    assert browser.study_rows() == []
 
 
 def test_paging_asks_for_the_next_page(qtbot, window, orthanc):

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateEdit, QDialog, QGridLa
                                QLabel, QLineEdit, QProgressBar, QPushButton, QSplitter, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-STUDY_COLUMNS = ("Date", "Patient", "Patient ID", "Description", "Modalities", "Series", "Images")
+STUDY_COLUMNS = ("Date", "Patient", "Patient ID", "Accession", "Description", "Modalities", "Series", "Images")
 SERIES_COLUMNS = ("#", "Modality", "Description", "Images")
 #: modalities offered; "" is any
 MODALITIES = ("CT", "", "MR", "CR", "DX", "PT", "SEG", "DOC")
@@ -43,7 +43,8 @@ def study_row(study: Any) -> tuple[str, ...]:
     def count(value: Optional[int]) -> str:
         return "" if value is None else str(value)
 
-    return (study.date, study.patient_name.replace("^", " ").strip(), study.patient_id, study.description,
+    return (study.date, study.patient_name.replace("^", " ").strip(), study.patient_id, study.accession,
+            study.description,
             ", ".join(study.modalities), count(study.n_series), count(study.n_instances))
 
 
@@ -92,6 +93,8 @@ class PacsBrowser(QDialog):
         self.patient_name.setPlaceholderText("e.g. DOE or DOE^J* (start of the name)")
         self.patient_id = QLineEdit()
         self.patient_id.setPlaceholderText("exact, or with * and ? wildcards")
+        self.accession = QLineEdit()
+        self.accession.setPlaceholderText("exact (the order's number on the worklist)")
         self.from_box, self.to_box = QCheckBox("From"), QCheckBox("To")
         self.date_from, self.date_to = _date_edit(self.from_box), _date_edit(self.to_box)
         self.modality = QComboBox()
@@ -101,7 +104,7 @@ class PacsBrowser(QDialog):
         self.search_button = QPushButton("Search")
         self.search_button.setDefault(True)
         self.search_button.clicked.connect(self.request_search)
-        for edit in (self.patient_name, self.patient_id):
+        for edit in (self.patient_name, self.patient_id, self.accession):
             edit.returnPressed.connect(self.request_search)
         form = QGridLayout()
         form.addWidget(QLabel("Patient name"), 0, 0)
@@ -114,13 +117,15 @@ class PacsBrowser(QDialog):
         dates.addStretch(1)
         form.addWidget(QLabel("Study date"), 1, 0)
         form.addLayout(dates, 1, 1)
-        form.addWidget(QLabel("Modality"), 1, 2)
+        form.addWidget(QLabel("Accession"), 1, 2)
+        form.addWidget(self.accession, 1, 3)
+        form.addWidget(QLabel("Modality"), 2, 2)
         self.modality.setMinimumContentsLength(6)
         mod_row = QHBoxLayout()
         mod_row.addWidget(self.modality)
         mod_row.addStretch(1)
         mod_row.addWidget(self.search_button)
-        form.addLayout(mod_row, 1, 3)
+        form.addLayout(mod_row, 2, 3)
         form.setColumnStretch(1, 1)
         form.setColumnStretch(3, 1)
         # -- results --------------------------------------------------------------
@@ -212,7 +217,7 @@ class PacsBrowser(QDialog):
         modality = "" if text.lower() in ("", "any") else text.upper()
         return StudyQuery(patient_name=self.patient_name.text().strip(), patient_id=self.patient_id.text().strip(),
                           date_from=day(self.from_box, self.date_from), date_to=day(self.to_box, self.date_to),
-                          modality=modality, limit=limit)
+                          modality=modality, accession=self.accession.text().strip(), limit=limit)
 
     def request_search(self) -> None:
         if not self._busy:
