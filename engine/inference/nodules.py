@@ -42,6 +42,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from ..anatomy.boxes import Box, z_slabs
 from ..anatomy.lungs import LungMasks
 from ..labels import CONSOLIDATION, GGO
 from ..progress import CancelLike, check_cancel
@@ -124,6 +125,21 @@ def _ring(region: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndarray:
     return out
 
 
+def _box_of(labels: np.ndarray, value: int) -> Optional[Box]:
+    """Bounding box of ``labels == value``, found a slab of slices at a time (no full-size mask)."""
+    nz = labels.shape[0]
+    slices = np.zeros(nz, dtype=bool)
+    plane = np.zeros(labels.shape[1:], dtype=bool)
+    for k in z_slabs(labels.shape):
+        m = labels[k] == value
+        slices[k] = m.any(axis=(1, 2))
+        plane |= m.any(axis=0)
+    if not slices.any():
+        return None
+    zs, ys, xs = np.flatnonzero(slices), np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+    return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+
+
 def set_aside_nodules(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
                       cancel: Optional[CancelLike] = None, min_slices: int = MIN_SLICES
                       ) -> tuple[np.ndarray, dict[str, int], list[Nodule]]:
@@ -152,35 +168,37 @@ def set_aside_nodules(volume: Volume, labels: np.ndarray, lungs: Optional[LungMa
     geom = volume.geometry
     if lungs is None or not geom.spacing_known or labels.shape[0] < min_slices:
         return labels, removed, []
-    cons = labels == CONSOLIDATION
-    if not cons.any():
+    box = _box_of(labels, CONSOLIDATION)  # work inside the consolidation's box: no full-size temporaries
+    if box is None:
         return labels, removed, []
-    lung = lungs.lung
     spacing = tuple(float(s) for s in geom.spacing)
     voxel_mm3 = float(np.prod(spacing))
-    comp = cc3d.connected_components(cons, connectivity=26)
+    comp = cc3d.connected_components(labels[box] == CONSOLIDATION, connectivity=26)
     stats = cc3d.statistics(comp)
     pad = [int(np.ceil(RING_MM[1] / s)) + 1 for s in spacing]
     out, found = labels, []
-    for i, box in enumerate(stats["bounding_boxes"]):
+    for i, rbox in enumerate(stats["bounding_boxes"]):
         n = int(stats["voxel_counts"][i])
-        if i == 0 or box is None or n == 0:
+        if i == 0 or rbox is None or n == 0:
             continue
-        ext = np.array([(b.stop - b.start) * s for b, s in zip(box, spacing)])
+        ext = np.array([(b.stop - b.start) * s for b, s in zip(rbox, spacing)])
         deq = (6.0 * n * voxel_mm3 / np.pi) ** (1.0 / 3.0)
         if deq < NODULE_MM[0] or ext.max() > NODULE_MM[1] or ext.min() < ROUND_RATIO * ext.max():
             continue
         if n * voxel_mm3 < FILL_MIN * np.pi / 6.0 * float(np.prod(ext)):
             continue
         check_cancel(cancel)
-        crop = (box[0],) + tuple(slice(max(b.start - p, 0), min(b.stop + p, m))
-                                 for b, p, m in zip(box[1:], pad[1:], labels.shape[1:]))
-        region = comp[crop] == i
+        at = tuple(slice(b.start + o.start, b.stop + o.start) for b, o in zip(rbox, box))  # in the scan
+        crop = (at[0],) + tuple(slice(max(b.start - p, 0), min(b.stop + p, m))
+                                for b, p, m in zip(at[1:], pad[1:], labels.shape[1:]))
+        region = np.zeros(tuple(c.stop - c.start for c in crop), dtype=bool)
+        region[tuple(slice(a.start - c.start, a.stop - c.start) for a, c in zip(at, crop))] = comp[rbox] == i
         ring = _ring(region, spacing[1:])
         if not ring.any():
             continue
         img = hu_image(volume, crop)
-        outside = 1.0 - float(lung[crop][ring].mean())
+        lung = lungs.left[crop] | lungs.right[crop]
+        outside = 1.0 - float(lung[ring].mean())
         aerated = float((img[ring] < AERATED_HU).mean())
         ggo = float((labels[crop][ring] == GGO).mean())
         median = float(np.median(img[region]))
@@ -190,7 +208,7 @@ def set_aside_nodules(volume: Volume, labels: np.ndarray, lungs: Optional[LungMa
         long_, short = _axes_mm(region[int(np.argmax(areas))], spacing[1:])
         zz, yy, xx = np.nonzero(region)
         centre = (float(zz.mean() + crop[0].start), float(yy.mean() + crop[1].start), float(xx.mean() + crop[2].start))
-        found.append(Nodule((box[0].start, box[0].stop - 1), (long_ + short) / 2.0, float(ext.max()),
+        found.append(Nodule((at[0].start, at[0].stop - 1), (long_ + short) / 2.0, float(ext.max()),
                             n * voxel_mm3 / 1000.0, n, centre, median))
         if out is labels:
             out = labels.copy()
