@@ -47,6 +47,7 @@ def in_plane(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray, px: float) ->
         d = ndimage.distance_transform_edt(~reg, sampling=(px, px))
         ring = (d > N.RING_MM[0]) & (d <= N.RING_MM[1])
         ok = bool(deq >= N.NODULE_MM[0] and ext.max() <= N.NODULE_MM[1] and ext.min() >= N.ROUND_RATIO * ext.max()
+                  and min(b.stop - b.start for b in box) >= N.MIN_PIXELS_ACROSS
                   and fill >= N.FILL_MIN and 1.0 - lung[ring].mean() <= N.RING_MAX_OUTSIDE
                   and (hu[ring] < N.AERATED_HU).mean() >= N.RING_MIN_AERATED
                   and (labels[ring] == GGO).mean() <= N.RING_MAX_GGO and np.median(hu[reg]) >= N.SOLID_MIN_HU)

@@ -86,6 +86,28 @@ def test_stacks_without_spacing_short_volumes_and_no_lungs_are_left_alone():
     assert set_aside_nodules(short, labels[25:32], None)[2] == []
 
 
+def test_a_speck_of_coarse_voxels_is_no_nodule():
+    """Two slices of 2 x 2 voxels of 4.7 x 2.8 x 2.8 mm measure over 5 mm but show no shape: kept."""
+    spacing = (4.6875, 2.8, 2.8)
+    shape = (20, 40, 40)
+    img = np.full(shape, LUNG_HU, np.int16)
+    labels = np.zeros(shape, np.uint8)
+    img[9:11, 20:22, 20:22] = SOLID_HU
+    labels[9:11, 20:22, 20:22] = CONSOLIDATION
+    geo = Geometry(shape=shape, spacing=spacing)
+    lung = np.ones(shape, bool)
+    out, removed, nodules = set_aside_nodules(Volume(img, geo, is_hu=True), labels,
+                                              LungMasks.from_masks(np.zeros(shape, bool), lung, geo))
+    assert nodules == [] and out is labels
+    img[8:13, 16:26, 16:26] = SOLID_HU                                  # 28 x 28 mm across, 5 slices: a nodule
+    labels[8:13, 16:26, 16:26] = CONSOLIDATION
+    ball = np.zeros(shape, bool)
+    ball[8:13, 16:26, 16:26] = True
+    out, removed, nodules = set_aside_nodules(Volume(img, geo, is_hu=True), labels,
+                                              LungMasks.from_masks(np.zeros(shape, bool), lung, geo))
+    assert len(nodules) == 1 and removed == {"consolidation": int(ball.sum())}
+
+
 def test_an_8bit_lung_window_volume_reads_the_same():
     vol, labels, lungs, parts = _scene()
     img = np.clip((vol.array.astype(np.float32) + 1350.0) / 1500.0 * 255.0, 0, 255).astype(np.uint8)

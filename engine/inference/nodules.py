@@ -15,7 +15,8 @@ The rule (``docs/MODELS.md`` states it and what it removes from real disease)
 spacing): a 3D region of consolidation (26-connected) is set aside when it is
 
 1. nodule-sized: equivalent-sphere diameter at least :data:`NODULE_MM` ``[0]`` and no extent
-   (along z, y or x) above :data:`NODULE_MM` ``[1]`` (the glossary's 3 cm);
+   (along z, y or x) above :data:`NODULE_MM` ``[1]`` (the glossary's 3 cm), and at least
+   :data:`MIN_PIXELS_ACROSS` pixels across on its largest slice (fewer show no shape);
 2. roughly round and compact: smallest / largest extent at least :data:`ROUND_RATIO`, and
    it fills at least :data:`FILL_MIN` of the ellipsoid inscribed in its bounding box (a
    band, a plate or a branching patch does not);
@@ -54,6 +55,10 @@ RULE = "solid_nodule"
 NODULE_MM: tuple[float, float] = (5.0, 30.0)
 #: smallest / largest extent (mm, along z, y, x) of a roughly round region
 ROUND_RATIO = 0.5
+#: a region spans at least this many pixels along y and along x on its largest slice: fewer cannot
+#: show a shape (a speck of a few coarse voxels measures "5 mm" without being round). CT pixels are
+#: 0.5-0.9 mm, so a 5 mm nodule spans 5-10; on coarser grids only larger ones are tested
+MIN_PIXELS_ACROSS = 5
 #: share of the ellipsoid inscribed in its bounding box that a compact region fills
 FILL_MIN = 0.5
 #: in-plane ring around the region on its slices, from [0] to [1] mm (past its partial-volume edge)
@@ -68,7 +73,8 @@ RING_MAX_GGO = 0.25
 AERATED_HU = -500.0
 #: a solid region's median is at least this (HU); consolidation and soft tissue are about -100 to +50 HU
 SOLID_MIN_HU = -100.0
-RULE_TEXT = {RULE: (f"a round, isolated, solid region of 'consolidation' ({NODULE_MM[0]:g}-{NODULE_MM[1]:g} mm, "
+RULE_TEXT = {RULE: (f"a round, isolated, solid region of 'consolidation' ({NODULE_MM[0]:g}-{NODULE_MM[1]:g} mm and "
+                    f"at least {MIN_PIXELS_ACROSS} pixels across, "
                     f"smallest extent at least {ROUND_RATIO:g} of the largest, at least {int((1 - RING_MAX_OUTSIDE) * 100)} % "
                     f"of the lung around it within the lungs, {int(RING_MIN_AERATED * 100)} % aerated and at most "
                     f"{int(RING_MAX_GGO * 100)} % ground glass, median at least {SOLID_MIN_HU:g} HU) is a nodule or mass, "
@@ -204,8 +210,10 @@ def set_aside_nodules(volume: Volume, labels: np.ndarray, lungs: Optional[LungMa
         median = float(np.median(img[region]))
         if outside > RING_MAX_OUTSIDE or aerated < RING_MIN_AERATED or ggo > RING_MAX_GGO or median < SOLID_MIN_HU:
             continue
-        areas = region.sum(axis=(1, 2))
-        long_, short = _axes_mm(region[int(np.argmax(areas))], spacing[1:])
+        largest = region[int(np.argmax(region.sum(axis=(1, 2))))]
+        if min(np.count_nonzero(largest.any(axis=1)), np.count_nonzero(largest.any(axis=0))) < MIN_PIXELS_ACROSS:
+            continue
+        long_, short = _axes_mm(largest, spacing[1:])
         zz, yy, xx = np.nonzero(region)
         centre = (float(zz.mean() + crop[0].start), float(yy.mean() + crop[1].start), float(xx.mean() + crop[2].start))
         found.append(Nodule((at[0].start, at[0].stop - 1), (long_ + short) / 2.0, float(ext.max()),
