@@ -258,3 +258,51 @@ def test_run_ai_and_every_tool_are_on_screen_at_1280_px(window, qtbot):
         assert button is not None and button.isVisible(), action.text()
         assert bar.geometry().contains(button.geometry().translated(bar.geometry().topLeft()))
     assert w.ai.run_action.isEnabled()  # a scan is open
+
+
+class SolidRule(torch.nn.Module):
+    """Labels solid density (-100 to +150 HU) consolidation, pixel by pixel: a nodule becomes 'consolidation'."""
+
+    def forward(self, x):
+        from engine.preprocessing.normalize import unit_to_hu
+        hu = unit_to_hu(x[:, :1])
+        other = torch.full_like(hu, -20.0)
+        return torch.cat([torch.zeros_like(hu), other, 0.05 * torch.minimum(hu + 100.0, 150.0 - hu), other], 1)
+
+
+def test_a_nodule_read_as_consolidation_is_a_notice(make_window, qtbot, monkeypatch):
+    """A 23 mm solid ball in the aerated right lung of the phantom: set aside, named in Notices and the panel."""
+    from engine.anatomy import lung_masks
+    from engine.inference import Predictor
+    from engine.models.registry import LoadedModel
+    from engine.phantom import chest_ct
+    from engine.types import Volume
+    ph = chest_ct(shape=SHAPE, seed=3)
+    lungs = lung_masks(ph.volume)
+    z = 30
+    ys, xs = np.nonzero(lungs.right[z])
+    centre = np.array([z, np.median(ys), np.median(xs)]) * np.asarray(ph.volume.geometry.spacing)
+    grid = np.stack(np.meshgrid(*(np.arange(n) * s for n, s in zip(SHAPE, ph.volume.geometry.spacing)),
+                                indexing="ij"), -1)
+    ball = np.linalg.norm(grid - centre, axis=-1) <= 9.0
+    assert lungs.right[ball].all()
+    arr = ph.volume.array.copy()
+    arr[ball] = 40
+    w = make_window(flows=None, size=(1300, 850))
+    w.scan_io.show_volume(Volume(arr, ph.volume.geometry, is_hu=True))
+    qtbot.waitUntil(lambda: not w.runner.active, timeout=60000)   # the lungs are found at open
+    card = ModelCard(name="solid_rule", task="segmentation", architecture="test", input_size=(128, 128),
+                     extra={"multiple": 1})
+    predictor = Predictor(LoadedModel(SolidRule().eval(), card, torch.device("cpu"), torch.float32), device="cpu",
+                          findings_model=False, covid_model=False, threads=1)
+    monkeypatch.setattr(w.ai, "predictor", lambda key=None: predictor)
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=60000):
+        w.ai.run()
+    pred = w.ai.proposal.prediction
+    assert len(pred.nodules) == 1 and ball.sum() <= pred.nodules[0].voxels <= ball.sum() + 10  # + its edge
+    assert pred.nodules[0].slices == (29, 31)
+    notice = pred.nodules[0].notice
+    assert notice.startswith("Solid nodule / mass of 23 mm at slices 30-32: not assessed by this model")
+    assert notice in w.notices.warnings                     # View > Notices
+    assert notice in w.ai.panel.notes.text()                # the findings panel's notes
+    assert not (pred.labels[ball] == 2).any()               # not counted as consolidation

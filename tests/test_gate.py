@@ -111,6 +111,40 @@ def test_effusion_at_the_apex_in_front_or_of_lung_density_is_removed(phantom, lu
     assert lung_gate(v, labels, lungs).removed_by_rule["not_fluid_density"] == {}
 
 
+def test_a_slice_without_lung_keeps_no_ggo_or_consolidation(phantom, lungs):
+    """The 3D margin does not reach onto a slice without lung (it kept the liver and stomach under the bases
+    of the radiopaedia stacks, where 10 mm is 10 slices); effusion may go on into the costophrenic recess
+    below the base only when the spacing is known."""
+    zs = np.flatnonzero(lungs.lung.any(axis=(1, 2)))
+    base = int(zs.min())                                      # slice index grows towards the head
+    ys, xs = np.nonzero(lungs.lung[base])
+    labels = np.zeros_like(phantom.labels)
+    labels[base - 1, ys.min():ys.max() + 1, xs.min():xs.max() + 1] = CONSOLIDATION   # 4 mm under the lung
+    labels[base - 2, ys.min():ys.max() + 1, xs.min():xs.max() + 1] = GGO             # 8 mm under it
+    n = int((labels > 0).sum())
+    g = lung_gate(phantom.volume, labels, lungs)
+    assert g.labels.sum() == 0
+    assert g.removed_by_rule["outside_lungs"] == {"ggo": n // 2, "consolidation": n // 2}
+    # the phantom's effusion goes on below the lung base (its recess): kept with known spacing
+    eff = np.where(phantom.labels == EFFUSION, EFFUSION, 0).astype(np.uint8)
+    below = int((eff[:base] > 0).sum())
+    assert below >= 10
+    known = lung_gate(phantom.volume, eff, lungs)
+    assert (known.labels[:base] == EFFUSION).sum() == below
+    # the same images as a stack without spacing: no finding at all on a slice without lung
+    geo = phantom.volume.geometry
+    stack = Volume(phantom.volume.array, Geometry(geo.shape, spacing=(1.0, 1.0, 1.0), spacing_known=False),
+                   is_hu=True)
+    both = np.where(labels > 0, labels, eff).astype(np.uint8)
+    g = lung_gate(stack, both, lungs)
+    assert not g.labels[~g.lung_slices].any()
+    # above the base the effusion stays (and its 3-voxel fragment too: no spacing, no size rule)
+    assert (g.labels[base:] == EFFUSION).sum() == (known.labels[base:] == EFFUSION).sum() + 3
+    torch = pytest.importorskip("torch")
+    from engine.inference.gate_torch import lung_gate_torch
+    _same_gate(lung_gate_torch(stack, torch.from_numpy(both), lungs), g)   # the device path: the same rule
+
+
 def test_no_lung_removes_every_finding():
     v = Volume(np.full((10, 32, 32), 40, np.int16), Geometry((10, 32, 32), spacing=(2.0, 1.0, 1.0)), is_hu=True)
     labels = np.zeros((10, 32, 32), np.uint8)

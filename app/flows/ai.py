@@ -301,6 +301,8 @@ class AIFlow(QObject):
         self.ctx.case.set_assessment(assessed, list(getattr(prediction, "not_assessed", [])))
         if not assessed:
             self.ctx.notices.warn("Not assessed by the AI: " + "; ".join(prediction.not_assessed) + ".")
+        for nodule in getattr(prediction, "nodules", None) or []:  # not pneumonia: set aside, to review
+            self.ctx.notices.warn(nodule.notice)
         t = prediction.timings
         self.panel.set_status(f"{self.proposal.model_title}: proposal ready in {t.get('total_s', 0):.1f} s. "
                               "Shown as changes (cyan adds, magenta removes, blue changes a finding). "

@@ -16,11 +16,12 @@ encloses, not the abdomen.
    voxel is kept only within ``lung_margin_mm`` (3D distance) of the envelope, and a
    3D region of them only when at least half of it lies there. The margin keeps the
    subpleural consolidation of COVID-19 that an air threshold leaves out of the lung; a
-   slice without lung keeps none. The kept voxels are then filled back into the lungs.
+   slice without lung keeps none (the 3D margin does not reach onto it). The kept voxels are then filled back into the lungs.
 2. ``outside_pleural_space`` (effusion): fluid lies between lung and chest wall, outside
    the lung. A voxel is kept only outside the lung masks and within
    :data:`EFFUSION_REACH_MM` of the envelope, a region only when at least half of it lies
-   within ``effusion_margin_mm``.
+   within ``effusion_margin_mm``. On a slice without lung, only below the lung base (the
+   costophrenic recess) on scans with known spacing.
 3. ``not_dependent`` (effusion): in a supine patient free fluid lies posteriorly. A
    voxel is kept only behind the anterior quarter of its lung's anterior-posterior extent
    on that slice (:data:`DEPENDENT_FROM`; posterior taken from the geometry, LPS ``y``).
@@ -70,8 +71,8 @@ from ..types import Volume
 from .gate_parts import (APEX_FRACTION, APEX_MARGIN_PX, DENSE, DEPENDENT_FROM, EFFUSION_MARGIN_MM, EFFUSION_MIN_ML,
                          EFFUSION_REACH_MM, FLUID_HU, FLUID_MIN_VOXEL_HU, KEEP_FRACTION, LUNG_MARGIN_MM, RULE_TEXT,
                          RULES, GateResult, _apex_slices, _canonical, _cell_box, _distance_masks, _Dropper,
-                         _effusion_rules, _keep_regions, _lung_cells, _near_lung, _of, _paste, _totals, _voxel_box,
-                         envelope)
+                         _effusion_rules, _keep_regions, _lung_cells, _near_lung, _of, _on_lung_slices, _paste, _totals,
+                         _voxel_box, _z_sign, envelope)
 
 __all__ = ["APEX_FRACTION", "APEX_MARGIN_PX", "DEPENDENT_FROM", "EFFUSION_MARGIN_MM", "EFFUSION_MIN_ML",
            "EFFUSION_REACH_MM", "FLUID_HU", "FLUID_MIN_VOXEL_HU", "KEEP_FRACTION", "LUNG_MARGIN_MM", "RULES",
@@ -136,6 +137,8 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
         in_lung = near = reach = np.zeros(tuple(s.stop - s.start for s in cbox), dtype=bool)
     else:
         in_lung, near, reach = (_paste(m, dbox, cbox) for m in masks)
+    in_lung, near, reach = _on_lung_slices([in_lung, near, reach], box[0].start, lung_slices,
+                                           volume.geometry.spacing_known, _z_sign(volume))
     check_cancel(cancel)
 
     # 1. GGO and consolidation inside the lungs

@@ -40,10 +40,11 @@ EFFUSION_MIN_ML = 2.0
 RULES: tuple[str, ...] = ("outside_lungs", "outside_pleural_space", "not_dependent", "apex", "too_small",
                           "not_fluid_density")
 RULE_TEXT: dict[str, str] = {
-    "outside_lungs": f"GGO and consolidation only inside the lungs (within {LUNG_MARGIN_MM:g} mm of the lung on "
-                     "the same slice, the region at least half there)",
+    "outside_lungs": f"GGO and consolidation only inside the lungs (within {LUNG_MARGIN_MM:g} mm of the lung, on "
+                     "a slice that holds lung, the region at least half there)",
     "outside_pleural_space": f"effusion only in the pleural space: outside the lung, the region at least half "
-                             f"within {EFFUSION_MARGIN_MM:g} mm of it, no voxel beyond {EFFUSION_REACH_MM:g} mm",
+                             f"within {EFFUSION_MARGIN_MM:g} mm of it, no voxel beyond {EFFUSION_REACH_MM:g} mm; on a "
+                             "slice without lung only below the lung base on scans with known spacing",
     "not_dependent": "effusion only along the lung's dependent (posterior, supine) part: behind the anterior quarter of the lung",
     "apex": f"at the apices (upper {int(APEX_FRACTION * 100)} % of a lung's height): no effusion, and GGO or "
             "consolidation only inside the lung (not the neck and thoracic-inlet soft tissue around it)",
@@ -187,13 +188,18 @@ def _posterior_rows(lung_rows: tuple[np.ndarray, ...], volume: Volume, rows: sli
     return out
 
 
+def _z_sign(volume: Volume) -> int:
+    """+1 when the slice index grows towards the head (LPS ``z``), else -1."""
+    return 1 if volume.geometry.direction_matrix[2, 2] >= 0 else -1
+
+
 def _apex_slices(lungs: LungMasks, volume: Volume) -> np.ndarray:
     """bool ``(z,)``: slices in the upper :data:`APEX_FRACTION` of either lung's height, and above it."""
     nz = lungs.shape[0]
     out = np.zeros(nz, dtype=bool)
     if nz < 8:
         return out
-    superior_up = volume.geometry.direction_matrix[2, 2] >= 0
+    superior_up = _z_sign(volume) > 0
     for ext in lungs.extents.values():
         if ext is None:
             continue
@@ -408,6 +414,32 @@ def _within(outside: np.ndarray, sampling: tuple[float, float, float], margins_m
         for m, mm in zip(masks, margins_mm):
             np.less_equal(total, mm, out=m[k])
     return masks
+
+
+def _on_lung_slices(masks: list[np.ndarray], z0: int, lung_slices: np.ndarray, spacing_known: bool,
+                    z_sign: int) -> list[np.ndarray]:
+    """The gate's distance masks (``in_lung``, ``near``, ``reach``; slices from ``z0``) with no cell on a slice
+    without lung, in place.
+
+    GGO and consolidation are lung tissue: a slice without lung holds none, whatever the 3D
+    distance to the lung on the slices beside it (a 10 mm margin is 10 slices of an image stack
+    without spacing, and reached into the liver and the stomach under the lung bases). Effusion
+    may continue below the lung base into the costophrenic recess, so on scans with known
+    spacing its masks keep the slices below the lowest lung slice (``z_sign``: +1 when the slice
+    index grows towards the head); never above the lungs, and not at all without spacing.
+    """
+    in_lung, near, reach = masks
+    nz = in_lung.shape[0]
+    has = np.asarray(lung_slices[z0:z0 + nz], dtype=bool)
+    in_lung[~has] = False
+    eff_ok = has.copy()
+    zs = np.flatnonzero(lung_slices)
+    if spacing_known and zs.size:
+        k = np.arange(z0, z0 + nz)
+        eff_ok |= (k < zs[0]) if z_sign > 0 else (k > zs[-1])  # below the base (the recess)
+    near[~eff_ok] = False
+    reach[~eff_ok] = False
+    return [in_lung, near, reach]
 
 
 def _voxel_box(cells: Box, f: int, shape: tuple[int, ...]) -> Box:

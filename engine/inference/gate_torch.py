@@ -30,7 +30,7 @@ from ..progress import CancelLike, check_cancel
 from ..types import Volume
 from .gate_parts import (APEX_MARGIN_PX, EFFUSION_MARGIN_MM, EFFUSION_REACH_MM, KEEP_FRACTION, LUNG_MARGIN_MM,
                          RULES, GateResult, _apex_slices, _canonical, _Dropper, _effusion_regions,
-                         _keep_regions, _paste, _posterior_rows, _reach_box, _totals)
+                         _keep_regions, _on_lung_slices, _paste, _posterior_rows, _reach_box, _totals, _z_sign)
 
 
 def _pool(mask: torch.Tensor, f: int) -> torch.Tensor:
@@ -216,6 +216,8 @@ def lung_gate_torch(volume: Volume, labels: np.ndarray | torch.Tensor, lungs: Op
         in_lung = near = reach = np.zeros(cshape, dtype=bool)
     else:
         in_lung, near, reach = (_paste(_host(m), dbox, whole) for m in masks)  # type: ignore[arg-type]
+    in_lung, near, reach = _on_lung_slices([in_lung, near, reach], 0, lung_slices, volume.geometry.spacing_known,
+                                           _z_sign(volume))
     apex = _apex_slices(lungs, volume)
     apex_t = torch.as_tensor(apex).to(dev)
     check_cancel(cancel)

@@ -59,6 +59,7 @@ from . import runtime as R
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
 from .gate import lung_gate
+from .nodules import RULE as NODULE_RULE, set_aside_nodules
 from .vessels import RULE as VESSEL_RULE, remove_vessels
 from .presence import PresenceModel, load_for as load_presence, read_evidence, scan_probabilities as presence_scan
 from .result import Prediction, Slab, covid_slices
@@ -345,6 +346,7 @@ class Predictor:
         timings["segmentation_s"] = time.perf_counter() - t_seg
 
         rules: dict = {}
+        nodules: list = []
         classifier_probs = slice_probs.copy() if nets["findings"] is not None else None
         if self.presence is not None:
             presence, presence_note = self.presence, None
@@ -368,6 +370,8 @@ class Predictor:
             labels = gated.labels
             lungs = gated.lungs
             labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel)  # vessels.py
+            labels, rules[NODULE_RULE], nodules = set_aside_nodules(volume, labels, lungs, cancel=cancel)  # nodules.py
+            notes.extend(n.notice for n in nodules)
             timings["gate_s"] = time.perf_counter() - t_gate
         shown, slice_p, low, regions = read_evidence(labels, confidence,
                                                      lungs.lung if lungs is not None else None, presence)
@@ -402,7 +406,7 @@ class Predictor:
                           geometry=volume.geometry, models=self.models(), timings=timings, device=str(self.device),
                           slice_probability_source=source, notes=notes, lung_mask=lung, lungs=lungs,
                           rules_removed=rules, classifier_probabilities=classifier_probs,
-                          presence_calibrated=presence.calibrated, evidence=regions)
+                          presence_calibrated=presence.calibrated, evidence=regions, nodules=nodules)
 
     def _not_assessed(self, volume: Volume, reasons: list[str], lungs: Optional[LungMasks],
                       timings: dict[str, float]) -> Prediction:

@@ -97,6 +97,9 @@ class Prediction:
         (research only; not the finding probability).
     presence_calibrated
         False when the probabilities come from default, not fitted, coefficients.
+    nodules
+        :class:`~.nodules.Nodule` s the ``solid_nodule`` rule took out of the consolidation
+        (a notice each in :attr:`notes`): not pneumonia, not assessed, to review.
     not_assessed
         Reasons the reading was not made (empty when it was): the labels are empty and
         no probability or severity may be shown.
@@ -124,6 +127,7 @@ class Prediction:
     #: finding key -> :class:`.presence.Regions` scored after the anatomy rules, before the
     #: evidence threshold (what ``engine calibrate`` fits on)
     evidence: Optional[dict] = None
+    nodules: list = field(default_factory=list)
 
     @property
     def assessed(self) -> bool:

@@ -90,9 +90,10 @@ def _ranges(zs: list[int]) -> list[list[int]]:
 def rules_document(prediction: Prediction) -> dict[str, Any]:
     """Per anatomy rule: its text and, per finding, voxels and mL it removed."""
     from .gate import RULE_TEXT
+    from .nodules import RULE_TEXT as NODULE_TEXT
     from .vessels import RULE_TEXT as VESSEL_TEXT
     geom = prediction.geometry
-    texts = dict(RULE_TEXT, **VESSEL_TEXT, low_evidence="a finding is shown on a slice only when its probability there is above 0.5")
+    texts = dict(RULE_TEXT, **VESSEL_TEXT, **NODULE_TEXT, low_evidence="a finding is shown on a slice only when its probability there is above 0.5")
     out: dict[str, Any] = {}
     for rule, per in (prediction.rules_removed or {}).items():
         out[rule] = {"rule": texts.get(rule, rule),
@@ -155,6 +156,8 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
         "severity": ([sv.to_dict() for sv in q.severity] if q is not None and q.has_lungs else None),
         "rsna_category": rsna,
         "rules": rules_document(prediction) if assessed else {},
+        # regions the solid_nodule rule took out of the consolidation: not pneumonia, not assessed, to review
+        "nodules": [n.to_dict() for n in (getattr(prediction, "nodules", None) or [])] if assessed else [],
         "lung": ({"volume_ml": q.lungs["both"]["ml"], "left_ml": q.lungs["left"]["ml"],
                   "right_ml": q.lungs["right"]["ml"], "voxels": q.lungs["both"]["voxels"],
                   "method": getattr(lungs, "method", None)}

@@ -138,6 +138,8 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
                                             for k, v in findings_doc.get("findings", {}).items()}
         elif assessed and findings_doc.get("scan_probability_note"):
             doc["notes"].append(findings_doc["scan_probability_note"])  # withheld, and why
+        if assessed:  # a nodule set aside from the pneumonia findings is named, to review
+            doc["notes"].extend(n["notice"] for n in findings_doc.get("nodules") or [] if n.get("notice"))
         if findings_doc.get("covid") and assessed:
             doc["covid"] = findings_doc["covid"]  # JSON keeps it with its caveat; the PDF shows it only if validated
         if not doc["models"] and findings_doc.get("models"):
