@@ -15,7 +15,8 @@ Flow of :meth:`Predictor.iter_predict`
    the scale the model was trained at), segmented. Softmax runs on the model-size crop;
    the class probabilities are resized (bilinear) to the slice size once, the label is
    their argmax (labels taken at model size and upsampled by nearest neighbour changed
-   whole regions after the presence threshold, docs/MODELS.md). Each model input is
+   whole regions after the presence threshold, docs/MODELS.md); :mod:`.postprocess` does
+   that full-size work only inside the crop's window (exactly the same bytes). Each model input is
    resized once per slab (the finding classifier and the lung model reuse it). Each finished
    slab is yielded as a :class:`Slab`.
 5. The anatomy rules (:mod:`.gate`) keep findings only where they can be, using the
@@ -55,6 +56,7 @@ from ..labels import FINDING_KEYS, FINDINGS
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Volume
 from . import nets as N
+from . import postprocess as P
 from . import runtime as R
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
@@ -497,7 +499,9 @@ class Predictor:
         Softmax runs on the model-size crop; the class probabilities are resized to the
         slice once (bilinear: the labels and the confidence the presence model was fitted
         on stay what they were; labels taken at model size and upsampled by nearest
-        neighbour changed whole regions after the presence threshold, docs/MODELS.md)."""
+        neighbour changed whole regions after the presence threshold, docs/MODELS.md), and
+        only inside the window where a pixel can differ from background (:mod:`.postprocess`:
+        bit-identical to resizing the whole frame)."""
         nets = self._nets
         assert nets is not None
         seg = nets["segmentation"]
@@ -514,21 +518,14 @@ class Predictor:
                                     cancel)
             else:  # outside the crop the finding probabilities are 0: the crop's maximum is the slice's
                 sp = N.finding_probabilities(probs, groups).amax(dim=(2, 3))
-            p_full = N.resize(N.in_frame(probs, box, seg.input_size), full)
+            lab, conf, pr = P.read_slab(probs, box, seg.input_size, full, seg.label_map(), groups,
+                                        self.keep_probabilities)  # exact, full size only where it matters
             del probs
-            fprobs = N.finding_probabilities(p_full, groups)
-            lut = torch.as_tensor(seg.label_map(), device=p_full.device)
-            # max(1).indices: ties go to the lower class (as torch documents); 10x faster than argmax(1)
-            lab = lut[p_full.max(1).indices]
-            del p_full
-            conf = N.quantise(fprobs.gather(1, (lab.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0])
-            pr = N.quantise(fprobs).cpu().numpy() if self.keep_probabilities else None
             lung_np = None
             if self._use_lung_net:
                 lp, lbox = self._segment(nets["lung"], None, zs, index, roi.box(zs), full, inputs, cancel)
-                lung_p = N.resize(N.in_frame(lp, lbox, nets["lung"].input_size), full)
-                lung_np = (lung_p[:, 1:].sum(1) > 0.5).cpu().numpy()
-            return (lab.cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf.cpu().numpy())
+                lung_np = P.lung_slab(lp, lbox, nets["lung"].input_size, full)
+            return lab, pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf
 
     def _segment(self, net: N.Net, unit: Optional[torch.Tensor], zs: np.ndarray, index: dict[int, int],
                  box: tuple[int, int, int, int], full: tuple[int, int], inputs: dict,
