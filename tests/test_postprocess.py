@@ -41,7 +41,10 @@ def test_read_slab_equals_resizing_the_whole_frame(full):
         lut = luts[i % len(luts)]
         want = reference(probs, box, size, full, lut, groups_of(lut))
         got = P.read_slab(probs, box, size, full, lut, groups_of(lut), keep_probabilities=True)
-        for w, h in zip(want[:3], got):
+        y0, y1, x0, x1 = got[3]
+        for h in got[:2]:  # all zero outside the window
+            assert not h[:, :y0].any() and not h[:, y1:].any() and not h[:, :, :x0].any() and not h[:, :, x1:].any()
+        for w, h in zip(want[:3], got[:3]):
             assert h.dtype == np.uint8 and h.shape == w.shape
             np.testing.assert_array_equal(h, w)
         np.testing.assert_array_equal(P.lung_slab(probs[:, :2] / probs[:, :2].sum(1, keepdim=True), box, size,
@@ -75,7 +78,8 @@ def test_read_slab_on_real_model_output_matches_the_whole_frame():
     lut = seg.label_map()
     want = reference(probs, box, seg.input_size, (512, 512), lut, N.finding_channels(seg))
     got = P.read_slab(probs, box, seg.input_size, (512, 512), lut, N.finding_channels(seg), True)
-    for w, h in zip(want[:3], got):
+    assert got[3][1] - got[3][0] < 512  # a window smaller than the slice
+    for w, h in zip(want[:3], got[:3]):
         np.testing.assert_array_equal(h, w)
     assert (got[1] > 0).sum() > 1000
 

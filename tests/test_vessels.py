@@ -158,3 +158,26 @@ def test_a_sleeve_of_ggo_around_a_vessel_goes_and_a_halo_around_a_nodule_stays()
     out, removed = remove_vessels(vol, labels)
     assert removed == {"ggo": int(sleeve.sum()), "consolidation": 0}
     assert (out[halo] == GGO).all() and (out[patch] == CONSOLIDATION).all()
+
+
+def test_in_place_removal_equals_the_copy_and_edits_the_given_map():
+    vol, labels, tube, blob, patch = _scene((1.5, 0.7, 0.7))
+    labels[0, :3, :3] = 3                                          # an effusion voxel: not a tested finding
+    ref, removed = remove_vessels(vol, labels)
+    assert ref is not labels and removed["consolidation"] == int(tube.sum())
+    own = labels.copy()
+    got, removed_own = remove_vessels(vol, own, in_place=True)
+    assert got is own and removed_own == removed
+    assert np.array_equal(got, ref) and got[0, 0, 0] == 3
+
+
+def test_value_box_equals_the_box_of_the_mask():
+    from engine.anatomy.boxes import bounding_box, value_box
+    rng = np.random.default_rng(4)
+    labels = np.zeros((40, 30, 50), np.uint8)
+    for _ in range(6):
+        z, y, x = rng.integers(0, 36), rng.integers(0, 26), rng.integers(0, 46)
+        labels[z:z + 4, y:y + 4, x:x + 4] = rng.integers(1, 4)
+    for values in ((1,), (2,), (3,), (1, 2), (1, 2, 3), (7,)):
+        assert value_box(labels, values) == bounding_box(np.isin(labels, values)), values
+    assert value_box(labels, (7,)) is None

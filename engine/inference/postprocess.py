@@ -94,7 +94,7 @@ def _quantise_(p: torch.Tensor) -> torch.Tensor:
 
 def read_slab(probs: torch.Tensor, box: Window, size: tuple[int, int], full: tuple[int, int],
               label_map: np.ndarray, groups: list[list[int]],
-              keep_probabilities: bool = False) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+              keep_probabilities: bool = False) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Window]:
     """Labels, confidence and (optionally) probability maps of a slab at the slice's size.
 
     Parameters
@@ -112,8 +112,10 @@ def read_slab(probs: torch.Tensor, box: Window, size: tuple[int, int], full: tup
 
     Returns
     -------
-    labels, confidence, probabilities
-        uint8 ``(n, Y, X)`` numpy arrays (and ``(n, 3, Y, X)`` or ``None``).
+    labels, confidence, probabilities, window
+        uint8 ``(n, Y, X)`` numpy arrays (and ``(n, 3, Y, X)`` or ``None``), and the window
+        ``(y0, y1, x0, x1)`` outside which all three are 0 (so a caller copying them into
+        zeroed arrays copies only the window).
     """
     n = probs.shape[0]
     p, (y0, y1, x0, x1) = upsampled(probs, box, size, full)
@@ -141,7 +143,7 @@ def read_slab(probs: torch.Tensor, box: Window, size: tuple[int, int], full: tup
     if keep_probabilities:
         maps = np.zeros((n, 3, *full), dtype=np.uint8)
         maps[:, :, y0:y1, x0:x1] = _quantise_(N.finding_probabilities(p, groups)).cpu().numpy()
-    return labels, confidence, maps
+    return labels, confidence, maps, (y0, y1, x0, x1)
 
 
 def lung_slab(probs: torch.Tensor, box: Window, size: tuple[int, int], full: tuple[int, int]) -> np.ndarray:

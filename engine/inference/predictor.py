@@ -69,6 +69,10 @@ from .roi import LungROI, find_roi
 log = logging.getLogger(__name__)
 
 SlabCallback = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], None]
+#: slices per ONNX Runtime forward pass on the CPU, inside a slab of ``batch_size`` (the slab,
+#: hence its torso crop, is unchanged): half the activation memory of 8 (about 60 MB) at the
+#: same CPU time per slice, and the same logits bit for bit (tested)
+ONNX_FORWARD_SLICES = 4
 
 
 class Predictor:
@@ -288,10 +292,10 @@ class Predictor:
         done = 0
 
         def run_slab(zs: np.ndarray, roi: LungROI, fraction: float) -> Slab:
-            out = self._process(array, zs, is_hu, roi, cancel)
-            lab, pr, sp, lm, cf = out
-            labels[zs] = lab
-            confidence[zs] = cf
+            lab, pr, sp, lm, cf, (y0, y1, x0, x1) = self._process(array, zs, is_hu, roi, cancel)
+            # 0 outside the window: pages of the zeroed scan-size arrays there are never touched
+            labels[zs, y0:y1, x0:x1] = lab[:, y0:y1, x0:x1]
+            confidence[zs, y0:y1, x0:x1] = cf[:, y0:y1, x0:x1]
             if probs is not None and pr is not None:
                 probs[zs] = pr
             slice_probs[zs] = sp
@@ -365,14 +369,15 @@ class Predictor:
         if self.lung_gate:
             report(0.91, "Keeping findings where anatomy allows them")
             t_gate = time.perf_counter()
-            gated = lung_gate(volume, labels, lungs, cancel=cancel, device=self.device)  # CUDA: on the device
+            gated = lung_gate(volume, labels, lungs, cancel=cancel, device=self.device,  # CUDA: on the device
+                              own_lungs=not given_lungs, own_labels=True)  # edited in place, not copied
             rules = {k: dict(v) for k, v in gated.removed_by_rule.items()}
             labels = gated.labels
             lungs = gated.lungs
-            labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel)  # vessels.py
+            labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel, in_place=True)  # vessels.py
             timings["gate_s"] = time.perf_counter() - t_gate
-        shown, slice_p, low, regions = read_evidence(labels, confidence,
-                                                     lungs.lung if lungs is not None else None, presence)
+        lung_px = lungs.pixels_per_slice() if lungs is not None else None  # no full-size lung mask
+        shown, slice_p, low, regions = read_evidence(labels, confidence, lung_px, presence, in_place=self.lung_gate)
         if self.lung_gate:  # without the rules (raw model output, tests) nothing is removed
             labels = shown
             rules["low_evidence"] = low
@@ -440,6 +445,8 @@ class Predictor:
         while i < x.shape[0]:
             check_cancel(cancel)
             bs = self._batch
+            if net.onnx is not None and not cuda:
+                bs = min(bs, ONNX_FORWARD_SLICES)
             t, c = time.perf_counter(), time.process_time()
             try:
                 out = self._forward(net, x[i:i + bs])
@@ -492,9 +499,10 @@ class Predictor:
 
     def _process(self, array: np.ndarray, zs: np.ndarray, is_hu: bool, roi: LungROI,
                  cancel: Optional[CancelLike]) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray,
-                                                        Optional[np.ndarray], np.ndarray]:
+                                                        Optional[np.ndarray], np.ndarray, P.Window]:
         """Labels, uint8 probabilities (or ``None``), per-slice probabilities, lung mask (or
-        ``None``) and per-pixel confidence of slices ``zs``.
+        ``None``), per-pixel confidence of slices ``zs``, and the window outside which labels and
+        confidence are 0.
 
         Softmax runs on the model-size crop; the class probabilities are resized to the
         slice once (bilinear: the labels and the confidence the presence model was fitted
@@ -518,14 +526,14 @@ class Predictor:
                                     cancel)
             else:  # outside the crop the finding probabilities are 0: the crop's maximum is the slice's
                 sp = N.finding_probabilities(probs, groups).amax(dim=(2, 3))
-            lab, conf, pr = P.read_slab(probs, box, seg.input_size, full, seg.label_map(), groups,
-                                        self.keep_probabilities)  # exact, full size only where it matters
+            lab, conf, pr, win = P.read_slab(probs, box, seg.input_size, full, seg.label_map(), groups,
+                                             self.keep_probabilities)  # exact, full size only where it matters
             del probs
             lung_np = None
             if self._use_lung_net:
                 lp, lbox = self._segment(nets["lung"], None, zs, index, roi.box(zs), full, inputs, cancel)
                 lung_np = P.lung_slab(lp, lbox, nets["lung"].input_size, full)
-            return lab, pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf
+            return lab, pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf, win
 
     def _segment(self, net: N.Net, unit: Optional[torch.Tensor], zs: np.ndarray, index: dict[int, int],
                  box: tuple[int, int, int, int], full: tuple[int, int], inputs: dict,
