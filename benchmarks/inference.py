@@ -40,6 +40,10 @@ the clock starts) and reports:
     (``"warm": false``) the clock starts before the models are loaded, as when Run AI is
     pressed the first time.
 
+``--before DIR``
+    one more row, ``before``: the chosen runtime with the code of another checkout (e.g. the
+    commit before a change), interleaved like the others; ``speedup_vs_before`` compares.
+
 ``--slices 100,200,300,400`` adds the phantom at those slice counts (the chosen runtime
 and fp32): ``scaling`` gives time and added memory per slice.
 
@@ -50,7 +54,7 @@ Run AI keeps no probability maps (as the app now does); ``today`` keeps them, as
 did before issue 15.
 
 Usage: ``python benchmarks/inference.py [--device cpu|cuda|auto] [--json] [--threads N]
-[--cases phantom,dicom99] [--runtimes fp32,auto] [--baseline ../main] [--repeat 3]
+[--cases phantom,dicom99] [--runtimes fp32,auto] [--baseline ../main] [--before DIR] [--repeat 3]
 [--slices 100,200,300,400] [--no-gate-run] [--warm]``
 
 Goals (issue 15): on the 2-core CPU a whole Run AI at most 1.25x its networks' own
@@ -223,7 +227,8 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
         peak = max(phases.peaks.values()) if phases is not None else float("nan")
         t = pred.timings
         net_s, net_cpu = t.get("network_s"), t.get("network_cpu_s")
-        return {"visible_slice_s": round(first[0], 4), "volume_s": round(volume_s, 3),
+        return {"load_avg_1min": round(os.getloadavg()[0], 2), "visible_slice_s": round(first[0], 4),
+                "volume_s": round(volume_s, 3),
                 "network_s": round(net_s, 3) if net_s is not None else None,
                 "volume_cpu_s": round(volume_cpu_s, 3),
                 "network_cpu_s": round(net_cpu, 3) if net_cpu is not None else None,
@@ -245,17 +250,19 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
 
 def _spawn(case: str, runtime: str, args: argparse.Namespace, gate_run: bool) -> dict:
     env = dict(os.environ)
-    code_root = ROOT
+    code_root, child_runtime = ROOT, runtime
     if runtime == "today":
         code_root = Path(args.baseline).resolve()
+    elif runtime == "before":  # another checkout of this work, with the chosen runtime
+        code_root, child_runtime = Path(args.before).resolve(), "auto"
     env["PYTHONPATH"] = str(code_root)
     cmd = [sys.executable, __file__, "--child", case, "--device", args.device, "--threads", str(args.threads),
-           "--batch-size", str(args.batch_size), "--runtimes", runtime] + ([] if gate_run else ["--no-gate-run"]) \
-        + (["--warm"] if args.warm else [])
+           "--batch-size", str(args.batch_size), "--runtimes", child_runtime] \
+        + ([] if gate_run else ["--no-gate-run"]) + (["--warm"] if args.warm else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=code_root, env=env)
     if proc.returncode != 0:
         return {"case": case, "runtime": runtime, "error": proc.stderr.strip().splitlines()[-3:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "runtime": runtime}
 
 
 def _median(runs: list[dict]) -> dict:
@@ -273,6 +280,8 @@ def _median(runs: list[dict]) -> dict:
                                     for k in FIGURES if ok[0]["without_lung_gate"].get(k) is not None}
     out["runs"] = len(ok)
     out["volume_s_all"] = [r["volume_s"] for r in ok]
+    out["volume_cpu_s_all"] = [r["volume_cpu_s"] for r in ok]
+    out["load_avg_all"] = [r.get("load_avg_1min") for r in ok]  # the machine's load at the end of each run
     net, net_cpu = out.get("network_s"), out.get("network_cpu_s")
     out["volume_over_network"] = round(out["volume_s"] / net, 3) if net else None
     out["volume_over_network_cpu"] = round(out["volume_cpu_s"] / net_cpu, 3) if net_cpu else None
@@ -290,6 +299,7 @@ def main() -> int:
     ap.add_argument("--cases", default="phantom,dicom99", help="phantom (300 slices), phantom:N, dicom99")
     ap.add_argument("--runtimes", default="fp32,auto", help="precisions to compare (fp32, bf16, onnx, auto)")
     ap.add_argument("--baseline", default="", help="another checkout (e.g. ../main) whose code runs as 'today'")
+    ap.add_argument("--before", default="", help="another checkout whose code runs as 'before' (chosen runtime)")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved runs per case and runtime (median)")
     ap.add_argument("--slices", default="", help="phantom slice counts for scaling, e.g. 100,200,300,400")
     ap.add_argument("--no-gate-run", action="store_true", help="skip the extra run without the lung gate")
@@ -306,7 +316,8 @@ def main() -> int:
     cases = [c for c in args.cases.split(",") if c]
     if "dicom99" in cases and not DICOM_99.is_dir():
         cases.remove("dicom99")
-    runtimes = [r for r in args.runtimes.split(",") if r] + (["today"] if args.baseline else [])
+    runtimes = [r for r in args.runtimes.split(",") if r] + (["before"] if args.before else []) \
+        + (["today"] if args.baseline else [])
     # export the ONNX models once before the clock (a first Run AI on a new install pays ~1.5 s per model)
     from engine.inference import Predictor
     Predictor(device=args.device, covid_model=None).load()
@@ -332,6 +343,12 @@ def main() -> int:
                 if c["case"] == case and "volume_s" in c and "volume_s" in ref:
                     c["speedup_vs_fp32"] = round(ref["volume_s"] / c["volume_s"], 2)
                     c["speedup_vs_fp32_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
+        if args.before:
+            ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "before")
+            for c in report["cases"]:
+                if c["case"] == case and "volume_s" in c and "volume_s" in ref:
+                    c["speedup_vs_before"] = round(ref["volume_s"] / c["volume_s"], 2)
+                    c["speedup_vs_before_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
         if args.baseline:
             ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "today")
             for c in report["cases"]:
@@ -341,7 +358,7 @@ def main() -> int:
     if args.slices:
         scaling = []
         sizes = [int(s) for s in args.slices.split(",") if s]
-        rts = [r for r in runtimes if r != "today"]
+        rts = [r for r in runtimes if r not in ("today", "before")]
         runs = {(n, r): [] for n in sizes for r in rts}
         for _ in range(max(1, args.repeat)):
             for n in sizes:
