@@ -181,3 +181,25 @@ def test_value_box_equals_the_box_of_the_mask():
     for values in ((1,), (2,), (3,), (1, 2), (1, 2, 3), (7,)):
         assert value_box(labels, values) == bounding_box(np.isin(labels, values)), values
     assert value_box(labels, (7,)) is None
+
+
+def test_filling_all_planes_at_once_equals_filling_each_plane_alone():
+    from engine.inference.vessels import _filled
+    rng = np.random.default_rng(7)
+    for t in range(120):
+        shape = tuple(int(v) for v in rng.integers(1, 24, 3))
+        region = rng.random(shape) < rng.uniform(0.2, 0.95)
+        if t % 2:
+            region = ndimage.binary_opening(region)
+        want = region.copy()
+        for axis in range(3):
+            if region.shape[axis] < 3:
+                continue
+            planes, target = np.moveaxis(region, axis, 0), np.moveaxis(want, axis, 0)
+            for k in range(planes.shape[0]):
+                target[k] |= ndimage.binary_fill_holes(planes[k])
+        assert np.array_equal(_filled(region), want), shape
+    ring = np.zeros((5, 9, 9), bool)
+    ring[:, 2:7, 2:7] = True
+    ring[:, 4, 4] = False                                      # a hole in every axial plane
+    assert _filled(ring)[:, 4, 4].all()

@@ -162,14 +162,16 @@ def _filled(region: np.ndarray) -> np.ndarray:
     tested as the tube it surrounds.
     """
     out = region.copy()
+    cross = ndimage.generate_binary_structure(2, 1)
     for axis in range(3):
         if region.shape[axis] < 3:
             continue
-        moved = np.moveaxis(region, axis, 0)
-        target = np.moveaxis(out, axis, 0)
-        for k in range(moved.shape[0]):
-            if moved[k].any():
-                target[k] |= ndimage.binary_fill_holes(moved[k])
+        # every plane across ``axis`` at once: a structure that only connects within such a plane
+        # (the array's border seeds the background only within the planes), so each plane is
+        # filled exactly as binary_fill_holes fills it alone
+        plane = np.zeros((3, 3, 3), dtype=bool)
+        np.moveaxis(plane, axis, 0)[1] = cross
+        out |= ndimage.binary_fill_holes(region, structure=plane)
     return out
 
 
