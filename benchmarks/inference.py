@@ -321,7 +321,8 @@ def main() -> int:
     # export the ONNX models once before the clock (a first Run AI on a new install pays ~1.5 s per model)
     from engine.inference import Predictor
     Predictor(device=args.device, covid_model=None).load()
-    report = {"warm": bool(args.warm), "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    report = {"warm": bool(args.warm),
+              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "load_avg_at_start": list(os.getloadavg()), "torch": torch.__version__,
                           "python": platform.python_version()},
               "baseline": str(Path(args.baseline).resolve()) if args.baseline else None, "cases": []}

@@ -69,9 +69,8 @@ from .roi import LungROI, find_roi
 log = logging.getLogger(__name__)
 
 SlabCallback = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], None]
-#: slices per ONNX Runtime forward pass on the CPU, inside a slab of ``batch_size`` (the slab,
-#: hence its torso crop, is unchanged): half the activation memory of 8 (about 60 MB) at the
-#: same CPU time per slice, and the same logits bit for bit (tested)
+#: slices per ONNX Runtime forward pass on the CPU inside a slab (same crop): half the activation
+#: memory of 8 (about 60 MB saved) at the same CPU time per slice, the same logits bit for bit (tested)
 ONNX_FORWARD_SLICES = 4
 
 
