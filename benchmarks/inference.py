@@ -31,6 +31,19 @@ the clock starts) and reports:
     one more run with the lung gate off (``Predictor(lung_gate=False)``): the gate's
     cost is ``timings.gate_s`` and the difference of the two ``volume_s``.
 
+``--warm``
+    before the timed run, each child runs Run AI once untimed on a 16-slice phantom of the
+    case's slice size with the same predictor, which the timed run then reuses: the
+    figures exclude one-off costs (model loading, ONNX Runtime session build, CUDA
+    context, cuDNN autotuning of the first shapes), so ``visible_slice_s`` and
+    ``volume_s`` start at ``predict()``; the JSON says ``"warm": true``. Without it
+    (``"warm": false``) the clock starts before the models are loaded, as when Run AI is
+    pressed the first time.
+
+``--before DIR``
+    one more row, ``before``: the chosen runtime with the code of another checkout (e.g. the
+    commit before a change), interleaved like the others; ``speedup_vs_before`` compares.
+
 ``--slices 100,200,300,400`` adds the phantom at those slice counts (the chosen runtime
 and fp32): ``scaling`` gives time and added memory per slice.
 
@@ -41,8 +54,8 @@ Run AI keeps no probability maps (as the app now does); ``today`` keeps them, as
 did before issue 15.
 
 Usage: ``python benchmarks/inference.py [--device cpu|cuda|auto] [--json] [--threads N]
-[--cases phantom,dicom99] [--runtimes fp32,auto] [--baseline ../main] [--repeat 3]
-[--slices 100,200,300,400] [--no-gate-run]``
+[--cases phantom,dicom99] [--runtimes fp32,auto] [--baseline ../main] [--before DIR] [--repeat 3]
+[--slices 100,200,300,400] [--no-gate-run] [--warm]``
 
 Goals (issue 15): on the 2-core CPU a whole Run AI at most 1.25x its networks' own
 time, peak memory at most 3x the scan, 300 slices at least 1.6x faster than today.
@@ -63,6 +76,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DICOM_99 = ROOT.parent / "shared" / "data" / "dicom" / "chest_ct_99"
+#: slices of the small phantom a ``--warm`` run reads untimed first
+WARM_SLICES = 16
 FIGURES = ("visible_slice_s", "volume_s", "network_s", "volume_cpu_s", "network_cpu_s", "peak_mem_mb")
 
 
@@ -143,7 +158,8 @@ def _load_case(case: str):
     raise SystemExit(f"unknown case {case}")
 
 
-def child(case: str, device: str, threads: int, batch_size: int, runtime: str, gate_run: bool) -> dict:
+def child(case: str, device: str, threads: int, batch_size: int, runtime: str, gate_run: bool,
+          warm: bool = False) -> dict:
     import torch
 
     from engine.inference import Predictor
@@ -159,16 +175,37 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
         torch.zeros(1, device=dev)
         torch.cuda.synchronize()
 
-    def run_once(gate: bool) -> dict:
-        import gc
-        gc.collect()
-        base = _status_mb("VmRSS")
-        reset = _reset_peak()
-        t_press, c_press = time.perf_counter(), time.process_time()
+    predictors: dict = {}
+
+    def make_predictor(gate: bool):
         seg, seg_w = _model("segmentation", dev)
         cov, cov_w = _model("covid", dev)
         predictor = Predictor(seg, device=dev, findings_model=False, covid_model=cov, batch_size=batch_size,
                               lung_gate=gate, keep_probabilities=runtime == "today", **extra)
+        return predictor, {"segmentation": seg_w, "covid": cov_w}
+
+    def warmed(gate: bool):
+        """A predictor that already ran once, untimed, on a small phantom of the case's slice size."""
+        if gate not in predictors:
+            from engine.phantom import chest_ct
+            predictor, weights = make_predictor(gate)
+            small = chest_ct((WARM_SLICES, *volume.shape[1:]), volume.geometry.spacing, seed=1).volume
+            predictor.predict(small, order="center_out", visible_slice=WARM_SLICES // 2)
+            if dev.startswith("cuda"):
+                torch.cuda.synchronize()
+            predictors[gate] = (predictor, weights)
+        return predictors[gate]
+
+    def run_once(gate: bool) -> dict:
+        import gc
+        if warm:  # models loaded, sessions built, kernels tuned before the clock
+            predictor, weights = warmed(gate)
+        gc.collect()
+        base = _status_mb("VmRSS")
+        reset = _reset_peak()
+        t_press, c_press = time.perf_counter(), time.process_time()
+        if not warm:
+            predictor, weights = make_predictor(gate)
         first: list[float] = []
 
         def on_slab(z, labels, probs):
@@ -190,16 +227,18 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
         peak = max(phases.peaks.values()) if phases is not None else float("nan")
         t = pred.timings
         net_s, net_cpu = t.get("network_s"), t.get("network_cpu_s")
-        return {"visible_slice_s": round(first[0], 4), "volume_s": round(volume_s, 3),
+        return {"load_avg_1min": round(os.getloadavg()[0], 2), "visible_slice_s": round(first[0], 4),
+                "volume_s": round(volume_s, 3),
                 "network_s": round(net_s, 3) if net_s is not None else None,
                 "volume_cpu_s": round(volume_cpu_s, 3),
                 "network_cpu_s": round(net_cpu, 3) if net_cpu is not None else None,
                 "peak_mem_mb": round(peak, 1), "peak_mem_by_phase_mb": phases.peaks if phases else None,
-                "timings": {k: round(v, 4) for k, v in t.items()},
+                # warm: the models were loaded before the clock (load_s is that earlier load)
+                "timings": {k: round(v, 4) for k, v in t.items() if not (warm and k == "load_s")},
                 "runtimes": {r: (m or {}).get("runtime", "fp32") for r, m in pred.models.items() if m},
-                "weights": {"segmentation": seg_w, "covid": cov_w}}
+                "weights": weights}
 
-    out = {"case": case, "runtime": runtime, "shape": list(volume.shape), "device": dev,
+    out = {"case": case, "runtime": runtime, "shape": list(volume.shape), "device": dev, "warm": warm,
            "scan_mb": round(volume.array.nbytes / 2 ** 20, 1), **run_once(True)}
     if gate_run:
         out["without_lung_gate"] = {k: v for k, v in run_once(False).items() if k in FIGURES}
@@ -211,16 +250,19 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
 
 def _spawn(case: str, runtime: str, args: argparse.Namespace, gate_run: bool) -> dict:
     env = dict(os.environ)
-    code_root = ROOT
+    code_root, child_runtime = ROOT, runtime
     if runtime == "today":
         code_root = Path(args.baseline).resolve()
+    elif runtime == "before":  # another checkout of this work, with the chosen runtime
+        code_root, child_runtime = Path(args.before).resolve(), "auto"
     env["PYTHONPATH"] = str(code_root)
     cmd = [sys.executable, __file__, "--child", case, "--device", args.device, "--threads", str(args.threads),
-           "--batch-size", str(args.batch_size), "--runtimes", runtime] + ([] if gate_run else ["--no-gate-run"])
+           "--batch-size", str(args.batch_size), "--runtimes", child_runtime] \
+        + ([] if gate_run else ["--no-gate-run"]) + (["--warm"] if args.warm else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=code_root, env=env)
     if proc.returncode != 0:
         return {"case": case, "runtime": runtime, "error": proc.stderr.strip().splitlines()[-3:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "runtime": runtime}
 
 
 def _median(runs: list[dict]) -> dict:
@@ -238,6 +280,8 @@ def _median(runs: list[dict]) -> dict:
                                     for k in FIGURES if ok[0]["without_lung_gate"].get(k) is not None}
     out["runs"] = len(ok)
     out["volume_s_all"] = [r["volume_s"] for r in ok]
+    out["volume_cpu_s_all"] = [r["volume_cpu_s"] for r in ok]
+    out["load_avg_all"] = [r.get("load_avg_1min") for r in ok]  # the machine's load at the end of each run
     net, net_cpu = out.get("network_s"), out.get("network_cpu_s")
     out["volume_over_network"] = round(out["volume_s"] / net, 3) if net else None
     out["volume_over_network_cpu"] = round(out["volume_cpu_s"] / net_cpu, 3) if net_cpu else None
@@ -255,25 +299,30 @@ def main() -> int:
     ap.add_argument("--cases", default="phantom,dicom99", help="phantom (300 slices), phantom:N, dicom99")
     ap.add_argument("--runtimes", default="fp32,auto", help="precisions to compare (fp32, bf16, onnx, auto)")
     ap.add_argument("--baseline", default="", help="another checkout (e.g. ../main) whose code runs as 'today'")
+    ap.add_argument("--before", default="", help="another checkout whose code runs as 'before' (chosen runtime)")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved runs per case and runtime (median)")
     ap.add_argument("--slices", default="", help="phantom slice counts for scaling, e.g. 100,200,300,400")
     ap.add_argument("--no-gate-run", action="store_true", help="skip the extra run without the lung gate")
+    ap.add_argument("--warm", action="store_true",
+                    help=f"run Run AI once untimed on a {WARM_SLICES}-slice phantom first (no one-off costs)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.device, args.threads, args.batch_size, args.runtimes,
-                               not args.no_gate_run)))
+                               not args.no_gate_run, args.warm)))
         return 0
     import torch
 
     cases = [c for c in args.cases.split(",") if c]
     if "dicom99" in cases and not DICOM_99.is_dir():
         cases.remove("dicom99")
-    runtimes = [r for r in args.runtimes.split(",") if r] + (["today"] if args.baseline else [])
+    runtimes = [r for r in args.runtimes.split(",") if r] + (["before"] if args.before else []) \
+        + (["today"] if args.baseline else [])
     # export the ONNX models once before the clock (a first Run AI on a new install pays ~1.5 s per model)
     from engine.inference import Predictor
     Predictor(device=args.device, covid_model=None).load()
-    report = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    report = {"warm": bool(args.warm),
+              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "load_avg_at_start": list(os.getloadavg()), "torch": torch.__version__,
                           "python": platform.python_version()},
               "baseline": str(Path(args.baseline).resolve()) if args.baseline else None, "cases": []}
@@ -295,6 +344,12 @@ def main() -> int:
                 if c["case"] == case and "volume_s" in c and "volume_s" in ref:
                     c["speedup_vs_fp32"] = round(ref["volume_s"] / c["volume_s"], 2)
                     c["speedup_vs_fp32_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
+        if args.before:
+            ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "before")
+            for c in report["cases"]:
+                if c["case"] == case and "volume_s" in c and "volume_s" in ref:
+                    c["speedup_vs_before"] = round(ref["volume_s"] / c["volume_s"], 2)
+                    c["speedup_vs_before_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
         if args.baseline:
             ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "today")
             for c in report["cases"]:
@@ -304,7 +359,7 @@ def main() -> int:
     if args.slices:
         scaling = []
         sizes = [int(s) for s in args.slices.split(",") if s]
-        rts = [r for r in runtimes if r != "today"]
+        rts = [r for r in runtimes if r not in ("today", "before")]
         runs = {(n, r): [] for n in sizes for r in rts}
         for _ in range(max(1, args.repeat)):
             for n in sizes:

@@ -64,3 +64,23 @@ def test_benchmark_scripts_run_from_the_source_tree_and_engine_has_no_bench(caps
     with pytest.raises(SystemExit):
         main(["bench", "quantification"])  # gone: it failed in an installed package
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_inference_benchmark_warm_child_reports_a_warm_run():
+    """``benchmarks/inference.py --warm``: the timed Run AI reuses a predictor that already read a
+    small phantom, and the JSON says so (the lead's GPU check relies on it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(root / "benchmarks" / "inference.py"), "--child", "phantom:16", "--device", "cpu",
+           "--runtimes", "fp32", "--no-gate-run", "--warm"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = json.loads(out.stdout.strip().splitlines()[-1])
+    assert run["warm"] is True and run["shape"] == [16, 512, 512]
+    assert "load_s" not in run["timings"]  # the models were loaded before the clock
+    assert 0 < run["visible_slice_s"] < run["volume_s"] and run["network_s"] > 0
+    assert run["timings"]["slices_segmented"] > 0

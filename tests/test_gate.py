@@ -397,3 +397,51 @@ def test_gate_on_cuda_equals_the_numpy_gate(phantom, lungs):
     ref = lung_gate(phantom.volume, labels, lungs)
     _same_gate(lung_gate(phantom.volume, labels, lungs, device="cuda"), ref)
     _same_gate(lung_gate(phantom.volume, torch.from_numpy(labels).cuda(), lungs), ref)
+
+
+def _eager_zones(left: np.ndarray, right: np.ndarray, g: Geometry) -> np.ndarray:
+    """The zone code of every voxel as the module states it, voxel by voxel class (the eager formulation)."""
+    from engine.anatomy.zones import LEFT, RIGHT, zone_tables
+    nz, ny, nx = left.shape
+    extents, cols = {}, {}
+    for name, side, mask in (("right", RIGHT, right), ("left", LEFT, left)):
+        ks = np.flatnonzero(mask.any(axis=(1, 2)))
+        extents[name] = (int(ks[0]), int(ks[-1])) if ks.size else None
+        if mask.any():
+            cols[side] = float(np.average(np.arange(nx), weights=mask.sum(axis=(0, 1))))
+    outside, rc, lc = zone_tables(extents, cols, nz, nx, g)
+    return np.where(left, lc[:, None, None], np.where(right, rc[:, None, None], outside[:, None, :])).astype(np.uint8)
+
+
+def test_zones_are_made_on_first_use_and_by_box_with_the_same_values(phantom, lungs):
+    from engine.anatomy import LungMasks
+    g = phantom.volume.geometry
+    fresh = LungMasks.from_masks(lungs.left, lungs.right, g)
+    assert "_zones" not in fresh.__dict__ or fresh.__dict__["_zones"] is None  # not made yet
+    box = (slice(10, 40), slice(20, 90), slice(5, 120))
+    want = _eager_zones(lungs.left, lungs.right & ~lungs.left, g)
+    assert np.array_equal(fresh.zones_in(box), want[box])
+    assert fresh.__dict__.get("_zones") is None                             # a box does not make the whole array
+    assert np.array_equal(fresh.zones, want) and fresh.zones is fresh.zones  # made once, then kept
+    assert set(np.unique(want)) <= set(range(1, 13)) and (want <= 6).any() and (want >= 7).any()
+    assert np.array_equal(fresh.zones_in(box), want[box])
+    assert fresh.zone_voxels[1:7].sum() == int((lungs.left | lungs.right).sum())
+
+
+def test_gate_filling_its_own_lungs_in_place_equals_the_copy(phantom, lungs):
+    from engine.anatomy import LungMasks
+    labels = phantom.labels.copy()
+    labels[:5, 40:70, 40:90] = CONSOLIDATION                 # below the lungs: removed
+    labels[20, 30:40, 20:30] = GGO                            # near the pleura: filled into a lung
+    before = lungs.left.copy(), lungs.right.copy()
+    ref = lung_gate(phantom.volume, labels, lungs)
+    left, right = lungs.left.copy(), lungs.right.copy()
+    own = LungMasks.from_masks(left, right, phantom.volume.geometry)
+    got = lung_gate(phantom.volume, labels, own, own_lungs=True)
+    assert got.lungs.left is own.left and got.lungs.right is own.right   # no full-size copy was made
+    assert np.array_equal(got.labels, ref.labels) and got.removed_by_rule == ref.removed_by_rule
+    for a in ("left", "right", "zones"):
+        assert np.array_equal(getattr(got.lungs, a), getattr(ref.lungs, a)), a
+    assert np.array_equal(got.lungs.zone_voxels, ref.lungs.zone_voxels) and got.lungs.extents == ref.lungs.extents
+    assert not np.array_equal(ref.lungs.left | ref.lungs.right, lungs.left | lungs.right)  # something was filled
+    assert np.array_equal(lungs.left, before[0]) and np.array_equal(lungs.right, before[1])  # not own: copied

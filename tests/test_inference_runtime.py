@@ -113,3 +113,32 @@ def test_chosen_runtime_matches_fp32_on_real_labelled_slices(shared_data, stem):
         compared += 1
     assert compared >= 1
     assert np.abs(fast.slice_probabilities - ref.slice_probabilities).max() < SLICE_PROBABILITY_TOLERANCE
+
+
+@pytest.mark.parametrize("role", ["segmentation", "covid"])
+def test_onnx_forward_of_part_of_a_slab_gives_the_same_logits_as_the_whole_slab(role):
+    """Run AI feeds ONNX Runtime ONNX_FORWARD_SLICES slices at a time inside a slab of 8 (half the
+    activation memory): the logits must be those of one pass over the slab, bit for bit."""
+    pytest.importorskip("onnxruntime")
+    from engine.inference.predictor import ONNX_FORWARD_SLICES
+    from engine.inference.roi import find_roi
+    volume = chest_ct((40, 512, 512), (2.0, 0.7, 0.7), seed=5).volume
+    pred = Predictor(device="cpu", precision="onnx", findings_model=False, lung_model=False,
+                     covid_model=None if role == "covid" else False)
+    net = pred.load()[role]
+    if net is None or net.onnx is None:
+        pytest.skip(f"no {role} model in ONNX Runtime here")
+    zs = np.arange(14, 22)
+    roi = find_roi(volume.array, True, volume.geometry.spacing)
+    with torch.inference_mode():
+        unit, index = pred._unit_slices(volume.array, zs, True, net.in_channels // 2 if net.neighbours else 0)
+        x = N.resize(N.channels(unit, net, zs, index), net.input_size)
+        if role == "segmentation":
+            y0, y1, x0, x1 = N.aligned_box(roi.box(zs), (512, 512), net.input_size, net.multiple)
+            x = x[..., y0:y1, x0:x1]
+        whole = net.onnx(x)
+        parts = torch.cat([net.onnx(x[i:i + ONNX_FORWARD_SLICES]) for i in range(0, 8, ONNX_FORWARD_SLICES)])
+        ran = pred._run(net, x, None)  # the predictor's own loop, in parts
+    assert ONNX_FORWARD_SLICES < 8 and whole.shape[0] == 8
+    assert torch.equal(parts, whole) and torch.equal(ran, whole)
+    assert float(whole.std()) > 0  # real, varied logits were compared

@@ -127,3 +127,25 @@ def test_regions_in_the_findings_box_are_the_whole_scans_regions_in_the_same_ord
         sizes = np.bincount(full.ravel(), minlength=n + 1)[1:]
         lung_px = np.full(labels.shape[0], labels[0].size)
         np.testing.assert_allclose(reg.features[:, 0], np.log10(np.maximum(sizes / (lung_px[reg.z] + sizes), 1e-4)))
+
+
+def test_in_place_reading_and_lung_pixel_counts_give_the_same_reading():
+    rng = np.random.default_rng(2)
+    labels = np.zeros((12, 40, 40), np.uint8)
+    conf = np.zeros_like(labels)
+    lung = np.zeros(labels.shape, bool)
+    lung[:, 5:35, 3:37] = True
+    lung[::3, 5:20] = False
+    for k in range(12):
+        for _ in range(rng.integers(1, 4)):
+            y, x = rng.integers(0, 34, 2)
+            labels[k, y:y + 5, x:x + 5] = rng.choice([GGO, CONSOLIDATION, 3])
+            conf[k, y:y + 5, x:x + 5] = rng.integers(60, 255)
+    want = read_evidence(labels, conf, lung, _model(0.0))
+    own = labels.copy()
+    got = read_evidence(own, conf, lung.sum(axis=(1, 2)), _model(0.0), in_place=True)
+    assert got[0] is own and np.array_equal(got[0], want[0]) and got[2] == want[2] and sum(got[2].values()) > 0
+    assert np.array_equal(got[1], want[1])
+    for key in want[3]:
+        assert np.array_equal(got[3][key].features, want[3][key].features)
+        assert np.array_equal(got[3][key].z, want[3][key].z) and got[3][key].box == want[3][key].box

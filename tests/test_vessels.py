@@ -158,3 +158,48 @@ def test_a_sleeve_of_ggo_around_a_vessel_goes_and_a_halo_around_a_nodule_stays()
     out, removed = remove_vessels(vol, labels)
     assert removed == {"ggo": int(sleeve.sum()), "consolidation": 0}
     assert (out[halo] == GGO).all() and (out[patch] == CONSOLIDATION).all()
+
+
+def test_in_place_removal_equals_the_copy_and_edits_the_given_map():
+    vol, labels, tube, blob, patch = _scene((1.5, 0.7, 0.7))
+    labels[0, :3, :3] = 3                                          # an effusion voxel: not a tested finding
+    ref, removed = remove_vessels(vol, labels)
+    assert ref is not labels and removed["consolidation"] == int(tube.sum())
+    own = labels.copy()
+    got, removed_own = remove_vessels(vol, own, in_place=True)
+    assert got is own and removed_own == removed
+    assert np.array_equal(got, ref) and got[0, 0, 0] == 3
+
+
+def test_value_box_equals_the_box_of_the_mask():
+    from engine.anatomy.boxes import bounding_box, value_box
+    rng = np.random.default_rng(4)
+    labels = np.zeros((40, 30, 50), np.uint8)
+    for _ in range(6):
+        z, y, x = rng.integers(0, 36), rng.integers(0, 26), rng.integers(0, 46)
+        labels[z:z + 4, y:y + 4, x:x + 4] = rng.integers(1, 4)
+    for values in ((1,), (2,), (3,), (1, 2), (1, 2, 3), (7,)):
+        assert value_box(labels, values) == bounding_box(np.isin(labels, values)), values
+    assert value_box(labels, (7,)) is None
+
+
+def test_filling_all_planes_at_once_equals_filling_each_plane_alone():
+    from engine.inference.vessels import _filled
+    rng = np.random.default_rng(7)
+    for t in range(120):
+        shape = tuple(int(v) for v in rng.integers(1, 24, 3))
+        region = rng.random(shape) < rng.uniform(0.2, 0.95)
+        if t % 2:
+            region = ndimage.binary_opening(region)
+        want = region.copy()
+        for axis in range(3):
+            if region.shape[axis] < 3:
+                continue
+            planes, target = np.moveaxis(region, axis, 0), np.moveaxis(want, axis, 0)
+            for k in range(planes.shape[0]):
+                target[k] |= ndimage.binary_fill_holes(planes[k])
+        assert np.array_equal(_filled(region), want), shape
+    ring = np.zeros((5, 9, 9), bool)
+    ring[:, 2:7, 2:7] = True
+    ring[:, 4, 4] = False                                      # a hole in every axial plane
+    assert _filled(ring)[:, 4, 4].all()

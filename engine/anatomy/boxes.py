@@ -31,6 +31,26 @@ def bounding_box(mask: np.ndarray) -> Optional[Box]:
     return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
 
 
+def value_box(labels: np.ndarray, values: tuple[int, ...]) -> Optional[Box]:
+    """:func:`bounding_box` of the voxels whose value is one of ``values``, made a slab at a time
+    (no full-size mask: the same box as ``bounding_box(np.isin(labels, values))``)."""
+    nz = labels.shape[0]
+    zany = np.zeros(nz, dtype=bool)
+    top = np.zeros(labels.shape[1:], dtype=bool)
+    for k in z_slabs(labels.shape):
+        part = labels[k]
+        hit = part == values[0]
+        for v in values[1:]:
+            hit |= part == v
+        zany[k] = hit.any(axis=(1, 2))
+        top |= hit.any(axis=0)
+    zs = np.flatnonzero(zany)
+    if zs.size == 0:
+        return None
+    ys, xs = np.flatnonzero(top.any(axis=1)), np.flatnonzero(top.any(axis=0))
+    return (slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+
+
 def z_slabs(shape: tuple[int, ...], itemsize: int = 1, budget: Optional[int] = None) -> Iterator[slice]:
     """Consecutive slabs of slices along axis 0 covering ``shape``, each at most ``budget`` bytes
     (default :data:`SLAB_BYTES`) of ``itemsize``-byte voxels, and at least one slice."""

@@ -66,11 +66,11 @@ from ..labels import CONSOLIDATION, EFFUSION, GGO
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from .boxes import bounding_box, z_slabs
+from .zones import LEFT, RIGHT, _left_sign, _zone_codes, _zones_from, zone_tables  # noqa: F401
 
 #: zone names, in zone-code order (code = index + 1)
 ZONES: tuple[str, ...] = ("right_upper", "right_middle", "right_lower",
                           "left_upper", "left_middle", "left_lower")
-RIGHT, LEFT = 0, 1
 AIR_HU, AIRWAY_HU = -300.0, -950.0
 MIN_LUNG_ML = 30.0
 #: on stacks thinner than 6 cm (single slices): smallest lung cross-section per slice (cm2)
@@ -91,7 +91,9 @@ class LungMasks:
         bool ``(z, y, x)`` masks of the patient's left and right lung.
     zones
         uint8 ``(z, y, x)`` zone code of every voxel: ``1..6`` (``ZONES[code - 1]``)
-        for lung voxels, ``7..12`` (``6 + code``) for the other voxels.
+        for lung voxels, ``7..12`` (``6 + code``) for the other voxels. Made from
+        :attr:`zone_codes` on first use when built with ``zones=None`` (a full-size array
+        the AI reading itself never needs: :meth:`zones_in` gives any box of it).
     extents
         Per side (``"right"``, ``"left"``): first and last slice index of that lung
         (``None`` when the lung is empty).
@@ -104,17 +106,35 @@ class LungMasks:
 
     left: np.ndarray
     right: np.ndarray
-    zones: np.ndarray
+    zones: Optional[np.ndarray] = field(repr=False)  # a property (below): made on first use when None
     extents: dict[str, Optional[tuple[int, int]]]
     method: str = "given"
     warnings: list[str] = field(default_factory=list)
     #: lung voxels per zone code (index 0..12; only 1..6 are non-zero)
     zone_voxels: np.ndarray = field(default_factory=lambda: np.zeros(13, dtype=np.int64))
+    #: the zone codes as :func:`zone_tables` gives them: outside the lungs ``(z, x)``, right and
+    #: left lung ``(z,)`` (``None`` when only :attr:`zones` was given)
+    zone_codes: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default=None, repr=False)
+
+    def zones_in(self, box: tuple[slice, ...]) -> np.ndarray:
+        """``zones[box]`` (a ``(z, y, x)`` box of slices), made for the box alone when the full
+        array was not made yet (the same values)."""
+        made = self.__dict__.get("_zones")
+        if made is not None or self.zone_codes is None:
+            return self.zones[box]
+        return _zones_from(self.left[box], self.right[box], self.zone_codes, box[0], box[2])
 
     @property
     def lung(self) -> np.ndarray:
         """Both lungs (a new array)."""
         return self.left | self.right
+
+    def pixels_per_slice(self) -> np.ndarray:
+        """int64 ``(z,)``: lung pixels (either lung) on each slice, counted a slab at a time."""
+        out = np.zeros(self.left.shape[0], dtype=np.int64)
+        for k in z_slabs(self.left.shape):
+            out[k] = np.count_nonzero(self.left[k] | self.right[k], axis=(1, 2))
+        return out
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -141,99 +161,56 @@ class LungMasks:
         right = np.ascontiguousarray(right, dtype=bool)
         if left.shape != tuple(geometry.shape) or right.shape != tuple(geometry.shape):
             raise DataError(f"Lung masks of shape {left.shape} do not match the scan {geometry.shape}.")
-        right = right & ~left
-        zones, extents, counts = _zone_codes(left, right, geometry)
-        return cls(left=left, right=right, zones=zones, extents=extents, method=method,
-                   warnings=list(warnings or []), zone_voxels=counts)
+        return cls._own(left, right & ~left, geometry, method, warnings)
+
+    @classmethod
+    def _own(cls, left: np.ndarray, right: np.ndarray, geometry: Geometry, method: str,
+             warnings: Optional[list[str]]) -> "LungMasks":
+        """Wrap masks this module made (C-contiguous bool, ``right`` without ``left``): no copy."""
+        tables, extents, counts = _zone_codes(left, right, geometry)
+        return cls(left=left, right=right, zones=None, extents=extents, method=method,
+                   warnings=list(warnings or []), zone_voxels=counts, zone_codes=tables)
 
 
-def _superior_sign(geometry: Geometry) -> float:
-    """+1 when the slice index k grows towards the head, -1 when towards the feet."""
-    return 1.0 if geometry.direction_matrix[2, 2] >= 0 else -1.0
+def _get_zones(self: LungMasks) -> np.ndarray:
+    made = self.__dict__.get("_zones")
+    if made is None:
+        made = self.__dict__["_zones"] = _zones_from(self.left, self.right, self.zone_codes)
+    return made
 
 
-def _left_sign(geometry: Geometry) -> float:
-    """+1 when the column index x grows towards the patient's left (LPS +x)."""
-    return 1.0 if geometry.direction_matrix[0, 0] >= 0 else -1.0
+def _set_zones(self: LungMasks, zones: Optional[np.ndarray]) -> None:
+    self.__dict__["_zones"] = zones
 
 
-def _thirds(extent: Optional[tuple[int, int]], nz: int, sup: float) -> np.ndarray:
-    """Zone offset (0 upper, 1 middle, 2 lower) of every slice for one lung."""
-    if extent is None:
-        return np.full(nz, 1, dtype=np.uint8)
-    k0, k1 = extent
-    t = (np.arange(nz) - k0 + 0.5) / (k1 - k0 + 1)  # 0 at the first slice, 1 at the last
-    height = t if sup > 0 else 1.0 - t  # 0 inferior, 1 superior
-    out = np.where(height >= 2.0 / 3.0, 0, np.where(height >= 1.0 / 3.0, 1, 2))
-    return out.astype(np.uint8)
+LungMasks.zones = property(_get_zones, _set_zones, doc="The zone code of every voxel (see the class).")  # type: ignore
 
 
-def _zone_codes(left: np.ndarray, right: np.ndarray, geometry: Geometry):
-    """Zone code of every voxel, each lung's slice extent and the lung voxels per zone code.
-
-    Vectorised: a few passes over the masks, whatever the number of slices.
-    """
-    nz, ny, nx = left.shape
-    extents: dict[str, Optional[tuple[int, int]]] = {}
-    cols: dict[int, float] = {}
-    per_slice: dict[int, np.ndarray] = {}
-    for name, side, mask in (("right", RIGHT, right), ("left", LEFT, left)):
-        ks = np.flatnonzero(mask.any(axis=(1, 2)))
-        extents[name] = (int(ks[0]), int(ks[-1])) if ks.size else None
-        # voxels per column (summed over slices first: uint16 holds up to 65535 slices)
-        per_col = np.add.reduce(mask, axis=0, dtype=np.uint16).sum(axis=0, dtype=np.int64)
-        if per_col.any():
-            cols[side] = float(np.average(np.arange(nx), weights=per_col))
-        per_slice[side] = np.add.reduce(mask, axis=2, dtype=np.uint16).sum(axis=1, dtype=np.int64)
-    outside, right_code, left_code = zone_tables(extents, cols, nz, nx, geometry)
-    zones = np.empty(left.shape, dtype=np.uint8)
-    zones[...] = outside[:, None, :]
-    np.copyto(zones, right_code[:, None, None], where=right)
-    np.copyto(zones, left_code[:, None, None], where=left)
-    counts = np.zeros(13, dtype=np.int64)
-    np.add.at(counts, right_code.astype(np.int64), per_slice[RIGHT])
-    np.add.at(counts, left_code.astype(np.int64), per_slice[LEFT])
-    return zones, extents, counts
-
-
-def zone_tables(extents: dict[str, Optional[tuple[int, int]]], cols: dict[int, float], nz: int, nx: int,
-                geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The zone codes as tables: uint8 ``(z, x)`` of the voxels outside the lungs (by column), and uint8
-    ``(z,)`` of the right and of the left lung's voxels on each slice.
-
-    ``cols``: the column centroid of each lung present (keys :data:`RIGHT`, :data:`LEFT`).
-    """
-    sup = _superior_sign(geometry)
-    third = {RIGHT: _thirds(extents["right"], nz, sup), LEFT: _thirds(extents["left"], nz, sup)}
-    # side of every column outside the lungs: midline between the two lungs' centroids
-    if len(cols) == 2:
-        mid = (cols[RIGHT] + cols[LEFT]) / 2.0
-    else:
-        mid = (nx - 1) / 2.0
-    col_is_left = (np.arange(nx) > mid) if _left_sign(geometry) > 0 else (np.arange(nx) < mid)
-    outside = np.where(col_is_left[None, :], (7 + 3 + third[LEFT])[:, None], (7 + third[RIGHT])[:, None])
-    return (outside.astype(np.uint8), (1 + third[RIGHT]).astype(np.uint8), (4 + third[LEFT]).astype(np.uint8))
-
-
-def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry) -> LungMasks:
+def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry, in_place: bool = False) -> LungMasks:
     """Lung masks with GGO and consolidation added and effusion removed (module rule).
 
     GGO and consolidation outside the lungs join the lung on their side of the midline
     (:attr:`LungMasks.zones`). Only the findings' bounding box is visited, a slab of slices
-    at a time (:mod:`engine.anatomy.boxes`).
+    at a time (:mod:`engine.anatomy.boxes`), and the zones only there. ``in_place``: edit
+    ``lungs``' own masks instead of copies (the AI reading, for lungs it found itself: no
+    full-size copy); ``lungs`` must not be used afterwards, the result shares its masks.
     """
     labels = np.asarray(labels)
     if labels.shape != lungs.shape:
         raise DataError(f"Labels of shape {labels.shape} do not match the lung masks {lungs.shape}.")
-    left = np.array(lungs.left, dtype=bool, order="C")
-    right = np.array(lungs.right, dtype=bool, order="C")
+    keep = in_place and all(m.dtype == bool and m.flags.c_contiguous and m.flags.writeable
+                            for m in (lungs.left, lungs.right))
+    left = lungs.left if keep else np.array(lungs.left, dtype=bool, order="C")
+    right = lungs.right if keep else np.array(lungs.right, dtype=bool, order="C")
     if left.shape != tuple(geometry.shape):
         raise DataError(f"Lung masks of shape {left.shape} do not match the scan {geometry.shape}.")
     box = bounding_box(labels)
     if box is not None:
-        sub, zones, sub_left, sub_right = labels[box], lungs.zones[box], left[box], right[box]
+        sub, sub_left, sub_right = labels[box], left[box], right[box]
         for k in z_slabs(sub.shape):
-            lab, zone = sub[k], zones[k]
+            # the zones of the masks as given (read before this slab is edited)
+            zone = lungs.zones_in((slice(box[0].start + k.start, box[0].start + k.stop), box[1], box[2]))
+            lab = sub[k]
             dense = (lab == GGO) | (lab == CONSOLIDATION)
             not_eff = lab != EFFUSION
             side = sub_left[k]  # views: editing them edits the new masks
@@ -244,9 +221,7 @@ def unite_findings(lungs: LungMasks, labels: np.ndarray, geometry: Geometry) -> 
             side &= not_eff
     for k in z_slabs(right.shape):  # the left lung wins where masks overlap (as in LungMasks.from_masks)
         right[k] &= ~left[k]
-    zones, extents, counts = _zone_codes(left, right, geometry)
-    return LungMasks(left=left, right=right, zones=zones, extents=extents, method=lungs.method,
-                     warnings=list(lungs.warnings or []), zone_voxels=counts)
+    return LungMasks._own(left, right, geometry, lungs.method, lungs.warnings)
 
 
 # -- finding the lungs ----------------------------------------------------------------------
@@ -454,9 +429,12 @@ def lung_masks(volume: Volume, progress: Optional[ProgressCallback] = None,
     left, right = full[LEFT], full[RIGHT]
     if model_mask is not None:
         left, right, method = _with_model(model_mask, left, right, arr, geometry, volume.is_hu)
-    lungs = LungMasks.from_masks(left, right, geometry, method=method, warnings=warnings)
+    left, right = np.ascontiguousarray(left, dtype=bool), np.ascontiguousarray(right, dtype=bool)
+    for k in z_slabs(right.shape):  # the left lung wins where masks overlap (as in LungMasks.from_masks)
+        right[k] &= ~left[k]
+    lungs = LungMasks._own(left, right, geometry, method, warnings)
     if labels is not None:
-        lungs = unite_findings(lungs, labels, geometry)
+        lungs = unite_findings(lungs, labels, geometry, in_place=True)
     report(1.0, "Lungs found")
     return lungs
 

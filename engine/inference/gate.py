@@ -84,7 +84,8 @@ log = logging.getLogger(__name__)
 def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
               cancel: Optional[CancelLike] = None, keep_fraction: float = KEEP_FRACTION,
               effusion_margin_mm: float = EFFUSION_MARGIN_MM,
-              lung_margin_mm: float = LUNG_MARGIN_MM, device: Optional[object] = None) -> GateResult:
+              lung_margin_mm: float = LUNG_MARGIN_MM, device: Optional[object] = None,
+              own_lungs: bool = False, own_labels: bool = False) -> GateResult:
     """Apply the module's rules to ``labels`` (0..3 on ``volume``'s grid).
 
     ``lungs`` is the scan's :class:`~engine.anatomy.LungMasks` (found once by the
@@ -95,6 +96,11 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     same output) when ``labels`` is a torch tensor on one (CUDA) or ``device`` names one (Run
     AI's device: ``"cuda"``, a ``torch.device``); a CPU tensor is read as numpy. The result
     holds numpy arrays either way.
+
+    ``own_lungs``: ``lungs`` belong to the caller's reading alone (Run AI found them): the
+    findings are filled back into its masks in place (no full-size copy) and ``lungs`` must
+    not be used afterwards, only the result's. ``own_labels``: ``labels`` (a numpy array) are
+    edited in place and returned, not copied.
     """
     on_tensor = type(labels).__module__.split(".")[0] == "torch"  # checked without importing torch
     where = str(device) if device is not None else (str(labels.device) if on_tensor else "cpu")  # type: ignore
@@ -109,14 +115,14 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
         labels = labels.cpu().numpy()  # type: ignore[union-attr]
     labels = np.asarray(labels)
     nz, ny, nx = labels.shape
-    out = labels.copy()
+    out = labels if own_labels and labels.flags.writeable else labels.copy()
     found = bounding_box(out) if out.size else None
     if found is None:  # no finding: nothing to remove
         by_rule: dict[str, dict[str, int]] = {r: {} for r in RULES}
         if lungs is None:
             return GateResult(out, np.zeros(nz, dtype=bool), {}, None, by_rule)
         lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
-        return GateResult(out, lung_slices, {}, unite_findings(lungs, out, volume.geometry), by_rule)
+        return GateResult(out, lung_slices, {}, unite_findings(lungs, out, volume.geometry, own_lungs), by_rule)
 
     if lungs is None:
         drop = _Dropper(out, found)
@@ -164,6 +170,6 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
         if kb is not None:  # what is left lies in the kept cells
             _effusion_rules(drop.within(_voxel_box(kb, f, sub_shape)), lungs, volume)
     check_cancel(cancel)
-    filled = unite_findings(lungs, out, volume.geometry)
+    filled = unite_findings(lungs, out, volume.geometry, own_lungs)
     by_rule = _canonical(drop.by_rule)
     return GateResult(out, lung_slices, _totals(by_rule), filled, by_rule)

@@ -15,7 +15,8 @@ Flow of :meth:`Predictor.iter_predict`
    the scale the model was trained at), segmented. Softmax runs on the model-size crop;
    the class probabilities are resized (bilinear) to the slice size once, the label is
    their argmax (labels taken at model size and upsampled by nearest neighbour changed
-   whole regions after the presence threshold, docs/MODELS.md). Each model input is
+   whole regions after the presence threshold, docs/MODELS.md); :mod:`.postprocess` does
+   that full-size work only inside the crop's window (exactly the same bytes). Each model input is
    resized once per slab (the finding classifier and the lung model reuse it). Each finished
    slab is yielded as a :class:`Slab`.
 5. The anatomy rules (:mod:`.gate`) keep findings only where they can be, using the
@@ -55,6 +56,7 @@ from ..labels import FINDING_KEYS, FINDINGS
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Volume
 from . import nets as N
+from . import postprocess as P
 from . import runtime as R
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
@@ -68,6 +70,9 @@ from .roi import LungROI, find_roi
 log = logging.getLogger(__name__)
 
 SlabCallback = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], None]
+#: slices per ONNX Runtime forward pass on the CPU inside a slab (same crop): half the activation
+#: memory of 8 (about 60 MB saved) at the same CPU time per slice, the same logits bit for bit (tested)
+ONNX_FORWARD_SLICES = 4
 
 
 class Predictor:
@@ -93,14 +98,12 @@ class Predictor:
         intensity rules united with its mask (lung Dice 0.958 vs 0.936 without it on
         held-out lung-window slices); in a soft-tissue window (0.919 vs 0.928) and on HU
         scans (0.975 vs 0.994 on the phantom) the rules alone measure better and it is not
-        run. Its mask is
-        :attr:`Prediction.lung_mask`.
+        run. Its mask is :attr:`Prediction.lung_mask`.
     batch_size
         Slices per forward pass (halved automatically on a CUDA out-of-memory error);
         ``None``: 8 on the CPU, 32 on CUDA. The slab's torso crop depends on its slices, so
         another batch size can change a few pixels at crop edges (and, through the presence
-        threshold, a region): 4 slices with ONNX Runtime would halve the activation memory
-        (241 -> 119 MB) at the same CPU time per slice but moved 1770 pixels of one stack.
+        threshold, a region); ONNX Runtime forwards a slab's 8 in passes of 4 (same crop).
     amp
         ``False`` runs float32 everywhere (the same as ``precision="fp32"``).
     precision
@@ -287,10 +290,10 @@ class Predictor:
         done = 0
 
         def run_slab(zs: np.ndarray, roi: LungROI, fraction: float) -> Slab:
-            out = self._process(array, zs, is_hu, roi, cancel)
-            lab, pr, sp, lm, cf = out
-            labels[zs] = lab
-            confidence[zs] = cf
+            lab, pr, sp, lm, cf, (y0, y1, x0, x1) = self._process(array, zs, is_hu, roi, cancel)
+            # 0 outside the window: pages of the zeroed scan-size arrays there are never touched
+            labels[zs, y0:y1, x0:x1] = lab[:, y0:y1, x0:x1]
+            confidence[zs, y0:y1, x0:x1] = cf[:, y0:y1, x0:x1]
             if probs is not None and pr is not None:
                 probs[zs] = pr
             slice_probs[zs] = sp
@@ -365,16 +368,17 @@ class Predictor:
         if self.lung_gate:
             report(0.91, "Keeping findings where anatomy allows them")
             t_gate = time.perf_counter()
-            gated = lung_gate(volume, labels, lungs, cancel=cancel, device=self.device)  # CUDA: on the device
+            gated = lung_gate(volume, labels, lungs, cancel=cancel, device=self.device,  # CUDA: on the device
+                              own_lungs=not given_lungs, own_labels=True)  # edited in place, not copied
             rules = {k: dict(v) for k, v in gated.removed_by_rule.items()}
             labels = gated.labels
             lungs = gated.lungs
-            labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel)  # vessels.py
+            labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel, in_place=True)  # vessels.py
             labels, rules[NODULE_RULE], nodules = set_aside_nodules(volume, labels, lungs, cancel=cancel)  # nodules.py
             notes.extend(n.notice for n in nodules)
             timings["gate_s"] = time.perf_counter() - t_gate
-        shown, slice_p, low, regions = read_evidence(labels, confidence,
-                                                     lungs.lung if lungs is not None else None, presence)
+        lung_px = lungs.pixels_per_slice() if lungs is not None else None  # no full-size lung mask
+        shown, slice_p, low, regions = read_evidence(labels, confidence, lung_px, presence, in_place=self.lung_gate)
         if self.lung_gate:  # without the rules (raw model output, tests) nothing is removed
             labels = shown
             rules["low_evidence"] = low
@@ -442,6 +446,8 @@ class Predictor:
         while i < x.shape[0]:
             check_cancel(cancel)
             bs = self._batch
+            if net.onnx is not None and not cuda:
+                bs = min(bs, ONNX_FORWARD_SLICES)
             t, c = time.perf_counter(), time.process_time()
             try:
                 out = self._forward(net, x[i:i + bs])
@@ -494,14 +500,17 @@ class Predictor:
 
     def _process(self, array: np.ndarray, zs: np.ndarray, is_hu: bool, roi: LungROI,
                  cancel: Optional[CancelLike]) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray,
-                                                        Optional[np.ndarray], np.ndarray]:
+                                                        Optional[np.ndarray], np.ndarray, P.Window]:
         """Labels, uint8 probabilities (or ``None``), per-slice probabilities, lung mask (or
-        ``None``) and per-pixel confidence of slices ``zs``.
+        ``None``), per-pixel confidence of slices ``zs``, and the window outside which labels and
+        confidence are 0.
 
         Softmax runs on the model-size crop; the class probabilities are resized to the
         slice once (bilinear: the labels and the confidence the presence model was fitted
         on stay what they were; labels taken at model size and upsampled by nearest
-        neighbour changed whole regions after the presence threshold, docs/MODELS.md)."""
+        neighbour changed whole regions after the presence threshold, docs/MODELS.md), and
+        only inside the window where a pixel can differ from background (:mod:`.postprocess`:
+        bit-identical to resizing the whole frame)."""
         nets = self._nets
         assert nets is not None
         seg = nets["segmentation"]
@@ -518,21 +527,14 @@ class Predictor:
                                     cancel)
             else:  # outside the crop the finding probabilities are 0: the crop's maximum is the slice's
                 sp = N.finding_probabilities(probs, groups).amax(dim=(2, 3))
-            p_full = N.resize(N.in_frame(probs, box, seg.input_size), full)
+            lab, conf, pr, win = P.read_slab(probs, box, seg.input_size, full, seg.label_map(), groups,
+                                             self.keep_probabilities)  # exact, full size only where it matters
             del probs
-            fprobs = N.finding_probabilities(p_full, groups)
-            lut = torch.as_tensor(seg.label_map(), device=p_full.device)
-            # max(1).indices: ties go to the lower class (as torch documents); 10x faster than argmax(1)
-            lab = lut[p_full.max(1).indices]
-            del p_full
-            conf = N.quantise(fprobs.gather(1, (lab.long() - 1).clamp_(min=0).unsqueeze(1))[:, 0])
-            pr = N.quantise(fprobs).cpu().numpy() if self.keep_probabilities else None
             lung_np = None
             if self._use_lung_net:
                 lp, lbox = self._segment(nets["lung"], None, zs, index, roi.box(zs), full, inputs, cancel)
-                lung_p = N.resize(N.in_frame(lp, lbox, nets["lung"].input_size), full)
-                lung_np = (lung_p[:, 1:].sum(1) > 0.5).cpu().numpy()
-            return (lab.cpu().numpy(), pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf.cpu().numpy())
+                lung_np = P.lung_slab(lp, lbox, nets["lung"].input_size, full)
+            return lab, pr, sp.float().cpu().numpy().astype(np.float32), lung_np, conf, win
 
     def _segment(self, net: N.Net, unit: Optional[torch.Tensor], zs: np.ndarray, index: dict[int, int],
                  box: tuple[int, int, int, int], full: tuple[int, int], inputs: dict,

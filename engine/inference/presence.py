@@ -44,7 +44,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from ..anatomy.boxes import bounding_box
+from ..anatomy.boxes import value_box, z_slabs
 from ..labels import FINDING_KEYS, FINDINGS
 
 FEATURES: tuple[str, ...] = ("log_fraction", "mean_confidence", "max_confidence")
@@ -167,9 +167,10 @@ def region_features(labels: np.ndarray, lab: int, confidence: Optional[np.ndarra
     """Regions of finding ``lab`` with their :data:`FEATURES`.
 
     ``confidence`` is the uint8 model probability (``/255``) of each pixel's label
-    (``None``: 1 everywhere); ``lung`` the bool lung mask (``None``: the whole slice).
+    (``None``: 1 everywhere); ``lung`` the bool lung mask, or its pixels per slice ``(z,)``
+    (``None``: the whole slice).
     """
-    box = bounding_box(labels == lab)
+    box = value_box(labels, (lab,))
     if box is None:
         return Regions(np.zeros(labels.shape, dtype=np.int32), np.zeros(0, dtype=np.int64),
                        np.zeros((0, len(FEATURES))))
@@ -192,21 +193,26 @@ def region_features(labels: np.ndarray, lab: int, confidence: Optional[np.ndarra
     objs = ndimage.find_objects(ids)
     z = np.array([o[0].start for o in objs], dtype=np.int64) + box[0].start
     nz = labels.shape[0]
-    lung_px = (lung.reshape(nz, -1).sum(axis=1) if lung is not None
-               else np.full(nz, labels[0].size)).astype(np.float64)
+    if lung is None:
+        lung_px = np.full(nz, labels[0].size).astype(np.float64)
+    else:
+        lung_px = (lung.reshape(nz, -1).sum(axis=1) if lung.ndim == 3 else lung).astype(np.float64)
     frac = size / np.maximum(lung_px[z] + size, 1.0)
     feats = np.stack([np.log10(np.maximum(frac, 1e-4)), mean, mx], axis=1)
     return Regions(ids, z, feats, box)
 
 
 def read_evidence(labels: np.ndarray, confidence: Optional[np.ndarray], lung: Optional[np.ndarray],
-                  model: "PresenceModel") -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, Regions]]:
+                  model: "PresenceModel",
+                  in_place: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, Regions]]:
     """Score every region, remove those at ``q <= 0.5``, and give the slice probabilities.
 
-    Returns ``(labels (a new array), slice_p (z, 3), removed voxels per finding, regions
-    per finding key)`` (see the module docstring).
+    ``lung``: the lung mask or its pixels per slice (:func:`region_features`). Returns
+    ``(labels (a new array; ``labels`` itself when ``in_place``), slice_p (z, 3), removed voxels
+    per finding, regions per finding key)`` (see the module docstring). In place, the result is
+    the same: removing one finding's regions never changes another finding's.
     """
-    out = labels.copy()
+    out = labels if in_place else labels.copy()
     nz = labels.shape[0]
     slice_p = np.zeros((nz, len(FINDINGS)), dtype=np.float64)
     removed: dict[str, int] = {}
@@ -242,7 +248,8 @@ def scan_probabilities(labels: np.ndarray, slice_p: np.ndarray, model: "Presence
     for c, lab in enumerate(FINDINGS):
         key = FINDING_KEYS[lab]
         best = min(model.findings[key].p_empty, P_EMPTY_MAX)
-        present = np.flatnonzero((labels == lab).any(axis=(1, 2)))
+        present = np.flatnonzero(np.concatenate([(labels[k] == lab).any(axis=(1, 2))  # slab by slab
+                                                 for k in z_slabs(labels.shape)] or [np.zeros(0, bool)]))
         if present.size:
             best = max(best, float(slice_p[present, c].max()))
         out[key] = float(best)

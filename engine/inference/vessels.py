@@ -55,6 +55,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from ..anatomy.boxes import value_box
 from ..labels import CONSOLIDATION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
@@ -161,14 +162,16 @@ def _filled(region: np.ndarray) -> np.ndarray:
     tested as the tube it surrounds.
     """
     out = region.copy()
+    cross = ndimage.generate_binary_structure(2, 1)
     for axis in range(3):
         if region.shape[axis] < 3:
             continue
-        moved = np.moveaxis(region, axis, 0)
-        target = np.moveaxis(out, axis, 0)
-        for k in range(moved.shape[0]):
-            if moved[k].any():
-                target[k] |= ndimage.binary_fill_holes(moved[k])
+        # every plane across ``axis`` at once: a structure that only connects within such a plane
+        # (the array's border seeds the background only within the planes), so each plane is
+        # filled exactly as binary_fill_holes fills it alone
+        plane = np.zeros((3, 3, 3), dtype=bool)
+        np.moveaxis(plane, axis, 0)[1] = cross
+        out |= ndimage.binary_fill_holes(region, structure=plane)
     return out
 
 
@@ -183,7 +186,7 @@ def _max_inplane_radius_mm(mask: np.ndarray, spacing_yx: tuple[float, float]) ->
 
 
 def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLike] = None,
-                   min_slices: int = MIN_SLICES) -> tuple[np.ndarray, dict[str, int]]:
+                   min_slices: int = MIN_SLICES, in_place: bool = False) -> tuple[np.ndarray, dict[str, int]]:
     """Apply the ``vessel`` rule to a ``(z, y, x)`` label map.
 
     Parameters
@@ -191,13 +194,16 @@ def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLi
     volume
         The scan (its array, HU flag and geometry).
     labels
-        Label map on the scan's grid (not modified).
+        Label map on the scan's grid (not modified unless ``in_place``).
     cancel
         Optional cancel token, checked per region.
     min_slices
         Volumes with fewer slices are left alone (:data:`MIN_SLICES`). ``1`` applies the
         in-plane form to single slices (``benchmarks/vessels.py`` measures it on the
         labelled slices).
+    in_place
+        Set the vessel regions to background in ``labels`` itself (the AI reading's own map:
+        no full-size copy).
 
     Returns
     -------
@@ -210,16 +216,14 @@ def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLi
     geom = volume.geometry
     if not geom.spacing_known or labels.shape[0] < min_slices:
         return labels, removed
-    tested = np.zeros(labels.shape, dtype=bool)
-    for f in FINDINGS_TESTED:
-        tested |= labels == f
-    if not tested.any():
+    # the findings' bounding box (found a slab at a time: no full-size mask); regions labelled by
+    # connected-components-3d (linear time, one pass for both findings: regions of different
+    # findings never merge)
+    box0 = value_box(labels, FINDINGS_TESTED)
+    if box0 is None:
         return labels, removed
-    # the findings' bounding box; regions labelled by connected-components-3d (linear time,
-    # one pass for both findings: regions of different findings never merge)
-    box0 = tuple(slice(int(idx[0]), int(idx[-1]) + 1) for idx in
-                 (np.flatnonzero(tested.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)))
-    sub = np.where(tested[box0], labels[box0], 0).astype(np.uint8)
+    part = labels[box0]
+    sub = np.where(np.isin(part, FINDINGS_TESTED), part, 0).astype(np.uint8)
     single = labels.shape[0] == 1
     if single:
         comp = cc3d.connected_components(sub[0], connectivity=8)[None]
@@ -259,7 +263,7 @@ def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLi
         else:
             tube = tube_voxels(img, spacing, sigma, where)[inner]
         if (tube & core).sum() >= VESSEL_FRACTION * core.sum():
-            if out is labels:
+            if out is labels and not in_place:
                 out = labels.copy()
             out[gbox][region] = 0
             removed[FINDING_KEYS[finding]] += int(region.sum())

@@ -26,7 +26,8 @@ def hu_to_unit(hu: Any, window: tuple[float, float] = HU_WINDOW) -> Any:
     if _is_tensor(hu):
         import torch
 
-        return (hu.to(torch.float32).clamp(lo, hi) - lo) / (hi - lo)
+        # in place on one float32 copy: the same operations as ``(clamp(x) - lo) / (hi - lo)``
+        return hu.to(torch.float32, copy=True).clamp_(lo, hi).sub_(lo).div_(hi - lo)
     out = (np.asarray(hu, dtype=np.float32) - lo) / (hi - lo)
     return np.clip(out, 0.0, 1.0, out=out)
 
@@ -44,7 +45,7 @@ def uint8_to_unit(img: Any) -> Any:
     if _is_tensor(img):
         import torch
 
-        return img.to(torch.float32) / 255.0
+        return img.to(torch.float32, copy=True).div_(255.0)
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
