@@ -70,8 +70,8 @@ from .roi import LungROI, find_roi
 log = logging.getLogger(__name__)
 
 SlabCallback = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], None]
-#: slices per ONNX Runtime forward pass on the CPU inside a slab (same crop): half the activation
-#: memory of 8 (about 60 MB saved) at the same CPU time per slice, the same logits bit for bit (tested)
+#: slices per ONNX Runtime forward pass inside a slab (same crop): half the activation memory of 8
+#: (about 60 MB) at the same CPU time per slice, the same logits bit for bit (tested)
 ONNX_FORWARD_SLICES = 4
 
 
@@ -160,10 +160,8 @@ class Predictor:
         #: upload the whole scan to the device once and slice it there (on by default on CUDA)
         self.upload_volume = cuda
         self.load_s = 0.0
-        #: number of CUDA out-of-memory errors recovered from (by halving the batch)
-        self.oom_events = 0
-        self._network_s = 0.0
-        self._network_cpu_s = 0.0
+        self.oom_events = 0  # CUDA out-of-memory errors recovered from (by halving the batch)
+        self._network_s = self._network_cpu_s = 0.0
 
     # -- models ---------------------------------------------------------------
     def load(self) -> dict[str, Optional[N.Net]]:
