@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gc
 import os
 import time
@@ -270,7 +272,7 @@ class SolidRule(torch.nn.Module):
         return torch.cat([torch.zeros_like(hu), other, 0.05 * torch.minimum(hu + 100.0, 150.0 - hu), other], 1)
 
 
-def test_a_nodule_read_as_consolidation_is_a_notice(make_window, qtbot, monkeypatch):
+def test_a_nodule_read_as_consolidation_is_a_notice(make_window, qtbot, monkeypatch, tmp_path):
     """A 23 mm solid ball in the aerated right lung of the phantom: set aside, named in Notices and the panel."""
     from engine.anatomy import lung_masks
     from engine.inference import Predictor
@@ -306,3 +308,10 @@ def test_a_nodule_read_as_consolidation_is_a_notice(make_window, qtbot, monkeypa
     assert notice in w.notices.warnings                     # View > Notices
     assert notice in w.ai.panel.notes.text()                # the findings panel's notes
     assert not (pred.labels[ball] == 2).any()               # not counted as consolidation
+    # the report exported from the app names it too, also after the labels were edited
+    w.labels.write((0, 1, 0, 2, 0, 2), np.ones((1, 2, 2), np.uint8))
+    out = tmp_path / "report.json"
+    with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+        w.numbers.export(str(out))
+    doc = json.loads(out.read_text())
+    assert doc["notes"].count(notice) == 1

@@ -298,10 +298,12 @@ class AIFlow(QObject):
         self.proposal.finish(run_id, prediction, reading.quantification, reading.notes,
                              getattr(reading, "rsna", None))
         assessed = bool(getattr(prediction, "assessed", True))
-        self.ctx.case.set_assessment(assessed, list(getattr(prediction, "not_assessed", [])))
+        nodules = list(getattr(prediction, "nodules", None) or [])
+        self.ctx.case.set_assessment(assessed, list(getattr(prediction, "not_assessed", [])),
+                                     [n.notice for n in nodules])
         if not assessed:
             self.ctx.notices.warn("Not assessed by the AI: " + "; ".join(prediction.not_assessed) + ".")
-        for nodule in getattr(prediction, "nodules", None) or []:  # not pneumonia: set aside, to review
+        for nodule in nodules:  # not pneumonia: set aside, to review
             self.ctx.notices.warn(nodule.notice)
         t = prediction.timings
         self.panel.set_status(f"{self.proposal.model_title}: proposal ready in {t.get('total_s', 0):.1f} s. "

@@ -123,7 +123,8 @@ class NumbersFlow(QObject):
         self.ctx.run(write_report, path, volume, labels, self.case.lungs, title="Writing the report",
                      anonymize=anonymize, models=dict(self.case.models), edited_by_person=self.case.edited_by_person(),
                      labels_source=self.ctx.labels.name or None, quant=self.case.result,
-                     assessment=self.case.assessment, on_result=self._written)
+                     assessment=self.case.assessment, review_notes=list(self.case.review_notes),
+                     on_result=self._written)
 
     def _written(self, path: Any) -> None:
         self.ctx.preferences.set_export_dir(str(Path(path).resolve().parent))

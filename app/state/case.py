@@ -82,6 +82,9 @@ class CaseState(QObject):
         self.models: dict[str, Any] = {}
         #: the last AI reading's verdict on the scan: ``{"assessed": bool, "reasons": [...]}`` or None
         self.assessment: Optional[dict[str, Any]] = None
+        #: what the last AI reading says about the scan for a person to review (a solid nodule set
+        #: aside, ...): it holds whatever the labels become, and goes into the report
+        self.review_notes: list[str] = []
         self.quantifier: Optional[IncrementalQuantifier] = None
         self.lungs_pending = False
         self._generation = 0  # bumps whenever a running count becomes stale
@@ -119,15 +122,18 @@ class CaseState(QObject):
         if lungs is not None and lungs is not self.lungs:
             self.set_lungs(lungs)
 
-    def set_assessment(self, assessed: bool, reasons: list[str]) -> None:
-        """Record whether the AI could read this scan (the report says so when it could not)."""
+    def set_assessment(self, assessed: bool, reasons: list[str], review: Optional[list[str]] = None) -> None:
+        """Record whether the AI could read this scan (the report says so when it could not) and
+        what the reading asks a person to review."""
         self.assessment = {"assessed": bool(assessed), "reasons": list(reasons)}
+        self.review_notes = list(review or [])
 
     def _on_volume(self, volume: Optional[Volume]) -> None:
         self.volume = volume
         self.lungs = None
         self.models = {}
         self.assessment = None
+        self.review_notes = []
         self.quantifier = None
         self._generation += 1
         self._pending = None

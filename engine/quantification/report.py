@@ -86,13 +86,15 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
                     models: Optional[dict[str, Any]] = None, edited_by_person: bool = False,
                     lungs: Optional[LungMasks] = None, labels_source: Optional[str] = None,
                     findings_doc: Optional[dict[str, Any]] = None, labels: Optional[np.ndarray] = None,
-                    assessment: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                    assessment: Optional[dict[str, Any]] = None,
+                    review_notes: Optional[list[str]] = None) -> dict[str, Any]:
     """Everything the report shows, JSON-ready.
 
     ``labels`` (the labels the numbers are of) adds the RSNA category of their distribution.
     ``assessment`` (``{"assessed": bool, "reasons": [...]}``, also read from ``findings_doc``)
     marks a scan the AI did not read (no lung, unknown intensity scale, ...): the report then
-    gives no probabilities, no severity score and no category, and says why.
+    gives no probabilities, no severity score and no category, and says why. ``review_notes``
+    are what the reading asked a person to review (the app's; ``findings_doc`` brings its own).
     """
     g = volume.geometry
     doc: dict[str, Any] = {
@@ -144,6 +146,8 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
             doc["covid"] = findings_doc["covid"]  # JSON keeps it with its caveat; the PDF shows it only if validated
         if not doc["models"] and findings_doc.get("models"):
             doc["models"] = findings_doc["models"]
+    if assessed:  # what the app's reading asked a person to review
+        doc["notes"].extend(n for n in review_notes or [] if n and n not in doc["notes"])
     return doc
 
 
@@ -207,7 +211,7 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
                  *, anonymize: bool = False, models: Optional[dict[str, Any]] = None,
                  edited_by_person: bool = False, findings_doc: Optional[dict[str, Any]] = None,
                  labels_source: Optional[str] = None, quant: Optional[Quantification] = None,
-                 assessment: Optional[dict[str, Any]] = None,
+                 assessment: Optional[dict[str, Any]] = None, review_notes: Optional[list[str]] = None,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None) -> Path:
     """Write a report of ``labels`` on ``volume`` as JSON, CSV or PDF (by the file's suffix).
 
@@ -238,7 +242,7 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
         quant = quantify(labels, volume.geometry, lungs, volume.array if volume.is_hu else None)
     doc = report_document(volume, quant, anonymize=anonymize, models=models, edited_by_person=edited_by_person,
                           lungs=lungs, labels_source=labels_source, findings_doc=findings_doc, labels=labels,
-                          assessment=assessment)
+                          assessment=assessment, review_notes=review_notes)
     if lungs is None:
         doc["notes"].append("No lungs were found: percentages and severity scores are not available.")
     check_cancel(cancel)
