@@ -290,6 +290,16 @@ def _median(runs: list[dict]) -> dict:
     return out
 
 
+def _speedups(cases: list[dict], case: str, name: str) -> None:
+    """Add ``speedup_vs_<name>`` (wall) and ``speedup_vs_<name>_cpu`` to every row of ``case``
+    against its row of runtime ``name``."""
+    ref = next(c for c in cases if c["case"] == case and c["runtime"] == name)
+    for c in cases:
+        if c["case"] == case and "volume_s" in c and "volume_s" in ref:
+            c[f"speedup_vs_{name}"] = round(ref["volume_s"] / c["volume_s"], 2)
+            c[f"speedup_vs_{name}_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -338,24 +348,9 @@ def main() -> int:
                 print(f"{case:12s} {r:6s} visible {res['visible_slice_s']:.3f} s  volume {res['volume_s']:.2f} s  "
                       f"network {res['network_s'] or float('nan'):.2f} s  peak +{res['peak_mem_mb']:.0f} MB "
                       f"({res['peak_over_scan']}x scan)", file=sys.stderr)
-        if "fp32" in runtimes:
-            ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "fp32")
-            for c in report["cases"]:
-                if c["case"] == case and "volume_s" in c and "volume_s" in ref:
-                    c["speedup_vs_fp32"] = round(ref["volume_s"] / c["volume_s"], 2)
-                    c["speedup_vs_fp32_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
-        if args.before:
-            ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "before")
-            for c in report["cases"]:
-                if c["case"] == case and "volume_s" in c and "volume_s" in ref:
-                    c["speedup_vs_before"] = round(ref["volume_s"] / c["volume_s"], 2)
-                    c["speedup_vs_before_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
-        if args.baseline:
-            ref = next(c for c in report["cases"] if c["case"] == case and c["runtime"] == "today")
-            for c in report["cases"]:
-                if c["case"] == case and "volume_s" in c and "volume_s" in ref:
-                    c["speedup_vs_today"] = round(ref["volume_s"] / c["volume_s"], 2)
-                    c["speedup_vs_today_cpu"] = round(ref["volume_cpu_s"] / c["volume_cpu_s"], 2)
+        for ref, wanted in (("fp32", "fp32" in runtimes), ("before", args.before), ("today", args.baseline)):
+            if wanted:
+                _speedups(report["cases"], case, ref)
     if args.slices:
         scaling = []
         sizes = [int(s) for s in args.slices.split(",") if s]
