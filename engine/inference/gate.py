@@ -59,6 +59,7 @@ both). A label tensor on a CUDA device is gated there (:mod:`.gate_torch`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -76,16 +77,46 @@ from .gate_parts import (APEX_FRACTION, APEX_MARGIN_PX, DENSE, DEPENDENT_FROM, E
 
 __all__ = ["APEX_FRACTION", "APEX_MARGIN_PX", "DEPENDENT_FROM", "EFFUSION_MARGIN_MM", "EFFUSION_MIN_ML",
            "EFFUSION_REACH_MM", "FLUID_HU", "FLUID_MIN_VOXEL_HU", "KEEP_FRACTION", "LUNG_MARGIN_MM", "RULES",
-           "RULE_TEXT", "GateResult", "envelope", "lung_gate"]
+           "RULE_TEXT", "GatePrep", "GateResult", "envelope", "lung_gate", "prepare_gate"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GatePrep:
+    """What the gate takes from the lungs alone (:func:`prepare_gate`): made before the labels
+    exist, beside the networks (:mod:`.background`), and used by :func:`lung_gate` for the same
+    :class:`LungMasks` object and margins only."""
+    lungs: LungMasks
+    margins: tuple[float, float, float]
+    lung_slices: np.ndarray
+    box: Optional[Box]  # the cell-grid box of ``masks``
+    masks: list[np.ndarray]  # cells within each margin of the lungs' envelope
+
+
+def _cell_factor(ny: int, nx: int) -> int:
+    return max(1, int(min(ny, nx) // 128))
+
+
+def prepare_gate(volume: Volume, lungs: LungMasks, effusion_margin_mm: float = EFFUSION_MARGIN_MM,
+                 lung_margin_mm: float = LUNG_MARGIN_MM) -> GatePrep:
+    """The lungs' part of :func:`lung_gate`: the slices holding lung and the cells within each
+    margin of the lungs' envelope (3D distance). The same arrays the gate makes for itself."""
+    nz, ny, nx = volume.shape
+    f = _cell_factor(ny, nx)
+    lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
+    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
+    cshape = (nz, -(-ny // f), -(-nx // f))
+    box, masks = _distance_masks(_lung_cells(lungs, lung_slices, f), cshape, volume, f, margins)
+    return GatePrep(lungs, margins, lung_slices, box, masks)
 
 
 def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
               cancel: Optional[CancelLike] = None, keep_fraction: float = KEEP_FRACTION,
               effusion_margin_mm: float = EFFUSION_MARGIN_MM,
               lung_margin_mm: float = LUNG_MARGIN_MM, device: Optional[object] = None,
-              own_lungs: bool = False, own_labels: bool = False) -> GateResult:
+              own_lungs: bool = False, own_labels: bool = False,
+              prepared: Optional[GatePrep] = None) -> GateResult:
     """Apply the module's rules to ``labels`` (0..3 on ``volume``'s grid).
 
     ``lungs`` is the scan's :class:`~engine.anatomy.LungMasks` (found once by the
@@ -100,7 +131,8 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     ``own_lungs``: ``lungs`` belong to the caller's reading alone (Run AI found them): the
     findings are filled back into its masks in place (no full-size copy) and ``lungs`` must
     not be used afterwards, only the result's. ``own_labels``: ``labels`` (a numpy array) are
-    edited in place and returned, not copied.
+    edited in place and returned, not copied. ``prepared``: :func:`prepare_gate` of these
+    ``lungs`` (made earlier, beside the networks); ignored for other lungs or margins.
     """
     on_tensor = type(labels).__module__.split(".")[0] == "torch"  # checked without importing torch
     where = str(device) if device is not None else (str(labels.device) if on_tensor else "cpu")  # type: ignore
@@ -131,14 +163,15 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
         by_rule = _canonical(drop.by_rule)
         return GateResult(out, np.zeros(nz, dtype=bool), _totals(by_rule), None, by_rule)
 
-    f = max(1, int(min(ny, nx) // 128))
+    f = _cell_factor(ny, nx)
     box, cbox = _cell_box(found, f, out.shape)  # the findings' box, in voxels and in cells
     drop = _Dropper(out, box)
     sub_shape = drop.sub.shape
-    lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
-    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
-    cshape = (nz, -(-ny // f), -(-nx // f))
-    dbox, masks = _distance_masks(_lung_cells(lungs, lung_slices, f), cshape, volume, f, margins)
+    prep = prepared
+    if prep is None or prep.lungs is not lungs or prep.margins != (lung_margin_mm, effusion_margin_mm,
+                                                                    EFFUSION_REACH_MM):
+        prep = prepare_gate(volume, lungs, effusion_margin_mm, lung_margin_mm)
+    lung_slices, dbox, masks = prep.lung_slices, prep.box, prep.masks
     if dbox is None:
         in_lung = near = reach = np.zeros(tuple(s.stop - s.start for s in cbox), dtype=bool)
     else:

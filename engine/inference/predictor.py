@@ -7,37 +7,35 @@ Flow of :meth:`Predictor.iter_predict`
    present, and ``False`` turns one off).
 2. The first slice of the order (the visible one) is segmented alone, on the whole
    slice, and yielded: the user sees it after one single-slice forward pass.
-3. :func:`engine.inference.roi.find_roi` picks the slices that hold lung and a torso
-   box per slice; the other slices stay background and are not sent to the model.
-4. The remaining slices go through in slabs of ``batch_size``: raw slices are moved to
-   the device, normalised (HU window or /255), resized to the model's input size,
-   cropped to the slab's torso box (snapped to the model's multiple, so the lungs keep
-   the scale the model was trained at), segmented. Softmax runs on the model-size crop;
-   the class probabilities are resized (bilinear) to the slice size once, the label is
-   their argmax (labels taken at model size and upsampled by nearest neighbour changed
-   whole regions after the presence threshold, docs/MODELS.md); :mod:`.postprocess` does
-   that full-size work only inside the crop's window (exactly the same bytes). Each model input is
-   resized once per slab (the finding classifier and the lung model reuse it). Each finished
-   slab is yielded as a :class:`Slab`.
-5. The anatomy rules (:mod:`.gate`) keep findings only where they can be, using the
-   scan's one :class:`~engine.anatomy.LungMasks` (given by the caller, or found once
-   after the visible slice); each rule's removals are counted.
-6. Presence (:mod:`.presence`): per-slice probabilities from the segmentation's own
-   evidence, calibrated offline; a finding is removed from slices whose probability is
-   0.5 or less (bar and overlay agree), and the whole-scan probability combines the
-   remaining regions.
-7. The COVID likelihood is computed and the complete :class:`Prediction` returned (the
-   generator's return value).
+3. The scan's one :class:`~engine.anatomy.LungMasks` (unless the caller gives them) is
+   found on the host, on a thread of :mod:`.background`, while step 4 runs.
+   :func:`engine.inference.roi.find_roi` picks the slices that hold lung and a torso box
+   per slice; the other slices stay background and are not sent to the model.
+4. The remaining slices go through in slabs of ``batch_size``: normalised (HU window or
+   /255), resized to the model's input size once (the finding classifier and the lung
+   model reuse it), cropped to the slab's torso box (snapped to the model's multiple, so
+   the lungs keep the scale the model was trained at), segmented. Softmax runs on the
+   model-size crop; the class probabilities are resized (bilinear) to the slice size once
+   and the label is their argmax (labels taken at model size and upsampled by nearest
+   neighbour changed whole regions after the presence threshold, docs/MODELS.md);
+   :mod:`.postprocess` does that full-size work only inside the crop's window (the same
+   bytes). Each finished slab is yielded as a :class:`Slab`.
+5. The anatomy rules (:mod:`.gate`, :mod:`.vessels`, :mod:`.nodules`) keep findings only
+   where they can be, using the lungs of step 3; each rule's removals are counted.
+6. Presence (:mod:`.presence`): calibrated per-slice probabilities from the segmentation's
+   own evidence; a finding is removed from slices whose probability is 0.5 or less (bar
+   and overlay agree); the whole-scan probability combines the remaining regions.
+7. The COVID likelihood; the complete :class:`Prediction` is the generator's return value.
 
 Before any model runs, :func:`.assess.input_problems` refuses inputs the models cannot
 read (unknown intensity scale, tiny or non-axial images); a scan without lung is refused
-after the lung search. Such a prediction is "not assessed": empty labels, no
-probabilities, and :attr:`Prediction.not_assessed` says why.
+once the lung search ends (no further slab is segmented). Such a prediction is "not
+assessed": empty labels, no probabilities, :attr:`Prediction.not_assessed` says why.
 
-Cancelling (``cancel.is_set()``) is checked before every forward pass: the work stops
-within one batch and raises :class:`~engine.errors.CancelledError`; nothing outside the
-generator has been changed (slabs already delivered are the caller's to discard).
-A CUDA out-of-memory error halves the batch and retries the same slices.
+Cancelling (``cancel.is_set()``) is checked before every forward pass and by the lung
+search: the work stops within one batch and raises :class:`~engine.errors.CancelledError`;
+nothing outside the generator has been changed (delivered slabs are the caller's to
+discard). A CUDA out-of-memory error halves the batch and retries the same slices.
 """
 
 from __future__ import annotations
@@ -60,6 +58,7 @@ from . import postprocess as P
 from . import runtime as R
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
+from .background import BackgroundJob, beside_pays, find_lungs
 from .gate import lung_gate
 from .nodules import RULE as NODULE_RULE, set_aside_nodules
 from .vessels import RULE as VESSEL_RULE, remove_vessels
@@ -151,12 +150,15 @@ class Predictor:
         self.presence = presence
         #: run the lung model on every input (benchmarks), not only on 8-bit lung-window images
         self.lung_model_always = False
+        #: find the lungs on a thread beside the networks (``None``: where that pays, :mod:`.background`)
+        self.lungs_beside: Optional[bool] = None
         self._use_lung_net = False  # set per scan: the lung model runs on 8-bit lung-window images only
         self._specs = {"segmentation": model_name, "findings": findings_model or False, "covid": covid_model,
                        "lung": lung_model}
         self._nets: Optional[dict[str, Optional[N.Net]]] = None
         self._batch = self.batch_size
         self._device_volume: Optional[torch.Tensor] = None
+        self._lung_job: Optional[BackgroundJob] = None  # the lungs being found beside the networks
         #: upload the whole scan to the device once and slice it there (on by default on CUDA)
         self.upload_volume = cuda
         self.load_s = 0.0
@@ -242,6 +244,9 @@ class Predictor:
             return (yield from self._run_scan(volume, progress, cancel, order, visible_slice, lungs))
         finally:
             self._device_volume = None  # frees the GPU copy of the scan, also on cancel or error
+            if self._lung_job is not None:  # ended, failed or cancelled: no thread outlives the reading
+                self._lung_job.stop()
+                self._lung_job = None
 
     def _run_scan(self, volume: Volume, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
                   order: OrderSpec, visible_slice: Optional[int],
@@ -304,28 +309,20 @@ class Predictor:
         groups = slabs(ordered[:1], 1) if first_alone else []
         if groups:
             check_cancel(cancel)
-            slab = run_slab(groups[0], full, 1.0 / max(nz, 1))
-            done = 1
+            slab, done = run_slab(groups[0], full, 1.0 / max(nz, 1)), 1
             timings["first_slab_s"] = time.perf_counter() - t0
             report(0.9 * slab.fraction, f"Segmented slice {int(groups[0][0]) + 1}")
             yield slab
 
-        t_lungs = time.perf_counter()
-        given_lungs = lungs is not None
-        if lungs is None and self.lung_gate:
+        given_lungs, job, prep = lungs is not None, None, None
+        if lungs is None and self.lung_gate:  # beside the networks where that pays (background.py)
             report(0.02, "Finding the lungs")
-            try:
-                lungs = lung_masks(volume, cancel=cancel)
-            except DataError:
-                lungs = None
-        timings["lungs_s"] = time.perf_counter() - t_lungs
-        if self.lung_gate and lungs is None:
-            report(1.0, "Not assessed")
-            timings["total_s"] = time.perf_counter() - t0
-            return self._not_assessed(volume, [NO_LUNG], None, timings)
+            beside = self.lungs_beside
+            if beside is None:
+                beside = beside_pays(self.device.type, int(self.threads or torch.get_num_threads()))
+            job = self._lung_job = find_lungs(volume, cancel, beside)
 
-        t_roi = time.perf_counter()
-        roi = full
+        t_roi, roi = time.perf_counter(), full
         notes: list[str] = []
         if self.restrict_to_lungs:
             roi = find_roi(array, is_hu, volume.geometry.spacing)
@@ -337,6 +334,8 @@ class Predictor:
         total = done + len(rest)
         for zs in slabs(rest, self.batch_size, first_alone=False):
             check_cancel(cancel)
+            if job is not None and not job.running and job.result()[0] is None:
+                break  # no lung: nothing more is segmented
             fraction = (done + len(zs)) / max(total, 1)
             slab = run_slab(zs, crop_roi, fraction)
             done += len(zs)
@@ -345,6 +344,13 @@ class Predictor:
             report(0.9 * fraction, f"Segmented {done} of {total} slices")
             yield slab
         timings["segmentation_s"] = time.perf_counter() - t_seg
+        if job is not None:
+            lungs, prep = job.result()
+            timings["lungs_s"], timings["lungs_wait_s"] = job.seconds, job.waited_s
+        if self.lung_gate and lungs is None:
+            report(1.0, "Not assessed")
+            timings["total_s"] = time.perf_counter() - t0
+            return self._not_assessed(volume, [NO_LUNG], None, timings)
 
         rules: dict = {}
         nodules: list = []
@@ -367,10 +373,9 @@ class Predictor:
             report(0.91, "Keeping findings where anatomy allows them")
             t_gate = time.perf_counter()
             gated = lung_gate(volume, labels, lungs, cancel=cancel, device=self.device,  # CUDA: on the device
-                              own_lungs=not given_lungs, own_labels=True)  # edited in place, not copied
+                              own_lungs=not given_lungs, own_labels=True, prepared=prep)  # edited in place
             rules = {k: dict(v) for k, v in gated.removed_by_rule.items()}
-            labels = gated.labels
-            lungs = gated.lungs
+            labels, lungs = gated.labels, gated.lungs
             labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel, in_place=True)  # vessels.py
             labels, rules[NODULE_RULE], nodules = set_aside_nodules(volume, labels, lungs, cancel=cancel)  # nodules.py
             notes.extend(n.notice for n in nodules)
@@ -438,14 +443,11 @@ class Predictor:
         The time spent here is the networks' own time (``timings["network_s"]``; the
         process's CPU time in ``network_cpu_s``, which other jobs on the machine disturb less).
         """
-        outs = []
-        i = 0
+        outs, i = [], 0
         cuda = self.device.type == "cuda"
         while i < x.shape[0]:
             check_cancel(cancel)
-            bs = self._batch
-            if net.onnx is not None and not cuda:
-                bs = min(bs, ONNX_FORWARD_SLICES)
+            bs = min(self._batch, ONNX_FORWARD_SLICES) if net.onnx is not None and not cuda else self._batch
             t, c = time.perf_counter(), time.process_time()
             try:
                 out = self._forward(net, x[i:i + bs])
@@ -458,8 +460,7 @@ class Predictor:
                 self._batch = max(1, bs // 2)
                 self.oom_events += 1
                 log.warning("GPU out of memory with %d slices per batch; retrying with %d", bs, self._batch)
-                if cuda:
-                    torch.cuda.empty_cache()
+                torch.cuda.empty_cache()
                 continue
             finally:
                 self._network_s += time.perf_counter() - t

@@ -1,0 +1,131 @@
+"""Host work that runs beside the networks: one job on a daemon thread, with its own cancel.
+
+Run AI finds the scan's lungs (numpy and scipy on the host, about 2 s for 300 slices on a
+2-core CPU) while the segmentation runs: the networks (ONNX Runtime, torch, a GPU) and
+most of scipy's and numpy's work release the GIL, so the lungs take the CPU time the
+networks leave idle instead of adding their own to the wall time (docs/MODELS.md,
+issue 15). The job's result is the same array the serial code made: only where it runs
+changes.
+
+The job is its own cancel flag (:class:`~engine.progress.CancelLike`): it stops when the
+caller's flag is set or when :meth:`BackgroundJob.stop` is called (the reading ended,
+failed or was cancelled), so no thread outlives the reading that started it by more than
+one cancel check.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable, Generic, Optional, TypeVar
+
+from ..anatomy.lungs import LungMasks, lung_masks
+from ..errors import DataError
+from ..progress import CancelLike, check_cancel
+from ..types import Volume
+from .gate import GatePrep, prepare_gate
+
+__all__ = ["BackgroundJob", "beside_pays", "find_lungs"]
+
+T = TypeVar("T")
+
+
+class BackgroundJob(Generic[T]):
+    """``fn(cancel)`` on a daemon thread, started at once; :meth:`result` waits for it.
+
+    ``seconds`` is the job's own duration (set when it ends); ``waited_s`` how long
+    :meth:`result` had to wait for it.
+    """
+
+    def __init__(self, fn: Callable[[CancelLike], T], cancel: Optional[CancelLike] = None,
+                 name: str = "lunglens-background") -> None:
+        self._outer = cancel
+        self._stop = threading.Event()
+        self._value: Optional[T] = None
+        self._error: Optional[BaseException] = None
+        self.seconds = 0.0
+        self.waited_s = 0.0
+        self._thread: Optional[threading.Thread] = threading.Thread(target=self._work, args=(fn,), name=name, daemon=True)
+        self._thread.start()
+
+    def is_set(self) -> bool:
+        """The job's cancel flag: the caller's, or :meth:`stop`."""
+        return self._stop.is_set() or (self._outer is not None and self._outer.is_set())
+
+    def _work(self, fn: Callable[[CancelLike], T]) -> None:
+        t = time.perf_counter()
+        try:
+            self._value = fn(self)
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that asks for the result
+            self._error = e
+        finally:
+            self.seconds = time.perf_counter() - t
+
+    @classmethod
+    def done(cls, fn: Callable[..., T], *args: object) -> "BackgroundJob[T]":
+        """A job that ran ``fn(*args)`` in the calling thread, before this returns (its
+        exception is raised here)."""
+        job = cls.__new__(cls)
+        job._outer, job._stop, job._error, job.waited_s = None, threading.Event(), None, 0.0
+        t = time.perf_counter()
+        job._value = fn(*args)
+        job.seconds = time.perf_counter() - t
+        job._thread = None
+        return job
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def result(self) -> T:
+        """The job's value, once it has ended; its exception is raised here, in the caller."""
+        t = time.perf_counter()
+        if self._thread is not None:
+            self._thread.join()
+        self.waited_s = time.perf_counter() - t
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def stop(self) -> None:
+        """Ask the job to stop and wait until it has (its result is dropped)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def beside_pays(device_type: str, network_threads: int, cores: Optional[int] = None) -> bool:
+    """Whether host work beside the networks shortens a reading (measured, docs/MODELS.md).
+
+    On a GPU the host is idle while the networks run: yes. On the CPU only when the
+    networks leave a core free (the app runs them on one core fewer than the machine has):
+    with every core busy in the networks the lungs took the same CPU time from them, the
+    wall time did not fall (2-core CPU, 300 slices: 13.8 s serial against 14.1 s beside)
+    and the peak memory rose by the lung search's temporaries (+95 MB).
+    """
+    if device_type != "cpu":
+        return True
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return network_threads < cores
+
+
+def _find(volume: Volume, stop: Optional[CancelLike]) -> tuple[Optional[LungMasks], Optional[GatePrep]]:
+    try:
+        lungs = lung_masks(volume, cancel=stop)
+    except DataError:
+        return None, None
+    check_cancel(stop)
+    return lungs, prepare_gate(volume, lungs)
+
+
+def find_lungs(volume: Volume, cancel: Optional[CancelLike] = None, beside: bool = True
+               ) -> "BackgroundJob[tuple[Optional[LungMasks], Optional[GatePrep]]]":
+    """Find ``volume``'s lungs (:func:`~engine.anatomy.lung_masks`), then the gate's lung part
+    (:func:`.gate.prepare_gate`): on a daemon thread when ``beside``, else here and now (a job
+    that has already ended). The job's result is ``(lungs, prep)``, ``(None, None)`` when the
+    scan has no lung (the ``DataError`` of the lung search)."""
+    if beside:
+        return BackgroundJob(lambda stop: _find(volume, stop), cancel, name="lunglens-lungs")
+    return BackgroundJob.done(_find, volume, cancel)

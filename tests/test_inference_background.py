@@ -1,0 +1,192 @@
+"""Run AI finds the lungs on a thread beside the networks (engine/inference/background.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.anatomy import lung_masks
+from engine.errors import CancelledError
+from engine.inference import Predictor
+from engine.inference import background, gate
+from engine.inference.background import BackgroundJob, beside_pays
+from engine.inference.reference import intensity_model
+from engine.phantom import chest_ct
+from engine.progress import CancelToken
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return chest_ct(shape=(64, 128, 128), spacing=(4.0, 2.8, 2.8), seed=1)
+
+
+def _predictor(beside: bool = True) -> Predictor:
+    p = Predictor(intensity_model((128, 128)), device="cpu", findings_model=False, covid_model=False,
+                  batch_size=4, keep_probabilities=False)
+    p.lungs_beside = beside
+    return p
+
+
+def _lung_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "lunglens-lungs"]
+
+
+def test_lungs_are_found_while_the_networks_run_and_give_the_serial_reading(phantom, monkeypatch):
+    """The lung search starts after the visible slice and the segmentation goes on meanwhile:
+    the search below waits for a forward pass made after it started, which a serial Run AI
+    (lungs first, then the slabs) never makes, so it would time out and fail."""
+    v = phantom.volume
+    p = _predictor()
+    forwards = threading.Event()
+    original = p._forward
+
+    def forward(net, x):
+        forwards.set()
+        return original(net, x)
+    p._forward = forward  # type: ignore[method-assign]
+    seen: dict = {}
+
+    def search(volume, cancel=None):
+        seen["thread"] = threading.current_thread().name
+        forwards.clear()  # a forward pass from now on ran beside the search
+        seen["beside"] = forwards.wait(timeout=20)
+        return lung_masks(volume, cancel=cancel)
+    monkeypatch.setattr(background, "lung_masks", search)
+    preps: list[str] = []
+
+    def prepare(volume, lungs, *args):
+        preps.append(threading.current_thread().name)
+        return real(volume, lungs, *args)
+    real = gate.prepare_gate
+    monkeypatch.setattr(gate, "prepare_gate", prepare)
+    monkeypatch.setattr(background, "prepare_gate", prepare)
+    pred = p.predict(v, visible_slice=30)
+    assert seen == {"thread": "lunglens-lungs", "beside": True}
+    assert preps == ["lunglens-lungs"]  # the gate used what the lung thread prepared, and made none itself
+    assert pred.timings["lungs_s"] > 0 and "lungs_wait_s" in pred.timings
+    assert not _lung_threads()
+
+    # the same bytes as the serial reading, and as a reading with the lungs given
+    serial_threads: list[str] = []
+
+    def serial_search(volume, cancel=None):
+        serial_threads.append(threading.current_thread().name)
+        return lung_masks(volume, cancel=cancel)
+    monkeypatch.setattr(background, "lung_masks", serial_search)
+    serial = _predictor(beside=False).predict(v, visible_slice=30)
+    assert serial_threads == [threading.current_thread().name]
+    given = _predictor().predict(v, visible_slice=30, lungs=lung_masks(v))
+    for other in (serial, given):
+        assert np.array_equal(pred.labels, other.labels) and np.array_equal(pred.lungs.left, other.lungs.left)
+        assert np.array_equal(pred.lungs.right, other.lungs.right) and pred.rules_removed == other.rules_removed
+        assert np.array_equal(pred.slice_probabilities, other.slice_probabilities)
+        assert pred.scan_probabilities == other.scan_probabilities and other.assessed
+    assert pred.labels.any() and pred.lungs.left.any()
+
+
+def _slow_search(started: threading.Event):
+    def search(volume, cancel=None):
+        started.set()
+        while not cancel.is_set():  # a search that only ends when asked to
+            time.sleep(0.01)
+        raise CancelledError()
+    return search
+
+
+def test_cancel_during_the_lung_search_leaves_no_thread(phantom, monkeypatch):
+    started = threading.Event()
+    monkeypatch.setattr(background, "lung_masks", _slow_search(started))
+    token = CancelToken()
+
+    def on_slab(z, lab, pr):
+        if started.wait(timeout=10):
+            token.cancel()
+    with pytest.raises(CancelledError):
+        _predictor().predict(phantom.volume, cancel=token, visible_slice=30, on_slab=on_slab)
+    assert started.is_set() and not _lung_threads()
+
+
+def test_a_reading_dropped_by_its_consumer_stops_the_lung_search(phantom, monkeypatch):
+    started = threading.Event()
+    monkeypatch.setattr(background, "lung_masks", _slow_search(started))
+    gen = _predictor().iter_predict(phantom.volume, visible_slice=30)
+    next(gen)  # the visible slice
+    next(gen)  # a slab: the search is running beside it
+    assert started.wait(timeout=10) and _lung_threads()
+    gen.close()  # the app dropped the reading (another scan was opened)
+    assert not _lung_threads()
+
+
+def test_no_lung_ends_the_segmentation_early_and_is_not_assessed(phantom, monkeypatch):
+    """The search's 'no lung' answer stops the slabs: no further forward pass after it is known."""
+    p = _predictor()
+    done = threading.Event()
+    after: list[int] = []
+    original = p._forward
+
+    def forward(net, x):
+        if done.is_set():
+            after.append(x.shape[0])
+        return original(net, x)
+    p._forward = forward  # type: ignore[method-assign]
+
+    def search(volume, cancel=None):
+        done.set()
+        from engine.errors import DataError
+        raise DataError("no lung")
+    monkeypatch.setattr(background, "lung_masks", search)
+    pred = p.predict(phantom.volume, visible_slice=30)
+    assert not pred.assessed and pred.not_assessed
+    assert not pred.labels.any() and pred.scan_probabilities == {}
+    # at most the slab that was running when the search ended (the check is between slabs)
+    assert sum(after) <= 4
+
+
+def test_background_job_hands_its_error_to_the_caller_and_obeys_both_cancels():
+    def fails(cancel):
+        raise ValueError("boom")
+    job = BackgroundJob(fails)
+    with pytest.raises(ValueError, match="boom"):
+        job.result()
+    assert job.seconds >= 0 and not job.running
+
+    outer = CancelToken()
+    job = BackgroundJob(lambda c: c.is_set())
+    assert job.result() is False
+    def until_stopped(c):
+        while not c.is_set():
+            time.sleep(0.01)
+        return "stopped"
+    waiting = BackgroundJob(until_stopped, outer)
+    assert waiting.running
+    outer.cancel()  # the caller's flag reaches the job
+    assert waiting.result() == "stopped"
+
+
+def test_gate_prepared_from_the_lungs_gives_the_same_result_and_only_for_those_lungs(phantom):
+    v = phantom.volume
+    lungs = lung_masks(v)
+    labels = phantom.labels.copy()
+    labels[40:44, 10:30, 10:30] = 2  # consolidation outside the lungs: a rule must remove it
+    plain = gate.lung_gate(v, labels, lungs)
+    assert plain.removed_by_rule["outside_lungs"]
+    ready = gate.lung_gate(v, labels, lungs, prepared=gate.prepare_gate(v, lungs))
+    assert np.array_equal(ready.labels, plain.labels) and ready.removed_by_rule == plain.removed_by_rule
+    # a preparation of other lungs (here: none on the lower half) is not used for these
+    other = lung_masks(v)
+    other.left[:32] = False
+    other.right[:32] = False
+    stale = gate.lung_gate(v, labels, lungs, prepared=gate.prepare_gate(v, other))
+    assert np.array_equal(stale.labels, plain.labels) and stale.removed_by_rule == plain.removed_by_rule
+    wrong = gate.lung_gate(v, labels, other, prepared=gate.prepare_gate(v, other))
+    assert not np.array_equal(wrong.labels, plain.labels)  # the test can tell the two apart
+
+
+def test_the_lungs_go_beside_the_networks_only_where_that_pays():
+    assert beside_pays("cuda", 16, cores=2)  # the host is idle while a GPU runs the networks
+    assert beside_pays("cpu", 1, cores=2)  # the app: networks on one core fewer than the machine has
+    assert not beside_pays("cpu", 2, cores=2)  # every core in the networks: no gain, more memory
+    assert not beside_pays("cpu", 8, cores=4)
