@@ -40,6 +40,12 @@ the clock starts) and reports:
     (``"warm": false``) the clock starts before the models are loaded, as when Run AI is
     pressed the first time.
 
+``--given-lungs``
+    the lungs are found before the clock and given to Run AI, as the app does: it finds
+    them when a scan opens (``app/state/case.py``), with the gate's lung part
+    (``prepare_gate``) where the code has it, so Run AI in the app does neither. With ``--threads`` one fewer than the cores (the app's
+    setting) and ``--warm`` (a second press) the figures are the app's.
+
 ``--before DIR``
     one more row, ``before``: the chosen runtime with the code of another checkout (e.g. the
     commit before a change), interleaved like the others; ``speedup_vs_before`` compares.
@@ -55,7 +61,7 @@ did before issue 15.
 
 Usage: ``python benchmarks/inference.py [--device cpu|cuda|auto] [--json] [--threads N]
 [--cases phantom,dicom99] [--runtimes fp32,auto] [--baseline ../main] [--before DIR] [--repeat 3]
-[--slices 100,200,300,400] [--no-gate-run] [--warm]``
+[--slices 100,200,300,400] [--no-gate-run] [--warm] [--given-lungs]``
 
 Goals (issue 15): on the 2-core CPU a whole Run AI at most 1.25x its networks' own
 time, peak memory at most 3x the scan, 300 slices at least 1.6x faster than today.
@@ -159,7 +165,7 @@ def _load_case(case: str):
 
 
 def child(case: str, device: str, threads: int, batch_size: int, runtime: str, gate_run: bool,
-          warm: bool = False) -> dict:
+          warm: bool = False, given_lungs: bool = False) -> dict:
     import torch
 
     from engine.inference import Predictor
@@ -176,6 +182,16 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
         torch.cuda.synchronize()
 
     predictors: dict = {}
+    lungs = None
+    if given_lungs:  # found before the clock, as the app does when a scan opens
+        from engine.anatomy import lung_masks
+        lungs = lung_masks(volume)
+        try:  # the app also prepares the gate's lung part then (app/state/case.py)
+            from engine.inference.gate import prepare_gate
+        except ImportError:  # older code: its gate makes it in Run AI
+            pass
+        else:
+            prepare_gate(volume, lungs)
 
     def make_predictor(gate: bool):
         seg, seg_w = _model("segmentation", dev)
@@ -217,7 +233,7 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
             torch.cuda.reset_peak_memory_stats()
         phases = PhasePeaks(base) if reset else None
         pred = predictor.predict(volume, order="center_out", visible_slice=volume.shape[0] // 2, on_slab=on_slab,
-                                 progress=phases)
+                                 progress=phases, **({"lungs": lungs} if gate and lungs is not None else {}))
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
         volume_s = time.perf_counter() - t_press
@@ -239,6 +255,7 @@ def child(case: str, device: str, threads: int, batch_size: int, runtime: str, g
                 "weights": weights}
 
     out = {"case": case, "runtime": runtime, "shape": list(volume.shape), "device": dev, "warm": warm,
+           "given_lungs": given_lungs,
            "scan_mb": round(volume.array.nbytes / 2 ** 20, 1), **run_once(True)}
     if gate_run:
         out["without_lung_gate"] = {k: v for k, v in run_once(False).items() if k in FIGURES}
@@ -258,7 +275,8 @@ def _spawn(case: str, runtime: str, args: argparse.Namespace, gate_run: bool) ->
     env["PYTHONPATH"] = str(code_root)
     cmd = [sys.executable, __file__, "--child", case, "--device", args.device, "--threads", str(args.threads),
            "--batch-size", str(args.batch_size), "--runtimes", child_runtime] \
-        + ([] if gate_run else ["--no-gate-run"]) + (["--warm"] if args.warm else [])
+        + ([] if gate_run else ["--no-gate-run"]) + (["--warm"] if args.warm else []) \
+        + (["--given-lungs"] if args.given_lungs else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=code_root, env=env)
     if proc.returncode != 0:
         return {"case": case, "runtime": runtime, "error": proc.stderr.strip().splitlines()[-3:]}
@@ -315,11 +333,13 @@ def main() -> int:
     ap.add_argument("--no-gate-run", action="store_true", help="skip the extra run without the lung gate")
     ap.add_argument("--warm", action="store_true",
                     help=f"run Run AI once untimed on a {WARM_SLICES}-slice phantom first (no one-off costs)")
+    ap.add_argument("--given-lungs", action="store_true",
+                    help="find the lungs before the clock and pass them to Run AI, as the app does when a scan opens")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.device, args.threads, args.batch_size, args.runtimes,
-                               not args.no_gate_run, args.warm)))
+                               not args.no_gate_run, args.warm, args.given_lungs)))
         return 0
     import torch
 
@@ -331,7 +351,7 @@ def main() -> int:
     # export the ONNX models once before the clock (a first Run AI on a new install pays ~1.5 s per model)
     from engine.inference import Predictor
     Predictor(device=args.device, covid_model=None).load()
-    report = {"warm": bool(args.warm),
+    report = {"warm": bool(args.warm), "given_lungs": bool(args.given_lungs),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "load_avg_at_start": list(os.getloadavg()), "torch": torch.__version__,
                           "python": platform.python_version()},

@@ -315,3 +315,23 @@ def test_a_nodule_read_as_consolidation_is_a_notice(make_window, qtbot, monkeypa
         w.numbers.export(str(out))
     doc = json.loads(out.read_text())
     assert doc["notes"].count(notice) == 1
+
+
+def test_the_gate_uses_the_lung_distances_made_when_the_scan_opened(window, qtbot, monkeypatch):
+    """The lungs found at open carry the gate's lung part; Run AI's gate does not recompute it."""
+    from engine.inference import gate
+    w = window
+    lungs = w.case.lungs
+    assert lungs is not None and lungs.__dict__.get("_gate_prep") is not None
+    made = []
+    real = gate._distance_masks
+    monkeypatch.setattr(gate, "_distance_masks", lambda *a: made.append(1) or real(*a))
+    empty_labels(w)
+    pred = run_demo(w, qtbot)
+    assert pred.labels.any() and "outside_lungs" in pred.rules_removed
+    assert made == []  # the gate ran on the findings with the distances made at open
+    # and the reading equals one whose gate made them itself
+    lungs.__dict__.pop("_gate_prep")
+    again = run_demo(w, qtbot)
+    assert made == [1] and np.array_equal(again.labels, pred.labels)
+    assert again.rules_removed == pred.rules_removed

@@ -16,6 +16,7 @@ from engine.inference.background import BackgroundJob, beside_pays
 from engine.inference.reference import intensity_model
 from engine.phantom import chest_ct
 from engine.progress import CancelToken
+from engine.types import Geometry, Volume
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +58,11 @@ def test_lungs_are_found_while_the_networks_run_and_give_the_serial_reading(phan
     monkeypatch.setattr(background, "lung_masks", search)
     preps: list[str] = []
 
-    def prepare(volume, lungs, *args):
+    def distances(*args):
         preps.append(threading.current_thread().name)
-        return real(volume, lungs, *args)
-    real = gate.prepare_gate
-    monkeypatch.setattr(gate, "prepare_gate", prepare)
-    monkeypatch.setattr(background, "prepare_gate", prepare)
+        return real(*args)
+    real = gate._distance_masks
+    monkeypatch.setattr(gate, "_distance_masks", distances)
     pred = p.predict(v, visible_slice=30)
     assert seen == {"thread": "lunglens-lungs", "beside": True}
     assert preps == ["lunglens-lungs"]  # the gate used what the lung thread prepared, and made none itself
@@ -168,21 +168,25 @@ def test_background_job_hands_its_error_to_the_caller_and_obeys_both_cancels():
 
 def test_gate_prepared_from_the_lungs_gives_the_same_result_and_only_for_those_lungs(phantom):
     v = phantom.volume
-    lungs = lung_masks(v)
     labels = phantom.labels.copy()
     labels[40:44, 10:30, 10:30] = 2  # consolidation outside the lungs: a rule must remove it
-    plain = gate.lung_gate(v, labels, lungs)
+    plain = gate.lung_gate(v, labels, lung_masks(v))
     assert plain.removed_by_rule["outside_lungs"]
-    ready = gate.lung_gate(v, labels, lungs, prepared=gate.prepare_gate(v, lungs))
+    lungs = lung_masks(v)
+    prep = gate.prepare_gate(v, lungs)
+    assert gate.prepare_gate(v, lungs) is prep  # kept with the lungs, made once
+    ready = gate.lung_gate(v, labels, lungs)
     assert np.array_equal(ready.labels, plain.labels) and ready.removed_by_rule == plain.removed_by_rule
-    # a preparation of other lungs (here: none on the lower half) is not used for these
+    # other lungs (none on the lower half) have their own: the test can tell the two apart
     other = lung_masks(v)
     other.left[:32] = False
     other.right[:32] = False
-    stale = gate.lung_gate(v, labels, lungs, prepared=gate.prepare_gate(v, other))
-    assert np.array_equal(stale.labels, plain.labels) and stale.removed_by_rule == plain.removed_by_rule
-    wrong = gate.lung_gate(v, labels, other, prepared=gate.prepare_gate(v, other))
-    assert not np.array_equal(wrong.labels, plain.labels)  # the test can tell the two apart
+    assert gate.prepare_gate(v, other) is not prep
+    wrong = gate.lung_gate(v, labels, other)
+    assert not np.array_equal(wrong.labels, plain.labels)
+    # another geometry (a finer slice spacing) is not served the kept distances
+    finer = Volume(v.array, Geometry(v.array.shape, (2.0, *v.geometry.spacing[1:])), is_hu=True)
+    assert gate.prepare_gate(finer, lungs) is not prep
 
 
 def test_the_lungs_go_beside_the_networks_only_where_that_pays():

@@ -18,7 +18,7 @@ worker; edits made meanwhile are replayed on the count when it lands.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -41,6 +41,18 @@ def find_lungs(volume: Volume, progress: Any = None, cancel: Any = None) -> Opti
     except DataError as exc:
         log.info("no lungs: %s", exc)
         return None
+
+
+def find_lungs_for_reading(volume: Volume, progress: Any = None, cancel: Any = None
+                           ) -> Iterator[Optional[LungMasks]]:
+    """Worker: the lungs of ``volume`` (yielded as soon as found: the numbers need them), then
+    the AI gate's part that depends on the lungs alone (:func:`engine.inference.gate.prepare_gate`,
+    kept with them), so that Run AI does not compute it (about 0.5 s of a 300-slice reading)."""
+    lungs = find_lungs(volume, progress=progress, cancel=cancel)
+    yield lungs
+    if lungs is not None:
+        from engine.inference.gate import prepare_gate  # scipy only, no torch
+        prepare_gate(volume, lungs)
 
 
 def count_labels(snapshot: np.ndarray, volume: Volume, lungs: Optional[LungMasks], progress: Any = None,
@@ -143,8 +155,8 @@ class CaseState(QObject):
             self.numbers_changed.emit(None)
             return
         self.lungs_pending = True
-        self.runner.run(find_lungs, volume, title="Finding the lungs",
-                        on_result=lambda lungs, v=volume: self._lungs_found(v, lungs))
+        self.runner.run(find_lungs_for_reading, volume, title="Finding the lungs",
+                        on_yield=lambda lungs, v=volume: self._lungs_found(v, lungs))
 
     def _lungs_found(self, volume: Volume, lungs: Optional[LungMasks]) -> None:
         if volume is self.volume:  # else another scan was opened meanwhile

@@ -24,7 +24,7 @@ from ..anatomy.lungs import LungMasks, lung_masks
 from ..errors import DataError
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
-from .gate import GatePrep, prepare_gate
+from .gate import prepare_gate
 
 __all__ = ["BackgroundJob", "beside_pays", "find_lungs"]
 
@@ -111,21 +111,22 @@ def beside_pays(device_type: str, network_threads: int, cores: Optional[int] = N
     return network_threads < cores
 
 
-def _find(volume: Volume, stop: Optional[CancelLike]) -> tuple[Optional[LungMasks], Optional[GatePrep]]:
+def _find(volume: Volume, stop: Optional[CancelLike]) -> Optional[LungMasks]:
     try:
         lungs = lung_masks(volume, cancel=stop)
     except DataError:
-        return None, None
+        return None
     check_cancel(stop)
-    return lungs, prepare_gate(volume, lungs)
+    prepare_gate(volume, lungs)  # kept with the lungs: the gate's distances, off Run AI's path
+    return lungs
 
 
 def find_lungs(volume: Volume, cancel: Optional[CancelLike] = None, beside: bool = True
-               ) -> "BackgroundJob[tuple[Optional[LungMasks], Optional[GatePrep]]]":
-    """Find ``volume``'s lungs (:func:`~engine.anatomy.lung_masks`), then the gate's lung part
-    (:func:`.gate.prepare_gate`): on a daemon thread when ``beside``, else here and now (a job
-    that has already ended). The job's result is ``(lungs, prep)``, ``(None, None)`` when the
-    scan has no lung (the ``DataError`` of the lung search)."""
+               ) -> "BackgroundJob[Optional[LungMasks]]":
+    """Find ``volume``'s lungs (:func:`~engine.anatomy.lung_masks`) and the gate's lung part
+    (:func:`.gate.prepare_gate`, kept with them): on a daemon thread when ``beside``, else here
+    and now (a job that has already ended). The job's result is ``None`` when the scan has no
+    lung (the ``DataError`` of the lung search)."""
     if beside:
         return BackgroundJob(lambda stop: _find(volume, stop), cancel, name="lunglens-lungs")
     return BackgroundJob.done(_find, volume, cancel)

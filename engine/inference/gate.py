@@ -84,14 +84,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GatePrep:
-    """What the gate takes from the lungs alone (:func:`prepare_gate`): made before the labels
-    exist, beside the networks (:mod:`.background`), and used by :func:`lung_gate` for the same
-    :class:`LungMasks` object and margins only."""
-    lungs: LungMasks
+    """What the gate takes from the lungs alone (:func:`prepare_gate`), kept with the
+    :class:`LungMasks` object it was made from."""
+    geometry: object
     margins: tuple[float, float, float]
     lung_slices: np.ndarray
     box: Optional[Box]  # the cell-grid box of ``masks``
     masks: list[np.ndarray]  # cells within each margin of the lungs' envelope
+
+
+_PREP_KEY = "_gate_prep"
 
 
 def _cell_factor(ny: int, nx: int) -> int:
@@ -101,22 +103,32 @@ def _cell_factor(ny: int, nx: int) -> int:
 def prepare_gate(volume: Volume, lungs: LungMasks, effusion_margin_mm: float = EFFUSION_MARGIN_MM,
                  lung_margin_mm: float = LUNG_MARGIN_MM) -> GatePrep:
     """The lungs' part of :func:`lung_gate`: the slices holding lung and the cells within each
-    margin of the lungs' envelope (3D distance). The same arrays the gate makes for itself."""
+    margin of the lungs' envelope (3D distance), the same arrays the gate makes for itself.
+
+    They are kept with ``lungs`` (the masks are not edited in place after they were found:
+    the gate's own fill makes a new object), and :func:`lung_gate` uses them for the same
+    geometry and margins. Made early, they take the gate's distance transform off Run AI's
+    path: beside the networks (:mod:`.background`), or when the app opens a scan.
+    """
+    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
+    made = lungs.__dict__.get(_PREP_KEY)
+    if made is not None and made.geometry == volume.geometry and made.margins == margins:
+        return made
     nz, ny, nx = volume.shape
     f = _cell_factor(ny, nx)
     lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
-    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
     cshape = (nz, -(-ny // f), -(-nx // f))
     box, masks = _distance_masks(_lung_cells(lungs, lung_slices, f), cshape, volume, f, margins)
-    return GatePrep(lungs, margins, lung_slices, box, masks)
+    made = GatePrep(volume.geometry, margins, lung_slices, box, masks)
+    lungs.__dict__[_PREP_KEY] = made
+    return made
 
 
 def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
               cancel: Optional[CancelLike] = None, keep_fraction: float = KEEP_FRACTION,
               effusion_margin_mm: float = EFFUSION_MARGIN_MM,
               lung_margin_mm: float = LUNG_MARGIN_MM, device: Optional[object] = None,
-              own_lungs: bool = False, own_labels: bool = False,
-              prepared: Optional[GatePrep] = None) -> GateResult:
+              own_lungs: bool = False, own_labels: bool = False) -> GateResult:
     """Apply the module's rules to ``labels`` (0..3 on ``volume``'s grid).
 
     ``lungs`` is the scan's :class:`~engine.anatomy.LungMasks` (found once by the
@@ -131,8 +143,8 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     ``own_lungs``: ``lungs`` belong to the caller's reading alone (Run AI found them): the
     findings are filled back into its masks in place (no full-size copy) and ``lungs`` must
     not be used afterwards, only the result's. ``own_labels``: ``labels`` (a numpy array) are
-    edited in place and returned, not copied. ``prepared``: :func:`prepare_gate` of these
-    ``lungs`` (made earlier, beside the networks); ignored for other lungs or margins.
+    edited in place and returned, not copied. The lungs' part is :func:`prepare_gate`'s, made
+    now or earlier.
     """
     on_tensor = type(labels).__module__.split(".")[0] == "torch"  # checked without importing torch
     where = str(device) if device is not None else (str(labels.device) if on_tensor else "cpu")  # type: ignore
@@ -167,10 +179,7 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
     box, cbox = _cell_box(found, f, out.shape)  # the findings' box, in voxels and in cells
     drop = _Dropper(out, box)
     sub_shape = drop.sub.shape
-    prep = prepared
-    if prep is None or prep.lungs is not lungs or prep.margins != (lung_margin_mm, effusion_margin_mm,
-                                                                    EFFUSION_REACH_MM):
-        prep = prepare_gate(volume, lungs, effusion_margin_mm, lung_margin_mm)
+    prep = prepare_gate(volume, lungs, effusion_margin_mm, lung_margin_mm)  # made earlier, or now
     lung_slices, dbox, masks = prep.lung_slices, prep.box, prep.masks
     if dbox is None:
         in_lung = near = reach = np.zeros(tuple(s.stop - s.start for s in cbox), dtype=bool)

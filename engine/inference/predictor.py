@@ -314,7 +314,7 @@ class Predictor:
             report(0.9 * slab.fraction, f"Segmented slice {int(groups[0][0]) + 1}")
             yield slab
 
-        given_lungs, job, prep = lungs is not None, None, None
+        given_lungs, job = lungs is not None, None
         if lungs is None and self.lung_gate:  # beside the networks where that pays (background.py)
             report(0.02, "Finding the lungs")
             beside = self.lungs_beside
@@ -334,7 +334,7 @@ class Predictor:
         total = done + len(rest)
         for zs in slabs(rest, self.batch_size, first_alone=False):
             check_cancel(cancel)
-            if job is not None and not job.running and job.result()[0] is None:
+            if job is not None and not job.running and job.result() is None:
                 break  # no lung: nothing more is segmented
             fraction = (done + len(zs)) / max(total, 1)
             slab = run_slab(zs, crop_roi, fraction)
@@ -345,7 +345,7 @@ class Predictor:
             yield slab
         timings["segmentation_s"] = time.perf_counter() - t_seg
         if job is not None:
-            lungs, prep = job.result()
+            lungs = job.result()
             timings["lungs_s"], timings["lungs_wait_s"] = job.seconds, job.waited_s
         if self.lung_gate and lungs is None:
             report(1.0, "Not assessed")
@@ -373,7 +373,7 @@ class Predictor:
             report(0.91, "Keeping findings where anatomy allows them")
             t_gate = time.perf_counter()
             gated = lung_gate(volume, labels, lungs, cancel=cancel, device=self.device,  # CUDA: on the device
-                              own_lungs=not given_lungs, own_labels=True, prepared=prep)  # edited in place
+                              own_lungs=not given_lungs, own_labels=True)  # edited in place, not copied
             rules = {k: dict(v) for k, v in gated.removed_by_rule.items()}
             labels, lungs = gated.labels, gated.lungs
             labels, rules[VESSEL_RULE] = remove_vessels(volume, labels, cancel=cancel, in_place=True)  # vessels.py
