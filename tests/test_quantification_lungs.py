@@ -125,3 +125,18 @@ def test_single_8bit_slice(ph):
     img = np.clip((a + 1350) / 1500 * 255, 0, 255).astype(np.uint8)
     m = lung_masks(Volume(array=img, geometry=Geometry(shape=img.shape, spacing_known=False), is_hu=False))
     assert dice(m.left, ph.lung_left[k:k + 1]) > 0.9 and dice(m.right, ph.lung_right[k:k + 1]) > 0.9
+
+
+def test_components_are_numbered_as_scipy_numbers_them():
+    """The lung search orders its air components by size, ties by number: connected-components-3d
+    must number them as scipy.ndimage.label does (raster order of the first voxel)."""
+    from scipy import ndimage
+
+    from engine.anatomy.lungs import _label6
+    rng = np.random.default_rng(3)
+    for shape, fill in (((20, 40, 50), 0.3), ((7, 64, 9), 0.5), ((1, 30, 30), 0.45)):
+        mask = rng.random(shape) < fill
+        ours, n = _label6(mask)
+        ref, m = ndimage.label(mask)
+        assert n == m > 10
+        assert np.array_equal(ours, ref)
