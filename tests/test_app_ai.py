@@ -320,6 +320,8 @@ def test_a_nodule_read_as_consolidation_is_a_notice(make_window, qtbot, monkeypa
 def test_the_gate_uses_the_lung_distances_made_when_the_scan_opened(window, qtbot, monkeypatch):
     """The lungs found at open carry the gate's lung part; Run AI's gate does not recompute it."""
     from engine.inference import gate
+    if torch.cuda.is_available():
+        pytest.skip("checks the host gate; a CUDA machine gates on the device (tests/test_gate.py checks that one)")
     w = window
     lungs = w.case.lungs
     assert lungs is not None and lungs.__dict__.get("_gate_prep") is not None

@@ -445,3 +445,24 @@ def test_gate_filling_its_own_lungs_in_place_equals_the_copy(phantom, lungs):
     assert np.array_equal(got.lungs.zone_voxels, ref.lungs.zone_voxels) and got.lungs.extents == ref.lungs.extents
     assert not np.array_equal(ref.lungs.left | ref.lungs.right, lungs.left | lungs.right)  # something was filled
     assert np.array_equal(lungs.left, before[0]) and np.array_equal(lungs.right, before[1])  # not own: copied
+
+
+def test_device_gate_on_torch_cpu_equals_the_numpy_gate_with_and_without_kept_distances(phantom, monkeypatch):
+    """The device gate (here on torch's CPU) uses the lung distances kept with the lungs when they
+    exist (made when the scan opened) and computes its own otherwise: the same result either way."""
+    from engine.anatomy import lung_masks
+    from engine.inference import gate
+    from engine.inference.gate_torch import lung_gate_torch
+    labels = phantom.labels.copy()
+    labels[:5, 40:70, 40:90] = CONSOLIDATION
+    labels[30, 5:15, 5:30] = EFFUSION
+    fresh = lung_masks(phantom.volume)
+    ref = lung_gate(phantom.volume, labels, lung_masks(phantom.volume))
+    _same_gate(lung_gate_torch(phantom.volume, labels, fresh, device="cpu"), ref)
+    margins = (gate.LUNG_MARGIN_MM, gate.EFFUSION_MARGIN_MM, gate.EFFUSION_REACH_MM)
+    assert gate.kept_prep(phantom.volume, fresh, margins) is None
+    made = gate.prepare_gate(phantom.volume, fresh)
+    assert not made.masks[0].flags.writeable  # shared by every gate run on these lungs
+    import engine.inference.gate_torch as gt
+    monkeypatch.setattr(gt, "_distance_masks_t", None)  # not called: a call would raise
+    _same_gate(lung_gate_torch(phantom.volume, labels, fresh, device="cpu"), ref)

@@ -29,7 +29,7 @@ from engine.types import Volume
 
 from .label_layer import LabelLayer
 from .session import Session
-from .tasks import TaskRunner
+from .tasks import Task, TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,12 @@ def find_lungs_for_reading(volume: Volume, progress: Any = None, cancel: Any = N
     kept with them), so that Run AI does not compute it (about 0.5 s of a 300-slice reading)."""
     lungs = find_lungs(volume, progress=progress, cancel=cancel)
     yield lungs
-    if lungs is not None:
+    if lungs is not None and not (cancel is not None and cancel.is_set()):
         from engine.inference.gate import prepare_gate  # scipy only, no torch
-        prepare_gate(volume, lungs)
+        try:
+            prepare_gate(volume, lungs)
+        except Exception:  # noqa: BLE001 - only a head start: Run AI's gate makes it itself
+            log.exception("preparing the lung gate failed")
 
 
 def count_labels(snapshot: np.ndarray, volume: Volume, lungs: Optional[LungMasks], progress: Any = None,
@@ -99,6 +102,7 @@ class CaseState(QObject):
         self.review_notes: list[str] = []
         self.quantifier: Optional[IncrementalQuantifier] = None
         self.lungs_pending = False
+        self._lung_task: Optional[Task] = None
         self._generation = 0  # bumps whenever a running count becomes stale
         self._pending: Optional[list[Any]] = None  # boxes edited while a count runs
         session.volume_changed.connect(self._on_volume)
@@ -141,6 +145,9 @@ class CaseState(QObject):
         self.review_notes = list(review or [])
 
     def _on_volume(self, volume: Optional[Volume]) -> None:
+        if self._lung_task is not None:  # the old scan's lungs are of no use any more
+            self._lung_task.cancel()
+            self._lung_task = None
         self.volume = volume
         self.lungs = None
         self.models = {}
@@ -155,8 +162,9 @@ class CaseState(QObject):
             self.numbers_changed.emit(None)
             return
         self.lungs_pending = True
-        self.runner.run(find_lungs_for_reading, volume, title="Finding the lungs",
-                        on_yield=lambda lungs, v=volume: self._lungs_found(v, lungs))
+        self._lung_task = self.runner.run(find_lungs_for_reading, volume, title="Finding the lungs",
+                                          on_yield=lambda lungs, v=volume: self._lungs_found(v, lungs),
+                                          on_cancel=lambda: None)  # a newer scan replaced it: nothing to say
 
     def _lungs_found(self, volume: Volume, lungs: Optional[LungMasks]) -> None:
         if volume is self.volume:  # else another scan was opened meanwhile

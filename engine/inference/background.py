@@ -42,6 +42,7 @@ class BackgroundJob(Generic[T]):
                  name: str = "lunglens-background") -> None:
         self._outer = cancel
         self._stop = threading.Event()
+        self._ended = threading.Event()
         self._value: Optional[T] = None
         self._error: Optional[BaseException] = None
         self.seconds = 0.0
@@ -61,22 +62,25 @@ class BackgroundJob(Generic[T]):
             self._error = e
         finally:
             self.seconds = time.perf_counter() - t
+            self._ended.set()
 
     @classmethod
     def done(cls, fn: Callable[..., T], *args: object) -> "BackgroundJob[T]":
         """A job that ran ``fn(*args)`` in the calling thread, before this returns (its
         exception is raised here)."""
         job = cls.__new__(cls)
-        job._outer, job._stop, job._error, job.waited_s = None, threading.Event(), None, 0.0
+        job._outer, job._stop, job._ended, job._error, job.waited_s = None, threading.Event(), threading.Event(), None, 0.0
         t = time.perf_counter()
         job._value = fn(*args)
         job.seconds = time.perf_counter() - t
         job._thread = None
+        job._ended.set()
         return job
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """False once the job's work has ended (its result is ready)."""
+        return not self._ended.is_set()
 
     def result(self) -> T:
         """The job's value, once it has ended; its exception is raised here, in the caller."""
@@ -111,22 +115,29 @@ def beside_pays(device_type: str, network_threads: int, cores: Optional[int] = N
     return network_threads < cores
 
 
-def _find(volume: Volume, stop: Optional[CancelLike]) -> Optional[LungMasks]:
+def _find(volume: Volume, stop: Optional[CancelLike], prepare: bool) -> Optional[LungMasks]:
     try:
         lungs = lung_masks(volume, cancel=stop)
     except DataError:
         return None
     check_cancel(stop)
-    prepare_gate(volume, lungs)  # kept with the lungs: the gate's distances, off Run AI's path
+    if prepare:  # kept with the lungs: the gate's distances, off Run AI's path
+        prepare_gate(volume, lungs)
     return lungs
 
 
-def find_lungs(volume: Volume, cancel: Optional[CancelLike] = None, beside: bool = True
+def find_lungs(volume: Volume, cancel: Optional[CancelLike] = None, beside: Optional[bool] = None,
+               device_type: str = "cpu", network_threads: int = 1, prepare: bool = True
                ) -> "BackgroundJob[Optional[LungMasks]]":
-    """Find ``volume``'s lungs (:func:`~engine.anatomy.lung_masks`) and the gate's lung part
-    (:func:`.gate.prepare_gate`, kept with them): on a daemon thread when ``beside``, else here
-    and now (a job that has already ended). The job's result is ``None`` when the scan has no
-    lung (the ``DataError`` of the lung search)."""
+    """Find ``volume``'s lungs (:func:`~engine.anatomy.lung_masks`) and, when ``prepare`` and
+    the gate will run on the host (``device_type`` "cpu"), the gate's lung part
+    (:func:`.gate.prepare_gate`, kept with them): on a daemon thread when ``beside`` (``None``:
+    :func:`beside_pays` for the networks' device and threads), else here and now (a job that
+    has already ended). The job's result is ``None`` when the scan has no lung (the
+    ``DataError`` of the lung search)."""
+    prepare = prepare and device_type == "cpu"
+    if beside is None:
+        beside = beside_pays(device_type, network_threads)
     if beside:
-        return BackgroundJob(lambda stop: _find(volume, stop), cancel, name="lunglens-lungs")
-    return BackgroundJob.done(_find, volume, cancel)
+        return BackgroundJob(lambda stop: _find(volume, stop, prepare), cancel, name="lunglens-lungs")
+    return BackgroundJob.done(_find, volume, cancel, prepare)

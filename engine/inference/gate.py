@@ -105,23 +105,33 @@ def prepare_gate(volume: Volume, lungs: LungMasks, effusion_margin_mm: float = E
     """The lungs' part of :func:`lung_gate`: the slices holding lung and the cells within each
     margin of the lungs' envelope (3D distance), the same arrays the gate makes for itself.
 
-    They are kept with ``lungs`` (the masks are not edited in place after they were found:
-    the gate's own fill makes a new object), and :func:`lung_gate` uses them for the same
-    geometry and margins. Made early, they take the gate's distance transform off Run AI's
-    path: beside the networks (:mod:`.background`), or when the app opens a scan.
+    They are kept with ``lungs`` and :func:`lung_gate` (and the device gate) use them for the
+    same geometry and margins. Lung masks are not edited in place once in use: only Run AI's
+    fill of lungs it found itself (``own_lungs``) edits them, after the gate has read these,
+    and the old object is not used afterwards. Made early, they take the gate's distance
+    transform off Run AI's path: beside the networks (:mod:`.background`), or when the app
+    opens a scan.
     """
     margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
-    made = lungs.__dict__.get(_PREP_KEY)
-    if made is not None and made.geometry == volume.geometry and made.margins == margins:
+    made = kept_prep(volume, lungs, margins)
+    if made is not None:
         return made
     nz, ny, nx = volume.shape
     f = _cell_factor(ny, nx)
     lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
     cshape = (nz, -(-ny // f), -(-nx // f))
     box, masks = _distance_masks(_lung_cells(lungs, lung_slices, f), cshape, volume, f, margins)
+    for m in (lung_slices, *masks):
+        m.flags.writeable = False  # shared by every gate run on these lungs
     made = GatePrep(volume.geometry, margins, lung_slices, box, masks)
     lungs.__dict__[_PREP_KEY] = made
     return made
+
+
+def kept_prep(volume: Volume, lungs: LungMasks, margins: tuple[float, float, float]) -> Optional[GatePrep]:
+    """The :func:`prepare_gate` result kept with ``lungs`` for this geometry and margins, if any."""
+    made = lungs.__dict__.get(_PREP_KEY)
+    return made if made is not None and made.geometry == volume.geometry and made.margins == margins else None
 
 
 def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],

@@ -28,6 +28,7 @@ from ..anatomy.lungs import LEFT, RIGHT, LungMasks, zone_tables
 from ..labels import CONSOLIDATION, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
+from .gate import kept_prep
 from .gate_parts import (APEX_MARGIN_PX, EFFUSION_MARGIN_MM, EFFUSION_REACH_MM, KEEP_FRACTION, LUNG_MARGIN_MM,
                          RULES, GateResult, _apex_slices, _canonical, _Dropper, _effusion_regions,
                          _keep_regions, _on_lung_slices, _paste, _posterior_rows, _reach_box, _totals, _z_sign)
@@ -203,19 +204,25 @@ def lung_gate_torch(volume: Volume, labels: np.ndarray | torch.Tensor, lungs: Op
     f = max(1, int(min(ny, nx) // 128))
     left = torch.as_tensor(np.ascontiguousarray(lungs.left)).to(dev)
     right = torch.as_tensor(np.ascontiguousarray(lungs.right)).to(dev)
-    lung_slices = _host(left.any(dim=2).any(dim=1) | right.any(dim=2).any(dim=1))
     cshape = (nz, -(-ny // f), -(-nx // f))
-    dbox, masks = None, []
-    zs = np.flatnonzero(lung_slices)
-    if zs.size:
-        zr = slice(int(zs[0]), int(zs[-1]) + 1)
-        dbox, masks = _distance_masks_t(zr.start, _pool(right[zr], f), _pool(left[zr], f), cshape, volume, f,
-                                        (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM))
+    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
+    made = kept_prep(volume, lungs, margins)  # made on the host when the scan opened: the same arrays
+    if made is not None:
+        lung_slices, dbox, host_masks = made.lung_slices, made.box, list(made.masks)
+    else:
+        lung_slices = _host(left.any(dim=2).any(dim=1) | right.any(dim=2).any(dim=1))
+        dbox, host_masks = None, []
+        zs = np.flatnonzero(lung_slices)
+        if zs.size:
+            zr = slice(int(zs[0]), int(zs[-1]) + 1)
+            dbox, masks = _distance_masks_t(zr.start, _pool(right[zr], f), _pool(left[zr], f), cshape, volume, f,
+                                            margins)
+            host_masks = [_host(m) for m in masks]
     whole = tuple(slice(0, n) for n in cshape)
     if dbox is None:
         in_lung = near = reach = np.zeros(cshape, dtype=bool)
     else:
-        in_lung, near, reach = (_paste(_host(m), dbox, whole) for m in masks)  # type: ignore[arg-type]
+        in_lung, near, reach = (_paste(m, dbox, whole) for m in host_masks)  # type: ignore[arg-type]
     in_lung, near, reach = _on_lung_slices([in_lung, near, reach], 0, lung_slices, volume.geometry.spacing_known,
                                            _z_sign(volume))
     apex = _apex_slices(lungs, volume)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from contextlib import closing
 from typing import Callable, Generator, Optional, Sequence
 
 import numpy as np
@@ -58,7 +59,7 @@ from . import postprocess as P
 from . import runtime as R
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
-from .background import BackgroundJob, beside_pays, find_lungs
+from .background import BackgroundJob, find_lungs
 from .gate import lung_gate
 from .nodules import RULE as NODULE_RULE, set_aside_nodules
 from .vessels import RULE as VESSEL_RULE, remove_vessels
@@ -158,7 +159,6 @@ class Predictor:
         self._nets: Optional[dict[str, Optional[N.Net]]] = None
         self._batch = self.batch_size
         self._device_volume: Optional[torch.Tensor] = None
-        self._lung_job: Optional[BackgroundJob] = None  # the lungs being found beside the networks
         #: upload the whole scan to the device once and slice it there (on by default on CUDA)
         self.upload_volume = cuda
         self.load_s = 0.0
@@ -211,13 +211,14 @@ class Predictor:
         """
         gen = self.iter_predict(volume, progress=progress, cancel=cancel, order=order, visible_slice=visible_slice,
                                 lungs=lungs)
-        while True:
-            try:
-                slab = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if on_slab is not None:
-                on_slab(slab.z, slab.labels, slab.probabilities)
+        with closing(gen):  # an error in on_slab ends the reading (and its lung thread) at once
+            while True:
+                try:
+                    slab = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+                if on_slab is not None:
+                    on_slab(slab.z, slab.labels, slab.probabilities)
 
     def iter_predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
                      cancel: Optional[CancelLike] = None, order: OrderSpec = None,
@@ -240,17 +241,17 @@ class Predictor:
 
         Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.
         """
+        jobs: list[BackgroundJob] = []  # this reading's own: a predictor reused meanwhile has others
         try:
-            return (yield from self._run_scan(volume, progress, cancel, order, visible_slice, lungs))
+            return (yield from self._run_scan(volume, progress, cancel, order, visible_slice, lungs, jobs))
         finally:
             self._device_volume = None  # frees the GPU copy of the scan, also on cancel or error
-            if self._lung_job is not None:  # ended, failed or cancelled: no thread outlives the reading
-                self._lung_job.stop()
-                self._lung_job = None
+            for job in jobs:  # ended, failed, cancelled or dropped: no thread outlives the reading
+                job.stop()
 
     def _run_scan(self, volume: Volume, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
                   order: OrderSpec, visible_slice: Optional[int],
-                  lungs: Optional[LungMasks]) -> Generator[Slab, None, Prediction]:
+                  lungs: Optional[LungMasks], jobs: list) -> Generator[Slab, None, Prediction]:
         t0 = time.perf_counter()
         report = as_progress(progress)
         report(0.0, "Loading models")
@@ -317,10 +318,9 @@ class Predictor:
         given_lungs, job = lungs is not None, None
         if lungs is None and self.lung_gate:  # beside the networks where that pays (background.py)
             report(0.02, "Finding the lungs")
-            beside = self.lungs_beside
-            if beside is None:
-                beside = beside_pays(self.device.type, int(self.threads or torch.get_num_threads()))
-            job = self._lung_job = find_lungs(volume, cancel, beside)
+            job = find_lungs(volume, cancel, self.lungs_beside, self.device.type,
+                             int(self.threads or torch.get_num_threads()), prepare=not use_lung_net)
+            jobs.append(job)
 
         t_roi, roi = time.perf_counter(), full
         notes: list[str] = []
