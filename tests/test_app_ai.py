@@ -319,15 +319,15 @@ def test_a_nodule_read_as_consolidation_is_a_notice(make_window, qtbot, monkeypa
 
 def test_the_gate_uses_the_lung_distances_made_when_the_scan_opened(window, qtbot, monkeypatch):
     """The lungs found at open carry the gate's lung part; Run AI's gate does not recompute it."""
-    from engine.inference import gate
+    from engine.inference import gate_parts
     if torch.cuda.is_available():
         pytest.skip("checks the host gate; a CUDA machine gates on the device (tests/test_gate.py checks that one)")
     w = window
     lungs = w.case.lungs
     assert lungs is not None and lungs.__dict__.get("_gate_prep") is not None
     made = []
-    real = gate._distance_masks
-    monkeypatch.setattr(gate, "_distance_masks", lambda *a: made.append(1) or real(*a))
+    real = gate_parts._distance_masks
+    monkeypatch.setattr(gate_parts, "_distance_masks", lambda *a: made.append(1) or real(*a))
     empty_labels(w)
     pred = run_demo(w, qtbot)
     assert pred.labels.any() and "outside_lungs" in pred.rules_removed

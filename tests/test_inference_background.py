@@ -11,7 +11,7 @@ import pytest
 from engine.anatomy import lung_masks
 from engine.errors import CancelledError
 from engine.inference import Predictor
-from engine.inference import background, gate
+from engine.inference import background, gate, gate_parts
 from engine.inference.background import BackgroundJob, beside_pays
 from engine.inference.reference import intensity_model
 from engine.phantom import chest_ct
@@ -66,8 +66,8 @@ def test_lungs_are_found_while_the_networks_run_and_give_the_serial_reading(phan
     def distances(*args):
         preps.append(threading.current_thread().name)
         return real(*args)
-    real = gate._distance_masks
-    monkeypatch.setattr(gate, "_distance_masks", distances)
+    real = gate_parts._distance_masks
+    monkeypatch.setattr(gate_parts, "_distance_masks", distances)
     pred = p.predict(v, visible_slice=30)
     assert seen == {"thread": "lunglens-lungs", "beside": True}
     assert preps == ["lunglens-lungs"]  # the gate used what the lung thread prepared, and made none itself

@@ -59,7 +59,6 @@ both). A label tensor on a CUDA device is gated there (:mod:`.gate_torch`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -71,67 +70,15 @@ from ..progress import CancelLike, check_cancel
 from ..types import Volume
 from .gate_parts import (APEX_FRACTION, APEX_MARGIN_PX, DENSE, DEPENDENT_FROM, EFFUSION_MARGIN_MM, EFFUSION_MIN_ML,
                          EFFUSION_REACH_MM, FLUID_HU, FLUID_MIN_VOXEL_HU, KEEP_FRACTION, LUNG_MARGIN_MM, RULE_TEXT,
-                         RULES, GateResult, _apex_slices, _canonical, _cell_box, _distance_masks, _Dropper,
-                         _effusion_rules, _keep_regions, _lung_cells, _near_lung, _of, _on_lung_slices, _paste, _totals,
-                         _voxel_box, _z_sign, envelope)
+                         RULES, GatePrep, GateResult, _apex_slices, _canonical, _cell_box, _Dropper,
+                         _effusion_rules, _keep_regions, _near_lung, _of, _on_lung_slices, _paste, _totals,
+                         _voxel_box, _z_sign, envelope, kept_prep, prepare_gate)
 
 __all__ = ["APEX_FRACTION", "APEX_MARGIN_PX", "DEPENDENT_FROM", "EFFUSION_MARGIN_MM", "EFFUSION_MIN_ML",
            "EFFUSION_REACH_MM", "FLUID_HU", "FLUID_MIN_VOXEL_HU", "KEEP_FRACTION", "LUNG_MARGIN_MM", "RULES",
-           "RULE_TEXT", "GatePrep", "GateResult", "envelope", "lung_gate", "prepare_gate"]
+           "RULE_TEXT", "GatePrep", "GateResult", "envelope", "kept_prep", "lung_gate", "prepare_gate"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GatePrep:
-    """What the gate takes from the lungs alone (:func:`prepare_gate`), kept with the
-    :class:`LungMasks` object it was made from."""
-    geometry: object
-    margins: tuple[float, float, float]
-    lung_slices: np.ndarray
-    box: Optional[Box]  # the cell-grid box of ``masks``
-    masks: list[np.ndarray]  # cells within each margin of the lungs' envelope
-
-
-_PREP_KEY = "_gate_prep"
-
-
-def _cell_factor(ny: int, nx: int) -> int:
-    return max(1, int(min(ny, nx) // 128))
-
-
-def prepare_gate(volume: Volume, lungs: LungMasks, effusion_margin_mm: float = EFFUSION_MARGIN_MM,
-                 lung_margin_mm: float = LUNG_MARGIN_MM) -> GatePrep:
-    """The lungs' part of :func:`lung_gate`: the slices holding lung and the cells within each
-    margin of the lungs' envelope (3D distance), the same arrays the gate makes for itself.
-
-    They are kept with ``lungs`` and :func:`lung_gate` (and the device gate) use them for the
-    same geometry and margins. Lung masks are not edited in place once in use: only Run AI's
-    fill of lungs it found itself (``own_lungs``) edits them, after the gate has read these,
-    and the old object is not used afterwards. Made early, they take the gate's distance
-    transform off Run AI's path: beside the networks (:mod:`.background`), or when the app
-    opens a scan.
-    """
-    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
-    made = kept_prep(volume, lungs, margins)
-    if made is not None:
-        return made
-    nz, ny, nx = volume.shape
-    f = _cell_factor(ny, nx)
-    lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
-    cshape = (nz, -(-ny // f), -(-nx // f))
-    box, masks = _distance_masks(_lung_cells(lungs, lung_slices, f), cshape, volume, f, margins)
-    for m in (lung_slices, *masks):
-        m.flags.writeable = False  # shared by every gate run on these lungs
-    made = GatePrep(volume.geometry, margins, lung_slices, box, masks)
-    lungs.__dict__[_PREP_KEY] = made
-    return made
-
-
-def kept_prep(volume: Volume, lungs: LungMasks, margins: tuple[float, float, float]) -> Optional[GatePrep]:
-    """The :func:`prepare_gate` result kept with ``lungs`` for this geometry and margins, if any."""
-    made = lungs.__dict__.get(_PREP_KEY)
-    return made if made is not None and made.geometry == volume.geometry and made.margins == margins else None
 
 
 def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
@@ -185,7 +132,7 @@ def lung_gate(volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks],
         by_rule = _canonical(drop.by_rule)
         return GateResult(out, np.zeros(nz, dtype=bool), _totals(by_rule), None, by_rule)
 
-    f = _cell_factor(ny, nx)
+    f = max(1, int(min(ny, nx) // 128))
     box, cbox = _cell_box(found, f, out.shape)  # the findings' box, in voxels and in cells
     drop = _Dropper(out, box)
     sub_shape = drop.sub.shape

@@ -496,3 +496,53 @@ def _totals(by_rule: dict[str, dict[str, int]]) -> dict[str, int]:
         for k, v in per.items():
             tot[k] = tot.get(k, 0) + v
     return tot
+
+
+# -- the lungs' part, made once per lung masks (gate.py, gate_torch.py) --------------------------
+
+@dataclass(frozen=True)
+class GatePrep:
+    """What the gate takes from the lungs alone (:func:`prepare_gate`), kept with the
+    :class:`LungMasks` object it was made from."""
+    geometry: object
+    margins: tuple[float, float, float]
+    lung_slices: np.ndarray
+    box: Optional[Box]  # the cell-grid box of ``masks``
+    masks: list[np.ndarray]  # cells within each margin of the lungs' envelope
+
+
+_PREP_KEY = "_gate_prep"
+
+
+def prepare_gate(volume: Volume, lungs: LungMasks, effusion_margin_mm: float = EFFUSION_MARGIN_MM,
+                 lung_margin_mm: float = LUNG_MARGIN_MM) -> GatePrep:
+    """The lungs' part of :func:`.gate.lung_gate`: the slices holding lung and the cells within each
+    margin of the lungs' envelope (3D distance), the same arrays the gate makes for itself.
+
+    They are kept with ``lungs``, and :func:`.gate.lung_gate` (and the device gate) use them for the
+    same geometry and margins. Lung masks are not edited in place once in use: only Run AI's
+    fill of lungs it found itself (``own_lungs``) edits them, after the gate has read these,
+    and the old object is not used afterwards. Made early, they take the gate's distance
+    transform off Run AI's path: beside the networks (:mod:`.background`), or when the app
+    opens a scan.
+    """
+    margins = (lung_margin_mm, effusion_margin_mm, EFFUSION_REACH_MM)
+    made = kept_prep(volume, lungs, margins)
+    if made is not None:
+        return made
+    nz, ny, nx = volume.shape
+    f = max(1, int(min(ny, nx) // 128))  # as in the gates
+    lung_slices = lungs.left.any(axis=(1, 2)) | lungs.right.any(axis=(1, 2))
+    cshape = (nz, -(-ny // f), -(-nx // f))
+    box, masks = _distance_masks(_lung_cells(lungs, lung_slices, f), cshape, volume, f, margins)
+    for m in (lung_slices, *masks):
+        m.flags.writeable = False  # shared by every gate run on these lungs
+    made = GatePrep(volume.geometry, margins, lung_slices, box, masks)
+    lungs.__dict__[_PREP_KEY] = made
+    return made
+
+
+def kept_prep(volume: Volume, lungs: LungMasks, margins: tuple[float, float, float]) -> Optional[GatePrep]:
+    """The :func:`prepare_gate` result kept with ``lungs`` for this geometry and margins, if any."""
+    made = lungs.__dict__.get(_PREP_KEY)
+    return made if made is not None and made.geometry == volume.geometry and made.margins == margins else None

@@ -28,10 +28,10 @@ from ..anatomy.lungs import LEFT, RIGHT, LungMasks, zone_tables
 from ..labels import CONSOLIDATION, EFFUSION, FINDING_KEYS, GGO
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
-from .gate import kept_prep
 from .gate_parts import (APEX_MARGIN_PX, EFFUSION_MARGIN_MM, EFFUSION_REACH_MM, KEEP_FRACTION, LUNG_MARGIN_MM,
                          RULES, GateResult, _apex_slices, _canonical, _Dropper, _effusion_regions,
-                         _keep_regions, _on_lung_slices, _paste, _posterior_rows, _reach_box, _totals, _z_sign)
+                         _keep_regions, _on_lung_slices, _paste, _posterior_rows, _reach_box, _totals, _z_sign,
+                         kept_prep)
 
 
 def _pool(mask: torch.Tensor, f: int) -> torch.Tensor:
