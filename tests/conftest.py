@@ -17,6 +17,10 @@ if "LUNGLENS_CACHE_DIR" not in os.environ:
     os.environ["LUNGLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="lunglens-test-cache-")
     atexit.register(shutil.rmtree, os.environ["LUNGLENS_CACHE_DIR"], True)
 
+# the app loads the selected model when a scan opens (app/flows/ai.py); the GUI tests open
+# hundreds of scans and press Run AI with models of their own: one test turns it back on
+os.environ.setdefault("LUNGLENS_PRELOAD_MODELS", "0")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

@@ -337,3 +337,32 @@ def test_the_gate_uses_the_lung_distances_made_when_the_scan_opened(window, qtbo
     again = run_demo(w, qtbot)
     assert made == [1] and np.array_equal(again.labels, pred.labels)
     assert again.rules_removed == pred.rules_removed
+
+
+def test_the_selected_model_is_loaded_when_a_scan_opens(make_window, qtbot, monkeypatch):
+    """The first Run AI finds its models loaded (off the GUI thread, after the scan opened), and a
+    press while the preload still loads waits for it rather than loading a second copy."""
+    import threading
+
+    from app.flows import ai as ai_flow
+    from engine.inference.predictor import Predictor
+    monkeypatch.setenv("LUNGLENS_PRELOAD_MODELS", "1")
+    monkeypatch.setattr(ai_flow, "PRELOAD_DELAY_MS", 10)
+    loads: list[str] = []
+    real = Predictor.load
+
+    def load(self):
+        if self._nets is None:
+            loads.append(threading.current_thread().name)
+        return real(self)
+    monkeypatch.setattr(Predictor, "load", load)
+    w = make_window(flows=None, size=(1300, 850))
+    w.ai.select_model(ai_flow.DEMO_MODEL)
+    assert w.ai._predictors == {}
+    w.scan_io.open_phantom(SHAPE)
+    qtbot.waitUntil(lambda: loads == ["lunglens-model-preload"], timeout=60000)
+    qtbot.waitUntil(lambda: w.ai._predictors[ai_flow.DEMO_MODEL]._nets is not None, timeout=60000)
+    preloaded = w.ai._predictors[ai_flow.DEMO_MODEL]
+    pred = run_demo(w, qtbot)
+    assert loads == ["lunglens-model-preload"]  # Run AI loaded nothing itself
+    assert w.ai.predictor() is preloaded and (pred.labels == GGO).sum() > 100

@@ -56,6 +56,8 @@ DEMO_MODEL = "intensity_rules"
 #: the first Run AI does not wait for it (~1.5 s) and the import's short GUI hitch falls
 #: while the user is not yet reading
 PRELOAD_DELAY_MS = 2000
+#: ``LUNGLENS_PRELOAD_MODELS=0`` turns off loading the selected model when a scan opens (tests do)
+PRELOAD_MODELS_ENV = "LUNGLENS_PRELOAD_MODELS"
 
 
 def model_choices() -> list[tuple[str, str, str]]:
@@ -159,6 +161,8 @@ class AIFlow(QObject):
         self.proposal = ProposalModel(self)
         self.task: Optional[Task] = None
         self._predictors: dict[str, SlicePredictor] = {}
+        self._predictor_lock = threading.Lock()  # the GUI, Run AI's worker and the preload thread ask
+        self._load_lock = threading.Lock()
         self.threads = max(1, (os.cpu_count() or 2) - 1)  # leave the GUI thread a core
         self.reading: Optional[Reading] = None
         self.panel = FindingsPanel(self.proposal, ctx.session)
@@ -251,13 +255,40 @@ class AIFlow(QObject):
                 log.exception("preloading engine.inference failed")
         threading.Thread(target=work, name="lunglens-ai-preload", daemon=True).start()
 
+    def _preload_model(self) -> None:
+        """Load the selected model (weights, ONNX Runtime session; the first time on a machine, its
+        ONNX export) on a daemon thread, a while after a scan opens: the first Run AI then starts
+        at once and takes no more memory than a second one (issue 15). The scan's lungs are
+        being found meanwhile, the same way."""
+        if self.ctx.session.volume is None or os.environ.get(PRELOAD_MODELS_ENV, "1") == "0":
+            return
+        key = self.model_key
+
+        def work() -> None:
+            try:
+                self.loaded_predictor(key)
+            except Exception:  # noqa: BLE001 - Run AI reports a real failure later, with its message
+                log.exception("preloading model %s failed", key)
+        threading.Thread(target=work, name="lunglens-model-preload", daemon=True).start()
+
     # -- run ------------------------------------------------------------------
     def predictor(self, key: Optional[str] = None) -> SlicePredictor:
         """The (cached) predictor of model ``key`` (default: the selected one); may import torch."""
         key = key or self.model_key
-        if key not in self._predictors:
-            self._predictors[key] = self.make_predictor(key, self.threads)
-        return self._predictors[key]
+        with self._predictor_lock:
+            if key not in self._predictors:
+                self._predictors[key] = self.make_predictor(key, self.threads)
+            return self._predictors[key]
+
+    def loaded_predictor(self, key: Optional[str] = None) -> SlicePredictor:
+        """:meth:`predictor` with its models loaded (once: a Run AI that starts while the preload
+        loads waits for it instead of loading a second copy)."""
+        predictor = self.predictor(key)
+        load = getattr(predictor, "load", None)
+        if load is not None:
+            with self._load_lock:
+                load()
+        return predictor
 
     def run(self) -> Optional[Task]:
         """Start Run AI on the open scan from the slice on screen; returns the worker task."""
@@ -272,7 +303,7 @@ class AIFlow(QObject):
         self.panel.set_status(f"Running {self.selector.currentText()} …")
         key = self.model_key
         self.task = self.ctx.run(
-            read_scan, volume, lambda: self.predictor(key), visible, self.ctx.case.lungs, title="Run AI",
+            read_scan, volume, lambda: self.loaded_predictor(key), visible, self.ctx.case.lungs, title="Run AI",
             on_yield=lambda part, rid=run_id: self._on_slab(rid, part),
             on_result=lambda out, rid=run_id, v=volume: self._on_result(rid, v, out),
             on_error=lambda exc, rid=run_id: self._on_error(rid, exc),
@@ -421,8 +452,10 @@ class AIFlow(QObject):
         y, x = c if c is not None else (cy, cx)
         self.ctx.session.set_cursor(z, y, x)
 
-    def _on_volume(self, _volume: Any) -> None:
-        """A new scan: stop a run and drop the proposal of the previous one."""
+    def _on_volume(self, volume: Any) -> None:
+        """A new scan: stop a run and drop the proposal of the previous one; load the model."""
+        if volume is not None:
+            QTimer.singleShot(PRELOAD_DELAY_MS, self._preload_model)
         if self.task is not None:
             self.task.cancel()
             self.task = None
