@@ -13,8 +13,9 @@ message: ``sys.excepthook`` (PySide calls it for an exception raised in a slot o
 virtual method) logs the traceback and shows a non-modal error; Qt's own messages go to
 the log. In a ``--screenshot`` run an unexpected error ends the run with exit code 3.
 When the event loop ends, running tasks are cancelled and waited for at most
-:data:`EXIT_WAIT_S`; a task still busy in a long library call (a Run AI slab) does not
-hold the process: it exits at once.
+:data:`EXIT_WAIT_S`, and so is the background loading of torch and of the AI model; a task
+or a load still busy in a long library call (a Run AI slab, an ONNX Runtime session being
+built) does not hold the process: it exits at once, before the interpreter's teardown.
 """
 
 from __future__ import annotations
@@ -214,10 +215,15 @@ def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     status = app.exec()
     code = int(sequence.status or status)
     window.runner.cancel_all()
-    if not window.runner.wait(int(EXIT_WAIT_S * 1000)):
-        # a task busy in a long library call (a Run AI slab) would hold the interpreter's exit
-        log.warning("exiting while %d task(s) still end: %s", len(window.runner.active),
-                    ", ".join(t.title for t in window.runner.active))
+    tasks_ended = window.runner.wait(int(EXIT_WAIT_S * 1000))
+    ai = getattr(window, "ai", None)
+    preloads_ended = ai is None or ai.wait_for_preloads(EXIT_WAIT_S)
+    if not (tasks_ended and preloads_ended):
+        # a task busy in a long library call (a Run AI slab) would hold the interpreter's exit, and
+        # its teardown under a thread inside torch's or ONNX Runtime's C++ code aborts the process
+        log.warning("exiting while %d task(s) still end: %s%s", len(window.runner.active),
+                    ", ".join(t.title for t in window.runner.active),
+                    "" if preloads_ended else " (and a model still loading)")
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

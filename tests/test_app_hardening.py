@@ -516,6 +516,37 @@ def test_the_process_exits_promptly_when_closed_during_run_ai(tmp_path):
     assert float(close_s) < 0.3 and exit_s < 6.0  # about 2.5 s here, 1.9 s of it the interpreter's own teardown
 
 
+def test_the_process_exits_cleanly_when_closed_while_the_model_loads(tmp_path):
+    """Closing the app while the selected model loads in the background (a scan just opened) ends
+    the process with status 0: the interpreter's teardown must not run under a thread that is
+    inside the runtime's C++ code (that aborted with 'terminate called without an active
+    exception', status 134)."""
+    script = tmp_path / "close_during_preload.py"
+    script.write_text(
+        "import sys, threading\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "import app.flows.ai as ai_flow\n"
+        "from app.__main__ import build_parser\n"
+        "from app.application import run\n"
+        "from app.main_window import MainWindow\n"
+        "ai_flow.PRELOAD_DELAY_MS = 0\n"
+        "def poll():\n"
+        "    if any(t.name == 'lunglens-model-preload' for t in threading.enumerate()):\n"
+        "        w = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))\n"
+        "        print('CLOSING', w.ai.model_key, flush=True); w.close(); return\n"
+        "    QTimer.singleShot(2, poll)\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "QTimer.singleShot(0, poll)\n"
+        "sys.exit(run(build_parser().parse_args([])))\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LUNGLENS_SETTINGS=str(tmp_path / "s.ini"),
+               LUNGLENS_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), LUNGLENS_PRELOAD_MODELS="1")
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert "CLOSING" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.mark.shared_data
 def test_dropping_a_dicom_seg_over_its_series_opens_it_as_labels(window, qtbot, tmp_path, dicom_99):
     import pydicom

@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Any, Callable, Generator, Optional
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -163,6 +164,7 @@ class AIFlow(QObject):
         self._predictors: dict[str, SlicePredictor] = {}
         self._predictor_lock = threading.Lock()  # the GUI, Run AI's worker and the preload thread ask
         self._load_lock = threading.Lock()
+        self._preloads: list[threading.Thread] = []  # the process waits for them before it exits
         self.threads = max(1, (os.cpu_count() or 2) - 1)  # leave the GUI thread a core
         self.reading: Optional[Reading] = None
         self.panel = FindingsPanel(self.proposal, ctx.session)
@@ -253,7 +255,7 @@ class AIFlow(QObject):
                 import engine.inference.predictor  # noqa: F401 (imports torch)
             except Exception:  # noqa: BLE001 - Run AI reports a real failure later, with its message
                 log.exception("preloading engine.inference failed")
-        threading.Thread(target=work, name="lunglens-ai-preload", daemon=True).start()
+        self._start_preload(work, "lunglens-ai-preload")
 
     def _preload_model(self) -> None:
         """Load the selected model (weights, ONNX Runtime session; the first time on a machine, its
@@ -269,7 +271,21 @@ class AIFlow(QObject):
                 self.loaded_predictor(key)
             except Exception:  # noqa: BLE001 - Run AI reports a real failure later, with its message
                 log.exception("preloading model %s failed", key)
-        threading.Thread(target=work, name="lunglens-model-preload", daemon=True).start()
+        self._start_preload(work, "lunglens-model-preload")
+
+    def _start_preload(self, work: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        self._preloads = [t for t in self._preloads if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait_for_preloads(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` for the preload threads; True when none still runs. The
+        application exits at once (``os._exit``) otherwise: the interpreter's teardown under a
+        thread inside torch's or ONNX Runtime's C++ code aborts the process."""
+        end = time.monotonic() + timeout_s
+        for thread in list(self._preloads):
+            thread.join(max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._preloads)
 
     # -- run ------------------------------------------------------------------
     def predictor(self, key: Optional[str] = None) -> SlicePredictor:
