@@ -196,6 +196,8 @@ def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     window.scan_io.choose_first_series = bool(args.screenshot)  # nobody is there to choose
     window.scan_io.remember_recent = not args.screenshot
     window.scan_io.interactive = not args.screenshot
+    if getattr(window, "ai", None) is not None:
+        window.ai.preload_models = not args.screenshot  # a scripted run does not wait for Run AI
     sequence = StartupSequence(window, args, app)
 
     def scripted_error(text: str) -> None:  # nobody can read a message box: stop with the traceback
@@ -215,15 +217,17 @@ def run(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     status = app.exec()
     code = int(sequence.status or status)
     window.runner.cancel_all()
+    deadline = time.monotonic() + EXIT_WAIT_S  # one wait for both
     tasks_ended = window.runner.wait(int(EXIT_WAIT_S * 1000))
     ai = getattr(window, "ai", None)
-    preloads_ended = ai is None or ai.wait_for_preloads(EXIT_WAIT_S)
+    preloads_ended = tasks_ended and (ai is None or ai.wait_for_preloads(max(0.0, deadline - time.monotonic())))
     if not (tasks_ended and preloads_ended):
         # a task busy in a long library call (a Run AI slab) would hold the interpreter's exit, and
         # its teardown under a thread inside torch's or ONNX Runtime's C++ code aborts the process
         log.warning("exiting while %d task(s) still end: %s%s", len(window.runner.active),
                     ", ".join(t.title for t in window.runner.active),
                     "" if preloads_ended else " (and a model still loading)")
+        window.settings.sync()  # what the normal exit would write (the chosen model, export folder...)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

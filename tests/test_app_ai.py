@@ -366,3 +366,10 @@ def test_the_selected_model_is_loaded_when_a_scan_opens(make_window, qtbot, monk
     pred = run_demo(w, qtbot)
     assert loads == ["lunglens-model-preload"]  # Run AI loaded nothing itself
     assert w.ai.predictor() is preloaded and (pred.labels == GGO).sum() > 100
+    # another model chosen: it is loaded in turn, and the one left is forgotten (its memory freed)
+    other = next(w.ai.selector.itemData(i) for i in range(w.ai.selector.count())
+                 if w.ai.selector.itemData(i) != ai_flow.DEMO_MODEL)
+    w.ai.select_model(other)
+    qtbot.waitUntil(lambda: len(loads) == 2 and getattr(w.ai._predictors.get(other), "_nets", None) is not None,
+                    timeout=60000)
+    assert loads == ["lunglens-model-preload"] * 2 and list(w.ai._predictors) == [other]

@@ -142,3 +142,26 @@ def test_onnx_forward_of_part_of_a_slab_gives_the_same_logits_as_the_whole_slab(
     assert ONNX_FORWARD_SLICES < 8 and whole.shape[0] == 8
     assert torch.equal(parts, whole) and torch.equal(ran, whole)
     assert float(whole.std()) > 0  # real, varied logits were compared
+
+
+def test_an_export_removes_temporaries_an_ended_process_left(tmp_path, monkeypatch):
+    """An app that exits at once while a model exports (application.run's os._exit) leaves its
+    temporary file; the next export removes those older than an hour and keeps a fresh one
+    (another process may be exporting right now)."""
+    import os
+    import time
+
+    from torch import nn
+    monkeypatch.setenv("LUNGLENS_CACHE_DIR", str(tmp_path))
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    old = folder / f"{R.TEMP_PREFIX}left.onnx"
+    fresh = folder / f"{R.TEMP_PREFIX}busy.onnx"
+    other = folder / "someone-elses.onnx"
+    for f in (old, fresh, other):
+        f.write_bytes(b"partial")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    os.utime(other, (two_hours_ago, two_hours_ago))
+    out = R.export(nn.Conv2d(1, 2, 3, padding=1).eval(), 1, (16, 16), folder / "tiny.onnx")
+    assert out.is_file() and not old.exists() and fresh.exists() and other.exists()

@@ -163,8 +163,10 @@ class AIFlow(QObject):
         self.task: Optional[Task] = None
         self._predictors: dict[str, SlicePredictor] = {}
         self._predictor_lock = threading.Lock()  # the GUI, Run AI's worker and the preload thread ask
-        self._load_lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {}  # one per model: a press waits only for its own
         self._preloads: list[threading.Thread] = []  # the process waits for them before it exits
+        #: load the selected model a while after a scan opens (off in scripted screenshot runs)
+        self.preload_models = True
         self.threads = max(1, (os.cpu_count() or 2) - 1)  # leave the GUI thread a core
         self.reading: Optional[Reading] = None
         self.panel = FindingsPanel(self.proposal, ctx.session)
@@ -222,8 +224,7 @@ class AIFlow(QObject):
             self.selector.setItemData(self.selector.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         idx = self.selector.findData(saved)
         self.selector.setCurrentIndex(idx if idx >= 0 else 0)
-        self.selector.currentIndexChanged.connect(
-            lambda _i: self.ctx.preferences.set_ai_model(str(self.selector.currentData())))
+        self.selector.currentIndexChanged.connect(lambda _i: self._on_model_chosen())
 
     @property
     def model_key(self) -> str:
@@ -262,7 +263,8 @@ class AIFlow(QObject):
         ONNX export) on a daemon thread, a while after a scan opens: the first Run AI then starts
         at once and takes no more memory than a second one (issue 15). The scan's lungs are
         being found meanwhile, the same way."""
-        if self.ctx.session.volume is None or os.environ.get(PRELOAD_MODELS_ENV, "1") == "0":
+        if (self.ctx.session.volume is None or not self.preload_models
+                or os.environ.get(PRELOAD_MODELS_ENV, "1") == "0"):
             return
         key = self.model_key
 
@@ -299,12 +301,25 @@ class AIFlow(QObject):
     def loaded_predictor(self, key: Optional[str] = None) -> SlicePredictor:
         """:meth:`predictor` with its models loaded (once: a Run AI that starts while the preload
         loads waits for it instead of loading a second copy)."""
+        key = key or self.model_key
         predictor = self.predictor(key)
         load = getattr(predictor, "load", None)
         if load is not None:
-            with self._load_lock:
+            with self._predictor_lock:
+                lock = self._load_locks.setdefault(key, threading.Lock())
+            with lock:
                 load()
         return predictor
+
+    def _on_model_chosen(self) -> None:
+        """Another model was chosen: forget the others (a run keeps its own) and load this one."""
+        if self.selector.currentData() is None:  # the list is being refilled
+            return
+        key = self.model_key
+        self.ctx.preferences.set_ai_model(key)
+        with self._predictor_lock:
+            self._predictors = {k: v for k, v in self._predictors.items() if k == key}
+        QTimer.singleShot(PRELOAD_DELAY_MS, self._preload_model)
 
     def run(self) -> Optional[Task]:
         """Start Run AI on the open scan from the slice on screen; returns the worker task."""

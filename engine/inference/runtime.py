@@ -40,6 +40,7 @@ import importlib.util
 import logging
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -148,15 +149,34 @@ def onnx_path(name: str, sha256: str) -> Path:
     return cache_dir() / f"{safe}-{sha256[:16]}-{key}.onnx"
 
 
+#: temporary exports are named ``TEMP_PREFIX*.onnx``; older than :data:`STALE_TEMP_S` they were left behind
+TEMP_PREFIX = "tmp-export-"
+STALE_TEMP_S = 3600.0
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Remove temporary exports older than :data:`STALE_TEMP_S` (an export takes seconds)."""
+    now = time.time()
+    for old in folder.glob(f"{TEMP_PREFIX}*.onnx"):
+        try:
+            if now - old.stat().st_mtime > STALE_TEMP_S:
+                old.unlink()
+        except OSError:  # another process removed it, or it cannot be: not ours to insist
+            pass
+
+
 def export(module: nn.Module, in_channels: int, size: tuple[int, int], path: Path) -> Path:
     """Export ``module`` (eval mode) to ONNX at ``path`` with dynamic batch, height and width.
 
     Written to a temporary file first and moved into place, so a crash never leaves a
-    half-written model that a later run would load.
+    half-written model that a later run would load; temporaries an ended process left (the
+    app exits without its interpreter's teardown while a model loads) are removed after
+    :data:`STALE_TEMP_S`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path.parent)
     x = torch.zeros((1, in_channels) + tuple(size))
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
