@@ -373,3 +373,34 @@ def test_the_selected_model_is_loaded_when_a_scan_opens(make_window, qtbot, monk
     qtbot.waitUntil(lambda: len(loads) == 2 and getattr(w.ai._predictors.get(other), "_nets", None) is not None,
                     timeout=60000)
     assert loads == ["lunglens-model-preload"] * 2 and list(w.ai._predictors) == [other]
+
+
+def test_run_ai_pressed_while_the_lungs_are_found_waits_for_them(make_window, qtbot, monkeypatch):
+    """A press right after the open (the lungs still being found) does not search them a second
+    time: the reading waits for the case's search and uses its lungs."""
+    import threading
+
+    import app.state.case as case_module
+    from app.flows.ai import DEMO_MODEL
+    from engine.inference import background
+    release = threading.Event()
+    real = case_module.find_lungs
+
+    def slow(volume, progress=None, cancel=None):
+        release.wait(60)
+        return real(volume, progress=progress, cancel=cancel)
+    monkeypatch.setattr(case_module, "find_lungs", slow)
+    searched: list[int] = []
+    monkeypatch.setattr(background, "lung_masks", lambda *a, **k: searched.append(1))
+    w = make_window(flows=None, size=(1300, 850))
+    w.scan_io.open_phantom(SHAPE)
+    qtbot.waitUntil(lambda: w.session.volume is not None and w.case.lungs_pending, timeout=60000)
+    empty_labels(w)
+    w.ai.select_model(DEMO_MODEL)
+    w.ai.run()
+    qtbot.waitUntil(lambda: w.ai.proposal.counts.sum() > 0, timeout=60000)  # slabs arrive meanwhile
+    assert w.ai.proposal.state == "running" and w.case.lungs is None
+    release.set()
+    qtbot.waitUntil(lambda: w.ai.proposal.state == "ready", timeout=60000)
+    assert searched == [] and w.case.lungs is not None
+    assert w.ai.proposal.prediction.assessed and (w.ai.proposal.prediction.labels == GGO).sum() > 100

@@ -202,3 +202,44 @@ def test_the_lungs_go_beside_the_networks_only_where_that_pays():
     assert beside_pays("cpu", 1, cores=2)  # the app: networks on one core fewer than the machine has
     assert not beside_pays("cpu", 2, cores=2)  # every core in the networks: no gain, more memory
     assert not beside_pays("cpu", 8, cores=4)
+
+
+def test_a_reading_waits_for_the_callers_lung_search_instead_of_searching_again(phantom, monkeypatch):
+    """The app hands Run AI the lungs it is still finding (a Pending): the reading waits for them,
+    searches nothing itself and equals the reading with the lungs given."""
+    from engine.inference.background import Pending
+    v = phantom.volume
+    lungs = lung_masks(v)
+
+    def no_search(volume, cancel=None):
+        raise AssertionError("the reading searched the lungs itself")
+    monkeypatch.setattr(background, "lung_masks", no_search)
+    waiting: Pending = Pending()
+    slabs: list = []
+
+    def on_slab(z, lab, pr):
+        slabs.append(z)
+        if len(slabs) == 3:  # the caller's search ends while the slabs run
+            threading.Timer(0.2, waiting.set, (lungs,)).start()
+    pred = _predictor().predict(v, visible_slice=30, lungs=waiting, on_slab=on_slab)
+    given = _predictor().predict(v, visible_slice=30, lungs=lungs)
+    assert pred.assessed and np.array_equal(pred.labels, given.labels) and pred.labels.any()
+    assert pred.rules_removed == given.rules_removed
+    assert np.array_equal(pred.slice_probabilities, given.slice_probabilities)
+
+    # the caller's search found no lung: not assessed, as with its own search
+    none: Pending = Pending()
+    none.set(None)
+    assert _predictor().predict(v, visible_slice=30, lungs=none).not_assessed
+
+    # the lungs will not come (another scan was opened), or the reading was cancelled while waiting
+    gone: Pending = Pending()
+    gone.cancel()
+    with pytest.raises(CancelledError):
+        _predictor().predict(v, visible_slice=30, lungs=gone)
+    token, stuck = CancelToken(), Pending()
+    threading.Timer(0.3, token.cancel).start()
+    t = time.perf_counter()
+    with pytest.raises(CancelledError):
+        _predictor().predict(v, visible_slice=30, lungs=stuck, cancel=token)
+    assert time.perf_counter() - t < 10

@@ -332,9 +332,10 @@ class AIFlow(QObject):
         visible = int(self.ctx.session.cursor[0])
         run_id = self.proposal.start(volume.shape, self.selector.currentText())
         self.panel.set_status(f"Running {self.selector.currentText()} …")
-        key = self.model_key
+        key, case = self.model_key, self.ctx.case  # lungs still being found: Run AI waits for them
         self.task = self.ctx.run(
-            read_scan, volume, lambda: self.loaded_predictor(key), visible, self.ctx.case.lungs, title="Run AI",
+            read_scan, volume, lambda: self.loaded_predictor(key), visible,
+            case.lungs if case.lungs is not None else case.pending_lungs(), title="Run AI",
             on_yield=lambda part, rid=run_id: self._on_slab(rid, part),
             on_result=lambda out, rid=run_id, v=volume: self._on_result(rid, v, out),
             on_error=lambda exc, rid=run_id: self._on_error(rid, exc),

@@ -29,7 +29,7 @@ from engine.types import Volume
 
 from .label_layer import LabelLayer
 from .session import Session
-from .tasks import Task, TaskRunner
+from .tasks import Task, TaskRunner, error_message
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class CaseState(QObject):
         self.quantifier: Optional[IncrementalQuantifier] = None
         self.lungs_pending = False
         self._lung_task: Optional[Task] = None
+        self._waiting: list[Any] = []  # engine.inference.background.Pending handed to Run AI
         self._generation = 0  # bumps whenever a running count becomes stale
         self._pending: Optional[list[Any]] = None  # boxes edited while a count runs
         session.volume_changed.connect(self._on_volume)
@@ -129,8 +130,35 @@ class CaseState(QObject):
         """New lungs for the open scan: announced, then the numbers are recounted with them."""
         self.lungs = lungs
         self.lungs_pending = False
+        self._hand_over(lungs)
         self.lungs_changed.emit()
         self._rebuild()
+
+    def pending_lungs(self) -> Optional[Any]:
+        """While the lungs of the open scan are being found: a
+        :class:`engine.inference.background.Pending` that gets them when they are, so that a Run AI
+        pressed meanwhile waits for them instead of searching a second time. ``None`` otherwise."""
+        if self.lungs is not None or not self.lungs_pending:
+            return None
+        from engine.inference.background import Pending
+        waiting: Any = Pending()
+        self._waiting.append(waiting)
+        return waiting
+
+    def _hand_over(self, lungs: Optional[LungMasks], cancel: bool = False) -> None:
+        waiting, self._waiting = self._waiting, []
+        for w in waiting:
+            if cancel:
+                w.cancel()
+            else:
+                w.set(lungs)
+
+    def _lung_search_failed(self, exc: BaseException) -> None:
+        """The lung search raised (not 'no lungs': that is a result): shown, and a waiting Run AI
+        goes on without lungs (it reads 'not assessed')."""
+        self.lungs_pending = False
+        self._hand_over(None)
+        self.runner.error.emit(error_message(exc))
 
     def accept_reading(self, models: dict[str, Any], lungs: Optional[LungMasks]) -> None:
         """An AI reading was accepted: record its models; lungs it refined replace the case's."""
@@ -148,6 +176,7 @@ class CaseState(QObject):
         if self._lung_task is not None:  # the old scan's lungs are of no use any more
             self._lung_task.cancel()
             self._lung_task = None
+        self._hand_over(None, cancel=True)  # a Run AI of the old scan waiting for them is being cancelled
         self.volume = volume
         self.lungs = None
         self.models = {}
@@ -164,7 +193,8 @@ class CaseState(QObject):
         self.lungs_pending = True
         self._lung_task = self.runner.run(find_lungs_for_reading, volume, title="Finding the lungs",
                                           on_yield=lambda lungs, v=volume: self._lungs_found(v, lungs),
-                                          on_cancel=lambda: None)  # a newer scan replaced it: nothing to say
+                                          on_cancel=lambda: None,  # a newer scan replaced it: nothing to say
+                                          on_error=self._lung_search_failed)
 
     def _lungs_found(self, volume: Volume, lungs: Optional[LungMasks]) -> None:
         if volume is self.volume:  # else another scan was opened meanwhile

@@ -21,12 +21,12 @@ import time
 from typing import Callable, Generic, Optional, TypeVar
 
 from ..anatomy.lungs import LungMasks, lung_masks
-from ..errors import DataError
+from ..errors import CancelledError, DataError
 from ..progress import CancelLike, check_cancel
 from ..types import Volume
 from .gate import prepare_gate
 
-__all__ = ["BackgroundJob", "beside_pays", "find_lungs"]
+__all__ = ["BackgroundJob", "Pending", "beside_pays", "find_lungs"]
 
 T = TypeVar("T")
 
@@ -97,6 +97,52 @@ class BackgroundJob(Generic[T]):
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+class Pending(Generic[T]):
+    """A value that another thread will hand over (the app's lung search, started when the scan
+    opened), with a :class:`BackgroundJob`'s interface: Run AI waits for it instead of searching
+    a second time. The owner calls :meth:`set` or :meth:`cancel`; the reader's own cancel flag
+    (:meth:`watch`) ends a wait too."""
+
+    def __init__(self) -> None:
+        self._ended = threading.Event()
+        self._value: Optional[T] = None
+        self._cancelled = False
+        self._watch: Optional[CancelLike] = None
+        self._t0 = time.perf_counter()
+        self.seconds = 0.0
+        self.waited_s = 0.0
+
+    def set(self, value: Optional[T]) -> None:
+        self._value, self.seconds = value, time.perf_counter() - self._t0
+        self._ended.set()
+
+    def cancel(self) -> None:
+        """The value will not come (the scan was replaced): the reader's :meth:`result` raises
+        :class:`~engine.errors.CancelledError`."""
+        self._cancelled = True
+        self._ended.set()
+
+    def watch(self, cancel: Optional[CancelLike]) -> "Pending[T]":
+        self._watch = cancel
+        return self
+
+    @property
+    def running(self) -> bool:
+        return not self._ended.is_set()
+
+    def result(self) -> Optional[T]:
+        t = time.perf_counter()
+        while not self._ended.wait(0.05):
+            check_cancel(self._watch)
+        self.waited_s = time.perf_counter() - t
+        if self._cancelled:
+            raise CancelledError("the lungs of this scan will not come: another scan was opened")
+        return self._value
+
+    def stop(self) -> None:
+        """Nothing to stop: the owner's search goes on for its own use."""
 
 
 def beside_pays(device_type: str, network_threads: int, cores: Optional[int] = None) -> bool:

@@ -145,6 +145,10 @@ def iter_read(volume: Volume, predictor: SlicePredictor, *, lungs: Optional[Any]
             break
         yield SlabReading(slab, finding_counts(slab.labels))
     check_cancel(cancel)
+    from .background import Pending  # scipy and cc3d: not at the app's start-up
+
+    if isinstance(lungs, Pending):  # the caller's search (the app's, since the open): ended by now, or soon
+        lungs = lungs.watch(cancel).result()
     report(0.96, "Measuring the findings")
     if not getattr(prediction, "assessed", True):
         # "not assessed" (no lung, unknown intensity scale, ...): no numbers at all

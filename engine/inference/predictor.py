@@ -59,7 +59,7 @@ from . import postprocess as P
 from . import runtime as R
 from .order import OrderSpec, slabs, slice_order
 from .assess import NO_LUNG, input_problems
-from .background import BackgroundJob, find_lungs
+from .background import BackgroundJob, Pending, find_lungs
 from .gate import lung_gate
 from .nodules import RULE as NODULE_RULE, set_aside_nodules
 from .vessels import RULE as VESSEL_RULE, remove_vessels
@@ -196,18 +196,13 @@ class Predictor:
     def predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
                 cancel: Optional[CancelLike] = None, order: OrderSpec = None,
                 visible_slice: Optional[int] = None, on_slab: Optional[SlabCallback] = None,
-                lungs: Optional[LungMasks] = None) -> Prediction:
+                lungs: Optional[LungMasks | Pending] = None) -> Prediction:
         """Run the whole scan and return the complete :class:`Prediction`.
 
         ``on_slab(z_indices, labels_slab, probabilities_slab)`` is called with each
-        finished slab (see :class:`Slab`); see :meth:`iter_predict` for the rest.
-
-        Raises
-        ------
-        CancelledError
-            ``cancel`` was set; no prediction is returned.
-        ModelError
-            A model is missing or failed.
+        finished slab (see :class:`Slab`); see :meth:`iter_predict` for the rest. Raises
+        ``CancelledError`` (``cancel`` was set: no prediction) or ``ModelError`` (a model is
+        missing or failed).
         """
         gen = self.iter_predict(volume, progress=progress, cancel=cancel, order=order, visible_slice=visible_slice,
                                 lungs=lungs)
@@ -223,7 +218,7 @@ class Predictor:
     def iter_predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
                      cancel: Optional[CancelLike] = None, order: OrderSpec = None,
                      visible_slice: Optional[int] = None,
-                     lungs: Optional[LungMasks] = None) -> Generator[Slab, None, Prediction]:
+                     lungs: Optional[LungMasks | Pending] = None) -> Generator[Slab, None, Prediction]:
         """Yield a :class:`Slab` per finished group of slices; return the :class:`Prediction`.
 
         Parameters
@@ -236,8 +231,8 @@ class Predictor:
         visible_slice
             The slice the user is looking at: segmented first, alone.
         lungs
-            The scan's lungs when the caller found them already (the app's case); otherwise
-            they are found here, once (:func:`engine.anatomy.lung_masks`).
+            The scan's lungs when the caller found them (the app's case), or a :class:`Pending`
+            the caller's search will fill; otherwise they are found here, once.
 
         Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.
         """
@@ -251,7 +246,7 @@ class Predictor:
 
     def _run_scan(self, volume: Volume, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
                   order: OrderSpec, visible_slice: Optional[int],
-                  lungs: Optional[LungMasks], jobs: list) -> Generator[Slab, None, Prediction]:
+                  lungs: Optional[LungMasks | Pending], jobs: list) -> Generator[Slab, None, Prediction]:
         t0 = time.perf_counter()
         report = as_progress(progress)
         report(0.0, "Loading models")
@@ -316,7 +311,9 @@ class Predictor:
             yield slab
 
         given_lungs, job = lungs is not None, None
-        if lungs is None and self.lung_gate:  # beside the networks where that pays (background.py)
+        if isinstance(lungs, Pending):  # the caller's search, still running (the app's, since the open)
+            job, lungs = lungs.watch(cancel), None
+        elif lungs is None and self.lung_gate:  # beside the networks where that pays (background.py)
             report(0.02, "Finding the lungs")
             job = find_lungs(volume, cancel, self.lungs_beside, self.device.type,
                              int(self.threads or torch.get_num_threads()), prepare=not use_lung_net)
