@@ -208,3 +208,30 @@ def test_apply_box_and_load_kind():
     loaded = np.ones(shape, np.uint8)
     ed.apply_labels(loaded, "Open labels", kind="load")
     assert ed.person_changes() == {} and ed.history.undo_name == "Open labels"
+
+
+def test_undo_folders_of_ended_sessions_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    """A session that ended without cleaning up (the app's quick exit skips the finalizers, a
+    crash) leaves its undo steps on disk; the next start removes them, never a running one's."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from engine.editing import history as H
+    monkeypatch.setattr(H, "spill_root", lambda: str(tmp_path))
+    h = History()
+    own = h._spill_folder()
+    assert own.parent == tmp_path and own.name.startswith(f"{H.SPILL_PREFIX}{os.getpid()}-")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{H.SPILL_PREFIX}{int(ended.stdout)}-abc"
+    old_style, new_style = tmp_path / f"{H.SPILL_PREFIX}zz9x", tmp_path / f"{H.SPILL_PREFIX}qq1y"
+    other = tmp_path / "someone-else"
+    for d in (dead, old_style, new_style, other):
+        d.mkdir()
+        (d / "step.npz").write_bytes(b"x")
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(old_style, (day_ago, day_ago))
+    removed = H.clean_stale_spills()
+    assert sorted(removed) == sorted([dead, old_style])
+    assert own.is_dir() and new_style.is_dir() and other.is_dir() and not dead.exists()

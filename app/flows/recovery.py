@@ -22,6 +22,7 @@ The journals' retention policy is the engine's (:func:`engine.editing.tidy_journ
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -36,6 +37,8 @@ from engine.types import Volume
 
 from ..context import AppContext
 from .export import ExportFlow
+
+log = logging.getLogger(__name__)
 
 
 class RecoveryFlow(QObject):
@@ -83,6 +86,13 @@ class RecoveryFlow(QObject):
         except Exception as exc:  # noqa: BLE001 - cleaning is best effort, never a start-up failure
             notices.warn(f"Could not remove the temporary files of interrupted exports: {exc}")
             removed = []
+        try:  # undo steps a session that ended without cleaning up left on disk: nobody can use them
+            from engine.editing.history import clean_stale_spills
+            spills = clean_stale_spills()
+            if spills:
+                log.info("removed %d undo folder(s) of ended sessions", len(spills))
+        except Exception:  # noqa: BLE001 - cleaning is best effort, never a start-up failure
+            log.exception("could not remove the undo folders of ended sessions")
         if removed:
             notices.warn(f"Removed {len(removed)} temporary file(s) left by interrupted exports "
                          f"(in {', '.join(sorted({str(p.parent) for p in removed}))}).")

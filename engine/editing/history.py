@@ -15,7 +15,10 @@ the history), newest last, so undo still works and memory stays within
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import shutil
+import time
 import tempfile
 import weakref
 from dataclasses import dataclass, field
@@ -241,7 +244,7 @@ class History:
 
     def _spill_folder(self) -> Path:
         if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="lunglens-undo-"))
+            self._folder = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=spill_root()))
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._folder), True)
         return self._folder
 
@@ -269,3 +272,41 @@ class History:
             step.spill(self._spill_folder())
             total -= before - step.nbytes
             self.spilled += 1
+
+
+#: folders of undo steps moved to disk: ``SPILL_PREFIX<pid>-<random>`` in :func:`spill_root`
+SPILL_PREFIX = "lunglens-undo-"
+_SPILL_PID = re.compile(re.escape(SPILL_PREFIX) + r"(\d+)-")
+#: a spill folder without a process id (older versions) is stale after a day
+_SPILL_MAX_AGE_S = 24 * 3600.0
+
+
+def spill_root() -> str:
+    """Where undo steps go to disk: the system's temporary folder."""
+    return tempfile.gettempdir()
+
+
+def clean_stale_spills(root: Optional[str | os.PathLike] = None) -> list[Path]:
+    """Remove the undo folders of sessions that ended without cleaning up (the app's quick exit,
+    a crash); return what was removed. A folder is stale when the process named in it no longer
+    runs, or, without a process id, when it is over a day old. Called once at application start.
+    """
+    from ..io.atomic import _alive  # the same liveness test as the export temporaries
+
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = [p for p in Path(root or spill_root()).iterdir() if p.name.startswith(SPILL_PREFIX) and p.is_dir()]
+    except OSError:
+        return removed
+    for p in entries:
+        m = _SPILL_PID.match(p.name)
+        try:
+            stale = not _alive(int(m.group(1))) if m else now - p.lstat().st_mtime > _SPILL_MAX_AGE_S
+        except OSError:
+            continue
+        if stale and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            if not p.exists():
+                removed.append(p)
+    return removed
