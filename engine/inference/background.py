@@ -47,7 +47,7 @@ class BackgroundJob(Generic[T]):
         self._error: Optional[BaseException] = None
         self.seconds = 0.0
         self.waited_s = 0.0
-        self._thread: Optional[threading.Thread] = threading.Thread(target=self._work, args=(fn,), name=name, daemon=True)
+        self._thread = threading.Thread(target=self._work, args=(fn,), name=name, daemon=True)
         self._thread.start()
 
     def is_set(self) -> bool:
@@ -64,19 +64,6 @@ class BackgroundJob(Generic[T]):
             self.seconds = time.perf_counter() - t
             self._ended.set()
 
-    @classmethod
-    def done(cls, fn: Callable[..., T], *args: object) -> "BackgroundJob[T]":
-        """A job that ran ``fn(*args)`` in the calling thread, before this returns (its
-        exception is raised here)."""
-        job = cls.__new__(cls)
-        job._outer, job._stop, job._ended, job._error, job.waited_s = None, threading.Event(), threading.Event(), None, 0.0
-        t = time.perf_counter()
-        job._value = fn(*args)
-        job.seconds = time.perf_counter() - t
-        job._thread = None
-        job._ended.set()
-        return job
-
     @property
     def running(self) -> bool:
         """False once the job's work has ended (its result is ready)."""
@@ -85,8 +72,7 @@ class BackgroundJob(Generic[T]):
     def result(self) -> T:
         """The job's value, once it has ended; its exception is raised here, in the caller."""
         t = time.perf_counter()
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
         self.waited_s = time.perf_counter() - t
         if self._error is not None:
             raise self._error
@@ -95,8 +81,7 @@ class BackgroundJob(Generic[T]):
     def stop(self) -> None:
         """Ask the job to stop and wait until it has (its result is dropped)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
 
 
 class Pending(Generic[T]):
@@ -174,16 +159,18 @@ def _find(volume: Volume, stop: Optional[CancelLike], prepare: bool) -> Optional
 
 def find_lungs(volume: Volume, cancel: Optional[CancelLike] = None, beside: Optional[bool] = None,
                device_type: str = "cpu", network_threads: int = 1, prepare: bool = True
-               ) -> "BackgroundJob[Optional[LungMasks]]":
+               ) -> "BackgroundJob[Optional[LungMasks]] | Pending[LungMasks]":
     """Find ``volume``'s lungs (:func:`~engine.anatomy.lung_masks`) and, when ``prepare`` and
     the gate will run on the host (``device_type`` "cpu"), the gate's lung part
     (:func:`.gate.prepare_gate`, kept with them): on a daemon thread when ``beside`` (``None``:
-    :func:`beside_pays` for the networks' device and threads), else here and now (a job that
-    has already ended). The job's result is ``None`` when the scan has no lung (the
+    :func:`beside_pays` for the networks' device and threads), else here and now (a
+    :class:`Pending` already set). The job's result is ``None`` when the scan has no lung (the
     ``DataError`` of the lung search)."""
     prepare = prepare and device_type == "cpu"
     if beside is None:
         beside = beside_pays(device_type, network_threads)
     if beside:
         return BackgroundJob(lambda stop: _find(volume, stop, prepare), cancel, name="lunglens-lungs")
-    return BackgroundJob.done(_find, volume, cancel, prepare)
+    here: Pending[LungMasks] = Pending()  # found now, in the calling thread (its errors are raised here)
+    here.set(_find(volume, cancel, prepare))
+    return here

@@ -8,7 +8,7 @@ Flow of :meth:`Predictor.iter_predict`
 2. The first slice of the order (the visible one) is segmented alone, on the whole
    slice, and yielded: the user sees it after one single-slice forward pass.
 3. The scan's one :class:`~engine.anatomy.LungMasks` (unless the caller gives them) is
-   found on the host, on a thread of :mod:`.background`, while step 4 runs.
+   found on the host: on a thread of :mod:`.background` while step 4 runs where that pays.
    :func:`engine.inference.roi.find_roi` picks the slices that hold lung and a torso box
    per slice; the other slices stay background and are not sent to the model.
 4. The remaining slices go through in slabs of ``batch_size``: normalised (HU window or
@@ -236,7 +236,7 @@ class Predictor:
 
         Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.
         """
-        jobs: list[BackgroundJob] = []  # this reading's own: a predictor reused meanwhile has others
+        jobs: list[BackgroundJob | Pending] = []  # this reading's own: a predictor reused meanwhile has others
         try:
             return (yield from self._run_scan(volume, progress, cancel, order, visible_slice, lungs, jobs))
         finally:
