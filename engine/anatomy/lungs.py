@@ -66,6 +66,7 @@ from ..errors import DataError
 from ..labels import CONSOLIDATION, EFFUSION, GGO
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
+from . import morph
 from .boxes import bounding_box, z_slabs
 from .zones import LEFT, RIGHT, _left_sign, _zone_codes, _zones_from, zone_tables  # noqa: F401
 
@@ -279,6 +280,15 @@ def _label6(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return lab, int(n)
 
 
+def _sizes(lab: np.ndarray, n: int) -> np.ndarray:
+    """Voxels of components ``1..n`` of a label array, counted a slab at a time (no full-size
+    int64 copy of the labels)."""
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for k in z_slabs(lab.shape, itemsize=8):
+        counts += np.bincount(lab[k].ravel(), minlength=n + 1)
+    return counts[1:]
+
+
 def _inside_air(air: np.ndarray) -> np.ndarray:
     """Air components that do not touch the in-plane border of the image."""
     lab, n = _label6(air)
@@ -318,9 +328,7 @@ def _close_and_fill(mask: np.ndarray, max_hole_px: int, radius: int = 2) -> np.n
     m = radius + 1
     box = (slice(max(idx[0] - m, 0), idx[-1] + m + 1), slice(max(ys[0] - m, 0), ys[-1] + m + 1),
            slice(max(xs[0] - m, 0), xs[-1] + m + 1))
-    sub = np.pad(mask[box], m)
-    ball = ndimage.generate_binary_structure(3, 1)
-    sub = ndimage.binary_closing(sub, structure=ball, iterations=radius)[m:-m, m:-m, m:-m]
+    sub = morph.closing(np.pad(mask[box], m), morph.ALL_AXES, iterations=radius)[m:-m, m:-m, m:-m]
     # holes: in-plane components of the background that do not touch the slice border
     in_plane = np.zeros((3, 3, 3), dtype=bool)
     in_plane[1] = ndimage.generate_binary_structure(2, 1)
@@ -384,12 +392,10 @@ def lung_masks(volume: Volume, progress: Optional[ProgressCallback] = None,
     inside_air = _inside_air(air)
     check_cancel(cancel)
     report(0.35, "Removing the airways")
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[1] = ndimage.generate_binary_structure(2, 1)
-    cand = ndimage.binary_opening(inside_air & parench_ok, structure=in_plane)
+    cand = morph.opening(inside_air & parench_ok, morph.IN_PLANE)
     lab, n = _label6(cand)
     check_cancel(cancel)
-    sizes = np.bincount(lab.ravel())[1:] if n else np.zeros(0, dtype=np.int64)
+    sizes = _sizes(lab, n)
     vox_ml = geometry.voxel_volume_ml * f * f
     order = np.argsort(sizes)[::-1]
     # a thin stack (single slices) holds only a slab of lung: at least 10 cm2 of it per slice
@@ -513,10 +519,8 @@ def _refine(coarse_mask: np.ndarray, arr: np.ndarray, f: int, air_thr: float) ->
         return out
     cb = _bbox(coarse_mask, 2)
     sub = coarse_mask[cb]
-    struct = ndimage.generate_binary_structure(3, 1)
-    struct[0] = struct[2] = False  # in-plane only: z is not subsampled
-    inner = ndimage.binary_erosion(sub, structure=struct)
-    band = ndimage.binary_dilation(sub, structure=struct) & ~inner
+    inner = morph.erode(sub, morph.IN_PLANE)  # in-plane only: z is not subsampled
+    band = morph.dilate(sub, morph.IN_PLANE) & ~inner
     fb = (cb[0], slice(cb[1].start * f, min(cb[1].stop * f, arr.shape[1])),
           slice(cb[2].start * f, min(cb[2].stop * f, arr.shape[2])))
     region = out[fb]
