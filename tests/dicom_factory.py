@@ -53,7 +53,8 @@ def ct_slice(*, rows: int = 12, cols: int = 10, position: Sequence[float] = (0.0
              stored: Optional[np.ndarray] = None, slope: float = 1.0, intercept: float = -1024.0,
              series_uid: Optional[str] = None, study_uid: Optional[str] = None, instance: int = 1,
              frame_uid: str = "1.2.826.0.1.3680043.8.498.1", modality: str = "CT",
-             description: str = "test series", signed: bool = False, thickness: float = 2.0) -> Dataset:
+             description: str = "test series", signed: bool = False, thickness: float = 2.0,
+             photometric: str = "MONOCHROME2") -> Dataset:
     """One CT Image Storage slice; ``stored`` (rows, cols) are the raw stored values."""
     ds = _base(CTImageStorage, modality, series_uid or generate_uid(), study_uid or generate_uid())
     ds.SeriesDescription = description
@@ -68,7 +69,7 @@ def ct_slice(*, rows: int = 12, cols: int = 10, position: Sequence[float] = (0.0
     ds.RescaleIntercept = intercept
     ds.RescaleType = "HU"
     ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PhotometricInterpretation = photometric
     ds.Rows, ds.Columns = rows, cols
     ds.BitsAllocated = 16
     ds.BitsStored = 16 if signed else 12

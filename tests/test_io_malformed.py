@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from PIL import Image
+from pydicom.uid import generate_uid
 
 import dicom_factory as F
 from engine import io
@@ -321,3 +322,38 @@ def test_warnings_not_errors_for_recoverable_series(tmp_path):
     F.ct_series(tmp_path / "gap", positions=[(0, 0, z) for z in (0, 2, 6, 8)])
     F.ct_series(tmp_path / "dup", positions=[(0, 0, z) for z in (0, 2, 2, 4)])
     assert io.load(tmp_path / "gap").warnings and io.load(tmp_path / "dup").warnings
+
+
+def test_monochrome1_images_are_inverted_and_said(tmp_path):
+    """A MONOCHROME1 image that is not CT (its lowest value is meant white) reads as its MONOCHROME2 twin,
+    with a notice; read as stored it would show (and be segmented) inverted, without a sign."""
+    _, _ = F.ct_series(tmp_path / "m1", modality="OT", intercept=0.0, photometric="MONOCHROME1")
+    twin_dir = tmp_path / "m2"
+    rows, cols = 12, 10
+    jj, ii = np.mgrid[0:rows, 0:cols]
+    series, study = generate_uid(), generate_uid()
+    for k in range(6):  # the same images stored the usual way: 4095 - value (12 bits stored)
+        ds = F.ct_slice(position=(-20.0, -30.0, -50.0 + 2.5 * k), stored=4095 - (100 * k + 10 * jj + ii),
+                        modality="OT", intercept=0.0, instance=k + 1, series_uid=series, study_uid=study)
+        F.write(ds, twin_dir / f"t{k}.dcm")
+    inverted, twin = io.load(tmp_path / "m1"), io.load(twin_dir)
+    assert not inverted.is_hu and inverted.shape == twin.shape == (6, rows, cols)
+    assert np.array_equal(inverted.array, twin.array)
+    assert int(inverted.array.max()) == 4095 and int(inverted.array.min()) == 4095 - 619
+    assert any("MONOCHROME1" in w for w in inverted.warnings)
+    assert not any("MONOCHROME1" in w for w in twin.warnings)
+
+
+def test_monochrome1_ct_keeps_its_hounsfield_units(tmp_path):
+    """CT values are Hounsfield units whatever the display convention: not inverted, nothing to say."""
+    _, expected = F.ct_series(tmp_path / "ct", photometric="MONOCHROME1")
+    vol = io.load(tmp_path / "ct")
+    assert vol.is_hu
+    assert np.array_equal(np.sort(vol.array.ravel()), np.sort(expected.ravel()))
+    assert not any("MONOCHROME1" in w for w in vol.warnings)
+
+
+def test_palette_colour_image_is_refused(tmp_path):
+    F.ct_series(tmp_path / "pal", modality="OT", photometric="PALETTE COLOR")
+    with pytest.raises(UnsupportedFormatError, match="colour-palette"):
+        io.load(tmp_path / "pal")

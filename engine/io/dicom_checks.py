@@ -11,6 +11,11 @@ A header that does not describe its pixels must never give a silently wrong imag
   is tried as a fallback).
 - :func:`implausible_hu_warning` says when CT values cannot be Hounsfield units, which
   is what a wrong ``PixelRepresentation`` produces.
+- :func:`grey_scale` reads the grey-scale convention (``PhotometricInterpretation``):
+  a colour-palette image is refused (its values are indices into a colour table, not
+  intensities); :func:`invert_monochrome1` turns ``MONOCHROME1`` (the lowest value shown
+  white) into the usual convention for images that are not CT (CT values are Hounsfield
+  units whatever the display convention, and are kept).
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from pydicom.dataset import Dataset
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ._common import guard_size
 
-__all__ = ["check_pixel_data", "check_codestream", "implausible_hu_warning", "MAX_FRAMES",
-           "NATIVE_SYNTAXES"]
+__all__ = ["check_pixel_data", "check_codestream", "implausible_hu_warning", "grey_scale", "invert_monochrome1",
+           "MONOCHROME1_NOTE", "MAX_FRAMES", "NATIVE_SYNTAXES"]
 
 #: most frames (slices) one series or multi-frame file may have
 MAX_FRAMES = 20_000
@@ -216,3 +221,37 @@ def implausible_hu_warning(array: np.ndarray, signed: bool, padding_hu: Optional
     return (f"The CT values are not plausible Hounsfield units ({detail}): the header says the stored values "
             f"are {what} (PixelRepresentation), but they may be {other}. Check the scan with the PACS before "
             "measuring anything.")
+
+
+MONOCHROME1_NOTE = ("The images are stored as MONOCHROME1 (the lowest value is meant to be shown white): "
+                    "their grey values were inverted on reading, so that dense tissue is bright as usual.")
+
+
+def grey_scale(path: str | Path, ds: Dataset) -> str:
+    """The image's ``PhotometricInterpretation`` (``MONOCHROME2`` when absent).
+
+    Raises
+    ------
+    UnsupportedFormatError
+        A ``PALETTE COLOR`` image: its values index a colour table; read as grey they would
+        give a wrong image without any sign of it.
+    """
+    value = str(ds.get("PhotometricInterpretation", "") or "MONOCHROME2").strip().upper()
+    if value == "PALETTE COLOR":
+        raise UnsupportedFormatError(f"{Path(path).name} is a colour-palette image (PhotometricInterpretation "
+                                     "PALETTE COLOR): its values are colour-table indices, not intensities. "
+                                     "LungLens reads grey-level CT.")
+    return value
+
+
+def invert_monochrome1(stored: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Stored values of a ``MONOCHROME1`` image inverted within their range (``BitsStored``, signed or
+    not): the lowest becomes the highest, so that the usual convention (low = dark) shows the image
+    as its writer meant it. int64."""
+    bits = _int(ds, "BitsStored", _int(ds, "BitsAllocated", 16))
+    bits = min(max(bits, 1), 32)
+    if _int(ds, "PixelRepresentation", 0) == 1:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        lo, hi = 0, (1 << bits) - 1
+    return (lo + hi) - stored.astype(np.int64)

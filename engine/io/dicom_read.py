@@ -40,7 +40,8 @@ from ..errors import CorruptFileError, SeriesError, UnsupportedFormatError
 from ..progress import CancelLike, Progress, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import IntensityBuffer, guard_size, wrap_errors
-from .dicom_checks import MAX_FRAMES, check_codestream, check_pixel_data, implausible_hu_warning
+from .dicom_checks import (MAX_FRAMES, MONOCHROME1_NOTE, check_codestream, check_pixel_data, grey_scale,
+                           implausible_hu_warning, invert_monochrome1)
 from .dicom_decode import decode_files
 from .dicom_scan import SeriesInfo, _num, frame_count, image_orientation
 from .orientation import plan_orientation
@@ -289,8 +290,10 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
         rows, cols = int(first.Rows), int(first.Columns)
         warnings.extend(info.notes)
         total = 0
+        monochrome1 = False
         for path, ds in zip(info.files, info.headers):  # every size check before any per-frame work
             total += check_pixel_data(path, ds, rows, cols)
+            monochrome1 |= grey_scale(path, ds) == "MONOCHROME1"
             if total > MAX_FRAMES:
                 raise CorruptFileError(f"Series {info.uid} has more than {MAX_FRAMES} images: the headers are "
                                        "damaged, or the folder mixes many series with one UID.")
@@ -323,7 +326,11 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
         modality = str(first.get("Modality", "")).upper()
         is_hu = modality == "CT"
         buffer = IntensityBuffer(plan, np.int16)
-        _read_pixels(frames, rows, cols, buffer, -1024 if is_hu else 0, report, cancel)
+        # CT values are Hounsfield units whatever the display convention; other images follow it
+        invert = monochrome1 and not is_hu
+        if invert:
+            warnings.append(MONOCHROME1_NOTE)
+        _read_pixels(frames, rows, cols, buffer, -1024 if is_hu else 0, report, cancel, invert)
         array = buffer.finish(warnings, info.files[0])
         if is_hu:
             pad = _num(first.get("PixelPaddingValue"))
@@ -338,19 +345,22 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
 
 
 def _read_pixels(frames: list[Optional[_Frame]], rows: int, cols: int, buffer: IntensityBuffer, fill_value: int,
-                 report: Progress, cancel: Optional[CancelLike]) -> None:
+                 report: Progress, cancel: Optional[CancelLike], invert: bool = False) -> None:
     """Put every frame's physical values into ``buffer``: uncompressed ones here, compressed ones in parallel.
 
     Uncompressed frames are read at the offset the header pass found (no second parse).
     Every compressed file's codestream is checked before any of them is decoded; the
     files (the frames of a multi-frame file one by one) are then decoded by
     :func:`.dicom_decode.decode_files` (all cores, each result placed at its slice
-    index, ``cancel`` checked between files).
+    index, ``cancel`` checked between files). ``invert``: ``MONOCHROME1`` frames are inverted
+    (:func:`.dicom_checks.invert_monochrome1`; images that are not CT).
     """
     n = len(frames)
     count = [0]
 
     def put(k: int, fr: _Frame, stored: np.ndarray) -> None:
+        if invert and str(fr.header.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
+            stored = invert_monochrome1(stored, fr.header)
         if fr.slope == 1.0 and float(fr.intercept).is_integer():
             values = stored.astype(np.int32)
             if fr.intercept:
