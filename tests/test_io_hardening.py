@@ -123,6 +123,7 @@ def test_plausible_ct_with_padding_gives_no_sign_warning(tmp_path):
     folder = tmp_path / "s"
     stored = np.full((16, 16), 1024, np.int16)
     stored[:4] = -2000  # outside the field of view: one constant
+    stored[4:6] = 24  # air inside it (-1000 HU), as every CT shows
     F.ct_series(folder, n=3, rows=16, cols=16)
     for p in folder.iterdir():
         _edit(p, PixelData=stored.tobytes(), BitsStored=16, HighBit=15, PixelRepresentation=1)

@@ -357,3 +357,35 @@ def test_palette_colour_image_is_refused(tmp_path):
     F.ct_series(tmp_path / "pal", modality="OT", photometric="PALETTE COLOR")
     with pytest.raises(UnsupportedFormatError, match="colour-palette"):
         io.load(tmp_path / "pal")
+
+
+def test_values_without_air_are_said_at_open(tmp_path):
+    """A CT exported without its rescale intercept (air stored as 0), or an MR in a NIfTI file: the values are
+    read as HU but hold no air, so the image shows white or grey in the lung window. The file says so when it
+    opens (the AI also refuses it, but only when asked); a real CT says nothing."""
+    rows = cols = 64
+    jj, ii = np.mgrid[0:rows, 0:cols]
+    body = (jj - 32) ** 2 + (ii - 32) ** 2 < 28 ** 2
+    lungs = ((jj - 32) ** 2 + (ii - 20) ** 2 < 64) | ((jj - 32) ** 2 + (ii - 44) ** 2 < 64)
+    stored = np.where(body, 1064, 24) - np.where(lungs, 900, 0)  # air -1000 HU, tissue +40, lung -860
+    series, study = generate_uid(), generate_uid()
+    for k in range(4):
+        for name, intercept in (("ok", -1024.0), ("raw", None)):
+            ds = F.ct_slice(rows=rows, cols=cols, position=(0, 0, 2.5 * k), stored=stored - (24 if intercept is None else 0),
+                            series_uid=series + (".1" if name == "raw" else ""), study_uid=study, instance=k + 1)
+            if intercept is None:
+                del ds.RescaleIntercept, ds.RescaleSlope
+            F.write(ds, tmp_path / name / f"{k}.dcm")
+    ok, raw = io.load(tmp_path / "ok"), io.load(tmp_path / "raw")
+    assert int(ok.array.min()) == -1000 and not any("no air" in w for w in ok.warnings)
+    assert int(raw.array.min()) == 0
+    note = [w for w in raw.warnings if "no air" in w]
+    assert len(note) == 1 and "no RescaleIntercept" in note[0] and "(0 to 1040)" in note[0]
+
+    mr = (np.where(body, 400, 0) + np.where(lungs, -300, 0)).astype(np.int16)  # an MR-like scale: background 0
+    nib.save(nib.Nifti1Image(np.repeat(mr.T[:, :, None], 4, axis=2), np.diag([0.8, 0.8, 2.5, 1])), tmp_path / "mr.nii.gz")
+    ct = np.where(body, 40, -1000) + np.where(lungs, -900, 0)
+    nib.save(nib.Nifti1Image(np.repeat(ct.astype(np.int16).T[:, :, None], 4, axis=2), np.diag([0.8, 0.8, 2.5, 1])),
+             tmp_path / "ct.nii.gz")
+    assert any("no air" in w and "NIfTI" in w for w in io.load(tmp_path / "mr.nii.gz").warnings)
+    assert not any("no air" in w for w in io.load(tmp_path / "ct.nii.gz").warnings)

@@ -39,7 +39,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from ..errors import CorruptFileError, SeriesError, UnsupportedFormatError
 from ..progress import CancelLike, Progress, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
-from ._common import IntensityBuffer, guard_size, wrap_errors
+from ._common import IntensityBuffer, guard_size, hu_scale_note, wrap_errors
 from .dicom_checks import (MAX_FRAMES, MONOCHROME1_NOTE, check_codestream, check_pixel_data, grey_scale,
                            implausible_hu_warning, invert_monochrome1)
 from .dicom_decode import decode_files
@@ -339,6 +339,11 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
             note = implausible_hu_warning(array, int(first.get("PixelRepresentation", 0) or 0) == 1, pad_hu)
             if note:
                 warnings.append(note)
+            scale = hu_scale_note(array, "the header gives no RescaleIntercept" if "RescaleIntercept" not in first
+                                  else f"RescaleSlope {_num(first.get('RescaleSlope'), 1.0):g}, RescaleIntercept "
+                                  f"{_num(first.get('RescaleIntercept'), 0.0):g}")
+            if scale:
+                warnings.append(scale)
     meta = _meta(first, info, frames, plan)
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(folder)
                   if not info.multiframe else info.files[0], format="dicom", meta=meta, warnings=warnings)

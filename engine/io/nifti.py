@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
-from ._common import IntensityBuffer, guard_size, prefetch, read_exact, slab_size, wrap_errors
+from ._common import IntensityBuffer, guard_size, hu_scale_note, prefetch, read_exact, slab_size, wrap_errors
 from .orientation import canonicalize, plan_orientation
 from .text_headers import LABEL_RATIO, SCAN_RATIO, check_compressed_size
 
@@ -175,6 +175,10 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
                     k0 += n
                     report(k0 / nz, f"Reading {path.name}")
         array = buffer.finish(warnings, path)
+        note = hu_scale_note(array, "a NIfTI file does not name its scale: values other than unscaled 8-bit are read "
+                             "as HU") if is_hu else None
+        if note:
+            warnings.append(note)
     geometry = plan.canonical_geometry()
     meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else "",
             "nifti_descrip": _descrip(hdr)}

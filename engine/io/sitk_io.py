@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
-from ._common import IntensityBuffer, guard_size, native_stderr_quiet, slab_size, wrap_errors
+from ._common import IntensityBuffer, guard_size, hu_scale_note, native_stderr_quiet, slab_size, wrap_errors
 from .orientation import canonicalize, plan_orientation
 from .text_headers import LABEL_RATIO, SCAN_RATIO, check_text_header
 
@@ -115,6 +115,10 @@ def read_sitk(path: str | Path, fmt: str, progress: Optional[ProgressCallback] =
             buffer.put(arr[k0:k0 + step], k0)
             report(min(1.0, (k0 + step) / n), f"Reading {path.name}")
         array = buffer.finish(warnings, path)
+        note = hu_scale_note(array, f"an {fmt.upper()} file does not name its scale: values other than 8-bit are "
+                             "read as HU") if is_hu else None
+        if note:
+            warnings.append(note)
         del arr, img
     meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else ""}
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(path),
