@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from PIL import Image
+import pydicom
 from pydicom.uid import generate_uid
 
 import dicom_factory as F
@@ -345,12 +346,44 @@ def test_monochrome1_images_are_inverted_and_said(tmp_path):
 
 
 def test_monochrome1_ct_keeps_its_hounsfield_units(tmp_path):
-    """CT values are Hounsfield units whatever the display convention: not inverted, nothing to say."""
-    _, expected = F.ct_series(tmp_path / "ct", photometric="MONOCHROME1")
-    vol = io.load(tmp_path / "ct")
-    assert vol.is_hu
-    assert np.array_equal(np.sort(vol.array.ravel()), np.sort(expected.ravel()))
-    assert not any("MONOCHROME1" in w for w in vol.warnings)
+    """CT values are Hounsfield units whatever the display convention: the same voxels as the MONOCHROME2
+    twin, nothing to say. (A guard: the previous code passed it too.)"""
+    series, study = generate_uid(), generate_uid()
+    F.ct_series(tmp_path / "m1", photometric="MONOCHROME1", series_uid=series, study_uid=study)
+    F.ct_series(tmp_path / "m2", series_uid=series, study_uid=study)
+    m1, m2 = io.load(tmp_path / "m1"), io.load(tmp_path / "m2")
+    assert m1.is_hu and np.array_equal(m1.array, m2.array) and int(m1.array.min()) == -1024
+    assert not any("MONOCHROME1" in w for w in m1.warnings)
+
+
+def test_monochrome1_signed_and_unused_bits(tmp_path):
+    """Signed stored values invert to -1 - s; bits above BitsStored (old files keep overlays there) are not
+    part of the value, inverted or not."""
+    signed = np.array([[-5, 0], [7, 100]], dtype=np.int16)
+    ds = F.ct_slice(rows=2, cols=2, stored=signed,
+                    modality="OT", intercept=0.0, signed=True, photometric="MONOCHROME1")
+    F.write(ds, tmp_path / "s" / "a.dcm")
+    got = io.load(tmp_path / "s" / "a.dcm").array[0]
+    assert np.array_equal(np.sort(got.ravel()), np.sort((-1 - signed).ravel()))
+    overlay = np.array([[0, 4095], [1 << 12, (1 << 12) | 100]], dtype=np.uint16)  # bit 12 set: not the value
+    for photometric, expected in (("MONOCHROME2", [0, 4095, 0, 100]), ("MONOCHROME1", [4095, 0, 4095, 3995])):
+        ds = F.ct_slice(rows=2, cols=2, stored=overlay, modality="OT", intercept=0.0, photometric=photometric)
+        F.write(ds, tmp_path / photometric / "a.dcm")
+        got = io.load(tmp_path / photometric / "a.dcm").array[0]
+        assert sorted(got.ravel().tolist()) == sorted(expected), photometric
+
+
+def test_enhanced_ct_rescale_is_named_from_its_functional_groups(tmp_path):
+    """The no-air notice names the rescale the frames carry (an Enhanced CT keeps it in its functional groups)."""
+    path, _ = F.enhanced_ct(tmp_path / "e.dcm")
+    ds = pydicom.dcmread(path)
+    stored = ds.pixel_array.astype(np.int32) + 1200  # every value shifted above -400 HU: no air left
+    ds.PixelData = stored.astype(np.int16).tobytes()
+    ds.save_as(path)
+    notes = [w for w in io.load(path).warnings if "no air" in w]
+    item = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+    assert len(notes) == 1 and f"RescaleIntercept {float(item.RescaleIntercept):g}" in notes[0]
+    assert "gives no RescaleIntercept" not in notes[0]
 
 
 def test_palette_colour_image_is_refused(tmp_path):

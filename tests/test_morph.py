@@ -45,3 +45,9 @@ def test_the_input_is_not_edited():
     assert np.array_equal(m, before)
     assert out.sum() == 3 * 4 and out[1, 3:5, 3:5].all()  # the 4x4 squares shrink to 2x2
     assert morph.dilate(m).sum() == 3 * (36 - 4)  # 6x6 minus its four corners
+
+
+def test_iterations_below_one_are_refused():
+    """scipy reads iterations < 1 as "until nothing changes"; these functions do not offer it."""
+    with pytest.raises(ValueError):
+        morph.erode(np.ones((2, 3, 3), dtype=bool), iterations=0)

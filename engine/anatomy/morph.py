@@ -29,8 +29,14 @@ def _cut(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
     return tuple(key)
 
 
+def _check(iterations: int) -> None:
+    if iterations < 1:  # scipy's iterations < 1 means "until nothing changes": not offered here
+        raise ValueError(f"iterations must be at least 1, not {iterations}")
+
+
 def erode(mask: np.ndarray, axes: Sequence[int] = IN_PLANE, iterations: int = 1) -> np.ndarray:
     """A new bool array: ``mask`` eroded by the cross over ``axes``, ``iterations`` times."""
+    _check(iterations)
     out = np.array(mask, dtype=bool, order="C")
     for _ in range(iterations):
         src = out.copy()
@@ -47,6 +53,7 @@ def erode(mask: np.ndarray, axes: Sequence[int] = IN_PLANE, iterations: int = 1)
 
 def dilate(mask: np.ndarray, axes: Sequence[int] = IN_PLANE, iterations: int = 1) -> np.ndarray:
     """A new bool array: ``mask`` dilated by the cross over ``axes``, ``iterations`` times."""
+    _check(iterations)
     out = np.array(mask, dtype=bool, order="C")
     for _ in range(iterations):
         src = out.copy()

@@ -295,13 +295,14 @@ def prefetch(fill: Callable[[np.ndarray], None], buffers: list[np.ndarray], coun
 def hu_scale_note(array: np.ndarray, hint: str = "") -> Optional[str]:
     """A notice when values read as Hounsfield units cannot be those of a CT, else ``None``.
 
-    Every CT shows air (outside the body, in the lungs or the airways: about -1000 HU).
-    Without any value between -1100 and -400 HU the values are on another scale: a series
-    exported without its rescale intercept (air stored as 0), an MR or a normalised image in
-    a NIfTI file. The image is still shown (the user may know better), but HU measurements
-    and the AI reading are not valid, and the user is told when the file opens rather than
-    left with a white or grey image. Judged on 16 slices; padding outside the field of view
-    (-2000, -3024 HU) is not counted as air. ``hint``: what the file says about its scale.
+    A CT slice of the body shows air (outside the body, in the lungs or the airways: about
+    -1000 HU). Without any value between -1100 and -400 HU the values are on another scale
+    (a series exported without its rescale intercept: air stored as 0; an MR or a normalised
+    image in a NIfTI file), or the image is not a CT slice of the body (a localizer, a crop of
+    soft tissue). The image is still shown (the user may know better), but HU measurements and
+    the AI reading are not valid, and the user is told when the file opens rather than left
+    with a white or grey image. Judged on every k-th slice (16 to 31 slices); padding outside
+    the field of view (-2000, -3024 HU) is not air. ``hint``: what the file says of its scale.
     """
     if array.size == 0:
         return None
@@ -310,5 +311,6 @@ def hu_scale_note(array: np.ndarray, hint: str = "") -> Optional[str]:
         return None
     lo, hi = float(sample.min()), float(sample.max())
     return (f"The values ({lo:g} to {hi:g}) were read as Hounsfield units but hold no air (-1100 to -400 HU), "
-            f"which every CT image shows: they are probably on another scale{(' (' + hint + ')') if hint else ''}. "
-            "HU measurements and the AI reading are not valid for this image; check how it was exported.")
+            "which a CT slice of the body shows: they may be on another scale"
+            f"{(' (' + hint + ')') if hint else ''}, or the image is not a CT slice of the body (a localizer, a "
+            "crop). HU measurements and the AI reading are not valid then; check how it was exported.")

@@ -247,9 +247,11 @@ def grey_scale(path: str | Path, ds: Dataset) -> str:
 def invert_monochrome1(stored: np.ndarray, ds: Dataset) -> np.ndarray:
     """Stored values of a ``MONOCHROME1`` image inverted within their range (``BitsStored``, signed or
     not): the lowest becomes the highest, so that the usual convention (low = dark) shows the image
-    as its writer meant it. int64."""
+    as its writer meant it. int64. 16-bit unsigned data inverts into the top of its range (0..4095 ->
+    61440..65535), which makes the volume float32 (values above int16)."""
     bits = _int(ds, "BitsStored", _int(ds, "BitsAllocated", 16))
-    bits = min(max(bits, 1), 32)
+    if not 1 <= bits <= 32:
+        raise UnsupportedFormatError(f"A MONOCHROME1 image with {bits} bits stored: LungLens inverts 1 to 32 bits.")
     if _int(ds, "PixelRepresentation", 0) == 1:
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     else:

@@ -66,6 +66,8 @@ class _Frame:
     position: Optional[np.ndarray]
     slope: float
     intercept: float
+    #: the header (top level or functional groups) gives a rescale intercept
+    rescaled: bool = True
 
 
 def _fg(ds: Dataset, per_frame: Optional[Dataset], seq: str, attr: str) -> Any:
@@ -99,7 +101,7 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
         if n == 1 and per is None:
             pos = _position(ipp)
             frames.append(_Frame(ds, path, 0, str(ds.get("SOPInstanceUID", "")), instance, pos,
-                                 base_slope, base_inter))
+                                 base_slope, base_inter, "RescaleIntercept" in ds))
             continue
         offsets = ds.get("GridFrameOffsetVector")
         for f in range(n):
@@ -109,9 +111,10 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
             if pos is None and _position(ipp) is not None:
                 pos = _position(ipp) + _legacy_offset(ds, f, offsets, warnings)
             slope = _num(_fg(ds, item, "PixelValueTransformationSequence", "RescaleSlope"), base_slope)
-            inter = _num(_fg(ds, item, "PixelValueTransformationSequence", "RescaleIntercept"), base_inter)
+            given = _fg(ds, item, "PixelValueTransformationSequence", "RescaleIntercept")
+            inter = _num(given, base_inter)
             frames.append(_Frame(ds, path, f, str(ds.get("SOPInstanceUID", "")), f, pos,
-                                 slope or 1.0, inter or 0.0))
+                                 slope or 1.0, inter or 0.0, given is not None or "RescaleIntercept" in ds))
     bad = [fr for fr in frames if fr.position is not None and not np.all(np.isfinite(fr.position))]
     if bad:
         if len(bad) == len(frames):
@@ -249,9 +252,12 @@ def _native_pixels(fr: _Frame, rows: int, cols: int) -> Optional[np.ndarray]:
         raise CorruptFileError(f"{Path(fr.path).name} is truncated: its pixel data is shorter than "
                                f"{rows}x{cols} pixels. Copy the series again.")
     arr = arr.reshape(rows, cols)
-    if signed and stored < bits:
-        shift = bits - stored
-        arr = (arr << shift) >> shift
+    if stored < bits:
+        if signed:  # sign-extend from the stored bits
+            shift = bits - stored
+            arr = (arr << shift) >> shift
+        else:  # bits above BitsStored are not part of the value (old files keep overlays there), as pydicom masks them
+            arr = arr & np.array((1 << stored) - 1, dtype=arr.dtype)
     return arr
 
 
@@ -339,14 +345,25 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
             note = implausible_hu_warning(array, int(first.get("PixelRepresentation", 0) or 0) == 1, pad_hu)
             if note:
                 warnings.append(note)
-            scale = hu_scale_note(array, "the header gives no RescaleIntercept" if "RescaleIntercept" not in first
-                                  else f"RescaleSlope {_num(first.get('RescaleSlope'), 1.0):g}, RescaleIntercept "
-                                  f"{_num(first.get('RescaleIntercept'), 0.0):g}")
+            scale = hu_scale_note(array, _rescale_said(frames))
             if scale:
                 warnings.append(scale)
     meta = _meta(first, info, frames, plan)
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(folder)
                   if not info.multiframe else info.files[0], format="dicom", meta=meta, warnings=warnings)
+
+
+def _rescale_said(frames: list[Optional[_Frame]]) -> str:
+    """What the images' headers say of their rescale (the frames' own values, functional groups included;
+    ``None``: a missing slice)."""
+    frames = [fr for fr in frames if fr is not None]
+    if not any(fr.rescaled for fr in frames):
+        return "the header gives no RescaleIntercept"
+    pairs = sorted({(fr.slope, fr.intercept) for fr in frames})
+    if len(pairs) == 1:
+        return f"RescaleSlope {pairs[0][0]:g}, RescaleIntercept {pairs[0][1]:g}"
+    inter = [p[1] for p in pairs]
+    return f"RescaleIntercept {min(inter):g} to {max(inter):g} across the images"
 
 
 def _read_pixels(frames: list[Optional[_Frame]], rows: int, cols: int, buffer: IntensityBuffer, fill_value: int,
