@@ -101,6 +101,60 @@ def hu_image(volume: Volume, box: Optional[tuple[slice, ...]] = None) -> np.ndar
     return np.clip(a, *CLIP_HU)
 
 
+class _Lines:
+    """``ndimage.gaussian_filter(img, sig, order=..., mode="nearest")[where]``, bit for bit, at a fraction
+    of the work.
+
+    The filter is separable: one 1D pass per axis in axis order, each rounded to float32 (scipy's
+    ``gaussian_filter``). A value at a ``where`` voxel needs the last pass only on the image lines
+    through ``where`` voxels, the one before only on the slices holding them, and so on; every
+    line is filtered exactly as in the whole array (each is computed alone, with the same kernel
+    and the same edge rule). The first axis's pass is shared by the derivatives of the same order
+    along it (3 of the Hessian's 6).
+    """
+
+    def __init__(self, img: np.ndarray, sig: list[float], where: np.ndarray) -> None:
+        self.img, self.sig, self.nd = img, sig, img.ndim
+        idx = np.nonzero(where)  # the order of ``img[where]``
+        # per axis a: the distinct index tuples over axes 0..a-1 (the lines kept before pass a), and
+        # for every voxel the position of its tuple among them
+        self.keys: list[np.ndarray] = []
+        self.pos: list[np.ndarray] = []
+        for a in range(1, self.nd):
+            flat = np.ravel_multi_index(idx[:a], img.shape[:a])
+            keys, inverse = np.unique(flat, return_inverse=True)
+            self.keys.append(keys)
+            self.pos.append(inverse.reshape(-1))
+        self.last = idx[-1]
+        self._first: dict[int, np.ndarray] = {}
+
+    def _pass(self, a: np.ndarray, image_axis: int, order: int) -> np.ndarray:
+        """The 1D pass of the image's axis ``image_axis``, which is axis 0 of the whole image and axis 1
+        of the kept lines (earlier axes flattened)."""
+        return ndimage.gaussian_filter1d(a, self.sig[image_axis], axis=min(image_axis, 1), order=order,
+                                         mode="nearest")
+
+    def derivative(self, order: list[int]) -> np.ndarray:
+        """float32 ``(n,)``: the Gaussian derivative of ``order`` at the ``where`` voxels."""
+        if order[0] not in self._first:
+            self._first[order[0]] = self._pass(self.img, 0, order[0])
+        cur = self._first[order[0]].reshape((-1,) + self.img.shape[1:])  # (lines kept so far, rest...)
+        for a in range(1, self.nd):
+            cur = cur[self.keys[a - 1] if a == 1 else self._subkeys(a)]  # keep the lines through ``where`` voxels
+            cur = self._pass(cur, a, order[a])
+            if a + 1 < self.nd:
+                cur = cur.reshape((-1,) + self.img.shape[a + 1:])
+        return cur[self.pos[-1], self.last]
+
+    def _subkeys(self, a: int) -> np.ndarray:
+        """Rows of the kept ``(axes 0..a-2 tuple, axis a-1)`` array holding the keys of axis ``a``."""
+        prev_keys = self.keys[a - 2]
+        n_prev = self.img.shape[a - 1]
+        keys = self.keys[a - 1]  # flat indices over axes 0..a-1
+        outer, inner = np.divmod(keys, n_prev)
+        return np.searchsorted(prev_keys, outer) * n_prev + inner
+
+
 def _hessian_eigenvalues(img: np.ndarray, sigma_mm: float, spacing: tuple[float, ...],
                          where: Optional[np.ndarray] = None) -> np.ndarray:
     """Scale-normalised Hessian eigenvalues ``sigma^2 * lambda`` (HU), sorted by magnitude.
@@ -114,13 +168,13 @@ def _hessian_eigenvalues(img: np.ndarray, sigma_mm: float, spacing: tuple[float,
     sig = [max(sigma_mm / s, 0.5) for s in spacing]
     shape = img.shape if where is None else (int(np.count_nonzero(where)),)
     h = np.empty(shape + (nd, nd), dtype=np.float32)
+    at = None if where is None else _Lines(img, sig, where)
     for i in range(nd):
         for j in range(i, nd):
             order = [0] * nd
             order[i] += 1
             order[j] += 1
-            d = ndimage.gaussian_filter(img, sig, order=order, mode="nearest")
-            d = d if where is None else d[where]
+            d = ndimage.gaussian_filter(img, sig, order=order, mode="nearest") if at is None else at.derivative(order)
             d *= sigma_mm ** 2 / (spacing[i] * spacing[j])
             h[..., i, j] = d
             h[..., j, i] = d
@@ -223,17 +277,21 @@ def remove_vessels(volume: Volume, labels: np.ndarray, cancel: Optional[CancelLi
     if box0 is None:
         return labels, removed
     part = labels[box0]
-    sub = np.where(np.isin(part, FINDINGS_TESTED), part, 0).astype(np.uint8)
+    if part.dtype == np.uint8:  # a table lookup: one pass, no bool temporaries
+        table = np.zeros(256, dtype=np.uint8)
+        table[list(FINDINGS_TESTED)] = FINDINGS_TESTED
+        sub = table[part]
+    else:
+        sub = np.where(np.isin(part, FINDINGS_TESTED), part, 0).astype(np.uint8)
     single = labels.shape[0] == 1
     if single:
         comp = cc3d.connected_components(sub[0], connectivity=8)[None]
     else:
         comp = cc3d.connected_components(sub, connectivity=26)
-    stats = cc3d.statistics(comp)
     out = labels
     spacing = tuple(float(s) for s in geom.spacing)
-    for i, box in enumerate(stats["bounding_boxes"]):
-        if i == 0 or box is None or stats["voxel_counts"][i] == 0:
+    for i, box in enumerate(ndimage.find_objects(comp), start=1):  # each region's box, in label order
+        if box is None:
             continue
         check_cancel(cancel)
         region = comp[box] == i
