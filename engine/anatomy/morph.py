@@ -29,40 +29,37 @@ def _cut(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
     return tuple(key)
 
 
-def _check(iterations: int) -> None:
+def _morph(mask: np.ndarray, axes: Sequence[int], iterations: int, grow: bool) -> np.ndarray:
+    """Dilation (``grow``) or erosion by the cross over ``axes``: each voxel combined with its two
+    neighbours along every axis (``|`` or ``&``); outside the array is background."""
     if iterations < 1:  # scipy's iterations < 1 means "until nothing changes": not offered here
         raise ValueError(f"iterations must be at least 1, not {iterations}")
+    combine = np.bitwise_or if grow else np.bitwise_and
+    out = np.array(mask, dtype=bool, order="C")
+    for _ in range(iterations):
+        src = out.copy()
+        for ax in axes:
+            if out.shape[ax] < 2:  # no neighbour along it: background on both sides
+                if not grow:
+                    out[...] = False
+                continue
+            for dst, nb in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
+                target = out[_cut(out.ndim, ax, dst)]
+                combine(target, src[_cut(out.ndim, ax, nb)], out=target)
+            if not grow:  # the edge voxels have background beyond them
+                out[_cut(out.ndim, ax, slice(0, 1))] = False
+                out[_cut(out.ndim, ax, slice(-1, None))] = False
+    return out
 
 
 def erode(mask: np.ndarray, axes: Sequence[int] = IN_PLANE, iterations: int = 1) -> np.ndarray:
     """A new bool array: ``mask`` eroded by the cross over ``axes``, ``iterations`` times."""
-    _check(iterations)
-    out = np.array(mask, dtype=bool, order="C")
-    for _ in range(iterations):
-        src = out.copy()
-        for ax in axes:
-            if out.shape[ax] < 2:
-                out[...] = False
-                break
-            out[_cut(out.ndim, ax, slice(1, None))] &= src[_cut(out.ndim, ax, slice(None, -1))]
-            out[_cut(out.ndim, ax, slice(None, -1))] &= src[_cut(out.ndim, ax, slice(1, None))]
-            out[_cut(out.ndim, ax, slice(0, 1))] = False
-            out[_cut(out.ndim, ax, slice(-1, None))] = False
-    return out
+    return _morph(mask, axes, iterations, grow=False)
 
 
 def dilate(mask: np.ndarray, axes: Sequence[int] = IN_PLANE, iterations: int = 1) -> np.ndarray:
     """A new bool array: ``mask`` dilated by the cross over ``axes``, ``iterations`` times."""
-    _check(iterations)
-    out = np.array(mask, dtype=bool, order="C")
-    for _ in range(iterations):
-        src = out.copy()
-        for ax in axes:
-            if out.shape[ax] < 2:
-                continue
-            out[_cut(out.ndim, ax, slice(1, None))] |= src[_cut(out.ndim, ax, slice(None, -1))]
-            out[_cut(out.ndim, ax, slice(None, -1))] |= src[_cut(out.ndim, ax, slice(1, None))]
-    return out
+    return _morph(mask, axes, iterations, grow=True)
 
 
 def opening(mask: np.ndarray, axes: Sequence[int] = IN_PLANE, iterations: int = 1) -> np.ndarray:
