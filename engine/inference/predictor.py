@@ -70,9 +70,9 @@ from .roi import LungROI, find_roi
 log = logging.getLogger(__name__)
 
 SlabCallback = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], None]
-#: slices per ONNX Runtime forward pass inside a slab (same crop): half the activation memory of 8
-#: (about 60 MB) at the same CPU time per slice, the same logits bit for bit (tested)
-ONNX_FORWARD_SLICES = 4
+#: slices per ONNX Runtime forward pass inside a slab (same crop): a quarter of the activation memory
+#: of 8 at the same CPU time per slice, the same logits bit for bit (tested)
+ONNX_FORWARD_SLICES = 2
 
 
 class Predictor:
