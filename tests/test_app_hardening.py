@@ -115,6 +115,11 @@ def test_a_named_pipe_is_refused_with_a_message(phantom, qtbot, tmp_path):
     with qtbot.waitSignal(phantom.scan_io.open_failed, timeout=20000) as failed:
         phantom.scan_io.open_path(fifo)
     assert "named pipe" in failed.args[0] and phantom.errors == [failed.args[0]]
+    # the phantom is still on screen, and the message says so; Notices keeps it once the dialog is gone
+    assert failed.args[0].endswith("The scan that was open stays open.") and phantom.session.volume is not None
+    kept = [t for t in phantom.notices_panel.texts() if t.startswith("Not opened:")]
+    assert len(kept) == 1 and "named pipe" in kept[0] and "stays open" not in kept[0]
+    assert phantom.notices_panel.button.isVisibleTo(phantom) and "1 notice" in phantom.notices_panel.button.text()
 
 
 # -- exceptions on the GUI thread ---------------------------------------------------------------

@@ -78,6 +78,8 @@ def test_missing_slice_warns(tmp_path):
     assert vol.shape[0] == 6
     assert vol.spacing[0] == pytest.approx(2.0)
     assert any("1 slice(s) are missing" in w for w in vol.warnings)
+    # named by the files and positions around the gap (img001 holds z = 4, img004 z = 8: ct_series shuffles)
+    assert any("1 between img001.dcm at 4.0 mm and img004.dcm at 8.0 mm" in w for w in vol.warnings)
     assert np.array_equal(vol.array[[0, 1, 2, 4, 5]], expected)
     assert np.all(vol.array[3] == -1024)
     assert vol.meta["missing_slices"] == [3] and vol.meta["sop_instance_uids"][3] == ""

@@ -6,6 +6,7 @@ import gzip
 import io as pyio
 import os
 import tracemalloc
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -422,3 +423,23 @@ def test_values_without_air_are_said_at_open(tmp_path):
              tmp_path / "ct.nii.gz")
     assert any("no air" in w and "NIfTI" in w for w in io.load(tmp_path / "mr.nii.gz").warnings)
     assert not any("no air" in w for w in io.load(tmp_path / "ct.nii.gz").warnings)
+
+
+def test_a_gap_in_a_stack_numbering_is_said(tmp_path):
+    """Files missing from a numbered PNG stack put the slices either side next to each other: said when it opens
+    (which files); a complete stack, and the real radiopaedia stacks' numbering, say nothing."""
+    from engine.io.images import numbering_gap_note
+
+    img = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
+    for folder, numbers in (("gap", [1, 2, 3, 4, 5, 6, 9, 10, 11, 14]), ("whole", range(1, 11))):
+        (tmp_path / folder).mkdir()
+        for n in numbers:
+            Image.fromarray(img).save(tmp_path / folder / f"{n}.png")
+    gap = io.load(tmp_path / "gap")
+    notes = [w for w in gap.warnings if "missing from the stack" in w]
+    assert gap.shape[0] == 10 and len(notes) == 1
+    assert "About 4 file(s)" in notes[0] and "between 6.png and 9.png" in notes[0] and "between 11.png and 14.png" in notes[0]
+    assert not any("missing from the stack" in w for w in io.load(tmp_path / "whole").warnings)
+    assert numbering_gap_note([Path(f"{n}.png") for n in (10000, 10001, 10002)]) is None
+    assert numbering_gap_note([Path(f"a{n}.jpg") for n in (0, 2, 4, 8)]) is not None  # step 2, one skipped
+    assert numbering_gap_note([Path(f"img{n}.png") for n in (0, 2, 4, 6)]) is None  # every other slice: a step

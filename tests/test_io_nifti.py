@@ -98,7 +98,7 @@ def test_nan_and_inf_are_replaced_with_warning(tmp_path):
     assert vol.array[0, 0, 0] == pytest.approx(-9.5)  # lowest finite (voxel 0 was NaN)
     assert vol.array[1, 1, 1] == pytest.approx(12.5)   # highest finite
     assert vol.array[1, 2, 1] == pytest.approx(-9.5)
-    assert any("NaN or infinite" in w for w in vol.warnings)
+    assert any("NaN or infinite, on axial slices 1-2 (of 4)" in w for w in vol.warnings), vol.warnings
 
 
 def test_progress_and_cancel(tmp_path):

@@ -290,7 +290,10 @@ class OpenFlow(QObject):
 
     def _failed(self, exc: BaseException) -> None:
         msg = error_message(exc)
+        if self.ctx.session.volume is not None:  # say what the screen still shows
+            msg += "\nThe scan that was open stays open."
         self.ctx.notices.error(msg)
+        self.ctx.notices.warn(f"Not opened: {msg.splitlines()[0]}")  # kept once the dialog is closed
         self.open_failed.emit(msg)
 
     def _cancelled(self) -> None:

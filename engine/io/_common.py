@@ -212,15 +212,34 @@ class IntensityBuffer:
             if finite_min is None:
                 raise CorruptFileError(f"{Path(path).name} holds no finite value (all voxels are NaN or "
                                        "infinite): there is no image to show.")
+            hit = []
             for z in range(arr.shape[0]):
                 sl = arr[z]
                 bad = ~np.isfinite(sl)
                 if bad.any():
+                    hit.append(z)
                     sl[bad & (sl > 0)] = finite_max
                     sl[bad & ~(sl > 0)] = finite_min
-            warnings.append(f"{self.nonfinite} voxel(s) were NaN or infinite; NaN and -inf were replaced by "
-                            f"the lowest value ({finite_min:g}), +inf by the highest ({finite_max:g}).")
+            warnings.append(f"{self.nonfinite} voxel(s) were NaN or infinite, on {_slice_ranges(hit, arr.shape[0])}; "
+                            f"NaN and -inf were replaced by the lowest value ({finite_min:g}, which may look like "
+                            f"air), +inf by the highest ({finite_max:g}). Nothing there is image data.")
         return arr
+
+
+def _slice_ranges(zs: list[int], n: int) -> str:
+    """Canonical slice indices as the viewer numbers its axial slices: "axial slices 9-14 and 20 (of 24)"."""
+    runs: list[list[int]] = []
+    for z in zs:
+        if runs and z == runs[-1][1] + 1:
+            runs[-1][1] = z
+        else:
+            runs.append([z, z])
+    parts = [f"{a + 1}" if a == b else f"{a + 1}-{b + 1}" for a, b in runs[:4]]
+    if len(runs) > 4:
+        text = ", ".join(parts) + ", ..."
+    else:
+        text = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    return f"axial slice{'s' if len(zs) > 1 else ''} {text} (of {n})"
 
 
 def _finite_range(arr: np.ndarray) -> tuple[Optional[float], Optional[float]]:

@@ -201,8 +201,11 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
             if i in big_set:
                 out.extend([None] * (int(round(gaps[i] / med)) - 1))
         n_missing = len(out) - len(frames)
-        where = ", ".join(f"{int(round(gaps[i] / med)) - 1} after slice {i} ({Path(frames[i].path).name}, "
-                          f"{proj[i]:.1f} mm)" for i in big[:3])
+        # named by file and position along the slice normal (the viewer's z in mm for axial slices),
+        # not by a slice index, whose counting and direction differ from the viewer's
+        where = ", ".join(f"{int(round(gaps[i] / med)) - 1} between {Path(frames[i].path).name} at "
+                          f"{proj[i]:.1f} mm and {Path(frames[i + 1].path).name} at {proj[i + 1]:.1f} mm"
+                          for i in big[:3])
         warnings.append(f"{n_missing} slice(s) are missing ({where}{' ...' if big.size > 3 else ''}); the "
                         f"usual gap is {med:.2f} mm. The missing slices are shown as air so that positions and "
                         "volumes stay true; nothing can be seen or measured there. Copy the series again.")

@@ -73,6 +73,33 @@ def natural_key(path: Path) -> tuple:
     return (int(numbers[-1]) if numbers else -1, path.name)
 
 
+def numbering_gap_note(paths: list[Path]) -> Optional[str]:
+    """A notice when the stack's file numbers skip some (``None`` when they do not, or carry no numbers).
+
+    A stack holds no positions: its slices are its files in number order. Files missing from the
+    numbering (a copy that stopped, slices left out of an export) put the slices either side next
+    to each other, so the anatomy jumps there and volumes are short, with nothing on the image to
+    show it. The usual step is the commonest difference between consecutive numbers.
+    """
+    numbers = [natural_key(p)[0] for p in paths]
+    if len(numbers) < 3 or min(numbers) < 0:
+        return None
+    steps = np.diff(np.asarray(numbers, dtype=np.int64))
+    values, counts = np.unique(steps, return_counts=True)
+    step = int(values[np.argmax(counts)])
+    if step <= 0:
+        return None
+    jumps = [(i, int(d)) for i, d in enumerate(steps.tolist()) if d > step]
+    if not jumps:
+        return None
+    missing = sum(d // step - 1 for _, d in jumps)
+    where = "; ".join(f"between {paths[i].name} and {paths[i + 1].name}" for i, _ in jumps[:3]) \
+        + (" ..." if len(jumps) > 3 else "")
+    return (f"About {missing} file(s) are missing from the stack's numbering ({where}): the slices either side "
+            "are shown next to each other, so the anatomy jumps there and volumes are short. Copy the stack again "
+            "if files were lost.")
+
+
 def image_files(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, in stack order (hidden files ignored)."""
     files = [p for p in folder.iterdir()
@@ -199,6 +226,9 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
             "source_orientation": plan.to_dict()}
     if len(paths) > 1:
         warnings.append("Image stack: slice spacing and pixel size are unknown, so volumes are not in mL.")
+    gap = numbering_gap_note(paths)
+    if gap:
+        warnings.append(gap)
     return Volume(array=array, geometry=geometry, is_hu=False, source=str(source), format=fmt, meta=meta,
                   warnings=warnings)
 

@@ -135,7 +135,7 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
         if len(full_shape) > 3:
             n_extra = int(np.prod(full_shape[3:]))
             if n_extra > 1:
-                warnings.append(f"{path.name} is {len(full_shape)}D with {n_extra} volumes; "
+                warnings.append(f"The file is {len(full_shape)}D with {n_extra} volumes; "
                                 "only the first volume is shown.")
         shape_xyz = (tuple(full_shape[:3]) + (1, 1, 1))[:3]
         if len(full_shape) < 3:
