@@ -241,3 +241,41 @@ def test_startup_imports_neither_torch_nor_vtk(tmp_path):
                          timeout=120)
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HEAVY"))
     assert line.split()[1] == "EXT", f"imported at start-up: {line} ({out.stderr[-2000:]})"
+
+
+def test_values_that_may_not_be_hu_open_readable_and_flagged(window, qtbot, tmp_path):
+    """A CT series exported without its rescale intercept (air stored as 0) showed all white in the lung
+    window: it opens with a window over its own values, every view says the values may not be HU, and
+    a real HU scan after it opens with the lung window and no such caption."""
+    import dicom_factory as F
+    from pydicom.uid import generate_uid
+
+    rows = cols = 96
+    jj, ii = np.mgrid[0:rows, 0:cols]
+    body = (jj - 48) ** 2 + (ii - 48) ** 2 < 40 ** 2
+    lungs = ((jj - 48) ** 2 + (ii - 30) ** 2 < 12 ** 2) | ((jj - 48) ** 2 + (ii - 66) ** 2 < 12 ** 2)
+    stored = np.where(body, 1040, 0) - np.where(lungs, 900, 0)  # air 0, tissue 1040, lung 140
+    series = generate_uid()
+    for k in range(6):
+        ds = F.ct_slice(rows=rows, cols=cols, position=(0, 0, 2.5 * k), stored=stored, series_uid=series,
+                        instance=k + 1)
+        del ds.RescaleIntercept, ds.RescaleSlope
+        F.write(ds, tmp_path / "raw" / f"{k}.dcm")
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        window.scan_io.open_path(tmp_path / "raw")
+    wl = window.session.window
+    assert wl.name == "Data range" and wl.levels[0] <= 0 and 1040 <= wl.levels[1] <= 1100
+    for view in (window.views.axial, window.views.coronal, window.views.sagittal):
+        assert "values may not be HU" in view.captions.top_left.text()
+    # on screen the lungs are dark and the body bright (in the lung window the whole body was white)
+    img = window.views.axial.grab().toImage()
+    centre_lung = img.pixelColor(int(img.width() * 30 / 96), img.height() // 2).lightness()
+    body = img.pixelColor(img.width() // 2, int(img.height() * 20 / 96)).lightness()
+    assert body - centre_lung > 100, (body, centre_lung)
+
+    ok = tmp_path / "ok"
+    F.ct_series(ok, n=4, rows=32, cols=32)
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        window.scan_io.open_path(ok)
+    assert window.session.window.name == "Lung"
+    assert "values may not be HU" not in window.views.axial.captions.top_left.text()

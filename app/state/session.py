@@ -11,7 +11,7 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.display import PRESETS, SLAB_MODES, WindowLevel, default_window
+from engine.display import PRESETS, SLAB_MODES, WindowLevel, opening_window
 from engine.types import Volume
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Session(QObject):
         self._volume = volume
         if volume is not None:
             self._cursor = tuple(int(s) // 2 for s in volume.shape)  # type: ignore[assignment]
-            self._window = default_window(volume.is_hu)
+            self._window = opening_window(volume)
             # a single slice has no coronal or sagittal view worth showing
             if volume.shape[0] == 1 and self._layout == "three":
                 self.set_layout("axial")

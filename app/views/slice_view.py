@@ -296,6 +296,8 @@ class SliceView(pg.GraphicsLayoutWidget):
             text += f"\n{coord} = {world[2 - axis]:.1f} mm"
         elif self.plane is not Plane.AXIAL:
             text += "\nspacing unknown: not to scale"
+        if vol.is_hu and (vol.meta or {}).get("hu_scale_doubtful"):
+            text += "\nvalues may not be HU (see Notices)"
         slab = self.session.slab
         if slab.mode:
             unit = "mm" if vol.geometry.spacing_known else "slices"

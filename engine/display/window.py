@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,21 @@ def preset(key: str) -> WindowLevel:
 def default_window(is_hu: bool) -> WindowLevel:
     """The window a scan opens with: lung for HU scans, plain grey for 8-bit images."""
     return PRESETS["lung"] if is_hu else GREY_8BIT
+
+
+def data_window(array: np.ndarray) -> WindowLevel:
+    """A window over the scan's own values (0.5th to 99.5th percentile of about 16 slices), named
+    "Data range": for values read as HU that may not be HU, which the lung window shows white."""
+    sample = np.asarray(array[:: max(1, array.shape[0] // 16)], dtype=np.float32)
+    lo, hi = (float(v) for v in np.percentile(sample, (0.5, 99.5))) if sample.size else (0.0, 1.0)
+    if not hi > lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    return WindowLevel(hi - lo, (hi + lo) / 2.0, "Data range")
+
+
+def opening_window(volume: Any) -> WindowLevel:
+    """The window ``volume`` opens with: :func:`default_window`, or :func:`data_window` when its reader
+    doubted that its values are HU (``meta["hu_scale_doubtful"]``, ``engine.io``)."""
+    if volume.is_hu and (getattr(volume, "meta", None) or {}).get("hu_scale_doubtful"):
+        return data_window(volume.array)
+    return default_window(volume.is_hu)

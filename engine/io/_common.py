@@ -311,6 +311,11 @@ def prefetch(fill: Callable[[np.ndarray], None], buffers: list[np.ndarray], coun
         thread.join(timeout=5)
 
 
+#: ``Volume.meta`` key set by the readers when :func:`hu_scale_note` spoke: the viewer then opens the
+#: scan with a window over its own values and says on the image that they may not be HU
+HU_DOUBT = "hu_scale_doubtful"
+
+
 def hu_scale_note(array: np.ndarray, hint: str = "") -> Optional[str]:
     """A notice when values read as Hounsfield units cannot be those of a CT, else ``None``.
 

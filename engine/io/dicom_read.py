@@ -39,7 +39,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from ..errors import CorruptFileError, SeriesError, UnsupportedFormatError
 from ..progress import CancelLike, Progress, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
-from ._common import IntensityBuffer, guard_size, hu_scale_note, wrap_errors
+from ._common import HU_DOUBT, IntensityBuffer, guard_size, hu_scale_note, wrap_errors
 from .dicom_checks import (MAX_FRAMES, MONOCHROME1_NOTE, check_codestream, check_pixel_data, grey_scale,
                            implausible_hu_warning, invert_monochrome1)
 from .dicom_decode import decode_files
@@ -335,6 +335,7 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
         modality = str(first.get("Modality", "")).upper()
         is_hu = modality == "CT"
         buffer = IntensityBuffer(plan, np.int16)
+        scale: Optional[str] = None
         # CT values are Hounsfield units whatever the display convention; other images follow it
         invert = monochrome1 and not is_hu
         if invert:
@@ -352,6 +353,8 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
             if scale:
                 warnings.append(scale)
     meta = _meta(first, info, frames, plan)
+    if is_hu and scale:
+        meta[HU_DOUBT] = True
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(folder)
                   if not info.multiframe else info.files[0], format="dicom", meta=meta, warnings=warnings)
 

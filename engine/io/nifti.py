@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
-from ._common import IntensityBuffer, guard_size, hu_scale_note, prefetch, read_exact, slab_size, wrap_errors
+from ._common import HU_DOUBT, IntensityBuffer, guard_size, hu_scale_note, prefetch, read_exact, slab_size, wrap_errors
 from .orientation import canonicalize, plan_orientation
 from .text_headers import LABEL_RATIO, SCAN_RATIO, check_compressed_size
 
@@ -182,6 +182,8 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
     geometry = plan.canonical_geometry()
     meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else "",
             "nifti_descrip": _descrip(hdr)}
+    if note:
+        meta[HU_DOUBT] = True
     return Volume(array=array, geometry=geometry, is_hu=is_hu, source=str(path), format="nifti",
                   meta=meta, warnings=warnings)
 

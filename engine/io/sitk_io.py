@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
-from ._common import IntensityBuffer, guard_size, hu_scale_note, native_stderr_quiet, slab_size, wrap_errors
+from ._common import HU_DOUBT, IntensityBuffer, guard_size, hu_scale_note, native_stderr_quiet, slab_size, wrap_errors
 from .orientation import canonicalize, plan_orientation
 from .text_headers import LABEL_RATIO, SCAN_RATIO, check_text_header
 
@@ -121,6 +121,8 @@ def read_sitk(path: str | Path, fmt: str, progress: Optional[ProgressCallback] =
             warnings.append(note)
         del arr, img
     meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else ""}
+    if note:
+        meta[HU_DOUBT] = True
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(path),
                   format=fmt, meta=meta, warnings=warnings)
 
