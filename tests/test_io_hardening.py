@@ -163,6 +163,22 @@ def test_slice_with_other_pixel_spacing_is_split_off_and_named(tmp_path):
     assert any("1 slice(s) are missing" in w for w in vol.warnings)
 
 
+def test_slice_with_other_orientation_is_split_off_and_named_in_words(tmp_path):
+    """A coronal image inside an axial series: the notice says "coronal instead of axial slices" (not two
+    tuples of direction cosines), and the series list tells the two parts apart by their orientation."""
+    from app.widgets.series_dialog import series_row
+
+    folder, paths, _ = _series(tmp_path)
+    _edit(paths[2], ImageOrientationPatient=[1, 0, 0, 0, 0, -1])
+    infos = io.list_series(folder)
+    rows = sorted(series_row(i)[-1] for i in infos)
+    assert rows == ["10 x 12", "10 x 12, coronal"]
+    vol = io.load(folder)
+    note = [w for w in vol.warnings if "split off" in w]
+    assert len(note) == 1 and "img002.dcm (coronal instead of axial slices): listed as a separate series" in note[0]
+    assert "(1.0, 0.0" not in note[0]
+
+
 def test_slice_with_other_size_is_split_off_and_named(tmp_path):
     folder, paths, expected = _series(tmp_path)
     F.write(F.ct_slice(rows=12, cols=11, position=(-20.0, -30.0, -45.0), series_uid=str(

@@ -31,10 +31,13 @@ def series_row(series: Any) -> tuple[str, ...]:
     date = study_date or series_date
     if series_date and study_date and series_date != study_date:
         date = f"{study_date} (series {series_date})"
+    size = f"{cols} x {rows}" if rows and cols else ""
+    orientation = get("orientation")
+    if orientation and orientation != "axial":  # parts of one series split by orientation differ here
+        size = f"{size}, {orientation}" if size else orientation
     return (get("patient_id"), date, get("study_description"),
             f"{modality} #{number}".strip(" #") if number else modality,
-            get("description"), get("n_slices") or get("n_files"),
-            f"{cols} x {rows}" if rows and cols else "")
+            get("description"), get("n_slices") or get("n_files"), size)
 
 
 def describe_series(series: Any) -> str:

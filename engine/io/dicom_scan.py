@@ -362,11 +362,14 @@ def _split_note(uid: str, keys: list[tuple], groups: dict[tuple, list]) -> str:
         if key[1:3] != main[1:3]:
             why.append(f"size {key[1]}x{key[2]} instead of {main[1]}x{main[2]}")
         if key[3] != main[3]:
-            why.append(f"orientation {key[3]} instead of {main[3]}")
+            a, b = orientation_name(key[3]), orientation_name(main[3])
+            why.append(f"{a} instead of {b} slices" if a != b else
+                       f"orientation {tuple(round(float(v), 3) for v in key[3])} instead of "
+                       f"{tuple(round(float(v), 3) for v in main[3])}")
         if key[5] != main[5]:
             why.append(f"pixel spacing {key[5]} instead of {main[5]}")
         names = ", ".join(Path(m[0]).name for m in groups[key][:3]) + (" ..." if len(groups[key]) > 3 else "")
-        parts.append(f"{names} ({'; '.join(why)}) opened as series {uid}#{n + 1}")
+        parts.append(f"{names} ({'; '.join(why)}): listed as a separate series, part {n + 1} of this one")
     return ("Images of this series differ from the others and were split off: " + "; ".join(parts) +
             ". If they belong between the other slices, those slices are missing here.") if parts else ""
 
