@@ -279,3 +279,22 @@ def test_values_that_may_not_be_hu_open_readable_and_flagged(window, qtbot, tmp_
         window.scan_io.open_path(ok)
     assert window.session.window.name == "Lung"
     assert "values may not be HU" not in window.views.axial.captions.top_left.text()
+
+
+def test_a_missing_slice_is_marked_on_the_image(window, qtbot, tmp_path):
+    """The reader fills a missing DICOM slice with air so positions stay true; the axial view says so on that
+    slice (and only there), as the viewer numbers it."""
+    import dicom_factory as F
+
+    F.ct_series(tmp_path / "s", positions=[(0, 0, z) for z in (0, 2, 4, 8, 10)], rows=32, cols=32)
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        window.scan_io.open_path(tmp_path / "s")
+    axial = window.views.axial
+    marked = []
+    for k in range(window.session.volume.shape[0]):
+        window.session.set_cursor(k, *window.session.cursor[1:])
+        if "MISSING SLICE" in axial.captions.top_left.text():
+            marked.append(k)
+    assert marked == [3] and window.session.volume.meta["missing_slices"] == [3]
+    assert np.all(window.session.volume.array[3] == -1024)
+    assert "MISSING SLICE" not in window.views.coronal.captions.top_left.text()

@@ -29,6 +29,7 @@ from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 
 from engine.display import Plane, WindowLevel, display_shape, display_spacing, edge_letters, extract, outline, \
     pixel_spacing, slab_projection, slice_axis, to_display, to_voxel
+from engine.io.orientation import missing_slices
 
 from ..state.interaction import ViewTool, VoxelMouseEvent
 from ..state.label_layer import LabelLayer
@@ -284,6 +285,12 @@ class SliceView(pg.GraphicsLayoutWidget):
         lab = outline(lab) if self._shown_outline else np.ascontiguousarray(lab)
         self.label_item.setImage(lab, autoLevels=False, levels=None, lut=self.labels.lut)
 
+    def _missing(self, vol: Any) -> frozenset:
+        """The slices of ``vol`` its reader filled in for missing images (cached per volume)."""
+        if getattr(self, "_missing_for", None) is not vol:
+            self._missing_for, self._missing_set = vol, missing_slices(vol.meta or {})
+        return self._missing_set
+
     def _update_slice_caption(self) -> None:
         vol = self.session.volume
         axis = slice_axis(self.plane)
@@ -298,6 +305,8 @@ class SliceView(pg.GraphicsLayoutWidget):
             text += "\nspacing unknown: not to scale"
         if vol.is_hu and (vol.meta or {}).get("hu_scale_doubtful"):
             text += "\nvalues may not be HU (see Notices)"
+        if (axis, self._index) in self._missing(vol):
+            text += "\nMISSING SLICE: no image here (shown as air)"
         slab = self.session.slab
         if slab.mode:
             unit = "mm" if vol.geometry.spacing_known else "slices"

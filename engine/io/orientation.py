@@ -122,6 +122,12 @@ class SourceOrientation:
         target[a0] = slice(lo, hi)
         out[tuple(target)] = view
 
+    def canonical_slice(self, k: int) -> tuple[int, int]:
+        """``(canonical axis, index)`` of source slice ``k`` (source array axis 0)."""
+        a0 = self.axes.index(0)
+        n = self.source_geometry.shape[0]
+        return a0, (n - 1 - int(k)) if self.flips[a0] else int(k)
+
     # -- serialisation ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"axes": list(self.axes), "flips": list(self.flips),
@@ -163,3 +169,14 @@ def canonicalize(array: np.ndarray, source_geometry: Geometry) -> tuple[np.ndarr
     if plan.is_identity:
         return np.ascontiguousarray(array), plan.canonical_geometry(), plan
     return plan.from_source(array), plan.canonical_geometry(), plan
+
+
+def missing_slices(meta: dict[str, Any]) -> frozenset[tuple[int, int]]:
+    """``(canonical axis, index)`` of the slices a reader filled in for missing images
+    (``meta["missing_slices"]``, source order, with ``meta["source_orientation"]``): the viewer marks them."""
+    missing = meta.get("missing_slices") or []
+    plan = meta.get("source_orientation")
+    if not missing or not plan:
+        return frozenset()
+    orientation = SourceOrientation.from_dict(plan)
+    return frozenset(orientation.canonical_slice(int(k)) for k in missing)
