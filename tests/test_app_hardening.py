@@ -580,3 +580,27 @@ def test_dropping_a_dicom_seg_over_its_series_opens_it_as_labels(window, qtbot, 
         _drop(window, seg)
     assert window.session.volume is vol and window.errors == []
     np.testing.assert_array_equal(window.labels.array, labels)
+
+
+def test_the_notice_count_is_about_the_scan_on_screen(window, qtbot, tmp_path):
+    """Notices pile up over a session; the status-bar count is the scan on screen's: a clean scan opened
+    after one with problems shows none (its notices stay listed below a line naming the new scan), and
+    a failed open is counted with the scan that stays."""
+    import dicom_factory as F
+
+    F.ct_series(tmp_path / "gappy", positions=[(0, 0, z) for z in (0, 2, 4, 8, 10)], rows=16, cols=16)
+    F.ct_series(tmp_path / "clean", n=4, rows=16, cols=16)
+    panel, button = window.notices_panel, window.notices_panel.button
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        window.scan_io.open_path(tmp_path / "gappy")
+    first = panel.texts()
+    assert len(first) == 1 and "missing" in first[0] and button.text() == "⚠ 1 notice" and not button.isHidden()
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        window.scan_io.open_path(tmp_path / "clean")
+    assert button.isHidden() and panel.current() == [] and panel.texts() == first
+    assert any("clean opened" in panel.list.item(i).text() for i in range(panel.list.count()))
+    (tmp_path / "empty").mkdir()
+    with qtbot.waitSignal(window.scan_io.open_failed, timeout=30000):
+        window.scan_io.open_path(tmp_path / "empty")
+    assert len(panel.current()) == 1 and panel.current()[0].startswith("Not opened:")
+    assert button.text() == "⚠ 1 notice" and not button.isHidden()

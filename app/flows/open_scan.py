@@ -274,6 +274,7 @@ class OpenFlow(QObject):
         name = Path(path).name if path else "phantom"
         self.set_title(f"LungLens — {name}")
         msg = f"Opened {name}: {' x '.join(str(s) for s in volume.shape[::-1])} voxels"
+        self.ctx.notices.new_scan(name)
         for warning in volume.warnings:
             self.ctx.notices.warn(f"{name}: {warning}")
         if volume.warnings:

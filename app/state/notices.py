@@ -31,6 +31,8 @@ class Notices(QObject):
     status_shown = Signal(str, int)
     #: a file problem to keep readable (the Notices panel lists them): the text
     warning_added = Signal(str)
+    #: another scan was opened (its name): the panel counts the notices of the scan on screen
+    scan_opened = Signal(str)
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
@@ -49,6 +51,10 @@ class Notices(QObject):
     def status(self, message: str, msecs: int = 8000) -> None:
         """A short status line."""
         self.status_shown.emit(message, int(msecs))
+
+    def new_scan(self, name: str) -> None:
+        """A scan was opened: notices from here on are about it (older ones stay listed, not counted)."""
+        self.scan_opened.emit(name)
 
     def warn(self, message: str) -> None:
         """Keep a file problem for the user (the Notices panel lists it; it is also logged)."""
