@@ -145,6 +145,8 @@ class MainWindow(QMainWindow):
             self.recovery = RecoveryFlow(self.ctx, self.export, self.scan_io.open_path, self.shown)
             self.scan_io.set_guard(self.recovery.confirm_unsaved)  # the before-open hook
             self.scan_io.volume_opened.connect(self.recovery.scan_opened)
+            self.scan_io.open_failed.connect(self.recovery.open_failed)
+            self.scan_io.labels_opened.connect(self.recovery.edits_replaced)
             if self.ai is not None:
                 self.ai.escape_claimed.connect(lambda claimed, e=self.editing: e.set_escape_enabled(not claimed))
         self.numbers: Optional[NumbersFlow] = NumbersFlow(self.ctx, self.views) if "numbers" in wanted else None

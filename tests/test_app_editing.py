@@ -384,6 +384,69 @@ def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: bool(w.errors) or w.session.volume is not vol, timeout=30000)
     assert not w.errors and w.session.volume.shape == (16, 32, 32)
     assert w.editing.editor.shape == (16, 32, 32) and not w.recovery.has_unsaved_edits
+    assert unsaved_journals(scan_key(vol.source, vol.geometry)) == []  # discarded once the phantom replaced them
+
+
+def test_discard_then_a_failed_open_keeps_the_edits(window, qtbot, tmp_path):
+    """"Discard edits" lets an open go ahead; when that open fails (or is cancelled) the edits are still on
+    screen: they stay unsaved, with their journal, and the user is told (they used to be marked saved, their
+    journal deleted, and the window then closed without asking)."""
+    w, ed = window, window.editing.editor
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
+    painted = ed.labels.copy()
+    vol = w.session.volume
+    assert painted.any() and w.recovery.has_unsaved_edits
+    import nibabel as nib
+    bad = tmp_path / "damaged.nii"  # another scan whose data is cut short: the open fails after the question
+    nib.save(nib.Nifti1Image(np.full((64, 64, 20), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(bad))
+    bad.write_bytes(bad.read_bytes()[:4000])
+    w.scan_io.open_path(bad)
+    qtbot.waitUntil(lambda: w.recovery.unsaved_prompt is not None, timeout=30000)
+    discard = next(b for b in w.recovery.unsaved_prompt.buttons() if b.text() == "Discard edits")
+    with qtbot.waitSignal(w.scan_io.open_failed, timeout=30000):
+        discard.click()
+    assert w.session.volume is vol and w.editing.editor is ed and np.array_equal(ed.labels, painted)
+    assert w.recovery.has_unsaved_edits and ed.journal.path.exists()
+    assert unsaved_journals(scan_key(vol.source, vol.geometry)) == [ed.journal.path]
+    assert any("were not discarded" in t for t in w.notices.warnings)
+    assert not w.close() and w.recovery.unsaved_prompt is not None  # closing asks again
+
+
+def test_a_restore_sets_aside_edits_made_since_the_scan_opened(window, qtbot):
+    """Restoring a crashed session's edits replaces the labels; strokes made since the scan opened (the
+    prompt does not block the window) are kept in their journal and said, not deleted."""
+    w = window
+    vol = w.session.volume
+    j = Journal.for_scan(vol.source, vol.geometry)
+    crashed = LabelEditor(np.zeros(SHAPE, np.uint8), vol.geometry, journal=j, source=vol.source)
+    crashed.paint(ops.brush_segment(SHAPE, vol.spacing, (6, 30, 30), (6, 30, 60), 2.0), 1, name="Brush GGO")
+    expected = crashed.labels.copy()
+    j.close()
+    w.scan_io.show_volume(vol)  # opened again: the restore is offered
+    box = w.recovery.restore_prompt
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 70, 20), (6, 70, 60)], qtbot)  # painted while the question waits
+    newer = w.editing.editor
+    stroke = newer.labels.copy()
+    assert stroke.any() and newer.dirty
+    next(b for b in box.buttons() if b.text() == "Restore").click()
+    assert np.array_equal(w.editing.editor.labels, expected)
+    assert any("set aside by the restore, not lost" in t for t in w.notices.warnings)
+    assert newer.journal.path.exists() and newer.journal.path in unsaved_journals(scan_key(vol.source, vol.geometry))
+    assert np.array_equal(LabelEditor.from_journal(newer.journal.path).labels, stroke)
+
+
+def test_edits_made_while_another_scan_opens_are_said(window, qtbot, tmp_path):
+    """The unsaved-edits guard asks when an open starts; strokes made while the scan loads are replaced when
+    it arrives: their journal is kept and a notice says where they are."""
+    w = window
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
+    old = w.editing.editor
+    w.scan_io.show_volume(make_volume(tmp_path / "b"))  # the loaded scan arrives
+    assert w.editing.editor is not old and old.journal.path.exists()
+    assert any("made while this scan was opening" in t for t in w.notices.warnings)
 
 
 def test_options_panel_mirrors_settings(qtbot):

@@ -266,6 +266,8 @@ class OpenFlow(QObject):
         the volume, then the layer announces its labels (one consistent state at every signal).
         """
         ctx = self.ctx
+        old = ctx.labels.editor  # edits made while this scan was loading (the guard asked before it started)
+        set_aside = old is not None and old.dirty and old.journal is not None
         ctx.labels.attach(volume, labels, labels_name, announce=False)
         ctx.session.set_volume(volume)
         ctx.labels.announce()
@@ -275,6 +277,9 @@ class OpenFlow(QObject):
         self.set_title(f"LungLens — {name}")
         msg = f"Opened {name}: {' x '.join(str(s) for s in volume.shape[::-1])} voxels"
         self.ctx.notices.new_scan(name)
+        if set_aside:  # the layer kept their journal
+            self.ctx.notices.warn("Label edits made while this scan was opening belong to the scan before it: they "
+                                  "are kept, not exported, and offered when that scan is opened again.")
         for warning in volume.warnings:
             self.ctx.notices.warn(f"{name}: {warning}")
         if volume.warnings:

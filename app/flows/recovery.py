@@ -64,6 +64,8 @@ class RecoveryFlow(QObject):
         self.open_path = open_path
         self.owner: QWidget = ctx.actions.owner
         self._close_ok = False
+        #: the editor whose edits "Discard edits" let go while an open runs (see :meth:`open_failed`)
+        self._discarding: Optional[Any] = None
         self.restore_prompt: Optional[QMessageBox] = None
         self.unsaved_prompt: Optional[QMessageBox] = None
         self.startup_prompt: Optional[QMessageBox] = None
@@ -112,8 +114,22 @@ class RecoveryFlow(QObject):
         elif self.startup_report:
             notices.error(self.startup_report)
 
+    def open_failed(self, _message: str = "") -> None:
+        """An open that "Discard edits" let go ahead failed or was cancelled: the edits are still on screen, so
+        they are unsaved again (the journal was kept), and the user is told."""
+        ed, self._discarding = self._discarding, None
+        if ed is not None and ed is self.ctx.labels.editor and not ed.dirty:
+            ed.dirty = True
+            self.ctx.notices.warn("Your label edits were not discarded: the open did not happen, so they stay, "
+                                  "still not exported.")
+
+    def edits_replaced(self, *_: Any) -> None:
+        """The labels were replaced (another scan or label map opened): a pending discard is done."""
+        self._discarding = None
+
     def scan_opened(self, volume: Volume) -> None:
         """A new scan is open: closing asks again when it gets unsaved edits; earlier edits are offered."""
+        self.edits_replaced()
         self._close_ok = False
         self.offer_restore(volume)
 
@@ -138,7 +154,9 @@ class RecoveryFlow(QObject):
         self.startup_prompt = self.restore_prompt = None
         box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved edits",
                           f"LungLens found label edits of this scan that were not exported "
-                          f"(session {path.stem.split('-')[0]}). Restore them?",
+                          f"(session {path.stem.split('-')[0]}"
+                          f"{f', the newest of {len(found)}; Discard removes all {len(found)}' if len(found) > 1 else ''})"
+                          ". Restore them?",
                           QMessageBox.StandardButton.NoButton, self.owner)
         restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
@@ -203,9 +221,13 @@ class RecoveryFlow(QObject):
             self.ctx.notices.error(f"The unsaved edits in {Path(path).name} could not be restored: {exc}")
             return False
         old = self.ctx.labels.editor
-        if old is not None and old.journal is not None:
-            old.journal.discard()
+        set_aside = old is not None and old.dirty and old.journal is not None
+        # the layer keeps the journal of edits made since the scan opened (closed, offered next time) and
+        # removes an untouched one
         self.ctx.labels.adopt(editor, "restored edits")
+        if set_aside:
+            self.ctx.notices.warn("The edits made since this scan opened were set aside by the restore, not lost: "
+                                  "they are kept and offered the next time this scan opens.")
         problem = getattr(editor, "restore_problem", "")
         if problem:
             self.ctx.notices.warn(f"Restored edits: {problem}")
@@ -238,11 +260,13 @@ class RecoveryFlow(QObject):
             if button is export:
                 self.export.ask_export(then=proceed)
             elif button is discard:
+                # the edits go when the next scan (or label map) replaces them, or the window closes: the
+                # layer / close handler then removes the journal of an editor that is not dirty; should the
+                # open fail or be cancelled, :meth:`open_failed` takes the discard back
                 ed = self.ctx.labels.editor
                 if ed is not None:
                     ed.dirty = False
-                    if ed.journal is not None:
-                        ed.journal.discard()
+                    self._discarding = ed
                 proceed()
 
         box.buttonClicked.connect(answered)
