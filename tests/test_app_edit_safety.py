@@ -378,3 +378,20 @@ def test_enter_and_esc_mean_one_thing_when_a_proposal_arrives_during_a_fill_prev
     assert w.ai.proposal.state == "accepted"
     assert not (ed.labels[3:9, 80, 38] == EFFUSION).any() and (ed.labels[6, 45, 45] == GGO)
     assert (ed.labels[before != ed.labels] != EFFUSION).all()
+
+
+def test_accept_says_which_labels_it_replaced(window, qtbot):
+    """Labels opened from a file carry no provenance (NIfTI): the AI's accept may replace them. The voxels it
+    replaced are counted in the message, per finding, so nothing on the labels goes without a word."""
+    w = window
+    before = np.zeros(SHAPE, np.uint8)
+    before[6, 60:70, 20:30] = EFFUSION       # a region the proposal clears (no finding there)
+    before[6, 32:36, 32:36] = CONSOLIDATION  # inside the -500 HU patch the proposal calls GGO
+    w.labels.set_array(before, "labels.nii.gz")
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    assert w.ai.accept() and w.ai.proposal.state == "accepted"
+    status = w.ai.panel.status.text()
+    assert "It replaced 16 voxels of Consolidation, 100 voxels of Pleural effusion that were on the labels." \
+        in status, status

@@ -427,6 +427,11 @@ class AIFlow(QObject):
             name = "AI " + ", ".join(DEFAULT_TABLE[v].name for v in sorted(values))
         editor.apply_ai_result(merged, name, keep_person=person)
         kept = (f" {changes.kept_by_person:,} voxels you edited were kept." if changes.kept_by_person else "")
+        known = DEFAULT_TABLE.values
+        replaced = [f"{int(n):,} voxels of {DEFAULT_TABLE[v].name if v in known else f'label {v}'}"
+                    for v, n in enumerate(changes.removed) if n]  # labels that were there before
+        if replaced:  # labels opened from a file carry no provenance (NIfTI): say what the AI replaced
+            kept += " It replaced " + ", ".join(replaced) + " that were on the labels."
         finished = values is None or not (remaining - set(values))
         if finished:
             self.proposal.mark_accepted()  # from here the counts follow the label layer
