@@ -287,6 +287,24 @@ def test_unwritable_target_is_a_readable_error(tmp_path, nifti_volume):
         io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "afile" / "sub" / "l.nii")
 
 
+def test_a_failed_write_names_the_target_and_the_reason_not_the_temporary_file(tmp_path, nifti_volume, monkeypatch):
+    """A full disk (or a read-only folder) while writing: the message names the file the user chose, its folder
+    and the system's reason; the temporary file it was writing is not mentioned, and not left behind."""
+    import errno
+
+    from engine.io import labels_io
+
+    def full(fmt, arr, geometry, volume, tmp, *rest):
+        tmp.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    monkeypatch.setattr(labels_io, "_write_file", full)
+    with pytest.raises(LungLensError) as err:
+        io.save_labels(np.zeros(nifti_volume.shape, np.uint8), nifti_volume, tmp_path / "labels.nii.gz")
+    assert str(err.value) == f"Could not write labels.nii.gz in {tmp_path}: No space left on device."
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lunglens-tmp")]
+
+
 def _edits(shape):
     edited = np.zeros(shape, bool)
     edited[1, 1:4, 2:5] = True   # painted over a finding

@@ -63,7 +63,9 @@ def wrap_errors(path: str | Path, what: str = "file", action: str = "read") -> I
     except Exception as exc:  # noqa: BLE001 - third-party readers raise anything
         detail = _detail(exc)
         if action != "read":
-            raise LungLensError(f"Could not {action} {name}: {detail[:300]}.") from exc
+            if isinstance(exc, OSError) and exc.strerror:  # the reason, not the temporary file's name in it
+                detail = exc.strerror
+            raise LungLensError(f"Could not {action} {name} in {Path(path).parent}: {detail[:300]}.") from exc
         raise CorruptFileError(f"Could not read {name}: {detail[:300]}. The {what} may be damaged, "
                                "truncated, or not in the format its name suggests.") from exc
 
