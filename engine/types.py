@@ -188,3 +188,14 @@ class Volume:
     @property
     def nbytes(self) -> int:
         return int(self.array.nbytes)
+
+
+def slice_runs(zs: "list[int]") -> "list[list[int]]":
+    """Consecutive runs of (sorted) slice indices as ``[first, last]`` pairs: ``[0, 1, 2, 5]`` -> ``[[0, 2], [5, 5]]``."""
+    out: list[list[int]] = []
+    for z in zs:
+        if out and z == out[-1][1] + 1:
+            out[-1][1] = z
+        else:
+            out.append([z, z])
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..labels import DEFAULT_TABLE, FINDING_KEYS, FINDINGS
-from ..types import Volume
+from ..types import Volume, slice_runs
 from .result import Prediction
 
 COVID_CAVEAT = ("From a classifier trained on CT images published in papers (UCSD COVID-CT); "
@@ -76,17 +76,6 @@ def quantify_prediction(volume: Volume, prediction: Prediction, lungs: Optional[
     return q, notes
 
 
-def _ranges(zs: list[int]) -> list[list[int]]:
-    """Consecutive runs of slice indices as ``[first, last]`` pairs."""
-    out: list[list[int]] = []
-    for z in zs:
-        if out and z == out[-1][1] + 1:
-            out[-1][1] = z
-        else:
-            out.append([z, z])
-    return out
-
-
 def rules_document(prediction: Prediction) -> dict[str, Any]:
     """Per anatomy rule: its text and, per finding, voxels and mL it removed."""
     from .gate import RULE_TEXT
@@ -132,7 +121,7 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
             "voxels": int(counts[lab]),
             "volume_ml": round(ml, 3) if known else None,
             "percent_of_lung": round(float(pct), 3) if pct is not None else None,
-            "slices": _ranges(zs),
+            "slices": slice_runs(zs),
             "slice_count": len(zs),
             "peak_slice": int(np.argmax(per_slice)) if zs else None,
         }
@@ -174,7 +163,7 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
         "slice_probability_source": prediction.slice_probability_source,
         "slice_probabilities": ({FINDING_KEYS[lab]: [round(float(p), 4) for p in prediction.slice_probabilities[:, c]]
                                  for c, lab in enumerate(FINDINGS)} if assessed else None),
-        "segmented_slices": _ranges([int(z) for z in np.flatnonzero(seg)]),
+        "segmented_slices": slice_runs([int(z) for z in np.flatnonzero(seg)]),
         "models": prediction.models,
         "device": prediction.device,
         "timings_s": {k: (round(v, 4) if k.endswith("_s") else v) for k, v in prediction.timings.items()},

@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from ..errors import CorruptFileError, LungLensError, UnsupportedFormatError
+from ..types import slice_runs
 from .orientation import SourceOrientation
 
 #: largest array a reader will allocate; a header asking for more is treated as damaged
@@ -230,12 +231,7 @@ class IntensityBuffer:
 
 def _slice_ranges(zs: list[int], n: int) -> str:
     """Canonical slice indices as the viewer numbers its axial slices: "axial slices 9-14 and 20 (of 24)"."""
-    runs: list[list[int]] = []
-    for z in zs:
-        if runs and z == runs[-1][1] + 1:
-            runs[-1][1] = z
-        else:
-            runs.append([z, z])
+    runs = slice_runs(zs)
     parts = [f"{a + 1}" if a == b else f"{a + 1}-{b + 1}" for a, b in runs[:4]]
     if len(runs) > 4:
         text = ", ".join(parts) + ", ..."
