@@ -395,3 +395,53 @@ def test_accept_says_which_labels_it_replaced(window, qtbot):
     status = w.ai.panel.status.text()
     assert "It replaced 16 voxels of Consolidation, 100 voxels of Pleural effusion that were on the labels." \
         in status, status
+
+
+class NotAssessed(GatedRules):
+    """A reading the AI declined (no lung found): no labels, no probabilities."""
+
+    def iter_predict(self, volume, progress=None, cancel=None, order=None, visible_slice=None):
+        from engine.inference import Prediction
+        nz = volume.shape[0]
+        return Prediction(labels=np.zeros(volume.shape, np.uint8), probabilities=None,
+                          slice_probabilities=np.zeros((nz, 3), np.float32), scan_probabilities={},
+                          covid_probability=None, segmented=np.zeros(nz, bool), geometry=volume.geometry,
+                          models={"segmentation": {"name": "declines", "version": "1"}}, timings={"total_s": 0.0},
+                          device="cpu", not_assessed=["No lung was found in this series."])
+        yield  # a generator that yields no slab
+
+
+def test_a_reading_not_assessed_cannot_be_accepted_over_the_labels(window, qtbot):
+    """An AI reading that was not assessed proposes nothing; accepting it erased the labels on screen. Accept is
+    off (buttons, menu, Enter), the labels stay, and the panel gives no volume for the findings."""
+    w = window
+    before = np.zeros(SHAPE, np.uint8)
+    before[6, 60:70, 20:30] = EFFUSION
+    w.labels.set_array(before, "labels.nii.gz")
+    w.ai.make_predictor = lambda key, threads: NotAssessed()
+    w.ai._predictors.clear()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    assert w.ai.proposal.state == "ready" and not w.ai.proposal.prediction.assessed
+    assert not w.ai.accept_action.isEnabled() and not any(b.isEnabled() for b in w.ai.panel.accept_buttons)
+    key(w, Qt.Key.Key_Return)
+    assert not w.ai.accept() and np.array_equal(w.labels.array, before)
+    assert [lab.text() for lab in w.ai.panel.volume_labels] == ["not assessed"] * 3
+    assert "Not assessed: No lung was found in this series. No probabilities" in w.ai.panel.reading.text()
+
+
+def test_the_rsna_category_is_withheld_on_screen_once_the_labels_are_edited(window, qtbot):
+    """The RSNA category on the panel describes the AI's labels; after a person edits them it is withheld there
+    (the report derives it from the edited labels), and a finding under 0.05 mL reads "<0.1 mL", not 0.0."""
+    w = window
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    qtbot.waitUntil(lambda: w.ai.proposal.rsna is not None, timeout=30000)
+    assert w.ai.accept()
+    assert "RSNA category: " in w.ai.panel.reading.text() and "withheld" not in w.ai.panel.reading.text()
+    paint(w, qtbot, EFFUSION, [(6, 80, 80), (6, 80, 80)], radius_mm=0.4)  # one or two voxels
+    qtbot.waitUntil(lambda: "withheld" in w.ai.panel.reading.text(), timeout=10000)
+    n = int(w.labels.array[w.labels.array == EFFUSION].size)
+    assert 0 < n * w.session.volume.geometry.voxel_volume_ml < 0.05
+    assert w.ai.panel.volume_labels[2].text().startswith("<0.1 mL"), w.ai.panel.volume_labels[2].text()

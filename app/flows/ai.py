@@ -240,10 +240,12 @@ class AIFlow(QObject):
         state = self.proposal.state
         self.run_action.setEnabled(self.ctx.session.volume is not None and state != "running")
         ready = state == "ready"
-        self.accept_action.setEnabled(ready)
+        # a reading that was not assessed proposes no finding: nothing to accept (Esc / Reject drop it)
+        assessed = bool(getattr(self.proposal.prediction, "assessed", True))
+        self.accept_action.setEnabled(ready and assessed)
         self.reject_action.setEnabled(ready)
         for lab, act in zip(FINDINGS, self.accept_only_actions):
-            act.setEnabled(ready and lab not in self.proposal.accepted_values)
+            act.setEnabled(ready and assessed and lab not in self.proposal.accepted_values)
         self.escape_claimed.emit(ready)  # Esc rejects the proposal: the stroke's Esc steps aside meanwhile
 
     def _preload(self) -> None:
@@ -409,6 +411,9 @@ class AIFlow(QObject):
         if self.proposal.state != "ready":
             return False
         prediction = self.proposal.prediction
+        if not bool(getattr(prediction, "assessed", True)):  # an empty proposal: accepting it would erase labels
+            self.panel.set_status("Not assessed: there is nothing to accept; the labels were not changed.")
+            return False
         editor = self.ctx.labels.editor
         if editor is None or editor.shape != prediction.labels.shape:
             return False
@@ -472,7 +477,7 @@ class AIFlow(QObject):
             return
         layer = self.ctx.labels.array
         z0, z1 = (0, layer.shape[0]) if bbox is None else (int(bbox[0]), int(bbox[1]))
-        self.proposal.update_counts(layer, z0, z1)
+        self.proposal.update_counts(layer, z0, z1, edited=True)
 
     def _on_numbers(self, quantification: Any) -> None:
         """The case's live numbers of the label layer (mL, % of lung) after acceptance."""

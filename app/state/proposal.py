@@ -60,6 +60,8 @@ class ProposalModel(QObject):
         self.prediction: Any = None
         self.quantification: Any = None
         self.rsna: Any = None
+        #: the label layer was edited after the proposal was accepted: the reading's RSNA category is the AI's
+        self.edited_since_accept = False
         self.notes: list[str] = []
         self.model_title = ""
         #: label values already accepted one by one (per-finding accept) while the rest waits
@@ -78,6 +80,7 @@ class ProposalModel(QObject):
         self.prediction = None
         self.quantification = None
         self.rsna = None
+        self.edited_since_accept = False
         self.notes = []
         self.model_title = model_title
         self.accepted_values = set()
@@ -147,10 +150,12 @@ class ProposalModel(QObject):
         return True
 
     def update_counts(self, layer: np.ndarray, z0: int = 0, z1: Optional[int] = None,
-                      quantification: Any = None) -> None:
-        """After acceptance: recount slices ``z0:z1`` of the edited label ``layer``."""
+                      quantification: Any = None, edited: bool = False) -> None:
+        """After acceptance: recount slices ``z0:z1`` of the edited label ``layer`` (``edited``: an edit of the
+        labels, not only new numbers)."""
         if self.state != "accepted" or layer.shape[0] != self.counts.shape[0]:
             return
+        self.edited_since_accept |= bool(edited)
         z1 = layer.shape[0] if z1 is None else z1
         if z1 > z0:
             self.counts[z0:z1] = finding_counts(layer[z0:z1])
@@ -166,6 +171,7 @@ class ProposalModel(QObject):
         self.prediction = None
         self.quantification = None
         self.rsna = None
+        self.edited_since_accept = False
         self.cleared.emit()
 
     # -- queries --------------------------------------------------------------

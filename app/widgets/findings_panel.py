@@ -140,7 +140,7 @@ class FindingsPanel(QWidget):
         for i, lab in enumerate(FINDINGS):
             key = FINDING_KEYS[lab]
             done = lab in p.accepted_values
-            self.accept_buttons[i].setEnabled(p.state == "ready" and not done)
+            self.accept_buttons[i].setEnabled(p.state == "ready" and assessed and not done)
             self.accept_buttons[i].setText("Accepted" if done or p.state == "accepted" else "Accept")
             if not p.active:
                 _set_bar(self.scan_bars[i], None)
@@ -160,8 +160,12 @@ class FindingsPanel(QWidget):
                 # the whole-scan value is estimated when the run ends, not a maximum of slices so far
                 _set_bar(self.scan_bars[i], None)
                 self.scan_bars[i].setFormat("after the run")
+            if not assessed:  # no volume either (the panel's sentence says so)
+                self.volume_labels[i].setText("not assessed")
+                self.jump_buttons[i].setEnabled(False)
+                continue
             n = int(p.counts[:, i].sum())
-            text = f"{n * self.voxel_ml:.1f} mL" if self.voxel_ml is not None else f"{n} vox"
+            text = _volume_text(n, self.voxel_ml)
             pct = q.findings[key].percent_of_lungs if q is not None else None
             if pct is not None:
                 text += f" · {pct:.1f} % of lung"
@@ -179,7 +183,8 @@ class FindingsPanel(QWidget):
         _set_bar(self.covid_bar, covid)
         if pred is not None and covid is None:
             self.covid_bar.setFormat("no COVID classifier installed" if assessed else "not assessed")
-        self.reading.setText(_reading_text(pred, p.rsna) if p.state in ("ready", "accepted") else "")
+        self.reading.setText(_reading_text(pred, p.rsna, p.edited_since_accept)
+                             if p.state in ("ready", "accepted") else "")
         self.notes.setText("\n".join(p.notes) if p.state in ("ready", "accepted") else "")
         self._refresh_slice()
 
@@ -194,17 +199,30 @@ class FindingsPanel(QWidget):
             _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done else None)
 
 
-def _reading_text(pred: Any, rsna: Any) -> str:
-    """The sentence above the bars: why the scan was not assessed, or the RSNA category."""
+def _volume_text(voxels: int, voxel_ml: Optional[float]) -> str:
+    """A finding's volume: mL (voxels without spacing); a finding too small to show at 0.1 mL reads "<0.1 mL",
+    not "0.0 mL"."""
+    if voxel_ml is None:
+        return f"{voxels} vox"
+    ml = voxels * voxel_ml
+    return "<0.1 mL" if 0 < ml < 0.05 else f"{ml:.1f} mL"
+
+
+def _reading_text(pred: Any, rsna: Any, edited: bool = False) -> str:
+    """The sentence above the bars: why the scan was not assessed, or the RSNA category (withheld once the
+    labels were edited after the AI's proposal was accepted: it described the AI's labels)."""
     if pred is None:
         return ""
     if not getattr(pred, "assessed", True):
-        reasons = "; ".join(getattr(pred, "not_assessed", []) or ["unknown reason"])
+        reasons = "; ".join(r.rstrip(".") for r in getattr(pred, "not_assessed", []) or ["unknown reason"])
         return f"Not assessed: {reasons}. No probabilities, volumes or severity are given for this scan."
     parts = []
     if not getattr(pred, "presence_calibrated", True):
         parts.append("Probabilities are not calibrated for this model (python -m engine calibrate).")
-    if rsna is not None:
+    if rsna is not None and edited:
+        parts.append("RSNA category: withheld here since the labels were edited after the AI reading (it "
+                     "described the AI's labels); the report derives it from the edited labels.")
+    elif rsna is not None:
         deciding = ", ".join(getattr(rsna, "deciding", [])[:4])
         parts.append(f"RSNA category: {rsna.category}" + (f" ({deciding})" if deciding else "") +
                      ". Derived from the segmented findings; nodules, cavitation and septal thickening are "
