@@ -162,7 +162,17 @@ class NoLungServer(RuleServer):
         return pred
 
 
-def _ai_flow(qtbot, tmp_path, monkeypatch, server):
+def chest() -> Volume:
+    """A chest-like HU volume: a body, two lungs over 8 slices, a -500 HU patch in the right one."""
+    arr = np.full((8, 128, 128), -1000, np.int16)
+    arr[:, 8:120, 8:120] = 40
+    arr[:, 24:104, 16:56] = -850
+    arr[:, 24:104, 72:112] = -850
+    arr[:, 40:60, 20:40] = -500
+    return Volume(arr, Geometry(arr.shape, (2.0, 1.0, 1.0)), source=None, format="phantom")
+
+
+def _ai_flow(qtbot, tmp_path, monkeypatch, server, scan=None):
     from PySide6.QtCore import QObject, Signal
 
     from app.flows.ai import AIFlow
@@ -179,7 +189,7 @@ def _ai_flow(qtbot, tmp_path, monkeypatch, server):
     shown = Shown()
     ai = AIFlow(ctx, views, shown.shown, make_predictor=lambda key, threads: server)
     ai._keep_alive = (shown, views)  # noqa: SLF001 - the signal's owner and the views live as long as the flow
-    OpenFlow(ctx, lambda _t: None).show_volume(volume())
+    OpenFlow(ctx, lambda _t: None).show_volume(scan if scan is not None else volume())
     qtbot.waitUntil(lambda: not ctx.runner.active, timeout=30000)
     with qtbot.waitSignal(ai.proposal_ready, timeout=30000):
         ai.run()
@@ -196,7 +206,8 @@ def test_a_scan_that_was_not_assessed_shows_why_and_no_numbers(qtbot, tmp_path, 
 
 
 def test_an_assessed_reading_shows_the_rsna_category_and_calibrated_bars(qtbot, tmp_path, monkeypatch):
-    ctx, ai = _ai_flow(qtbot, tmp_path, monkeypatch, RuleServer())
+    ctx, ai = _ai_flow(qtbot, tmp_path, monkeypatch, RuleServer(), scan=chest())
+    assert ctx.case.lungs is not None and ctx.case.lungs.extents["right"] == (0, 7)
     panel = ai.panel
     rsna = ai.proposal.rsna
     assert rsna is not None and rsna.category in ("typical", "indeterminate", "atypical", "negative")
@@ -207,3 +218,11 @@ def test_an_assessed_reading_shows_the_rsna_category_and_calibrated_bars(qtbot, 
     z = int(np.flatnonzero(ai.proposal.slice_probabilities[:, 0] > 0.5)[0])
     ctx.session.set_cursor(z, 20, 20)
     assert panel.slice_bars[0].value() == 100  # the slice bars (calibrated on slices) stay
+
+
+def test_without_lungs_there_is_no_rsna_category(qtbot, tmp_path, monkeypatch):
+    """The RSNA category reads the findings' distribution over the lungs' zones: where no lungs were found it
+    is not given (it used to read 'indeterminate' on such a scan), and the panel says no category."""
+    ctx, ai = _ai_flow(qtbot, tmp_path, monkeypatch, RuleServer())
+    assert ctx.case.lungs is None and ai.proposal.rsna is None
+    assert "RSNA category" not in ai.panel.reading.text()

@@ -181,3 +181,38 @@ def test_whole_scan_probabilities_are_withheld_until_validated(ph, lungs, tmp_pa
     doc = json.loads(write_report(tmp_path / "s.json", ph.volume, ph.labels, lungs, findings_doc=findings).read_text())
     assert doc["finding_probabilities"] == {"ggo": 0.92}
 
+
+
+def test_a_scan_without_lungs_reports_no_lung_volume_and_no_category(tmp_path):
+    """No lungs found: the report gives no RSNA category and no severity, the CSV has no lung rows of 0 voxels,
+    and the PDF says the lung volume is n/a (it printed 'left 0.0 mL, right 0.0 mL')."""
+    from engine.types import Geometry, Volume
+
+    arr = np.full((6, 64, 64), 40, np.int16)  # soft tissue only: no air, no lung
+    vol = Volume(arr, Geometry(arr.shape, (2.0, 0.8, 0.8)), source=None, format="phantom")
+    labels = np.zeros(arr.shape, np.uint8)
+    labels[2:4, 20:30, 20:30] = 2
+    doc = json.loads(write_report(tmp_path / "r.json", vol, labels).read_text())
+    assert "rsna_category" not in doc and doc["numbers"]["severity"] == [] and not doc["numbers"]["has_lungs"]
+    assert any("No lungs were found" in n for n in doc["notes"])
+    rows = write_report(tmp_path / "r.csv", vol, labels).read_text()
+    assert ",lung," not in rows and "consolidation" in rows
+    text = _pdf_strings(write_report(tmp_path / "r.pdf", vol, labels))
+    assert "Lung volume: n/a (no lungs were found)" in text and "left 0.0 mL" not in text
+
+
+def _pdf_strings(pdf) -> str:
+    """The text drawn by a reportlab PDF: its ASCII85 + Flate content streams, decoded (no PDF reader needed)."""
+    import base64
+    import re
+    import zlib
+
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)endstream", pdf.read_bytes(), re.S):
+        raw = m.group(1).strip()
+        try:
+            raw = base64.a85decode(raw[:-2] if raw.endswith(b"~>") else raw)
+            out.append(zlib.decompress(raw).decode("latin-1").replace("\\(", "(").replace("\\)", ")"))
+        except (ValueError, zlib.error):
+            continue
+    return "".join(out)

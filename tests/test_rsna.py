@@ -74,3 +74,39 @@ def test_categories_from_built_distributions(case):
         specks[z, ys[0]:ys[0] + 2, xs[0]:xs[0] + 2] = CONSOLIDATION
     r = rsna_category(specks, lungs, g)
     assert r.category == "negative" and "under 0.5 %" in r.deciding[0]
+
+
+def test_no_zones_no_category_and_no_severity():
+    """Severity and the RSNA category rate the upper, middle and lower zone of each lung. A single slice (one
+    zone per lung), a lung not found, or no lungs at all have no such zones: both are withheld (a single slice
+    scored 4 of its 6 zones as clear and got a category), with the reason."""
+    from engine.anatomy import LungMasks
+    from engine.quantification.numbers import quantify
+    from engine.quantification.rsna import rsna_or_none, zones_missing
+    from engine.types import Geometry
+
+    def case(nz, both=True):
+        g = Geometry((nz, 64, 64), spacing=(2.0, 1.0, 1.0))
+        right = np.zeros(g.shape, bool)
+        left = np.zeros(g.shape, bool)
+        right[:, 10:50, 5:28] = True
+        if both:
+            left[:, 10:50, 36:59] = True
+        labels = np.zeros(g.shape, np.uint8)
+        labels[:, 20:40, 8:20] = 1  # GGO in the right lung on every slice
+        return labels, LungMasks.from_masks(left, right, g), g
+
+    labels, lungs, g = case(1)
+    assert zones_missing(lungs) == ("the right lung spans 1 slice(s) and the left lung spans 1 slice(s): zones "
+                                    "need each lung over at least 3 slices (upper, middle and lower)")
+    assert rsna_or_none(labels, lungs, g) is None and quantify(labels, g, lungs).severity == []
+    labels, lungs, g = case(9, both=False)
+    assert zones_missing(lungs).startswith("the left lung was not found")
+    assert rsna_or_none(labels, lungs, g) is None and quantify(labels, g, lungs).severity == []
+    assert zones_missing(None) == "no lungs were found" and rsna_or_none(labels, None, g) is None
+    labels, lungs, g = case(9)
+    assert zones_missing(lungs) is None
+    category = rsna_or_none(labels, lungs, g)
+    severity = quantify(labels, g, lungs).severity
+    assert category is not None and category.category in ("typical", "indeterminate", "atypical", "negative")
+    assert severity and severity[0].total > 0

@@ -69,6 +69,9 @@ class NumbersPanel(QWidget):
             return
         unit = (lambda k: f"{q.lungs[k]['ml']:.0f} mL") if q.spacing_known else (lambda k: f"{q.lungs[k]['voxels']} vx")
         self.lungs.setText(f"Lungs: left {unit('left')}, right {unit('right')}")
+        if not q.severity:  # a lung zone holds no lung: a single slice, a thin stack, one lung not found
+            self.severity.setText("Severity: not given (it rates six lung zones; this scan does not show them all)")
+            return
         pan = q.severity[0]
         self.severity.setText(f"Severity (Pan, 6 zones): {pan.total} / {pan.maximum}")
 

@@ -161,9 +161,9 @@ def iter_read(volume: Volume, predictor: SlicePredictor, *, lungs: Optional[Any]
         found, notes = reading_lungs(volume, prediction, lungs, cancel)
     quantification = quantify(prediction.labels, volume.geometry, found, hu=volume.array if volume.is_hu else None,
                               cancel=cancel)
-    from ..quantification.rsna import rsna_category
+    from ..quantification.rsna import rsna_or_none
 
-    rsna = rsna_category(prediction.labels, found, volume.geometry)
+    rsna = rsna_or_none(prediction.labels, found, volume.geometry)  # None: no zones (no lungs, a single slice)
     report(1.0, "Done")
     return Reading(prediction, quantification, notes, found, rsna)
 

@@ -98,7 +98,7 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
     ``quantification`` (from :func:`quantify_prediction`) supplies mL and % of lung;
     without it, mL are voxel counts times the voxel volume and % of lung is ``None``.
     """
-    from ..quantification.rsna import rsna_category
+    from ..quantification.rsna import rsna_or_none
 
     geom = prediction.geometry
     voxel_ml = geom.voxel_volume_ml
@@ -127,7 +127,8 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
         }
     seg = prediction.segmented
     lungs = prediction.lungs
-    rsna = rsna_category(prediction.labels, lungs, geom).to_dict() if assessed else None
+    category = rsna_or_none(prediction.labels, lungs, geom) if assessed else None  # None: no zones to read
+    rsna = category.to_dict() if category is not None else None
     covid = None
     if assessed and prediction.covid_probability is not None:
         covid = {"probability": round(float(prediction.covid_probability), 4), "caveat": COVID_CAVEAT,
@@ -142,7 +143,7 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
         "findings": findings,
         "involvement_percent_of_lung": (round(float(total.percent_of_lungs), 3)
                                         if total is not None and total.percent_of_lungs is not None else None),
-        "severity": ([sv.to_dict() for sv in q.severity] if q is not None and q.has_lungs else None),
+        "severity": ([sv.to_dict() for sv in q.severity] if q is not None and q.severity else None),
         "rsna_category": rsna,
         "rules": rules_document(prediction) if assessed else {},
         # regions the solid_nodule rule took out of the consolidation: not pneumonia, not assessed, to review

@@ -75,7 +75,8 @@ class Quantification:
     lungs
         ``"left"``, ``"right"``, ``"both"`` and each zone name -> ``{"voxels", "ml"}``.
     severity
-        Zone-based severity scores (:mod:`.severity`); empty without lung masks.
+        Zone-based severity scores (:mod:`.severity`); empty without lung masks, or when a lung zone holds
+        no lung (a single slice, a thin stack, one lung not found: the scores rate six zones).
     spacing_known
         False when mL values are unknown (``None``).
     """
@@ -211,7 +212,8 @@ def _result(tally: _Tally, geometry: Geometry, has_lungs: bool) -> Quantificatio
                 for v in (GGO, CONSOLIDATION, EFFUSION)}
     findings["total"] = stats("total", "Total involvement (GGO + consolidation)", (GGO, CONSOLIDATION))
     severity: list[SeverityScore] = []
-    if has_lungs:
+    # severity rates six zones: without lung in one (a single slice, a lung not found) it is not given
+    if has_lungs and all(lung_zone[z] > 0 for z in ZONES):
         zp = {z: findings["total"].zones[z]["percent"] or 0.0 for z in ZONES}
         severity = severity_scores(zp, ZONES)
     return Quantification(findings=findings, lungs=lungs, severity=severity, spacing_known=known,

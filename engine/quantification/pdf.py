@@ -121,8 +121,12 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
     lung = n["lungs"]
     lv = (lambda k: _f(lung[k]["ml"]) + " mL") if known else (lambda k: f"{lung[k]['voxels']} voxels")
     story.append(Spacer(1, 3))
-    story.append(Paragraph(f"Lung volume: left {lv('left')}, right {lv('right')}, both {lv('both')}"
-                           + (f" (lung masks: {doc['lungs']['method']})" if doc["lungs"]["method"] else ""), body))
+    if n["has_lungs"]:
+        story.append(Paragraph(f"Lung volume: left {lv('left')}, right {lv('right')}, both {lv('both')}"
+                               + (f" (lung masks: {doc['lungs']['method']})" if doc["lungs"]["method"] else ""),
+                               body))
+    else:  # no lung masks: a volume of 0 mL would be a number, not an absence
+        story.append(Paragraph("Lung volume: n/a (no lungs were found)", body))
     story.append(Paragraph("Effusion lies outside the lung: its % is relative to the lung volume. "
                            "Findings outside the lung masks count as lung; effusion never does.", small))
 

@@ -131,9 +131,13 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
         doc["notes"].insert(0, "Not assessed by the AI: " + "; ".join(doc["assessment"]["reasons"] or ["no reason"])
                             + ". No probabilities, severity score or RSNA category are given.")
     elif labels is not None:
-        from .rsna import rsna_category
+        from .rsna import rsna_or_none, zones_missing
 
-        doc["rsna_category"] = rsna_category(labels, lungs, g).to_dict()
+        category = rsna_or_none(labels, lungs, g)
+        if category is not None:
+            doc["rsna_category"] = category.to_dict()
+        elif lungs is not None:  # without lungs the note below says so
+            doc["notes"].append(f"No RSNA category or severity score: {zones_missing(lungs)}.")
     if findings_doc:
         if assessed and findings_doc.get("scan_probabilities_validated", True):
             doc["finding_probabilities"] = {k: v.get("probability")
@@ -171,7 +175,7 @@ def csv_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"quantity": key, "region": zone, "voxels": z["voxels"], "volume_ml": z["ml"],
                          "percent_of_lung": z["percent"], "hu_mean": None, "hu_p10": None, "hu_p50": None,
                          "hu_p90": None, "score": None})
-    for region, v in n["lungs"].items():
+    for region, v in (n["lungs"].items() if n["has_lungs"] else ()):  # no lung masks: no rows of 0
         rows.append({"quantity": "lung", "region": region, "voxels": v["voxels"], "volume_ml": v["ml"],
                      "percent_of_lung": None, "hu_mean": None, "hu_p10": None, "hu_p50": None, "hu_p90": None,
                      "score": None})

@@ -179,3 +179,33 @@ def rsna_category(labels: np.ndarray, lungs: Optional[LungMasks], geometry: Geom
             deciding.append("pleural effusion (points away from COVID-19)")
         deciding.append("GGO with consolidation" if ggo and con else ("GGO" if ggo else "consolidation"))
     return RsnaCategory("indeterminate", deciding, feats)
+
+
+#: fewest slices a lung must span for its upper, middle and lower zones (severity, RSNA zone features)
+MIN_ZONE_SLICES = 3
+
+
+def zones_missing(lungs: Optional[LungMasks]) -> Optional[str]:
+    """Why the zone-based scores (severity, the RSNA category's zonal features) cannot be given, or ``None``.
+
+    They rate the upper, middle and lower zone of each lung: without lungs, or with a lung that spans fewer
+    than :data:`MIN_ZONE_SLICES` slices (a single slice, a thin stack, a lung not found), a score would rate
+    zones that are not there (a single slice scored 4 of its 6 zones as clear).
+    """
+    if lungs is None:
+        return "no lungs were found"
+    short = []
+    for side in ("right", "left"):
+        ext = lungs.extents.get(side)
+        span = 0 if ext is None else ext[1] - ext[0] + 1
+        if span < MIN_ZONE_SLICES:
+            short.append(f"the {side} lung {'was not found' if span == 0 else f'spans {span} slice(s)'}")
+    if not short:
+        return None
+    return (" and ".join(short) + f": zones need each lung over at least {MIN_ZONE_SLICES} slices (upper, middle "
+            "and lower)")
+
+
+def rsna_or_none(labels: np.ndarray, lungs: Optional[LungMasks], geometry: Geometry) -> Optional[RsnaCategory]:
+    """:func:`rsna_category`, or ``None`` when :func:`zones_missing` says the zones it reads are not there."""
+    return None if zones_missing(lungs) else rsna_category(labels, lungs, geometry)
