@@ -226,3 +226,11 @@ def test_without_lungs_there_is_no_rsna_category(qtbot, tmp_path, monkeypatch):
     ctx, ai = _ai_flow(qtbot, tmp_path, monkeypatch, RuleServer())
     assert ctx.case.lungs is None and ai.proposal.rsna is None
     assert "RSNA category" not in ai.panel.reading.text()
+
+
+def test_the_numbers_panel_never_rounds_a_finding_that_is_there_to_zero():
+    from app.widgets.numbers_panel import _num
+
+    assert _num(0.004, 1, 3) == "<0.1" and _num(0.049, 1, 1) == "<0.1"
+    assert _num(0.0, 1, 0) == "0.0" and _num(0.06, 1, 5) == "0.1" and _num(12.34, 1, 900) == "12.3"
+    assert _num(None, 1, 4) == "n/a"

@@ -216,3 +216,24 @@ def _pdf_strings(pdf) -> str:
         except (ValueError, zlib.error):
             continue
     return "".join(out)
+
+
+def test_a_tiny_finding_reads_under_a_tenth_not_zero(tmp_path):
+    """A finding of a few voxels (under 0.05 mL, under 0.05 % of the lung) is there: the PDF says "<0.1", not
+    "0.0" (a number that reads as "none")."""
+    from engine.anatomy import LungMasks
+    from engine.types import Geometry, Volume
+
+    arr = np.full((9, 64, 64), 40, np.int16)
+    arr[:, 10:50, 5:28] = -850
+    arr[:, 10:50, 36:59] = -850
+    g = Geometry(arr.shape, (2.0, 0.8, 0.8))
+    vol = Volume(arr, g, source=None, format="phantom")
+    right = arr == -850
+    right[:, :, 32:] = False
+    left = (arr == -850) & ~right
+    labels = np.zeros(arr.shape, np.uint8)
+    labels[4, 20, 10:13] = 1  # 3 voxels of GGO: 0.004 mL
+    text = _pdf_strings(write_report(tmp_path / "r.pdf", vol, labels, LungMasks.from_masks(left, right, g)))
+    ggo_row = text[text.index("Ground-glass opacity"):][:400]
+    assert "<0.1" in ggo_row and "0.0 " not in ggo_row.split("Consolidation")[0], ggo_row

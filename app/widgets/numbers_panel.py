@@ -57,8 +57,9 @@ class NumbersPanel(QWidget):
                 values = ["", "", "", ""]
             else:
                 f = q.findings[key]
-                values = [_num(f.ml, 1) if q.spacing_known else f"{f.voxels} vx", _num(f.percent_of_lungs, 1),
-                          _num(f.percent_left, 1), _num(f.percent_right, 1)]
+                values = [_num(f.ml, 1, f.voxels) if q.spacing_known else f"{f.voxels} vx",
+                          _num(f.percent_of_lungs, 1, f.voxels), _num(f.percent_left, 1, f.voxels_left),
+                          _num(f.percent_right, 1, f.voxels_right)]
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -76,5 +77,10 @@ class NumbersPanel(QWidget):
         self.severity.setText(f"Severity (Pan, 6 zones): {pan.total} / {pan.maximum}")
 
 
-def _num(v: Optional[float], digits: int) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
+def _num(v: Optional[float], digits: int, voxels: int = 0) -> str:
+    """``v`` rounded; "<0.1" (at one digit) for a finding that is there (``voxels``) but rounds to zero."""
+    if v is None:
+        return "n/a"
+    if voxels and 0 <= v < 0.5 * 10 ** -digits:
+        return f"<{10 ** -digits:g}"
+    return f"{v:.{digits}f}"

@@ -35,6 +35,11 @@ def _f(v: Optional[float], digits: int = 1) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _pct(v: Optional[float], voxels: int) -> str:
+    """A percentage with one decimal; "<0.1" for a finding that is there but rounds to 0.0."""
+    return "<0.1" if v is not None and voxels and v < 0.05 else _f(v)
+
+
 def _field_text(key: str, value: Any) -> str:
     """DICOM-style values made readable: 'DOE^JANE' -> 'DOE JANE', '077Y' -> '77 years'."""
     text = str(value)
@@ -112,11 +117,13 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
     rows = [["Finding", ml_head, "% both lungs", "% left", "% right", "Mean HU", "HU p10 / p50 / p90"]]
     for key in ("ggo", "consolidation", "effusion", "total"):
         f = n["findings"][key]
-        vol = _f(f["ml"]) if known else str(f["voxels"])
+        # no "0.0" for a finding that is there
+        vol = (_f(f["ml"]) if not 0 < f["ml"] < 0.05 else "<0.1") if known else str(f["voxels"])
         hu = (f"{_f(f['hu_p10'], 0)} / {_f(f['hu_p50'], 0)} / {_f(f['hu_p90'], 0)}"
               if f["hu_mean"] is not None else "n/a")
-        rows.append([Paragraph(_swatch(key) + f["name"], cell), vol, _f(f["percent_of_lungs"]),
-                     _f(f["percent_left"]), _f(f["percent_right"]), _f(f["hu_mean"], 0), hu])
+        rows.append([Paragraph(_swatch(key) + f["name"], cell), vol, _pct(f["percent_of_lungs"], f["voxels"]),
+                     _pct(f["percent_left"], f["voxels_left"]), _pct(f["percent_right"], f["voxels_right"]),
+                     _f(f["hu_mean"], 0), hu])
     story.append(_table(rows, [50 * mm, 21 * mm, 22 * mm, 15 * mm, 16 * mm, 17 * mm, 33 * mm]))
     lung = n["lungs"]
     lv = (lambda k: _f(lung[k]["ml"]) + " mL") if known else (lambda k: f"{lung[k]['voxels']} voxels")
