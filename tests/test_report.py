@@ -237,3 +237,22 @@ def test_a_tiny_finding_reads_under_a_tenth_not_zero(tmp_path):
     text = _pdf_strings(write_report(tmp_path / "r.pdf", vol, labels, LungMasks.from_masks(left, right, g)))
     ggo_row = text[text.index("Ground-glass opacity"):][:400]
     assert "<0.1" in ggo_row and "0.0 " not in ggo_row.split("Consolidation")[0], ggo_row
+
+
+def test_values_that_may_not_be_hu_are_not_reported_as_hu(tmp_path):
+    """A volume whose reader doubted the HU scale (no air): the report says its HU figures are not valid, and an
+    ROI's mean reads "HU?"."""
+    from app.state.measurements import Measurements
+    from engine.display import RegionStats
+    from engine.types import Geometry, Volume
+
+    arr = np.full((6, 64, 64), 1040, np.int16)
+    g = Geometry(arr.shape, (2.0, 0.8, 0.8))
+    vol = Volume(arr, g, source=None, format="dicom", meta={"hu_scale_doubtful": True})
+    labels = np.zeros(arr.shape, np.uint8)
+    doc = json.loads(write_report(tmp_path / "r.json", vol, labels).read_text())
+    assert doc["scan"]["hu_doubtful"] is True
+    assert "may not be HU" in _pdf_strings(write_report(tmp_path / "r.pdf", vol, labels))
+    stats = RegionStats(pixels=10, mean=1040.0, sd=0.0, minimum=1040.0, maximum=1040.0, area=6.4)
+    assert Measurements.stats_text(stats, True, True, doubtful=True).startswith("mean 1040.0 HU?")
+    assert Measurements.stats_text(stats, True, True).startswith("mean 1040.0 HU ")

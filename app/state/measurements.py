@@ -104,7 +104,8 @@ class Measurements(QObject):
             shape = display_shape(volume.shape, plane)
             mask = ellipse_mask(shape, p0, p1) if kind == "ellipse" else polygon_mask_2d(shape, np.asarray(points))
             stats = region_stats(image, mask, spacing)
-            text = self.stats_text(stats, volume.is_hu, known)
+            text = self.stats_text(stats, volume.is_hu, known,
+                                   doubtful=bool((volume.meta or {}).get("hu_scale_doubtful")))
         m = Measurement(kind, plane, int(index), tuple(p0), tuple(p1), length, stats, text,  # type: ignore[arg-type]
                         tuple((float(r), float(c)) for r, c in points))
         self._items[(plane, kind)] = m
@@ -112,11 +113,11 @@ class Measurements(QObject):
         return m
 
     @staticmethod
-    def stats_text(stats: Optional[RegionStats], is_hu: bool, spacing_known: bool) -> str:
-        """``mean 35.2 HU  SD 12.1`` and the area on a second line."""
+    def stats_text(stats: Optional[RegionStats], is_hu: bool, spacing_known: bool, doubtful: bool = False) -> str:
+        """``mean 35.2 HU  SD 12.1`` and the area on a second line (``HU?`` when the reader doubted the scale)."""
         if stats is None:
             return "empty"
-        unit = "HU" if is_hu else "grey"
+        unit = ("HU?" if doubtful else "HU") if is_hu else "grey"
         area = f"{stats.area:.1f} mm²" if spacing_known else f"{stats.pixels} px"
         return f"mean {stats.mean:.1f} {unit}  SD {stats.sd:.1f}\narea {area}"
 

@@ -98,7 +98,9 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
     scan = doc["scan"]
     sp = ", ".join(f"{s:.3g}" for s in scan["spacing_mm"]) + (" mm" if scan["spacing_known"] else " (unknown)")
     fields += [["Grid (z, y, x)", " x ".join(str(s) for s in scan["shape"])], ["Spacing (z, y, x)", sp],
-               ["Intensities", "Hounsfield units" if scan["is_hu"] else "8-bit image (no HU)"]]
+               ["Intensities", ("may not be HU (no air in the image): HU figures not valid"
+                                if scan.get("hu_doubtful") else "Hounsfield units")
+                if scan["is_hu"] else "8-bit image (no HU)"]]
     half = (len(fields) + 1) // 2
     left, right = fields[:half], fields[half:] + [["", ""]] * (2 * half - len(fields))
     rows = [[a[0], Paragraph(a[1], cell), b[0], Paragraph(b[1], cell)] for a, b in zip(left, right)]

@@ -105,7 +105,9 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
         "patient": patient_fields(volume, anonymize),
         "scan": {"path": None if anonymize else volume.source, "format": volume.format,
                  "shape": list(volume.shape), "spacing_mm": list(g.spacing), "spacing_known": g.spacing_known,
-                 "is_hu": bool(volume.is_hu), "orientation": g.orientation_code()},
+                 "is_hu": bool(volume.is_hu), "orientation": g.orientation_code(),
+                 # the reader doubted the HU scale (no air in the image): HU figures are not valid
+                 "hu_doubtful": bool(volume.is_hu and (volume.meta or {}).get("hu_scale_doubtful"))},
         "labels": {"source": None if anonymize else labels_source, "edited_by_person": bool(edited_by_person)},
         "lungs": {"method": lungs.method if lungs is not None else None,
                   "warnings": list(lungs.warnings) if lungs is not None else []},
