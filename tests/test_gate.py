@@ -466,3 +466,26 @@ def test_device_gate_on_torch_cpu_equals_the_numpy_gate_with_and_without_kept_di
     import engine.inference.gate_torch as gt
     monkeypatch.setattr(gt, "_distance_masks_t", None)  # not called: a call would raise
     _same_gate(lung_gate_torch(phantom.volume, labels, fresh, device="cpu"), ref)
+
+
+@pytest.mark.shared_data
+def test_the_app_way_reads_an_8bit_stack_as_predict_does(shared_data):
+    """The app hands Run AI the rules' lungs it found when the scan opened; on 8-bit lung-window images the
+    reading unites them with the lung model, as `engine predict` does when it finds the lungs itself. The
+    two readings are the same bytes (before, the app's skipped the model: other lungs, other labels), and the
+    caller's lungs are not changed."""
+    from engine import io
+    from engine.anatomy import lung_masks
+    from engine.inference import Predictor
+
+    v = io.load(shared_data / "radiopaedia_covid_stacks" / "case_74724")  # 45 slices (a part finds no lungs)
+    p = Predictor(device="cpu", findings_model=False, keep_probabilities=False)
+    own = p.predict(v)
+    given = lung_masks(v)
+    before = given.label_map()
+    app = p.predict(v, lungs=given)
+    assert own.lungs.method == app.lungs.method == "model+intensity-rules"
+    assert np.array_equal(own.labels, app.labels) and np.array_equal(own.lungs.label_map(), app.lungs.label_map())
+    assert np.array_equal(own.slice_probabilities, app.slice_probabilities)
+    assert np.array_equal(given.label_map(), before) and given.method == "intensity-rules"
+    assert (own.labels > 0).sum() > 1000  # a real reading was compared

@@ -455,6 +455,18 @@ def lung_masks(volume: Volume, progress: Optional[ProgressCallback] = None,
     return lungs
 
 
+def unite_lung_model(lungs: LungMasks, model_mask: np.ndarray, volume: Volume) -> LungMasks:
+    """The lungs :func:`lung_masks` gives with ``model_mask``, from the rules' lungs already found (``lungs``,
+    :func:`lung_masks` of the same ``volume`` without it): the same masks, without searching again. New arrays;
+    ``lungs`` is not changed."""
+    left, right, method = _with_model(model_mask, lungs.left, lungs.right, volume.array, volume.geometry,
+                                      volume.is_hu)
+    left, right = np.ascontiguousarray(left, dtype=bool), np.ascontiguousarray(right, dtype=bool)
+    for k in z_slabs(right.shape):  # the left lung wins where masks overlap (as in lung_masks)
+        right[k] &= ~left[k]
+    return LungMasks._own(left, right, volume.geometry, method, lungs.warnings)
+
+
 def _add_fragments(parts: list[np.ndarray], lab: np.ndarray, sizes: np.ndarray, big: list[int]) -> None:
     """Add the smaller air components to the lung on their side (in place).
 

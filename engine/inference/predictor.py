@@ -49,7 +49,7 @@ from typing import Callable, Generator, Optional, Sequence
 import numpy as np
 import torch
 
-from ..anatomy.lungs import LungMasks, lung_masks, narrow_window
+from ..anatomy.lungs import LungMasks, lung_masks, narrow_window, unite_lung_model
 from ..errors import DataError, ModelError
 from ..labels import FINDING_KEYS, FINDINGS
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
@@ -358,14 +358,17 @@ class Predictor:
             presence, presence_note = load_presence(seg.name, seg.sha256)
         if presence_note:
             notes.append(presence_note)
-        if self.lung_gate and lung is not None and lungs is not None and not given_lungs:
+        if self.lung_gate and lung is not None and lungs is not None:
             # 8-bit images: the rules united with the lung model measure best (docs/MODELS.md)
             # only on slices where the rules found lung: the model also marks gas in the abdomen
             has_lung = lungs.lung.any(axis=(1, 2))
-            try:
-                lungs = lung_masks(volume, cancel=cancel, model_mask=lung & has_lung[:, None, None])
-            except DataError:
-                pass
+            if given_lungs:  # the caller's rules lungs (the app's, found at open): united the same way, as copies
+                lungs, given_lungs = unite_lung_model(lungs, lung & has_lung[:, None, None], volume), False
+            else:
+                try:
+                    lungs = lung_masks(volume, cancel=cancel, model_mask=lung & has_lung[:, None, None])
+                except DataError:
+                    pass
         if self.lung_gate:
             report(0.91, "Keeping findings where anatomy allows them")
             t_gate = time.perf_counter()
