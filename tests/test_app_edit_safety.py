@@ -445,3 +445,20 @@ def test_the_rsna_category_is_withheld_on_screen_once_the_labels_are_edited(wind
     n = int(w.labels.array[w.labels.array == EFFUSION].size)
     assert 0 < n * w.session.volume.geometry.voxel_volume_ml < 0.05
     assert w.ai.panel.volume_labels[2].text().startswith("<0.1 mL"), w.ai.panel.volume_labels[2].text()
+
+
+def test_a_slice_edited_after_the_accept_shows_no_ai_bars(window, qtbot):
+    """The per-slice bars are the AI's probabilities of its own labels; on a slice a person edits after the
+    accept they read "edited" instead (a 90 % GGO bar stayed over an erased slice); other slices keep them."""
+    w = window
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    assert w.ai.accept()
+    bars = w.ai.panel.slice_bars
+    assert w.session.cursor[0] == 6 and bars[0].text() == "90 %"
+    paint(w, qtbot, EFFUSION, [(6, 80, 80), (6, 80, 84)])
+    qtbot.waitUntil(lambda: bars[0].text() == "edited", timeout=10000)
+    assert all(b.text() == "edited" for b in bars)
+    w.session.set_cursor(3, 48, 48)
+    qtbot.waitUntil(lambda: bars[0].text() == "90 %", timeout=10000)

@@ -62,6 +62,8 @@ class ProposalModel(QObject):
         self.rsna: Any = None
         #: the label layer was edited after the proposal was accepted: the reading's RSNA category is the AI's
         self.edited_since_accept = False
+        #: per-slice finding counts when the proposal was accepted (what its probabilities describe)
+        self.accepted_counts: Optional[np.ndarray] = None
         self.notes: list[str] = []
         self.model_title = ""
         #: label values already accepted one by one (per-finding accept) while the rest waits
@@ -81,6 +83,7 @@ class ProposalModel(QObject):
         self.quantification = None
         self.rsna = None
         self.edited_since_accept = False
+        self.accepted_counts = None
         self.notes = []
         self.model_title = model_title
         self.accepted_values = set()
@@ -146,8 +149,16 @@ class ProposalModel(QObject):
         self.run_id += 1
         self.state = "accepted"
         self.labels = None
+        self.accepted_counts = self.counts.copy()  # per slice: what the AI's probabilities describe
         self.accepted.emit()
         return True
+
+    def slice_edited(self, z: int) -> bool:
+        """After acceptance: whether slice ``z``'s findings differ from the accepted reading's (a person
+        edited them), so the AI's per-slice probability no longer describes what is drawn there."""
+        ref = self.accepted_counts
+        return (self.state == "accepted" and ref is not None and 0 <= z < ref.shape[0]
+                and ref.shape == self.counts.shape and bool((ref[z] != self.counts[z]).any()))
 
     def update_counts(self, layer: np.ndarray, z0: int = 0, z1: Optional[int] = None,
                       quantification: Any = None, edited: bool = False) -> None:

@@ -195,8 +195,11 @@ class FindingsPanel(QWidget):
         done = p.active and 0 <= z < p.processed.size and bool(p.processed[z])
         if pred is not None and not getattr(pred, "assessed", True):
             done = False  # no per-slice probability either
+        edited = done and p.slice_edited(z)  # the AI's bars described labels a person has since changed
         for i in range(len(FINDINGS)):
-            _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done else None)
+            _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done and not edited else None)
+            if edited:
+                self.slice_bars[i].setFormat("edited")
 
 
 def _volume_text(voxels: int, voxel_ml: Optional[float]) -> str:
