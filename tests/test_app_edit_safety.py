@@ -445,6 +445,9 @@ def test_the_rsna_category_is_withheld_on_screen_once_the_labels_are_edited(wind
     n = int(w.labels.array[w.labels.array == EFFUSION].size)
     assert 0 < n * w.session.volume.geometry.voxel_volume_ml < 0.05
     assert w.ai.panel.volume_labels[2].text().startswith("<0.1 mL"), w.ai.panel.volume_labels[2].text()
+    # and its share of the lung reads "<0.1 %", not "0.0 %"
+    qtbot.waitUntil(lambda: "% of lung" in w.ai.panel.volume_labels[2].text(), timeout=10000)
+    assert w.ai.panel.volume_labels[2].text() == "<0.1 mL · <0.1 % of lung", w.ai.panel.volume_labels[2].text()
 
 
 def test_a_slice_edited_after_the_accept_shows_no_ai_bars(window, qtbot):

@@ -228,9 +228,12 @@ def test_without_lungs_there_is_no_rsna_category(qtbot, tmp_path, monkeypatch):
     assert "RSNA category" not in ai.panel.reading.text()
 
 
-def test_the_numbers_panel_never_rounds_a_finding_that_is_there_to_zero():
-    from app.widgets.numbers_panel import _num
+def test_no_number_on_screen_rounds_a_finding_that_is_there_to_zero():
+    """One formatter for the panels and the PDF (there were four): "<0.1", never "0.0", for a finding present."""
+    from app.widgets.findings_panel import _volume_text
+    from engine.quantification.numbers import shown
 
-    assert _num(0.004, 1, 3) == "<0.1" and _num(0.049, 1, 1) == "<0.1"
-    assert _num(0.0, 1, 0) == "0.0" and _num(0.06, 1, 5) == "0.1" and _num(12.34, 1, 900) == "12.3"
-    assert _num(None, 1, 4) == "n/a"
+    assert shown(0.004, 3) == "<0.1" and shown(0.049, 1) == "<0.1" and shown(0.004, 3, digits=2) == "<0.01"
+    assert shown(0.0, 0) == "0.0" and shown(0.06, 5) == "0.1" and shown(12.34, 900) == "12.3"
+    assert shown(None, 4) == "n/a"
+    assert _volume_text(2, 0.01) == "<0.1 mL" and _volume_text(0, 0.01) == "0.0 mL" and _volume_text(7, None) == "7 vox"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 
@@ -234,9 +235,14 @@ def test_a_tiny_finding_reads_under_a_tenth_not_zero(tmp_path):
     left = (arr == -850) & ~right
     labels = np.zeros(arr.shape, np.uint8)
     labels[4, 20, 10:13] = 1  # 3 voxels of GGO: 0.004 mL
+    labels[4, 20, 40] = 2  # 1 voxel of consolidation in the left middle zone: 0.04 % of it
     text = _pdf_strings(write_report(tmp_path / "r.pdf", vol, labels, LungMasks.from_masks(left, right, g)))
     ggo_row = text[text.index("Ground-glass opacity"):][:400]
     assert "<0.1" in ggo_row and "0.0 " not in ggo_row.split("Consolidation")[0], ggo_row
+    # the zone table too: % GGO, % consolidation, % involved of the left middle zone
+    cells = re.findall(r"\(([^()]*)\) Tj", text[text.index("Zones and severity"):])
+    row = cells[cells.index("Left middle") + 1:][:4]
+    assert row == ["3.5", "0.0", "<0.1", "<0.1"], row
 
 
 def test_values_that_may_not_be_hu_are_not_reported_as_hu(tmp_path):

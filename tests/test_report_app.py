@@ -126,3 +126,26 @@ def test_edits_during_the_initial_count_are_replayed(ready, qtbot):
     full = quantify(w.labels.array, vol.geometry, rep.lungs, vol.array)
     assert rep.result.to_dict() == full.to_dict()
     assert rep.result.findings["ggo"].voxels == 200
+
+
+def test_numbers_without_spacing_are_headed_voxels(qtbot):
+    """A stack without spacing (PNG/JPG) has voxel counts, not mL: the column header said "mL" above them."""
+    from app.widgets.numbers_panel import NumbersPanel
+    from engine.anatomy import LungMasks
+    from engine.quantification.numbers import quantify
+    from engine.types import Geometry
+
+    panel = NumbersPanel()
+    qtbot.addWidget(panel)
+    labels = np.zeros((4, 64, 64), np.uint8)
+    labels[1:3, 20:30, 10:20] = GGO  # 200 voxels
+    lungs = np.zeros(labels.shape, bool)
+    lungs[:, 10:50, 5:28] = True
+    header = panel.table.horizontalHeaderItem
+    for known, head, cell in ((False, "voxels", "200"), (True, "mL", "0.4")):
+        g = Geometry(labels.shape, spacing=(2.0, 1.0, 1.0), spacing_known=known)
+        rights = LungMasks.from_masks(np.zeros_like(lungs), lungs, g)
+        panel.show_numbers(quantify(labels, g, rights))
+        assert (header(0).text(), panel.cell("ggo", 0)) == (head, cell)
+    panel.show_numbers(None)
+    assert header(0).text() == "mL" and panel.cell("ggo", 0) == ""

@@ -75,6 +75,13 @@ def test_categories_from_built_distributions(case):
     r = rsna_category(specks, lungs, g)
     assert r.category == "negative" and "under 0.5 %" in r.deciding[0]
 
+    # a few voxels of each, under 0.1 mL: negative, and not said to be "no GGO or consolidation segmented"
+    tiny = none.copy()
+    tiny[20, 60, 30:32] = GGO  # 2 voxels of 0.039 mL: 0.08 mL
+    r = rsna_category(tiny, lungs, g)
+    assert r.category == "negative" and r.deciding == ["GGO and consolidation each under 0.1 mL (specks only)"]
+    assert rsna_category(none, lungs, g).deciding == ["no GGO or consolidation segmented"]
+
 
 def test_no_zones_no_category_and_no_severity():
     """Severity and the RSNA category rate the upper, middle and lower zone of each lung. A single slice (one

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QPushBu
 from engine.inference.summary import (COVID_CAVEAT, COVID_SHOW_IN_APP, SCAN_PROBABILITIES_VALIDATED,
                                       SCAN_PROBABILITY_NOTE)
 from engine.labels import DEFAULT_TABLE, FINDING_KEYS, FINDINGS
+from engine.quantification.numbers import shown
 
 from ..state.proposal import ProposalModel
 from ..state.session import Session
@@ -168,7 +169,7 @@ class FindingsPanel(QWidget):
             text = _volume_text(n, self.voxel_ml)
             pct = q.findings[key].percent_of_lungs if q is not None else None
             if pct is not None:
-                text += f" · {pct:.1f} % of lung"
+                text += f" · {shown(pct, q.findings[key].voxels)} % of lung"
             elif p.state == "running":
                 text += " …"
             self.volume_labels[i].setText(text)
@@ -205,10 +206,7 @@ class FindingsPanel(QWidget):
 def _volume_text(voxels: int, voxel_ml: Optional[float]) -> str:
     """A finding's volume: mL (voxels without spacing); a finding too small to show at 0.1 mL reads "<0.1 mL",
     not "0.0 mL"."""
-    if voxel_ml is None:
-        return f"{voxels} vox"
-    ml = voxels * voxel_ml
-    return "<0.1 mL" if 0 < ml < 0.05 else f"{ml:.1f} mL"
+    return f"{voxels} vox" if voxel_ml is None else f"{shown(voxels * voxel_ml, voxels)} mL"
 
 
 def _reading_text(pred: Any, rsna: Any, edited: bool = False) -> str:

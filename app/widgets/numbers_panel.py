@@ -1,7 +1,8 @@
 """The Numbers panel: a read-only table mirroring a :class:`engine.quantification.Quantification`.
 
 One row per finding of :data:`engine.labels.FINDINGS` (from the label table), then the
-total (lung involvement); columns mL, % of lungs, % of the left and right lung.
+total (lung involvement); columns mL (voxels when the scan has no spacing), % of lungs, % of
+the left and right lung.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetIte
 
 from engine.labels import DEFAULT_TABLE, FINDING_KEYS, FINDINGS
 from engine.quantification import Quantification
+from engine.quantification.numbers import shown
 
 #: (quantification key, row title): the findings of the label table, then the total
 _ROWS = tuple((FINDING_KEYS[v], DEFAULT_TABLE[v].short_name) for v in FINDINGS) + (("total", "Total"),)
@@ -52,14 +54,16 @@ class NumbersPanel(QWidget):
 
     def show_numbers(self, q: Optional[Quantification], status: str = "") -> None:
         self.status.setText(status)
+        # without spacing (PNG/JPG stacks) the first column holds voxel counts, and its header says so
+        self.table.horizontalHeaderItem(0).setText("voxels" if q is not None and not q.spacing_known else "mL")
         for r, (key, _) in enumerate(_ROWS):
             if q is None:
                 values = ["", "", "", ""]
             else:
                 f = q.findings[key]
-                values = [_num(f.ml, 1, f.voxels) if q.spacing_known else f"{f.voxels} vx",
-                          _num(f.percent_of_lungs, 1, f.voxels), _num(f.percent_left, 1, f.voxels_left),
-                          _num(f.percent_right, 1, f.voxels_right)]
+                values = [shown(f.ml, f.voxels) if q.spacing_known else f"{f.voxels}",
+                          shown(f.percent_of_lungs, f.voxels), shown(f.percent_left, f.voxels_left),
+                          shown(f.percent_right, f.voxels_right)]
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -76,11 +80,3 @@ class NumbersPanel(QWidget):
         pan = q.severity[0]
         self.severity.setText(f"Severity (Pan, 6 zones): {pan.total} / {pan.maximum}")
 
-
-def _num(v: Optional[float], digits: int, voxels: int = 0) -> str:
-    """``v`` rounded; "<0.1" (at one digit) for a finding that is there (``voxels``) but rounds to zero."""
-    if v is None:
-        return "n/a"
-    if voxels and 0 <= v < 0.5 * 10 ** -digits:
-        return f"<{10 ** -digits:g}"
-    return f"{v:.{digits}f}"

@@ -155,6 +155,16 @@ def _tally_box(tally: _Tally, labels: np.ndarray, zones: Optional[np.ndarray], h
         tally.add(codes, vals, hu[k][m] if hu is not None else None, sign)
 
 
+def shown(value: Optional[float], present: int = 0, digits: int = 1) -> str:
+    """``value`` as displayed (panels, report): rounded to ``digits``; "n/a" for ``None``; and "<0.1" (at one
+    digit) for a finding that is there (``present`` voxels) but would round to zero, never "0.0"."""
+    if value is None:
+        return "n/a"
+    if present and 0 <= value < 0.5 * 10 ** -digits:
+        return f"<{10 ** -digits:g}"
+    return f"{value:.{digits}f}"
+
+
 def _pct(part: int, whole: int) -> Optional[float]:
     return 100.0 * part / whole if whole > 0 else None
 

@@ -15,6 +15,7 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 
 from ..labels import DEFAULT_TABLE
 from .images import KeyImage
+from .numbers import shown
 from ..anatomy.lungs import ZONES
 
 _ACCENT = colors.HexColor("#1f4e79")
@@ -33,11 +34,6 @@ _FIELD_NAMES = {"patient_name": "Patient", "patient_id": "Patient ID", "patient_
 
 def _f(v: Optional[float], digits: int = 1) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def _pct(v: Optional[float], voxels: int) -> str:
-    """A percentage with one decimal; "<0.1" for a finding that is there but rounds to 0.0."""
-    return "<0.1" if v is not None and voxels and v < 0.05 else _f(v)
 
 
 def _field_text(key: str, value: Any) -> str:
@@ -119,12 +115,11 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
     rows = [["Finding", ml_head, "% both lungs", "% left", "% right", "Mean HU", "HU p10 / p50 / p90"]]
     for key in ("ggo", "consolidation", "effusion", "total"):
         f = n["findings"][key]
-        # no "0.0" for a finding that is there
-        vol = (_f(f["ml"]) if not 0 < f["ml"] < 0.05 else "<0.1") if known else str(f["voxels"])
+        vol = shown(f["ml"], f["voxels"]) if known else str(f["voxels"])  # no "0.0" for a finding that is there
         hu = (f"{_f(f['hu_p10'], 0)} / {_f(f['hu_p50'], 0)} / {_f(f['hu_p90'], 0)}"
               if f["hu_mean"] is not None else "n/a")
-        rows.append([Paragraph(_swatch(key) + f["name"], cell), vol, _pct(f["percent_of_lungs"], f["voxels"]),
-                     _pct(f["percent_left"], f["voxels_left"]), _pct(f["percent_right"], f["voxels_right"]),
+        rows.append([Paragraph(_swatch(key) + f["name"], cell), vol, shown(f["percent_of_lungs"], f["voxels"]),
+                     shown(f["percent_left"], f["voxels_left"]), shown(f["percent_right"], f["voxels_right"]),
                      _f(f["hu_mean"], 0), hu])
     story.append(_table(rows, [50 * mm, 21 * mm, 22 * mm, 15 * mm, 16 * mm, 17 * mm, 33 * mm]))
     lung = n["lungs"]
@@ -148,9 +143,8 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
         for z in ZONES:
             lz = lung[z]
             rows.append([_ZONE_NAMES[z], _f(lz["ml"]) if known else str(lz["voxels"]),
-                         _f(n["findings"]["ggo"]["zones"][z]["percent"]),
-                         _f(n["findings"]["consolidation"]["zones"][z]["percent"]),
-                         _f(n["findings"]["total"]["zones"][z]["percent"]),
+                         *(shown(n["findings"][k]["zones"][z]["percent"], n["findings"][k]["zones"][z]["voxels"])
+                           for k in ("ggo", "consolidation", "total")),
                          str(sev["pan_zones"]["per_zone"][z]), str(sev["chung_zones"]["per_zone"][z])])
         rows.append(["Total", "", "", "", "", f"{sev['pan_zones']['total']} / {sev['pan_zones']['maximum']}",
                      f"{sev['chung_zones']['total']} / {sev['chung_zones']['maximum']}"])

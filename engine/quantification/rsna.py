@@ -120,7 +120,10 @@ def rsna_category(labels: np.ndarray, lungs: Optional[LungMasks], geometry: Geom
     if not (ggo or con) or faint:
         for k in ("bilateral", "peripheral", "lower_zone", "multifocal", "diffuse", "central"):
             feats[k] = None
-        deciding = (["no GGO or consolidation segmented"] if not (ggo or con) else
+        size = f"{MIN_ML:g} mL" if known else f"{MIN_VOXELS} voxels"
+        deciding = (["no GGO or consolidation segmented"] if not (n_ggo or n_con) else
+                    [f"GGO and consolidation each under {size} (specks only)"]
+                    if not (ggo or con) else
                     [f"GGO and consolidation {share:.2f} % of the lung, under {MIN_INVOLVEMENT_PERCENT:g} % "
                      "(segmentation noise level): no pneumonia pattern"])
         deciding += ["pleural effusion present"] if eff else []
