@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
 
 from engine import io
 from engine.editing import Journal, LabelEditor, ops, scan_key, unsaved_journals
@@ -356,6 +357,13 @@ def test_unsaved_guard_on_quit_and_export(window, qtbot, tmp_path):
     assert not w.close()          # asks first
     box = w.recovery.unsaved_prompt
     assert box is not None and w.isVisible()
+    # asked again (a second close, or an open while the question is up): one question, for the newest action
+    w.scan_io.open_phantom((16, 32, 32))
+    assert not box.isVisible() and "open" in w.recovery.unsaved_prompt.text()
+    assert not w.close()
+    box = w.recovery.unsaved_prompt
+    asked = [m for m in w.findChildren(QMessageBox) if m.isVisible()]
+    assert asked == [box] and "quit" in box.text()
     cancel = next(b for b in box.buttons() if box.buttonRole(b) == box.ButtonRole.RejectRole)
     cancel.click()
     assert w.isVisible() and w.recovery.has_unsaved_edits

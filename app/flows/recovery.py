@@ -247,6 +247,11 @@ class RecoveryFlow(QObject):
         if not self.has_unsaved_edits:
             proceed()
             return True
+        old = self.unsaved_prompt
+        if old is not None:  # one question at a time: the newer action replaces the one asked before (cancelled)
+            self.unsaved_prompt = None
+            old.buttonClicked.disconnect()
+            old.close()
         box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved label edits",
                           f"The label edits of this scan are not exported. Export them before you {action}?",
                           QMessageBox.StandardButton.NoButton, self.owner)
