@@ -56,6 +56,31 @@ def test_no_identifiers(ph, lungs, tmp_path):
     del vol.meta["series_instance_uid"]
 
 
+def test_an_anonymized_report_names_no_file_or_folder(ph, lungs, tmp_path):
+    """File and folder names often carry the patient's name or record number, and a reader's warning names the
+    file: the anonymized report said "Doe_Jane_MRN88812345.nii.gz: the orientation ... is invalid" (only the
+    full path was replaced). Every format, every note, the lungs' warnings: none of the names is left."""
+    from engine.types import Volume
+
+    folder = tmp_path / "Doe_Jane_MRN88812345"
+    src = folder / "Doe_Jane_MRN88812345.nii.gz"
+    vol = Volume(ph.volume.array, ph.volume.geometry, source=str(src), format="nifti",
+                 warnings=["Doe_Jane_MRN88812345.nii.gz: the orientation (qform) is invalid; the sform was used.",
+                           f"{folder}: 2 other files were skipped", "the data of this file is cut short"])
+    lung_warned = LungMasks.from_masks(ph.lung_left, ph.lung_right, ph.volume.geometry)
+    lung_warned.warnings.append("Doe_Jane_MRN88812345: the right lung touches the image edge")
+    for suffix in (".json", ".csv", ".pdf"):
+        out = write_report(tmp_path / f"anon{suffix}", vol, ph.labels, lung_warned, anonymize=True)
+        text = _pdf_strings(out) if suffix == ".pdf" else out.read_text()
+        assert not any(s in text for s in ("Doe", "Jane", "88812345")), (suffix, text[:2000])
+    doc = json.loads((tmp_path / "anon.json").read_text())
+    assert doc["notes"][:3] == ["<scan>: the orientation (qform) is invalid; the sform was used.",
+                                "<scan>: 2 other files were skipped", "the data of this file is cut short"]
+    assert doc["lungs"]["warnings"][-1] == "<scan>: the right lung touches the image edge"
+    named = json.loads(write_report(tmp_path / "named.json", vol, ph.labels, lung_warned).read_text())
+    assert named["notes"][0].startswith("Doe_Jane_MRN88812345.nii.gz")  # not anonymized: as the reader said
+
+
 def test_csv_report(ph, lungs, tmp_path):
     out = write_report(tmp_path / "r.csv", ph.volume, ph.labels, lungs)
     rows = list(csv.DictReader(out.open()))

@@ -19,6 +19,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -115,8 +116,7 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
         "numbers": quant.to_dict(),
         "notes": [],
     }
-    for w in volume.warnings:  # what the reader warned about reaches the report
-        doc["notes"].append(w.replace(str(volume.source), "<scan>") if anonymize and volume.source else w)
+    doc["notes"].extend(volume.warnings)  # what the reader warned about reaches the report
     if anonymize:
         doc["removed"] = removed_fields(volume)
         if doc["removed"]:
@@ -154,7 +154,20 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
             doc["models"] = findings_doc["models"]
     if assessed:  # what the app's reading asked a person to review
         doc["notes"].extend(n for n in review_notes or [] if n and n not in doc["notes"])
+    if anonymize and volume.source:  # file and folder names often carry the patient's name or record number
+        doc["notes"] = [scrub_source(n, volume.source) for n in doc["notes"]]
+        doc["lungs"]["warnings"] = [scrub_source(w, volume.source) for w in doc["lungs"]["warnings"]]
     return doc
+
+
+def scrub_source(text: str, source: str) -> str:
+    """``text`` without the scan's path, its file name (with or without suffixes) or the name of its folder:
+    each becomes "<scan>" (a reader's warning names the file; names like ``Doe_Jane_MRN123.nii.gz`` are common)."""
+    p = Path(source)
+    names = {str(p), str(p.resolve()), str(p.parent), p.name, p.name.split(".")[0], p.parent.name}
+    for name in sorted((n for n in names if len(n) >= 3 and n not in (".", "..")), key=len, reverse=True):
+        text = re.sub(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", "<scan>", text)
+    return text
 
 
 # -- writers ---------------------------------------------------------------------------------
