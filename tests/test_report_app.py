@@ -149,3 +149,32 @@ def test_numbers_without_spacing_are_headed_voxels(qtbot):
         assert (header(0).text(), panel.cell("ggo", 0)) == (head, cell)
     panel.show_numbers(None)
     assert header(0).text() == "mL" and panel.cell("ggo", 0) == ""
+
+
+def test_a_report_written_while_the_numbers_are_recounted_has_the_new_numbers(ready, qtbot, tmp_path):
+    """An accept brings new lungs and a full recount (0.2 s on a stack); a report exported meanwhile used the
+    last count's numbers (the old lungs) with the new lungs' method and the labels of now (QA pass: % of the
+    right lung 17.0 instead of 15.2). It now counts the labels and lungs it writes."""
+    from engine.anatomy import LungMasks
+    from engine.quantification.numbers import quantify
+
+    w = ready
+    old = w.case.result
+    lungs = w.case.lungs
+    right = lungs.right.copy()
+    xs = np.flatnonzero(right.any(axis=(0, 1)))
+    right[:, :, (xs[0] + xs[-1]) // 2:] = False  # half the right lung: other percentages
+    new = LungMasks.from_masks(lungs.left, right, w.session.volume.geometry)
+    w.case.set_lungs(new)
+    assert w.case.counting and w.case.result is old  # the recount runs; the panel still shows the last count
+    out = tmp_path / "r.json"
+    with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+        w.numbers.export(str(out))
+    doc = json.loads(out.read_text())
+    fresh = quantify(w.labels.array, w.session.volume.geometry, new, w.session.volume.array)
+    assert fresh.findings["ggo"].percent_right != pytest.approx(old.findings["ggo"].percent_right)
+    got = doc["numbers"]["findings"]["ggo"]
+    assert got["percent_right"] == pytest.approx(fresh.findings["ggo"].percent_right)
+    assert doc["numbers"]["lungs"]["right"]["voxels"] == fresh.lungs["right"]["voxels"] < old.lungs["right"]["voxels"]
+    qtbot.waitUntil(lambda: not w.case.counting, timeout=30000)
+    assert w.numbers.panel.cell("ggo", 3) == f"{fresh.findings['ggo'].percent_right:.1f}"

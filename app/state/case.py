@@ -112,7 +112,8 @@ class CaseState(QObject):
     # -- queries --------------------------------------------------------------
     @property
     def result(self) -> Optional[Quantification]:
-        """The numbers of the label layer now, or ``None`` while they are being counted."""
+        """The numbers of the label layer (``None`` before the first count); while a full count runs
+        (:attr:`counting`) they are the previous count's."""
         return self.quantifier.result() if self.quantifier is not None else None
 
     @property
