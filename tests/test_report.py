@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,3 +288,22 @@ def test_values_that_may_not_be_hu_are_not_reported_as_hu(tmp_path):
     stats = RegionStats(pixels=10, mean=1040.0, sd=0.0, minimum=1040.0, maximum=1040.0, area=6.4)
     assert Measurements.stats_text(stats, True, True, doubtful=True).startswith("mean 1040.0 HU?")
     assert Measurements.stats_text(stats, True, True).startswith("mean 1040.0 HU ")
+
+
+def test_a_report_that_cannot_be_written_says_where_and_why(ph, lungs, tmp_path):
+    """A folder that cannot be written, a parent that is a file, a name that is a folder: a LungLens error with
+    the place and the reason (the app showed "Unexpected error (FileNotFoundError) ... '/proc/.lunglens-tmp-...'
+    Please report it"), and no temporary file left behind."""
+    from engine.errors import LungLensError
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "r.pdf").mkdir()
+    cases = [(tmp_path / "afile" / "r.json", "Could not write r.json in "),
+             (tmp_path / "r.pdf", "Could not write r.pdf in "),
+             (Path("/proc/lunglens_report.csv"), "Could not write lunglens_report.csv in /proc: ")]
+    for target, start in cases:
+        with pytest.raises(LungLensError) as err:
+            write_report(target, ph.volume, ph.labels, lungs)
+        assert str(err.value).startswith(start) and type(err.value) is LungLensError, str(err.value)
+        assert "lunglens-tmp" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "r.pdf"] and not any((tmp_path / "r.pdf").iterdir())

@@ -241,6 +241,8 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
     ------
     UnsupportedFormatError
         The suffix is not ``.json``, ``.csv`` or ``.pdf``.
+    LungLensError
+        The file cannot be written (permissions, a full disk, a folder of that name), with the reason.
     """
     out = Path(path)
     suffix = out.suffix.lower()
@@ -266,7 +268,6 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
         doc["notes"].append("No lungs were found: percentages and severity scores are not available.")
     check_cancel(cancel)
     report(0.7, f"Writing {out.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".json":
         data = json.dumps(doc, indent=2, default=_clean).encode("utf-8")
     elif suffix == ".csv":
@@ -277,7 +278,12 @@ def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Op
         images = key_images(volume, labels, lungs.lung if lungs is not None else None, DEFAULT_TABLE)
         check_cancel(cancel)
         data = pdf_bytes(doc, images)
-    _atomic_write(out, data)
+    from ..io._common import wrap_errors  # a folder that cannot be written, a full disk: said, not a crash
+    with wrap_errors(out, "report", "write"):
+        if out.is_dir():
+            raise IsADirectoryError(21, "a folder of that name is there")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out, data)
     report(1.0, f"Report written: {out.name}")
     return out
 
