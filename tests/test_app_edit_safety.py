@@ -351,7 +351,7 @@ def test_cli_export_and_report_carry_provenance_in_seg_nrrd(tmp_path):
                  str(tmp_path / "ai.nii.gz"), "--out", str(out)]) == 0
     stored = io.load_edited(out)
     assert stored is not None and stored.sum() == 16
-    for labels_file, edited in ((out, True), (tmp_path / "edited.nii.gz", False)):
+    for labels_file, edited in ((out, True), (tmp_path / "edited.nii.gz", None)):  # NIfTI does not record it
         report = tmp_path / f"report_{edited}.json"
         assert main(["report", str(scan), "--labels", str(labels_file), "--out", str(report)]) == 0
         assert json.loads(report.read_text())["labels"]["edited_by_person"] is edited
@@ -465,3 +465,46 @@ def test_a_slice_edited_after_the_accept_shows_no_ai_bars(window, qtbot):
     assert all(b.text() == "edited" for b in bars)
     w.session.set_cursor(3, 48, 48)
     qtbot.waitUntil(lambda: bars[0].text() == "90 %", timeout=10000)
+
+
+def test_the_report_credits_the_ai_only_for_its_labels_and_says_when_provenance_is_unknown(window, qtbot, tmp_path):
+    """The report names the models and whether a person edited the labels (QA pass): after Ctrl+Z undid the AI
+    accept it still credited the model for the labels before it, and labels reopened from a NIfTI (which does not
+    record hand edits) read "edited by a person: no". Now the models follow the accept step (undo, redo), labels
+    from a file that does not record it read "unknown" in the JSON and the PDF, and known again once edited."""
+    w = window
+
+    def report() -> dict:
+        out = tmp_path / "r.json"
+        with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+            w.numbers.export(str(out))
+        return json.loads(out.read_text())
+
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    assert w.ai.accept()
+    doc = report()
+    assert list(doc["models"]) == ["segmentation"] and doc["labels"]["edited_by_person"] is False
+    assert w.labels.editor.undo() == "AI segmentation" and not w.labels.array.any()
+    doc = report()
+    assert doc["models"] == {} and doc["labels"]["edited_by_person"] is False  # the labels before the AI's
+    assert w.labels.editor.redo() == "AI segmentation"
+    assert list(report()["models"]) == ["segmentation"]
+    # the AI's labels saved as NIfTI and opened again: whose they are is not recorded there
+    nii = tmp_path / "labels.nii.gz"
+    with qtbot.waitSignal(w.export.exported, timeout=30000):
+        w.export.export_to(nii)
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(str(nii))
+    assert w.case.edited_by_person() is None
+    doc = report()
+    assert doc["models"] == {} and doc["labels"]["edited_by_person"] is None
+    pdf = tmp_path / "r.pdf"
+    with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+        w.numbers.export(str(pdf))
+    from test_report import _pdf_strings
+    text = _pdf_strings(pdf)
+    assert "unknown" in text[text.index("Labels edited by a person"):][:200]
+    paint(w, qtbot, EFFUSION, [(6, 80, 80), (6, 80, 84)])
+    assert w.case.edited_by_person() is True and report()["labels"]["edited_by_person"] is True

@@ -150,6 +150,29 @@ def test_byte_budget_evicts_oldest_but_keeps_min_steps():
     assert len(h) == 2 and h.nbytes <= 20000
 
 
+def test_is_done_follows_undo_redo_eviction_and_a_lost_redo():
+    """Whether a step is in effect (the app credits an AI accept's models with it): done, undone, redone,
+    evicted from the undo stack (still in effect, no longer undoable), dropped from the redo stack (not)."""
+    ed = make_editor(shape=(8, 64, 64), history=History(max_bytes=2000, min_steps=2))
+    whole = ops.Region((slice(0, 1), slice(0, 64), slice(0, 64)), np.ones((1, 64, 64), bool))
+    ai = ed.apply_ai_result(np.ones(ed.shape, np.uint8))
+    assert ai is not None and ed.history.is_done(ai.id)
+    ed.undo()
+    assert not ed.history.is_done(ai.id)
+    ed.redo()
+    assert ed.history.is_done(ai.id)
+    for z in range(3):  # over budget: the AI step is evicted, still in effect
+        ed.paint(ops.Region((slice(z, z + 1), slice(0, 64), slice(0, 64)), np.ones((1, 64, 64), bool)), 2)
+    assert ai.id not in [s.id for s in ed.history.undo_steps] and ed.history.evicted >= 1
+    assert ed.history.is_done(ai.id)
+    other = ed.apply_ai_result(np.zeros(ed.shape, np.uint8))
+    ed.undo()
+    ed.paint(whole, 3)  # the undone AI step is lost from the redo stack: never in effect again
+    assert other is not None and not ed.history.is_done(other.id) and ed.history.is_done(ai.id)
+    ed.history.clear()
+    assert not ed.history.is_done(ai.id)
+
+
 def test_ai_result_is_one_step_and_resets_person_tracking():
     shape = (2, 10, 10)
     ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape, spacing=(10.0, 10.0, 10.0)))  # 1 mL voxels

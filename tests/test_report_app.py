@@ -103,8 +103,11 @@ def test_accepted_reading_records_models_and_model_lungs(ready, qtbot):
     model[:, :, : model.shape[2] // 2] = False  # a lung model that saw only one side
     pred = SimpleNamespace(lung_mask=model, labels=w.labels.array)
     lungs, _notes = reading_lungs(w.session.volume, pred, rep.lungs)  # the pipeline's step, on its worker
+    ai = w.labels.array.copy()
+    ai[0, :2, :2] = GGO
+    step = w.labels.editor.apply_ai_result(ai)  # the accept's step: its models are credited while it is in effect
     with qtbot.waitSignal(rep.numbers_changed, timeout=30000):
-        w.case.accept_reading({"lung": {"name": "lung_unet", "version": "1"}}, lungs)
+        w.case.accept_reading({"lung": {"name": "lung_unet", "version": "1"}}, lungs, [step.id])
     assert w.case.models["lung"]["name"] == "lung_unet"
     assert rep.lungs is lungs and rep.lungs.method == "model+hu-rules"
     assert rep.lungs.right.any() and rep.lungs.left.any()

@@ -430,7 +430,9 @@ class AIFlow(QObject):
             name = "AI segmentation"
         else:
             name = "AI " + ", ".join(DEFAULT_TABLE[v].name for v in sorted(values))
-        editor.apply_ai_result(merged, name, keep_person=person)
+        step = editor.apply_ai_result(merged, name, keep_person=person)
+        if step is not None:
+            self.proposal.accepted_steps.append(step.id)
         kept = (f" {changes.kept_by_person:,} voxels you edited were kept." if changes.kept_by_person else "")
         known = DEFAULT_TABLE.values
         replaced = [f"{int(n):,} voxels of {DEFAULT_TABLE[v].name if v in known else f'label {v}'}"
@@ -441,7 +443,8 @@ class AIFlow(QObject):
         if finished:
             self.proposal.mark_accepted()  # from here the counts follow the label layer
             reading = self.reading
-            self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None)
+            self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,
+                                         self.proposal.accepted_steps)
             self.panel.set_status("AI segmentation accepted (Ctrl+Z undoes it). Volumes follow your edits." + kept)
             self.ctx.notices.status("AI segmentation accepted." + kept)
             self.run_ended.emit("accepted")
@@ -460,7 +463,8 @@ class AIFlow(QObject):
         if self.proposal.accepted_values:  # part of it is on the labels: keep its numbers, drop the rest
             self.proposal.mark_accepted()
             reading, prediction = self.reading, self.proposal.prediction
-            self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None)
+            self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,
+                                         self.proposal.accepted_steps)
             self.panel.set_status("The rest of the AI proposal was dropped; the findings you accepted stay.")
             self._update_actions()
             self.run_ended.emit("accepted")

@@ -331,6 +331,8 @@ class OpenFlow(QObject):
             return
         if edited is not None and edited.shape == editor.shape:
             editor.adopt_person_edits(edited)  # provenance stored in the file (.seg.nrrd, DICOM SEG)
+        else:
+            self.ctx.labels.provenance_unknown = True
         if unknown == "background":
             self.ctx.notices.warn(f"{Path(path).name}: label values outside the label table were set to "
                                   "background, as you asked.")

@@ -18,7 +18,7 @@ worker; edits made meanwhile are replayed on the count when it lands.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -93,8 +93,8 @@ class CaseState(QObject):
         self.active = active
         self.volume: Optional[Volume] = None
         self.lungs: Optional[LungMasks] = None
-        #: models of the accepted AI result, e.g. ``{"segmentation": {"name": ..., "version": ...}}``
-        self.models: dict[str, Any] = {}
+        #: accepted AI readings: (ids of the editor steps that put each on the labels, its models)
+        self._readings: list[tuple[set[int], dict[str, Any]]] = []
         #: the last AI reading's verdict on the scan: ``{"assessed": bool, "reasons": [...]}`` or None
         self.assessment: Optional[dict[str, Any]] = None
         #: what the last AI reading says about the scan for a person to review (a solid nodule set
@@ -121,10 +121,26 @@ class CaseState(QObject):
         """True while a full count runs on a worker."""
         return self._pending is not None
 
-    def edited_by_person(self) -> bool:
-        """True when a person changed the labels since they were opened or the last AI result."""
+    @property
+    def models(self) -> dict[str, Any]:
+        """Models of the accepted AI reading the labels hold (``{"segmentation": {"name": ..., ...}, ...}``):
+        the latest one with an accept step still in effect; none after its accept was undone, or once other
+        labels were opened."""
         editor = self.labels.editor
-        return bool(editor.person_changes()) if editor is not None else False
+        for steps, models in reversed(self._readings):
+            if editor is not None and any(editor.history.is_done(s) for s in steps):
+                return dict(models)
+        return {}
+
+    def edited_by_person(self) -> Optional[bool]:
+        """True when a person changed the labels since they were opened or the last AI result; ``None`` (unknown)
+        for labels opened from a file that does not record it (NIfTI, NRRD, ...) and not edited since."""
+        editor = self.labels.editor
+        if editor is None:
+            return False
+        if editor.person_changes():
+            return True
+        return None if self.labels.provenance_unknown and not self.models else False
 
     # -- changes --------------------------------------------------------------
     def set_lungs(self, lungs: Optional[LungMasks]) -> None:
@@ -161,9 +177,10 @@ class CaseState(QObject):
         self._hand_over(None)
         self.runner.error.emit(error_message(exc))
 
-    def accept_reading(self, models: dict[str, Any], lungs: Optional[LungMasks]) -> None:
-        """An AI reading was accepted: record its models; lungs it refined replace the case's."""
-        self.models = dict(models or {})
+    def accept_reading(self, models: dict[str, Any], lungs: Optional[LungMasks], steps: Sequence[int] = ()) -> None:
+        """An AI reading was accepted by the editor steps ``steps``: its models are credited while one of them is
+        in effect (:attr:`models`); lungs it refined replace the case's."""
+        self._readings.append((set(steps), dict(models or {})))
         if lungs is not None and lungs is not self.lungs:
             self.set_lungs(lungs)
 
@@ -180,7 +197,7 @@ class CaseState(QObject):
         self._hand_over(None, cancel=True)  # a Run AI of the old scan waiting for them is being cancelled
         self.volume = volume
         self.lungs = None
-        self.models = {}
+        self._readings = []
         self.assessment = None
         self.review_notes = []
         self.quantifier = None

@@ -73,6 +73,9 @@ class LabelLayer(QObject):
         self._volume: Optional[Volume] = None
         self.history_factory: Callable[[], History] = history_factory or History
         self.name = ""
+        #: the labels were opened from a file that does not record which voxels a person edited (NIfTI, NRRD,
+        #: PNG): whether they are a model's or a person's is unknown (the report says so)
+        self.provenance_unknown = False
         self._table: LabelTable = DEFAULT_TABLE
         self._opacity = 0.5
         self._hidden: frozenset[int] = frozenset()
@@ -187,6 +190,7 @@ class LabelLayer(QObject):
                     old.journal.discard()  # saved or untouched: nothing to recover
         self._editor = editor
         self.name = name
+        self.provenance_unknown = False
         editor.changed.append(self._on_editor_changed)
         editor.history_changed.append(self.history_changed.emit)
         if announce:

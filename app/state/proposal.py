@@ -68,6 +68,9 @@ class ProposalModel(QObject):
         self.model_title = ""
         #: label values already accepted one by one (per-finding accept) while the rest waits
         self.accepted_values: set[int] = set()
+        #: ids of the editor steps that put this proposal on the labels (the case credits its models while one is
+        #: in effect: an undone accept does not)
+        self.accepted_steps: list[int] = []
 
     # -- lifecycle ------------------------------------------------------------
     def start(self, shape: tuple[int, int, int], model_title: str = "") -> int:
@@ -87,6 +90,7 @@ class ProposalModel(QObject):
         self.notes = []
         self.model_title = model_title
         self.accepted_values = set()
+        self.accepted_steps = []
         self.started.emit()
         return self.run_id
 

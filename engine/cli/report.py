@@ -9,7 +9,8 @@ out, and the report says which fields were removed.
 ``--findings`` takes the ``findings.json`` of ``predict`` for model names, versions and
 finding probabilities. ``--edited`` records that a person edited the labels; without it, a
 ``.seg.nrrd`` or DICOM SEG ``--labels`` file written by LungLens says so itself (its stored
-edited-by-a-person voxels).
+edited-by-a-person voxels), and for a file that does not record it (NIfTI, NRRD) the report says
+"unknown".
 
 ``PATH`` may be ``phantom`` for the built-in synthetic chest CT (its ground-truth labels
 are used when ``--labels`` is not given).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Optional
 from pathlib import Path
 
 NAME = "report"
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--lungs", help="lung mask file on the scan's grid, instead of finding the lungs")
     p.add_argument("--edited", action="store_true",
                    help="the labels were edited by a person (default: what a .seg.nrrd or DICOM SEG --labels "
-                        "file records, else no)")
+                        "file records; unknown for other label files)")
     p.add_argument("--series", help="DICOM series to read (uid, SeriesInstanceUID or number)")
     p.add_argument("--print", action="store_true", help="also print the main numbers")
     p.set_defaults(func=run)
@@ -92,11 +94,11 @@ def run(args: argparse.Namespace) -> int:
         except DataError as exc:
             print(f"warning: {exc}", file=sys.stderr)
     quant = quantify(labels, volume.geometry, lungs, volume.array if volume.is_hu else None)
-    edited = bool(args.edited)
+    edited: Optional[bool] = bool(args.edited)
     if not edited and args.labels:
         from ..io import load_edited
         stored = load_edited(args.labels, volume)  # provenance embedded by LungLens (.seg.nrrd, DICOM SEG)
-        edited = bool(stored is not None and stored.any())
+        edited = None if stored is None else bool(stored.any())  # None: the file does not record it
     written = write_report(out, volume, labels, lungs, anonymize=args.no_identifiers, edited_by_person=edited,
                            findings_doc=findings_doc, labels_source=args.labels, quant=quant, progress=progress)
     progress.close()

@@ -174,6 +174,7 @@ class History:
         self._undo: list[Step] = []
         self._redo: list[Step] = []
         self.evicted = 0  #: number of steps dropped to stay within budget
+        self._evicted_ids: set[int] = set()  # done steps dropped from the undo stack: done for good
         self.spilled = 0  #: number of steps moved to disk to stay within budget
         self._folder: Optional[Path] = None
         self._finalizer: Optional[weakref.finalize] = None
@@ -207,6 +208,11 @@ class History:
     def undo_steps(self) -> tuple[Step, ...]:
         return tuple(self._undo)
 
+    def is_done(self, step_id: int) -> bool:
+        """Whether step ``step_id`` is in effect: on the undo stack, or dropped from it to stay in budget (it can
+        no longer be undone). An undone step, or one the redo stack lost to a new step, is not."""
+        return step_id in self._evicted_ids or any(s.id == step_id for s in self._undo)
+
     # -- changes --------------------------------------------------------------
     def push(self, step: Step) -> None:
         """Add a done step; clears the redo stack and evicts to stay in budget."""
@@ -233,6 +239,7 @@ class History:
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()
+        self._evicted_ids.clear()
         self.close()
 
     def close(self) -> None:
@@ -257,7 +264,9 @@ class History:
     def _evict(self) -> None:
         total = self.nbytes
         while total > self.max_bytes and len(self._undo) > self.min_steps:
-            total -= self._undo.pop(0).nbytes
+            gone = self._undo.pop(0)
+            total -= gone.nbytes
+            self._evicted_ids.add(gone.id)
             self.evicted += 1
         if total <= self.max_bytes:
             return

@@ -171,7 +171,8 @@ def pdf_bytes(doc: dict[str, Any], images: Sequence[KeyImage]) -> bytes:
             lines.append(f"{role}: {m}")
     story.append(Paragraph("Models: " + ("; ".join(lines) if lines else "none recorded"), body))
     edited = doc["labels"]["edited_by_person"]
-    story.append(Paragraph("Labels edited by a person: <b>" + ("yes" if edited else "no") + "</b>", body))
+    said = "unknown</b> (the label file does not record it)" if edited is None else ("yes" if edited else "no") + "</b>"
+    story.append(Paragraph("Labels edited by a person: <b>" + said, body))
     rsna = doc.get("rsna_category")
     if rsna:
         deciding = "; ".join(rsna.get("deciding_features", [])[:4])

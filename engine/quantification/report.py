@@ -84,7 +84,7 @@ def removed_fields(volume: Volume) -> list[str]:
 
 
 def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = False,
-                    models: Optional[dict[str, Any]] = None, edited_by_person: bool = False,
+                    models: Optional[dict[str, Any]] = None, edited_by_person: Optional[bool] = False,
                     lungs: Optional[LungMasks] = None, labels_source: Optional[str] = None,
                     findings_doc: Optional[dict[str, Any]] = None, labels: Optional[np.ndarray] = None,
                     assessment: Optional[dict[str, Any]] = None,
@@ -109,7 +109,9 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
                  "is_hu": bool(volume.is_hu), "orientation": g.orientation_code(),
                  # the reader doubted the HU scale (no air in the image): HU figures are not valid
                  "hu_doubtful": bool(volume.is_hu and (volume.meta or {}).get("hu_scale_doubtful"))},
-        "labels": {"source": None if anonymize else labels_source, "edited_by_person": bool(edited_by_person)},
+        # edited_by_person None: unknown (labels from a file that does not record it)
+        "labels": {"source": None if anonymize else labels_source,
+                   "edited_by_person": None if edited_by_person is None else bool(edited_by_person)},
         "lungs": {"method": lungs.method if lungs is not None else None,
                   "warnings": list(lungs.warnings) if lungs is not None else []},
         "models": dict(models or {}),
@@ -228,7 +230,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def write_report(path: str | Path, volume: Volume, labels: np.ndarray, lungs: Optional[LungMasks] = None,
                  *, anonymize: bool = False, models: Optional[dict[str, Any]] = None,
-                 edited_by_person: bool = False, findings_doc: Optional[dict[str, Any]] = None,
+                 edited_by_person: Optional[bool] = False, findings_doc: Optional[dict[str, Any]] = None,
                  labels_source: Optional[str] = None, quant: Optional[Quantification] = None,
                  assessment: Optional[dict[str, Any]] = None, review_notes: Optional[list[str]] = None,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None) -> Path:
