@@ -103,7 +103,7 @@ class Predictor:
         Slices per forward pass (halved automatically on a CUDA out-of-memory error);
         ``None``: 8 on the CPU, 32 on CUDA. The slab's torso crop depends on its slices, so
         another batch size can change a few pixels at crop edges (and, through the presence
-        threshold, a region); ONNX Runtime forwards a slab's 8 in passes of 4 (same crop).
+        threshold, a region); ONNX Runtime forwards a slab's 8 in passes of 2 (same crop).
     amp
         ``False`` runs float32 everywhere (the same as ``precision="fp32"``).
     precision
