@@ -411,7 +411,7 @@ class NotAssessed(GatedRules):
         yield  # a generator that yields no slab
 
 
-def test_a_reading_not_assessed_cannot_be_accepted_over_the_labels(window, qtbot):
+def test_a_reading_not_assessed_cannot_be_accepted_over_the_labels(window, qtbot, tmp_path):
     """An AI reading that was not assessed proposes nothing; accepting it erased the labels on screen. Accept is
     off (buttons, menu, Enter), the labels stay, and the panel gives no volume for the findings."""
     w = window
@@ -428,6 +428,17 @@ def test_a_reading_not_assessed_cannot_be_accepted_over_the_labels(window, qtbot
     assert not w.ai.accept() and np.array_equal(w.labels.array, before)
     assert [lab.text() for lab in w.ai.panel.volume_labels] == ["not assessed"] * 3
     assert "Not assessed: No lung was found in this series. No probabilities" in w.ai.panel.reading.text()
+    # the Numbers panel withholds the severity score as the report does (it showed "Severity (Pan, 6 zones): 7 / 30")
+    qtbot.waitUntil(lambda: "not given" in w.numbers.panel.severity.text(), timeout=10000)
+    assert w.numbers.panel.severity.text() == ("Severity: not given (the AI did not assess this scan: No lung was "
+                                               "found in this series)")
+    assert w.ai.reject() and "not given (the AI did not assess" in w.numbers.panel.severity.text()
+    assert w.numbers.panel.cell("effusion", 0) == f"{100 * 0.8 * 0.8 * 2.0 / 1000:.1f}"  # the labels' volume stays
+    out = tmp_path / "r.json"
+    with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+        w.numbers.export(str(out))
+    doc = json.loads(out.read_text())  # the report: the same withheld score, and why
+    assert doc["numbers"]["severity"] == [] and doc["notes"][0].startswith("Not assessed by the AI: No lung was found")
 
 
 def test_the_rsna_category_is_withheld_on_screen_once_the_labels_are_edited(window, qtbot):

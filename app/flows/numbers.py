@@ -94,7 +94,8 @@ class NumbersFlow(QObject):
         status = "" if self.case.lungs is not None else "No lungs found: volumes only."
         if not q.spacing_known:
             status = (status + " " if status else "") + "No spacing: volumes in voxels."
-        self.panel.show_numbers(q, status)
+        reason = self.case.not_assessed_reason
+        self.panel.show_numbers(q, status, withheld=f"the AI did not assess this scan: {reason}" if reason else None)
         self.numbers_changed.emit(q)
 
     # -- export ---------------------------------------------------------------

@@ -189,6 +189,14 @@ class CaseState(QObject):
         what the reading asks a person to review."""
         self.assessment = {"assessed": bool(assessed), "reasons": list(reasons)}
         self.review_notes = list(review or [])
+        if not assessed and self.quantifier is not None:  # the Numbers panel withholds the severity, as the report
+            self.numbers_changed.emit(self.result)
+
+    @property
+    def not_assessed_reason(self) -> Optional[str]:
+        """Why the AI did not read this scan (its first reason), or ``None`` when it did or has not run."""
+        a = self.assessment
+        return None if a is None or a["assessed"] else ((a["reasons"] or ["no reason given"])[0]).rstrip(".")
 
     def _on_volume(self, volume: Optional[Volume]) -> None:
         if self._lung_task is not None:  # the old scan's lungs are of no use any more

@@ -52,7 +52,8 @@ class NumbersPanel(QWidget):
         item = self.table.item(row, column)
         return item.text() if item is not None else ""
 
-    def show_numbers(self, q: Optional[Quantification], status: str = "") -> None:
+    def show_numbers(self, q: Optional[Quantification], status: str = "", withheld: Optional[str] = None) -> None:
+        """Show ``q``; ``withheld`` says why the severity score is not given (as the report withholds it)."""
         self.status.setText(status)
         # without spacing (PNG/JPG stacks) the first column holds voxel counts, and its header says so
         self.table.horizontalHeaderItem(0).setText("voxels" if q is not None and not q.spacing_known else "mL")
@@ -74,6 +75,9 @@ class NumbersPanel(QWidget):
             return
         unit = (lambda k: f"{q.lungs[k]['ml']:.0f} mL") if q.spacing_known else (lambda k: f"{q.lungs[k]['voxels']} vx")
         self.lungs.setText(f"Lungs: left {unit('left')}, right {unit('right')}")
+        if withheld:
+            self.severity.setText(f"Severity: not given ({withheld})")
+            return
         if not q.severity:  # a lung zone holds no lung: a single slice, a thin stack, one lung not found
             self.severity.setText("Severity: not given (it rates six lung zones; this scan does not show them all)")
             return
