@@ -298,3 +298,36 @@ def test_a_missing_slice_is_marked_on_the_image(window, qtbot, tmp_path):
     assert marked == [3] and window.session.volume.meta["missing_slices"] == [3]
     assert np.all(window.session.volume.array[3] == -1024)
     assert "MISSING SLICE" not in window.views.coronal.captions.top_left.text()
+
+
+def test_an_image_stack_can_be_reopened_feet_first(window, qtbot, tmp_path):
+    """A PNG/JPG stack carries no slice positions: its first file is taken as the head end and the notice says
+    so, since upper and lower lung zones depend on it (a Radiopaedia stack that runs from the feet had its zones
+    upside down, QA pass). File > Reopen stack feet first reopens it the other way round, and back."""
+    from PIL import Image
+
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    for n in range(1, 6):
+        Image.fromarray(np.full((80, 80), 40 * n, np.uint8)).save(folder / f"{n}.png")
+    action = window.scan_io.reopen_stack_action
+    assert not action.isEnabled()
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        window.scan_io.open_path(folder)
+    vol = window.session.volume
+    assert list(vol.array[:, 0, 0]) == [200, 160, 120, 80, 40]  # file 1 at the top (highest z)
+    assert action.isEnabled() and action.text() == "Reopen stack feet first"
+    assert action in window.menus["file"].actions()
+    assert any("the first, 1.png, is taken as the top (head end) slice" in t for t in window.notices.warnings)
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        action.trigger()
+    vol = window.session.volume
+    assert list(vol.array[:, 0, 0]) == [40, 80, 120, 160, 200] and vol.meta["stack_first_slice"] == "inferior"
+    assert action.text() == "Reopen stack head first"
+    assert any("1.png, is taken as the bottom (feet end) slice" in t for t in window.notices.warnings)
+    with qtbot.waitSignal(window.scan_io.volume_opened, timeout=30000):
+        action.trigger()
+    assert list(window.session.volume.array[:, 0, 0]) == [200, 160, 120, 80, 40]
+    window.scan_io.open_phantom((16, 64, 64))
+    qtbot.waitUntil(lambda: window.session.volume.shape == (16, 64, 64), timeout=30000)
+    assert not action.isEnabled()

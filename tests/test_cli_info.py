@@ -109,3 +109,35 @@ def test_broken_pipe_in_process_returns_141(tmp_path, monkeypatch):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.int16), np.eye(4)), str(tmp_path / "a.nii.gz"))
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["info", str(tmp_path / "a.nii.gz"), "--json"]) == 141
+
+
+def test_stack_order_option_of_the_commands_that_open_a_scan(tmp_path, capsys):
+    """Image stacks carry no slice positions: ``--stack-order feet-first`` reads the first file as the feet end
+    (info, export, lungs, predict and report take it); the output says which end was assumed."""
+    from PIL import Image
+
+    from engine import io
+
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    for n in range(1, 5):
+        Image.fromarray(np.full((64, 64), 50 * n, np.uint8)).save(stack / f"{n}.png")
+    for order, end in ((None, "top (head end)"), ("head-first", "top (head end)"), ("feet-first", "bottom (feet end)")):
+        assert main(["info", str(stack), "--json"] + (["--stack-order", order] if order else [])) == 0
+        d = json.loads(capsys.readouterr().out)
+        assert any(f"the first, 1.png, is taken as the {end} slice" in w for w in d["warnings"]), d["warnings"]
+    # the report reads the stack the same way (labels saved for the other order do not fit its geometry)
+    for order, first, end in (("head-first", "superior", "top (head end)"), ("feet-first", "inferior", "bottom (feet end)")):
+        vol = io.load(stack, first_slice=first)
+        labels = np.zeros(vol.shape, np.uint8)
+        labels[0, 10:20, 10:20] = 1
+        io.save_labels(labels, vol, tmp_path / f"{order}.nii.gz")
+        out = tmp_path / f"{order}.json"
+        assert main(["report", str(stack), "--labels", str(tmp_path / f"{order}.nii.gz"), "--out", str(out),
+                     "--stack-order", order]) == 0
+        assert any(f"is taken as the {end} slice" in n for n in json.loads(out.read_text())["notes"])
+    assert main(["report", str(stack), "--labels", str(tmp_path / "head-first.nii.gz"), "--out",
+                 str(tmp_path / "x.json"), "--stack-order", "feet-first"]) == 2  # not the geometry it was made on
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["info", str(stack), "--stack-order", "upside-down"])

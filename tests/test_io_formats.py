@@ -117,6 +117,17 @@ def test_stack_exported_feet_first(tmp_path):
     assert vol.geometry.index_to_world((2, 0, 0))[2] > vol.geometry.index_to_world((0, 0, 0))[2]
     with pytest.raises(ValueError):
         read_image_stack(image_files(folder), folder, first_slice="up")
+    # io.load (and the app's reader process, the CLI's --stack-order) take it too; the notice says which end
+    # the first file was taken as, since upper and lower lung zones depend on it
+    feet = io.load(folder, first_slice="inferior")
+    head = io.open_isolated(folder)
+    assert list(feet.array[:, 0, 0]) == [1, 2, 10] and list(head.array[:, 0, 0]) == [10, 2, 1]
+    assert list(io.open_isolated(folder, first_slice="inferior").array[:, 0, 0]) == [1, 2, 10]
+    assert ("Image stack: the files carry no positions; the first, 1.png, is taken as the top (head end) slice. "
+            "Upper and lower lung zones depend on it: if the stack runs the other way, reopen it feet first."
+            ) in head.warnings
+    assert any("1.png, is taken as the bottom (feet end) slice" in w and w.endswith("reopen it head first.")
+               for w in feet.warnings)
 
 
 def test_content_wins_over_extension(tmp_path):

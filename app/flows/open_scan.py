@@ -114,6 +114,12 @@ class OpenFlow(QObject):
         self.phantom_action = actions.action("Open &phantom", self.open_phantom, None, "file")
         actions.menus["file"].addSeparator()
         self.open_labels_action = actions.action("Open &labels…", self.ask_open_labels, "Ctrl+L", "file")
+        #: image stacks carry no slice positions: reopen the open one with the other end as the head
+        self.reopen_stack_action = actions.action("Reopen stack feet first", self.reopen_stack_flipped, None, "file",
+                                                  tip="The files of an image stack carry no positions: reopen it "
+                                                      "with the other end as the head (upper and lower zones)")
+        self.reopen_stack_action.setEnabled(False)
+        ctx.session.volume_changed.connect(self._stack_order_action)
         self.recent.changed.connect(self._fill_recent)
         self._fill_recent()
         actions.toolbar.addAction(self.open_action)
@@ -164,6 +170,20 @@ class OpenFlow(QObject):
                          on_result=lambda kind: self._sorted(str(path), kind), on_error=self._failed,
                          on_cancel=self._cancelled)
 
+    def _stack_order_action(self, volume: Optional[Volume]) -> None:
+        first = (volume.meta or {}).get("stack_first_slice") if volume is not None and volume.shape[0] > 1 else None
+        self.reopen_stack_action.setEnabled(first is not None)
+        self.reopen_stack_action.setText("Reopen stack head first" if first == "inferior" else "Reopen stack feet first")
+
+    def reopen_stack_flipped(self) -> None:
+        """Reopen the open image stack with its first file at the other end (feet instead of head, or back)."""
+        volume = self.ctx.session.volume
+        first = (volume.meta or {}).get("stack_first_slice") if volume is not None else None
+        if volume is None or first is None or not volume.source:
+            return
+        other = "inferior" if first == "superior" else "superior"
+        self._guarded("reopen the stack", lambda: self._open_path(str(volume.source), None, first_slice=other))
+
     def _sorted(self, path: str, kind: str) -> None:
         if kind == LABELS:
             self.open_labels(path)
@@ -201,9 +221,9 @@ class OpenFlow(QObject):
         self.kind_prompt = box
         return box
 
-    def _open_path(self, path: str, series: Optional[str]) -> None:
+    def _open_path(self, path: str, series: Optional[str], first_slice: Optional[str] = None) -> None:
         self._last_dir = str(Path(path).parent)
-        self._start_open(read_scan, path, series, title=f"Opening {Path(path).name}",
+        self._start_open(read_scan, path, series, first_slice, title=f"Opening {Path(path).name}",
                          on_result=lambda out: self._loaded(out, path),
                          on_error=self._failed, on_cancel=self._cancelled)
 
@@ -389,10 +409,11 @@ class OpenFlow(QObject):
         self.open_path(path)
 
 
-def read_scan(path: str, series: Optional[str] = None, progress: Any = None, cancel: Any = None
-              ) -> Volume | list[Any]:
+def read_scan(path: str, series: Optional[str] = None, first_slice: Optional[str] = None, progress: Any = None,
+              cancel: Any = None) -> Volume | list[Any]:
     """Read a scan in a child process (:func:`engine.io.open_isolated`): a Volume, or the list
-    of the series of a folder that holds several (the user chooses; ``series`` then names one)."""
+    of the series of a folder that holds several (the user chooses; ``series`` then names one).
+    ``first_slice``: where an image stack's first file lies (:func:`engine.io.load`)."""
     from engine import io
 
     report = as_progress(progress)
@@ -400,16 +421,17 @@ def read_scan(path: str, series: Optional[str] = None, progress: Any = None, can
         try:
             found = io.list_series(path, progress=report.sub(0.0, 0.3), cancel=cancel)
         except SeriesError:
-            return io.open_isolated(path, progress=progress, cancel=cancel)  # PNG/JPG stack, or a clear error
+            return io.open_isolated(path, progress=progress, cancel=cancel,  # PNG/JPG stack, or a clear error
+                                    first_slice=first_slice)
         if len(found) > 1:
             return list(found)
         return io.open_isolated(path, progress=report.sub(0.3, 1.0), cancel=cancel, series=found[0].uid)
-    return io.open_isolated(path, progress=progress, cancel=cancel, series=series)
+    return io.open_isolated(path, progress=progress, cancel=cancel, series=series, first_slice=first_slice)
 
 
 def read_folder(folder: str, progress: Any = None, cancel: Any = None) -> Volume | list[Any]:
     """:func:`read_scan` of a folder (kept for scripts)."""
-    return read_scan(folder, None, progress=progress, cancel=cancel)
+    return read_scan(folder, None, None, progress=progress, cancel=cancel)
 
 
 def _load_labels(path: str, reference: Volume, unknown: str = "refuse", progress: Any = None,

@@ -19,6 +19,7 @@ import json
 import numpy as np
 
 from ..errors import LungLensError
+from .options import add_stack_order, first_slice
 
 NAME = "export"
 
@@ -38,6 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--ai-labels", metavar="FILE",
                    help="the AI result the edits started from (for --edited-mask with --labels)")
     p.add_argument("--series", help="DICOM series (SeriesInstanceUID or number) when the folder has several")
+    add_stack_order(p)
     p.add_argument("--itksnap-labels", action="store_true",
                    help="also write an ITK-SNAP label description file (NAME.label.txt) beside the labels")
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..editing.export import export_labels
     from ..editing.journal import scan_key, session_journals, unsaved_journals
 
-    volume = io.load(args.scan, series=args.series)
+    volume = io.load(args.scan, series=args.series, first_slice=first_slice(args))
     unknown = "background" if args.map_unknown_labels else "refuse"
     edited = None
     editor = None

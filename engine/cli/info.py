@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .options import add_stack_order, first_slice
+
 NAME = "info"
 
 
@@ -24,6 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("path", help="NIfTI / NRRD / MHA file, DICOM file or folder, PNG/JPG slice or folder")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--series", help="DICOM series to read (its uid, SeriesInstanceUID or series number)")
+    add_stack_order(p)
     p.set_defaults(func=run)
 
 
@@ -34,7 +37,7 @@ def _percentiles(arr: np.ndarray) -> tuple[float, float]:
     return float(p1), float(p99)
 
 
-def describe(path: str | Path, series: str | None = None) -> dict[str, Any]:
+def describe(path: str | Path, series: str | None = None, first_slice: str | None = None) -> dict[str, Any]:
     """The facts ``info`` prints, as a JSON-ready dict."""
     from .. import io
     from ..io.orientation import SourceOrientation
@@ -45,7 +48,7 @@ def describe(path: str | Path, series: str | None = None) -> dict[str, Any]:
         from ..io.dicom_scan import choose_series
         vol = io.load(path, series=choose_series(series_list, series))
     else:
-        vol = io.load(path, series=series)
+        vol = io.load(path, series=series, first_slice=first_slice)
     arr = vol.array
     p1, p99 = _percentiles(arr)
     source_code = vol.geometry.orientation_code()
@@ -93,6 +96,6 @@ def _text(d: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = describe(args.path, series=args.series)
+    info = describe(args.path, series=args.series, first_slice=first_slice(args))
     print(json.dumps(info, indent=1) if args.json else _text(info))
     return 0

@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .options import add_stack_order, first_slice
+
 NAME = "lungs"
 
 
@@ -22,6 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("path", help="a scan (file, DICOM folder, image stack)")
     p.add_argument("--out", required=True, help="label file to write (.nii.gz, .nii or .nrrd)")
     p.add_argument("--series", default=None, help="DICOM series to read (uid or series number)")
+    add_stack_order(p)
     p.add_argument("--json", action="store_true", help="print the volumes as JSON")
     p.set_defaults(func=run)
 
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path).expanduser()
     if not path.exists():
         raise LungLensError(f"{path} does not exist: give a scan file, a DICOM folder or an image stack.")
-    volume = io.load(path, series=args.series)
+    volume = io.load(path, series=args.series, first_slice=first_slice(args))
     try:
         lungs = lung_masks(volume)
     except DataError as exc:

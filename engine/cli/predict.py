@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .progress_bar import ProgressBar
-
 from ..io.label_formats import cli_choices, split_suffix
+from .options import add_stack_order, first_slice
+from .progress_bar import ProgressBar
 
 NAME = "predict"
 #: ``--format`` choice -> label file name, from the one format table
@@ -51,6 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--format", default="nii.gz", choices=tuple(FORMATS), help="label file format")
     p.add_argument("--batch-size", type=int, default=None, help="slices per forward pass (default 8 on CPU, 32 on CUDA)")
     p.add_argument("--series", default=None, help="DICOM series to read (uid or series number)")
+    add_stack_order(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -100,7 +101,7 @@ def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> d
     quiet = args.quiet
     bar = ProgressBar(f"{scan_name(scan)[:24]:<24} reading", enabled=not quiet)
     try:
-        volume = io.load(scan, progress=bar, series=args.series)
+        volume = io.load(scan, progress=bar, series=args.series, first_slice=first_slice(args))
     finally:
         bar.close()
     bar = ProgressBar(f"{scan_name(scan)[:24]:<24} AI     ", enabled=not quiet)

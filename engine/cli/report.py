@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional
 from pathlib import Path
+from typing import Optional
+
+from .options import add_stack_order, first_slice
 
 NAME = "report"
 
@@ -42,6 +44,7 @@ def register(subparsers) -> None:
                    help="the labels were edited by a person (default: what a .seg.nrrd or DICOM SEG --labels "
                         "file records; unknown for other label files)")
     p.add_argument("--series", help="DICOM series to read (uid, SeriesInstanceUID or number)")
+    add_stack_order(p)
     p.add_argument("--print", action="store_true", help="also print the main numbers")
     p.set_defaults(func=run)
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io import load, load_labels
         if not args.labels:
             raise DataError("Give the label map with --labels FILE (e.g. the labels written by 'predict').")
-        volume = load(args.path, series=args.series) if args.series else load(args.path)
+        volume = load(args.path, series=args.series, first_slice=first_slice(args))
         labels = load_labels(args.labels, reference=volume,
                              unknown="background" if args.map_unknown_labels else "refuse")
     findings_doc = None

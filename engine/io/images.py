@@ -18,8 +18,10 @@ slice ``z = N - 1`` and file ``N`` is ``z = 0``. ``meta["image_files"]`` keeps t
 file (source) order, so ``image_files[i]`` is canonical slice ``N - 1 - i``.
 A stack exported from feet to head (file 1 the lowest slice; some Radiopaedia
 cases are) needs the opposite: pass ``first_slice="inferior"`` to
-:func:`read_image_stack` (the files carry no position, so this cannot be detected
-from the names).
+:func:`read_image_stack` or :func:`engine.io.load` (the app: File > Reopen stack feet
+first; the command line: ``--stack-order feet-first``). The files carry no position, so
+this cannot be detected from the names; the stack's notice says which end was assumed, since
+the upper and lower lung zones depend on it.
 
 Labels
 ------
@@ -226,11 +228,20 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
             "source_orientation": plan.to_dict()}
     if len(paths) > 1:
         warnings.append("Image stack: slice spacing and pixel size are unknown, so volumes are not in mL.")
+        warnings.append(stack_order_note(paths[0].name, first_slice))
     gap = numbering_gap_note(paths)
     if gap:
         warnings.append(gap)
     return Volume(array=array, geometry=geometry, is_hu=False, source=str(source), format=fmt, meta=meta,
                   warnings=warnings)
+
+
+def stack_order_note(first_file: str, first_slice: str) -> str:
+    """The notice of a stack's assumed order: its files carry no positions, and the lung zones (upper / lower:
+    severity, the RSNA lower-zone predominance) depend on which end is the head."""
+    end, other = ("top (head end)", "feet first") if first_slice == "superior" else ("bottom (feet end)", "head first")
+    return (f"Image stack: the files carry no positions; the first, {first_file}, is taken as the {end} slice. "
+            f"Upper and lower lung zones depend on it: if the stack runs the other way, reopen it {other}.")
 
 
 def stack_slice_order(volume: Optional[Volume]) -> str:

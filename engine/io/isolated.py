@@ -39,9 +39,10 @@ _CHUNK = 64 * 1024 ** 2
 _POLL_S = 0.02
 
 
-def _load(path: str, progress: ProgressCallback, cancel: None, series: Optional[str]) -> Volume:
+def _load(path: str, progress: ProgressCallback, cancel: None, series: Optional[str],
+          first_slice: Optional[str] = None) -> Volume:
     from .loading import load
-    return load(path, progress=progress, cancel=cancel, series=series)
+    return load(path, progress=progress, cancel=cancel, series=series, first_slice=first_slice)
 
 
 def _child(func: Callable[..., Volume], args: tuple, conn) -> None:
@@ -146,12 +147,13 @@ def run_isolated(func: Callable[..., Volume], path: str | Path, *extra: Any,
 
 
 def open_isolated(path: str | Path, progress: Optional[ProgressCallback] = None,
-                  cancel: Optional[CancelLike] = None, series: Optional[str] = None) -> Volume:
+                  cancel: Optional[CancelLike] = None, series: Optional[str] = None,
+                  first_slice: Optional[str] = None) -> Volume:
     """:func:`engine.io.load` in a child process that ``cancel`` ends within about 0.1 s.
 
     Parameters
     ----------
-    path, series
+    path, series, first_slice
         As for :func:`engine.io.load` (``series`` as a key string: a ``SeriesInfo``
         from :func:`engine.io.list_series` may be passed as its ``uid``).
     progress
@@ -167,4 +169,4 @@ def open_isolated(path: str | Path, progress: Optional[ProgressCallback] = None,
     """
     if series is not None and not isinstance(series, str):
         series = getattr(series, "uid", str(series))
-    return run_isolated(_load, path, series, progress=progress, cancel=cancel)
+    return run_isolated(_load, path, series, first_slice, progress=progress, cancel=cancel)

@@ -37,7 +37,7 @@ def list_series(folder: str | Path, progress: Optional[ProgressCallback] = None,
 
 
 def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: Optional[CancelLike] = None,
-         series: Optional[str | SeriesInfo] = None) -> Volume:
+         series: Optional[str | SeriesInfo] = None, first_slice: Optional[str] = None) -> Volume:
     """Open a scan as a canonical :class:`~engine.types.Volume`.
 
     Parameters
@@ -51,6 +51,10 @@ def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: 
         For DICOM folders: the series key (``SeriesInfo.uid``), SeriesInstanceUID or
         series number; default the axial CT series with most slices. A
         :class:`SeriesInfo` from :func:`list_series` is read directly (no second scan).
+    first_slice
+        For PNG/JPG stacks, which carry no positions: where the first file lies,
+        ``"superior"`` (head to feet, the default) or ``"inferior"`` (feet to head); see
+        :func:`.images.read_image_stack`. Other formats place their slices themselves.
 
     Raises
     ------
@@ -62,11 +66,11 @@ def load(path: str | Path, progress: Optional[ProgressCallback] = None, cancel: 
         return read_series(series, progress=progress, cancel=cancel)
     p = check_readable(path)
     with wrap_errors(p, "file"):  # safety net: readers wrap their own errors already
-        return _load(p, progress, cancel, series)
+        return _load(p, progress, cancel, series, first_slice)
 
 
 def _load(p: Path, progress: Optional[ProgressCallback], cancel: Optional[CancelLike],
-          series: Optional[str]) -> Volume:
+          series: Optional[str], first_slice: Optional[str] = None) -> Volume:
     fmt = detect_format(p)
     check_cancel(cancel)
     if fmt == "nifti":
@@ -79,7 +83,7 @@ def _load(p: Path, progress: Optional[ProgressCallback], cancel: Optional[Cancel
         from .images import image_files, numbered_stack, read_image_stack
         # one image of a numbered stack opens the stack, as one DICOM file opens its series
         paths = image_files(p) if p.is_dir() else numbered_stack(p) if fmt != "png-labels" else [p]
-        return read_image_stack(paths, p, progress, cancel)
+        return read_image_stack(paths, p, progress, cancel, first_slice=first_slice)
     if fmt == "dicom":
         return _load_dicom(p, progress, cancel, series)
     raise UnsupportedFormatError(f"{p.name}: unsupported format '{fmt}'.")  # pragma: no cover
