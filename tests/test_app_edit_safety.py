@@ -497,9 +497,13 @@ def test_the_report_credits_the_ai_only_for_its_labels_and_says_when_provenance_
     assert w.ai.accept()
     doc = report()
     assert list(doc["models"]) == ["segmentation"] and doc["labels"]["edited_by_person"] is False
+    # the panel shows the whole-scan probabilities "not validated"; the report said nothing of them
+    from engine.inference.summary import SCAN_PROBABILITY_NOTE
+    assert w.ai.panel.scan_bars[0].text() == "not validated" and SCAN_PROBABILITY_NOTE in doc["notes"]
     assert w.labels.editor.undo() == "AI segmentation" and not w.labels.array.any()
     doc = report()
     assert doc["models"] == {} and doc["labels"]["edited_by_person"] is False  # the labels before the AI's
+    assert SCAN_PROBABILITY_NOTE not in doc["notes"]
     assert w.labels.editor.redo() == "AI segmentation"
     assert list(report()["models"]) == ["segmentation"]
     # the AI's labels saved as NIfTI and opened again: whose they are is not recorded there

@@ -121,14 +121,10 @@ class NumbersFlow(QObject):
             self.ctx.notices.error("Open a scan before exporting a report.")
             return
         labels = np.array(self.ctx.labels.array, copy=True)
-        # while a full count runs (new lungs after an accept, new labels) the case's numbers are the last count's:
-        # the report then counts the same labels and lungs it is given itself
-        quant = None if self.case.counting else self.case.result
-        self.ctx.run(write_report, path, volume, labels, self.case.lungs, title="Writing the report",
-                     anonymize=anonymize, models=dict(self.case.models), edited_by_person=self.case.edited_by_person(),
-                     labels_source=self.ctx.labels.name or None, quant=quant,
-                     assessment=self.case.assessment, review_notes=list(self.case.review_notes),
-                     on_result=self._written)
+        args = self.case.report_args()  # without numbers while a full count runs: the report counts them itself
+        lungs = args.pop("lungs")
+        self.ctx.run(write_report, path, volume, labels, lungs, title="Writing the report", anonymize=anonymize,
+                     on_result=self._written, **args)
 
     def _written(self, path: Any) -> None:
         self.ctx.preferences.set_export_dir(str(Path(path).resolve().parent))

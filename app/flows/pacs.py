@@ -379,9 +379,7 @@ class PacsFlow(QObject):
         case = self.ctx.case
         labels = np.array(self.ctx.labels.array, copy=True)  # edits may go on while the worker sends
         edited = self.ctx.labels.editor.person_mask()  # embedded in the SEG, as File > Export labels does
-        report_args = dict(lungs=case.lungs, models=dict(case.models), edited_by_person=case.edited_by_person(),
-                           labels_source=self.ctx.labels.name or None,
-                           quant=None if case.counting else case.result, assessment=case.assessment)
+        report_args = case.report_args()  # as File > Export report writes it
         self.send_task = self.ctx.run(send_to_pacs, server, volume, labels, report_args, edited,
                                       title=f"Sending to {server.url}", on_result=self._sent,
                                       on_error=self._send_error,

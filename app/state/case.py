@@ -132,6 +132,19 @@ class CaseState(QObject):
                 return dict(models)
         return {}
 
+    def report_args(self) -> dict[str, Any]:
+        """What a report of the labels now takes from the case (File > Export report, Send to PACS): lungs, the
+        credited models, provenance, numbers (none while a full count runs: the report counts itself), the AI's
+        verdict and the notes it asks a person to read."""
+        from engine.inference.summary import SCAN_PROBABILITIES_VALIDATED, SCAN_PROBABILITY_NOTE
+
+        notes = list(self.review_notes)
+        if self.models and (self.assessment or {}).get("assessed", True) and not SCAN_PROBABILITIES_VALIDATED:
+            notes.append(SCAN_PROBABILITY_NOTE)  # the panel shows them "not validated": the report says why
+        return dict(lungs=self.lungs, models=self.models, edited_by_person=self.edited_by_person(),
+                    labels_source=self.labels.name or None, quant=None if self.counting else self.result,
+                    assessment=self.assessment, review_notes=notes)
+
     def edited_by_person(self) -> Optional[bool]:
         """True when a person changed the labels since they were opened or the last AI result; ``None`` (unknown)
         for labels opened from a file that does not record it (NIfTI, NRRD, ...) and not edited since."""

@@ -37,7 +37,7 @@ COVID_SHOW_IN_APP = False
 #: and the report withhold them; findings.json keeps them for research, flagged.
 SCAN_PROBABILITIES_VALIDATED = False
 SCAN_PROBABILITY_NOTE = ("Whole-scan probabilities are not validated on whole scans (no labelled clear-lung "
-                         "volume to fit or check them; the clear test chest reads GGO 0.92): read the per-slice "
+                         "volume to fit or check them; the clear test chest reads GGO 0.93): read the per-slice "
                          "probabilities, the volumes and the RSNA category instead.")
 
 
