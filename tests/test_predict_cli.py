@@ -183,3 +183,45 @@ def test_predict_line_withholds_whole_scan_probabilities_until_validated(setup, 
         assert f"{key} p={finding['probability']:.2f} {finding['volume_ml']} mL" in shown
     assert "withheld" not in shown
     assert summary.SCAN_PROBABILITIES_VALIDATED is False
+
+
+def test_predict_passes_on_what_the_reader_did_and_writes_no_labels_for_a_scan_it_did_not_read(setup, capsys):
+    """QA pass: the reader set NaN voxels to -1024 and said so, but predict's stderr and findings.json did not
+    (GGO changed by 16 mL); a scan the AI did not assess got an all-zero labels.nii.gz, which reads "no findings"
+    as a training label; an --out that cannot be written crashed with a traceback after the AI had run; a
+    missing severity score had no reason in findings.json."""
+    root, scans, weights, affine = setup
+    arr = np.asarray(nib.load(scans / "case_a.nii.gz").dataobj).astype(np.float32)
+    arr[10:20, 10:20, 5:8] = np.nan
+    nib.save(nib.Nifti1Image(arr, affine), scans.parent / "nan.nii.gz")
+    args = ["--model", str(weights), "--device", "cpu", "--findings-model", "none", "--covid-model", "none"]
+    out = root / "nan"
+    assert main(["predict", str(scans.parent / "nan.nii.gz"), "--out", str(out), "--quiet"] + args) == 0
+    doc = json.loads((out / "findings.json").read_text())
+    reader = [w for w in io.load(scans.parent / "nan.nii.gz").warnings if "NaN" in w]
+    assert reader and doc["notes"][:len(reader)] == reader and doc["slice_numbering"] == "from 0"
+    assert main(["predict", str(scans.parent / "nan.nii.gz"), "--out", str(root / "nan2")] + args) == 0
+    assert "warning: nan: " + reader[0] in capsys.readouterr().err
+    # two slices: no zones, so no severity and no category, and findings.json says why
+    nib.save(nib.Nifti1Image(arr[:, :, 18:20].copy(), affine), scans.parent / "thin.nii.gz")
+    out = root / "thin"
+    assert main(["predict", str(scans.parent / "thin.nii.gz"), "--out", str(out), "--quiet"] + args) == 0
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["assessment"]["assessed"] and doc["severity"] is None and doc["rsna_category"] is None
+    assert any(n.startswith("No RSNA category or severity score: ") and "3 slices" in n for n in doc["notes"])
+    # not assessed (coronal slices): findings.json says why; no label map
+    coronal = np.asarray(nib.load(scans / "case_a.nii.gz").dataobj)
+    nib.save(nib.Nifti1Image(coronal, affine[:, [0, 2, 1, 3]]), scans.parent / "coronal.nii.gz")
+    out = root / "coronal"
+    assert main(["predict", str(scans.parent / "coronal.nii.gz"), "--out", str(out), "--quiet"] + args) == 0
+    doc = json.loads((out / "findings.json").read_text())
+    assert not doc["assessment"]["assessed"] and doc["labels_file"] is None
+    assert not (out / "labels.nii.gz").exists()
+    # an --out that cannot be written: one line, exit 2, before the AI
+    (root / "afile").write_text("x")
+    for bad, said in ((root / "afile", "is a file"), (Path("/proc/lunglens_out"), "Could not create lunglens_out")):
+        assert main(["predict", str(scans / "case_a.nii.gz"), "--out", str(bad), "--quiet"] + args) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert main(["lungs", str(scans / "case_a.nii.gz"), "--out", "/proc/lunglens_x/l.nii.gz"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

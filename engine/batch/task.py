@@ -145,7 +145,8 @@ def process_scan(scan: ScanSource, scan_id: str, out_root: str, opts: BatchOptio
         t = time.perf_counter()
         from ..inference.summary import findings_document
         lungs, quant = reading.lungs, reading.quantification  # found once, by the predictor
-        doc = findings_document(prediction, volume, quant, labels_file="labels.nii.gz", notes=reading.notes)
+        doc = findings_document(prediction, volume, quant, labels_file="labels.nii.gz" if prediction.assessed else None,
+                                notes=reading.notes)
         row["quantify_s"] = time.perf_counter() - t
 
         stage = "write"
@@ -153,7 +154,8 @@ def process_scan(scan: ScanSource, scan_id: str, out_root: str, opts: BatchOptio
         from .. import io
         shutil.rmtree(stage_dir, ignore_errors=True)
         stage_dir.mkdir(parents=True)
-        io.save_labels(prediction.labels, volume, stage_dir / "labels.nii.gz")
+        if prediction.assessed:  # no label map for a scan the AI did not read: an empty one reads "no findings"
+            io.save_labels(prediction.labels, volume, stage_dir / "labels.nii.gz")
         if lungs is not None and hasattr(lungs, "label_map"):
             io.save_labels(lungs.label_map(), volume, stage_dir / "lungs.nii.gz")  # 1 right, 2 left
         (stage_dir / "findings.json").write_text(json.dumps(doc, indent=1) + "\n")

@@ -43,11 +43,13 @@ def run(args: argparse.Namespace) -> int:
     except DataError as exc:
         raise LungLensError(str(exc)) from exc
     out = Path(args.out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from ..io._common import wrap_errors
+    with wrap_errors(out.parent, "folder", "create"):
+        out.parent.mkdir(parents=True, exist_ok=True)
     lab = lungs.label_map()
     io.save_labels(lab, volume, out)
     ml = volume.geometry.voxel_volume_ml if volume.geometry.spacing_known else None
-    info = {"file": str(out), "method": lungs.method, "warnings": list(lungs.warnings)}
+    info = {"file": str(out), "method": lungs.method, "warnings": list(volume.warnings) + list(lungs.warnings)}
     for name, value in (("right", RIGHT_LUNG), ("left", LEFT_LUNG)):
         n = int((lab == value).sum())
         info[name] = {"label": value, "voxels": n, "volume_ml": round(n * ml, 1) if ml is not None else None}
@@ -57,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
         def fmt(side: dict) -> str:
             return f"{side['volume_ml']} mL" if side["volume_ml"] is not None else f"{side['voxels']} voxels"
         print(f"right lung {fmt(info['right'])}, left lung {fmt(info['left'])} ({lungs.method}) -> {out}")
-        for w in lungs.warnings:
+        for w in info["warnings"]:  # the reader's (NaN voxels filled, a stack's order), then the lungs'
             print(f"note: {w}")
     return 0

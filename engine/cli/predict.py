@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -109,15 +110,35 @@ def predict_one(scan: Path, out: Path, predictor, args: argparse.Namespace) -> d
         reading = read(volume, predictor, progress=bar)  # the app's Run AI pipeline
     finally:
         bar.close()
-    out.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        for w in volume.warnings:  # what the reader changed or assumed (also in findings.json's notes)
+            print(f"warning: {scan_name(scan)}: {w}", file=sys.stderr)
+    out_folder(out)
     labels_path = out / FORMATS[args.format]
-    io.save_labels(reading.prediction.labels, volume, labels_path)
+    assessed = reading.prediction.assessed
+    if assessed:  # a scan the AI did not read gets no label map: an empty one would read "no findings"
+        io.save_labels(reading.prediction.labels, volume, labels_path)
     if reading.lungs is not None and hasattr(reading.lungs, "label_map"):
         io.save_labels(reading.lungs.label_map(), volume, out / "lungs.nii.gz")  # 1 right, 2 left
-    doc = findings_document(reading.prediction, volume, reading.quantification, labels_file=labels_path.name,
-                            notes=reading.notes)
-    (out / "findings.json").write_text(to_json(doc))
+    doc = findings_document(reading.prediction, volume, reading.quantification,
+                            labels_file=labels_path.name if assessed else None, notes=reading.notes)
+    from ..io._common import wrap_errors
+    with wrap_errors(out / "findings.json", "file", "write"):
+        (out / "findings.json").write_text(to_json(doc))
     return doc
+
+
+def out_folder(out: Path) -> None:
+    """Make the output folder ``out``, or say why it cannot be (before any work is done)."""
+    from ..errors import LungLensError
+    from ..io._common import wrap_errors
+
+    if out.exists() and not out.is_dir():
+        raise LungLensError(f"--out {out} is a file: give a folder (labels, lungs and findings.json go in it).")
+    with wrap_errors(out, "folder", "create"):
+        out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise LungLensError(f"Could not write in {out}: permission denied.")
 
 
 def summary_line(doc: dict) -> str:
@@ -155,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
                           covid_model=_model_arg(args.covid_model), batch_size=args.batch_size,
                           keep_probabilities=False, precision=getattr(args, "precision", "auto"))
     predictor.load()
+    out_folder(out)  # before any scan is read: an --out that cannot be written fails now, not after the AI
     skipped = 0
     for scan in scans:
         target = out / scan_name(scan) if many else out

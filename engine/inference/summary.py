@@ -98,7 +98,7 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
     ``quantification`` (from :func:`quantify_prediction`) supplies mL and % of lung;
     without it, mL are voxel counts times the voxel volume and % of lung is ``None``.
     """
-    from ..quantification.rsna import rsna_or_none
+    from ..quantification.rsna import rsna_or_none, zones_missing
 
     geom = prediction.geometry
     voxel_ml = geom.voxel_volume_ml
@@ -134,12 +134,18 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
         covid = {"probability": round(float(prediction.covid_probability), 4), "caveat": COVID_CAVEAT,
                  "show_in_app": COVID_SHOW_IN_APP, "model": (prediction.models.get("covid") or {}).get("name")}
     total = q.findings["total"] if q is not None else None
+    withheld = []  # severity and category rate three zones per lung: where there are none, why
+    if assessed and (category is None or not (q is not None and q.severity)):
+        withheld.append(f"No RSNA category or severity score: {zones_missing(lungs) or 'no lungs were found'}.")
+    stack_note = any("not in mL" in w for w in volume.warnings)
     doc: dict[str, Any] = {
         "lunglens_version": __version__,
         "scan": {"path": volume.source, "format": volume.format, "shape": list(volume.shape),
                  "spacing_mm": list(geom.spacing), "spacing_known": known, "is_hu": bool(volume.is_hu)},
         "assessment": {"assessed": assessed, "reasons": list(prediction.not_assessed)},
         "labels_file": labels_file,
+        # "slices" and "peak_slice" below: canonical z indices from 0 (the app and the notes number slices from 1)
+        "slice_numbering": "from 0",
         "findings": findings,
         "involvement_percent_of_lung": (round(float(total.percent_of_lungs), 3)
                                         if total is not None and total.percent_of_lungs is not None else None),
@@ -168,8 +174,9 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
         "models": prediction.models,
         "device": prediction.device,
         "timings_s": {k: (round(v, 4) if k.endswith("_s") else v) for k, v in prediction.timings.items()},
-        "notes": list(prediction.notes) + list(notes or []) + ([] if known else
-                                          ["The scan has no physical spacing (image stack): volumes in mL "
+        # what the reader warned about (NaN voxels filled, slices missing, a stack's assumed order) comes first
+        "notes": list(volume.warnings) + list(prediction.notes) + list(notes or []) + withheld
+        + ([] if known or stack_note else ["The scan has no physical spacing (image stack): volumes in mL "
                                            "are not reported."]),
     }
     return doc
