@@ -396,3 +396,38 @@ def test_freehand_roi_follows_the_drawn_outline(window, qtbot):
     assert m.stats.mean == pytest.approx(image[inside].mean()) and m.stats.sd == pytest.approx(image[inside].std(ddof=1))
     assert m.stats.area == pytest.approx(inside.sum() * SPACING[1] * SPACING[2])
     assert w.reading.overlays[0].outline.isVisible() and "mm²" in w.reading.overlays[0].texts["freehand"].toPlainText()
+
+
+def test_values_and_windows_are_shown_to_the_precision_of_the_data(window, qtbot):
+    """QA pass: a float image of 0..1 read "0 HU" at 0.317 and its window "W 1 L 0"; a scan of values up to
+    60 000 opened with W 59406 while the boxes stopped at 10 000 (one step then applied W 10000); 8-bit data's
+    level 127.5 read 128, and a typed width then applied L 128. A doubted HU scale reads "HU?" in the probe, as
+    the ROI says."""
+    from app.flows.probe import probe_text
+    from engine.display import window_text
+
+    w = window
+    boxes = (w.window_level.widget.width_box, w.window_level.widget.level_box)
+    rng = np.random.default_rng(3)
+    small = Volume(rng.random(SHAPE).astype(np.float32), Geometry(SHAPE, SPACING), is_hu=True,
+                   meta={"hu_scale_doubtful": True})
+    w.scan_io.show_volume(small)
+    wl = w.session.window
+    assert w.session.value_decimals == 3 and wl.width < 1.0
+    v = float(small.array[5, 6, 7])
+    assert f"{v:.3f} HU?" in probe_text(small, (5, 6, 7), decimals=w.session.value_decimals)
+    assert w.views.axial.captions.bottom_left.text() == window_text(wl, 3) == f"W {wl.width:.3f}  L {wl.level:.3f}"
+    assert [round(b.value(), 3) for b in boxes] == [round(wl.width, 3), round(wl.level, 3)]
+    wide = Volume(rng.integers(0, 60000, size=SHAPE).astype(np.int32), Geometry(SHAPE, SPACING), is_hu=True,
+                  meta={"hu_scale_doubtful": True})
+    w.scan_io.show_volume(wide)
+    wl = w.session.window
+    assert wl.width > 10000 and [b.value() for b in boxes] == [round(wl.width), round(wl.level)]
+    boxes[1].stepDown()  # one step of the level: the width stays what it was
+    assert w.session.window.width == pytest.approx(round(wl.width)) and w.session.window.level < wl.level
+    grey = Volume(rng.integers(0, 256, size=SHAPE).astype(np.uint8), Geometry(SHAPE, SPACING), is_hu=False)
+    w.scan_io.show_volume(grey)
+    assert w.session.window.level == 127.5 and boxes[1].value() == 127.5
+    assert w.views.axial.captions.bottom_left.text() == "W 255.0  L 127.5"
+    boxes[0].setValue(200)
+    assert (w.session.window.width, w.session.window.level) == (200, 127.5)

@@ -14,17 +14,18 @@ from ..state.interaction import VoxelMouseEvent
 
 
 def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] = None,
-               label_name: str = "") -> str:
+               label_name: str = "", decimals: int = 0) -> str:
     """Status text for voxel ``zyx``: column, row and slice counted from 1 (as the views' captions), LPS mm,
-    value and label."""
+    value (to ``decimals``: :func:`engine.display.value_decimals`; "HU?" where the reader doubted the scale, as
+    the ROI says) and label."""
     z, y, x = zyx
     value = volume.array[z, y, x]
-    unit = "HU" if volume.is_hu else "grey"
+    unit = ("HU?" if (volume.meta or {}).get("hu_scale_doubtful") else "HU") if volume.is_hu else "grey"
     text = f"x {x + 1}  y {y + 1}  slice {z + 1} / {volume.shape[0]}"
     if volume.geometry.spacing_known:
         wx, wy, wz = volume.geometry.index_to_world((z, y, x))
         text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS)"
-    text += f"   |   {float(value):.0f} {unit}"
+    text += f"   |   {float(value):.{decimals}f} {unit}"
     if label:
         text += f"   |   {label_name or 'label'} ({label})"
     return text
@@ -58,4 +59,4 @@ class ProbeFlow(QObject):
                 name = labels.table[value].name
             except KeyError:
                 name = ""
-        self.label.setText(probe_text(volume, zyx, value, name))
+        self.label.setText(probe_text(volume, zyx, value, name, self.ctx.session.value_decimals))

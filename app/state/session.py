@@ -11,7 +11,7 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.display import PRESETS, SLAB_MODES, WindowLevel, opening_window
+from engine.display import PRESETS, SLAB_MODES, WindowLevel, opening_window, value_decimals
 from engine.types import Volume
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class Session(QObject):
         self._auto_single = False  # True while the layout is "axial" only because of a 1-slice scan
         self._crosshair = True
         self._slab = Slab()
+        #: decimals that show the open scan's values and windows (:func:`engine.display.value_decimals`)
+        self.value_decimals = 0
 
     # -- volume ---------------------------------------------------------------
     @property
@@ -78,6 +80,7 @@ class Session(QObject):
         with more slices switches it back.
         """
         self._volume = volume
+        self.value_decimals = value_decimals(volume.array) if volume is not None else 0
         if volume is not None:
             self._cursor = tuple(int(s) // 2 for s in volume.shape)  # type: ignore[assignment]
             self._window = opening_window(volume)

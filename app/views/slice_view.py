@@ -28,7 +28,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 
 from engine.display import Plane, WindowLevel, display_shape, display_spacing, edge_letters, extract, outline, \
-    pixel_spacing, slab_projection, slice_axis, to_display, to_voxel
+    pixel_spacing, slab_projection, slice_axis, to_display, to_voxel, window_text
 from engine.io.orientation import missing_slices
 
 from ..state.interaction import ViewTool, VoxelMouseEvent
@@ -321,7 +321,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         if self.session.volume is None:
             return
         self.ct_item.setLevels(wl.levels)
-        self.captions.bottom_left.set_text(f"W {wl.width:.0f}  L {wl.level:.0f}")
+        self.captions.bottom_left.set_text(window_text(wl, self.session.value_decimals))
 
     def _on_labels_changed(self, bbox: Optional[tuple[int, ...]]) -> None:
         if self._index < 0:

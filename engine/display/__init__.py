@@ -24,10 +24,11 @@ from .overlay import downsample_labels, label_counts, label_lut, outline
 from .reading import SLAB_MODES, RegionStats, distance, ellipse_mask, region_stats, slab_projection, slab_range
 from .slicing import PLANES, Plane, display_shape, display_spacing, edge_letters, extract, pixel_spacing, slice_axis, \
     to_display, to_voxel
-from .window import GREY_8BIT, PRESETS, WindowLevel, data_window, default_window, opening_window, preset
+from .window import (GREY_8BIT, PRESETS, WindowLevel, data_window, default_window, opening_window, preset,
+                     value_decimals, window_text)
 
 __all__ = ["GREY_8BIT", "PLANES", "PRESETS", "Plane", "RegionStats", "SLAB_MODES", "WindowLevel", "distance",
            "ellipse_mask", "region_stats", "slab_projection", "slab_range", "data_window", "default_window",
            "opening_window", "display_shape", "display_spacing", "downsample_labels",
            "edge_letters", "extract", "label_counts", "label_lut", "outline", "pixel_spacing", "preset",
-           "slice_axis", "to_display", "to_voxel"]
+           "slice_axis", "to_display", "to_voxel", "value_decimals", "window_text"]

@@ -82,3 +82,21 @@ def opening_window(volume: Any) -> WindowLevel:
     if volume.is_hu and (getattr(volume, "meta", None) or {}).get("hu_scale_doubtful"):
         return data_window(volume.array)
     return default_window(volume.is_hu)
+
+
+def value_decimals(array: np.ndarray) -> int:
+    """Decimals that show ``array``'s values (and windows over them) without rounding them away: 0 for integer
+    data, else by the spread of about 16 slices (0 from 1000, 1 from 10, 3 from 0.1, else 5): a float image of 0..1
+    read "0" at 0.317 and its window "W 1 L 0"."""
+    if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.bool_):
+        return 0
+    sample = np.asarray(array[:: max(1, array.shape[0] // 16)], dtype=np.float64)
+    finite = sample[np.isfinite(sample)]
+    span = float(finite.max() - finite.min()) if finite.size else 0.0
+    return 0 if span >= 1000 else 1 if span >= 10 else 3 if span >= 0.1 else 5
+
+
+def window_text(wl: WindowLevel, decimals: int = 0) -> str:
+    """``W 1500  L -600`` as the views' captions show it; a fractional level of 8-bit data (127.5) keeps its half."""
+    d = max(decimals, 1 if (wl.level % 1 or wl.width % 1) and decimals == 0 else decimals)
+    return f"W {wl.width:.{d}f}  L {wl.level:.{d}f}"
