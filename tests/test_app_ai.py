@@ -404,3 +404,19 @@ def test_run_ai_pressed_while_the_lungs_are_found_waits_for_them(make_window, qt
     qtbot.waitUntil(lambda: w.ai.proposal.state == "ready", timeout=60000)
     assert searched == [] and w.case.lungs is not None
     assert w.ai.proposal.prediction.assessed and (w.ai.proposal.prediction.labels == GGO).sum() > 100
+
+
+def test_the_slice_strip_goes_to_the_clicked_slice_before_any_run(window, qtbot):
+    """QA pass: before Run AI every click on the strip went to slice 1 (it counted the proposal's slices: none),
+    and no current-slice line was drawn."""
+    w = window
+    strip = w.ai.strip
+    assert w.ai.proposal.processed.size == 0 and strip.image().shape[0] == SHAPE[0]
+    for target in (SHAPE[0] - 1, SHAPE[0] // 2, 3):
+        ypix = int((SHAPE[0] - 1 - target + 0.5) / SHAPE[0] * strip.height())
+        qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(strip.width() // 2, ypix))
+        assert w.session.cursor[0] == target
+    row = SHAPE[0] - 1 - 3  # the white current-slice line at slice 4 (image row 0 = the top)
+    img = strip.grab().toImage()
+    y = int((row + 0.5) / SHAPE[0] * strip.height())
+    assert QColor(img.pixel(strip.width() // 2, y)).red() == 255

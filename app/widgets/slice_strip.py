@@ -39,14 +39,19 @@ class SliceStrip(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         return QSize(48, 400)
 
+    def _nz(self) -> int:
+        """Slices along the strip: the open scan's (before any Run AI the proposal has none)."""
+        vol = self.session.volume
+        return int(vol.shape[0]) if vol is not None else self.proposal.processed.size
+
     def image(self) -> np.ndarray:
         """The strip as an RGBA ``(z, 3, 4)`` array, row 0 = the most superior slice."""
         p = self.proposal
-        nz = p.processed.size
+        nz = self._nz()
         img = np.zeros((nz, len(FINDINGS), 4), dtype=np.uint8)
         img[..., 3] = 255
         img[..., :3] = 40
-        if nz == 0 or not p.active:
+        if nz == 0 or not p.active or p.processed.size != nz:
             return img[::-1]
         img[p.processed, :, :3] = 75
         for i, lab in enumerate(FINDINGS):
@@ -58,7 +63,7 @@ class SliceStrip(QWidget):
 
     def z_at(self, y: float) -> int:
         """Slice index at widget row ``y``."""
-        nz = max(self.proposal.processed.size, 1)
+        nz = max(self._nz(), 1)
         frac = min(max(y / max(self.height(), 1), 0.0), 0.999999)
         return int(nz - 1 - int(frac * nz))
 
