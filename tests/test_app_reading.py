@@ -431,3 +431,39 @@ def test_values_and_windows_are_shown_to_the_precision_of_the_data(window, qtbot
     assert w.views.axial.captions.bottom_left.text() == "W 255.0  L 127.5"
     boxes[0].setValue(200)
     assert (w.session.window.width, w.session.window.level) == (200, 127.5)
+
+
+def test_voxels_filled_for_nan_are_said_where_they_are_shown(window, qtbot, tmp_path):
+    """QA pass: inside a block of NaN voxels (the reader set them to -1024 and said so in Notices) the probe read
+    "-1024 HU", an ROI "mean -1024.0 HU SD 0.0" and the slice nothing. The axial caption of such a slice, the
+    probe on a filled value and an ROI over one now say so; other slices do not."""
+    import nibabel as nib
+
+    from app.flows.probe import probe_text
+    from engine import io
+
+    w = window
+    arr = np.full((64, 64, 12), -700.0, np.float32)
+    arr[:, :, :4] = 40.0
+    arr[20:30, 20:30, 6] = np.nan
+    nib.save(nib.Nifti1Image(arr, np.diag([0.8, 0.8, 2.0, 1.0])), str(tmp_path / "nan.nii"))
+    vol = io.load(tmp_path / "nan.nii")
+    assert vol.meta["filled"]["slices"] and len(vol.meta["filled"]["slices"]) == 1
+    z = vol.meta["filled"]["slices"][0]
+    w.scan_io.show_volume(vol)
+    flat = vol.meta["filled"]["index"]
+    assert flat.size == 100
+    hit = tuple(int(i) for i in np.unravel_index(int(flat[55]), vol.shape))
+    assert hit[0] == z and "(a NaN/inf voxel, filled: not image data)" in probe_text(vol, hit)
+    same_value = (z, 2, 2)  # the same value (-700, the lowest) on the same slice, but image data
+    assert vol.array[same_value] == vol.array[hit] and "filled" not in probe_text(vol, same_value)
+    assert "filled" not in probe_text(vol, (z + 2, *hit[1:]))
+    w.session.set_cursor(*hit)
+    assert "NaN/inf voxels filled on this slice" in w.views.axial.captions.top_left.text()
+    w.session.set_cursor(z + 2, *hit[1:])
+    assert "filled" not in w.views.axial.captions.top_left.text()
+    row, col = hit[1], hit[2]  # axial display point of the filled voxel
+    m = w.reading.measurements.set("ellipse", Plane.AXIAL, z, (row - 2, col - 2), (row + 2, col + 2))
+    assert m.text.endswith("includes filled NaN/inf voxels: not image data (see Notices)"), m.text
+    m = w.reading.measurements.set("ellipse", Plane.AXIAL, z, (2, 2), (6, 6))
+    assert "filled" not in m.text

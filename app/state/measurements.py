@@ -11,7 +11,7 @@ levels on 8-bit images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -106,6 +106,7 @@ class Measurements(QObject):
             stats = region_stats(image, mask, spacing)
             text = self.stats_text(stats, volume.is_hu, known,
                                    doubtful=bool((volume.meta or {}).get("hu_scale_doubtful")))
+            text += _filled_note(volume, plane, index, image, mask)
         m = Measurement(kind, plane, int(index), tuple(p0), tuple(p1), length, stats, text,  # type: ignore[arg-type]
                         tuple((float(r), float(c)) for r, c in points))
         self._items[(plane, kind)] = m
@@ -129,3 +130,18 @@ class Measurements(QObject):
         if keys:
             self.changed.emit(plane)
         return bool(keys)
+
+
+def _filled_note(volume: Any, plane: Plane, index: int, image: np.ndarray, mask: np.ndarray) -> str:
+    """A line for an ROI over voxels the reader filled for NaN/inf (exactly on an axial slice, by their value on
+    the other planes), else ``""``."""
+    filled = (volume.meta or {}).get("filled") or {}
+    if not filled.get("slices"):
+        return ""
+    if plane is Plane.AXIAL and filled.get("index") is not None:
+        if index not in filled["slices"]:
+            return ""
+        flat = index * image.size + np.flatnonzero(mask)
+        return "\nincludes filled NaN/inf voxels: not image data (see Notices)" if np.isin(flat, filled["index"]).any() \
+            else ""
+    return "\nmay include filled NaN/inf voxels (see Notices)" if np.isin(image[mask], filled["values"]).any() else ""

@@ -307,6 +307,8 @@ class SliceView(pg.GraphicsLayoutWidget):
             text += "\nvalues may not be HU (see Notices)"
         if (axis, self._index) in self._missing(vol):
             text += "\nMISSING SLICE: no image here (shown as air)"
+        if axis == 0 and self._index in ((vol.meta or {}).get("filled") or {}).get("slices", ()):
+            text += "\nNaN/inf voxels filled on this slice: not image data (see Notices)"
         slab = self.session.slab
         if slab.mode:
             unit = "mm" if vol.geometry.spacing_known else "slices"

@@ -183,6 +183,9 @@ class IntensityBuffer:
         self.plan = plan
         self.array = np.empty(plan.canonical_shape, dtype=start_dtype)
         self.nonfinite = 0
+        #: after :meth:`finish`: the canonical axial slices where non-finite voxels were replaced, the values put
+        #: there and (up to 4 M of them) their sorted flat indices (``meta["filled"]``: the viewer says so there)
+        self.filled: dict[str, list] = {}
 
     def _fits(self, slab: np.ndarray) -> bool:
         dt = self.array.dtype
@@ -215,14 +218,19 @@ class IntensityBuffer:
             if finite_min is None:
                 raise CorruptFileError(f"{Path(path).name} holds no finite value (all voxels are NaN or "
                                        "infinite): there is no image to show.")
-            hit = []
+            hit, where = [], []
+            per_slice = arr[0].size
             for z in range(arr.shape[0]):
                 sl = arr[z]
                 bad = ~np.isfinite(sl)
                 if bad.any():
                     hit.append(z)
+                    if self.nonfinite <= 4_000_000:
+                        where.append(z * per_slice + np.flatnonzero(bad))
                     sl[bad & (sl > 0)] = finite_max
                     sl[bad & ~(sl > 0)] = finite_min
+            self.filled = {"slices": hit, "values": [finite_min, finite_max],
+                           "index": np.concatenate(where) if where else None}
             warnings.append(f"{self.nonfinite} voxel(s) were NaN or infinite, on {_slice_ranges(hit, arr.shape[0])}; "
                             f"NaN and -inf were replaced by the lowest value ({finite_min:g}, which may look like "
                             f"air), +inf by the highest ({finite_max:g}). Nothing there is image data.")

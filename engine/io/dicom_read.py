@@ -353,6 +353,8 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
             if scale:
                 warnings.append(scale)
     meta = _meta(first, info, frames, plan)
+    if buffer.filled:
+        meta["filled"] = buffer.filled
     if is_hu and scale:
         meta[HU_DOUBT] = True
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(folder)

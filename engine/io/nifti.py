@@ -181,7 +181,7 @@ def read_nifti(path: str | Path, progress: Optional[ProgressCallback] = None,
             warnings.append(note)
     geometry = plan.canonical_geometry()
     meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else "",
-            "nifti_descrip": _descrip(hdr)}
+            "nifti_descrip": _descrip(hdr), **({"filled": buffer.filled} if buffer.filled else {})}
     if note:
         meta[HU_DOUBT] = True
     return Volume(array=array, geometry=geometry, is_hu=is_hu, source=str(path), format="nifti",

@@ -120,7 +120,8 @@ def read_sitk(path: str | Path, fmt: str, progress: Optional[ProgressCallback] =
         if note:
             warnings.append(note)
         del arr, img
-    meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else ""}
+    meta = {"source_orientation": plan.to_dict(), "modality": "CT" if is_hu else "",
+            **({"filled": buffer.filled} if buffer.filled else {})}
     if note:
         meta[HU_DOUBT] = True
     return Volume(array=array, geometry=plan.canonical_geometry(), is_hu=is_hu, source=str(path),
