@@ -200,6 +200,8 @@ def test_predict_passes_on_what_the_reader_did_and_writes_no_labels_for_a_scan_i
     doc = json.loads((out / "findings.json").read_text())
     reader = [w for w in io.load(scans.parent / "nan.nii.gz").warnings if "NaN" in w]
     assert reader and doc["notes"][:len(reader)] == reader and doc["slice_numbering"] == "from 0"
+    # the lung model runs on 8-bit lung-window images only: on this HU scan it is not listed as used
+    assert doc["lung"]["method"] == "hu-rules" and "lung" not in doc["models"] and "segmentation" in doc["models"]
     assert main(["predict", str(scans.parent / "nan.nii.gz"), "--out", str(root / "nan2")] + args) == 0
     assert "warning: nan: " + reader[0] in capsys.readouterr().err
     # two slices: no zones, so no severity and no category, and findings.json says why

@@ -2,7 +2,11 @@
 
 Writes a label map in the scan's geometry (0 background, 1 right lung, 2 left lung;
 NIfTI ``.nii.gz`` / ``.nii``, or ``.nrrd``) made by :func:`engine.anatomy.lung_masks`,
-the same lungs the AI reading and the report use, and prints their volumes. Sides are
+and prints their volumes. These are the lungs the AI reading and the report start from:
+the reading then adds the dense findings it keeps at their edge (and, on 8-bit lung-window
+images, the lung model's mask), and ``report`` the labels it is given, so their lung
+volumes can be a little larger (0.2 % on the phantom); ``predict``'s ``lungs.nii.gz`` is
+its own, and ``report --lungs`` takes it for the same numbers as ``findings.json``. Sides are
 the patient's, decided from the geometry (in a standard axial view the right lung is on
 the image's left).
 """

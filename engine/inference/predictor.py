@@ -188,9 +188,9 @@ class Predictor:
             self.load_s = time.perf_counter() - t
         return self._nets
 
-    def models(self) -> dict[str, Optional[dict]]:
-        """Role -> description of the model used (``None`` when that role has no model)."""
-        return {role: (net.describe() if net else None) for role, net in self.load().items()}
+    def models(self, lung_ran: bool = True) -> dict[str, Optional[dict]]:
+        """Role -> description of the model used (``None``: no model; the lung model left out unless it ran)."""
+        return {r: (n.describe() if n else None) for r, n in self.load().items() if lung_ran or r != "lung"}
 
     # -- public API -----------------------------------------------------------
     def predict(self, volume: Volume, progress: Optional[ProgressCallback] = None,
@@ -408,9 +408,9 @@ class Predictor:
         if "infection" in [c.lower() for c in seg.classes]:
             notes.append(f"'{seg.name}' is a binary infection model: its infection is shown as GGO.")
         report(1.0, "Done")
-        return Prediction(labels=labels, probabilities=probs, slice_probabilities=slice_probs,
-                          scan_probabilities=scan_p, covid_probability=covid, segmented=segmented,
-                          geometry=volume.geometry, models=self.models(), timings=timings, device=str(self.device),
+        return Prediction(labels=labels, probabilities=probs, slice_probabilities=slice_probs, segmented=segmented,
+                          scan_probabilities=scan_p, covid_probability=covid, geometry=volume.geometry,
+                          models=self.models(lung is not None), timings=timings, device=str(self.device),
                           slice_probability_source=source, notes=notes, lung_mask=lung, lungs=lungs,
                           rules_removed=rules, classifier_probabilities=classifier_probs,
                           presence_calibrated=presence.calibrated, evidence=regions, nodules=nodules)
