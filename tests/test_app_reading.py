@@ -236,6 +236,9 @@ def test_a_spacing_less_8bit_stack_shows_no_mm_no_hu(make_window, qtbot, tmp_pat
     w.reading.set_tool("ruler")
     drag(qtbot, axial, pixel(axial, 5, 5), pixel(axial, 5, 45))
     assert w.reading.measurements.get(Plane.AXIAL, "ruler").text.endswith(" px")
+    # coronal: rows are slices, drawn wider than a pixel here; one "px" for both misled (QA pass)
+    m = w.reading.measurements.set("ruler", Plane.CORONAL, 30, (2.0, 10.0), (9.0, 40.0))
+    assert m.text == "7.0 slices x 30.0 px (no spacing)"
     w.reading.set_tool("roi")
     drag(qtbot, axial, pixel(axial, 10, 10), pixel(axial, 40, 50))
     text = w.reading.measurements.get(Plane.AXIAL, "ellipse").text

@@ -98,7 +98,12 @@ class Measurements(QObject):
         length, stats = 0.0, None
         if kind == "ruler":
             length = distance(p0, p1, spacing)
-            text = f"{length:.1f} mm" if known else f"{length:.1f} px"
+            if known:
+                text = f"{length:.1f} mm"
+            elif plane is Plane.AXIAL:
+                text = f"{length:.1f} px"
+            else:  # rows are slices here: without spacing a slice step and a pixel are not the same length
+                text = f"{abs(p1[0] - p0[0]):.1f} slices x {abs(p1[1] - p0[1]):.1f} px (no spacing)"
         else:
             image = extract(volume.array, plane, index)
             shape = display_shape(volume.shape, plane)
