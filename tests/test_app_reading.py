@@ -470,3 +470,21 @@ def test_voxels_filled_for_nan_are_said_where_they_are_shown(window, qtbot, tmp_
     assert m.text.endswith("includes filled NaN/inf voxels: not image data (see Notices)"), m.text
     m = w.reading.measurements.set("ellipse", Plane.AXIAL, z, (2, 2), (6, 6))
     assert "filled" not in m.text
+
+
+def test_a_long_slice_caption_does_not_cover_the_orientation_letter(make_window, qtbot):
+    """QA pass: in a narrow sagittal view of a stack without spacing the caption "spacing unknown: not to scale"
+    covered the "S" at the top edge; the letter now moves right of it."""
+    w = make_window(flows=("editing",), size=(900, 600))
+    arr = np.random.default_rng(2).integers(0, 256, size=(12, 64, 80)).astype(np.uint8)
+    w.scan_io.show_volume(Volume(arr, Geometry(arr.shape, spacing_known=False), is_hu=False, format="png"))
+    qtbot.wait(50)
+    reach = 0
+    for view in (w.views.axial, w.views.coronal, w.views.sagittal):
+        c = view.captions
+        corner = c.top_left.mapRectToScene(c.top_left.rect())
+        letter = c.letters["top"].mapRectToScene(c.letters["top"].rect())
+        assert c.letters["top"].text() and not corner.intersects(letter), (view.plane, corner, letter)
+        assert view.viewport().rect().contains(view.mapFromScene(letter.center()))  # still in the view
+        reach += corner.right() > view.viewport().rect().center().x()
+    assert reach >= 1  # at this size the coronal and sagittal captions reach the middle, where the letter was

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPen
@@ -31,6 +31,8 @@ class Caption(QGraphicsRectItem):
         self._text.setFont(font)
         self._text.setBrush(QBrush(QColor(color)))
         self._pos = QPointF(0, 0)
+        #: called after the caption changed size or place (the view's letters make room for it)
+        self.after_layout: Optional[Callable[[], None]] = None
 
     def text(self) -> str:
         return self._text.text()
@@ -53,6 +55,8 @@ class Caption(QGraphicsRectItem):
         self.setRect(QRectF(0, 0, w, h))
         self._text.setPos(pad, pad)
         self.setPos(self._pos.x() - self._anchor[0] * w, self._pos.y() - self._anchor[1] * h)
+        if self.after_layout is not None:
+            self.after_layout()
 
 
 class ViewCaptions:
@@ -72,6 +76,9 @@ class ViewCaptions:
         self.top_left = Caption(parent, (0.0, 0.0))
         self.bottom_left = Caption(parent, (0.0, 1.0))
         self.top_right = Caption(parent, (1.0, 0.0))
+        self._rect: Optional[QRectF] = None
+        for corner in (self.top_left, self.bottom_left):
+            corner.after_layout = self._place_letters
 
     def set_letters(self, letters: Optional[dict[str, str]]) -> None:
         for edge, item in self.letters.items():
@@ -80,11 +87,29 @@ class ViewCaptions:
     def relayout(self, rect: QRectF) -> None:
         """Place every caption inside ``rect`` (the view's area in parent coordinates)."""
         m = self.MARGIN
-        cx, cy = rect.center().x(), rect.center().y()
-        self.letters["top"].place(QPointF(cx, rect.top() + m))
-        self.letters["bottom"].place(QPointF(cx, rect.bottom() - m))
-        self.letters["left"].place(QPointF(rect.left() + m, cy))
-        self.letters["right"].place(QPointF(rect.right() - m, cy))
+        self._rect = QRectF(rect)
         self.top_left.place(QPointF(rect.left() + m, rect.top() + m))
         self.bottom_left.place(QPointF(rect.left() + m, rect.bottom() - m))
         self.top_right.place(QPointF(rect.right() - m, rect.top() + m))
+        self._place_letters()
+
+    def _place_letters(self) -> None:
+        """The letters at the middle of each edge; the top and bottom ones move right of a corner caption that
+        reaches the middle (a long slice caption covered the "S" of a sagittal view)."""
+        rect = self._rect
+        if rect is None:
+            return
+        m = self.MARGIN
+        cx, cy = rect.center().x(), rect.center().y()
+        for edge, corner, y in (("top", self.top_left, rect.top() + m), ("bottom", self.bottom_left, rect.bottom() - m)):
+            letter = self.letters[edge]
+            half = letter.rect().width() / 2.0
+            x = cx
+            if corner.isVisible() and corner.text():
+                x = max(cx, corner.pos().x() + corner.rect().width() + m + half)
+                if x > rect.right() - m - half:  # no room beside it: above or below it, in the middle
+                    x = cx
+                    y = corner.pos().y() + corner.rect().height() + m if edge == "top" else corner.pos().y() - m
+            letter.place(QPointF(x, y))
+        self.letters["left"].place(QPointF(rect.left() + m, cy))
+        self.letters["right"].place(QPointF(rect.right() - m, cy))
