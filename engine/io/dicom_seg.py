@@ -170,8 +170,18 @@ def _open_seg(path: Path, reference: Volume):
     return seg
 
 
-def _segment_pixels(seg, path: Path, reference: Volume, numbers: list[int]) -> np.ndarray:
-    """The segments ``numbers`` (non-overlapping) in the scan's source layout, valued by segment number."""
+def _segment_mask(seg, path: Path, reference: Volume, number: int) -> np.ndarray:
+    """Segment ``number`` as a boolean mask in the scan's source layout (a FRACTIONAL one at 0.5 or more)."""
+    pix = _segment_pixels(seg, path, reference, [number], combine=False)[..., 0]
+    if str(getattr(seg, "segmentation_type", "")).upper().endswith("FRACTIONAL"):
+        scale = float(getattr(seg, "MaximumFractionalValue", 255) or 255)
+        return pix.astype(np.float32) / (scale if pix.dtype.kind in "ui" else 1.0) >= 0.5
+    return pix > 0
+
+
+def _segment_pixels(seg, path: Path, reference: Volume, numbers: list[int], combine: bool = True) -> np.ndarray:
+    """The segments ``numbers`` (non-overlapping) in the scan's source layout, valued by segment number (or
+    ``(..., segment)`` planes as stored with ``combine=False``)."""
     plan = SourceOrientation.from_dict(reference.meta["source_orientation"])
     if reference.meta.get("multiframe"):
         sop = reference.meta["sop_instance_uids"][0]
@@ -179,7 +189,7 @@ def _segment_pixels(seg, path: Path, reference: Volume, numbers: list[int]) -> n
         real = [k for k, f in enumerate(frames) if f >= 0]
         got = np.asarray(seg.get_pixels_by_source_frame(
             source_sop_instance_uid=sop, source_frame_numbers=[frames[k] + 1 for k in real],
-            segment_numbers=numbers, combine_segments=True, relabel=False,
+            segment_numbers=numbers, combine_segments=combine, relabel=False,
             assert_missing_frames_are_empty=True))
         n_slices = len(frames)
     else:
@@ -187,34 +197,72 @@ def _segment_pixels(seg, path: Path, reference: Volume, numbers: list[int]) -> n
         real = [k for k, u in enumerate(uids) if u]
         got = np.asarray(seg.get_pixels_by_source_instance(
             source_sop_instance_uids=[uids[k] for k in real], segment_numbers=numbers,
-            combine_segments=True, relabel=False, assert_missing_frames_are_empty=True))
+            combine_segments=combine, relabel=False, assert_missing_frames_are_empty=True))
         n_slices = len(uids)
     pix = np.zeros((n_slices,) + got.shape[1:], dtype=got.dtype)
     pix[real] = got  # missing slices (filled by the reader) have no segmentation frame
-    if pix.shape != plan.source_geometry.shape:
+    if pix.shape[:3] != plan.source_geometry.shape:
         raise GeometryMismatchError(f"{path.name}: frames are {pix.shape[1:]} but the scan's images are "
                                     f"{plan.source_geometry.shape[1:]}.")
     return pix
 
 
-def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable) -> np.ndarray:
-    """Read a DICOM SEG over ``reference`` (a DICOM volume) as a canonical uint8 label map."""
+def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable, unknown: str = "refuse") -> np.ndarray:
+    """Read a DICOM SEG over ``reference`` (a DICOM volume) as a canonical uint8 label map.
+
+    Segments map to the table's findings by SNOMED code or label; one that is none of them (a lung, a nodule)
+    is refused by name (``unknown="background"`` leaves it out, ``"keep"`` keeps its segment number).
+    Segments of different findings that overlap (BINARY SEGs allow it) are refused with the overlap; a
+    FRACTIONAL segment counts where its value is 0.5 or more.
+    """
     path = Path(path)
     with wrap_errors(path, "DICOM SEG file"):
         seg = _open_seg(path, reference)
-        values = np.zeros(max(seg.segment_numbers) + 1, dtype=np.uint8)
-        wanted = []
+        source: Optional[np.ndarray] = None
+        strangers: list[str] = []
+        clashes: dict[tuple[int, int], int] = {}
         for number in seg.segment_numbers:
             desc = seg.get_segment_description(number)
             if _is_provenance(desc):
                 continue  # who edited, not what was found
-            wanted.append(number)
             code = str(desc.segmented_property_type.value)
             label = str(desc.segment_label).lower()
             match = next((lab.value for lab in table if lab.value and (lab.snomed[0] == code or
-                                                                     lab.name.lower() == label)), number)
-            values[number] = match
-        source = values[_segment_pixels(seg, path, reference, wanted)]
+                                                                     lab.name.lower() == label)), None)
+            mask = _segment_mask(seg, path, reference, number)
+            if source is None:
+                source = np.zeros(mask.shape, np.uint8)
+            if match is None:
+                if unknown == "refuse" and mask.any():
+                    strangers.append(f"'{desc.segment_label}' ({int(mask.sum()):,} voxels)")
+                if unknown != "keep":
+                    continue
+                match = number
+            held = source[mask]
+            for v in np.unique(held[(held != 0) & (held != match)]):
+                key = (int(min(v, match)), int(max(v, match)))
+                clashes[key] = clashes.get(key, 0) + int(np.count_nonzero(held == v))
+            source[mask] = match
+        if source is None:
+            source = np.zeros(SourceOrientation.from_dict(reference.meta["source_orientation"]).source_geometry.shape,
+                              np.uint8)
+        elif not source.any() and not strangers and np.asarray(seg.pixel_array).any():
+            # its frames hold findings, and none lies on the scan's images: made on other images (a SEG that
+            # names no series, or names it wrongly), it would open empty without a word
+            raise GeometryMismatchError(f"{path.name}: none of its segmentation frames lies on the open scan's "
+                                        "images (it was made on other images). Open the scan it was made for.")
+    if strangers:
+        names = ", ".join(f"{lab.value} {lab.name}" for lab in table if lab.value)
+        raise CorruptFileError(f"{path.name} holds segments outside the label table: {', '.join(strangers)}. "
+                               f"LungLens labels are {names}. Nothing was opened; to open it without those "
+                               "segments, ask for it explicitly (--map-unknown-labels on the command line).")
+    if clashes:
+        def name(v: int) -> str:
+            return table[v].name if v in table.values else f"segment {v}"
+        pairs = "; ".join(f"{name(a)} and {name(b)} in {n:,} voxels" for (a, b), n in clashes.items())
+        raise CorruptFileError(f"{path.name}: segments of different findings overlap ({pairs}). A LungLens label "
+                               "map holds one finding per voxel and will not choose for you: remove the overlap "
+                               "where the SEG was made, then open it again.")
     return SourceOrientation.from_dict(reference.meta["source_orientation"]).from_source(source)
 
 

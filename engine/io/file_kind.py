@@ -1,9 +1,10 @@
 """Is a file opened over a scan its label map, or a new scan? (for "drop a file on the window")
 
 :func:`label_or_scan` answers :data:`LABELS` for a Slicer ``.seg.nrrd`` or a DICOM SEG,
-:data:`ASK` for a NIfTI/NRRD/MHA on the open scan's grid that holds only a few whole values
-(a label map, perhaps with stray values), and :data:`SCAN` for everything else (folders,
-images, other grids, CT values). Only headers are read, except for the one candidate on the
+:data:`ASK` for a NIfTI/NRRD/MHA of the open scan's size that holds only a few whole values
+(a label map, perhaps with stray values, on the scan's grid or not: as labels an off-grid one
+is refused with the reason) or more volumes than one, and :data:`SCAN` for everything else
+(folders, images, other sizes, CT values). Only headers are read, except for the one candidate on the
 scan's grid.
 """
 
@@ -14,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import LungLensError
+from ..errors import GeometryMismatchError, LungLensError
 from ..types import Volume
 
 LABELS, SCAN, ASK = "labels", "scan", "ask"
@@ -67,10 +68,17 @@ def label_or_scan(path: str, volume: Volume, progress: Any = None, cancel: Any =
     if fmt not in ("nifti", "nrrd", "mha", "mhd"):
         return SCAN
     size = _grid_size(path, fmt)
-    if size is None or len(size) != 3 or sorted(size) != sorted(volume.shape):
+    if size is None or len(size) < 3 or sorted(size[:3]) != sorted(volume.shape):
         return SCAN
+    if len(size) > 3:  # the scan's size with more volumes (one-hot labels, or a time series): the user says
+        return ASK
     try:
         arr = load_labels(path, volume, unknown="keep")
+    except GeometryMismatchError:  # the scan's size, another place: label-like, it is asked (as labels it is
+        try:                       # refused with the reason), never opened as a new scan without a word
+            arr = load_labels(path, None, unknown="keep")
+        except LungLensError:
+            return SCAN
     except LungLensError:
         return SCAN
     if cancel is not None and cancel.is_set():

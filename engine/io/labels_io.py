@@ -259,7 +259,7 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
         arr, geometry = read_nifti_labels(p)
     elif fmt == "seg-nrrd":
         from .seg_nrrd import read_seg_nrrd
-        arr, geometry = read_seg_nrrd(p, table)
+        arr, geometry = read_seg_nrrd(p, table, unknown)
     elif fmt in ("nrrd", "mha", "mhd"):
         from .sitk_io import read_sitk_labels
         arr, geometry = read_sitk_labels(p)
@@ -268,7 +268,7 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
         if not isinstance(reference, Volume) or reference.format != "dicom":
             raise LungLensError("A DICOM SEG file can be read only together with the DICOM scan it refers to: "
                                 "open that scan first.")
-        arr, geometry = read_dicom_seg(p, reference, table), reference.geometry
+        arr, geometry = read_dicom_seg(p, reference, table, unknown), reference.geometry
     elif fmt in ("png", "png-labels", "jpeg", "image"):
         from .images import read_png_labels, stack_slice_order
         folder = p if p.is_dir() else None

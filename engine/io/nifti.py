@@ -238,6 +238,11 @@ def read_nifti_labels(path: str | Path) -> tuple[np.ndarray, Geometry]:
             raise UnsupportedFormatError(f"{path.name} stores {dtype} voxels (colour or complex): it is not a "
                                          "label map.")
         guard_size(shape, dtype.itemsize, path)  # the scan reader's guards, before anything is read
+        if len(shape) > 3 and int(np.prod(shape[3:])) > 1:  # one-hot channels, several label maps: not one
+            raise CorruptFileError(f"{path.name} holds {int(np.prod(shape[3:]))} volumes ({len(shape)}D, shape "
+                                   f"{shape}): a label map is one 3D volume of values 0-3, so reading only the "
+                                   "first would drop the others. Save the labels as one volume (e.g. the argmax of "
+                                   "one-hot channels).")
         offset = int(getattr(img.dataobj, "offset", img.header.get_data_offset()))
         _check_data_size(path, offset + int(np.prod(np.asarray(shape, dtype=object))) * dtype.itemsize,
                          LABEL_RATIO)

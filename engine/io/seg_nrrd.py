@@ -5,7 +5,11 @@ label of the table, with Slicer's ``Segment{N}_*`` and ``Segmentation_*`` keys s
 that Slicer lists the findings by name and colour; a SNOMED terminology entry is
 added where the label table has a code. The reader also accepts Slicer's files with
 several layers (4D, a ``list`` axis) and maps segments to LungLens labels by name,
-then by SNOMED code, then by label value.
+then by SNOMED code; a segment without a name of its own (Slicer's "Segment_1") by its
+label value. A named segment that is none of the findings (a lung, a nodule) is refused
+with its name (or, when asked, left out), and segments of different findings that overlap
+are refused with the overlap: a label map holds one finding per voxel, and neither may turn
+into another finding silently.
 
 Provenance: given the voxels a person edited, the writer adds a second layer with one
 segment, "Edited by a person (LungLens)" (tag ``LungLensProvenance:person``), so that the
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Optional
+
+import re
 
 import nrrd
 import numpy as np
@@ -127,7 +133,13 @@ def _geometry(header: dict[str, Any], shape_zyx: tuple[int, int, int], path: Pat
                     direction=m / spacing_xyz[None, :])
 
 
-def _target_value(header: dict[str, Any], n: int, table: LabelTable) -> int:
+#: names 3D Slicer gives segments nobody named: their label value says what they are
+_GENERIC = re.compile(r"^(segment[ _]?\d*|label[ _]?\d*|\d+)?$")
+
+
+def _target_value(header: dict[str, Any], n: int, table: LabelTable) -> Optional[int]:
+    """The LungLens label of segment ``n``: by name, then code; by label value only for an unnamed segment;
+    ``None`` for a named segment that is none of the table's (a lung, a nodule)."""
     name = str(header.get(f"Segment{n}_Name", "")).strip().lower()
     tags = str(header.get(f"Segment{n}_Tags", ""))
     for lab in table:
@@ -135,6 +147,8 @@ def _target_value(header: dict[str, Any], n: int, table: LabelTable) -> int:
             return lab.value
         if f"LungLensKey:{lab.key}|" in tags or (lab.snomed[0] and f"SCT^{lab.snomed[0]}^" in tags):
             return lab.value
+    if not _GENERIC.match(name) or "SCT^" in tags:  # named, or coded as something else
+        return None
     return int(header.get(f"Segment{n}_LabelValue", n + 1))
 
 
@@ -165,22 +179,65 @@ def _segments(header: dict[str, Any]):
         n += 1
 
 
-def read_seg_nrrd(path: str | Path, table: LabelTable) -> tuple[np.ndarray, Geometry]:
-    """Read a Slicer ``.seg.nrrd`` into a canonical label map and its geometry."""
+def read_seg_nrrd(path: str | Path, table: LabelTable, unknown: str = "refuse") -> tuple[np.ndarray, Geometry]:
+    """Read a Slicer ``.seg.nrrd`` into a canonical label map and its geometry.
+
+    ``unknown``: what becomes of a named segment that is none of ``table``'s findings: ``"refuse"``
+    (a :class:`CorruptFileError` naming it), ``"background"`` (left out) or ``"keep"`` (its label value).
+    Segments of different findings that overlap are refused.
+    """
     path = Path(path)
     layers, header, geometry = _read_layers(path)
     with wrap_errors(path, "segmentation file"):
         out = np.zeros(layers.shape[:3], dtype=np.uint8)
         found = False
+        strangers: list[str] = []
+        clashes: dict[tuple[int, int], int] = {}
         for n, layer, value, provenance in _segments(header):
             found = True
             if provenance:
                 continue  # who edited, not what was found
-            out[layers[..., layer] == value] = _target_value(header, n, table)
+            mask = layers[..., layer] == value
+            target = _target_value(header, n, table)
+            if target is None:
+                if unknown == "refuse" and mask.any():
+                    strangers.append(f"'{header.get(f'Segment{n}_Name', n)}' ({int(mask.sum()):,} voxels)")
+                if unknown != "keep":
+                    continue
+                target = value
+            held = out[mask]
+            other = held[(held != 0) & (held != target)]
+            for v in np.unique(other):
+                key = (int(min(v, target)), int(max(v, target)))
+                clashes[key] = clashes.get(key, 0) + int(np.count_nonzero(other == v))
+            out[mask] = target
         if not found:  # a plain label volume saved with the .seg.nrrd name
             out = layers[..., 0].astype(np.uint8)
+        elif unknown == "refuse":  # values no segment describes would be dropped without a word
+            described = {(layer, value) for _, layer, value, _ in _segments(header)}
+            for layer in range(layers.shape[-1]):
+                counts = np.bincount(layers[..., layer].reshape(-1), minlength=256)
+                for v in np.flatnonzero(counts[1:]) + 1:
+                    if (layer, int(v)) not in described:
+                        strangers.append(f"value {int(v)} of layer {layer}, which no segment describes "
+                                         f"({int(counts[v]):,} voxels)")
+    if strangers:
+        names = ", ".join(f"{lab.value} {lab.name}" for lab in table if lab.value)
+        raise CorruptFileError(f"{path.name} holds segments outside the label table: {', '.join(strangers)}. "
+                               f"LungLens labels are {names}. Nothing was opened; to open it without those "
+                               "segments, ask for it explicitly (--map-unknown-labels on the command line).")
+    if clashes:
+        pairs = "; ".join(f"{_name(table, a)} and {_name(table, b)} in {n:,} voxels" for (a, b), n in clashes.items())
+        raise CorruptFileError(f"{path.name}: segments of different findings overlap ({pairs}). A LungLens label "
+                               "map holds one finding per voxel and will not choose for you: remove the overlap "
+                               "where the file was made (3D Slicer: Segment Editor, masking 'Overwrite other "
+                               "segments'), then open it again.")
     arr, geom, _ = canonicalize(out, geometry)
     return arr, geom
+
+
+def _name(table: LabelTable, value: int) -> str:
+    return table[value].name if value in table.values else f"label {value}"
 
 
 def read_seg_nrrd_edited(path: str | Path) -> Optional[np.ndarray]:

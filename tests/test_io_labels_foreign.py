@@ -1,0 +1,153 @@
+"""Label files made by other tools (3D Slicer, highdicom): a segment that is none of the findings, overlapping
+findings, values no segment describes, a SEG made on other images, several volumes. Each is refused with the
+reason, never turned silently into a finding or into nothing (QA pass of the sixth session)."""
+
+from __future__ import annotations
+
+import warnings
+
+import nibabel as nib
+import nrrd
+import numpy as np
+import pytest
+
+import dicom_factory as F
+from engine import io
+from engine.errors import CorruptFileError, GeometryMismatchError
+
+
+@pytest.fixture
+def scan(tmp_path):
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(np.zeros((16, 12, 6), np.int16), affine), str(tmp_path / "scan.nii.gz"))
+    return io.load(tmp_path / "scan.nii.gz")
+
+
+def _seg_nrrd(path, vol, layers, segments):
+    """A Slicer-style file: ``layers`` (canonical z, y, x uint8 arrays), ``segments`` (name, layer, value, tags),
+    on the scan's grid (the space of LungLens' own file, C order = canonical)."""
+    base = io.save_labels(np.zeros(vol.shape, np.uint8), vol, path.with_name("base.seg.nrrd"))
+    _, header = nrrd.read(str(base), index_order="C")
+    header = {k: v for k, v in header.items() if not k.startswith("Segment") and k not in ("sizes", "dimension")}
+    if len(layers) > 1:  # Slicer's 4D layout: the list axis first in the file (the fastest; last in C order)
+        data = np.stack(layers, -1)
+        header["space directions"] = np.vstack([np.full((1, 3), np.nan), header["space directions"]])
+        header["kinds"] = ["list"] + ["domain"] * 3
+    else:
+        data = layers[0]
+    for n, (name, layer, value, tags) in enumerate(segments):
+        header.update({f"Segment{n}_ID": f"s{n}", f"Segment{n}_Name": name, f"Segment{n}_Layer": str(layer),
+                       f"Segment{n}_LabelValue": str(value), f"Segment{n}_Tags": tags})
+    nrrd.write(str(path), np.ascontiguousarray(data), header, index_order="C")
+    return path
+
+
+def test_seg_nrrd_segments_that_are_no_finding_overlap_or_are_undescribed_are_refused(tmp_path, scan):
+    shape = scan.shape
+    a = np.zeros(shape, np.uint8)
+    a[1:3, 2:5, 2:5] = 1
+    a[4, 6:9, 1:3] = 2
+    lung = np.zeros(shape, np.uint8)
+    lung[:, 1:10, 1:5] = 1
+    # named and valued like LungLens': opens as written
+    ok = _seg_nrrd(tmp_path / "ok.seg.nrrd", scan, [a], [("Ground-glass opacity", 0, 1, ""), ("Consolidation", 0, 2, "")])
+    assert np.array_equal(io.load_labels(ok, scan), a)
+    # an unnamed Slicer segment ("Segment_1") keeps its label value
+    generic = _seg_nrrd(tmp_path / "generic.seg.nrrd", scan, [a], [("Segment_1", 0, 1, ""), ("Segment_2", 0, 2, "")])
+    assert np.array_equal(io.load_labels(generic, scan), a)
+    # a "Lung" segment of value 1 in a second layer was read as GGO
+    with_lung = _seg_nrrd(tmp_path / "lung.seg.nrrd", scan, [a, lung],
+                          [("Ground-glass opacity", 0, 1, ""), ("Consolidation", 0, 2, ""), ("Lung", 1, 1, "")])
+    with pytest.raises(CorruptFileError, match=r"segments outside the label table: 'Lung' \(\d[\d,]* voxels\)"):
+        io.load_labels(with_lung, scan)
+    assert np.array_equal(io.load_labels(with_lung, scan, unknown="background"), a)  # when asked: left out
+    nodule = _seg_nrrd(tmp_path / "nodule.seg.nrrd", scan, [a], [("Nodule", 0, 1, ""), ("Consolidation", 0, 2, "")])
+    with pytest.raises(CorruptFileError, match="'Nodule'"):
+        io.load_labels(nodule, scan)
+    # GGO and consolidation drawn over each other in two layers: which wins depended on the segment order
+    over = np.zeros(shape, np.uint8)
+    over[1:3, 3:6, 3:5] = 1  # overlaps the GGO block
+    for order in ([("Ground-glass opacity", 0, 1, ""), ("Consolidation", 1, 1, "")],
+                  [("Consolidation", 1, 1, ""), ("Ground-glass opacity", 0, 1, "")]):
+        both = _seg_nrrd(tmp_path / "over.seg.nrrd", scan, [np.where(a == 1, 1, 0).astype(np.uint8), over], order)
+        with pytest.raises(CorruptFileError, match=r"overlap \(Ground-glass opacity and Consolidation in \d+ voxels\)"):
+            io.load_labels(both, scan)
+    # a value no segment describes was dropped to background without a word
+    stray = a.copy()
+    stray[5, 1, 1] = 6
+    undescribed = _seg_nrrd(tmp_path / "stray.seg.nrrd", scan, [stray],
+                            [("Ground-glass opacity", 0, 1, ""), ("Consolidation", 0, 2, "")])
+    with pytest.raises(CorruptFileError, match="value 6 of layer 0, which no segment describes"):
+        io.load_labels(undescribed, scan)
+    # LungLens' own file with its provenance layer still opens
+    own = io.save_labels(a, scan, tmp_path / "own.seg.nrrd", edited=a == 2)
+    assert np.array_equal(io.load_labels(own, scan), a)
+
+
+def test_a_4d_nifti_label_map_is_refused_not_cut_to_its_first_volume(tmp_path, scan):
+    onehot = np.zeros(scan.shape[::-1] + (3,), np.uint8)
+    onehot[2, 3, 1, 1] = 1
+    nib.save(nib.Nifti1Image(onehot, scan.geometry.affine_ras()), str(tmp_path / "onehot.nii.gz"))
+    with pytest.raises(CorruptFileError, match="holds 3 volumes"):
+        io.load_labels(tmp_path / "onehot.nii.gz", scan)
+
+
+def _highdicom_seg(path, sources, masks, named):
+    """A SEG as another tool writes it: segments ``named`` ((label, SNOMED code, meaning)), masks (n, r, c, k)."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    cat = hd.sr.CodedConcept("49755003", "SCT", "Morphologically abnormal structure")
+    alg = hd.AlgorithmIdentificationSequence(name="Other", version="1", family=codes.cid7162.ArtificialIntelligence)
+    descs = [hd.seg.SegmentDescription(segment_number=n + 1, segment_label=label, segmented_property_category=cat,
+                                       segmented_property_type=hd.sr.CodedConcept(code, "SCT", meaning),
+                                       algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                       algorithm_identification=alg)
+             for n, (label, code, meaning) in enumerate(named)]
+    seg = hd.seg.Segmentation(source_images=sources, pixel_array=masks, segmentation_type="BINARY",
+                              segment_descriptions=descs, series_instance_uid=hd.UID(), series_number=9,
+                              sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Other",
+                              manufacturer_model_name="Other", software_versions="1", device_serial_number="1")
+    seg.save_as(path)
+    return path
+
+
+def test_dicom_seg_segments_that_are_no_finding_overlap_or_lie_elsewhere_are_refused(tmp_path):
+    import pydicom
+
+    warnings.simplefilter("ignore")
+    paths, _ = F.ct_series(tmp_path / "scan", n=5, rows=12, cols=10, shuffle=False)
+    vol = io.load(tmp_path / "scan")
+    sources = sorted((pydicom.dcmread(p) for p in paths), key=lambda d: float(d.ImagePositionPatient[2]))
+    ggo = np.zeros((5, 12, 10), bool)
+    ggo[1:3, 2:6, 2:6] = True
+    con = np.zeros_like(ggo)
+    con[2:4, 4:8, 4:8] = True  # overlaps the GGO on slice 2
+    lung = np.zeros_like(ggo)
+    lung[:, 1:11, 1:9] = True
+    GGO, CON, LUNG = (("GGO", "45227007", "Ground glass opacity"), ("Consolidation", "95436008", "Consolidation"),
+                      ("Lung", "39607008", "Lung structure"))
+    fine = _highdicom_seg(tmp_path / "fine.dcm", sources, np.stack([ggo, con & ~ggo], -1).astype(np.uint8), [GGO, CON])
+    got = io.load_labels(fine, vol)
+    assert int((got == 1).sum()) == int(ggo.sum()) and int((got == 2).sum()) == int((con & ~ggo).sum())
+    lung_first = _highdicom_seg(tmp_path / "lung.dcm", sources, np.stack([lung & ~ggo, ggo], -1).astype(np.uint8),
+                                [LUNG, GGO])
+    with pytest.raises(CorruptFileError, match="segments outside the label table: 'Lung'"):
+        io.load_labels(lung_first, vol)
+    assert int((io.load_labels(lung_first, vol, unknown="background") == 1).sum()) == int(ggo.sum())
+    overlapping = _highdicom_seg(tmp_path / "over.dcm", sources, np.stack([ggo, con], -1).astype(np.uint8), [GGO, CON])
+    with pytest.raises(CorruptFileError, match=r"overlap \(Ground-glass opacity and Consolidation in \d+ voxels\)"):
+        io.load_labels(overlapping, vol)
+    # made on other images of the same frame of reference, no series named: it opened empty
+    F.ct_series(tmp_path / "other", n=5, rows=12, cols=10, shuffle=False)
+    others = sorted((pydicom.dcmread(p) for p in (tmp_path / "other").iterdir()),
+                    key=lambda d: float(d.ImagePositionPatient[2]))
+    for d in others:
+        d.FrameOfReferenceUID = sources[0].FrameOfReferenceUID
+        d.StudyInstanceUID = sources[0].StudyInstanceUID
+    elsewhere = _highdicom_seg(tmp_path / "elsewhere.dcm", others, ggo[..., None].astype(np.uint8), [GGO])
+    ds = pydicom.dcmread(elsewhere)
+    del ds.ReferencedSeriesSequence
+    ds.save_as(elsewhere)
+    with pytest.raises(GeometryMismatchError, match="none of its segmentation frames lies on the open scan"):
+        io.load_labels(elsewhere, vol)
