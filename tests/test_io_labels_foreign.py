@@ -151,3 +151,30 @@ def test_dicom_seg_segments_that_are_no_finding_overlap_or_lie_elsewhere_are_ref
     ds.save_as(elsewhere)
     with pytest.raises(GeometryMismatchError, match="none of its segmentation frames lies on the open scan"):
         io.load_labels(elsewhere, vol)
+
+
+def test_a_crop_of_the_scans_grid_is_placed_on_it(tmp_path, scan):
+    """3D Slicer saves a segmentation's extent only: a crop of the scan's grid (same spacing and direction, a
+    whole-voxel offset) was refused with "Open the scan they were made for"; it is now padded onto the grid. Half a
+    voxel off, it is still refused."""
+    from dataclasses import replace
+
+    from engine.errors import GeometryMismatchError
+
+    g = scan.geometry
+    sub = np.zeros((3, 5, 4), np.uint8)
+    sub[1, 2:4, 1:3] = 2
+    sub[0, 0, 0] = 1
+    crop = replace(g, shape=sub.shape, origin=tuple(g.index_to_world((2, 4, 7))))
+    for name in ("crop.seg.nrrd", "crop.nii.gz"):
+        path = io.save_labels(sub, crop, tmp_path / name)
+        got = io.load_labels(path, scan)
+        want = np.zeros(scan.shape, np.uint8)
+        want[2:5, 4:9, 7:11] = sub
+        assert np.array_equal(got, want), name
+    half = replace(crop, origin=tuple(g.index_to_world((2, 4, 7.5))))
+    with pytest.raises(GeometryMismatchError):
+        io.load_labels(io.save_labels(sub, half, tmp_path / "half.seg.nrrd"), scan)
+    outside = replace(crop, origin=tuple(g.index_to_world((4, 4, 7))))  # 3 slices from slice 4 of 6: past the end
+    with pytest.raises(GeometryMismatchError):
+        io.load_labels(io.save_labels(sub, outside, tmp_path / "outside.seg.nrrd"), scan)

@@ -285,6 +285,9 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     arr = _to_uint8_labels(arr, p)
     if unknown != "keep":
         arr = _check_table(arr, p, table, unknown == "background")
+    if ref_geom is not None and geometry is not None and arr.shape != ref_geom.shape:
+        arr = _placed(arr, geometry, ref_geom, p)  # a crop of the scan's grid (Slicer's extent): padded onto it
+        geometry = ref_geom if arr.shape == ref_geom.shape else geometry
     if ref_geom is not None:
         if geometry is None or not ref_geom.same_grid(geometry, tol=1e-2) or arr.shape != ref_geom.shape:
             got = f"shape {arr.shape}" + (f", spacing {tuple(round(s, 3) for s in geometry.spacing)}, origin "
@@ -294,6 +297,24 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
                 f"spacing {tuple(round(s, 3) for s in ref_geom.spacing)}, origin "
                 f"{tuple(round(o, 2) for o in ref_geom.origin)}). Open the scan they were made for.")
     return arr
+
+
+def _placed(arr: np.ndarray, geometry: Geometry, ref: Geometry, path: Path) -> np.ndarray:
+    """``arr`` padded with background onto ``ref``'s grid when it is a crop of it (same spacing and direction,
+    a whole-voxel offset, inside the scan: 3D Slicer saves a segmentation's extent only); else unchanged (the
+    caller then refuses it)."""
+    if not (np.allclose(geometry.spacing, ref.spacing, rtol=1e-4, atol=1e-4)
+            and np.allclose(geometry.direction_matrix, ref.direction_matrix, atol=1e-2)):
+        return arr
+    start = ref.world_to_index(np.asarray(geometry.origin, float))
+    offset = np.round(start).astype(int)
+    if not np.allclose(start, offset, atol=1e-2) or np.any(offset < 0) or \
+            np.any(offset + np.asarray(arr.shape) > np.asarray(ref.shape)):
+        return arr
+    out = np.zeros(ref.shape, np.uint8)
+    z, y, x = (int(v) for v in offset)
+    out[z:z + arr.shape[0], y:y + arr.shape[1], x:x + arr.shape[2]] = arr
+    return out
 
 
 def _check_table(arr: np.ndarray, path: Path, table: LabelTable, to_background: bool,
