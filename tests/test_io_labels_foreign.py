@@ -178,3 +178,27 @@ def test_a_crop_of_the_scans_grid_is_placed_on_it(tmp_path, scan):
     outside = replace(crop, origin=tuple(g.index_to_world((4, 4, 7))))  # 3 slices from slice 4 of 6: past the end
     with pytest.raises(GeometryMismatchError):
         io.load_labels(io.save_labels(sub, outside, tmp_path / "outside.seg.nrrd"), scan)
+
+
+def test_an_itksnap_label_description_file_beside_a_nifti_names_its_values(tmp_path, scan):
+    """ITK-SNAP numbers labels its own way: with its labels.label.txt saying 1 is consolidation and 2 GGO, the
+    classes opened swapped. The descriptions now rename them; a described label that is no finding is refused."""
+    from engine.io.itksnap import label_descriptions_path, write_label_descriptions
+
+    theirs = np.zeros(scan.shape, np.uint8)
+    theirs[1, 2:4, 2:4] = 1  # their 1: consolidation
+    theirs[3, 5:7, 5:7] = 2  # their 2: GGO
+    path = io.save_labels(theirs, scan, tmp_path / "snap.nii.gz")
+    head = "# ITK-SnAP Label Description File\n    0     0    0    0        0  0  0    \"Clear Label\"\n"
+    label_descriptions_path(path).write_text(head + '    1   255    0    0        1  1  1    "Consolidation"\n'
+                                                    '    2   255  220    0        1  1  1    "GGO"\n')
+    got = io.load_labels(path, scan)
+    assert np.array_equal(got == 2, theirs == 1) and np.array_equal(got == 1, theirs == 2)
+    label_descriptions_path(path).write_text(head + '    1   255    0    0        1  1  1    "Lung"\n'
+                                                    '    2   255  220    0        1  1  1    "Ground glass opacity"\n')
+    with pytest.raises(CorruptFileError, match="name labels outside the label table: 1 'Lung'"):
+        io.load_labels(path, scan)
+    assert np.array_equal(io.load_labels(path, scan, unknown="background"), np.where(theirs == 2, 1, 0))
+    # LungLens' own descriptions change nothing
+    write_label_descriptions(label_descriptions_path(path))
+    assert np.array_equal(io.load_labels(path, scan), theirs)

@@ -283,6 +283,8 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     else:
         raise UnsupportedFormatError(f"{p.name}: not a label map format LungLens reads.")
     arr = _to_uint8_labels(arr, p)
+    if fmt in ("nifti", "nrrd", "mha", "mhd"):
+        arr = _by_descriptions(arr, p, table, unknown)  # an ITK-SNAP .label.txt beside it names the values
     if unknown != "keep":
         arr = _check_table(arr, p, table, unknown == "background")
     if ref_geom is not None and geometry is not None and arr.shape != ref_geom.shape:
@@ -297,6 +299,37 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
                 f"spacing {tuple(round(s, 3) for s in ref_geom.spacing)}, origin "
                 f"{tuple(round(o, 2) for o in ref_geom.origin)}). Open the scan they were made for.")
     return arr
+
+
+def _by_descriptions(arr: np.ndarray, path: Path, table: LabelTable, unknown: str) -> np.ndarray:
+    """``arr`` with its values renamed to the table's by the ITK-SNAP label description file beside ``path``
+    (``labels.label.txt``), when there is one: ITK-SNAP numbers labels its own way (1 may be consolidation); a
+    described label that is none of the findings is refused by name (left out when asked)."""
+    from .itksnap import label_descriptions_path, read_label_descriptions
+
+    desc = label_descriptions_path(path)
+    if not desc.is_file():
+        return arr
+    def norm(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+    names = {norm(n): lab.value for lab in table if lab.value for n in (lab.name, lab.key)}
+    lut = np.arange(256, dtype=np.uint8)
+    counts = np.bincount(arr.reshape(-1), minlength=256)
+    strangers = []
+    for value, (name, _) in read_label_descriptions(desc).items():
+        if not 0 < value < 256 or norm(name) in ("clearlabel", "background", ""):
+            continue
+        if norm(name) in names:
+            lut[value] = names[norm(name)]
+        elif counts[value]:
+            if unknown == "refuse":
+                strangers.append(f"{value} '{name}' ({int(counts[value]):,} voxels)")
+            lut[value] = 0 if unknown == "background" else value
+    if strangers:
+        raise CorruptFileError(f"{path.name}: its label descriptions ({desc.name}) name labels outside the label "
+                               f"table: {', '.join(strangers)}. Nothing was opened; to open it without them, ask for "
+                               "it explicitly (--map-unknown-labels on the command line).")
+    return lut[arr]
 
 
 def _placed(arr: np.ndarray, geometry: Geometry, ref: Geometry, path: Path) -> np.ndarray:
