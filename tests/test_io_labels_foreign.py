@@ -202,3 +202,17 @@ def test_an_itksnap_label_description_file_beside_a_nifti_names_its_values(tmp_p
     # LungLens' own descriptions change nothing
     write_label_descriptions(label_descriptions_path(path))
     assert np.array_equal(io.load_labels(path, scan), theirs)
+
+
+def test_a_nifti_whose_qform_and_sform_disagree_says_so(tmp_path):
+    """LungLens (like nibabel) uses the sform; ITK-based tools use the qform: with both set and different, the
+    same file sits mirrored between them, which the notice now says."""
+    img = nib.Nifti1Image(np.zeros((8, 8, 4), np.int16), np.diag([0.8, 0.8, 2.5, 1.0]))
+    img.set_qform(np.diag([-0.8, 0.8, 2.5, 1.0]), code=1)
+    img.set_sform(np.diag([0.8, 0.8, 2.5, 1.0]), code=2)
+    nib.save(img, str(tmp_path / "both.nii.gz"))
+    notes = [w for w in io.load(tmp_path / "both.nii.gz").warnings if "disagree" in w]
+    assert len(notes) == 1 and "LungLens uses the sform" in notes[0] and "mirrored" in notes[0]
+    img.set_qform(np.diag([0.8, 0.8, 2.5, 1.0]), code=1)
+    nib.save(img, str(tmp_path / "same.nii.gz"))
+    assert not any("disagree" in w for w in io.load(tmp_path / "same.nii.gz").warnings)

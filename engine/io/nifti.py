@@ -42,7 +42,29 @@ def _header_geometry(img: nib.Nifti1Image, shape_xyz: tuple[int, int, int], warn
         warnings.append(f"{name}: the orientation in the header is invalid; assumed an axial LPS grid "
                         f"with spacing {zooms} mm.")
         return Geometry(shape=shape_zyx, spacing=tuple(zooms[::-1]))
+    note = _qform_sform_note(img, name)
+    if note:
+        warnings.append(note)
     return Geometry.from_affine_ras(affine, shape=shape_zyx)
+
+
+def _qform_sform_note(img: nib.Nifti1Image, name: str) -> str:
+    """A warning when the header's two orientations (qform and sform) both count and disagree: LungLens, like
+    nibabel, uses the sform; ITK-based tools (3D Slicer, ITK-SNAP) use the qform, so the image can sit mirrored
+    or elsewhere there."""
+    hdr = img.header
+    try:
+        q, q_code = hdr.get_qform(coded=True)
+        s, s_code = hdr.get_sform(coded=True)
+    except Exception:  # noqa: BLE001 - a header nibabel cannot decode: its own reading stands
+        return ""
+    if not q_code or not s_code or q is None or s is None or np.allclose(q, s, atol=1e-3):
+        return ""
+    flips = [i for i in range(3) if np.dot(q[:3, i], s[:3, i]) < 0]
+    what = "mirrored" if flips else "shifted or turned"
+    return (f"{name}: the header's two orientations disagree (qform and sform): LungLens uses the sform, as nibabel "
+            f"does; ITK-based tools (3D Slicer, ITK-SNAP) use the qform and show this image {what} against it. "
+            "Check that labels made elsewhere sit where they should.")
 
 
 class _GzipStream:
