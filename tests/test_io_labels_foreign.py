@@ -135,6 +135,8 @@ def test_dicom_seg_segments_that_are_no_finding_overlap_or_lie_elsewhere_are_ref
     with pytest.raises(CorruptFileError, match="segments outside the label table: 'Lung'"):
         io.load_labels(lung_first, vol)
     assert int((io.load_labels(lung_first, vol, unknown="background") == 1).sum()) == int(ggo.sum())
+    only_lung = _highdicom_seg(tmp_path / "only_lung.dcm", sources, lung[..., None].astype(np.uint8), [LUNG])
+    assert not io.load_labels(only_lung, vol, unknown="background").any()  # left out when asked: no findings
     overlapping = _highdicom_seg(tmp_path / "over.dcm", sources, np.stack([ggo, con], -1).astype(np.uint8), [GGO, CON])
     with pytest.raises(CorruptFileError, match=r"overlap \(Ground-glass opacity and Consolidation in \d+ voxels\)"):
         io.load_labels(overlapping, vol)

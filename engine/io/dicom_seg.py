@@ -35,6 +35,7 @@ from ..progress import CancelLike, Progress, check_cancel
 from ..types import Volume
 from ._common import wrap_errors
 from .orientation import SourceOrientation
+from .segments import SegmentMerger
 
 __all__ = ["write_dicom_seg", "read_dicom_seg", "read_dicom_seg_edited"]
 
@@ -218,9 +219,7 @@ def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable, unkno
     path = Path(path)
     with wrap_errors(path, "DICOM SEG file"):
         seg = _open_seg(path, reference)
-        source: Optional[np.ndarray] = None
-        strangers: list[str] = []
-        clashes: dict[tuple[int, int], int] = {}
+        merged = SegmentMerger(path, table, unknown, "where the SEG was made")
         for number in seg.segment_numbers:
             desc = seg.get_segment_description(number)
             if _is_provenance(desc):
@@ -229,40 +228,13 @@ def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable, unkno
             label = str(desc.segment_label).lower()
             match = next((lab.value for lab in table if lab.value and (lab.snomed[0] == code or
                                                                      lab.name.lower() == label)), None)
-            mask = _segment_mask(seg, path, reference, number)
-            if source is None:
-                source = np.zeros(mask.shape, np.uint8)
-            if match is None:
-                if unknown == "refuse" and mask.any():
-                    strangers.append(f"'{desc.segment_label}' ({int(mask.sum()):,} voxels)")
-                if unknown != "keep":
-                    continue
-                match = number
-            held = source[mask]
-            for v in np.unique(held[(held != 0) & (held != match)]):
-                key = (int(min(v, match)), int(max(v, match)))
-                clashes[key] = clashes.get(key, 0) + int(np.count_nonzero(held == v))
-            source[mask] = match
-        if source is None:
-            source = np.zeros(SourceOrientation.from_dict(reference.meta["source_orientation"]).source_geometry.shape,
-                              np.uint8)
-        elif not source.any() and not strangers and np.asarray(seg.pixel_array).any():
+            merged.add(_segment_mask(seg, path, reference, number), match, str(desc.segment_label), number)
+        source = merged.result(SourceOrientation.from_dict(reference.meta["source_orientation"]).source_geometry.shape)
+        if not merged.seen and np.asarray(seg.pixel_array).any():
             # its frames hold findings, and none lies on the scan's images: made on other images (a SEG that
             # names no series, or names it wrongly), it would open empty without a word
             raise GeometryMismatchError(f"{path.name}: none of its segmentation frames lies on the open scan's "
                                         "images (it was made on other images). Open the scan it was made for.")
-    if strangers:
-        names = ", ".join(f"{lab.value} {lab.name}" for lab in table if lab.value)
-        raise CorruptFileError(f"{path.name} holds segments outside the label table: {', '.join(strangers)}. "
-                               f"LungLens labels are {names}. Nothing was opened; to open it without those "
-                               "segments, ask for it explicitly (--map-unknown-labels on the command line).")
-    if clashes:
-        def name(v: int) -> str:
-            return table[v].name if v in table.values else f"segment {v}"
-        pairs = "; ".join(f"{name(a)} and {name(b)} in {n:,} voxels" for (a, b), n in clashes.items())
-        raise CorruptFileError(f"{path.name}: segments of different findings overlap ({pairs}). A LungLens label "
-                               "map holds one finding per voxel and will not choose for you: remove the overlap "
-                               "where the SEG was made, then open it again.")
     return SourceOrientation.from_dict(reference.meta["source_orientation"]).from_source(source)
 
 

@@ -33,6 +33,7 @@ from ..labels import LabelTable
 from ..types import Geometry
 from ._common import guard_size, wrap_errors
 from .orientation import canonicalize
+from .segments import SegmentMerger
 
 __all__ = ["write_seg_nrrd", "read_seg_nrrd", "read_seg_nrrd_edited"]
 
@@ -188,56 +189,27 @@ def read_seg_nrrd(path: str | Path, table: LabelTable, unknown: str = "refuse") 
     """
     path = Path(path)
     layers, header, geometry = _read_layers(path)
+    merged = SegmentMerger(path, table, unknown, "where the file was made (3D Slicer: Segment Editor, masking "
+                                                 "'Overwrite other segments')")
     with wrap_errors(path, "segmentation file"):
-        out = np.zeros(layers.shape[:3], dtype=np.uint8)
         found = False
-        strangers: list[str] = []
-        clashes: dict[tuple[int, int], int] = {}
         for n, layer, value, provenance in _segments(header):
             found = True
-            if provenance:
-                continue  # who edited, not what was found
-            mask = layers[..., layer] == value
-            target = _target_value(header, n, table)
-            if target is None:
-                if unknown == "refuse" and mask.any():
-                    strangers.append(f"'{header.get(f'Segment{n}_Name', n)}' ({int(mask.sum()):,} voxels)")
-                if unknown != "keep":
-                    continue
-                target = value
-            held = out[mask]
-            other = held[(held != 0) & (held != target)]
-            for v in np.unique(other):
-                key = (int(min(v, target)), int(max(v, target)))
-                clashes[key] = clashes.get(key, 0) + int(np.count_nonzero(other == v))
-            out[mask] = target
-        if not found:  # a plain label volume saved with the .seg.nrrd name
-            out = layers[..., 0].astype(np.uint8)
-        elif unknown == "refuse":  # values no segment describes would be dropped without a word
+            if not provenance:  # who edited, not what was found
+                merged.add(layers[..., layer] == value, _target_value(header, n, table),
+                           str(header.get(f"Segment{n}_Name", n)), value)
+        if found and unknown == "refuse":  # values no segment describes would be dropped without a word
             described = {(layer, value) for _, layer, value, _ in _segments(header)}
             for layer in range(layers.shape[-1]):
                 counts = np.bincount(layers[..., layer].reshape(-1), minlength=256)
                 for v in np.flatnonzero(counts[1:]) + 1:
                     if (layer, int(v)) not in described:
-                        strangers.append(f"value {int(v)} of layer {layer}, which no segment describes "
-                                         f"({int(counts[v]):,} voxels)")
-    if strangers:
-        names = ", ".join(f"{lab.value} {lab.name}" for lab in table if lab.value)
-        raise CorruptFileError(f"{path.name} holds segments outside the label table: {', '.join(strangers)}. "
-                               f"LungLens labels are {names}. Nothing was opened; to open it without those "
-                               "segments, ask for it explicitly (--map-unknown-labels on the command line).")
-    if clashes:
-        pairs = "; ".join(f"{_name(table, a)} and {_name(table, b)} in {n:,} voxels" for (a, b), n in clashes.items())
-        raise CorruptFileError(f"{path.name}: segments of different findings overlap ({pairs}). A LungLens label "
-                               "map holds one finding per voxel and will not choose for you: remove the overlap "
-                               "where the file was made (3D Slicer: Segment Editor, masking 'Overwrite other "
-                               "segments'), then open it again.")
+                        merged.stranger(f"value {int(v)} of layer {layer}, which no segment describes "
+                                        f"({int(counts[v]):,} voxels)")
+    # a plain label volume saved with the .seg.nrrd name has no segments
+    out = merged.result(layers.shape[:3]) if found else layers[..., 0].astype(np.uint8)
     arr, geom, _ = canonicalize(out, geometry)
     return arr, geom
-
-
-def _name(table: LabelTable, value: int) -> str:
-    return table[value].name if value in table.values else f"label {value}"
 
 
 def read_seg_nrrd_edited(path: str | Path) -> Optional[np.ndarray]:
