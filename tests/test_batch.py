@@ -93,6 +93,25 @@ def test_a_broken_scan_is_a_failed_row_not_an_exception(setup, tmp_path):
     assert not (tmp_path / "scans").exists() or list((tmp_path / "scans").iterdir()) == []
 
 
+def test_a_scan_the_ai_did_not_assess_is_a_row_without_volumes_not_an_ok_row(setup, tmp_path):
+    """QA pass: a scan without lung had status "ok" and ggo_ml = consolidation_ml = effusion_ml = 0 in the cohort
+    table (and 0.0 mL in findings.json), so cohort averages counted it as "no disease". Its row now says
+    "not_assessed" with the reason, its volumes are empty, and it gets no label map."""
+    _, scans, weights = setup
+    body = np.full((96, 112, 24), 40, np.int16)  # soft tissue and air around it, no lung: an abdomen
+    body[:, :8] = -1000
+    nib.save(nib.Nifti1Image(body, np.diag([-3.0, -2.8, 5.0, 1.0])), str(tmp_path / "abdomen.nii.gz"))
+    (scan,) = discover([str(tmp_path / "abdomen.nii.gz")])
+    row = process_scan(scan, "sA", str(tmp_path / "out"), BatchOptions(model=str(weights), findings_model="none",
+                                                                        covid_model="none", report="none"))
+    assert (row["status"], row["stage"], row["assessed"]) == ("not_assessed", "ai", False)
+    assert row["reason"].startswith("not assessed: No lung was found")
+    assert row["ggo_ml"] is None and row["consolidation_ml"] is None and row["effusion_ml"] is None
+    doc = json.loads((tmp_path / "out" / "scans" / "sA" / "findings.json").read_text())
+    assert all(f["volume_ml"] is None and f["voxels"] is None for f in doc["findings"].values())
+    assert not (tmp_path / "out" / "scans" / "sA" / "labels.nii.gz").exists()
+
+
 def test_batch_on_two_workers_matches_single_scan_predict(setup, local_ray, tmp_path, capsys):
     import pyarrow.parquet as pq
 

@@ -65,6 +65,8 @@ class BatchSummary:
     workers: int
     device: str
     tables: dict[str, Optional[Path]] = field(default_factory=dict)
+    #: read, but not assessed by the AI (no lung, not axial, ...): no numbers; neither ok nor failed
+    not_assessed: int = 0
 
     @property
     def scans_per_hour(self) -> float:
@@ -174,9 +176,10 @@ def run_batch(sources: Sequence[str], out: str | Path, *, workers: Optional[int]
         cohort = [rows[ids[s.key]] for s in scans if ids[s.key] in rows]
         tables = write_tables(out, cohort, source_text)
     ok = sum(1 for r in cohort if r.get("status") == "ok")
+    unread = sum(1 for r in cohort if r.get("status") == "not_assessed")
     return BatchSummary(scans=len(scans), processed=processed, skipped=len(scans) - len(todo), ok=ok,
-                        failed=len(cohort) - ok, seconds=time.perf_counter() - t0, ray_start_s=ray_start,
-                        workers=n_workers, device=resolved, tables=tables)
+                        failed=len(cohort) - ok - unread, seconds=time.perf_counter() - t0, ray_start_s=ray_start,
+                        workers=n_workers, device=resolved, tables=tables, not_assessed=unread)
 
 
 def _start_ray(address: Optional[str], workers: Optional[int], device: str, cpus_per_task: Optional[int]):
@@ -245,7 +248,7 @@ def _run(ray, todo: list[ScanSource], ids: dict[str, str], out: Path, opts: Batc
                 row = _result(ray, ref, ids[scan.key], task_timeout if ref in timed_out else None)
                 ledger.append(row)
                 state.done += 1
-                state.failed += row["status"] != "ok"
+                state.failed += row["status"] == "failed"
                 state.elapsed_s = time.perf_counter() - t_run
                 if progress is not None:
                     progress(state)

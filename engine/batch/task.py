@@ -8,7 +8,9 @@ folder ``OUT/scans/<scan id>/`` (staged, then renamed: a folder there is complet
 -> one cohort row (:data:`COLUMNS`).
 
 It never raises for a bad scan: the row says ``status="failed"``, the stage and the
-reason, so one scan never stops the batch. This module knows nothing of Ray; the
+reason, so one scan never stops the batch. A scan the AI did not assess (no lung, not axial, ...)
+gets ``status="not_assessed"``, the reason, no label map and no volumes (0 mL would count as "no
+disease" in a cohort). This module knows nothing of Ray; the
 runner ships :func:`process_scan` to Ray workers, each of which keeps its loaded
 models between scans (:func:`_predictor`).
 """
@@ -168,7 +170,11 @@ def process_scan(scan: ScanSource, scan_id: str, out_root: str, opts: BatchOptio
         os.replace(stage_dir, target)
         row["write_s"] = time.perf_counter() - t
         _fill_numbers(row, doc)
-        row.update(status="ok", stage=None, reason=None)
+        if row["assessed"]:
+            row.update(status="ok", stage=None, reason=None)
+        else:  # read, but the AI did not assess it: no numbers, and the row says why (not "ok")
+            row.update(status="not_assessed", stage="ai",
+                       reason="not assessed: " + "; ".join(doc["assessment"]["reasons"]))
     except LungLensError as exc:
         row.update(stage=stage, reason=str(exc))
     except MemoryError:

@@ -88,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
         line.close()
     tables = ", ".join(str(p) for p in summary.tables.values() if p is not None)
     print(f"{summary.scans} scans: {summary.processed} processed now, {summary.skipped} already done; "
-          f"{summary.ok} ok, {summary.failed} failed; {summary.workers} workers on {summary.device}; "
+          f"{summary.ok} ok, " + (f"{summary.not_assessed} not assessed by the AI (see failures.csv), "
+                                  if summary.not_assessed else "")
+          + f"{summary.failed} failed; {summary.workers} workers on {summary.device}; "
           f"{summary.scans_per_hour:.0f} scans/h (Ray start {summary.ray_start_s:.1f} s, total "
           f"{time.perf_counter() - t:.1f} s)")
     print(f"tables: {tables}")

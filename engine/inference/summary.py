@@ -118,8 +118,9 @@ def findings_document(prediction: Prediction, volume: Volume, quantification: Op
             "label": lab,
             "name": DEFAULT_TABLE[lab].name,
             "probability": round(float(prob), 4) if prob is not None else None,
-            "voxels": int(counts[lab]),
-            "volume_ml": round(ml, 3) if known else None,
+            # not assessed: no label map was made, so no volume either (0.0 would read "no disease" in a cohort)
+            "voxels": int(counts[lab]) if assessed else None,
+            "volume_ml": round(ml, 3) if known and assessed else None,
             "percent_of_lung": round(float(pct), 3) if pct is not None else None,
             "slices": slice_runs(zs),
             "slice_count": len(zs),
