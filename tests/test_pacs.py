@@ -480,3 +480,30 @@ def test_retrieval_into_lunglens_cache_prunes_but_a_chosen_folder_is_left(orthan
     assert (got / M).stat().st_mtime > before - 60
     client.retrieve_series(STUDY, SERIES, chosen)
     assert mine.is_dir()                                      # the user's folder: nothing removed
+
+
+def test_a_cached_series_the_server_now_holds_more_of_is_retrieved_again(tmp_path_factory, dicom_99, tmp_path):
+    """QA pass: a series retrieved while the PACS held 60 of its 99 images was reused from the cache ever after,
+    with a "slices missing, copy the series again" notice the app gave no way to follow. The cached copy is now
+    checked against the server's count and retrieved again when it differs; a server that cannot be asked
+    leaves the cached copy in use."""
+    srv = _server(tmp_path_factory, "orthanc_grow")
+    try:
+        files = sorted(Path(dicom_99).glob("*.dcm"))
+        with PacsClient(srv.url) as client:
+            client.store(files[:60])
+            first = client.retrieve_series(STUDY, SERIES, tmp_path)
+            assert len(list(first.glob("*.dcm"))) == 60
+            client.store(files[60:])
+            messages = []
+            again = client.retrieve_series(STUDY, SERIES, tmp_path, progress=lambda f, m: messages.append(m))
+        assert again == first and len(list(again.glob("*.dcm"))) == 99 and "already in the cache" not in messages
+        assert json.loads((again / MANIFEST).read_text())["instances"] == 99
+        messages.clear()
+        assert PacsClient(srv.url).retrieve_series(STUDY, SERIES, tmp_path,
+                                                   progress=lambda f, m: messages.append(m)) == again
+        assert messages == ["already in the cache"]
+    finally:
+        srv.stop()
+    # the server is gone: the complete cached copy is still opened
+    assert PacsClient(srv.url).retrieve_series(STUDY, SERIES, tmp_path) == first

@@ -199,8 +199,10 @@ class PacsClient:
         """Retrieve one series into ``cache_dir/<study>/<series>/`` and return that folder.
 
         The folder appears only once complete (staged under a hidden name, then
-        renamed). When it already exists the cached copy is returned, unless
-        ``refresh``. In LungLens's own cache (:func:`default_cache_dir`) the least recently
+        renamed). When it already exists the cached copy is returned, unless ``refresh``, or
+        unless the server now holds another number of images than were retrieved (images
+        added to the series since, or a count it did not give then): the series is retrieved
+        again. When the server cannot be asked, the cached copy is returned. In LungLens's own cache (:func:`default_cache_dir`) the least recently
         used series are then removed beyond the cache's budget (:mod:`engine.pacs.cache`). Instances arrive in their stored transfer syntax (no
         transcoding by the server); :func:`engine.io.load` decodes them.
 
@@ -219,12 +221,23 @@ class PacsClient:
         final = root / study_uid / series_uid
         report = as_progress(progress)
         own_cache = root.resolve() == default_cache_dir().resolve()
+        found = None
         if final.is_dir() and not refresh:
-            if own_cache:  # a use, for the cache's least-recently-used pruning
-                cache.touch(final)
-            report(1.0, "already in the cache")
-            return final
-        found = self.find_series(study_uid, series_uid)
+            cached, found = self._cached_count(final), None
+            try:
+                found = self.find_series(study_uid, series_uid)
+            except PacsError:  # offline or refusing: the cached copy is what there is
+                pass
+            now = found[0].n_instances if found else None
+            if now is None or now == cached:
+                if own_cache:  # a use, for the cache's least-recently-used pruning
+                    cache.touch(final)
+                report(1.0, "already in the cache")
+                return final
+            log.info("the PACS now holds %d images of series %s, the cached copy %s: retrieving it again", now,
+                     series_uid, cached)
+            refresh = True
+        found = found if found else self.find_series(study_uid, series_uid)
         if not found:
             raise PacsNotFoundError(f"The PACS at {self.server.url} has no series {series_uid} in study "
                                     f"{study_uid}: search again with `pacs find` (it may have been deleted or "
@@ -267,6 +280,14 @@ class PacsClient:
                 log.warning("could not prune the PACS cache %s: %s", root, exc)
         report(1.0, f"{n} images")
         return final
+
+    @staticmethod
+    def _cached_count(folder: Path) -> Optional[int]:
+        """The images a cached series folder holds, as its manifest says (``None`` when it cannot say)."""
+        try:
+            return int(json.loads((folder / MANIFEST).read_text())["instances"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _stream_series(self, study_uid: str, series_uid: str, stage: Path, expected: Optional[int],
                        report, cancel: Optional[CancelLike]) -> int:
