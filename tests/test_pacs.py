@@ -507,3 +507,29 @@ def test_a_cached_series_the_server_now_holds_more_of_is_retrieved_again(tmp_pat
         srv.stop()
     # the server is gone: the complete cached copy is still opened
     assert PacsClient(srv.url).retrieve_series(STUDY, SERIES, tmp_path) == first
+
+
+def test_a_slow_server_and_a_broken_stream_are_said_as_such():
+    """QA pass: a server that accepted the connection and then did not answer was reported as "Could not connect
+    ... check that the server is running", and a retrieval cut off mid-stream as "(ChunkedEncodingError). Check
+    the address"; a 403 without credentials read "does not allow no credentials"."""
+    import requests
+
+    from engine.pacs._translate import network
+
+    server = PacsServer("http://127.0.0.1:9/dicom-web", timeout=7)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(1)  # accepts, never answers: through a session that retries, the read timeout arrives
+    session = requests.Session()  # as a ConnectionError (urllib3's MaxRetryError of a ReadTimeoutError)
+    session.mount("http://", requests.adapters.HTTPAdapter(max_retries=1))
+    try:
+        with pytest.raises(PacsConnectionError, match="did not answer within 7 s while searching"):
+            with network(server, "searching"):
+                session.get(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=(2, 0.3))
+    finally:
+        listening.close()
+    with pytest.raises(PacsConnectionError, match="stopped sending part-way while retrieving series 1.2"):
+        with network(server, "retrieving series 1.2"):
+            raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(10 bytes read)")
+    assert server.auth.describe() == "anonymous access (no credentials)"

@@ -334,8 +334,13 @@ class PacsFlow(QObject):
         volume, editor = self.ctx.session.volume, self.ctx.labels.editor
         study = study_of(volume)
         if not study or editor is None:
-            self.ctx.notices.error("Send to PACS needs a scan opened from DICOM or a PACS (its study receives the "
-                                   "results) and its labels. Open one, run AI or draw, then send.")
+            if volume is not None and volume.format == "dicom":  # from DICOM, but its files name no study
+                self.ctx.notices.error("Send to PACS needs the scan's study (StudyInstanceUID), which its DICOM "
+                                       "files do not give: the results would belong to no study. Retrieve the "
+                                       "series from the PACS (File > Open from PACS), then send.")
+            else:
+                self.ctx.notices.error("Send to PACS needs a scan opened from DICOM or a PACS (its study receives "
+                                       "the results) and its labels. Open one, run AI or draw, then send.")
             return None
         labelled = int(np.count_nonzero(self.ctx.labels.array))
         if labelled == 0:

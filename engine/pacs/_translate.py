@@ -69,17 +69,21 @@ def network(server: PacsServer, action: str, *, stored_before: Optional[tuple[st
             f"authority's CA bundle (--ca-bundle or ${ENV_CA_BUNDLE}); otherwise ask IT: the connection may not "
             "be the server you think.")
     except requests.exceptions.Timeout:
-        error = PacsConnectionError(
-            f"The PACS at {server.url} did not answer within {server.timeout:g} s while {action}. Try again; if "
-            "it is slow or busy, raise the timeout; if it never answers, check the address and port.")
+        error = _timeout_error(server, action)
     except requests.exceptions.ConnectionError as exc:
-        error = PacsConnectionError(
-            f"Could not connect to the PACS at {server.url} while {action} ({_connection_reason(exc)}). Check "
-            "the address and port, that the server is running, and that this computer can reach it "
-            "(network, VPN, firewall).")
+        if "Read timed out" in str(exc) or "ReadTimeout" in str(exc):  # connected, then no answer: slow, not down
+            error = _timeout_error(server, action)
+        else:
+            error = PacsConnectionError(
+                f"Could not connect to the PACS at {server.url} while {action} ({_connection_reason(exc)}). Check "
+                "the address and port, that the server is running, and that this computer can reach it "
+                "(network, VPN, firewall).")
     except RetryError:  # dicomweb-client retried a busy answer (429/503/504) and gave up
         error = PacsConnectionError(f"The PACS at {server.url} stayed busy while {action}, even after retrying. "
                                     "Try again in a few minutes.")
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+        error = PacsConnectionError(f"The PACS at {server.url} stopped sending part-way while {action} (the "
+                                    "connection broke). Try again; if it keeps happening, tell the PACS administrator.")
     except requests.exceptions.RequestException as exc:
         error = PacsConnectionError(f"The request to the PACS at {server.url} failed while {action} "
                                     f"({exc.__class__.__name__}). Check the address and try again.")
@@ -168,6 +172,12 @@ def _stow_body(response) -> tuple[list[str], list[tuple[str, str]]]:
     stored = [str(first(i, "00081155")) for i in items("00081199") if first(i, "00081155")]
     failed = [(str(first(i, "00081155") or ""), failure_reason(first(i, "00081197"))) for i in items("00081198")]
     return stored, failed
+
+
+def _timeout_error(server: PacsServer, action: str) -> PacsConnectionError:
+    return PacsConnectionError(
+        f"The PACS at {server.url} did not answer within {server.timeout:g} s while {action}. Try again; if "
+        "it is slow or busy, raise the timeout; if it never answers, check the address and port.")
 
 
 def _connection_reason(exc: BaseException) -> str:

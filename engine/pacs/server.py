@@ -108,7 +108,7 @@ class PacsAuth:
             return f"user '{self.username}'"
         if self.kind == "bearer":
             return "the bearer token"
-        return "no credentials"
+        return "anonymous access (no credentials)"
 
     def scrub(self, text: str) -> str:
         """``text`` with the secret (also URL-encoded) replaced by ``***``."""
