@@ -19,8 +19,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from engine import io
-from engine.pacs import MANIFEST, PacsClient
-from orthanc_server import MISSING, READ_ONLY_LUA, start_orthanc
+from engine.pacs import MANIFEST, PacsAuth, PacsClient, PacsServer
+from orthanc_server import ARCHIVIST, MISSING, READ_ONLY_LUA, start_orthanc
 
 STUDY = "1.3.6.1.4.1.14519.5.2.1.7085.2626.258626612405225511766549337110"
 SERIES = "1.3.6.1.4.1.14519.5.2.1.7085.2626.242193282649561899185427104083"
@@ -46,9 +46,13 @@ def orthanc(tmp_path_factory, dicom_99):
 
 
 @pytest.fixture(scope="module")
-def read_only(tmp_path_factory):
-    """Basic authentication (user alice) and read-only: every request but GET is refused (HTTP 403)."""
-    srv = start_orthanc(tmp_path_factory.mktemp("orthanc_ro"), users={"alice": PASSWORD}, lua=READ_ONLY_LUA)
+def read_only(tmp_path_factory, dicom_99):
+    """Basic authentication (user alice) and read-only: every request but GET is refused (HTTP 403). It holds
+    chest_ct_99, stored by the archivist (a send is refused for a study the PACS does not hold, before any write)."""
+    srv = start_orthanc(tmp_path_factory.mktemp("orthanc_ro"), users={"alice": PASSWORD, ARCHIVIST[0]: ARCHIVIST[1]},
+                        lua=READ_ONLY_LUA)
+    with PacsClient(PacsServer(srv.url, PacsAuth.basic(*ARCHIVIST))) as client:
+        client.store([dicom_99])
     yield srv
     srv.stop()
 

@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 
+import dicom_factory as F
 from engine import io
 from engine.cli import main
 from engine.errors import CancelledError, LungLensError, UnsupportedFormatError
@@ -533,3 +534,19 @@ def test_a_slow_server_and_a_broken_stream_are_said_as_such():
         with network(server, "retrieving series 1.2"):
             raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(10 bytes read)")
     assert server.auth.describe() == "anonymous access (no credentials)"
+
+
+def test_results_of_a_scan_the_pacs_does_not_hold_are_not_sent(orthanc, uploaded, tmp_path):
+    """QA pass: sending from a DICOM scan opened from disk whose study the PACS does not hold made a new study
+    with a SEG and a PDF and no images. It is refused before anything is sent; the scan the PACS holds sends."""
+    from engine.pacs import send_results
+
+    F.ct_series(tmp_path / "elsewhere", n=4, rows=16, cols=16)
+    elsewhere = io.load(tmp_path / "elsewhere")
+    labels = np.zeros(elsewhere.shape, np.uint8)
+    labels[1, 4:8, 4:8] = 1
+    client = PacsClient(orthanc.url)
+    before = len(client.find_studies())
+    with pytest.raises(PacsNotFoundError, match=r"does not hold study .*nothing was sent"):
+        send_results(client, elsewhere, labels)
+    assert len(client.find_studies()) == before

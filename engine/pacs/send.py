@@ -20,6 +20,7 @@ from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Volume
 from .client import PacsClient, StoreResult
 from .documents import encapsulated_pdf
+from .errors import PacsNotFoundError
 
 __all__ = ["send_results"]
 
@@ -57,6 +58,15 @@ def send_results(client: PacsClient, volume: Volume, labels: Optional[np.ndarray
     if labels is None and report_pdf is None:
         raise UnsupportedFormatError("Nothing to send: give the labels, the report, or both.")
     report = as_progress(progress)
+    report(0.0, "Checking that the PACS holds the scan")
+    series_uid = str(volume.meta.get("series_instance_uid") or "")
+    held = {s.series_uid for s in client.find_series(study_uid)}
+    if series_uid and series_uid not in held:  # a scan opened from disk that this PACS does not have
+        what = (f"holds study {study_uid} but not this scan's series {series_uid}" if held else
+                f"does not hold study {study_uid}")
+        raise PacsNotFoundError(f"The PACS at {client.server.url} {what}: the results would point at images it "
+                                "does not have (a study without images). Store the scan's images there first "
+                                "(`pacs put`), or open the scan from this PACS; nothing was sent.")
     items: list = []
     with tempfile.TemporaryDirectory(prefix="lunglens-send-") as tmp:
         if labels is not None:
