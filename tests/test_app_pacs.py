@@ -334,3 +334,29 @@ def test_send_is_offered_only_for_a_dicom_scan_with_labels(qtbot, make_window, m
         w.scan_io.open_phantom((20, 48, 56))
     assert w.labels.editor is not None and not w.pacs.send_action.isEnabled()  # a phantom has no study
     assert w.pacs.ask_send() is None and "opened from DICOM" in w.errors[-1]
+
+
+def test_cancel_frees_the_browser_at_once_while_a_slow_server_keeps_silent(qtbot, window):
+    """QA pass: Cancel during a search of a server that accepted the connection and did not answer left the
+    browser "Searching the PACS…" and disabled (settings included) until the request timed out, up to 30 s. It is
+    free at once; the late end of the abandoned request changes nothing."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        window.preferences.pacs.update(f"http://127.0.0.1:{silent.getsockname()[1]}/dicom-web")
+        flow = window.pacs
+        browser = flow.show_browser()
+        browser.patient_id.setText("anyone")
+        browser.search_button.click()
+        assert flow.busy and not browser.search_button.isEnabled()
+        qtbot.wait(200)
+        browser.cancel_button.click()
+        assert not flow.busy and browser.search_button.isEnabled() and not browser.cancel_button.isEnabled()
+        assert browser.message_text == "Searching the PACS: cancelled."
+    finally:
+        silent.close()  # the abandoned request now fails: its end must not show an error over the dialog
+    qtbot.waitUntil(lambda: not window.runner.active, timeout=60000)
+    assert browser.message_text == "Searching the PACS: cancelled." and not window.errors

@@ -208,7 +208,7 @@ class PacsFlow(QObject):
         task.signals.finished.connect(lambda t=task: self._ended(t))
         self._task = task
         return self.ctx.runner.start(task, on_result=on_result, on_error=self._failed,
-                                     on_cancel=lambda: self._cancelled(title))
+                                     on_cancel=lambda t=task: self._cancelled(title, t))
 
     def _ended(self, task: Task) -> None:
         if self._task is task:
@@ -220,8 +220,8 @@ class PacsFlow(QObject):
         if self.browser is not None:
             self.browser.show_message(error_message(exc), error=True)
 
-    def _cancelled(self, title: str) -> None:
-        if self.browser is not None:
+    def _cancelled(self, title: str, task: Any = None) -> None:
+        if self.browser is not None and (self._task is None or self._task is task):  # not over a newer task's text
             tail = " Nothing half-retrieved was kept." if title.startswith("Retrieving") else ""
             self.browser.show_message(f"{title}: cancelled.{tail}")
 
@@ -231,10 +231,15 @@ class PacsFlow(QObject):
         return self._task is not None
 
     def cancel(self) -> None:
-        """Cancel the browser's search, listing or retrieval."""
+        """Cancel the browser's search, listing or retrieval. The dialog is free at once: a request waiting for a
+        slow server ends only at its timeout (up to 30 s), and its late answer is dropped."""
         for task in (self._task, self._series_task):
             if task is not None:
                 task.cancel()
+        task, self._task = self._task, None
+        if task is not None and self.browser is not None:
+            self.browser.set_busy(False)
+            self._cancelled(task.title)
 
     def search(self, query: Any = None) -> Optional[Task]:
         """Search for the first page of studies matching ``query`` (default: the browser's fields)."""
