@@ -523,3 +523,63 @@ def test_the_report_credits_the_ai_only_for_its_labels_and_says_when_provenance_
     assert "unknown" in text[text.index("Labels edited by a person"):][:200]
     paint(w, qtbot, EFFUSION, [(6, 80, 80), (6, 80, 84)])
     assert w.case.edited_by_person() is True and report()["labels"]["edited_by_person"] is True
+
+
+def test_what_is_saved_and_credited_follows_the_screen(window, qtbot, tmp_path):
+    """QA pass: Ctrl+S during a held stroke wrote the stroke, and Esc then cancelled it on screen while the file
+    kept it and the labels read "saved"; a per-finding accept credited no model until Enter; labels restored from a
+    crash journal credited none at all ("no model, not edited" for an AI result); labels of unknown provenance
+    saved unedited as .seg.nrrd came back "not edited by a person" instead of unknown."""
+    from engine.inference.summary import SCAN_PROBABILITY_NOTE  # noqa: F401 - the report module loads
+
+    w = window
+
+    def report() -> dict:
+        out = tmp_path / "r.json"
+        with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+            w.numbers.export(str(out))
+        return json.loads(out.read_text())
+
+    # a held stroke: nothing is written, the labels stay unsaved
+    ed = w.labels.editor
+    w.editing.set_tool("brush")
+    vp = w.views.axial.viewport()
+    a, b = pixel(w.views.axial, (6, 30, 30)), pixel(w.views.axial, (6, 30, 40))
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    qtbot.wait(12)
+    QTest.mouseMove(vp, b)
+    assert ed.stroke_active
+    w.export.export_to(tmp_path / "held.nii.gz")
+    assert not (tmp_path / "held.nii.gz").exists() and "Finish the stroke" in w.statusBar().currentMessage()
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+    assert ed.labels.any() and ed.dirty
+    # per-finding accept: the model is credited at once
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    assert w.ai.accept({GGO})
+    assert list(report()["models"]) == ["segmentation"]
+    w.ai.reject()  # drops the rest; the GGO stays, and so does its credit
+    assert list(report()["models"]) == ["segmentation"]
+    # an AI step this session did not record (as after a restore from the journal): named as not recorded
+    w.labels.set_array(np.zeros(SHAPE, np.uint8), "empty")
+    ai = np.zeros(SHAPE, np.uint8)
+    ai[4, 20:30, 20:30] = CONSOLIDATION
+    w.labels.editor.apply_ai_result(ai)
+    doc = report()
+    assert doc["models"]["segmentation"]["name"].startswith("an AI model, not recorded")
+    assert doc["labels"]["edited_by_person"] is False
+    # unknown provenance survives a save as .seg.nrrd (no "edited by nobody" mask is embedded)
+    nii = tmp_path / "theirs.nii.gz"
+    io.save_labels(ai, w.session.volume, nii)
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(str(nii))
+        discard = next(b for b in w.recovery.unsaved_prompt.buttons() if b.text() == "Discard edits")
+        discard.click()  # the edits above are not exported: asked first
+    assert w.case.edited_by_person() is None
+    with qtbot.waitSignal(w.export.exported, timeout=30000):
+        w.export.export_to(tmp_path / "theirs.seg.nrrd")
+    assert io.load_edited(tmp_path / "theirs.seg.nrrd", w.session.volume) is None
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(str(tmp_path / "theirs.seg.nrrd"))
+    assert w.case.edited_by_person() is None and report()["labels"]["edited_by_person"] is None

@@ -450,6 +450,8 @@ class AIFlow(QObject):
             self.run_ended.emit("accepted")
         else:
             self.proposal.note_accepted(set(values))
+            # its voxels are on the labels now: the model is credited at once (the lungs follow at the end)
+            self.ctx.case.accept_reading(dict(prediction.models), None, self.proposal.accepted_steps)
             self.panel.set_status(f"{name} accepted (Ctrl+Z undoes it).{kept} Enter accepts the rest of the "
                                   "proposal, Esc drops the rest.")
             self.ctx.notices.status(f"{name} accepted.{kept}")

@@ -121,8 +121,14 @@ class ExportFlow(QObject):
         vol, ed = self.ctx.session.volume, self.ctx.labels.editor
         if vol is None or ed is None:
             return
+        if ed.stroke_active:  # a held stroke may still be cancelled (Esc): the file would hold what the screen loses
+            self.ctx.notices.status("Finish the stroke, then save: nothing was written.")
+            return
         labels = ed.labels.copy()  # edits may go on while the worker writes
         person = ed.person_mask()
+        # labels whose provenance is unknown (opened from NIfTI, not edited, no AI accepted over them): no edited
+        # mask is embedded, so a reopen says "unknown", not "edited by nobody"
+        unknown = self.ctx.case.edited_by_person() is None
         mask = person if edited_mask_path is not None else None
         version = ed.version
         key = self._scan_key()
@@ -141,5 +147,5 @@ class ExportFlow(QObject):
 
         self.ctx.run(export_labels, labels, vol, str(path), edited_mask=mask,
                      edited_mask_path=str(edited_mask_path) if edited_mask_path else None,
-                     edited=person if embeds_edited(path) else None,
+                     edited=person if embeds_edited(path) and not unknown else None,
                      title=f"Exporting {Path(path).name}", on_result=done)

@@ -130,6 +130,9 @@ class CaseState(QObject):
         for steps, models in reversed(self._readings):
             if editor is not None and any(editor.history.is_done(s) for s in steps):
                 return dict(models)
+        if editor is not None and any(s.kind == "ai" for s in editor.history.undo_steps):
+            # an accept this session did not record: labels restored from an edit journal after a crash
+            return {"segmentation": {"name": "an AI model, not recorded (labels restored from the edit journal)"}}
         return {}
 
     def report_args(self) -> dict[str, Any]:
