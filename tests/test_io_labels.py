@@ -355,3 +355,32 @@ def test_dicom_seg_keeps_which_voxels_a_person_edited(tmp_path, dicom_volume):
     assert hd.seg.Segmentation.from_dataset(ds).segmentation_type.value == "BINARY"
     write_dicom_seg(labels, dicom_volume, path, DEFAULT_TABLE)
     assert read_dicom_seg_edited(path, dicom_volume) is None
+
+
+@pytest.mark.parametrize("affine", [np.diag([0.8, 0.7, 2.0, 1.0]),  # RAS: x and y run the other way from LPS
+                                    np.array([[0, 0, 2.0, -10], [0.8, 0, 0, 20], [0, 0.7, 0, 5], [0, 0, 0, 1]])])
+def test_nifti_labels_of_a_nifti_scan_are_written_on_the_scans_own_grid(tmp_path, affine):
+    """QA pass: the labels of a RAS or axis-swapped NIfTI scan were written in LungLens' LPS order with another
+    affine: aligned in space, but not voxel for voxel (nnU-Net's dataset check, or anyone pairing the arrays,
+    saw them mirrored). They now have the scan file's shape, affine and voxel order; they read back the same."""
+    data = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4)
+    nib.save(nib.Nifti1Image(data, affine), str(tmp_path / "scan.nii.gz"))
+    vol = io.load(tmp_path / "scan.nii.gz")
+    source = np.zeros(data.shape, np.uint8)  # labels as the scan file lays its voxels out
+    source[1, 2, 3] = 1
+    source[4, 0, 1] = 3
+    labels = _canonical(source, vol)
+    for name in ("labels.nii.gz", "labels.nrrd", "labels.mha"):
+        out = io.save_labels(labels, vol, tmp_path / name)
+        assert np.array_equal(io.load_labels(out, vol), labels), name
+    img = nib.load(tmp_path / "labels.nii.gz")
+    assert img.shape == data.shape and np.allclose(img.affine, affine, atol=1e-4)
+    assert np.array_equal(np.asarray(img.dataobj), source)
+
+
+def _canonical(source_xyz: np.ndarray, vol) -> np.ndarray:
+    """``source_xyz`` (NIfTI i, j, k order) in the canonical (z, y, x) order of ``vol``."""
+    from engine.io.orientation import SourceOrientation
+
+    plan = SourceOrientation.from_dict(vol.meta["source_orientation"])
+    return plan.from_source(np.ascontiguousarray(source_xyz.T))

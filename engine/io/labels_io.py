@@ -15,9 +15,11 @@ Every write is atomic and durable (a temporary file or folder in the target fold
 fsync-ed, then ``os.replace`` and an fsync of the folder; see :mod:`.atomic`), never
 touches the source scan, and refuses with
 :class:`~engine.errors.OverwriteError` to write over the scan file or into a
-source folder (DICOM series, image stack). Labels are written in the canonical
-orientation with the exact geometry, which is what 3D Slicer and ITK-SNAP need to
-overlay them on the original scan. The PNG slices of an image-stack scan follow the
+source folder (DICOM series, image stack). Labels are written with the exact geometry,
+which is what 3D Slicer and ITK-SNAP need to overlay them on the original scan: for a
+NIfTI/NRRD/MHA scan written as NIfTI/NRRD/MHA, on the scan file's own grid (its shape,
+affine and voxel order: nnU-Net and anyone pairing the arrays see them voxel for voxel);
+otherwise in the canonical orientation. The PNG slices of an image-stack scan follow the
 stack's file order (label file N belongs to source file N; see :mod:`.images`).
 """
 
@@ -167,7 +169,8 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
                 check_cancel(cancel)
                 _replace_folder(tmp, target)
             else:
-                _write_file(fmt, arr, geometry, volume, tmp, table, report, cancel, edited)
+                out, grid = _on_source_grid(arr, geometry, volume, fmt)
+                _write_file(fmt, out, grid, volume, tmp, table, report, cancel, edited)
                 check_cancel(cancel)
                 replace_durably(tmp, target)
     except BaseException:
@@ -178,6 +181,25 @@ def save_labels(labels: np.ndarray, volume_or_geometry: Volume | Geometry, path:
         raise
     report(1.0, f"Wrote {target.name}")
     return target
+
+
+def _on_source_grid(arr: np.ndarray, geometry: Geometry, volume: Optional[Volume],
+                    fmt: str) -> tuple[np.ndarray, Geometry]:
+    """The labels in the voxel order and affine of the scan's own file, for a NIfTI/NRRD/MHA label map of a
+    NIfTI/NRRD/MHA scan: a RAS or axis-swapped scan got a label file in LungLens' LPS order, aligned in space
+    but not voxel for voxel (nnU-Net's dataset check, and anyone pairing the arrays, want the scan's grid).
+    Otherwise the canonical array and geometry. Reading either back gives the same canonical labels."""
+    if fmt not in ("nifti", "nrrd", "mha") or volume is None or volume.format not in ("nifti", "nrrd", "mha", "mhd"):
+        return arr, geometry
+    plan_dict = (volume.meta or {}).get("source_orientation")
+    if not isinstance(plan_dict, dict):
+        return arr, geometry
+    from .orientation import SourceOrientation
+
+    plan = SourceOrientation.from_dict(plan_dict)
+    if arr.shape != plan.canonical_shape or not plan.canonical_geometry().same_grid(geometry, tol=1e-3):
+        return arr, geometry
+    return np.ascontiguousarray(plan.to_source(arr)), plan.source_geometry
 
 
 def _write_file(fmt: str, arr: np.ndarray, geometry: Geometry, volume: Optional[Volume], tmp: Path,
