@@ -258,3 +258,17 @@ def test_undo_folders_of_ended_sessions_are_removed_and_live_ones_kept(tmp_path,
     removed = H.clean_stale_spills()
     assert sorted(removed) == sorted([dead, old_style])
     assert own.is_dir() and new_style.is_dir() and other.is_dir() and not dead.exists()
+
+
+def test_undo_during_a_stroke_takes_back_that_stroke_only():
+    """QA pass: Ctrl+Z while a brush stroke was held cancelled the stroke and also undid the stroke before it."""
+    ed = make_editor(shape=(4, 32, 32))
+    ed.paint(ops.Region((slice(0, 1), slice(0, 32), slice(0, 32)), np.ones((1, 32, 32), bool)), 1)
+    done = ed.labels.copy()
+    stroke = ed.stroke("Brush GGO")
+    stroke.__enter__()
+    stroke.paint(disk(ed, 2, 10, 10), 2)
+    assert ed.labels[2, 10, 10] == 2
+    assert ed.undo() == "Brush GGO"
+    assert np.array_equal(ed.labels, done) and len(ed.history) == 1  # the earlier step is still there
+    assert ed.undo() is not None and not ed.labels.any()

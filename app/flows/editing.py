@@ -216,7 +216,8 @@ class EditingFlow(QObject):
         ed = self.editor
         if ed is None:
             return None
-        self.cancel_stroke()
+        if self.cancel_stroke():  # mid-stroke (or over a fill preview) Ctrl+Z takes back only that
+            return "the stroke being drawn"
         name = ed.undo()
         if name:
             self.ctx.notices.status(f"Undid {name}")

@@ -329,9 +329,10 @@ class LabelEditor:
         return self.apply_labels(labels, name, kind="ai", reference=reference)
 
     def undo(self) -> Optional[str]:
-        """Revert the last step; returns its name (None when there is nothing to undo)."""
-        if self._stroke is not None:
-            self._stroke.cancel()
+        """Revert the last step, or only the stroke being drawn; returns its name (None: nothing to undo)."""
+        if self._stroke is not None:  # Ctrl+Z mid-stroke takes back that stroke only, not the step before it too
+            name, _ = self._stroke.name, self._stroke.cancel()
+            return name
         step = self.history.pop_undo()
         if step is None:
             return None
