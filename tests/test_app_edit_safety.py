@@ -119,6 +119,13 @@ def paint(w, qtbot, label, points, radius_mm=2.0) -> None:
     drag(w.views.axial, points, qtbot)
 
 
+def json_report(w, qtbot, out: Path) -> dict:
+    """File > Export report as JSON, on its worker; the document."""
+    with qtbot.waitSignal(w.numbers.exported, timeout=60000):
+        w.numbers.export(str(out))
+    return json.loads(out.read_text())
+
+
 def shot(w, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
@@ -486,10 +493,7 @@ def test_the_report_credits_the_ai_only_for_its_labels_and_says_when_provenance_
     w = window
 
     def report() -> dict:
-        out = tmp_path / "r.json"
-        with qtbot.waitSignal(w.numbers.exported, timeout=60000):
-            w.numbers.export(str(out))
-        return json.loads(out.read_text())
+        return json_report(w, qtbot, tmp_path / "r.json")
 
     w.predictor.gate.set()
     with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
@@ -530,15 +534,10 @@ def test_what_is_saved_and_credited_follows_the_screen(window, qtbot, tmp_path):
     kept it and the labels read "saved"; a per-finding accept credited no model until Enter; labels restored from a
     crash journal credited none at all ("no model, not edited" for an AI result); labels of unknown provenance
     saved unedited as .seg.nrrd came back "not edited by a person" instead of unknown."""
-    from engine.inference.summary import SCAN_PROBABILITY_NOTE  # noqa: F401 - the report module loads
-
     w = window
 
     def report() -> dict:
-        out = tmp_path / "r.json"
-        with qtbot.waitSignal(w.numbers.exported, timeout=60000):
-            w.numbers.export(str(out))
-        return json.loads(out.read_text())
+        return json_report(w, qtbot, tmp_path / "r.json")
 
     # a held stroke: nothing is written, the labels stay unsaved
     ed = w.labels.editor
