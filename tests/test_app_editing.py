@@ -500,3 +500,22 @@ def test_ctrl_z_during_a_stroke_takes_back_that_stroke_only(window, qtbot):
     QTest.keyClick(w.views.axial, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
     assert np.array_equal(ed.labels, first) and len(ed.history) == 1  # the first stroke stays
+
+
+def test_a_stroke_held_while_another_scan_opens_is_dropped_and_said(window, qtbot, tmp_path):
+    """QA pass: a brush stroke held while another scan finished opening went on painting the previous scan's
+    (now hidden) labels, at the new scan's coordinates, without a word. It ends at the switch, dropped and said."""
+    w, old = window, window.editing.editor
+    w.editing.set_tool("brush")
+    vp = w.views.axial.viewport()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(w.views.axial, (6, 40, 20)))
+    qtbot.wait(12)
+    QTest.mouseMove(vp, pixel(w.views.axial, (6, 40, 40)))
+    assert old.stroke_active and old.labels.any()
+    w.scan_io.show_volume(make_volume(tmp_path / "other"), None)
+    new = w.editing.editor
+    assert new is not old and not old.stroke_active and not old.labels.any()  # the old scan keeps nothing of it
+    QTest.mouseMove(vp, pixel(w.views.axial, (6, 60, 60)))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(w.views.axial, (6, 60, 60)))
+    assert not old.labels.any() and not new.labels.any()
+    assert any("The stroke being drawn was dropped" in t for t in w.notices.warnings)

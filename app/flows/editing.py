@@ -86,6 +86,7 @@ class EditingFlow(QObject):
         ctx.labels.history_changed.connect(self._refresh)
         ctx.labels.editor_replaced.connect(self._refresh)
         ctx.labels.editor_replaced.connect(lambda: self.drop_fill_preview())
+        ctx.labels.editor_replaced.connect(self._drop_held_stroke)
         ctx.labels.changed.connect(self._on_labels_changed)
         ctx.session.volume_changed.connect(lambda v: v is not None and self.options.set_units(
             v.geometry.spacing_known, v.is_hu, v.geometry.voxel_volume_ml))  # units follow the data
@@ -147,6 +148,14 @@ class EditingFlow(QObject):
         if not enabled and self.drop_fill_preview():
             self.ctx.notices.status("Fill between slices dropped: accept or reject the AI proposal first.")
         self.cancel_action.setEnabled(enabled)
+
+    def _drop_held_stroke(self) -> None:
+        """Other labels (another scan) replaced the ones a held stroke paints: the stroke ends here, dropped and
+        said (it went on painting the previous scan's hidden labels at the new scan's coordinates)."""
+        tool = self.views.tool
+        if isinstance(tool, EditTool) and tool.cancel():
+            self.ctx.notices.warn("The stroke being drawn was dropped: other labels (another scan) opened while "
+                                  "you drew. Draw it again on the scan now shown.")
 
     def _refresh(self) -> None:
         ed = self.editor
