@@ -582,3 +582,23 @@ def test_what_is_saved_and_credited_follows_the_screen(window, qtbot, tmp_path):
     with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
         w.scan_io.open_labels(str(tmp_path / "theirs.seg.nrrd"))
     assert w.case.edited_by_person() is None and report()["labels"]["edited_by_person"] is None
+
+
+def test_unknown_provenance_survives_a_restore_from_the_journal(window, qtbot, tmp_path):
+    """QA pass: labels opened from NIfTI (whose provenance is unknown), one edit undone, then a crash: restored,
+    the report said "not edited by a person" where it had said unknown."""
+    w = window
+    theirs = np.zeros(SHAPE, np.uint8)
+    theirs[4, 20:30, 20:30] = CONSOLIDATION
+    nii = io.save_labels(theirs, w.session.volume, tmp_path / "theirs.nii.gz")
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(str(nii))
+    paint(w, qtbot, EFFUSION, [(6, 80, 30), (6, 80, 46)])
+    assert w.case.edited_by_person() is True
+    w.labels.editor.undo()
+    assert w.case.edited_by_person() is None
+    journal = w.labels.editor.journal.path
+    assert w.recovery.restore(journal)  # as after a crash: the journal replayed into a new editor
+    assert np.array_equal(w.labels.array, theirs)
+    assert w.case.edited_by_person() is None and json_report(w, qtbot, tmp_path / "r.json")["labels"][
+        "edited_by_person"] is None

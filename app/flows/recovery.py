@@ -225,6 +225,10 @@ class RecoveryFlow(QObject):
         # the layer keeps the journal of edits made since the scan opened (closed, offered next time) and
         # removes an untouched one
         self.ctx.labels.adopt(editor, "restored edits")
+        # a journal that starts from labels (opened from a file that keeps no record of hand edits) and never
+        # adopted a record of them: whose they are is still unknown, as before the crash
+        adopted = any(kind == "baseline" for kind, _ in rep.entries)
+        self.ctx.labels.provenance_unknown = bool(rep.initial.any()) and not adopted
         if set_aside:
             self.ctx.notices.warn("The edits made since this scan opened were set aside by the restore, not lost: "
                                   "they are kept and offered the next time this scan opens.")
