@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
+from engine.display.reading import FILLED, filled_voxel
 from engine.types import Volume
 
 from ..context import AppContext
@@ -27,14 +27,10 @@ def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] =
         wx, wy, wz = volume.geometry.index_to_world((z, y, x))
         text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS)"
     text += f"   |   {float(value):.{decimals}f} {unit}"
-    filled = (volume.meta or {}).get("filled") or {}
-    if z in filled.get("slices", ()):
-        index = filled.get("index")
-        flat = int(np.ravel_multi_index((z, y, x), volume.shape))
-        if index is not None and index[min(np.searchsorted(index, flat), index.size - 1)] == flat:
-            text += " (a NaN/inf voxel, filled: not image data)"
-        elif index is None and float(value) in filled.get("values", ()):
-            text += " (may be a filled NaN/inf voxel: not image data)"
+    filled = filled_voxel(volume.meta, volume.shape, (z, y, x), float(value))
+    if filled:
+        text += (" (a NaN/inf voxel, filled: not image data)" if filled == FILLED else
+                 " (may be a filled NaN/inf voxel: not image data)")
     if label:
         text += f"   |   {label_name or 'label'} ({label})"
     return text

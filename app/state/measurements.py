@@ -11,7 +11,7 @@ levels on 8-bit images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.display import Plane, RegionStats, display_shape, distance, ellipse_mask, extract, pixel_spacing, \
     region_stats
+from engine.display.reading import FILLED, filled_in_region
 from engine.editing.ops import polygon_mask_2d
 
 from .session import Session
@@ -111,7 +112,10 @@ class Measurements(QObject):
             stats = region_stats(image, mask, spacing)
             text = self.stats_text(stats, volume.is_hu, known,
                                    doubtful=bool((volume.meta or {}).get("hu_scale_doubtful")))
-            text += _filled_note(volume, plane, index, image, mask)
+            filled = filled_in_region(volume.meta, plane, index, image, mask)
+            if filled:
+                text += ("\nincludes filled NaN/inf voxels: not image data (see Notices)" if filled == FILLED else
+                         "\nmay include filled NaN/inf voxels (see Notices)")
         m = Measurement(kind, plane, int(index), tuple(p0), tuple(p1), length, stats, text,  # type: ignore[arg-type]
                         tuple((float(r), float(c)) for r, c in points))
         self._items[(plane, kind)] = m
@@ -136,17 +140,3 @@ class Measurements(QObject):
             self.changed.emit(plane)
         return bool(keys)
 
-
-def _filled_note(volume: Any, plane: Plane, index: int, image: np.ndarray, mask: np.ndarray) -> str:
-    """A line for an ROI over voxels the reader filled for NaN/inf (exactly on an axial slice, by their value on
-    the other planes), else ``""``."""
-    filled = (volume.meta or {}).get("filled") or {}
-    if not filled.get("slices"):
-        return ""
-    if plane is Plane.AXIAL and filled.get("index") is not None:
-        if index not in filled["slices"]:
-            return ""
-        flat = index * image.size + np.flatnonzero(mask)
-        return "\nincludes filled NaN/inf voxels: not image data (see Notices)" if np.isin(flat, filled["index"]).any() \
-            else ""
-    return "\nmay include filled NaN/inf voxels (see Notices)" if np.isin(image[mask], filled["values"]).any() else ""

@@ -134,3 +134,35 @@ def region_stats(image: np.ndarray, mask: np.ndarray,
     sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
     return RegionStats(int(values.size), float(values.mean()), sd, float(values.min()), float(values.max()),
                        float(values.size * spacing[0] * spacing[1]))
+
+
+#: how much of a place is voxels the reader filled for NaN/inf (``meta["filled"]``, see :mod:`engine.io._common`)
+FILLED, MAYBE_FILLED = "filled", "maybe"
+
+
+def filled_voxel(meta: dict, shape: tuple[int, int, int], zyx: tuple[int, int, int], value: float) -> Optional[str]:
+    """Whether voxel ``zyx`` (holding ``value``) is one the reader filled for NaN/inf: :data:`FILLED` (its flat
+    index is recorded), :data:`MAYBE_FILLED` (no indices kept, the fill value on a filled slice) or ``None``."""
+    filled = (meta or {}).get("filled") or {}
+    if zyx[0] not in filled.get("slices", ()):
+        return None
+    index = filled.get("index")
+    if index is None:
+        return MAYBE_FILLED if float(value) in filled.get("values", ()) else None
+    flat = int(np.ravel_multi_index(zyx, shape))
+    return FILLED if index.size and index[min(int(np.searchsorted(index, flat)), index.size - 1)] == flat else None
+
+
+def filled_in_region(meta: dict, plane: Plane | str, index: int, image: np.ndarray, mask: np.ndarray) -> Optional[str]:
+    """Whether the region ``mask`` of slice ``index`` of ``plane`` (its pixels ``image``) holds filled voxels:
+    exactly on an axial slice with recorded indices (:data:`FILLED`), by their value otherwise
+    (:data:`MAYBE_FILLED`), or ``None``."""
+    filled = (meta or {}).get("filled") or {}
+    if not filled.get("slices"):
+        return None
+    if Plane(plane) is Plane.AXIAL and filled.get("index") is not None:
+        if index not in filled["slices"]:
+            return None
+        flat = index * image.size + np.flatnonzero(mask)
+        return FILLED if np.isin(flat, filled["index"]).any() else None
+    return MAYBE_FILLED if np.isin(image[mask], filled["values"]).any() else None
