@@ -150,3 +150,22 @@ def test_open_flow_is_not_left_opening_after_a_quick_open(qtbot, tmp_path):
         w.scan_io.open_path(str(path))
         qtbot.waitUntil(lambda: not w.scan_io.opening, timeout=10000)
     assert w.session.volume is not None and w.session.volume.shape[-1] == 16
+
+
+def test_a_task_that_ends_after_its_runner_is_gone_reports_to_nobody(qtbot, qapp):
+    """A runner deleted with its owner (a window or flow closed) while a task still runs: the task's end
+    reaches no deleted runner (CI saw 'Signal source has been deleted' raised in the Qt event loop)."""
+    from PySide6.QtWidgets import QWidget
+
+    owner = QWidget()
+    runner = TaskRunner(owner)
+    gate = threading.Event()
+    task = Task(lambda progress=None, cancel=None: gate.wait(10) and 7)
+    results = []
+    runner.start(task, on_result=results.append)
+    owner.deleteLater()
+    qtbot.waitUntil(lambda: not __import__("shiboken6").isValid(runner), timeout=5000)
+    with qtbot.waitSignal(task.signals.finished, timeout=10000):
+        gate.set()
+    qtbot.wait(20)  # the queued release runs; nothing may raise in the event loop (pytest-qt fails the test)
+    assert results == [] and task.token.is_set()  # cancelled and released with the runner

@@ -26,6 +26,7 @@ import traceback
 import warnings
 from typing import Any, Callable, Generator, Optional
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from engine.errors import CancelledError, LungLensError
@@ -107,6 +108,8 @@ class Task(QRunnable):
             self.signals.yielded.emit(value)
 
     def run(self) -> None:  # worker thread
+        if self.fn is None:  # released (its runner shut down or deleted) before the pool started it
+            return
         kwargs = dict(self.kwargs)
         if self.pass_progress:
             kwargs.update(progress=self._report, cancel=self.token)
@@ -160,6 +163,8 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self._pool = pool or QThreadPool.globalInstance()
         self._tasks: set[Task] = set()
+        # deleted with its owner (a window or flow closed) while tasks still run: they report to nobody
+        self.destroyed.connect(lambda *_a, tasks=self._tasks: TaskRunner._drop(tasks))
 
     @property
     def active(self) -> tuple[Task, ...]:
@@ -244,7 +249,16 @@ class TaskRunner(QObject):
             task.release()
         self._tasks.clear()
 
+    @staticmethod
+    def _drop(tasks: set[Task]) -> None:
+        for task in list(tasks):
+            task.cancel()
+            task.release()
+        tasks.clear()
+
     def _finish(self, task: Task) -> None:
+        if not shiboken6.isValid(self):  # an end queued before the runner's deletion
+            return
         self._tasks.discard(task)
         self.ended.emit(task)
         # after every slot of this emission has run (disconnecting now would skip the rest)
