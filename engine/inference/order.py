@@ -89,3 +89,21 @@ def slabs(order: Iterable[int], batch_size: int, first_alone: bool = True) -> li
     for i in range(0, len(items), bs):
         groups.append(np.array(items[i:i + bs], dtype=np.int64))
     return groups
+
+
+def fixed_slabs(segment: np.ndarray, batch_size: int, ordered: Sequence[int]) -> list[np.ndarray]:
+    """Slabs of the slices to ``segment`` (bool per slice) that do not depend on the order.
+
+    A slab's slices share one torso crop, and a crop changes pixels at its edges (and,
+    through the presence threshold, whole regions): so the slabs are always the same runs
+    of ``batch_size`` consecutive slices to segment, in ascending order, and only the order
+    in which they are taken follows ``ordered`` (a slab comes when its first slice in
+    ``ordered`` does). Any order, any visible slice, reads the scan the same.
+    """
+    zs = np.flatnonzero(np.asarray(segment, dtype=bool)).astype(np.int64)
+    bs = max(1, int(batch_size))
+    groups = [zs[i:i + bs] for i in range(0, len(zs), bs)]
+    rank = np.empty(len(segment), dtype=np.int64)
+    rank[np.asarray(ordered, dtype=np.int64)] = np.arange(len(ordered))
+    return sorted(groups, key=lambda g: int(rank[g].min()))
+

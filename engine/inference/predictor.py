@@ -6,12 +6,14 @@ Flow of :meth:`Predictor.iter_predict`
    segmentation model is required; the finding, COVID and lung models are used when
    present, and ``False`` turns one off).
 2. The first slice of the order (the visible one) is segmented alone, on the whole
-   slice, and yielded: the user sees it after one single-slice forward pass.
+   slice, and yielded: the user sees it after one pass (step 4 reads it again).
 3. The scan's one :class:`~engine.anatomy.LungMasks` (unless the caller gives them) is
    found on the host: on a thread of :mod:`.background` while step 4 runs where that pays.
    :func:`engine.inference.roi.find_roi` picks the slices that hold lung and a torso box
    per slice; the other slices stay background and are not sent to the model.
-4. The remaining slices go through in slabs of ``batch_size``: normalised (HU window or
+4. Those slices go through in slabs of ``batch_size`` consecutive ones, the same for any
+   order or visible slice (:func:`.order.fixed_slabs`; a slice read alone in step 2 is
+   read again in its slab, or forgotten outside them): normalised (HU window or
    /255), resized to the model's input size once (the finding classifier and the lung
    model reuse it), cropped to the slab's torso box (snapped to the model's multiple, so
    the lungs keep the scale the model was trained at), segmented. Softmax runs on the
@@ -57,7 +59,7 @@ from ..types import Volume
 from . import nets as N
 from . import postprocess as P
 from . import runtime as R
-from .order import OrderSpec, slabs, slice_order
+from .order import OrderSpec, fixed_slabs, slabs, slice_order
 from .assess import NO_LUNG, input_problems
 from .background import BackgroundJob, Pending, find_lungs
 from .gate import lung_gate
@@ -93,17 +95,14 @@ class Predictor:
         COVID classifier: registry name, loaded model, ``None`` (the registry default when
         its weights are installed) or ``False`` (none).
     lung_model
-        Lung model (``None``: the registry default when installed; ``False``: none). It
-        runs on 8-bit lung-window images only, where the lungs of the reading are the
-        intensity rules united with its mask (lung Dice 0.958 vs 0.936 without it on
-        held-out lung-window slices); in a soft-tissue window (0.919 vs 0.928) and on HU
-        scans (0.975 vs 0.994 on the phantom) the rules alone measure better and it is not
-        run. Its mask is :attr:`Prediction.lung_mask`.
+        Lung model (``None``: the registry default when installed; ``False``: none). Run on
+        8-bit lung-window images only, where the reading's lungs are the intensity rules
+        united with its mask :attr:`Prediction.lung_mask` (lung Dice 0.958, 0.936 without);
+        elsewhere the rules alone measure better (docs/MODELS.md).
     batch_size
         Slices per forward pass (halved automatically on a CUDA out-of-memory error);
-        ``None``: 8 on the CPU, 32 on CUDA. The slab's torso crop depends on its slices, so
-        another batch size can change a few pixels at crop edges (and, through the presence
-        threshold, a region); ONNX Runtime forwards a slab's 8 in passes of 2 (same crop).
+        ``None``: 8 on the CPU, 32 on CUDA. A slab's slices share a torso crop: another batch
+        size can change pixels at crop edges (the order cannot); ONNX Runtime passes 2 at a time.
     amp
         ``False`` runs float32 everywhere (the same as ``precision="fp32"``).
     precision
@@ -233,8 +232,7 @@ class Predictor:
         lungs
             The scan's lungs when the caller found them (the app's case), or a :class:`Pending`
             the caller's search will fill; otherwise they are found here, once.
-
-        Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.
+            (Use ``pred = yield from predictor.iter_predict(...)`` or :meth:`predict`.)
         """
         jobs: list[BackgroundJob | Pending] = []  # this reading's own: a predictor reused meanwhile has others
         try:
@@ -327,17 +325,19 @@ class Predictor:
                 notes.append("No lung was found by the intensity test: every slice was segmented.")
         timings["roi_s"] = time.perf_counter() - t_roi
         crop_roi = roi if self.crop else LungROI(roi.slices, full.boxes, roi.detected)
-        rest = [z for z in ordered[done:] if roi.slices[z]]
-        total = done + len(rest)
-        for zs in slabs(rest, self.batch_size, first_alone=False):
+        if groups and not roi.slices[groups[0][0]]:  # read alone outside the slices read (step 4): forgotten
+            for arr in (a for a in (labels, confidence, slice_probs, segmented, lung, probs) if a is not None):
+                arr[groups[0][0]] = 0
+        rest = fixed_slabs(roi.slices, self.batch_size, ordered)
+        total = done + sum(len(zs) for zs in rest)
+        for zs in rest:
             check_cancel(cancel)
             if job is not None and not job.running and job.result() is None:
                 break  # no lung: nothing more is segmented
             fraction = (done + len(zs)) / max(total, 1)
             slab = run_slab(zs, crop_roi, fraction)
             done += len(zs)
-            if "first_slab_s" not in timings:
-                timings["first_slab_s"] = time.perf_counter() - t0
+            timings.setdefault("first_slab_s", time.perf_counter() - t0)
             report(0.9 * fraction, f"Segmented {done} of {total} slices")
             yield slab
         timings["segmentation_s"] = time.perf_counter() - t_seg
