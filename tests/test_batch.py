@@ -152,6 +152,11 @@ def test_batch_on_two_workers_matches_single_scan_predict(setup, local_ray, tmp_
             assert float(row[f"{key}_ml"]) == pytest.approx(f["volume_ml"], rel=1e-5, abs=1e-9)
             assert mine["findings"][key]["voxels"] == f["voxels"]
         assert parquet[sid]["lung_ml"] == pytest.approx(doc["lung"]["volume_ml"], rel=1e-9)
+        # GGO + consolidation, rounded as findings.json rounds (it carried 15 digits, as if measured so)
+        assert parquet[sid]["involved_pct_lung"] == doc["involvement_percent_of_lung"] is not None
+        involved = doc["findings"]["ggo"]["volume_ml"] + doc["findings"]["consolidation"]["volume_ml"]
+        assert parquet[sid]["involved_ml"] == pytest.approx(involved, abs=0.0015)
+        assert parquet[sid]["involved_ml"] == round(parquet[sid]["involved_ml"], 3)
         assert int(row["slices"]) == 40 and row["format"] == "nifti" and row["device"] == "cpu"
         assert parquet[sid]["severity_pan_max"] == 30 and parquet[sid]["severity_chung_max"] == 24
         assert parquet[sid]["assessed"] is doc["assessment"]["assessed"]

@@ -230,8 +230,9 @@ def _fill_numbers(row: dict[str, Any], doc: dict[str, Any]) -> None:
     row["lung_ml"] = (doc.get("lung") or {}).get("volume_ml")
     quant = doc.get("quantification") or {}
     total = (quant.get("findings") or {}).get("total") or {}
-    row["involved_ml"] = total.get("ml")
-    row["involved_pct_lung"] = total.get("percent_of_lungs")
+    # rounded as findings.json rounds each finding (mL to 0.001, % to 0.001): not more digits than it has
+    row["involved_ml"] = round(total["ml"], 3) if total.get("ml") is not None else None
+    row["involved_pct_lung"] = doc.get("involvement_percent_of_lung")
     for score in quant.get("severity") or []:
         name = str(score.get("key", "")).lower().split("_")[0]  # "pan_zones" -> "pan"
         if name in ("pan", "chung"):
