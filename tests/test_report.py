@@ -92,6 +92,28 @@ def test_csv_report(ph, lungs, tmp_path):
     assert by[("pan_zones", "total")]["score"] != ""
 
 
+def test_a_csv_report_keeps_what_qualifies_its_numbers(ph, lungs, tmp_path):
+    """The CSV had the numbers only: a scan the AI did not assess read as '0 voxels of GGO', a stack without
+    spacing gave no word on its mL, labels of unknown provenance passed as any others. Each note of the
+    report is now a 'note' row, its text in the last column."""
+    out = write_report(tmp_path / "r.csv", ph.volume, np.zeros_like(ph.labels), lungs, edited_by_person=None,
+                       assessment={"assessed": False, "reasons": ["no lung in this series"]})
+    rows = list(csv.DictReader(out.open()))
+    notes = [r["note"] for r in rows if r["quantity"] == "note"]
+    assert notes[0].startswith("Not assessed by the AI: no lung in this series.")
+    assert any("Whether a person edited these labels is unknown" in n for n in notes)
+    assert all(r["note"] == "" for r in rows if r["quantity"] != "note")
+    assert list(rows[0])[-1] == "note" and {r["region"] for r in rows if r["quantity"] == "note"} == {""}
+
+    from engine.types import Geometry, Volume
+
+    stack = Volume(ph.volume.array, Geometry(ph.volume.shape, (1.0, 1.0, 1.0), spacing_known=False),
+                   source=None, format="png-stack")
+    rows = list(csv.DictReader(write_report(tmp_path / "s.csv", stack, ph.labels, lungs).open()))
+    notes = [r["note"] for r in rows if r["quantity"] == "note"]
+    assert any("volumes in mL are unknown" in n for n in notes) and not any("unknown (labels" in n for n in notes)
+
+
 def test_key_images(ph, lungs):
     ks = key_slices(ph.labels)
     assert set(ks) == {"ggo", "consolidation", "effusion"}

@@ -175,7 +175,9 @@ def scrub_source(text: str, source: str) -> str:
 # -- writers ---------------------------------------------------------------------------------
 
 def csv_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The numbers as one tidy table: one row per (quantity, region)."""
+    """The numbers as one tidy table: one row per (quantity, region); then one ``note`` row per note of
+    the report (a scan the AI did not assess, numbers withheld and why, the reader's warnings), the text
+    in the last column: a table of numbers read alone must not drop what qualifies them."""
     n = doc["numbers"]
     rows: list[dict[str, Any]] = []
     regions = [("both", "percent_of_lungs", "voxels", "ml"), ("left", "percent_left", "voxels_left", "ml_left"),
@@ -204,6 +206,14 @@ def csv_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"quantity": s["key"], "region": zone, "voxels": None, "volume_ml": None,
                          "percent_of_lung": None, "hu_mean": None, "hu_p10": None, "hu_p50": None,
                          "hu_p90": None, "score": sc})
+    notes = list(doc["notes"])
+    if doc["scan"].get("hu_doubtful"):
+        notes.insert(0, "The intensities may not be HU (no air in the image): the HU figures are not valid.")
+    if doc["labels"].get("edited_by_person") is None:
+        notes.append("Whether a person edited these labels is unknown (labels from a file that does not record it).")
+    blank = dict.fromkeys(rows[0] if rows else ("quantity", "region"))
+    rows = [{**r, "note": None} for r in rows]
+    rows += [{**blank, "quantity": "note", "region": "", "note": text} for text in notes]
     return rows
 
 
