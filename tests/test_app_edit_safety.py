@@ -598,7 +598,8 @@ def test_unknown_provenance_survives_a_restore_from_the_journal(window, qtbot, t
     w.labels.editor.undo()
     assert w.case.edited_by_person() is None
     journal = w.labels.editor.journal.path
-    assert w.recovery.restore(journal)  # as after a crash: the journal replayed into a new editor
+    w.labels.editor.journal.close()  # as after a crash: the OS freed its lock
+    assert w.recovery.restore(journal)  # the journal replayed into a new editor
     assert np.array_equal(w.labels.array, theirs)
     assert w.case.edited_by_person() is None and json_report(w, qtbot, tmp_path / "r.json")["labels"][
         "edited_by_person"] is None

@@ -14,7 +14,7 @@ import pytest
 
 from engine.editing import (Journal, LabelEditor, has_unsaved_edits, journal_path, ops, read_journal, recover,
                             scan_key, session_journals, unsaved_journals)
-from engine.editing.journal import data_dir
+from engine.editing.journal import JournalInUse, data_dir, journal_in_use, tidy_journals
 from engine.errors import CorruptFileError, DataError
 from engine.types import Geometry
 
@@ -196,12 +196,19 @@ def test_kill_mid_session_restores_last_committed_step(data_home, tmp_path):
         for line in proc.stdout:  # type: ignore[union-attr]
             lines.append(line.strip())
             if line.startswith("stroke open"):
+                # the child is alive and holds its journal: another window may neither take nor delete it
+                assert journal_in_use(path)
+                with pytest.raises(JournalInUse, match="another LungLens window"):
+                    LabelEditor.from_journal(path)
+                Journal(path).discard()
+                assert path.is_file()
                 os.kill(proc.pid, signal.SIGKILL)
                 break
     finally:
         proc.kill()
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    assert not journal_in_use(path)  # the OS dropped the dead session's lock
     assert lines[-2] == "committed 6"
     # expected: strokes 1..6 with stroke 3 undone before stroke 4; the open stroke is absent
     shape = (6, 32, 32)
@@ -215,6 +222,39 @@ def test_kill_mid_session_restores_last_committed_step(data_home, tmp_path):
     assert restored.dtype == np.uint8 and restored.any()
     np.testing.assert_array_equal(restored, ed.labels)
     assert has_unsaved_edits(path)
+
+
+def test_a_journal_another_window_is_writing_is_not_offered_discarded_or_tidied(data_home):
+    """Two windows on one scan: the second was offered the first's live journal (restoring it made both write
+    one file, one window's records over the other's), its Discard deleted it, and tidying deleted an idle
+    window's saved journal (its next edits then went nowhere). A journal a running session holds is none of
+    those now; once that session ends (closed or killed) it is offered as before."""
+    from engine.editing import all_unsaved_journals
+
+    shape = (2, 8, 8)
+    g = Geometry(shape)
+    key = scan_key("/scans/a.nii.gz", g)
+    one = ops.Region((slice(0, 1), slice(0, 1), slice(0, 1)), np.ones((1, 1, 1), bool))
+    live = LabelEditor(np.zeros(shape, np.uint8), g, source="/scans/a.nii.gz",
+                       journal=Journal.for_scan("/scans/a.nii.gz", g))
+    live.paint(one, 1)
+    path = live.journal.path
+    assert journal_in_use(path) and has_unsaved_edits(path)
+    assert unsaved_journals(key) == [] and all_unsaved_journals() == []
+    with pytest.raises(JournalInUse):
+        LabelEditor.from_journal(path)
+    Journal(path).discard()
+    live.mark_saved()
+    os.utime(path, (1, 1))  # idle for hours, saved
+    assert tidy_journals(key, keep=set(), min_age_s=0) == [] and path.is_file()
+    live.paint(one, 2)  # the idle window edits again: journaled
+    assert read_journal(path).unsaved
+    live.journal.close()  # the window closed (or died): its unsaved edits are offered
+    assert not journal_in_use(path) and unsaved_journals(key) == [path] and all_unsaved_journals() == [path]
+    restored = LabelEditor.from_journal(path)
+    assert restored.labels[0, 0, 0] == 2 and journal_in_use(path)  # the restoring window holds it now
+    restored.journal.discard()
+    assert not path.exists() and not path.with_name(path.name + ".lock").exists()
 
 
 def test_all_unsaved_journals_and_their_sources(data_home):

@@ -23,7 +23,11 @@ session started from when they were not all zero), ``step`` (a
 Each editing session writes its own file,
 ``<data dir>/journals/<scan key>/<UTC time>-<pid>.journal``, so a new session of a
 scan never touches the journal of an earlier one that may still be restored
-(:func:`unsaved_journals` lists those, newest first). The data dir is
+(:func:`unsaved_journals` lists those, newest first). While a session writes its journal
+it holds an OS file lock on ``<journal>.lock`` (``filelock``: ``flock`` on POSIX,
+``LockFileEx`` on Windows; the OS drops it when the process ends, a kill included), so
+another LungLens window never offers, restores, discards or tidies a journal that is still
+being written (:func:`journal_in_use`): two windows on one scan each keep their own. The data dir is
 ``$LUNGLENS_DATA_DIR`` when set, else the platform's user data folder
 (``$XDG_DATA_HOME/LungLens`` on Linux, ``%LOCALAPPDATA%\\LungLens`` on Windows,
 ``~/Library/Application Support/LungLens`` on macOS) -- never beside the scan.
@@ -44,7 +48,9 @@ from typing import Any, BinaryIO, Optional
 
 import numpy as np
 
-from ..errors import CorruptFileError
+from filelock import FileLock, Timeout
+
+from ..errors import CorruptFileError, LungLensError
 from ..types import Geometry
 from ..userdata import data_dir
 from .history import Delta, Step
@@ -73,6 +79,42 @@ def journal_path(key: str) -> Path:
     return journal_dir(key) / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}.journal"
 
 
+def _lock_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".lock")
+
+
+class JournalInUse(LungLensError):
+    """The journal is being written by another LungLens window that is still running."""
+
+
+def journal_in_use(path: str | os.PathLike) -> bool:
+    """Whether a running session (another window, or this one) holds the journal's lock.
+
+    A folder where no lock can be taken (read-only) is taken as not in use: no session can
+    be writing a journal there.
+    """
+    lock_file = _lock_path(path)
+    if not lock_file.exists():
+        return False
+    lock = FileLock(str(lock_file), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    except OSError:
+        return False
+    lock.release()
+    return False
+
+
+def _remove_lock(path: str | os.PathLike) -> None:
+    try:
+        _lock_path(path).unlink()
+    except OSError:
+        pass
+
+
 def session_journals(key: str) -> list[Path]:
     """Every journal file of the scan named ``key``, newest first."""
     folder = journal_dir(key)
@@ -90,7 +132,7 @@ def all_unsaved_journals() -> list[Path]:
     root = data_dir() / "journals"
     if not root.is_dir():
         return []
-    found = [p for p in root.glob("*/*.journal") if has_unsaved_edits(p)]
+    found = [p for p in root.glob("*/*.journal") if not journal_in_use(p) and has_unsaved_edits(p)]
     return sorted(found, key=lambda p: (_mtime(p), p.name), reverse=True)
 
 
@@ -135,8 +177,9 @@ def journal_source(path: str | os.PathLike) -> Optional[str]:
 
 
 def unsaved_journals(key: str) -> list[Path]:
-    """The journals of the scan named ``key`` that hold unsaved edits, newest first."""
-    return [p for p in session_journals(key) if has_unsaved_edits(p)]
+    """The journals of the scan named ``key`` that hold unsaved edits, newest first; not those a running
+    session is writing (:func:`journal_in_use`: another window's live edits are not "left unsaved")."""
+    return [p for p in session_journals(key) if not journal_in_use(p) and has_unsaved_edits(p)]
 
 
 # ---------------------------------------------------------------- encoding
@@ -240,6 +283,17 @@ class Journal:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._fh: Optional[BinaryIO] = None
+        self._lock: Optional[FileLock] = None
+
+    def _take_lock(self) -> None:
+        """Hold the journal's lock while writing it (raises :class:`JournalInUse` when another session does)."""
+        lock = FileLock(str(_lock_path(self.path)), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise JournalInUse(f"{self.path.name} is being written by another LungLens window that is still "
+                               "running: restore or discard those edits there.") from None
+        self._lock = lock
 
     @classmethod
     def for_scan(cls, source: Optional[str | os.PathLike], geometry: Geometry) -> "Journal":
@@ -260,6 +314,7 @@ class Journal:
             raise ValueError("give the initial labels or, for empty labels, their shape")
         shape = tuple(initial.shape) if initial is not None else tuple(shape)  # type: ignore[arg-type]
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         self._fh = open(self.path, "wb")
         header: dict[str, Any] = {"type": "open", "version": VERSION, "shape": list(shape),
                                   "geometry": geometry.to_dict() if geometry is not None else None,
@@ -273,9 +328,15 @@ class Journal:
         self._write(header, payload)
 
     def resume(self) -> None:
-        """Keep appending to an existing journal (after a restore)."""
+        """Keep appending to an existing journal (after a restore); :class:`JournalInUse` when another
+        running session is writing it."""
         self.close()
-        self._fh = open(self.path, "ab")
+        self._take_lock()
+        try:
+            self._fh = open(self.path, "ab")
+        except OSError:
+            self.close()
+            raise
 
     def append_step(self, step: Step) -> None:
         meta, payload = _encode_deltas([step.delta, step.baseline])
@@ -304,15 +365,21 @@ class Journal:
     def discard(self) -> None:
         """Close and delete the journal file."""
         self.close()
+        if journal_in_use(self.path):  # another window resumed it meanwhile: its edits, not ours to delete
+            return
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        _remove_lock(self.path)
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _write(self, header: dict[str, Any], payload: bytes = b"") -> None:
         if self._fh is None:
@@ -442,15 +509,17 @@ def _check_delta(d: Delta, shape: tuple[int, int, int]) -> None:
 def tidy_journals(key: str, keep: set, min_age_s: float = 3600.0) -> list[Path]:
     """Delete the journals of scan ``key`` that hold nothing unsaved and were left over ``min_age_s`` ago.
 
-    The retention policy: a session that is still running elsewhere touches its journal at
-    every edit, so only old ones go; ``keep`` are never deleted. Returns the deleted paths.
+    The retention policy: ``keep`` and journals a running session holds (:func:`journal_in_use`, an idle
+    window's included) are never deleted. Returns the deleted paths.
     """
     now = time.time()
     gone = []
     for p in session_journals(key):
         try:
-            if p not in keep and now - p.stat().st_mtime > min_age_s and not has_unsaved_edits(p):
+            if (p not in keep and now - p.stat().st_mtime > min_age_s and not journal_in_use(p)
+                    and not has_unsaved_edits(p)):
                 p.unlink()
+                _remove_lock(p)
                 gone.append(p)
         except OSError:
             pass
