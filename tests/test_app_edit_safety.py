@@ -18,6 +18,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import io
+from engine.editing import read_journal
 from engine.labels import CONSOLIDATION, EFFUSION, GGO
 from engine.types import Geometry, Volume
 
@@ -603,3 +604,24 @@ def test_unknown_provenance_survives_a_restore_from_the_journal(window, qtbot, t
     assert np.array_equal(w.labels.array, theirs)
     assert w.case.edited_by_person() is None and json_report(w, qtbot, tmp_path / "r.json")["labels"][
         "edited_by_person"] is None
+
+
+def test_a_stroke_whose_undo_cannot_go_to_disk_is_kept_unsaved_and_said(window, qtbot, tmp_path, monkeypatch):
+    """QA pass (temporary folder full): the stroke stayed on screen, but an error out of the undo history left it
+    unmarked and unjournaled, and the window closed without asking. Now it is an unsaved, journaled edit and the
+    user is told that only undo memory is short."""
+    from engine.editing import history as H
+
+    not_a_folder = tmp_path / "tmpfile"
+    not_a_folder.write_bytes(b"")
+    monkeypatch.setattr(H, "spill_root", lambda: str(not_a_folder))
+    w = window
+    w.labels.editor.mark_saved()
+    w.labels.editor.history.set_budget(100, min_steps=5)
+    paint(w, qtbot, CONSOLIDATION, [(6, 40, 20), (6, 40, 60)], radius_mm=6.0)
+    paint(w, qtbot, GGO, [(6, 80, 20), (6, 80, 60)], radius_mm=6.0)
+    ed = w.labels.editor
+    assert ed.dirty and len(ed.history) == 2 and (ed.labels == GGO).any() and (ed.labels == CONSOLIDATION).any()
+    assert read_journal(ed.journal.path).recovered_steps >= 2
+    assert sum("could not be moved to disk" in e for e in w.notices.errors) == 1  # said once
+    assert not w.close() and w.recovery.unsaved_prompt is not None  # closing asks

@@ -272,3 +272,28 @@ def test_undo_during_a_stroke_takes_back_that_stroke_only():
     assert ed.undo() == "Brush GGO"
     assert np.array_equal(ed.labels, done) and len(ed.history) == 1  # the earlier step is still there
     assert ed.undo() is not None and not ed.labels.any()
+
+
+def test_an_undo_step_that_cannot_go_to_disk_leaves_the_edit_done_and_journaled(tmp_path, monkeypatch):
+    """QA pass (temporary folder full): moving undo steps to disk raised out of the commit ('mmap length is
+    greater than file size'): the stroke stayed on screen but was not marked unsaved nor journaled, and the
+    window closed without asking. Now the step stays in memory and the history says why."""
+    from engine.editing import Journal, read_journal
+    from engine.editing import history as H
+
+    not_a_folder = tmp_path / "tmpfile"
+    not_a_folder.write_bytes(b"")
+    monkeypatch.setattr(H, "spill_root", lambda: str(not_a_folder))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    shape = (4, 16, 16)
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), history=History(max_bytes=200, min_steps=3),
+                     journal=Journal(tmp_path / "j.journal"))
+    ed.mark_saved()
+    for k in range(3):
+        ed.paint(disk(ed, k, 8, 8, r=5.0), 1)
+    assert ed.dirty and ed.version == 3 and len(ed.history) == 3 and ed.history.spilled == 0
+    assert "could not be moved to disk" in ed.history.spill_error and str(not_a_folder) in ed.history.spill_error
+    assert ed.labels[:3].any() and read_journal(ed.journal.path).recovered_steps == 3
+    for _ in range(3):
+        assert ed.undo()
+    assert not ed.labels.any()

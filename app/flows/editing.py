@@ -78,6 +78,7 @@ class EditingFlow(QObject):
         tool_context = EditContext(ctx.labels, self.settings, ctx.notices.error, self.confirm_leak)
         self.tools: dict[str, EditTool] = {cls.name: cls(tool_context) for cls in EDIT_TOOLS}
         self._reported_journal: Optional[LabelEditor] = None
+        self._reported_spill: Optional[tuple] = None
         self.pending_fill: Optional[PendingFill] = None
         self._escape_free = True
         self.preview = PreviewOverlay(views, ctx.session)
@@ -173,6 +174,9 @@ class EditingFlow(QObject):
             if ed.journal_error and ed is not self._reported_journal:
                 self._reported_journal = ed  # once per editor
                 self.ctx.notices.error(ed.journal_error)
+            if h is not None and h.spill_error and (ed, h.spill_error) != self._reported_spill:
+                self._reported_spill = (ed, h.spill_error)  # once per editor and reason
+                self.ctx.notices.error(h.spill_error)
         tool = self.views.tool
         self.options.set_tool(tool.title if isinstance(tool, EditTool) else "Navigate",
                               tool.options if isinstance(tool, EditTool) else None)

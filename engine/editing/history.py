@@ -176,6 +176,9 @@ class History:
         self.evicted = 0  #: number of steps dropped to stay within budget
         self._evicted_ids: set[int] = set()  # done steps dropped from the undo stack: done for good
         self.spilled = 0  #: number of steps moved to disk to stay within budget
+        #: why steps could not be moved to disk (a full or unwritable temporary folder): they stay in
+        #: memory, over the budget; the edits themselves are not affected. ``None`` when all went well.
+        self.spill_error: Optional[str] = None
         self._folder: Optional[Path] = None
         self._finalizer: Optional[weakref.finalize] = None
 
@@ -278,7 +281,14 @@ class History:
             if step.on_disk:
                 continue
             before = step.nbytes
-            step.spill(self._spill_folder())
+            try:
+                step.spill(self._spill_folder())
+            except (OSError, ValueError) as exc:  # never out of push(): the step is done, only undo memory is short
+                reason = getattr(exc, "strerror", None) or str(exc)
+                self.spill_error = (f"Undo steps could not be moved to disk ({reason}; folder {spill_root()}): "
+                                    "they stay in memory, over the undo memory budget. Your edits are not "
+                                    "affected; free disk space there, or save and restart to release the memory.")
+                break
             total -= before - step.nbytes
             self.spilled += 1
 
