@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
             self.scan_io.volume_opened.connect(self.recovery.scan_opened)
             self.scan_io.open_failed.connect(self.recovery.open_failed)
             self.scan_io.labels_opened.connect(self.recovery.edits_replaced)
+            self.scan_io.labels_opened.connect(self.export.forget_target)
             if self.ai is not None:
                 self.ai.escape_claimed.connect(lambda claimed, e=self.editing: e.set_escape_enabled(not claimed))
         self.numbers: Optional[NumbersFlow] = NumbersFlow(self.ctx, self.views) if "numbers" in wanted else None

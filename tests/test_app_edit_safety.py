@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import io
 from engine.editing import read_journal
+from engine.editing.journal import journal_in_use
 from engine.labels import CONSOLIDATION, EFFUSION, GGO
 from engine.types import Geometry, Volume
 
@@ -625,3 +627,101 @@ def test_a_stroke_whose_undo_cannot_go_to_disk_is_kept_unsaved_and_said(window, 
     assert read_journal(ed.journal.path).recovered_steps >= 2
     assert sum("could not be moved to disk" in e for e in w.notices.errors) == 1  # said once
     assert not w.close() and w.recovery.unsaved_prompt is not None  # closing asks
+
+
+def _click(box, text: str) -> None:
+    next(b for b in box.buttons() if b.text().startswith(text)).click()
+
+
+def test_edits_made_while_the_quit_export_runs_keep_the_window_open(window, qtbot, tmp_path, monkeypatch):
+    """QA pass: quit -> Export… -> a stroke while the file was written: the window closed anyway, the file without
+    that stroke (only a status line, gone with the window, said so)."""
+    from PySide6.QtWidgets import QFileDialog
+
+    w = window
+    paint(w, qtbot, GGO, [(6, 40, 20), (6, 40, 60)])
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a: (str(tmp_path / "quit.nii.gz"), "NIfTI (*.nii.gz)")))
+    assert not w.close()
+    from engine.editing import ops
+    with qtbot.waitSignal(w.export.exported, timeout=30000):
+        _click(w.recovery.unsaved_prompt, "Export")  # a stroke ends before the worker's result reaches the window
+        w.labels.editor.paint(ops.Region((slice(6, 7), slice(70, 80), slice(20, 60)), np.ones((1, 10, 40), bool)),
+                              EFFUSION)
+    qtbot.wait(50)
+    assert w.isVisible() and w.labels.editor.dirty
+    assert any("did not go on" in t for t in w.notices.warnings)
+    assert not (io.load_labels(tmp_path / "quit.nii.gz", w.session.volume) == EFFUSION).any()
+    assert not w.close() and w.recovery.unsaved_prompt is not None  # closing asks again
+    # a stroke still held when the file is written: the window stays too
+    vp = w.views.axial.viewport()
+    with qtbot.waitSignal(w.export.exported, timeout=30000):
+        _click(w.recovery.unsaved_prompt, "Export")
+        w.editing.set_tool("brush")
+        QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(w.views.axial, (6, 50, 20)))
+        time.sleep(0.015)  # pyqtgraph drops moves closer than 10 ms; no events processed meanwhile
+        QTest.mouseMove(vp, pixel(w.views.axial, (6, 50, 40)))
+        assert w.labels.editor.stroke_active
+    qtbot.wait(50)
+    assert w.isVisible() and w.labels.editor.stroke_active
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(w.views.axial, (6, 50, 20)))
+    assert w.labels.editor.dirty
+
+
+def test_quitting_during_a_held_stroke_asks(window, qtbot):
+    """QA pass: labels saved, the brush held down, File > Quit: the window closed at once and the stroke was lost
+    (the editor was not 'dirty' until the stroke ended)."""
+    w = window
+    w.labels.editor.mark_saved()
+    w.editing.set_tool("brush")
+    vp = w.views.axial.viewport()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(w.views.axial, (6, 40, 20)))
+    qtbot.wait(15)
+    QTest.mouseMove(vp, pixel(w.views.axial, (6, 40, 50)))
+    assert w.labels.editor.stroke_active and not w.labels.editor.dirty
+    assert not w.close() and w.isVisible() and "quit" in w.recovery.unsaved_prompt.text()
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(w.views.axial, (6, 40, 50)))
+    assert w.labels.editor.dirty and w.labels.editor.labels[6].any()
+
+
+def test_ctrl_s_after_other_labels_opened_asks_where(window, qtbot, tmp_path, monkeypatch):
+    """QA pass: Ctrl+S to mine.nii.gz, then a colleague's label file opened and edited, Ctrl+S: it wrote the
+    colleague's labels over mine.nii.gz without a word. Now it asks where."""
+    from PySide6.QtWidgets import QFileDialog
+
+    w = window
+    paint(w, qtbot, GGO, [(6, 40, 20), (6, 40, 60)])
+    mine = tmp_path / "mine.nii.gz"
+    with qtbot.waitSignal(w.export.exported, timeout=30000):
+        w.export.export_to(mine)
+    before = mine.read_bytes()
+    theirs = np.zeros(SHAPE, np.uint8)
+    theirs[4, 20:30, 20:30] = CONSOLIDATION
+    colleague = io.save_labels(theirs, w.session.volume, tmp_path / "colleague.nii.gz")
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(str(colleague))
+    paint(w, qtbot, EFFUSION, [(6, 80, 20), (6, 80, 60)])
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: (asked.append(a[1]) or "", "")))
+    key(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.wait(50)
+    assert asked == ["Save segmentation"] and mine.read_bytes() == before and w.labels.editor.dirty
+
+
+def test_a_stroke_painted_while_a_label_file_opens_is_said(window, qtbot, tmp_path):
+    """QA pass: edits, a label file opened, "Discard edits", a stroke while it loaded: the file replaced the
+    stroke without a word (opening a scan said it; opening labels did not). It is kept, and said."""
+    w = window
+    theirs = np.zeros(SHAPE, np.uint8)
+    theirs[4, 20:30, 20:30] = CONSOLIDATION
+    colleague = io.save_labels(theirs, w.session.volume, tmp_path / "colleague.nii.gz")
+    paint(w, qtbot, GGO, [(6, 40, 20), (6, 40, 60)])
+    old = w.labels.editor
+    w.scan_io.open_labels(str(colleague))
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        _click(w.recovery.unsaved_prompt, "Discard")
+        from engine.editing import ops  # a stroke ends before the worker's result reaches the window
+        old.paint(ops.Region((slice(6, 7), slice(70, 80), slice(20, 60)), np.ones((1, 10, 40), bool)), EFFUSION)
+    assert w.labels.editor is not old and not (w.labels.editor.labels == EFFUSION).any()
+    assert any("were replaced by it: they are kept" in t for t in w.notices.warnings)
+    assert read_journal(old.journal.path).unsaved and not journal_in_use(old.journal.path)

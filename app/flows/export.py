@@ -76,6 +76,11 @@ class ExportFlow(QObject):
         self.export_action.setEnabled(self.ctx.labels.editor is not None)
         self.save_action.setEnabled(self.ctx.labels.editor is not None)
 
+    def forget_target(self, *_: object) -> None:
+        """Other labels were opened over this scan: Ctrl+S asks again (it wrote the labels opened
+        over the file saved before, without a word)."""
+        self.save_targets.pop(self._scan_key(), None)
+
     def _scan_key(self) -> str:
         vol = self.ctx.session.volume
         return str(vol.source or id(vol)) if vol is not None else ""
@@ -142,8 +147,12 @@ class ExportFlow(QObject):
             else:
                 self.ctx.notices.status(f"Exported labels to {written[0]}; edits made meanwhile are not exported yet.")
             self.exported.emit(str(written[0]))
-            if then is not None:
+            if then is not None and ed.version == version and not ed.stroke_active:
                 then()
+            elif then is not None:  # the quit (or open) that asked for this export would lose those edits
+                self.ctx.notices.warn(f"Edits were made while {Path(written[0]).name} was written: they are not in "
+                                      "it, so LungLens did not go on (quit or open). Save again, or go on and "
+                                      "choose Discard.")
 
         self.ctx.run(export_labels, labels, vol, str(path), edited_mask=mask,
                      edited_mask_path=str(edited_mask_path) if edited_mask_path else None,

@@ -344,11 +344,16 @@ class OpenFlow(QObject):
 
     def _labels_loaded(self, loaded: Any, path: str, unknown: str = "refuse") -> None:
         array, edited = loaded if isinstance(loaded, tuple) else (loaded, None)
+        old = self.ctx.labels.editor
+        set_aside = old is not None and old.dirty and old.journal is not None  # painted while the file loaded
         try:
             editor = self.ctx.labels.set_array(array, Path(path).name)
         except GeometryMismatchError as exc:
             self._failed(exc)
             return
+        if set_aside:  # the layer kept their journal
+            self.ctx.notices.warn(f"Label edits made while {Path(path).name} was opening were replaced by it: they "
+                                  "are kept, not exported, and offered when this scan is opened again.")
         if edited is not None and edited.shape == editor.shape:
             editor.adopt_person_edits(edited)  # provenance stored in the file (.seg.nrrd, DICOM SEG)
         else:

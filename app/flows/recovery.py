@@ -243,7 +243,9 @@ class RecoveryFlow(QObject):
     # -- unsaved edits --------------------------------------------------------
     @property
     def has_unsaved_edits(self) -> bool:
-        return self.ctx.labels.editor is not None and self.ctx.labels.editor.dirty
+        """Edits not exported, a stroke still held included (quitting mid-stroke lost it without a word)."""
+        ed = self.ctx.labels.editor
+        return ed is not None and (ed.dirty or ed.stroke_active)
 
     def confirm_unsaved(self, action: str, proceed: Callable[[], None]) -> bool:
         """Run ``proceed`` now when nothing is unsaved (returns True); otherwise ask
