@@ -82,6 +82,25 @@ def test_an_anonymized_report_names_no_file_or_folder(ph, lungs, tmp_path):
     assert named["notes"][0].startswith("Doe_Jane_MRN88812345.nii.gz")  # not anonymized: as the reader said
 
 
+def test_an_anonymized_report_names_no_other_file_of_a_stack_and_keeps_ordinary_words(ph, lungs, tmp_path):
+    """Review: a stack opened from its third file kept its first and a missing neighbour's names in the notes
+    ("the first, Doe_Jane-MRN88812345-0001.png, ..."), and a scan in a folder named 'data' had "image data"
+    rewritten to "image <scan>"."""
+    from engine.types import Volume
+
+    src = tmp_path / "study" / "Doe_Jane-MRN88812345-0003.png"
+    vol = Volume(ph.volume.array, ph.volume.geometry, source=str(src), format="png-stack",
+                 warnings=["the first, Doe_Jane-MRN88812345-0001.png, is taken as the top of the stack",
+                           "numbering gap between Doe_Jane-MRN88812345-0003.png and Doe_Jane-MRN88812345-0005.png"])
+    doc = json.loads(write_report(tmp_path / "a.json", vol, ph.labels, lungs, anonymize=True).read_text())
+    assert doc["notes"][:2] == ["the first, <scan>, is taken as the top of the stack",
+                                "numbering gap between <scan> and <scan>"]
+    plain = Volume(ph.volume.array, ph.volume.geometry, source=str(tmp_path / "data" / "Doe_Jane.nii.gz"),
+                   format="nifti", warnings=["Nothing there is image data.", "version 1.2.3 read Doe_Jane.nii.gz"])
+    doc = json.loads(write_report(tmp_path / "b.json", plain, ph.labels, lungs, anonymize=True).read_text())
+    assert doc["notes"][:2] == ["Nothing there is image data.", "version 1.2.3 read <scan>"]
+
+
 def test_csv_report(ph, lungs, tmp_path):
     out = write_report(tmp_path / "r.csv", ph.volume, ph.labels, lungs)
     rows = list(csv.DictReader(out.open()))

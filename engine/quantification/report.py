@@ -162,14 +162,28 @@ def report_document(volume: Volume, quant: Quantification, *, anonymize: bool = 
     return doc
 
 
+#: folder names too generic to name anyone: left in the notes, where they are also ordinary words ("image data")
+_GENERIC_FOLDERS = frozenset({
+    "data", "images", "image", "scans", "scan", "series", "study", "studies", "dicom", "dcm", "nifti", "nrrd",
+    "ct", "lung", "lungs", "chest", "slices", "slice", "stack", "stacks", "files", "input", "inputs", "output",
+    "outputs", "export", "exports", "labels", "tmp", "temp", "downloads", "desktop", "documents", "home", "work",
+    "shared", "cases", "case", "patients", "raw", "png", "jpg", "jpeg", "tif", "tiff"})
+#: a file name of an image or label format, whatever its stem (a stack's other files, a series' files)
+_FILE_NAME = re.compile(r"(?<![\w.-])[^\s/\\'\"()<>,;:]+\.(?:png|jpe?g|tiff?|bmp|dcm|ima|nii(?:\.gz)?|nrrd|"
+                        r"nhdr|mha|mhd|raw|gz|zip)(?![\w.])", re.IGNORECASE)
+
+
 def scrub_source(text: str, source: str) -> str:
-    """``text`` without the scan's path, its file name (with or without suffixes) or the name of its folder:
-    each becomes "<scan>" (a reader's warning names the file; names like ``Doe_Jane_MRN123.nii.gz`` are common)."""
+    """``text`` without the scan's path, its file name (with or without suffixes), the name of its folder or
+    any other image file's name: each becomes "<scan>" (a reader's warning names the file, a stack's notes
+    name its other files; names like ``Doe_Jane_MRN123.nii.gz`` are common). Folder names that are ordinary
+    words (``data``, ``images``: :data:`_GENERIC_FOLDERS`) stay, so the notes' own words are not rewritten."""
     p = Path(source)
     names = {str(p), str(p.resolve()), str(p.parent), p.name, p.name.split(".")[0], p.parent.name}
-    for name in sorted((n for n in names if len(n) >= 3 and n not in (".", "..")), key=len, reverse=True):
+    names = {n for n in names if len(n) >= 3 and n not in (".", "..") and n.lower() not in _GENERIC_FOLDERS}
+    for name in sorted(names, key=len, reverse=True):
         text = re.sub(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", "<scan>", text)
-    return text
+    return _FILE_NAME.sub("<scan>", text)
 
 
 # -- writers ---------------------------------------------------------------------------------
