@@ -355,6 +355,11 @@ def test_dicom_seg_keeps_which_voxels_a_person_edited(tmp_path, dicom_volume):
     assert hd.seg.Segmentation.from_dataset(ds).segmentation_type.value == "BINARY"
     write_dicom_seg(labels, dicom_volume, path, DEFAULT_TABLE)
     assert read_dicom_seg_edited(path, dicom_volume) is None
+    # review: every finding erased by a person: only the provenance segment holds voxels, and the SEG was refused
+    # as 'made on other images'; it opens as empty labels that a person edited
+    write_dicom_seg(np.zeros_like(labels), dicom_volume, path, DEFAULT_TABLE, edited=edited)
+    assert not io.load_labels(path, reference=dicom_volume).any()
+    assert np.array_equal(read_dicom_seg_edited(path, dicom_volume), edited)
 
 
 @pytest.mark.parametrize("affine", [np.diag([0.8, 0.7, 2.0, 1.0]),  # RAS: x and y run the other way from LPS

@@ -55,6 +55,14 @@ def test_seg_nrrd_segments_that_are_no_finding_overlap_or_are_undescribed_are_re
     # an unnamed Slicer segment ("Segment_1") keeps its label value
     generic = _seg_nrrd(tmp_path / "generic.seg.nrrd", scan, [a], [("Segment_1", 0, 1, ""), ("Segment_2", 0, 2, "")])
     assert np.array_equal(io.load_labels(generic, scan), a)
+    # review: two unnamed segments with value 1 in two layers (Slicer counts each layer from 1) opened as one
+    # finding without a word; which finding each is cannot be told, so the file is refused
+    b = np.zeros(shape, np.uint8)
+    b[2:4, 4:8, 4:6] = 1
+    layered = _seg_nrrd(tmp_path / "layered.seg.nrrd", scan, [(a == 1).astype(np.uint8), b],
+                        [("Segment_1", 0, 1, ""), ("Segment_2", 1, 1, "")])
+    with pytest.raises(CorruptFileError, match="'Segment_1' and 'Segment_2' both have label value 1"):
+        io.load_labels(layered, scan)
     # a "Lung" segment of value 1 in a second layer was read as GGO
     with_lung = _seg_nrrd(tmp_path / "lung.seg.nrrd", scan, [a, lung],
                           [("Ground-glass opacity", 0, 1, ""), ("Consolidation", 0, 2, ""), ("Lung", 1, 1, "")])
@@ -198,12 +206,18 @@ def test_an_itksnap_label_description_file_beside_a_nifti_names_its_values(tmp_p
     assert np.array_equal(got == 2, theirs == 1) and np.array_equal(got == 1, theirs == 2)
     label_descriptions_path(path).write_text(head + '    1   255    0    0        1  1  1    "Lung"\n'
                                                     '    2   255  220    0        1  1  1    "Ground glass opacity"\n')
-    with pytest.raises(CorruptFileError, match="name labels outside the label table: 1 'Lung'"):
+    with pytest.raises(CorruptFileError, match="name labels outside the label table, or do not name values it holds: 1 'Lung'"):
         io.load_labels(path, scan)
     assert np.array_equal(io.load_labels(path, scan, unknown="background"), np.where(theirs == 2, 1, 0))
     # LungLens' own descriptions change nothing
     write_label_descriptions(label_descriptions_path(path))
     assert np.array_equal(io.load_labels(path, scan), theirs)
+    # review: a value the descriptions leave out took LungLens' meaning silently (their 2 became consolidation,
+    # beside their 1 'Consolidation': two labels merged into one finding); now it is refused by value
+    label_descriptions_path(path).write_text(head + '    1   255    0    0        1  1  1    "Consolidation"\n')
+    with pytest.raises(CorruptFileError, match=r"do not name values it holds: 2 \(not described, 4 voxels\)"):
+        io.load_labels(path, scan)
+    assert np.array_equal(io.load_labels(path, scan, unknown="background"), np.where(theirs == 1, 2, 0))
 
 
 def test_a_nifti_whose_qform_and_sform_disagree_says_so(tmp_path):

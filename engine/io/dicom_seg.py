@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pydicom
@@ -230,12 +230,29 @@ def read_dicom_seg(path: str | Path, reference: Volume, table: LabelTable, unkno
                                                                      lab.name.lower() == label)), None)
             merged.add(_segment_mask(seg, path, reference, number), match, str(desc.segment_label), number)
         source = merged.result(SourceOrientation.from_dict(reference.meta["source_orientation"]).source_geometry.shape)
-        if not merged.seen and np.asarray(seg.pixel_array).any():
+        if not merged.seen and _findings_in_frames(seg):
             # its frames hold findings, and none lies on the scan's images: made on other images (a SEG that
             # names no series, or names it wrongly), it would open empty without a word
             raise GeometryMismatchError(f"{path.name}: none of its segmentation frames lies on the open scan's "
                                         "images (it was made on other images). Open the scan it was made for.")
     return SourceOrientation.from_dict(reference.meta["source_orientation"]).from_source(source)
+
+
+def _findings_in_frames(seg: Any) -> bool:
+    """Whether a frame of a finding segment (not the provenance segment) holds a voxel (all findings erased by
+    a person leave only the provenance segment's frames: that SEG opened as 'made on other images')."""
+    pix = np.asarray(seg.pixel_array)
+    pix = pix[None] if pix.ndim == 2 else pix
+    groups = getattr(seg, "PerFrameFunctionalGroupsSequence", None) or []
+    provenance = {n for n in seg.segment_numbers if _is_provenance(seg.get_segment_description(n))}
+    for i, frame in enumerate(pix):
+        try:
+            number = int(groups[i].SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        except (IndexError, AttributeError):
+            number = None
+        if number not in provenance and frame.any():
+            return True
+    return False
 
 
 def read_dicom_seg_edited(path: str | Path, reference: Volume) -> Optional[np.ndarray]:

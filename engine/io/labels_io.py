@@ -338,7 +338,13 @@ def _by_descriptions(arr: np.ndarray, path: Path, table: LabelTable, unknown: st
     lut = np.arange(256, dtype=np.uint8)
     counts = np.bincount(arr.reshape(-1), minlength=256)
     strangers = []
-    for value, (name, _) in read_label_descriptions(desc).items():
+    described = read_label_descriptions(desc)
+    for value in np.flatnonzero(counts[1:]) + 1:  # a value the file does not describe has no known meaning
+        if int(value) not in described:
+            if unknown == "refuse":
+                strangers.append(f"{int(value)} (not described, {int(counts[value]):,} voxels)")
+            lut[value] = 0 if unknown == "background" else value
+    for value, (name, _) in described.items():
         if not 0 < value < 256 or norm(name) in ("clearlabel", "background", ""):
             continue
         if norm(name) in names:
@@ -349,8 +355,9 @@ def _by_descriptions(arr: np.ndarray, path: Path, table: LabelTable, unknown: st
             lut[value] = 0 if unknown == "background" else value
     if strangers:
         raise CorruptFileError(f"{path.name}: its label descriptions ({desc.name}) name labels outside the label "
-                               f"table: {', '.join(strangers)}. Nothing was opened; to open it without them, ask for "
-                               "it explicitly (--map-unknown-labels on the command line).")
+                               f"table, or do not name values it holds: {', '.join(strangers)}. Nothing was opened; "
+                               "to open it without them, ask for it explicitly (--map-unknown-labels on the command "
+                               "line).")
     return lut[arr]
 
 

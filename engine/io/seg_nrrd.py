@@ -193,11 +193,19 @@ def read_seg_nrrd(path: str | Path, table: LabelTable, unknown: str = "refuse") 
                                                  "'Overwrite other segments')")
     with wrap_errors(path, "segmentation file"):
         found = False
+        by_value: dict[int, str] = {}  # unnamed segments read by their label value: one per value
         for n, layer, value, provenance in _segments(header):
             found = True
             if not provenance:  # who edited, not what was found
-                merged.add(layers[..., layer] == value, _target_value(header, n, table),
-                           str(header.get(f"Segment{n}_Name", n)), value)
+                target, name = _target_value(header, n, table), str(header.get(f"Segment{n}_Name", n))
+                if target is not None and _GENERIC.match(name.strip().lower()) and target == value:
+                    if value in by_value:  # Slicer's layers each count from 1: the same value, other segments
+                        raise CorruptFileError(
+                            f"{path.name}: the unnamed segments '{by_value[value]}' and '{name}' both have label "
+                            f"value {value} (in different layers): which finding each is cannot be told. Name them "
+                            "(Ground-glass opacity, Consolidation, Pleural effusion) where the file was made.")
+                    by_value[value] = name
+                merged.add(layers[..., layer] == value, target, name, value)
         if found and unknown == "refuse":  # values no segment describes would be dropped without a word
             described = {(layer, value) for _, layer, value, _ in _segments(header)}
             for layer in range(layers.shape[-1]):
