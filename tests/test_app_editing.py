@@ -519,3 +519,111 @@ def test_a_stroke_held_while_another_scan_opens_is_dropped_and_said(window, qtbo
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixel(w.views.axial, (6, 60, 60)))
     assert not old.labels.any() and not new.labels.any()
     assert any("The stroke being drawn was dropped" in t for t in w.notices.warnings)
+
+
+def _crashed_session(vol, how=None):
+    """Edits of ``vol`` journaled by a session that then died (its lock freed); returns the labels it had."""
+    from app.state.label_layer import open_with
+
+    crashed = LabelEditor(np.zeros(vol.shape, np.uint8), vol.geometry, source=vol.source,
+                          journal=Journal.for_scan(vol.source, vol.geometry, open_with(vol)))
+    crashed.paint(ops.brush_segment(vol.shape, vol.spacing, (1, 10, 5), (1, 10, 25), 2.0), 2, name="Brush C")
+    crashed.journal.close()
+    return crashed.labels.copy(), crashed.journal.path
+
+
+def _startup_window(qtbot, tmp_path, monkeypatch, click="Open and restore"):
+    from app.main_window import MainWindow
+
+    w = MainWindow(interactive_errors=False, flows=("editing",))
+    qtbot.addWidget(w)
+    w.show()
+    if click:
+        qtbot.waitUntil(lambda: w.recovery.startup_prompt is not None, timeout=5000)
+        next(b for b in w.recovery.startup_prompt.buttons() if b.text() == click).click()
+        qtbot.waitUntil(lambda: w.session.volume is not None and not w.runner.active, timeout=30000)
+        qtbot.wait(50)
+    return w
+
+
+@pytest.fixture
+def app_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUNGLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    return tmp_path
+
+
+def test_open_and_restore_reopens_a_feet_first_stack_feet_first(qtbot, app_dirs, monkeypatch):
+    """Review: a stack open feet first when the window died was reopened head first at "Open and restore": no
+    labels, no word, and the same offer at every start. The journal now records how the scan was opened."""
+    from PIL import Image
+
+    folder = app_dirs / "stack"
+    folder.mkdir()
+    for k in range(6):
+        Image.fromarray(np.full((40, 40), 20 + 30 * k, np.uint8)).save(folder / f"{k:03d}.png")
+    vol = io.load(folder, first_slice="inferior")
+    expected, _ = _crashed_session(vol)
+    w = _startup_window(qtbot, app_dirs, monkeypatch)
+    assert w.session.volume.meta["stack_first_slice"] == "inferior"
+    qtbot.waitUntil(lambda: w.labels.editor is not None and w.labels.editor.labels.any(), timeout=10000)
+    assert np.array_equal(w.labels.editor.labels, expected)
+    w.recovery._close_ok = True
+
+
+def test_a_scan_replaced_by_another_grid_is_said_and_its_edits_kept_aside(qtbot, app_dirs, monkeypatch):
+    """QA pass: the scan file was replaced by one of 44 slices (40 when edited): "Open and restore" restored
+    nothing, said nothing, and offered the same at every start."""
+    import nibabel as nib
+
+    path = app_dirs / "scan_d.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((40, 30, 6), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(path))
+    _, journal = _crashed_session(io.load(path))
+    nib.save(nib.Nifti1Image(np.full((40, 30, 8), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(path))
+    w = _startup_window(qtbot, app_dirs, monkeypatch)
+    assert not w.labels.editor.labels.any()
+    said = [e for e in w.notices.errors if "could not be restored" in e]
+    assert len(said) == 1 and "(6, 30, 40)" in said[0] and "(8, 30, 40)" in said[0]
+    kept = journal.with_name(journal.name + ".unplaced")
+    assert kept.is_file() and not journal.exists() and str(kept) in said[0]
+    w.recovery._close_ok = True
+    w.close()
+    again = _startup_window(qtbot, app_dirs, monkeypatch, click=None)
+    qtbot.wait(300)
+    assert again.recovery.startup_prompt is None  # not offered again
+    again.recovery._close_ok = True
+
+
+def test_a_restore_onto_a_changed_scan_file_warns(qtbot, app_dirs, monkeypatch):
+    """QA pass: the scan file was rewritten with other values on the same grid: its edits were restored onto it
+    with "Unsaved edits restored." and no warning."""
+    import nibabel as nib
+
+    path = app_dirs / "scan_e.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((40, 30, 6), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(path))
+    expected, _ = _crashed_session(io.load(path))
+    nib.save(nib.Nifti1Image(np.full((40, 30, 6), 40, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(path))
+    w = _startup_window(qtbot, app_dirs, monkeypatch)
+    qtbot.waitUntil(lambda: w.labels.editor.labels.any(), timeout=10000)
+    assert np.array_equal(w.labels.editor.labels, expected)
+    assert any("scan_e.nii.gz changed on disk after these edits were made" in t for t in w.notices.warnings)
+    w.recovery._close_ok = True
+
+
+def test_the_edits_of_a_moved_scan_are_offered_when_it_opens_from_its_new_place(qtbot, app_dirs, monkeypatch):
+    """QA pass: a scan renamed (or moved) after a crash never got its edits back: the journal is keyed by the
+    path, nothing was offered at start-up (the file was gone) nor when it opened from its new place."""
+    import nibabel as nib
+
+    path = app_dirs / "scan_c.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((40, 30, 6), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(path))
+    expected, _ = _crashed_session(io.load(path))
+    moved = path.rename(app_dirs / "scan_c_moved.nii.gz")
+    w = _startup_window(qtbot, app_dirs, monkeypatch, click=None)
+    w.scan_io.open_path(str(moved))
+    qtbot.waitUntil(lambda: w.recovery.restore_prompt is not None, timeout=30000)
+    box = w.recovery.restore_prompt
+    assert f"made on {path}, which is no longer there" in box.text()
+    next(b for b in box.buttons() if b.text() == "Restore").click()
+    assert np.array_equal(w.labels.editor.labels, expected)
+    w.recovery._close_ok = True

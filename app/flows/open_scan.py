@@ -156,15 +156,16 @@ class OpenFlow(QObject):
             self.open_labels(path)
 
     # -- scans ----------------------------------------------------------------
-    def open_path(self, path: str | os.PathLike, series: Optional[str] = None) -> None:
+    def open_path(self, path: str | os.PathLike, series: Optional[str] = None, first_slice: Optional[str] = None) -> None:
         """Open a scan file or folder on a worker; a folder with several series asks which one.
 
-        ``series`` is a :attr:`engine.io.SeriesInfo.uid` (or SeriesInstanceUID / number).
+        ``series`` is a :attr:`engine.io.SeriesInfo.uid` (or SeriesInstanceUID / number); ``first_slice``
+        where an image stack's first file lies (:func:`engine.io.load`).
         With a scan open, a label file opens as labels over it (see the module docstring).
         """
         volume = self.ctx.session.volume
-        if volume is None or series is not None:
-            self._guarded("open another scan", lambda: self._open_path(str(path), series))
+        if volume is None or series is not None or first_slice is not None:
+            self._guarded("open another scan", lambda: self._open_path(str(path), series, first_slice))
             return
         self._start_open(label_or_scan, str(path), volume, title=f"Checking {Path(path).name}",
                          on_result=lambda kind: self._sorted(str(path), kind), on_error=self._failed,

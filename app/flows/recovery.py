@@ -22,6 +22,7 @@ The journals' retention policy is the engine's (:func:`engine.editing.tidy_journ
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -29,9 +30,9 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from engine.editing import (Journal, LabelEditor, all_unsaved_journals, journal_source, scan_key, tidy_journals,
-                            unsaved_journals)
-from engine.editing.journal import journal_problems, read_journal
+from engine.editing import (Journal, LabelEditor, all_unsaved_journals, journal_header, scan_key, source_stamp,
+                            tidy_journals, unsaved_journals)
+from engine.editing.journal import journal_in_use, journal_problems, read_journal
 from engine.errors import LungLensError
 from engine.types import Volume
 
@@ -145,6 +146,11 @@ class RecoveryFlow(QObject):
         if pending is not None and pending in found:  # the user already chose "Open and restore"
             self.restore(pending)
             return None
+        if pending is not None:  # it opened, but is not the scan they were made on (now): said, never silent
+            self._unplaced(pending, volume)
+        moved = not found
+        if moved:  # edits of a scan that is no longer where they were made, on this scan's grid: offered too
+            found = [p for p in all_unsaved_journals() if _moved_here(journal_header(p), volume)]
         if not found:
             return None
         path = found[0]
@@ -152,8 +158,10 @@ class RecoveryFlow(QObject):
             if old is not None:
                 old.close()
         self.startup_prompt = self.restore_prompt = None
+        where = (f"made on {journal_header(path).get('source')}, which is no longer there, on a scan with this "
+                 "one's grid" if moved else "of this scan")
         box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved edits",
-                          f"LungLens found label edits of this scan that were not exported "
+                          f"LungLens found label edits {where} that were not exported "
                           f"(session {path.stem.split('-')[0]}"
                           f"{f', the newest of {len(found)}; Discard removes all {len(found)}' if len(found) > 1 else ''})"
                           ". Restore them?",
@@ -182,11 +190,13 @@ class RecoveryFlow(QObject):
         if self.ctx.session.volume is not None:
             return None
         for path in all_unsaved_journals():
-            source = journal_source(path)
+            head = journal_header(path)
+            source = head.get("source")
             if source and Path(source).exists():
                 break
         else:
             return None
+        how = {k: v for k, v in (head.get("open_with") or {}).items() if k in ("series", "first_slice") and v}
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved label edits",
                           f"LungLens closed while label edits of {Path(source).name} were not exported. "
                           "Open that scan and restore them?", QMessageBox.StandardButton.NoButton, self.owner)
@@ -198,7 +208,7 @@ class RecoveryFlow(QObject):
             self.startup_prompt = None
             if button is open_button:
                 self._pending_restore = path
-                self.open_path(source)
+                self.open_path(source, **how)  # its series, a stack's order: the scan the edits were made on
 
         box.buttonClicked.connect(answered)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -232,6 +242,11 @@ class RecoveryFlow(QObject):
         if set_aside:
             self.ctx.notices.warn("The edits made since this scan opened were set aside by the restore, not lost: "
                                   "they are kept and offered the next time this scan opens.")
+        head = journal_header(path)
+        then = head.get("source_stamp")
+        if then and head.get("source") == vol.source and source_stamp(vol.source) not in (None, then):
+            self.ctx.notices.warn(f"{Path(str(vol.source)).name} changed on disk after these edits were made: check "
+                                  "that they still fit the scan before you save them.")
         problem = getattr(editor, "restore_problem", "")
         if problem:
             self.ctx.notices.warn(f"Restored edits: {problem}")
@@ -239,6 +254,24 @@ class RecoveryFlow(QObject):
         else:
             self.ctx.notices.status("Unsaved edits restored.")
         return True
+
+    def _unplaced(self, path: Path, volume: Volume) -> None:
+        """The journal "Open and restore" chose does not fit the scan that opened (it changed, its grid did):
+        kept beside the journals as ``<name>.unplaced`` (never offered again, never deleted), and said."""
+        if journal_in_use(path) or not path.is_file():
+            return
+        head = journal_header(path)
+        kept = path.with_name(path.name + ".unplaced")
+        try:
+            path.rename(kept)
+        except OSError:
+            kept = path
+        same = list(volume.shape) == head.get("shape")
+        self.ctx.notices.error(
+            f"The unsaved edits of {Path(str(head.get('source'))).name} could not be restored: the scan there is "
+            f"not the one they were made on (their grid {tuple(head.get('shape') or ())}, this scan's "
+            f"{tuple(volume.shape)}{'; same size, another position, spacing or order' if same else ''}). "
+            f"They are kept in {kept} and will not be offered again.")
 
     # -- unsaved edits --------------------------------------------------------
     @property
@@ -300,3 +333,10 @@ class RecoveryFlow(QObject):
     def _close_now(self) -> None:
         self._close_ok = True
         self.owner.close()
+
+
+def _moved_here(head: dict, volume: Volume) -> bool:
+    """Whether a journal's scan is gone from where the edits were made and had ``volume``'s grid (moved or renamed)."""
+    source = head.get("source")
+    grid = json.loads(json.dumps(volume.geometry.to_dict()))  # as the journal's JSON holds it (lists, not tuples)
+    return bool(source) and not Path(str(source)).exists() and head.get("geometry") == grid

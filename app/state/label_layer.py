@@ -116,7 +116,7 @@ class LabelLayer(QObject):
         arr = np.zeros(volume.shape, np.uint8) if labels is None else self._checked(labels, volume.shape)
         self._volume = volume
         editor = LabelEditor(arr, volume.geometry, intensities=volume.array, source=volume.source,
-                             journal=Journal.for_scan(volume.source, volume.geometry),
+                             journal=Journal.for_scan(volume.source, volume.geometry, open_with(volume)),
                              history=self.history_factory())
         self._replace(editor, name, announce)
         return editor
@@ -253,3 +253,9 @@ class LabelLayer(QObject):
         alpha = (1.0 if self._opacity > 0 else 0.0) if self._outline else self._opacity
         self._lut = label_lut(self._table, alpha, self._hidden)
         self.appearance_changed.emit()
+
+
+def open_with(volume: Volume) -> dict:
+    """How ``volume`` was opened, for a restore to open it the same way: its DICOM series, a stack's first slice."""
+    meta = volume.meta or {}
+    return {"series": meta.get("series_instance_uid"), "first_slice": meta.get("stack_first_slice")}

@@ -26,13 +26,14 @@ Objects and data flow
 
 from .editor import LabelEditor, Stroke, recover
 from .history import DEFAULT_MAX_BYTES, DEFAULT_MIN_STEPS, Delta, History, Step
-from .journal import (Journal, all_unsaved_journals, data_dir, has_unsaved_edits, journal_dir, journal_path,
-                      journal_source, read_journal, scan_key, session_journals, tidy_journals,
-                      unsaved_journals)
+from .journal import (Journal, all_unsaved_journals, data_dir, has_unsaved_edits, journal_dir, journal_header,
+                      journal_path, journal_source, read_journal, scan_key, session_journals, source_stamp,
+                      tidy_journals, unsaved_journals)
 from .ops import PAINT_OVER_MODES, THRESHOLD_PRESETS, Region
 
 __all__ = ["LabelEditor", "Stroke", "History", "Step", "Delta", "DEFAULT_MAX_BYTES", "DEFAULT_MIN_STEPS",
            "Journal", "data_dir", "scan_key", "journal_dir", "journal_path", "session_journals",
-           "unsaved_journals", "all_unsaved_journals", "journal_source", "read_journal", "recover",
+           "unsaved_journals", "all_unsaved_journals", "journal_source", "journal_header", "source_stamp",
+           "read_journal", "recover",
            "has_unsaved_edits", "tidy_journals",
            "Region", "THRESHOLD_PRESETS", "PAINT_OVER_MODES"]

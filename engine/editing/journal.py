@@ -166,14 +166,43 @@ def journal_problems() -> dict[Path, str]:
 
 def journal_source(path: str | os.PathLike) -> Optional[str]:
     """The scan path recorded in a journal's ``open`` record (None when unknown or unreadable)."""
+    src = journal_header(path).get("source")
+    return str(src) if src else None
+
+
+def journal_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``open`` record's header of a journal (``{}`` when unreadable): ``source``, ``shape``,
+    ``geometry``, ``open_with`` (how the scan was opened: its DICOM series, a stack's first slice) and
+    ``source_stamp`` (:func:`source_stamp` of the scan when the edits began)."""
     try:
-        records = read_records(path)
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD.size)
+            if len(head) < _HEAD.size:
+                return {}
+            _magic, n_head, _n_pay, _crc = _HEAD.unpack(head)
+            got = _record_at(head + fh.read(n_head + _n_pay), 0)
+    except (OSError, struct.error):
+        return {}
+    return got[0].header if got is not None and got[0].type == "open" else {}
+
+
+def source_stamp(source: Optional[str | os.PathLike]) -> Optional[list[int]]:
+    """Size and modification time of a scan file (of a folder: its own files' count, total size and newest time),
+    to tell at a restore whether the scan changed since the edits were made; ``None`` when it is not there."""
+    if not source:
+        return None
+    p = Path(source)
+    try:
+        if p.is_file():
+            st = p.stat()
+            return [int(st.st_size), int(st.st_mtime_ns)]
+        if p.is_dir():
+            stats = [f.stat() for f in p.iterdir() if f.is_file()]  # one level: quick at the first edit
+            return [len(stats), sum(int(st.st_size) for st in stats), max((int(st.st_mtime_ns) for st in stats),
+                                                                         default=0)]
     except OSError:
         return None
-    if not records or records[0].type != "open":
-        return None
-    src = records[0].header.get("source")
-    return str(src) if src else None
+    return None
 
 
 def unsaved_journals(key: str) -> list[Path]:
@@ -280,8 +309,10 @@ class Journal:
     starts it at the first committed step, so merely viewing a scan leaves no file.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, open_with: Optional[dict[str, Any]] = None) -> None:
         self.path = Path(path)
+        #: how the scan was opened (``series``, ``first_slice``), recorded so a restore opens it the same way
+        self.open_with = {k: v for k, v in (open_with or {}).items() if v is not None}
         self._fh: Optional[BinaryIO] = None
         self._lock: Optional[FileLock] = None
 
@@ -296,8 +327,9 @@ class Journal:
         self._lock = lock
 
     @classmethod
-    def for_scan(cls, source: Optional[str | os.PathLike], geometry: Geometry) -> "Journal":
-        return cls(journal_path(scan_key(source, geometry)))
+    def for_scan(cls, source: Optional[str | os.PathLike], geometry: Geometry,
+                 open_with: Optional[dict[str, Any]] = None) -> "Journal":
+        return cls(journal_path(scan_key(source, geometry)), open_with)
 
     @property
     def started(self) -> bool:
@@ -318,7 +350,7 @@ class Journal:
         self._fh = open(self.path, "wb")
         header: dict[str, Any] = {"type": "open", "version": VERSION, "shape": list(shape),
                                   "geometry": geometry.to_dict() if geometry is not None else None,
-                                  "source": source}
+                                  "source": source, "open_with": self.open_with, "source_stamp": source_stamp(source)}
         payload = b""
         if initial is not None and initial.any():
             header["initial"] = "payload"
