@@ -627,3 +627,13 @@ def test_the_edits_of_a_moved_scan_are_offered_when_it_opens_from_its_new_place(
     next(b for b in box.buttons() if b.text() == "Restore").click()
     assert np.array_equal(w.labels.editor.labels, expected)
     w.recovery._close_ok = True
+
+
+def test_labels_saved_under_a_name_without_suffix_say_they_are_png_slices(window, qtbot, tmp_path):
+    """QA pass: 'noext' became a folder of PNG slices with "Exported labels to …/noext" and no word of the format."""
+    w = window
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
+    with qtbot.waitSignal(w.export.exported, timeout=20000):
+        w.export.export_to(tmp_path / "noext")
+    assert (tmp_path / "noext").is_dir() and "(PNG slices, a folder" in w.statusBar().currentMessage()

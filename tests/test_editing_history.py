@@ -297,3 +297,37 @@ def test_an_undo_step_that_cannot_go_to_disk_leaves_the_edit_done_and_journaled(
     for _ in range(3):
         assert ed.undo()
     assert not ed.labels.any()
+
+
+def test_undoing_back_to_the_saved_labels_leaves_nothing_unsaved(tmp_path, monkeypatch):
+    """QA pass: edit then undo everything, or save, edit and undo that edit: the labels equal what was saved (or
+    the start), yet closing asked to export and a crash would have offered to restore them."""
+    from engine.editing import Journal, has_unsaved_edits
+
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "appdata"))
+    shape = (4, 16, 16)
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), journal=Journal(tmp_path / "j.journal"))
+    ed.paint(disk(ed, 1, 8, 8), 1)
+    assert ed.dirty
+    ed.undo()
+    assert not ed.dirty and not has_unsaved_edits(ed.journal.path)  # back at the start
+    ed.redo()
+    assert ed.dirty and has_unsaved_edits(ed.journal.path)
+    ed.mark_saved()
+    ed.paint(disk(ed, 2, 8, 8), 2)
+    ed.undo()
+    assert not ed.dirty and not has_unsaved_edits(ed.journal.path)  # back at the saved labels
+    ed.undo()
+    assert ed.dirty and has_unsaved_edits(ed.journal.path)  # before them: unsaved
+    ed.redo()
+    assert not ed.dirty
+    # the replay of the journal agrees
+    ed.journal.close()
+    assert not LabelEditor.from_journal(ed.journal.path).dirty
+    # steps dropped to stay in budget: undoing all that is left is not the start
+    small = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), history=History(max_bytes=1, min_steps=1))
+    for z in range(3):
+        small.paint(disk(small, z, 8, 8), 1)
+    assert small.history.evicted == 2
+    small.undo()
+    assert small.dirty and small.labels.any()

@@ -329,3 +329,25 @@ def test_a_journal_with_only_adopted_provenance_holds_no_unsaved_edits(data_home
     assert [k for k, _ in rep.entries] == ["baseline"] and not rep.unsaved
     assert not has_unsaved_edits(path)
     np.testing.assert_array_equal(LabelEditor.replay(rep).person_mask(), edited)
+
+
+def test_a_journal_that_cannot_be_written_says_what_to_do(data_home, tmp_path, monkeypatch):
+    """QA pass: on a read-only data folder the message said 'Free disk space'."""
+    import errno
+
+    shape = (2, 8, 8)
+    one = ops.Region((slice(0, 1), slice(0, 1), slice(0, 1)), np.ones((1, 1, 1), bool))
+    blocked = tmp_path / "a_file"
+    blocked.write_bytes(b"")
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), journal=Journal(blocked / "j.journal"))
+    ed.paint(one, 1)
+    assert ed.labels[0, 0, 0] == 1 and "Make " in ed.journal_error and "writable" in ed.journal_error
+    assert "Free disk space" not in ed.journal_error
+
+    def full(self, header, payload=b""):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), journal=Journal(tmp_path / "j.journal"))
+    monkeypatch.setattr(Journal, "_write", full)
+    ed.paint(one, 1)
+    assert "Free disk space and export your labels" in ed.journal_error

@@ -141,9 +141,10 @@ class ExportFlow(QObject):
         def done(written: list[Path]) -> None:
             self.save_targets[key] = str(written[0])
             self.ctx.preferences.set_export_dir(str(Path(written[0]).resolve().parent))
+            kind = " (PNG slices, a folder: a name without a suffix)" if Path(written[0]).is_dir() else ""
             if ed.version == version:
                 ed.mark_saved(str(written[0]))
-                self.ctx.notices.status(f"Exported labels to {written[0]}")
+                self.ctx.notices.status(f"Exported labels to {written[0]}{kind}")
             else:
                 self.ctx.notices.status(f"Exported labels to {written[0]}; edits made meanwhile are not exported yet.")
             self.exported.emit(str(written[0]))

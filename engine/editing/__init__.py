@@ -24,12 +24,13 @@ Objects and data flow
     component, fill between slices), one undo step each.
 """
 
-from .editor import LabelEditor, Stroke, recover
+from .editor import LabelEditor, Stroke
 from .history import DEFAULT_MAX_BYTES, DEFAULT_MIN_STEPS, Delta, History, Step
 from .journal import (Journal, all_unsaved_journals, data_dir, has_unsaved_edits, journal_dir, journal_header,
                       journal_path, journal_source, read_journal, scan_key, session_journals, source_stamp,
                       tidy_journals, unsaved_journals)
 from .ops import PAINT_OVER_MODES, THRESHOLD_PRESETS, Region
+from .restore import recover
 
 __all__ = ["LabelEditor", "Stroke", "History", "Step", "Delta", "DEFAULT_MAX_BYTES", "DEFAULT_MIN_STEPS",
            "Journal", "data_dir", "scan_key", "journal_dir", "journal_path", "session_journals",

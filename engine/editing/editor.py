@@ -20,20 +20,19 @@ release / Esc.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from ..display.overlay import label_counts
-from ..errors import DataError
 from ..labels import DEFAULT_TABLE, LabelTable
 from ..types import Geometry
 from . import ops
 from .history import Delta, History, Step
-from .journal import Journal, Replay, read_journal, unsaved_journals
+from .journal import Journal, Replay, read_journal
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +207,7 @@ class LabelEditor:
         self.history_changed: list[Callable[[], None]] = []
         self._stroke: Optional[Stroke] = None
         self.dirty = False
+        self._clean = -1  # the history position of the labels last saved (see _position): the start
         #: increases at every committed, undone or redone step (to tell whether labels changed meanwhile)
         self.version = 0
         # the starting labels are the reference of hand-edit tracking: nothing is changed yet
@@ -337,10 +337,7 @@ class LabelEditor:
         if step is None:
             return None
         self._apply(step, forward=False)
-        self.dirty = True
-        self.version += 1
-        self._journal("undo")
-        self._announce()
+        self._moved_in_history("undo")
         return step.name
 
     def redo(self) -> Optional[str]:
@@ -351,15 +348,26 @@ class LabelEditor:
         if step is None:
             return None
         self._apply(step, forward=True)
-        self.dirty = True
-        self.version += 1
-        self._journal("redo")
-        self._announce()
+        self._moved_in_history("redo")
         return step.name
+
+    def _position(self) -> int:
+        """Where the labels stand in the history: the last done step's id (no step: the start, told apart from
+        a start whose first steps were dropped to stay in budget)."""
+        steps = self.history.undo_steps
+        return steps[-1].id if steps else -1 - self.history.evicted
+
+    def _moved_in_history(self, kind: str) -> None:
+        # undone or redone back to the labels last saved (or the start, never saved): nothing is unsaved
+        self.dirty, self.version = self._position() != self._clean, self.version + 1
+        self._journal(kind)
+        if not self.dirty and self.journal is not None and self.journal.started:
+            self.journal.mark_saved("(undone or redone back to the saved labels)")
+        self._announce()
 
     def mark_saved(self, target: Optional[str] = None) -> None:
         """Note that the labels were exported: no unsaved edits remain (recorded in the journal)."""
-        self.dirty = False
+        self.dirty, self._clean = False, self._position()
         if self.journal is not None and self.journal.started:
             try:
                 self.journal.mark_saved(target)
@@ -447,16 +455,12 @@ class LabelEditor:
                 ed._do(step)
                 ed.history.push(step)
                 ed.dirty = True
-            elif kind == "undo":
-                if (s := ed.history.pop_undo()) is not None:
-                    ed._apply(s, forward=False)
-                ed.dirty = True
-            elif kind == "redo":
-                if (s := ed.history.pop_redo()) is not None:
-                    ed._apply(s, forward=True)
-                ed.dirty = True
+            elif kind in ("undo", "redo"):
+                if (s := (ed.history.pop_undo() if kind == "undo" else ed.history.pop_redo())) is not None:
+                    ed._apply(s, forward=kind == "redo")
+                ed.dirty = ed._position() != ed._clean
             elif kind == "saved":
-                ed.dirty = False
+                ed.dirty, ed._clean = False, ed._position()
         ed.history.set_budget(*budget)
         return ed
 
@@ -545,8 +549,11 @@ class LabelEditor:
             self._journal_failed(exc)
 
     def _journal_failed(self, exc: OSError) -> None:
+        # what to do depends on why: a full disk, a folder that cannot be written
+        fix = "Free disk space" if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else \
+            f"Make {self.journal.path.parent if self.journal else 'the data folder'} writable (or set LUNGLENS_DATA_DIR)"
         self.journal_error = (f"Could not write the edit journal ({exc}); edits are not protected "
-                              "against a crash. Free disk space and export your labels.")
+                              f"against a crash. {fix} and export your labels.")
         log.warning(self.journal_error)
 
     def _track(self, box: Box, sel: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
@@ -584,17 +591,3 @@ class LabelEditor:
         for cb in list(self.history_changed):
             cb()
 
-
-def recover(key_or_path: str | os.PathLike) -> np.ndarray:
-    """Labels voxel-identical to the last committed step of a journal.
-
-    ``key_or_path`` is a journal file path, or a scan key (:func:`scan_key`): then the
-    newest journal of that scan with unsaved edits is read.
-    """
-    p = Path(key_or_path)
-    if not p.is_file():
-        found = unsaved_journals(str(key_or_path))
-        if not found:
-            raise DataError(f"No unsaved edits are recorded for scan {key_or_path}.")
-        p = found[0]
-    return LabelEditor.replay(read_journal(p)).labels
