@@ -219,6 +219,8 @@ def _write_file(fmt: str, arr: np.ndarray, geometry: Geometry, volume: Optional[
         write(arr, volume, tmp, table, progress=report, cancel=cancel, **extra)
     elif spec.takes_table:
         write(arr, geometry, tmp, table, **extra)
+    elif fmt == "nifti" and volume is not None and volume.format == "nifti" and volume.source:
+        write(arr, geometry, tmp, like=volume.source)  # the scan's qform and sform, when on its grid
     else:
         write(arr, geometry, tmp)
 

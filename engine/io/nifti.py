@@ -62,9 +62,15 @@ def _qform_sform_note(img: nib.Nifti1Image, name: str) -> str:
         return ""
     flips = [i for i in range(3) if np.dot(q[:3, i], s[:3, i]) < 0]
     what = "mirrored" if flips else "shifted or turned"
+    cols = s[:3, :3] / np.linalg.norm(s[:3, :3], axis=0)
+    if s_code == 1 and np.allclose(cols.T @ cols, np.eye(3), atol=1e-4):
+        # ITK (5.1+) takes a rigid scanner-anatomical sform too: ITK-based tools agree with LungLens here
+        return (f"{name}: the header's two orientations disagree (qform and sform): LungLens uses the sform, as "
+                f"nibabel and ITK-based tools (3D Slicer, ITK-SNAP) do for this file; a tool that reads the qform "
+                f"shows this image {what} against it. Check that labels made elsewhere sit where they should.")
     return (f"{name}: the header's two orientations disagree (qform and sform): LungLens uses the sform, as nibabel "
-            f"does; ITK-based tools (3D Slicer, ITK-SNAP) use the qform and show this image {what} against it. "
-            "Check that labels made elsewhere sit where they should.")
+            f"does; ITK-based tools (3D Slicer, ITK-SNAP) use the qform for this file (sform code {int(s_code)}) and "
+            f"show this image {what} against it. Check that labels made elsewhere sit where they should.")
 
 
 class _GzipStream:
@@ -237,12 +243,27 @@ def _descrip(hdr) -> str:
         return ""
 
 
-def write_nifti_labels(labels: np.ndarray, geometry: Geometry, path: str | Path) -> None:
-    """Write a canonical ``(z, y, x)`` uint8 label map as NIfTI with the RAS affine of ``geometry``."""
+def write_nifti_labels(labels: np.ndarray, geometry: Geometry, path: str | Path,
+                       like: Optional[str | Path] = None) -> None:
+    """Write a ``(z, y, x)`` uint8 label map as NIfTI with the RAS affine of ``geometry``.
+
+    ``like``: the scan's NIfTI file, when the labels lie on its grid: its qform and sform (with their codes)
+    are copied, so every tool places the labels as it places the scan, whichever of the two it reads.
+    """
     affine = geometry.affine_ras()
     img = nib.Nifti1Image(np.asarray(labels, dtype=np.uint8).T, affine)
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)
+    try:
+        scan = nib.load(str(like)).header if like else None
+        q, q_code = scan.get_qform(coded=True) if scan is not None else (None, 0)
+        sf, s_code = scan.get_sform(coded=True) if scan is not None else (None, 0)
+    except Exception:  # noqa: BLE001 - the scan file moved or cannot be read: the labels' own forms stand
+        scan = None
+    used = (sf if s_code else q) if scan is not None else None  # the form LungLens (nibabel) read the scan by
+    if used is not None and np.allclose(used, affine, atol=1e-4):
+        img.header.set_qform(q if q_code else affine, code=int(q_code) or 1)
+        img.header.set_sform(sf if s_code else affine, code=int(s_code))
     img.header.set_intent("label", name="lunglens")
     img.header.set_xyzt_units("mm")
     img.header["descrip"] = b"LungLens labels 0 bg 1 GGO 2 consol 3 effusion"
