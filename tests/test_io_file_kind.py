@@ -56,3 +56,20 @@ def test_a_label_map_of_the_scans_size_off_its_grid_is_asked_not_opened_as_a_sca
     ct = tmp_path / "ct_moved.nii.gz"  # CT values off the grid: a scan, as before
     nib.save(nib.Nifti1Image(vol.array.transpose(2, 1, 0).copy(), shifted), str(ct))
     assert label_or_scan(str(ct), vol) == SCAN
+
+
+def test_a_crop_of_the_scans_grid_is_asked_not_opened_as_a_new_scan(tmp_path):
+    """Review: a label map of the segmentation's extent only (3D Slicer's crop), which load_labels places on the
+    scan, was sorted as a new scan when dropped on the window (another size went straight to SCAN)."""
+    ph = chest_ct(shape=(20, 48, 48), spacing=(5.0, 6.0, 6.0), seed=1)
+    vol = ph.volume
+    affine = vol.geometry.affine_ras()
+    corner = affine @ np.array([8, 4, 3, 1.0])  # RAS array index (x, y, z) of the crop's first voxel
+    crop_affine = affine.copy()
+    crop_affine[:3, 3] = corner[:3]
+    part = ph.labels.transpose(2, 1, 0)[8:30, 4:40, 3:15].copy()
+    crop = tmp_path / "crop.nii.gz"
+    nib.save(nib.Nifti1Image(part, crop_affine), str(crop))
+    placed = io.load_labels(crop, vol)
+    assert placed.shape == vol.shape and np.array_equal(placed.transpose(2, 1, 0)[8:30, 4:40, 3:15], part)
+    assert label_or_scan(str(crop), vol) == ASK

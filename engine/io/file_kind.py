@@ -42,9 +42,9 @@ def _grid_size(path: str, fmt: str) -> Optional[tuple[int, ...]]:
 def label_or_scan(path: str, volume: Volume, progress: Any = None, cancel: Any = None) -> str:
     """How to open ``path`` over the open ``volume``: :data:`LABELS`, :data:`SCAN` or :data:`ASK`.
 
-    A ``.seg.nrrd`` or a DICOM SEG is labels. A NIfTI/NRRD/MHA on the scan's grid (the
-    header's size first, then :func:`engine.io.load_labels`' geometry check) holding a few
-    non-negative integers (at most :data:`MAX_LABEL_VALUES`) is either (ask);
+    A ``.seg.nrrd`` or a DICOM SEG is labels. A NIfTI/NRRD/MHA on the scan's grid, or on a crop
+    of it (the header's size first, then :func:`engine.io.load_labels`' geometry check) holding a
+    few non-negative integers (at most :data:`MAX_LABEL_VALUES`) is either (ask);
     everything else (folders, images, other grids, CT values) is a scan.
     """
     from . import detect_format, load_labels
@@ -68,14 +68,20 @@ def label_or_scan(path: str, volume: Volume, progress: Any = None, cancel: Any =
     if fmt not in ("nifti", "nrrd", "mha", "mhd"):
         return SCAN
     size = _grid_size(path, fmt)
-    if size is None or len(size) < 3 or sorted(size[:3]) != sorted(volume.shape):
+    if size is None or len(size) < 3:
         return SCAN
-    if len(size) > 3:  # the scan's size with more volumes (one-hot labels, or a time series): the user says
-        return ASK
+    same = sorted(size[:3]) == sorted(volume.shape)
+    # smaller in every axis: maybe a crop of the scan's grid (3D Slicer saves a segmentation's extent only)
+    if not same and not all(a <= b for a, b in zip(sorted(size[:3]), sorted(volume.shape))):
+        return SCAN
+    if len(size) > 3:  # more volumes (one-hot labels, or a time series): the user says
+        return ASK if same else SCAN
     try:
-        arr = load_labels(path, volume, unknown="keep")
+        arr = load_labels(path, volume, unknown="keep")  # a crop that lies on the scan's grid is placed
     except GeometryMismatchError:  # the scan's size, another place: label-like, it is asked (as labels it is
-        try:                       # refused with the reason), never opened as a new scan without a word
+        if not same:               # refused with the reason), never opened as a new scan without a word
+            return SCAN            # (a smaller grid that is no crop of the scan is a scan)
+        try:
             arr = load_labels(path, None, unknown="keep")
         except LungLensError:
             return SCAN
