@@ -63,3 +63,33 @@ def test_ellipse_mask_and_stats_match_numpy():
     assert stats.area == pytest.approx(want.sum() * 0.49)
     assert abs(stats.area - np.pi * 7 * 14) < 0.05 * np.pi * 7 * 14  # close to the true ellipse
     assert region_stats(image, np.zeros_like(want)) is None
+
+
+def test_a_coronal_region_away_from_the_filled_slices_is_not_said_to_hold_filled_voxels():
+    """Review: NaN filled on axial slices 20-21; a coronal ROI over slices 0-3 holding air read 'may include
+    filled NaN/inf voxels', because the fill value is -1024. Only a region that crosses a filled slice may."""
+    from engine.display import Plane, extract
+    from engine.display.reading import MAYBE_FILLED, filled_in_region
+
+    vol = np.full((30, 8, 10), -1024.0, np.float32)
+    meta = {"filled": {"slices": [20, 21], "values": [-1024.0], "index": None}}
+    image = extract(vol, Plane.CORONAL, 4)  # rows run from slice 29 (top) to slice 0
+    low = np.zeros(image.shape, bool)
+    low[26:30, 2:6] = True  # slices 0-3
+    assert filled_in_region(meta, Plane.CORONAL, 4, image, low) is None
+    across = np.zeros(image.shape, bool)
+    across[7:10, 2:6] = True  # slices 20-22
+    assert filled_in_region(meta, Plane.CORONAL, 4, image, across) == MAYBE_FILLED
+    assert filled_in_region(meta, Plane.SAGITTAL, 4, extract(vol, Plane.SAGITTAL, 4), low[:, :8]) is None
+
+
+def test_tiny_value_ranges_keep_their_digits():
+    """Review: a float image spanning 1e-6 got 5 decimals: a voxel of 5.9e-7 read "0.00000"."""
+    from engine.display.window import value_decimals
+
+    tiny = np.linspace(0, 1e-6, 64, dtype=np.float64).reshape(4, 4, 4)
+    d = value_decimals(tiny)
+    assert f"{5.9e-7:.{d}f}" != f"{0:.{d}f}" and d <= 12
+    assert value_decimals(np.full((2, 2, 2), 3e-8)) >= 10  # constant: by its magnitude
+    assert value_decimals(np.linspace(0, 1, 8).reshape(2, 2, 2)) == 3 and value_decimals(np.zeros((2, 2, 2))) == 5
+    assert value_decimals(np.arange(8, dtype=np.int16).reshape(2, 2, 2)) == 0

@@ -165,4 +165,10 @@ def filled_in_region(meta: dict, plane: Plane | str, index: int, image: np.ndarr
             return None
         flat = index * image.size + np.flatnonzero(mask)
         return FILLED if np.isin(flat, filled["index"]).any() else None
+    if Plane(plane) is not Plane.AXIAL:  # rows are slices, the top one the last (engine.display.slicing.extract)
+        rows = np.flatnonzero(np.asarray(mask).any(axis=1))
+        if not np.isin(image.shape[0] - 1 - rows, list(filled["slices"])).any():
+            return None  # the region lies on no filled slice: the fill value there is a real value
+    elif index not in filled["slices"]:
+        return None
     return MAYBE_FILLED if np.isin(image[mask], filled["values"]).any() else None

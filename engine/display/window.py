@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,14 +87,19 @@ def opening_window(volume: Any) -> WindowLevel:
 
 def value_decimals(array: np.ndarray) -> int:
     """Decimals that show ``array``'s values (and windows over them) without rounding them away: 0 for integer
-    data, else by the spread of about 16 slices (0 from 1000, 1 from 10, 3 from 0.1, else 5): a float image of 0..1
+    data, else by the spread of about 16 slices (0 from 1000, 1 from 10, 3 from 0.1, else three significant
+    digits of the spread, at least 5, at most 12): a float image of 0..1
     read "0" at 0.317 and its window "W 1 L 0"."""
     if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.bool_):
         return 0
     sample = np.asarray(array[:: max(1, array.shape[0] // 16)], dtype=np.float64)
     finite = sample[np.isfinite(sample)]
     span = float(finite.max() - finite.min()) if finite.size else 0.0
-    return 0 if span >= 1000 else 1 if span >= 10 else 3 if span >= 0.1 else 5
+    if span >= 0.1:
+        return 0 if span >= 1000 else 1 if span >= 10 else 3
+    scale = span or (float(np.abs(finite).max()) if finite.size else 0.0)  # a constant image: its magnitude
+    # three significant digits of the spread (a 1e-6 spread read "0.00000" at 5.9e-7 with a fixed 5)
+    return 5 if scale <= 0 else int(min(12, max(5, 3 - math.floor(math.log10(scale)))))
 
 
 def window_text(wl: WindowLevel, decimals: int = 0) -> str:
