@@ -5,6 +5,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from engine.anatomy import LEFT_LUNG, RIGHT_LUNG, LungMasks, lung_masks
 from engine.anatomy.lungs import _air_threshold
@@ -81,3 +82,26 @@ def test_single_thin_hu_slice_finds_its_lungs(phantom):
                  Geometry(shape=(1,) + g.shape[1:], spacing=(1.25,) + tuple(g.spacing[1:])), is_hu=True)
     lab = lung_masks(one).label_map()[0]
     assert dice(lab == RIGHT_LUNG, phantom.lung_right[k]) > 0.9 and dice(lab == LEFT_LUNG, phantom.lung_left[k]) > 0.9
+
+
+def test_a_small_part_of_the_lung_model_apart_from_both_lungs_is_not_lung(phantom):
+    """radiopaedia 74724 (feet first): the lung model marks the gas of the bowel under the left hemidiaphragm;
+    united with the rules lungs as a part of neither, it became lung, and 'consolidation' in the bowel walls was
+    kept. A part that touches neither rules lung is lung only when it is a lung the rules missed whole."""
+    from engine.anatomy.lungs import unite_lung_model
+
+    v = phantom.volume
+    rules = lung_masks(v)
+    z = int(np.flatnonzero(rules.lung.any(axis=(1, 2)))[len(np.flatnonzero(rules.lung.any(axis=(1, 2)))) // 2])
+    body = v.array[z] > -200
+    far = ndimage.distance_transform_edt(~rules.lung[z]) > 6
+    ys, xs = np.nonzero(body & far)
+    blob = np.zeros(v.shape, bool)
+    blob[z - 1:z + 2, ys[0]:ys[0] + 4, xs[0]:xs[0] + 4] = body[ys[0]:ys[0] + 4, xs[0]:xs[0] + 4]
+    assert blob.any() and not (blob & rules.lung).any()
+    united = unite_lung_model(rules, rules.lung | blob, v)
+    assert not (united.lung & blob).any() and np.array_equal(united.lung, rules.lung)
+    # a lung the rules missed whole (here: the right one taken away) is still taken from the model
+    no_right = LungMasks.from_masks(rules.left, np.zeros(v.shape, bool), v.geometry)
+    got = unite_lung_model(no_right, rules.lung, v)
+    assert dice(got.right, rules.right) > 0.99 and np.array_equal(got.left, rules.left)
