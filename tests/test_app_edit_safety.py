@@ -122,6 +122,21 @@ def paint(w, qtbot, label, points, radius_mm=2.0) -> None:
     drag(w.views.axial, points, qtbot)
 
 
+def their_labels(w, path: Path) -> Path:
+    """Another tool's labels of the open scan (a consolidation block), written to ``path``."""
+    theirs = np.zeros(SHAPE, np.uint8)
+    theirs[4, 20:30, 20:30] = CONSOLIDATION
+    return io.save_labels(theirs, w.session.volume, path)
+
+
+def open_their_labels(w, qtbot, path: Path) -> Path:
+    """:func:`their_labels`, opened over the scan."""
+    nii = their_labels(w, path)
+    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
+        w.scan_io.open_labels(str(nii))
+    return nii
+
+
 def json_report(w, qtbot, out: Path) -> dict:
     """File > Export report as JSON, on its worker; the document."""
     with qtbot.waitSignal(w.numbers.exported, timeout=60000):
@@ -591,11 +606,7 @@ def test_unknown_provenance_survives_a_restore_from_the_journal(window, qtbot, t
     """QA pass: labels opened from NIfTI (whose provenance is unknown), one edit undone, then a crash: restored,
     the report said "not edited by a person" where it had said unknown."""
     w = window
-    theirs = np.zeros(SHAPE, np.uint8)
-    theirs[4, 20:30, 20:30] = CONSOLIDATION
-    nii = io.save_labels(theirs, w.session.volume, tmp_path / "theirs.nii.gz")
-    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
-        w.scan_io.open_labels(str(nii))
+    theirs = io.load_labels(open_their_labels(w, qtbot, tmp_path / "theirs.nii.gz"), w.session.volume)
     paint(w, qtbot, EFFUSION, [(6, 80, 30), (6, 80, 46)])
     assert w.case.edited_by_person() is True
     w.labels.editor.undo()
@@ -695,11 +706,7 @@ def test_ctrl_s_after_other_labels_opened_asks_where(window, qtbot, tmp_path, mo
     with qtbot.waitSignal(w.export.exported, timeout=30000):
         w.export.export_to(mine)
     before = mine.read_bytes()
-    theirs = np.zeros(SHAPE, np.uint8)
-    theirs[4, 20:30, 20:30] = CONSOLIDATION
-    colleague = io.save_labels(theirs, w.session.volume, tmp_path / "colleague.nii.gz")
-    with qtbot.waitSignal(w.scan_io.labels_opened, timeout=30000):
-        w.scan_io.open_labels(str(colleague))
+    open_their_labels(w, qtbot, tmp_path / "colleague.nii.gz")
     paint(w, qtbot, EFFUSION, [(6, 80, 20), (6, 80, 60)])
     asked = []
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: (asked.append(a[1]) or "", "")))
@@ -712,9 +719,7 @@ def test_a_stroke_painted_while_a_label_file_opens_is_said(window, qtbot, tmp_pa
     """QA pass: edits, a label file opened, "Discard edits", a stroke while it loaded: the file replaced the
     stroke without a word (opening a scan said it; opening labels did not). It is kept, and said."""
     w = window
-    theirs = np.zeros(SHAPE, np.uint8)
-    theirs[4, 20:30, 20:30] = CONSOLIDATION
-    colleague = io.save_labels(theirs, w.session.volume, tmp_path / "colleague.nii.gz")
+    colleague = their_labels(w, tmp_path / "colleague.nii.gz")
     paint(w, qtbot, GGO, [(6, 40, 20), (6, 40, 60)])
     old = w.labels.editor
     w.scan_io.open_labels(str(colleague))
