@@ -638,6 +638,14 @@ def test_a_stroke_whose_undo_cannot_go_to_disk_is_kept_unsaved_and_said(window, 
     assert read_journal(ed.journal.path).recovered_steps >= 2
     assert sum("could not be moved to disk" in e for e in w.notices.errors) == 1  # said once
     assert not w.close() and w.recovery.unsaved_prompt is not None  # closing asks
+    import gc
+    import weakref
+
+    gone = weakref.ref(ed)
+    del ed
+    w.labels.set_array(np.zeros(SHAPE, np.uint8), "other labels")
+    gc.collect()
+    assert gone() is None  # the replaced editor is freed (the once-only report held it, and its memory)
 
 
 def _click(box, text: str) -> None:

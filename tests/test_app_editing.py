@@ -532,7 +532,7 @@ def _crashed_session(vol, how=None):
     return crashed.labels.copy(), crashed.journal.path
 
 
-def _startup_window(qtbot, tmp_path, monkeypatch, click="Open and restore"):
+def _startup_window(qtbot, tmp_path, monkeypatch, click="Open and restore", opens=True):
     from app.main_window import MainWindow
 
     w = MainWindow(interactive_errors=False, flows=("editing",))
@@ -541,7 +541,7 @@ def _startup_window(qtbot, tmp_path, monkeypatch, click="Open and restore"):
     if click:
         qtbot.waitUntil(lambda: w.recovery.startup_prompt is not None, timeout=5000)
         next(b for b in w.recovery.startup_prompt.buttons() if b.text() == click).click()
-        qtbot.waitUntil(lambda: w.session.volume is not None and not w.runner.active, timeout=30000)
+        qtbot.waitUntil(lambda: (w.session.volume is not None or not opens) and not w.runner.active, timeout=30000)
         qtbot.wait(50)
     return w
 
@@ -637,3 +637,60 @@ def test_labels_saved_under_a_name_without_suffix_say_they_are_png_slices(window
     with qtbot.waitSignal(w.export.exported, timeout=20000):
         w.export.export_to(tmp_path / "noext")
     assert (tmp_path / "noext").is_dir() and "(PNG slices, a folder" in w.statusBar().currentMessage()
+
+
+def test_a_failed_open_and_restore_leaves_the_edits_for_next_time(qtbot, app_dirs, monkeypatch):
+    """Review: "Open and restore" of a scan that failed to open left the restore pending; the next scan opened
+    (another one) was taken as the wrong grid, and the first scan's edits were set aside for good."""
+    import nibabel as nib
+
+    path = app_dirs / "scan_a.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((40, 30, 6), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(path))
+    _, journal = _crashed_session(io.load(path))
+    good = path.read_bytes()
+    path.write_bytes(good[:len(good) // 2])  # damaged now: the open fails
+    w = _startup_window(qtbot, app_dirs, monkeypatch, opens=False)
+    assert w.session.volume is None and w.notices.errors  # the open failed, and said so
+    other = app_dirs / "scan_b.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((40, 30, 8), -700, np.int16), np.diag([0.8, 0.8, 2.0, 1.0])), str(other))
+    w.scan_io.open_path(str(other))
+    qtbot.waitUntil(lambda: w.session.volume is not None and not w.runner.active, timeout=30000)
+    qtbot.wait(50)
+    assert journal.is_file() and not any("could not be restored" in e for e in w.notices.errors)
+    path.write_bytes(good)
+    w.scan_io.open_path(str(path))
+    qtbot.waitUntil(lambda: w.recovery.restore_prompt is not None, timeout=30000)  # offered when it opens
+    w.recovery._close_ok = True
+
+
+def test_edits_of_several_gone_scans_with_this_grid_are_not_put_on_it(qtbot, app_dirs, monkeypatch):
+    """Review: two scans with unsaved edits gone from their place, one grid: opening a third scan offered one
+    of them ('Discard removes all 2' deleted both). Which scan they belong to cannot be told: none is offered."""
+    import nibabel as nib
+
+    journals = []
+    for name in ("patient_a.nii.gz", "patient_b.nii.gz", "patient_c.nii.gz"):
+        nib.save(nib.Nifti1Image(np.full((40, 30, 6), -700, np.int16), np.eye(4)), str(app_dirs / name))
+    for name in ("patient_a.nii.gz", "patient_b.nii.gz"):
+        journals.append(_crashed_session(io.load(app_dirs / name))[1])
+        (app_dirs / name).unlink()
+    w = _startup_window(qtbot, app_dirs, monkeypatch, click=None)
+    w.scan_io.open_path(str(app_dirs / "patient_c.nii.gz"))
+    qtbot.waitUntil(lambda: w.session.volume is not None and not w.runner.active, timeout=30000)
+    qtbot.wait(50)
+    assert w.recovery.restore_prompt is None and all(j.is_file() for j in journals)
+    assert any("2 sets of unsaved edits" in t for t in w.notices.warnings)
+    w.recovery._close_ok = True
+
+
+def test_a_save_that_ends_after_other_labels_opened_does_not_become_the_ctrl_s_target(window, qtbot, tmp_path):
+    """Review: Ctrl+S's export still running when a colleague's labels were opened stored its file as the
+    target again when it ended: the next Ctrl+S wrote the colleague's labels over it without a dialog."""
+    w = window
+    w.editing.set_tool("brush")
+    drag(w.views.axial, [(6, 40, 20), (6, 40, 60)], qtbot)
+    with qtbot.waitSignal(w.export.exported, timeout=20000):
+        w.export.export_to(tmp_path / "mine.nii.gz")
+        w.labels.set_array(np.zeros(w.labels.editor.shape, np.uint8), "colleague.nii.gz")  # before the result
+        w.export.forget_target()
+    assert w.export.save_targets == {}

@@ -199,6 +199,31 @@ def test_the_reading_does_not_depend_on_the_slice_on_screen(phantom):
         assert np.array_equal(other.segmented, ref.segmented)
 
 
+class AirModel(IntensityModel):
+    """GGO wherever the input is air, outside the body too: labels outside a slab's torso crop."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from engine.inference.reference import unit_to_hu
+
+        out = super().forward(x)
+        out[:, 1] = 0.05 * (-900.0 - unit_to_hu(x[:, :1])[:, 0])
+        return out
+
+
+def test_the_visible_slice_read_alone_leaves_nothing_outside_its_slabs_crop():
+    """Review: with the raw model output (no anatomy rules) the visible slice kept its whole-slice labels outside
+    its slab's crop window, where `predict` has none (5 224 voxels on slice 12)."""
+    ph = chest_ct(shape=(24, 128, 128), spacing=(5.0, 2.8, 2.8), seed=1)
+    card = intensity_model((128, 128)).card
+    p = Predictor(LoadedModel(AirModel().eval(), card, torch.device("cpu"), torch.float32), device="cpu",
+                  findings_model=False, covid_model=False, batch_size=6, keep_probabilities=False, lung_gate=False,
+                  restrict_to_lungs=True)
+    ref = p.predict(ph.volume)
+    other = p.predict(ph.volume, order="center_out", visible_slice=12)
+    assert np.array_equal(ref.labels, other.labels) and (ref.labels[12] == GGO).any()
+    assert np.array_equal(ref.slice_probabilities, other.slice_probabilities)
+
+
 def test_fixed_slabs_are_the_ascending_runs_taken_in_the_order():
     from engine.inference.order import fixed_slabs
 

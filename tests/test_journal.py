@@ -351,3 +351,31 @@ def test_a_journal_that_cannot_be_written_says_what_to_do(data_home, tmp_path, m
     monkeypatch.setattr(Journal, "_write", full)
     ed.paint(one, 1)
     assert "Free disk space and export your labels" in ed.journal_error
+
+
+def test_a_restore_of_a_journal_discarded_meanwhile_fails_and_creates_nothing(data_home, tmp_path):
+    """Review: window B read and replayed a journal, window A discarded it, then B's resume ("ab") created an
+    empty file without an 'open' record and journaled B's next edits there: unrestorable, reported as damaged."""
+    shape = (2, 8, 8)
+    one = ops.Region((slice(0, 1), slice(0, 1), slice(0, 1)), np.ones((1, 1, 1), bool))
+    ed = LabelEditor(np.zeros(shape, np.uint8), Geometry(shape), journal=Journal(tmp_path / "gone.journal"))
+    ed.paint(one, 1)
+    ed.journal.close()
+    Journal(ed.journal.path).discard()
+    with pytest.raises(CorruptFileError, match="another LungLens window discarded it"):
+        LabelEditor.from_journal(ed.journal.path)
+    assert not ed.journal.path.exists() and not journal_in_use(ed.journal.path)
+
+
+def test_the_stamp_of_a_folder_sees_series_in_subfolders(tmp_path):
+    """Review: a DICOM study folder with its series in subfolders stamped [0, 0, 0] before and after a slice was
+    rewritten: the 'changed on disk' warning never came."""
+    from engine.editing import source_stamp
+
+    series = tmp_path / "study" / "series1"
+    series.mkdir(parents=True)
+    (series / "a.dcm").write_bytes(b"x" * 10)
+    before = source_stamp(tmp_path / "study")
+    (series / "a.dcm").write_bytes(b"y" * 12)
+    assert before[0] == 1 and source_stamp(tmp_path / "study") != before
+    assert source_stamp(tmp_path / "nothing") is None

@@ -95,6 +95,10 @@ def test_an_anonymized_report_names_no_other_file_of_a_stack_and_keeps_ordinary_
     doc = json.loads(write_report(tmp_path / "a.json", vol, ph.labels, lungs, anonymize=True).read_text())
     assert doc["notes"][:2] == ["the first, <scan>, is taken as the top of the stack",
                                 "numbering gap between <scan> and <scan>"]
+    spaced = Volume(ph.volume.array, ph.volume.geometry, source=str(tmp_path / "s" / "Doe Jane MRN88812345 0003.png"),
+                    format="png-stack", warnings=["the first, Doe Jane MRN88812345 0001.png, is the top"])
+    doc = json.loads(write_report(tmp_path / "c.json", spaced, ph.labels, lungs, anonymize=True).read_text())
+    assert "Doe" not in doc["notes"][0] and "88812345" not in doc["notes"][0]  # names with spaces (review)
     plain = Volume(ph.volume.array, ph.volume.geometry, source=str(tmp_path / "data" / "Doe_Jane.nii.gz"),
                    format="nifti", warnings=["Nothing there is image data.", "version 1.2.3 read Doe_Jane.nii.gz"])
     doc = json.loads(write_report(tmp_path / "b.json", plain, ph.labels, lungs, anonymize=True).read_text())

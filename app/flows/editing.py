@@ -19,6 +19,7 @@ Crash recovery and the unsaved-edits guard are :mod:`app.flows.recovery`; export
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Optional
 
@@ -77,7 +78,7 @@ class EditingFlow(QObject):
         ctx.actions.menus["view"].addAction(self.dock.toggleViewAction())
         tool_context = EditContext(ctx.labels, self.settings, ctx.notices.error, self.confirm_leak)
         self.tools: dict[str, EditTool] = {cls.name: cls(tool_context) for cls in EDIT_TOOLS}
-        self._reported_journal: Optional[LabelEditor] = None
+        self._reported_journal: Optional[weakref.ref] = None
         self._reported_spill: Optional[tuple] = None
         self.pending_fill: Optional[PendingFill] = None
         self._escape_free = True
@@ -171,11 +172,13 @@ class EditingFlow(QObject):
             action.setEnabled(ed is not None)
         if ed is not None:
             self.options.set_hand_edits(ed.person_changes_ml())
-            if ed.journal_error and ed is not self._reported_journal:
-                self._reported_journal = ed  # once per editor
+            # once per editor (and reason); weak references: a replaced editor and its labels are freed
+            if ed.journal_error and (self._reported_journal is None or self._reported_journal() is not ed):
+                self._reported_journal = weakref.ref(ed)
                 self.ctx.notices.error(ed.journal_error)
-            if h is not None and h.spill_error and (ed, h.spill_error) != self._reported_spill:
-                self._reported_spill = (ed, h.spill_error)  # once per editor and reason
+            spill = self._reported_spill
+            if h is not None and h.spill_error and (spill is None or spill[0]() is not ed or spill[1] != h.spill_error):
+                self._reported_spill = (weakref.ref(ed), h.spill_error)
                 self.ctx.notices.error(h.spill_error)
         tool = self.views.tool
         self.options.set_tool(tool.title if isinstance(tool, EditTool) else "Navigate",

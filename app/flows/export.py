@@ -139,7 +139,8 @@ class ExportFlow(QObject):
         key = self._scan_key()
 
         def done(written: list[Path]) -> None:
-            self.save_targets[key] = str(written[0])
+            if ed is self.ctx.labels.editor:  # other labels opened meanwhile: Ctrl+S asks for theirs (forget_target)
+                self.save_targets[key] = str(written[0])
             self.ctx.preferences.set_export_dir(str(Path(written[0]).resolve().parent))
             kind = " (PNG slices, a folder: a name without a suffix)" if Path(written[0]).is_dir() else ""
             if ed.version == version:

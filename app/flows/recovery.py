@@ -119,6 +119,7 @@ class RecoveryFlow(QObject):
         """An open that "Discard edits" let go ahead failed or was cancelled: the edits are still on screen, so
         they are unsaved again (the journal was kept), and the user is told."""
         ed, self._discarding = self._discarding, None
+        self._pending_restore = None  # "Open and restore" did not open it: its edits stay, offered next time
         if ed is not None and ed is self.ctx.labels.editor and not ed.dirty:
             ed.dirty = True
             self.ctx.notices.warn("Your label edits were not discarded: the open did not happen, so they stay, "
@@ -146,11 +147,15 @@ class RecoveryFlow(QObject):
         if pending is not None and pending in found:  # the user already chose "Open and restore"
             self.restore(pending)
             return None
-        if pending is not None:  # it opened, but is not the scan they were made on (now): said, never silent
-            self._unplaced(pending, volume)
+        if pending is not None and _same_file(journal_header(pending).get("source"), volume.source):
+            self._unplaced(pending, volume)  # it opened, but is not the scan they were made on (now): said
         moved = not found
         if moved:  # edits of a scan that is no longer where they were made, on this scan's grid: offered too
             found = [p for p in all_unsaved_journals() if _moved_here(journal_header(p), volume)]
+            if len(found) > 1:  # which scan they belong to cannot be told: none is put on this one
+                self.ctx.notices.warn(f"{len(found)} sets of unsaved edits of scans that are no longer where they "
+                                      "were made have this scan's grid: open the scan each was made on to restore it.")
+                return None
         if not found:
             return None
         path = found[0]
@@ -264,6 +269,7 @@ class RecoveryFlow(QObject):
         kept = path.with_name(path.name + ".unplaced")
         try:
             path.rename(kept)
+            path.with_name(path.name + ".lock").unlink(missing_ok=True)
         except OSError:
             kept = path
         same = list(volume.shape) == head.get("shape")
@@ -333,6 +339,13 @@ class RecoveryFlow(QObject):
     def _close_now(self) -> None:
         self._close_ok = True
         self.owner.close()
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    try:
+        return bool(a) and bool(b) and Path(str(a)).resolve() == Path(str(b)).resolve()
+    except OSError:
+        return False
 
 
 def _moved_here(head: dict, volume: Volume) -> bool:

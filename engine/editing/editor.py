@@ -468,9 +468,14 @@ class LabelEditor:
     def from_journal(cls, path: str | os.PathLike, *, intensities: Optional[np.ndarray] = None,
                      history: Optional[History] = None, table: LabelTable = DEFAULT_TABLE) -> "LabelEditor":
         """Rebuild an editor (labels, undo history, AI reference) from a journal and keep journaling to it."""
-        ed = cls.replay(read_journal(path), intensities=intensities, history=history, table=table)
-        ed.journal = Journal(path)
-        ed.journal.resume()
+        journal = Journal(path)
+        journal.resume()  # the lock first: another window cannot discard it between the read and the resume
+        try:
+            ed = cls.replay(read_journal(path), intensities=intensities, history=history, table=table)
+        except BaseException:
+            journal.close()
+            raise
+        ed.journal = journal
         return ed
 
     # -- internals ------------------------------------------------------------

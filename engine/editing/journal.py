@@ -36,6 +36,7 @@ being written (:func:`journal_in_use`): two windows on one scan each keep their 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -187,7 +188,7 @@ def journal_header(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def source_stamp(source: Optional[str | os.PathLike]) -> Optional[list[int]]:
-    """Size and modification time of a scan file (of a folder: its own files' count, total size and newest time),
+    """Size and modification time of a scan file (of a folder: its files' count, total size and newest time),
     to tell at a restore whether the scan changed since the edits were made; ``None`` when it is not there."""
     if not source:
         return None
@@ -196,8 +197,8 @@ def source_stamp(source: Optional[str | os.PathLike]) -> Optional[list[int]]:
         if p.is_file():
             st = p.stat()
             return [int(st.st_size), int(st.st_mtime_ns)]
-        if p.is_dir():
-            stats = [f.stat() for f in p.iterdir() if f.is_file()]  # one level: quick at the first edit
+        if p.is_dir():  # the files a folder scan is read from, series in subfolders included (at most 20 000)
+            stats = [f.stat() for f in itertools.islice((f for f in p.rglob("*") if f.is_file()), 20000)]
             return [len(stats), sum(int(st.st_size) for st in stats), max((int(st.st_mtime_ns) for st in stats),
                                                                          default=0)]
     except OSError:
@@ -365,8 +366,11 @@ class Journal:
         self.close()
         self._take_lock()
         try:
+            if not journal_header(self.path):  # discarded (or set aside) by another window before the lock
+                raise CorruptFileError(f"{self.path.name} is gone or was replaced (another LungLens window "
+                                       "discarded it meanwhile): nothing was restored from it.")
             self._fh = open(self.path, "ab")
-        except OSError:
+        except (OSError, CorruptFileError):
             self.close()
             raise
 

@@ -325,7 +325,7 @@ class Predictor:
                 notes.append("No lung was found by the intensity test: every slice was segmented.")
         timings["roi_s"] = time.perf_counter() - t_roi
         crop_roi = roi if self.crop else LungROI(roi.slices, full.boxes, roi.detected)
-        if groups and not roi.slices[groups[0][0]]:  # read alone outside the slices read (step 4): forgotten
+        if groups:  # read alone (step 2): cleared, then read again in its slab, or outside those slices forgotten
             for arr in (a for a in (labels, confidence, slice_probs, segmented, lung, probs) if a is not None):
                 arr[groups[0][0]] = 0
         rest = fixed_slabs(roi.slices, self.batch_size, ordered)

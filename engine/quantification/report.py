@@ -179,11 +179,15 @@ def scrub_source(text: str, source: str) -> str:
     name its other files; names like ``Doe_Jane_MRN123.nii.gz`` are common). Folder names that are ordinary
     words (``data``, ``images``: :data:`_GENERIC_FOLDERS`) stay, so the notes' own words are not rewritten."""
     p = Path(source)
-    names = {str(p), str(p.resolve()), str(p.parent), p.name, p.name.split(".")[0], p.parent.name}
+    stem = p.name.split(".")[0]
+    # a numbered stack's other files share the name before the number ("Doe Jane MRN123 0001.png")
+    series = re.sub(r"[\s_.-]*\d+$", "", stem)
+    names = {str(p), str(p.resolve()), str(p.parent), p.name, stem, series, p.parent.name}
     names = {n for n in names if len(n) >= 3 and n not in (".", "..") and n.lower() not in _GENERIC_FOLDERS}
     for name in sorted(names, key=len, reverse=True):
         text = re.sub(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", "<scan>", text)
-    return _FILE_NAME.sub("<scan>", text)
+    text = _FILE_NAME.sub("<scan>", text)
+    return re.sub(r"<scan>(?:[\s_.-]*<scan>)+", "<scan>", text)  # a name scrubbed in parts is one "<scan>"
 
 
 # -- writers ---------------------------------------------------------------------------------
