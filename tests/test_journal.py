@@ -255,6 +255,10 @@ def test_a_journal_another_window_is_writing_is_not_offered_discarded_or_tidied(
     assert restored.labels[0, 0, 0] == 2 and journal_in_use(path)  # the restoring window holds it now
     restored.journal.discard()
     assert not path.exists() and not path.with_name(path.name + ".lock").exists()
+    stray = path.with_name("gone.journal.lock")  # a lock file left by a journal set aside or closed elsewhere
+    stray.write_bytes(b"")
+    tidy_journals(key, keep=set())
+    assert not stray.exists()
 
 
 def test_all_unsaved_journals_and_their_sources(data_home):

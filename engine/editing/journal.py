@@ -559,6 +559,11 @@ def tidy_journals(key: str, keep: set, min_age_s: float = 3600.0) -> list[Path]:
                 gone.append(p)
         except OSError:
             pass
+    folder = journal_dir(key)
+    for lock in folder.glob("*.journal.lock") if folder.is_dir() else ():  # of journals gone (discarded, set aside)
+        journal = lock.with_name(lock.name[:-len(".lock")])
+        if not journal.exists() and not journal_in_use(journal):
+            _remove_lock(journal)
     return gone
 
 
