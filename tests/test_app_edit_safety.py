@@ -297,6 +297,7 @@ def test_a_leaking_2d_fill_asks_in_ml_and_slices_and_cancel_paints_nothing(windo
     before = ed.labels.copy()
     QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      pixel(view, (5, 48, 48)))
+    qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)  # computed on a worker
     assert w.errors[-1].startswith("Nothing was filled: this 3D fill would spread over more than 35 mL, 25% of")
     np.testing.assert_array_equal(ed.labels, before)
 

@@ -19,13 +19,17 @@ class EditContext:
     """What a tool may use: the label layer (its editor), the options, and ways to report and ask.
 
     ``confirm(question)`` asks the user a yes/no question (e.g. before a fill that looks like a
-    leak) and returns True to go on; without it, the tool goes on.
+    leak) and returns True to go on; without it, the tool goes on. ``off_thread(title, compute,
+    apply)`` runs ``compute()`` on a worker (a 3D fill of a lung: about a second on a large scan)
+    and ``apply(result)`` on the GUI thread if the labels did not change meanwhile; without it,
+    both run at once.
     """
 
     labels: LabelLayer
     settings: ToolSettings
     report_error: Callable[[str], None]
     confirm: Optional[Callable[[str], bool]] = None
+    off_thread: Optional[Callable[[str, Callable[[], Any], Callable[[Any], None]], None]] = None
 
     @property
     def editor(self) -> Optional[LabelEditor]:

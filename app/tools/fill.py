@@ -7,9 +7,11 @@ first, with its size in mL and slices (:func:`engine.editing.assist.leak_questio
 
 from __future__ import annotations
 
+from typing import Optional
+
 from PySide6.QtCore import Qt
 
-from engine.editing import ops
+from engine.editing import LabelEditor, ops
 from engine.editing.assist import leak_question
 from engine.errors import LungLensError
 
@@ -36,14 +38,28 @@ class FloodFillTool(EditTool):
         seed = event.voxel
         if not all(0 <= seed[i] < ed.shape[i] for i in range(3)):
             return
-        known = ed.geometry.spacing_known
         axis = None if self.three_d else self.plane_axis(event)
         limit = int(ed.labels.size * MAX_3D_FRACTION) if self.three_d else None
-        try:
-            region = ops.flood_fill(ed.labels, seed, axis, max_voxels=limit)
-        except LungLensError as exc:
+
+        def compute() -> ops.Region | LungLensError:
+            try:
+                return ops.flood_fill(ed.labels, seed, axis, max_voxels=limit)
+            except LungLensError as exc:
+                return exc
+
+        s = self.settings
+        with_ = (s.label, s.mode, s.over_label)  # as set at the click, whatever is chosen meanwhile
+        if self.three_d and self.context.off_thread is not None:  # about a second for a lung: not on the GUI
+            self.context.off_thread(self.title, compute, lambda region: self._fill(ed, region, axis, limit, with_))
+        else:
+            self._fill(ed, compute(), axis, limit, with_)
+
+    def _fill(self, ed: LabelEditor, region: ops.Region | LungLensError, axis: Optional[int],
+              limit: Optional[int], with_: tuple[int, str, Optional[int]]) -> None:
+        known = ed.geometry.spacing_known
+        if isinstance(region, LungLensError):
             if limit is None:
-                self.context.report_error(str(exc))
+                self.context.report_error(str(region))
                 return
             size = f"{limit * ed.geometry.voxel_volume_ml:.0f} mL, " if known else ""
             self.context.report_error(
@@ -53,5 +69,5 @@ class FloodFillTool(EditTool):
         question = leak_question(region, ed.shape, ed.spacing if known else None, axis)
         if question and self.context.confirm is not None and not self.context.confirm(question):
             return
-        s = self.settings
-        ed.paint(region, s.label, name=self.step_name(), mode=s.mode, over_label=s.over_label)
+        label, mode, over = with_
+        ed.paint(region, label, name=self.step_name(label), mode=mode, over_label=over)

@@ -15,17 +15,28 @@ def _name(value: int) -> str:
     return DEFAULT_TABLE[value].name
 
 
+def small_islands_region(editor: LabelEditor, value: int, min_ml: float) -> ops.Region:
+    """The connected pieces of ``value`` smaller than ``min_ml`` millilitres (only reads the labels: a worker
+    may compute it)."""
+    min_voxels = max(int(round(min_ml / editor.geometry.voxel_volume_ml)), 1)
+    return ops.small_islands(editor.labels, value, min_voxels)
+
+
+def outside_largest_region(editor: LabelEditor, value: int) -> ops.Region:
+    """Every piece of ``value`` but the largest (only reads the labels)."""
+    return ops.outside_largest_component(editor.labels, value)
+
+
 def remove_small_islands(editor: LabelEditor, value: int, min_ml: float) -> int:
     """Erase the connected pieces of ``value`` smaller than ``min_ml`` millilitres."""
-    min_voxels = max(int(round(min_ml / editor.geometry.voxel_volume_ml)), 1)
-    region = ops.small_islands(editor.labels, value, min_voxels)
+    region = small_islands_region(editor, value, min_ml)
     step = editor.paint(region, 0, name=f"Remove islands of {_name(value)}", mode="label", over_label=value)
     return 0 if step is None else step.delta.count
 
 
 def keep_largest_component(editor: LabelEditor, value: int) -> int:
     """Erase every piece of ``value`` but the largest."""
-    region = ops.outside_largest_component(editor.labels, value)
+    region = outside_largest_region(editor, value)
     step = editor.paint(region, 0, name=f"Keep largest {_name(value)}", mode="label", over_label=value)
     return 0 if step is None else step.delta.count
 
