@@ -481,3 +481,18 @@ def test_middle_drag_pans_and_right_drag_zooms(phantom_window, qtbot):
     _, (zy0, zy1) = axial.view_box.viewRange()
     assert zy1 - zy0 < 0.8 * (y1 - y0)  # zoomed in
     assert w.session.cursor == cursor  # neither gesture moves the crosshair
+
+
+def test_the_3d_views_offscreen_probe_runs_in_the_background_once_a_scan_opens(make_window, qtbot, monkeypatch):
+    """QA pass (GUI stalls): the first 3D view waited 1.1 s on the GUI thread for the offscreen OpenGL probe (a
+    subprocess). It starts on a thread when a scan opens; the view then finds its answer."""
+    from app.views import view3d
+
+    monkeypatch.setattr(view3d, "_offscreen_ok", None)
+    monkeypatch.setattr(view3d, "_probe_thread", None)
+    w = make_window()
+    assert view3d._probe_thread is None  # nothing before a scan
+    w.scan_io.open_phantom((16, 48, 48))
+    qtbot.waitUntil(lambda: view3d._probe_thread is not None, timeout=10000)
+    view3d._probe_thread.join(60)
+    assert isinstance(view3d._offscreen_ok, bool) and view3d.offscreen_rendering_available() is view3d._offscreen_ok

@@ -89,10 +89,13 @@ class View3DFlow(QObject):
         if visible:
             self._schedule(0)
 
-    def _on_volume(self, _volume: Any) -> None:
+    def _on_volume(self, volume: Any) -> None:
         self._dirty = True
         self._reset_camera = True
         self._schedule()
+        if volume is not None and self.view is None:  # the first 3D view then need not wait for the probe
+            from ..views.view3d import probe_in_background
+            probe_in_background()
 
     def _on_labels_changed(self, _bbox: Any = None) -> None:
         self._dirty = True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 from typing import Any, Optional
 
 import numpy as np
@@ -31,18 +32,38 @@ _PROBE = ("from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkRenderer\
           "w = vtkRenderWindow(); w.SetOffScreenRendering(1); w.AddRenderer(vtkRenderer())\n"
           "w.SetSize(8, 8); w.Render(); print('ok')\n")
 _offscreen_ok: Optional[bool] = None
+_probe_thread: Optional[threading.Thread] = None
+
+
+def _probe() -> None:
+    global _offscreen_ok
+    try:
+        out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60)
+        ok = out.returncode == 0 and out.stdout.strip().endswith("ok")
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    if _offscreen_ok is None:  # a result set meanwhile (a test, a second probe) stands
+        _offscreen_ok = ok
+
+
+def probe_in_background() -> None:
+    """Start the offscreen probe on a thread (a subprocess: no GIL held), so the first 3D view does not wait for
+    it (it took 1.1 s of the first show, QA pass); nothing to do on a desktop with a display."""
+    global _probe_thread
+    if (_offscreen_ok is None and _probe_thread is None
+            and QGuiApplication.platformName() in OFFSCREEN_PLATFORMS):
+        _probe_thread = threading.Thread(target=_probe, name="lunglens-3d-probe", daemon=True)
+        _probe_thread.start()
 
 
 def offscreen_rendering_available() -> bool:
     """True when vtk can render offscreen here (probed once, in a subprocess)."""
-    global _offscreen_ok
     if _offscreen_ok is None:
-        try:
-            out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60)
-            _offscreen_ok = out.returncode == 0 and out.stdout.strip().endswith("ok")
-        except (OSError, subprocess.SubprocessError):
-            _offscreen_ok = False
-    return _offscreen_ok
+        if _probe_thread is not None:
+            _probe_thread.join()
+        else:
+            _probe()
+    return bool(_offscreen_ok)
 
 
 class Surface3DView(QWidget):
