@@ -15,7 +15,7 @@ from the one format table, :data:`engine.io.label_formats.LABEL_FORMATS`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QKeySequence
@@ -130,11 +130,11 @@ class ExportFlow(QObject):
             self.ctx.notices.status("Finish the stroke, then save: nothing was written.")
             return
         labels = ed.labels.copy()  # edits may go on while the worker writes
-        person = ed.person_mask()
+        reference = ed.reference_copy()  # the edited-by-a-person mask is compared on the worker
         # labels whose provenance is unknown (opened from NIfTI, not edited, no AI accepted over them): no edited
         # mask is embedded, so a reopen says "unknown", not "edited by nobody"
         unknown = self.ctx.case.edited_by_person() is None
-        mask = person if edited_mask_path is not None else None
+        embed = embeds_edited(path) and not unknown
         version = ed.version
         key = self._scan_key()
 
@@ -156,7 +156,10 @@ class ExportFlow(QObject):
                                       "it, so LungLens did not go on (quit or open). Save again, or go on and "
                                       "choose Discard.")
 
-        self.ctx.run(export_labels, labels, vol, str(path), edited_mask=mask,
-                     edited_mask_path=str(edited_mask_path) if edited_mask_path else None,
-                     edited=person if embeds_edited(path) and not unknown else None,
-                     title=f"Exporting {Path(path).name}", on_result=done)
+        def write(progress: Any = None, cancel: Any = None) -> list[Path]:
+            person = labels != (0 if reference is None else reference)
+            return export_labels(labels, vol, str(path), edited_mask=person if edited_mask_path is not None else None,
+                                 edited_mask_path=str(edited_mask_path) if edited_mask_path else None,
+                                 edited=person if embed else None, progress=progress, cancel=cancel)
+
+        self.ctx.run(write, title=f"Exporting {Path(path).name}", on_result=done)
