@@ -115,6 +115,12 @@ def key(w, k, mod=Qt.KeyboardModifier.NoModifier) -> None:
     QTest.keyClick(w.views.axial, k, mod)
 
 
+def fill_between_key(w, qtbot) -> None:
+    """Ctrl+Shift+F, then wait for its plan (computed on a worker)."""
+    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)
+
+
 def paint(w, qtbot, label, points, radius_mm=2.0) -> None:
     w.editing.set_tool("brush")
     w.editing.settings.set_label(label)
@@ -241,7 +247,7 @@ def test_fill_between_previews_the_hand_painted_gap_then_enter_applies(window, q
     w.session.set_cursor(6, 48, 48)
     qtbot.wait(20)
     before = ed.labels.copy()
-    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    fill_between_key(w, qtbot)
     pending = w.editing.pending_fill
     assert pending is not None and (pending.start, pending.stop) == (2, 9)
     np.testing.assert_array_equal(ed.labels, before)  # a preview only
@@ -253,7 +259,7 @@ def test_fill_between_previews_the_hand_painted_gap_then_enter_applies(window, q
     key(w, Qt.Key.Key_Escape)  # Esc drops it
     assert w.editing.pending_fill is None and not w.editing.preview.items[view.plane].isVisible()
     np.testing.assert_array_equal(ed.labels, before)
-    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    fill_between_key(w, qtbot)
     key(w, Qt.Key.Key_Return)  # Enter applies it as one undo step
     assert (ed.labels[3:9, 40, 38] == GGO).all()
     assert ed.labels[5, 80, 80] == GGO and (ed.labels != before).sum() == pending.voxels
@@ -262,7 +268,7 @@ def test_fill_between_previews_the_hand_painted_gap_then_enter_applies(window, q
     w.session.set_cursor(11, 48, 48)
     qtbot.wait(20)
     after = ed.labels.copy()
-    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    fill_between_key(w, qtbot)
     assert w.editing.pending_fill is None
     assert w.statusBar().currentMessage().startswith("Nothing to fill")
     np.testing.assert_array_equal(ed.labels, after)
@@ -391,14 +397,16 @@ def test_enter_and_esc_mean_one_thing_when_a_proposal_arrives_during_a_fill_prev
         paint(w, qtbot, EFFUSION, [(z, 80, 30), (z, 80, 46)], radius_mm=3.0)
     w.session.set_cursor(6, 48, 48)
     qtbot.wait(20)
-    assert w.editing.fill_between() > 0
+    with qtbot.waitSignal(w.editing.computed, timeout=10000):  # planned on a worker
+        w.editing.fill_between()
+    assert w.editing.pending_fill is not None and w.editing.pending_fill.voxels > 0
     w.predictor.gate.set()
     with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
         w.ai.run()
     assert w.editing.pending_fill is None  # dropped, with a word in the status bar
     assert "accept or reject the AI proposal first" in w.statusBar().currentMessage()
     before = ed.labels.copy()
-    key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    fill_between_key(w, qtbot)
     assert w.editing.pending_fill is None and "AI proposal first" in w.statusBar().currentMessage()
     key(w, Qt.Key.Key_Return)  # Enter accepts the proposal, nothing else
     assert w.ai.proposal.state == "accepted"

@@ -240,7 +240,9 @@ def test_commands_islands_largest_and_fill_between(window, qtbot):
     with qtbot.waitSignal(w.editing.computed, timeout=10000):  # computed on a worker, then applied
         w.editing.remove_islands()
     assert ed.labels[5, 80, 80] == 0 and "Removed 1 voxels in small islands" in w.statusBar().currentMessage()
-    assert w.editing.fill_between() == 5 * 100   # the cursor (z=6) is inside the 2..8 gap: a preview
+    with qtbot.waitSignal(w.editing.computed, timeout=10000):  # planned on a worker
+        w.editing.fill_between()
+    assert w.editing.pending_fill.voxels == 5 * 100   # the cursor (z=6) is inside the 2..8 gap: a preview
     assert not ed.labels[3:8].any()
     w.views.axial.setFocus()
     qtbot.keyClick(w.views.axial, Qt.Key.Key_Return)  # Enter applies it
