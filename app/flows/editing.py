@@ -338,6 +338,9 @@ class EditingFlow(QObject):
         if isinstance(planned, str):
             self.ctx.notices.status(planned, 15000)
             return
+        if not self._escape_free:  # an AI proposal arrived while it was planned: Enter and Esc are the proposal's
+            self.ctx.notices.status("Accept (Enter) or reject (Esc) the AI proposal first, then fill between slices.")
+            return
         plan, region = planned
         preview = np.zeros(ed.shape, np.uint8)
         view = preview[region.box]
