@@ -747,3 +747,19 @@ def test_a_stroke_painted_while_a_label_file_opens_is_said(window, qtbot, tmp_pa
     assert w.labels.editor is not old and not (w.labels.editor.labels == EFFUSION).any()
     assert any("were replaced by it: they are kept" in t for t in w.notices.warnings)
     assert read_journal(old.journal.path).unsaved and not journal_in_use(old.journal.path)
+
+
+def test_a_fill_plan_that_ends_while_a_proposal_waits_is_not_previewed(window, qtbot):
+    """The plan is computed on a worker: an AI proposal that arrives meanwhile owns Enter and Esc, so the fill
+    preview is not shown over it (Enter would have meant two things)."""
+    w = window
+    for z in (2, 9):
+        w.session.set_cursor(z, 48, 48)
+        qtbot.wait(20)
+        paint(w, qtbot, EFFUSION, [(z, 80, 30), (z, 80, 46)], radius_mm=3.0)
+    w.session.set_cursor(6, 48, 48)
+    qtbot.wait(20)
+    w.editing.fill_between()
+    w.editing.set_escape_enabled(False)  # a proposal arrived: the AI flow claims Enter and Esc
+    qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)
+    assert w.editing.pending_fill is None and "AI proposal first" in w.statusBar().currentMessage()
