@@ -32,7 +32,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.editing import (Journal, LabelEditor, all_unsaved_journals, journal_header, scan_key, source_stamp,
                             tidy_journals, unsaved_journals)
-from engine.editing.journal import journal_in_use, journal_problems, read_journal
+from engine.editing.journal import journal_in_use, journal_problems, read_journal, unsaved_journals_where
 from engine.errors import LungLensError
 from engine.types import Volume
 
@@ -151,7 +151,7 @@ class RecoveryFlow(QObject):
             self._unplaced(pending, volume)  # it opened, but is not the scan they were made on (now): said
         moved = not found
         if moved:  # edits of a scan that is no longer where they were made, on this scan's grid: offered too
-            found = [p for p in all_unsaved_journals() if _moved_here(journal_header(p), volume)]
+            found = unsaved_journals_where(lambda head: _moved_here(head, volume))
             if len(found) > 1:  # which scan they belong to cannot be told: none is put on this one
                 self.ctx.notices.warn(f"{len(found)} sets of unsaved edits of scans that are no longer where they "
                                       "were made have this scan's grid: open the scan each was made on to restore it.")

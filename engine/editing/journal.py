@@ -45,7 +45,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 import numpy as np
 
@@ -134,6 +134,18 @@ def all_unsaved_journals() -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.glob("*/*.journal") if not journal_in_use(p) and has_unsaved_edits(p)]
+    return sorted(found, key=lambda p: (_mtime(p), p.name), reverse=True)
+
+
+def unsaved_journals_where(keep: Callable[[dict[str, Any]], bool]) -> list[Path]:
+    """Like :func:`all_unsaved_journals`, of the journals whose ``open`` header passes ``keep`` only: the headers
+    are read first (the first record), whole journals only for those (reading every journal whole took 1.6-2.2 s
+    at a scan's open with a few crashed sessions on disk)."""
+    root = data_dir() / "journals"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("*/*.journal")
+             if keep(journal_header(p)) and not journal_in_use(p) and has_unsaved_edits(p)]
     return sorted(found, key=lambda p: (_mtime(p), p.name), reverse=True)
 
 
