@@ -115,6 +115,16 @@ def key(w, k, mod=Qt.KeyboardModifier.NoModifier) -> None:
     QTest.keyClick(w.views.axial, k, mod)
 
 
+def paint_a_gap(w, qtbot) -> None:
+    """Effusion painted by hand on slices 2 and 9, the cursor on slice 6 (a gap to fill between)."""
+    for z in (2, 9):
+        w.session.set_cursor(z, 48, 48)
+        qtbot.wait(20)
+        paint(w, qtbot, EFFUSION, [(z, 80, 30), (z, 80, 46)], radius_mm=3.0)
+    w.session.set_cursor(6, 48, 48)
+    qtbot.wait(20)
+
+
 def fill_between_key(w, qtbot) -> None:
     """Ctrl+Shift+F, then wait for its plan (computed on a worker)."""
     key(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
@@ -391,12 +401,7 @@ def test_cli_export_and_report_carry_provenance_in_seg_nrrd(tmp_path):
 
 def test_enter_and_esc_mean_one_thing_when_a_proposal_arrives_during_a_fill_preview(window, qtbot):
     w, ed = window, window.editing.editor
-    for z in (2, 9):
-        w.session.set_cursor(z, 48, 48)
-        qtbot.wait(20)
-        paint(w, qtbot, EFFUSION, [(z, 80, 30), (z, 80, 46)], radius_mm=3.0)
-    w.session.set_cursor(6, 48, 48)
-    qtbot.wait(20)
+    paint_a_gap(w, qtbot)  # effusion painted on slices 2 and 9, the cursor on 6
     with qtbot.waitSignal(w.editing.computed, timeout=10000):  # planned on a worker
         w.editing.fill_between()
     assert w.editing.pending_fill is not None and w.editing.pending_fill.voxels > 0
@@ -753,12 +758,7 @@ def test_a_fill_plan_that_ends_while_a_proposal_waits_is_not_previewed(window, q
     """The plan is computed on a worker: an AI proposal that arrives meanwhile owns Enter and Esc, so the fill
     preview is not shown over it (Enter would have meant two things)."""
     w = window
-    for z in (2, 9):
-        w.session.set_cursor(z, 48, 48)
-        qtbot.wait(20)
-        paint(w, qtbot, EFFUSION, [(z, 80, 30), (z, 80, 46)], radius_mm=3.0)
-    w.session.set_cursor(6, 48, 48)
-    qtbot.wait(20)
+    paint_a_gap(w, qtbot)  # effusion painted on slices 2 and 9, the cursor on 6
     w.editing.fill_between()
     w.editing.set_escape_enabled(False)  # a proposal arrived: the AI flow claims Enter and Esc
     qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)
