@@ -153,3 +153,24 @@ def test_ai_result_with_keep_person_leaves_provenance_with_the_person_and_undo_r
     # without keep_person the model would get the credit (the old behaviour)
     ed.apply_ai_result(merged)
     assert not ed.person_mask().any()
+
+
+def test_fill_between_change_and_its_preview():
+    """The fill-between plan the app previews (moved from app/ to the engine): only voxels that change, the
+    paint-over mode respected, and a preview of 1 (added) and 3 (another finding changed)."""
+    from engine.editing.assist import fill_between_change, fill_preview
+
+    labels = np.zeros((10, 20, 20), np.uint8)
+    labels[2, 5:10, 5:10] = 3
+    labels[8, 5:10, 5:10] = 3
+    labels[5, 7, 7] = 2  # another finding inside the gap
+    person = labels == 3
+    plan, region = fill_between_change(labels, person, 3, 5, (1.0, 1.0, 1.0), "effusion", "everything", None)
+    assert (plan.start, plan.stop) == (2, 8) and region.count == 5 * 25
+    preview = fill_preview(labels, region)
+    assert preview[5, 7, 7] == 3 and preview[5, 6, 6] == 1 and not preview[2].any()
+    _, kept = fill_between_change(labels, person, 3, 5, (1.0, 1.0, 1.0), "effusion", "background", None)
+    assert kept.count == 5 * 25 - 1  # the other finding's voxel is kept
+    labels[3:8, 5:10, 5:10] = 3
+    said = fill_between_change(labels, labels == 3, 3, 5, (1.0, 1.0, 1.0), "effusion", "background", None)
+    assert isinstance(said, str) and said.startswith("Nothing to fill")

@@ -23,13 +23,12 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
 from engine.editing import History, LabelEditor, commands, ops
-from engine.editing.assist import describe_extent, plan_fill_between
+from engine.editing.assist import describe_extent, fill_between_change, fill_preview
 from engine.labels import DEFAULT_TABLE
 
 from ..context import AppContext
@@ -321,14 +320,7 @@ class EditingFlow(QObject):
             s.over_label  # "everything": other findings are kept
 
         def plan() -> Any:
-            p = plan_fill_between(ed.labels, ed.person_mask(), label, z, 0, ed.spacing, name)
-            if not p.ok:
-                return p.reason
-            region = ops.restrict_paint_over(p.region, ed.labels, mode, over)
-            change = region.mask & (ed.labels[region.box] != label) if not region.empty else None
-            if change is None or not change.any():
-                return f"Nothing to fill: the slices between {p.start + 1} and {p.stop + 1} already hold {name} there."
-            return p, ops.Region(region.box, change)
+            return fill_between_change(ed.labels, ed.person_mask(), label, z, ed.spacing, name, mode, over)
 
         self.off_thread("Planning the fill between slices", plan,
                         lambda planned: self._show_fill(ed, planned, label, name, mode, over))
@@ -342,10 +334,7 @@ class EditingFlow(QObject):
             self.ctx.notices.status("Accept (Enter) or reject (Esc) the AI proposal first, then fill between slices.")
             return
         plan, region = planned
-        preview = np.zeros(ed.shape, np.uint8)
-        view = preview[region.box]
-        view[region.mask & (ed.labels[region.box] == 0)] = 1  # would be added
-        view[region.mask & (ed.labels[region.box] != 0)] = 3  # another finding would change
+        preview = fill_preview(ed.labels, region)  # 1 would be added, 3 another finding would change
         self.pending_fill = PendingFill(ed, region, label, mode, over, plan.start, plan.stop, region.count)
         self.preview.show(preview)
         self.apply_fill_action.setEnabled(True)

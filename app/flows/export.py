@@ -121,6 +121,7 @@ class ExportFlow(QObject):
         scan's Ctrl+S target and its folder the next dialog's start.
         """
         from engine.editing.export import export_labels
+        from engine.editing.ops import edited_voxels
         from engine.io.labels_io import embeds_edited
 
         vol, ed = self.ctx.session.volume, self.ctx.labels.editor
@@ -157,7 +158,7 @@ class ExportFlow(QObject):
                                       "choose Discard.")
 
         def write(progress: Any = None, cancel: Any = None) -> list[Path]:
-            person = labels != (0 if reference is None else reference)
+            person = edited_voxels(labels, reference)
             return export_labels(labels, vol, str(path), edited_mask=person if edited_mask_path is not None else None,
                                  edited_mask_path=str(edited_mask_path) if edited_mask_path else None,
                                  edited=person if embed else None, progress=progress, cancel=cancel)

@@ -180,6 +180,29 @@ def plan_fill_between(labels: np.ndarray, person: np.ndarray, value: int, cursor
                            f"Nothing to fill between slices {a + 1} and {b + 1}: the interpolation is empty.")
 
 
+def fill_between_change(labels: np.ndarray, person: np.ndarray, value: int, cursor: int, spacing: Spacing,
+                        name: str, mode: str, over_label: Optional[int]) -> str | tuple[FillBetweenPlan, ops.Region]:
+    """The axial fill between slices the app previews: the plan's voxels that the paint-over ``mode`` allows and
+    that change, with the plan; or why there is nothing to fill. Only reads ``labels`` (a worker may run it)."""
+    plan = plan_fill_between(labels, person, value, cursor, 0, spacing, name)
+    if not plan.ok:
+        return plan.reason
+    region = ops.restrict_paint_over(plan.region, labels, mode, over_label)
+    change = region.mask & (labels[region.box] != value) if not region.empty else None
+    if change is None or not change.any():
+        return f"Nothing to fill: the slices between {plan.start + 1} and {plan.stop + 1} already hold {name} there."
+    return plan, ops.Region(region.box, change)
+
+
+def fill_preview(labels: np.ndarray, region: ops.Region) -> np.ndarray:
+    """A preview map of ``region``: 1 where it adds to the background, 3 where it changes another finding."""
+    preview = np.zeros(labels.shape, np.uint8)
+    view = preview[region.box]
+    view[region.mask & (labels[region.box] == 0)] = 1
+    view[region.mask & (labels[region.box] != 0)] = 3
+    return preview
+
+
 def _slice_list(indices: Sequence[int], limit: int = 6) -> str:
     shown = ", ".join(str(i + 1) for i in indices[:limit])
     return shown + (", ..." if len(indices) > limit else "")

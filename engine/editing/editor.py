@@ -379,7 +379,7 @@ class LabelEditor:
     def person_mask(self, box: Optional[Box] = None) -> np.ndarray:
         """Voxels (of ``box``, a tuple of slices) that differ from the last AI result (or the starting labels)."""
         box = box if box is not None else (slice(None),) * 3
-        return self.labels[box] != (0 if self._baseline is None else self._baseline[box])
+        return ops.edited_voxels(self.labels[box], None if self._baseline is None else self._baseline[box])
 
     def reference_copy(self) -> Optional[np.ndarray]:
         """A copy of what :meth:`person_mask` compares with (``None``: all zero), for a worker to compare a copy of

@@ -420,3 +420,9 @@ def interpolate_between_slices(labels: np.ndarray, label: int, i0: int, i1: int,
     box[axes[0]] = slice(int(r0), int(r1))
     box[axes[1]] = slice(int(c0), int(c1))
     return Region(tuple(box), stack).tight()  # type: ignore[arg-type]
+
+
+def edited_voxels(labels: np.ndarray, reference: Optional[np.ndarray]) -> np.ndarray:
+    """Voxels of ``labels`` that differ from ``reference`` (the last AI result or the starting labels; ``None``:
+    all zero): what a person changed (:meth:`engine.editing.LabelEditor.person_mask`, the export's mask)."""
+    return labels != (0 if reference is None else reference)
