@@ -162,3 +162,17 @@ def test_the_editor_keeps_the_one_tally():
     np.testing.assert_array_equal(ed.counts, truth())
     ed.apply_ai_result(np.full(lab.shape, 3, np.uint8))
     assert ed.counts[3] == lab.size
+
+
+def test_finding_counts_per_slice_and_finding():
+    from engine.inference.pipeline import finding_counts
+
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 6, (5, 7, 9)).astype(np.uint8)  # 4 and 5: values that are no finding
+    lab[2] = 0  # an empty slice
+    lab[3] = 4  # a slice of a value that is no finding
+    want = np.array([[int((lab[z] == v).sum()) for v in FINDINGS] for z in range(5)])
+    got = finding_counts(lab)
+    assert got.dtype == np.int64 and got.shape == (5, len(FINDINGS))
+    np.testing.assert_array_equal(got, want)
+    assert got[2].sum() == 0 and got[3].sum() == 0 and got[0].sum() > 0

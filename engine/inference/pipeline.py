@@ -93,7 +93,13 @@ class Reading:
 def finding_counts(labels: np.ndarray) -> np.ndarray:
     """Voxels of each finding of :data:`engine.labels.FINDINGS` per slice: ``(n, y, x)`` -> ``(n, k)``."""
     flat = labels.reshape(labels.shape[0], -1)
-    return np.stack([np.count_nonzero(flat == lab, axis=1) for lab in FINDINGS], axis=1).astype(np.int64)
+    out = np.zeros((flat.shape[0], len(FINDINGS)), np.int64)
+    # slice by slice: count_nonzero of a whole slice is a fast scan, while count_nonzero(..., axis=1)
+    # sums booleans as integers (5x slower: 0.11 s on GUI thread for 300 slices, at every edit)
+    for z, row in enumerate(flat):
+        if row.any():
+            out[z] = [np.count_nonzero(row == lab) for lab in FINDINGS]
+    return out
 
 
 def reading_lungs(volume: Volume, prediction: Prediction, lungs: Optional[Any] = None,
