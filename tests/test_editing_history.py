@@ -203,6 +203,35 @@ def test_ai_result_is_one_step_and_resets_person_tracking():
     assert ed.person_changes() == {}
 
 
+def test_reference_handed_to_a_worker_does_not_change_when_the_editor_moves_on():
+    """reference_copy hands out the reference without copying it (Ctrl+S of a large scan); the editor copies it
+    before it changes it, so what a worker compares with stays what it was when the export began."""
+    shape = (2, 10, 10)
+    ed = make_editor(shape)
+    assert ed.reference_copy() is None  # no AI result yet: an all-zero reference
+    first = np.zeros(shape, np.uint8)
+    first[0, 2:5, 2:5] = 1
+    ed.apply_ai_result(first)
+    lent = ed.reference_copy()
+    np.testing.assert_array_equal(lent, first)
+    with pytest.raises(ValueError):
+        lent[0, 0, 0] = 2  # read-only
+    second = first.copy()
+    second[1, 6:9, 6:9] = 2
+    ed.apply_ai_result(second)  # the reference changes...
+    np.testing.assert_array_equal(lent, first)  # ...not the array handed out
+    np.testing.assert_array_equal(ed.reference_copy(), second)
+    ed.paint(disk(ed, 1, 1, 1, 0.0), 1, name="Brush")
+    assert ed.person_changes() == {1: (1, 0)} and ed.person_mask().sum() == 1
+    again = ed.reference_copy()
+    ed.undo()
+    ed.undo()  # undoing the second AI step restores the first reference, in the editor only
+    np.testing.assert_array_equal(again, second)
+    np.testing.assert_array_equal(ed.reference_copy(), first)
+    np.testing.assert_array_equal(ed.labels, first)
+    assert ed.person_changes() == {} and not ed.person_mask().any()
+
+
 def test_loaded_labels_are_not_person_edits_and_nested_stroke_refused():
     lab = np.zeros((1, 4, 4), np.uint8)
     lab[0, 0, 0] = 3
