@@ -62,8 +62,11 @@ class Geometry:
 
     @property
     def voxel_volume_ml(self) -> float:
-        """Volume of one voxel in millilitres (1 mL = 1000 mm^3)."""
-        return float(np.prod(self.spacing)) / 1000.0
+        """Volume of one voxel in millilitres (1 mL = 1000 mm^3): the spacings' product times the cosine of a
+        sheared grid's tilt (``|det|`` of the unit direction columns; 1 for a straight grid), since slices
+        stacked along a tilted axis lie closer together than the step along it."""
+        shear = abs(float(np.linalg.det(self.direction_matrix)))
+        return float(np.prod(self.spacing)) * (shear if 0.0 < shear < 0.99995 else 1.0) / 1000.0  # > 0.5 degree
 
     def affine_lps(self) -> np.ndarray:
         """4x4 matrix mapping ``(i, j, k, 1)`` (x, y, z index) to LPS mm."""

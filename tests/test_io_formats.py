@@ -173,3 +173,41 @@ def test_large_stack_threaded_decode_keeps_order_errors_and_cancel(tmp_path):
     Image.fromarray(np.zeros((7, 5), np.uint8)).save(folder / "s17.png")
     with pytest.raises(UnsupportedFormatError, match="s17.png is 5x7"):
         io.load(folder)
+
+
+def _nrrd(tmp_path, name, header):
+    import nrrd
+
+    data = np.full((16, 16, 6), -1000, np.int16)  # (x, y, z), pynrrd's order
+    data[3:13, 3:13] = 40
+    path = tmp_path / name
+    nrrd.write(str(path), data, header)
+    return path
+
+
+def test_nrrd_space_units_in_metres_are_converted_and_said(tmp_path):
+    path = _nrrd(tmp_path, "m.nrrd", {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.8, 2.0]) * 1e-3,
+                                      "space origin": [0.01, 0.0, 0.0], "space units": ["m", "m", "m"]})
+    vol = io.load(path)
+    np.testing.assert_allclose(vol.geometry.spacing, (2.0, 0.8, 0.8), rtol=1e-6)
+    np.testing.assert_allclose(vol.geometry.origin[0], 10.0, rtol=1e-6)  # the origin too: 0.01 m = 10 mm
+    assert any("lengths in m; converted to millimetres (voxels 0.8x0.8x2 mm)" in w for w in vol.warnings)
+
+
+@pytest.mark.parametrize("header,said", [({"spacings": [0.8, 0.8, 2.0]}, "it gives no space"),
+                                         ({"space": "scanner-xyz", "space directions": np.diag([0.8, 0.8, 2.0])},
+                                          "its space is 'scanner-xyz'")])
+def test_nrrd_without_patient_axes_is_said(tmp_path, header, said):
+    vol = io.load(_nrrd(tmp_path, "s.nrrd", header))
+    assert any("does not say where the patient's sides are" in w and said in w for w in vol.warnings)
+    lps = io.load(_nrrd(tmp_path, "lps.nrrd", {"space": "left-posterior-superior",
+                                               "space directions": np.diag([0.8, 0.8, 2.0])}))
+    assert not any("patient's sides" in w for w in lps.warnings)
+
+
+def test_nrrd_with_an_axis_of_no_length_is_a_clear_error(tmp_path):
+    from engine.errors import CorruptFileError
+
+    with pytest.raises(CorruptFileError, match="gives axis 3 a length of 0 mm"):
+        io.load(_nrrd(tmp_path, "z.nrrd", {"space": "left-posterior-superior",
+                                           "space directions": np.diag([0.8, 0.8, 0.0])}))

@@ -137,3 +137,74 @@ def test_cancel_midway_stops_the_reader_thread(tmp_path):
         io.load(path, progress=progress, cancel=token)
     assert 0 < max(calls) < 1
     assert not any(t.name == "lunglens-io-prefetch" for t in threading.enumerate())
+
+
+def _body(n=6):
+    """(x, y, z) int16 HU: air with a 10 x 10 body of soft tissue, enough for the intensity checks."""
+    a = np.full((16, 16, n), -1000, np.int16)
+    a[3:13, 3:13, :] = 40
+    return a
+
+
+@pytest.mark.parametrize("unit,scale", [("meter", 1e-3), ("micron", 1e3)])
+def test_lengths_in_metres_or_microns_are_converted_to_mm_and_said(tmp_path, unit, scale):
+    affine = np.diag([-0.8 * scale, -0.8 * scale, 2.0 * scale, 1.0])
+    img = nib.Nifti1Image(_body(), affine)
+    img.header.set_xyzt_units(unit)
+    nib.save(img, str(tmp_path / "s.nii.gz"))
+    vol = io.load(tmp_path / "s.nii.gz")
+    np.testing.assert_allclose(vol.geometry.spacing, (2.0, 0.8, 0.8), rtol=1e-5)
+    assert vol.geometry.voxel_volume_ml == pytest.approx(0.00128, rel=1e-5)
+    assert any(f"lengths in {unit}; converted to millimetres" in w for w in vol.warnings)
+
+
+def test_a_wrong_unit_field_over_millimetre_sizes_is_not_applied_and_said(tmp_path):
+    img = nib.Nifti1Image(_body(), np.diag([-0.8, -0.8, 2.0, 1.0]))
+    img.header.set_xyzt_units("meter")  # the numbers are millimetres: 800 mm voxels would be no CT
+    nib.save(img, str(tmp_path / "s.nii.gz"))
+    vol = io.load(tmp_path / "s.nii.gz")
+    np.testing.assert_allclose(vol.geometry.spacing, (2.0, 0.8, 0.8), rtol=1e-5)
+    assert any("were read as millimetres" in w for w in vol.warnings)
+
+
+def test_implausible_voxel_sizes_are_said(tmp_path):
+    vol = io.load(_save(tmp_path, _body(), np.diag([-80.0, -80.0, 200.0, 1.0])))
+    assert any("which no chest CT has" in w for w in vol.warnings)
+    assert not any("no chest CT" in w for w in io.load(_save(tmp_path, _body(), LPS, "ok.nii.gz")).warnings)
+
+
+def test_a_header_without_orientation_is_said(tmp_path):
+    nib.save(nib.Nifti1Image(_body(), np.diag([-0.8, -0.8, 2.0, 1.0])), str(tmp_path / "s.nii"))
+    raw = bytearray((tmp_path / "s.nii").read_bytes())
+    raw[252:256] = np.zeros(2, np.int16).tobytes()  # qform_code, sform_code: 0 (ANALYZE style)
+    (tmp_path / "s.nii").write_bytes(bytes(raw))
+    assert int(nib.load(str(tmp_path / "s.nii")).header["sform_code"]) == 0
+    vol = io.load(tmp_path / "s.nii")
+    assert any("does not give the patient's orientation" in w for w in vol.warnings)
+
+
+def test_negative_voxel_sizes_of_the_qform_are_said(tmp_path):
+    affine = np.diag([-0.8, -0.8, 2.0, 1.0])
+    img = nib.Nifti1Image(_body(), affine)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(None, code=0)
+    path = tmp_path / "s.nii"
+    nib.save(img, str(path))
+    raw = bytearray(path.read_bytes())
+    raw[80:84] = np.float32(-0.8).tobytes()  # pixdim[1]: invalid, nibabel makes it positive on load
+    path.write_bytes(bytes(raw))
+    vol = io.load(path)
+    assert any("voxel sizes are negative (-0.8" in w for w in vol.warnings)
+
+
+def test_a_sheared_affine_is_said_and_volumes_count_the_distance_between_slice_planes(tmp_path):
+    tilt = np.radians(20.0)
+    affine = np.diag([-0.8, -0.8, 2.0, 1.0])
+    affine[1, 2] = 2.0 * np.tan(tilt)  # each slice shifted along y: a gantry tilt of 20 degrees
+    vol = io.load(_save(tmp_path, _body(), affine))
+    assert any("stacked at 20.0 degrees off perpendicular" in w for w in vol.warnings)
+    # 0.8 x 0.8 mm pixels, slice planes 2 mm apart: 1.28 mm^3, not 0.8 * 0.8 * 2 / cos(20 deg)
+    assert vol.geometry.voxel_volume_ml == pytest.approx(0.00128, rel=1e-4)
+    straight = io.load(_save(tmp_path, _body(), np.diag([-0.8, -0.8, 2.0, 1.0]), "straight.nii.gz"))
+    assert not any("off perpendicular" in w for w in straight.warnings)
+    assert straight.geometry.voxel_volume_ml == pytest.approx(0.00128, rel=1e-6)

@@ -25,6 +25,7 @@ from ..errors import CorruptFileError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import HU_DOUBT, IntensityBuffer, guard_size, hu_scale_note, prefetch, read_exact, slab_size, wrap_errors
+from .grid_checks import shear_note, spacing_note, unit_scale
 from .orientation import canonicalize, plan_orientation
 from .text_headers import LABEL_RATIO, SCAN_RATIO, check_compressed_size
 
@@ -33,19 +34,52 @@ __all__ = ["read_nifti", "write_nifti_labels", "read_nifti_labels"]
 
 def _header_geometry(img: nib.Nifti1Image, shape_xyz: tuple[int, int, int], warnings: list[str],
                      name: str) -> Geometry:
-    affine = np.asarray(img.affine, dtype=float)
+    hdr = img.header
+    affine = np.array(img.affine, dtype=float)
     shape_zyx = shape_xyz[::-1]
     m = affine[:3, :3]
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(m)) < 1e-12:
-        zooms = [float(z) if np.isfinite(z) and z > 0 else 1.0 for z in img.header.get_zooms()[:3]]
+        zooms = [float(z) if np.isfinite(z) and z > 0 else 1.0 for z in hdr.get_zooms()[:3]]
         zooms += [1.0] * (3 - len(zooms))
         warnings.append(f"{name}: the orientation in the header is invalid; assumed an axial LPS grid "
                         f"with spacing {zooms} mm.")
         return Geometry(shape=shape_zyx, spacing=tuple(zooms[::-1]))
-    note = _qform_sform_note(img, name)
+    try:
+        unit = hdr.get_xyzt_units()[0]
+    except Exception:  # noqa: BLE001 - an unknown unit code: millimetres, as the format's default
+        unit = None
+    affine[:3, :] *= unit_scale(unit, np.linalg.norm(m, axis=0), name, warnings)
+    note = _qform_sform_note(img, name) or _orientation_note(hdr, name, img.get_filename())
     if note:
         warnings.append(note)
-    return Geometry.from_affine_ras(affine, shape=shape_zyx)
+    geometry = Geometry.from_affine_ras(affine, shape=shape_zyx)
+    for check in (spacing_note(geometry, name), shear_note(geometry, name, "a sheared affine, e.g. a gantry tilt")):
+        if check:
+            warnings.append(check)
+    return geometry
+
+
+def _orientation_note(hdr, name: str, path: Optional[str] = None) -> str:
+    """A warning when the header does not say where the patient's sides are: both orientation codes 0 (ANALYZE
+    style; nibabel and ITK then guess differently), or the qform's voxel sizes negative (invalid; nibabel reads
+    them as positive, other tools do not: a mirror image between them)."""
+    try:
+        q_code, s_code = int(hdr["qform_code"]), int(hdr["sform_code"])
+        pixdim = np.asarray(hdr["pixdim"][1:4], dtype=float)
+        if path is not None:  # nibabel made them positive when it loaded the file: the file's own values
+            with nib.openers.ImageOpener(path) as f:
+                pixdim = np.asarray(type(hdr).from_fileobj(f, check=False)["pixdim"][1:4], dtype=float)
+    except Exception:  # noqa: BLE001 - NIfTI-2 or an odd header: the qform/sform note covers what it can
+        return ""
+    if not q_code and not s_code:
+        return (f"{name}: the header does not give the patient's orientation (qform and sform codes are 0): "
+                "left-right and front-back are assumed as nibabel reads it, and other tools may show the image "
+                "flipped. Check the side (R/L) against a known landmark, e.g. the heart or the aortic arch on the left.")
+    if not s_code and np.any(pixdim < 0):
+        return (f"{name}: the header's voxel sizes are negative ({', '.join(f'{v:g}' for v in pixdim)}), which "
+                "NIfTI does not allow; they were read as positive, as nibabel does, and other tools may show the "
+                "image mirrored. Check the side (R/L) against a known landmark.")
+    return ""
 
 
 def _qform_sform_note(img: nib.Nifti1Image, name: str) -> str:

@@ -7,6 +7,7 @@ exactly :class:`~engine.types.Geometry`'s convention. The header is read first
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -17,8 +18,9 @@ from ..errors import CorruptFileError, UnsupportedFormatError
 from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import HU_DOUBT, IntensityBuffer, guard_size, hu_scale_note, native_stderr_quiet, slab_size, wrap_errors
+from .grid_checks import shear_note, spacing_note, unit_scale
 from .orientation import canonicalize, plan_orientation
-from .text_headers import LABEL_RATIO, SCAN_RATIO, check_text_header
+from .text_headers import LABEL_RATIO, SCAN_RATIO, check_text_header, header_fields
 
 __all__ = ["read_sitk", "read_sitk_labels", "write_nrrd_labels", "geometry_from_sitk"]
 
@@ -63,6 +65,7 @@ def _source_array(path: Path, warnings: list[str], ratio: int = SCAN_RATIO,
     # allocated 1.7 GB on a 1 kB input found by fuzzing)
     with open(path, "rb") as f:
         reader.SetImageIO("NrrdImageIO" if f.read(4) == b"NRRD" else "MetaImageIO")
+    _check_directions(path)
     with native_stderr_quiet():
         reader.ReadImageInformation()
     size = tuple(int(s) for s in reader.GetSize())
@@ -91,8 +94,54 @@ def _source_array(path: Path, warnings: list[str], ratio: int = SCAN_RATIO,
         raise UnsupportedFormatError(f"{path.name} holds complex voxels; LungLens reads grey-level scans.")
     while arr.ndim < 3:
         arr = arr[None]
-    geom = geometry_from_sitk(img, tuple(arr.shape))
+    geom = _checked_grid(path, geometry_from_sitk(img, tuple(arr.shape)), warnings)
     return arr, geom, img
+
+
+#: NRRD spaces that name the patient's axes (the others, ``scanner-xyz`` and ``3D-*-handed``, do not)
+_ANATOMICAL = {"right-anterior-superior", "left-anterior-superior", "left-posterior-superior", "ras", "las", "lps",
+               "right-anterior-superior-time", "left-anterior-superior-time", "left-posterior-superior-time",
+               "rast", "last", "lpst"}
+
+
+def _check_directions(path: Path) -> None:
+    """An NRRD whose ``space directions`` give an axis no length: a clear error, not ITK's "Refusing to change
+    spacing from [1, 1, 1] to [0.8, 0.8, 0]"."""
+    kind, fields = header_fields(path)
+    if kind != "nrrd" or "space directions" not in fields:
+        return
+    for axis, vector in enumerate(fields["space directions"].split()):
+        values = vector.strip("()").split(",")
+        try:
+            zero = len(values) > 1 and all(float(v) == 0.0 for v in values)
+        except ValueError:  # "none" (a vector axis) or a form ITK judges itself
+            continue
+        if zero:
+            raise CorruptFileError(f"{path.name}: its header gives axis {axis + 1} a length of 0 mm (space "
+                                   f"directions {fields['space directions']}), so the voxels have no size along it. "
+                                   "The file is damaged or was written wrongly: export it again.")
+
+
+def _checked_grid(path: Path, geom: Geometry, warnings: list[str]) -> Geometry:
+    """The grid with the header's length unit applied (ITK ignores NRRD's ``space units``), and warnings for a
+    grid whose patient axes are not given, implausible voxel sizes, a sheared grid (:mod:`.grid_checks`)."""
+    kind, fields = header_fields(path)
+    if kind == "nrrd":
+        units = {u.strip('" ') for u in fields.get("space units", "").split('" "') if u.strip('" ')}
+        scale = unit_scale(units.pop(), np.asarray(geom.spacing_xyz), path.name, warnings) if len(units) == 1 else 1.0
+        if scale != 1.0:
+            geom = replace(geom, spacing=tuple(v * scale for v in geom.spacing),
+                           origin=tuple(v * scale for v in geom.origin))
+        space = fields.get("space", "").strip().lower()
+        if space not in _ANATOMICAL:
+            given = f"its space is '{fields['space']}'" if space else "it gives no space"
+            warnings.append(f"{path.name} does not say where the patient's sides are ({given}): its axes were read "
+                            "as left, posterior, superior (LPS), and other tools may show it flipped. Check the side "
+                            "(R/L) against a known landmark, e.g. the heart or the aortic arch on the left.")
+    for note in (spacing_note(geom, path.name), shear_note(geom, path.name)):
+        if note:
+            warnings.append(note)
+    return geom
 
 
 def read_sitk(path: str | Path, fmt: str, progress: Optional[ProgressCallback] = None,

@@ -18,7 +18,7 @@ from typing import Optional
 
 from ..errors import CorruptFileError
 
-__all__ = ["check_text_header", "check_compressed_size", "SCAN_RATIO", "LABEL_RATIO"]
+__all__ = ["check_text_header", "check_compressed_size", "header_fields", "SCAN_RATIO", "LABEL_RATIO"]
 
 #: most a scan may expand on decompression (CT compresses about 2-5:1; padding-heavy scans ~20:1)
 SCAN_RATIO = 200
@@ -61,6 +61,12 @@ def _parse(path: Path) -> tuple[str, dict[str, str], int, list[str]]:
         if key.strip() == "ElementDataFile":
             break
     return "meta", fields, offset, extra
+
+
+def header_fields(path: str | Path) -> tuple[str, dict[str, str]]:
+    """``("nrrd" | "meta", fields)`` of a text header, keys in lower case (values as written)."""
+    kind, fields, _, _ = _parse(Path(path))
+    return kind, fields
 
 
 def _data_names(kind: str, fields: dict[str, str], extra: list[str]) -> list[str]:
