@@ -356,3 +356,85 @@ def test_cli_prints_one_clean_line_no_library_noise(tmp_path, make, outcome):
     else:
         assert out.returncode == 0 and out.stderr == "" and "warning:" in out.stdout
     assert "Traceback" not in out.stderr and "UserWarning" not in out.stderr
+
+
+def test_two_patients_without_series_uid_are_never_one_volume(tmp_path):
+    """An anonymiser that drops SeriesInstanceUID (or a shared one): the two patients' slices interleaved
+    in space were one volume that alternated between them slice by slice."""
+    folder = tmp_path / "s"
+    _, expected = F.ct_series(folder, n=4, dz=2.0, z0=0.0, shuffle=False, prefix="a")
+    paths_b, _ = F.ct_series(folder, n=4, dz=2.0, z0=1.0, shuffle=False, prefix="b")
+    for p in folder.glob("*.dcm"):
+        _edit(p, SeriesInstanceUID=None)
+    for p in paths_b:
+        _edit(p, PatientID="OTHER", FrameOfReferenceUID="1.2.3.4")
+    infos = io.list_series(folder)
+    assert len(infos) == 2 and sorted(i.n_files for i in infos) == [4, 4]
+    vol = io.load(folder)
+    assert vol.shape[0] == 4 and vol.spacing[0] == pytest.approx(2.0)
+    assert np.array_equal(vol.array, expected)  # one patient's slices only
+    note = [w for w in vol.warnings if "split off" in w]
+    assert len(note) == 1 and "another patient (a different Patient ID)" in note[0]
+    assert "never mixed into one volume" in note[0] and "slices are missing" not in note[0]
+
+
+def test_an_image_without_rescale_among_images_with_one_takes_the_series_value_and_is_named(tmp_path):
+    folder, paths, expected = _series(tmp_path)
+    _edit(paths[2], RescaleIntercept=None)  # read as intercept 0 it was 1024 HU too bright
+    vol = io.load(folder)
+    assert np.array_equal(vol.array, expected)
+    assert any("1 image(s) give no valid rescale" in w and "img002.dcm" in w and "RescaleIntercept -1024" in w
+               for w in vol.warnings)
+
+
+def test_a_zero_rescale_slope_in_every_image_is_said(tmp_path):
+    folder, paths, expected = _series(tmp_path)
+    for p in paths:
+        _edit(p, RescaleSlope=0)
+    vol = io.load(folder)
+    assert np.array_equal(vol.array, expected)  # read with slope 1
+    assert any("Every image gives RescaleSlope 0" in w for w in vol.warnings)
+
+
+def test_an_image_without_position_among_positioned_ones_is_left_out_not_the_positions(tmp_path):
+    folder, paths, expected = _series(tmp_path, n=6, dz=1.25)
+    _edit(paths[3], ImagePositionPatient=None)  # the others' positions were all dropped: order by number
+    vol = io.load(folder)
+    assert vol.shape[0] == 6 and vol.spacing[0] == pytest.approx(1.25)
+    keep = [0, 1, 2, 4, 5]
+    assert np.array_equal(vol.array[keep], expected[keep]) and np.all(vol.array[3] == -1024)
+    assert any("1 image(s) were left out because they give no ImagePositionPatient" in w and "img003.dcm" in w
+               for w in vol.warnings)
+
+
+def test_no_positions_at_all_says_which_end_was_taken_for_the_feet(tmp_path):
+    folder, paths, _ = _series(tmp_path)
+    for p in paths:
+        _edit(p, ImagePositionPatient=None)
+    vol = io.load(folder)
+    assert any("image 1 at the feet end" in w and "image 5 at the head end" in w for w in vol.warnings)
+
+
+def test_a_slice_off_the_line_of_the_others_is_named(tmp_path):
+    folder, paths, expected = _series(tmp_path, n=8)
+    import pydicom
+
+    pos = [float(v) for v in pydicom.dcmread(paths[4]).ImagePositionPatient]
+    _edit(paths[4], ImagePositionPatient=[pos[0] - 20.0, pos[1], pos[2]])
+    vol = io.load(folder)
+    assert np.array_equal(vol.array, expected)
+    note = [w for w in vol.warnings if "sideways off the line" in w]
+    assert len(note) == 1 and note[0].startswith("1 slice(s) lie up to 20 mm") and "img004.dcm" in note[0]
+    clean, _, _ = _series(tmp_path / "clean", n=8)
+    assert not any("sideways" in w for w in io.load(clean).warnings)
+
+
+def test_gantry_tilt_spacing_is_the_distance_between_slice_planes(tmp_path):
+    tilt = np.radians(25.0)
+    positions = [(-20.0, -30.0 + 2.0 * k * np.tan(tilt), -50.0 + 2.0 * k) for k in range(6)]
+    folder, _, _ = _series(tmp_path, n=6, positions=positions)
+    vol = io.load(folder)
+    assert vol.spacing[0] == pytest.approx(2.0, rel=1e-6)  # not 2 / cos(25 deg) = 2.207
+    assert vol.geometry.voxel_volume_ml == pytest.approx(2.0 * 0.8 * 0.7 / 1000, rel=1e-6)
+    assert any("Gantry tilt of about 25.0 degrees" in w and "2 mm between slice planes" in w for w in vol.warnings)
+    assert not any("sideways off the line" in w for w in vol.warnings)  # a tilt is a straight line

@@ -308,8 +308,13 @@ def _group(images: list[tuple[Path, Dataset]], folder: Path) -> list[SeriesInfo]
         iop = image_orientation(ds)
         iop_key = tuple(round(v, 3) for v in iop) if iop else None
         mf = frame_count(ds) > 1 or "PerFrameFunctionalGroupsSequence" in ds
+        # who and where: two patients (or studies, or frames of reference) under one SeriesInstanceUID, or
+        # none (anonymisers drop it), must not become one volume (QA pass: two patients alternated slice by slice)
+        # (study and frame of reference only without a series UID: a series UID already names one of each)
+        origin = tuple(str(ds.get(tag, "")) if tag == "PatientID" or uid == "no-series-uid" else ""
+                       for tag in ("PatientID", "StudyInstanceUID", "FrameOfReferenceUID"))
         key = (uid, int(ds.Rows), int(ds.Columns), iop_key, str(ds.get("SOPInstanceUID", "")) if mf else "",
-               pixel_spacing_key(ds))
+               pixel_spacing_key(ds), origin)
         groups.setdefault(key, []).append((p, ds))
     by_uid: dict[str, list[tuple]] = {}
     for key in groups:
@@ -354,7 +359,7 @@ def _split_note(uid: str, keys: list[tuple], groups: dict[tuple, list]) -> str:
     if len(single) < 2:
         return ""
     main = single[0]
-    parts = []
+    parts, other_scan = [], 0
     for n, key in enumerate(keys):
         if key == main or key[4]:
             continue
@@ -368,10 +373,18 @@ def _split_note(uid: str, keys: list[tuple], groups: dict[tuple, list]) -> str:
                        f"{tuple(round(float(v), 3) for v in main[3])}")
         if key[5] != main[5]:
             why.append(f"pixel spacing {key[5]} instead of {main[5]}")
+        for i, what in enumerate(("another patient (a different Patient ID)", "another study",
+                                  "another frame of reference (another scan of the patient)")):
+            if key[6][i] != main[6][i]:
+                why.append(what)
+                other_scan += 1
+                break
         names = ", ".join(Path(m[0]).name for m in groups[key][:3]) + (" ..." if len(groups[key]) > 3 else "")
         parts.append(f"{names} ({'; '.join(why)}): listed as a separate series, part {n + 1} of this one")
-    return ("Images of this series differ from the others and were split off: " + "; ".join(parts) +
-            ". If they belong between the other slices, those slices are missing here.") if parts else ""
+    end = (" If they belong between the other slices, those slices are missing here." if other_scan < len(parts)
+           else " Images of another patient, study or scan are never mixed into one volume.")
+    return ("Images of this series differ from the others and were split off: " + "; ".join(parts) + "." + end
+            ) if parts else ""
 
 
 def choose_series(infos: list[SeriesInfo], series: Optional[str] = None) -> SeriesInfo:
