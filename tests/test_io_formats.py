@@ -211,3 +211,55 @@ def test_nrrd_with_an_axis_of_no_length_is_a_clear_error(tmp_path):
     with pytest.raises(CorruptFileError, match="gives axis 3 a length of 0 mm"):
         io.load(_nrrd(tmp_path, "z.nrrd", {"space": "left-posterior-superior",
                                            "space directions": np.diag([0.8, 0.8, 0.0])}))
+
+
+def _slice_png(k):
+    a = np.full((16, 16), 20, np.uint8)
+    a[4:12, 4:12] = 10 * k + 30
+    return Image.fromarray(a)
+
+
+def _bodies(vol):
+    return [int(vol.array[z, 8, 8]) for z in range(vol.shape[0])]
+
+
+def test_a_stack_keeps_one_kind_of_file_one_name_pattern_and_one_file_per_number(tmp_path):
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    for k in range(6):
+        _slice_png(k).save(folder / f"slice_{k + 1}.png")
+        _slice_png(k).save(folder / f"slice_{k + 1}.jpg", quality=95)  # the same slices, exported twice
+    _slice_png(0).save(folder / "slice_01.png")  # a zero-padded copy of slice_1.png: the same number
+    _slice_png(9).save(folder / "cover.png")  # no number
+    _slice_png(9).save(folder / "other_1.png")  # another stack's name
+    _slice_png(9).save(folder / "other_2.png")
+    vol = io.load(folder)
+    assert vol.shape[0] == 6
+    assert _bodies(vol) == [80, 70, 60, 50, 40, 30]  # file 1 is the top slice; nothing doubled, nothing foreign
+    said = " ".join(vol.warnings)
+    assert "6 file(s) of another type next to the PNG stack were left out" in said
+    assert "1 file(s) without a slice number were left out of the stack (cover.png)" in said
+    assert "2 file(s) named unlike the stack's 7 were left out (other_1.png, other_2.png)" in said
+    assert "1 file(s) carry the number of another file and were left out (slice_1.png repeats slice_01.png)" in said
+
+
+def test_a_16_bit_stack_is_mapped_to_8_bits_with_one_scale_for_every_slice(tmp_path):
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    for k, (air, body) in enumerate([(24, 1524), (24, 1100), (24, 224)]):  # the last: lung only, max 224
+        a = np.full((16, 16), air, np.uint16)
+        a[4:12, 4:12] = body
+        Image.fromarray(a).save(folder / f"im{k + 1:03d}.png")
+    vol = io.load(folder)
+    scale = 255.0 / (1524 - 24)
+    want = [round((b - 24) * scale) for b in (224, 1100, 1524)]  # canonical order: the last file at the bottom
+    assert _bodies(vol) == want and int(vol.array[0, 0, 0]) == 0
+    assert any("values 24 to 1524" in w and "one scale, the same for every slice" in w for w in vol.warnings)
+
+
+def test_a_multi_page_tiff_is_read_page_by_page(tmp_path):
+    pages = [_slice_png(k) for k in range(5)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    vol = io.load(tmp_path / "stack.tif")
+    assert vol.shape[0] == 5 and _bodies(vol) == [70, 60, 50, 40, 30]
+    assert any("holds 5 pages, read as 5 slices" in w for w in vol.warnings)

@@ -56,23 +56,15 @@ from ..progress import CancelLike, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import guard_size, wrap_errors
 from .orientation import SourceOrientation, plan_orientation
+from .stack_checks import IMAGE_SUFFIXES, NUMBER, WIDE_MODES, natural_key, stack_members, stack_range
 
 __all__ = ["IMAGE_SUFFIXES", "image_files", "numbered_stack", "read_image_stack", "write_png_labels",
            "read_png_labels", "natural_key", "stack_slice_order", "STACK_FIRST_SLICE"]
 
-IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp", ".tif": "tiff",
-                  ".tiff": "tiff"}
-_NUMBER = re.compile(r"(\d+)")
 #: Where the first file of a numbered stack lies: "superior" (head to feet, the usual
 #: order of exported axial slices) or "inferior" (feet to head).
 STACK_FIRST_SLICE = "superior"
 _Z_ORDERS = ("ascending", "descending")
-
-
-def natural_key(path: Path) -> tuple:
-    """Sort key: the last number in the file stem, then the name (``a10002`` < ``a10010``)."""
-    numbers = _NUMBER.findall(path.stem)
-    return (int(numbers[-1]) if numbers else -1, path.name)
 
 
 def numbering_gap_note(paths: list[Path]) -> Optional[str]:
@@ -115,7 +107,7 @@ def numbered_stack(path: Path) -> list[Path]:
     ``slice_0042.png`` brings every ``slice_<number>.png`` of its folder (same prefix,
     suffix and extension, any number of digits); a name without a number is a stack of one.
     """
-    numbers = list(_NUMBER.finditer(path.stem))
+    numbers = list(NUMBER.finditer(path.stem))
     if not numbers:
         return [path]
     last = numbers[-1]
@@ -129,12 +121,14 @@ def numbered_stack(path: Path) -> list[Path]:
     return sorted(files, key=natural_key) if path in files else [path]
 
 
-def _grey(img: Image.Image, name: str, warnings: list[str]) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+def _grey(img: Image.Image, name: str, warnings: list[str], scale: Optional[tuple[float, float]] = None) -> np.ndarray:
+    """Grey ``uint8`` of one image; more than 8 bits per pixel are mapped to 0..255 by ``scale`` (the whole
+    stack's range, :func:`.stack_checks.stack_range`), or by the image's own range without one."""
+    if img.mode in WIDE_MODES:
         arr = np.asarray(img)
-        if arr.size and (arr.min() < 0 or arr.max() > 255):
-            lo, hi = float(arr.min()), float(arr.max())
-            if not warnings:
+        lo, hi = scale if scale is not None else (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if lo < 0 or hi > 255:
+            if scale is None and not warnings:
                 warnings.append(f"{name} has more than 8 bits per pixel; rescaled {lo:g}..{hi:g} to 0..255.")
             arr = (arr.astype(np.float64) - lo) * (255.0 / max(hi - lo, 1e-9))
             return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
@@ -157,15 +151,21 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
-def _decode(p: Path, size: tuple[int, int], first: Path, source: Path, warnings: list[str]) -> np.ndarray:
+def _decode(p: Path, size: tuple[int, int], first: Path, source: Path, warnings: list[str],
+            scale: Optional[tuple[float, float]] = None, page: int = 0) -> np.ndarray:
     with wrap_errors(p, "image"):
         img = _open(p)
         try:
+            if page:
+                img.seek(page)
             if img.size != size:
                 raise UnsupportedFormatError(
                     f"{p.name} is {img.size[0]}x{img.size[1]} but {first.name} is {size[0]}x{size[1]}: the "
                     f"images of a stack must all have the same size. Remove the odd image from {source}.")
-            return _grey(img, p.name, warnings)
+            pages = getattr(img, "n_frames", 1)
+            if pages > 1 and p != first and not page:
+                warnings.append(f"{p.name} holds {pages} pages; only its first is a slice of this stack.")
+            return _grey(img, p.name, warnings, scale)
         finally:
             img.close()
 
@@ -194,39 +194,50 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
         raise UnsupportedFormatError(f"{source} holds no PNG/JPG image.")
     report = as_progress(progress)
     warnings: list[str] = []
+    paths, left_out = stack_members(list(paths))
     with wrap_errors(paths[0], "image"):
         with _open(paths[0]) as first:
             w, h = first.size
-        guard_size((len(paths), h, w), 1, source)
-        source_geometry = _stack_geometry((len(paths), h, w), first_slice)
+            pages = getattr(first, "n_frames", 1) if len(paths) == 1 else 1  # a multi-page TIFF: its pages
+        items = [(paths[0], k) for k in range(pages)] if pages > 1 else [(p, 0) for p in paths]
+        guard_size((len(items), h, w), 1, source)
+        source_geometry = _stack_geometry((len(items), h, w), first_slice)
         plan = plan_orientation(source_geometry)
         array = np.empty(plan.canonical_shape, dtype=np.uint8)
-    workers = min(4, os.cpu_count() or 1) if len(paths) > 8 else 1
+        scale = stack_range(paths) if pages == 1 else None
+    if scale is not None and (scale[0] < 0 or scale[1] > 255):
+        warnings.append(f"The images have more than 8 bits per pixel (values {scale[0]:g} to {scale[1]:g}); the "
+                        "whole stack was mapped to 0..255 with one scale, the same for every slice.")
+    workers = min(4, os.cpu_count() or 1) if len(items) > 8 else 1
     if workers == 1:
-        for k, p in enumerate(paths):
+        for k, (p, page) in enumerate(items):
             check_cancel(cancel)
-            plan.place(array, _decode(p, (w, h), paths[0], source, warnings)[None], k)
-            report((k + 1) / len(paths), f"Reading {p.name}")
+            plan.place(array, _decode(p, (w, h), paths[0], source, warnings, scale, page)[None], k)
+            report((k + 1) / len(items), f"Reading {p.name}")
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="lunglens-io-decode")
         try:
             window = 2 * workers
-            futures = deque(pool.submit(_decode, p, (w, h), paths[0], source, warnings)
-                            for p in paths[:window])
-            for k, p in enumerate(paths):
+            futures = deque(pool.submit(_decode, p, (w, h), paths[0], source, warnings, scale, page)
+                            for p, page in items[:window])
+            for k, (p, _) in enumerate(items):
                 check_cancel(cancel)
                 plan.place(array, futures.popleft().result()[None], k)
-                if k + window < len(paths):
-                    futures.append(pool.submit(_decode, paths[k + window], (w, h), paths[0], source, warnings))
-                report((k + 1) / len(paths), f"Reading {p.name}")
+                if k + window < len(items):
+                    q, page = items[k + window]
+                    futures.append(pool.submit(_decode, q, (w, h), paths[0], source, warnings, scale, page))
+                report((k + 1) / len(items), f"Reading {p.name}")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+    warnings.extend(left_out)
+    if pages > 1:
+        warnings.append(f"{paths[0].name} holds {pages} pages, read as {pages} slices in page order.")
     fmt = {"png": "png", "jpeg": "jpeg"}.get(IMAGE_SUFFIXES.get(paths[0].suffix.lower(), ""), "image")
     geometry = plan.canonical_geometry()
     # image_files stays in file (source) order; see the module docstring for the canonical slice of each
     meta = {"modality": "", "image_files": [str(p) for p in paths], "stack_first_slice": first_slice,
             "source_orientation": plan.to_dict()}
-    if len(paths) > 1:
+    if len(items) > 1:
         warnings.append("Image stack: slice spacing and pixel size are unknown, so volumes are not in mL.")
         warnings.append(stack_order_note(paths[0].name, first_slice))
     gap = numbering_gap_note(paths)
