@@ -438,3 +438,57 @@ def test_gantry_tilt_spacing_is_the_distance_between_slice_planes(tmp_path):
     assert vol.geometry.voxel_volume_ml == pytest.approx(2.0 * 0.8 * 0.7 / 1000, rel=1e-6)
     assert any("Gantry tilt of about 25.0 degrees" in w and "2 mm between slice planes" in w for w in vol.warnings)
     assert not any("sideways off the line" in w for w in vol.warnings)  # a tilt is a straight line
+
+
+def _enhanced(tmp_path, edit):
+    import pydicom
+
+    path, expected = F.enhanced_ct(tmp_path / "e.dcm", n=6, descending=False)
+    ds = pydicom.dcmread(path)
+    edit(ds)
+    ds.save_as(path)
+    return path, expected
+
+
+def test_enhanced_ct_with_pixel_spacing_in_the_frames_only(tmp_path):
+    def per_frame_spacing(ds):
+        pm = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence
+        del ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence
+        for item in ds.PerFrameFunctionalGroupsSequence:
+            item.PixelMeasuresSequence = pm
+    path, expected = _enhanced(tmp_path, per_frame_spacing)
+    vol = io.load(path)
+    assert vol.spacing[1:] == pytest.approx((0.5, 0.6)) and vol.geometry.spacing_known  # 1 mm was assumed
+    assert np.array_equal(vol.array, expected)
+    assert not any("no pixel spacing" in w for w in vol.warnings)
+
+
+def test_enhanced_ct_frames_in_another_plane_are_left_out_and_said(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def two_planes(ds):
+        for item in list(ds.PerFrameFunctionalGroupsSequence)[4:]:
+            po = Dataset()
+            po.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal
+            item.PlaneOrientationSequence = Sequence([po])
+    path, expected = _enhanced(tmp_path, two_planes)
+    vol = io.load(path)
+    assert vol.shape[0] == 4 and np.array_equal(vol.array, expected[:4])
+    assert any("2 frame(s) lie in another plane than the first frame and were left out (e.dcm frame 5, e.dcm frame 6)"
+               in w for w in vol.warnings)
+
+
+def test_a_series_whose_slice_spacing_changes_is_no_series_with_missing_slices(tmp_path):
+    zs = [0, 1, 2, 3, 4, 5, 7, 9, 11, 13]  # 1 mm, then 2 mm slices: nothing is missing
+    folder, _, expected = _series(tmp_path, n=len(zs), positions=[(-20.0, -30.0, float(z)) for z in zs])
+    vol = io.load(folder)
+    assert vol.shape[0] == 14 and vol.spacing[0] == pytest.approx(1.0)
+    # each 2 mm slice fills two 1 mm places (the one between two slices goes to the upper one): no air
+    want = [0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+    assert [int(vol.array[z, 0, 0]) for z in range(14)] == [int(expected[k, 0, 0]) for k in want]
+    said = " ".join(vol.warnings)
+    assert "The slice spacing changes along the series: 1 mm, and 2 mm from img005.dcm at 5.0 mm" in said
+    assert "missing" not in said.replace("no slice is missing", "")
+    assert vol.meta["dicom_files"][6] == "" and vol.meta["dicom_files"][7].endswith("img006.dcm")  # a repeat: no source
+    assert vol.meta["missing_slices"] == []

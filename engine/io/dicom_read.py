@@ -56,6 +56,29 @@ _MISSING_TOL = 0.15
 _HEAD_BYTES = 8192 + 16
 
 
+class _Repeat:
+    """A slice of the finer grid filled by a thicker slice of the series (the spacing changes along it)."""
+
+    def __init__(self, of: "_Frame") -> None:
+        self.of = of
+
+
+def _pitch_change(big: np.ndarray, whole: list[int]) -> set[int]:
+    """The wide gaps that are a part of the series with thicker slices, not missing slices: runs of at least 3
+    consecutive gaps of the same whole multiple of the usual one (QA pass: 1 mm then 2 mm slices were read as
+    8 missing slices, shown as air, "copy the series again")."""
+    out: set[int] = set()
+    run = [0]
+    for j in range(1, len(big) + 1):
+        if j < len(big) and big[j] == big[j - 1] + 1 and whole[j] == whole[j - 1]:
+            run.append(j)
+            continue
+        if len(run) >= 3:
+            out.update(int(big[r]) for r in run)
+        run = [j]
+    return out
+
+
 @dataclass
 class _Frame:
     header: Dataset
@@ -91,6 +114,7 @@ def _position(value: Any) -> Optional[np.ndarray]:
 
 def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
     frames: list[_Frame] = []
+    turned: list[str] = []  # frames of a multi-frame image in another plane than its first
     for path, ds in zip(info.files, info.headers):
         n = frame_count(ds)
         per = ds.get("PerFrameFunctionalGroupsSequence")
@@ -104,8 +128,13 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
                                  base_slope, base_inter, "RescaleIntercept" in ds))
             continue
         offsets = ds.get("GridFrameOffsetVector")
+        iop0 = image_orientation(ds)
         for f in range(n):
             item = per[f] if per is not None and f < len(per) else None
+            own = _fg(ds, item, "PlaneOrientationSequence", "ImageOrientationPatient")
+            if own is not None and iop0 is not None and not _same_plane(own, iop0):
+                turned.append(f"{Path(path).name} frame {f + 1}")  # another plane: not a slice of this stack
+                continue
             pos_val = _fg(ds, item, "PlanePositionSequence", "ImagePositionPatient")
             pos = _position(pos_val)
             if pos is None and _position(ipp) is not None:
@@ -115,6 +144,10 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
             inter = _num(given, base_inter)
             frames.append(_Frame(ds, path, f, str(ds.get("SOPInstanceUID", "")), f, pos,
                                  slope or 1.0, inter or 0.0, given is not None or "RescaleIntercept" in ds))
+    if turned:
+        warnings.append(f"{len(turned)} frame(s) lie in another plane than the first frame and were left out "
+                        f"({', '.join(turned[:4])}{' ...' if len(turned) > 4 else ''}): one volume holds one plane "
+                        "of slices.")
     _check_rescale(frames, warnings)
     bad = [fr for fr in frames if fr.position is not None and not np.all(np.isfinite(fr.position))]
     if any(fr.position is not None for fr in frames):  # the others place the slices: an image without one is out
@@ -134,6 +167,13 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
         bad_ids = {id(fr) for fr in bad}
         frames = [fr for fr in frames if id(fr) not in bad_ids]
     return frames
+
+
+def _same_plane(iop: Any, ref: tuple[float, ...]) -> bool:
+    try:
+        return bool(np.allclose([float(v) for v in iop], ref, atol=1e-3))
+    except (TypeError, ValueError):
+        return True  # unreadable: the series' orientation stands
 
 
 def _frame_name(fr: _Frame) -> str:
@@ -181,8 +221,14 @@ def _legacy_offset(ds: Dataset, f: int, offsets: Any, warnings: list[str]) -> np
 
 def _pixel_spacing(ds: Dataset, warnings: list[str]) -> tuple[float, float, bool]:
     ps = ds.get("PixelSpacing")
-    if ps is None:
-        ps = _fg(ds, None, "PixelMeasuresSequence", "PixelSpacing")
+    if ps is None:  # a multi-frame image: the shared groups, else the frames' own (allowed by the standard)
+        per = ds.get("PerFrameFunctionalGroupsSequence") or [None]
+        ps = _fg(ds, per[0], "PixelMeasuresSequence", "PixelSpacing")
+        others = {tuple(round(float(v), 4) for v in got) for item in per[1:] if item is not None
+                  for got in [_fg(ds, item, "PixelMeasuresSequence", "PixelSpacing")] if got is not None}
+        if ps is not None and others - {tuple(round(float(v), 4) for v in ps)}:
+            raise SeriesError(f"The frames of this image have different pixel spacings ({sorted(others)[:3]} ...): "
+                              "they do not share one grid, and LungLens cannot show them as one volume.")
     if ps is None:
         ps = ds.get("ImagerPixelSpacing")
     try:
@@ -229,6 +275,7 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
     med = float(np.median(gaps))
     big = np.nonzero(gaps > 1.5 * med)[0]
     out: list[Optional[_Frame]] = list(frames)
+    pitch: set[int] = set()
     if big.size:
         whole = [int(round(gaps[i] / med)) for i in big]
         exact = all(abs(gaps[i] / med - m) <= _MISSING_TOL for i, m in zip(big, whole))
@@ -237,13 +284,26 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
             raise SeriesError(f"The slices are not evenly spaced: the usual gap is {med:.2f} mm but there is "
                               f"{where}{' ...' if big.size > 3 else ''}, which is not a whole number of missing "
                               "slices. LungLens cannot place these images on one grid; open a complete series.")
+        pitch = _pitch_change(big, whole)
+        big = np.asarray([i for i in big if i not in pitch], dtype=int)
         out = []
         big_set = set(big.tolist())
         for i, fr in enumerate(frames):
             out.append(fr)
-            if i in big_set:
-                out.extend([None] * (int(round(gaps[i] / med)) - 1))
-        n_missing = len(out) - len(frames)
+            m = int(round(gaps[i] / med)) if i < len(gaps) else 1
+            if i in pitch:  # a part with thicker slices: each fills its share of the finer grid
+                out.extend(_Repeat(fr if j < m / 2 else frames[i + 1]) for j in range(1, m))
+            elif i in big_set:
+                out.extend([None] * (m - 1))
+        n_missing = sum(fr is None for fr in out)
+        if pitch:
+            first, last = min(pitch), max(pitch)
+            warnings.append(f"The slice spacing changes along the series: {med:.3g} mm, and {gaps[first]:.3g} mm "
+                            f"from {Path(frames[first].path).name} at {proj[first]:.1f} mm to "
+                            f"{Path(frames[last + 1].path).name} at {proj[last + 1]:.1f} mm (no slice is missing "
+                            f"there). It is shown on the {med:.3g} mm grid, each thicker slice repeated to fill its "
+                            "thickness, so positions and volumes stay true; the repeated slices add no detail.")
+    if big.size:
         # named by file and position along the slice normal (the viewer's z in mm for axial slices),
         # not by a slice index, whose counting and direction differ from the viewer's
         where = ", ".join(f"{int(round(gaps[i] / med)) - 1} between {Path(frames[i].path).name} at "
@@ -252,7 +312,7 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
         warnings.append(f"{n_missing} slice(s) are missing ({where}{' ...' if big.size > 3 else ''}); the "
                         f"usual gap is {med:.2f} mm. The missing slices are shown as air so that positions and "
                         "volumes stay true; nothing can be seen or measured there. Copy the series again.")
-    elif gaps.max() - gaps.min() > max(0.01 * med, 0.01):
+    elif not pitch and gaps.max() - gaps.min() > max(0.01 * med, 0.01):
         warnings.append(f"Uneven slice gaps ({gaps.min():.3f} to {gaps.max():.3f} mm); the volume uses the "
                         "mean gap, so positions along z are approximate.")
     span = frames[-1].position - frames[0].position
@@ -429,7 +489,7 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
 def _rescale_said(frames: list[Optional[_Frame]]) -> str:
     """What the images' headers say of their rescale (the frames' own values, functional groups included;
     ``None``: a missing slice)."""
-    frames = [fr for fr in frames if fr is not None]
+    frames = [fr for fr in frames if isinstance(fr, _Frame)]
     if not any(fr.rescaled for fr in frames):
         return "the header gives no RescaleIntercept"
     pairs = sorted({(fr.slope, fr.intercept) for fr in frames})
@@ -471,6 +531,8 @@ def _read_pixels(frames: list[Optional[_Frame]], rows: int, cols: int, buffer: I
     by_file: dict[str, list[tuple[int, _Frame]]] = {}
     for k, fr in enumerate(frames):
         check_cancel(cancel)
+        if isinstance(fr, _Repeat):
+            fr = fr.of
         if fr is None:
             buffer.put(fill, k)
             count[0] += 1
@@ -512,9 +574,10 @@ def _meta(ds: Dataset, info: SeriesInfo, frames: list[Optional[_Frame]], plan) -
         "series_key": info.uid, "frame_of_reference_uid": s("FrameOfReferenceUID"),
         "sop_class_uid": s("SOPClassUID"),
         # in source-slice order (source array axis 0); see meta["source_orientation"]
-        "sop_instance_uids": [fr.sop_uid if fr else "" for fr in frames],
-        "dicom_files": [fr.path if fr else "" for fr in frames],
-        "dicom_frames": [fr.frame if fr else -1 for fr in frames],
+        # a repeated slice (the spacing changes along the series) is no image of its own: no source reference
+        "sop_instance_uids": [fr.sop_uid if isinstance(fr, _Frame) else "" for fr in frames],
+        "dicom_files": [fr.path if isinstance(fr, _Frame) else "" for fr in frames],
+        "dicom_frames": [fr.frame if isinstance(fr, _Frame) else -1 for fr in frames],
         "missing_slices": [k for k, fr in enumerate(frames) if fr is None],
         "multiframe": info.multiframe,
         "source_orientation": plan.to_dict(),
