@@ -367,7 +367,7 @@ class Journal:
         payload = b""
         if initial is not None and initial.any():
             header["initial"] = "payload"
-            payload = zlib.compress(np.ascontiguousarray(initial, dtype=np.uint8).tobytes(), 1)
+            payload = zlib.compress(np.ascontiguousarray(initial, dtype=np.uint8), 1)  # no bytes copy (78 MB)
         else:
             header["initial"] = "zeros"
         self._write(header, payload)
