@@ -265,9 +265,8 @@ class LabelEditor:
         delta = Delta.between(self.labels, new)
         baseline = None
         if kind in ("ai", "load"):
-            base = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
             ref = new if reference is None else np.asarray(reference).astype(np.uint8, copy=False)
-            baseline = Delta.between(base, ref)
+            baseline = Delta.between(self._baseline, ref)
             if delta is None and baseline is None:
                 return None
             if delta is None:  # the labels already equal the AI result: store an empty-change step
@@ -310,8 +309,8 @@ class LabelEditor:
         restores the labels and the previous reference.
         """
         reference = None
-        if keep_person is not None:
-            base = self._baseline if self._baseline is not None else np.zeros_like(self.labels)
+        if keep_person is not None and np.any(keep_person):  # none kept (the usual accept): the AI labels
+            base = self._baseline if self._baseline is not None else np.uint8(0)
             reference = np.where(np.asarray(keep_person, bool), base, np.asarray(labels, np.uint8))
         return self.apply_labels(labels, name, kind="ai", reference=reference)
 

@@ -119,9 +119,11 @@ class Delta:
                    new=np.ascontiguousarray(after[sub][changed], dtype=np.uint8))
 
     @classmethod
-    def between(cls, before: np.ndarray, after: np.ndarray) -> Optional["Delta"]:
-        """Delta between two whole label arrays of the same shape."""
-        full = tuple(slice(0, n) for n in before.shape)
+    def between(cls, before: Optional[np.ndarray], after: np.ndarray) -> Optional["Delta"]:
+        """Delta between two whole label arrays of the same shape (``before=None``: all zero, not allocated)."""
+        full = tuple(slice(0, n) for n in after.shape)
+        if before is None:
+            return cls.from_box(full, np.broadcast_to(np.uint8(0), after.shape), after)  # type: ignore[arg-type]
         return cls.from_box(full, before, after)  # type: ignore[arg-type]
 
 
