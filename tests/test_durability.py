@@ -14,7 +14,8 @@ import pytest
 from engine import io
 from engine.editing import Journal, LabelEditor, all_unsaved_journals, ops, read_journal
 from engine.editing.history import History
-from engine.editing.journal import MAGIC, journal_problems
+from engine.editing.journal import MAGIC
+from engine.editing.journals import journal_problems
 from engine.io.atomic import TEMP_PREFIX, clean_stale_temps
 from engine.types import Geometry, Volume
 

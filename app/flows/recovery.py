@@ -12,7 +12,7 @@
 At start-up (:meth:`RecoveryFlow.startup`, once, when the window is first shown) the
 temporary files of interrupted exports are removed
 (:func:`engine.io.atomic.clean_stale_temps`) and damaged journals
-(:func:`engine.editing.journal.journal_problems`) are listed in the Notices panel and
+(:func:`engine.editing.journals.journal_problems`) are listed in the Notices panel and
 reported in one message (inside the restore offer when there is one): one dialog at a
 time, and the start-up offer gives way to the offer for the scan that opens.
 A restore that recovered only part of a journal says so (``restore_problem``).
@@ -32,7 +32,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.editing import (Journal, LabelEditor, all_unsaved_journals, journal_header, scan_key, source_stamp,
                             tidy_journals, unsaved_journals)
-from engine.editing.journal import journal_in_use, journal_problems, read_journal, unsaved_journals_where
+from engine.editing.journal import journal_in_use, read_journal
+from engine.editing.journals import journal_problems, unsaved_journals_where
 from engine.errors import LungLensError
 from engine.types import Volume
 

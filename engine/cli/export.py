@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import io
     from ..editing.editor import LabelEditor
     from ..editing.export import export_labels
-    from ..editing.journal import scan_key, session_journals, unsaved_journals
+    from ..editing.journal import scan_key
+    from ..editing.journals import session_journals, unsaved_journals
 
     volume = io.load(args.scan, series=args.series, first_slice=first_slice(args))
     unknown = "background" if args.map_unknown_labels else "refuse"

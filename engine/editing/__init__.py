@@ -26,9 +26,9 @@ Objects and data flow
 
 from .editor import LabelEditor, Stroke
 from .history import DEFAULT_MAX_BYTES, DEFAULT_MIN_STEPS, Delta, History, Step
-from .journal import (Journal, all_unsaved_journals, data_dir, has_unsaved_edits, journal_dir, journal_header,
-                      journal_path, journal_source, read_journal, scan_key, session_journals, source_stamp,
-                      tidy_journals, unsaved_journals)
+from .journal import (Journal, data_dir, journal_dir, journal_header, journal_path, journal_source, read_journal,
+                      scan_key, source_stamp)
+from .journals import all_unsaved_journals, has_unsaved_edits, session_journals, tidy_journals, unsaved_journals
 from .ops import PAINT_OVER_MODES, THRESHOLD_PRESETS, Region
 from .restore import recover
 

@@ -45,7 +45,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Optional
 
 import numpy as np
 
@@ -116,67 +116,6 @@ def _remove_lock(path: str | os.PathLike) -> None:
         pass
 
 
-def session_journals(key: str) -> list[Path]:
-    """Every journal file of the scan named ``key``, newest first."""
-    folder = journal_dir(key)
-    if not folder.is_dir():
-        return []
-    return sorted(folder.glob("*.journal"), key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
-
-
-def all_unsaved_journals() -> list[Path]:
-    """Journals of every scan that hold unsaved edits, newest first (for a restore offer at start-up).
-
-    One unreadable or damaged journal never hides the others (it is left out here; see
-    :func:`journal_problems`).
-    """
-    root = data_dir() / "journals"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.glob("*/*.journal") if not journal_in_use(p) and has_unsaved_edits(p)]
-    return sorted(found, key=lambda p: (_mtime(p), p.name), reverse=True)
-
-
-def unsaved_journals_where(keep: Callable[[dict[str, Any]], bool]) -> list[Path]:
-    """Like :func:`all_unsaved_journals`, of the journals whose ``open`` header passes ``keep`` only: the headers
-    are read first (the first record), whole journals only for those (reading every journal whole took 1.6-2.2 s
-    at a scan's open with a few crashed sessions on disk)."""
-    root = data_dir() / "journals"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.glob("*/*.journal")
-             if keep(journal_header(p)) and not journal_in_use(p) and has_unsaved_edits(p)]
-    return sorted(found, key=lambda p: (_mtime(p), p.name), reverse=True)
-
-
-def _mtime(p: Path) -> int:
-    try:
-        return p.stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
-def journal_problems() -> dict[Path, str]:
-    """Journals under the data folder that are damaged, with a sentence for the user each.
-
-    A journal whose first record is unreadable holds nothing to restore; one with
-    damaged records in the middle is restorable in part (its sentence says how much).
-    """
-    root = data_dir() / "journals"
-    out: dict[Path, str] = {}
-    if not root.is_dir():
-        return out
-    for p in root.glob("*/*.journal"):
-        try:
-            rep = read_journal(p)
-        except Exception as exc:  # noqa: BLE001 - any damage is reported, never raised
-            out[p] = f"{p.name} cannot be restored: {exc}"
-            continue
-        if rep.problem():
-            out[p] = rep.problem()
-    return out
-
-
 def journal_source(path: str | os.PathLike) -> Optional[str]:
     """The scan path recorded in a journal's ``open`` record (None when unknown or unreadable)."""
     src = journal_header(path).get("source")
@@ -216,12 +155,6 @@ def source_stamp(source: Optional[str | os.PathLike]) -> Optional[list[int]]:
     except OSError:
         return None
     return None
-
-
-def unsaved_journals(key: str) -> list[Path]:
-    """The journals of the scan named ``key`` that hold unsaved edits, newest first; not those a running
-    session is writing (:func:`journal_in_use`: another window's live edits are not "left unsaved")."""
-    return [p for p in session_journals(key) if not journal_in_use(p) and has_unsaved_edits(p)]
 
 
 # ---------------------------------------------------------------- encoding
@@ -552,39 +485,3 @@ def _check_delta(d: Delta, shape: tuple[int, int, int]) -> None:
         raise ValueError("delta sizes do not match its box")
     if int(np.unpackbits(d.packed_mask, count=n).sum()) != d.old.size:
         raise ValueError("delta mask does not match its values")
-
-
-def tidy_journals(key: str, keep: set, min_age_s: float = 3600.0) -> list[Path]:
-    """Delete the journals of scan ``key`` that hold nothing unsaved and were left over ``min_age_s`` ago.
-
-    The retention policy: ``keep`` and journals a running session holds (:func:`journal_in_use`, an idle
-    window's included) are never deleted. Returns the deleted paths.
-    """
-    now = time.time()
-    gone = []
-    for p in session_journals(key):
-        try:
-            if (p not in keep and now - p.stat().st_mtime > min_age_s and not journal_in_use(p)
-                    and not has_unsaved_edits(p)):
-                p.unlink()
-                _remove_lock(p)
-                gone.append(p)
-        except OSError:
-            pass
-    folder = journal_dir(key)
-    for lock in folder.glob("*.journal.lock") if folder.is_dir() else ():  # of journals gone (discarded, set aside)
-        journal = lock.with_name(lock.name[:-len(".lock")])
-        if not journal.exists() and not journal_in_use(journal):
-            _remove_lock(journal)
-    return gone
-
-
-def has_unsaved_edits(path: str | os.PathLike) -> bool:
-    """True when the journal exists, is readable and holds edits made after its last save."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        return read_journal(p).unsaved
-    except Exception:  # noqa: BLE001 - one bad journal must never hide the others
-        return False

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import DataError
 from .editor import LabelEditor
-from .journal import read_journal, unsaved_journals
+from .journal import read_journal
+from .journals import unsaved_journals
 
 
 def recover(key_or_path: str | os.PathLike) -> np.ndarray:
