@@ -54,8 +54,11 @@ def merge_proposal(current: np.ndarray, proposal: np.ndarray, person: np.ndarray
     proposal = np.asarray(proposal)
     if current.shape != proposal.shape or current.shape != person.shape:
         raise ValueError(f"shapes differ: labels {current.shape}, proposal {proposal.shape}, person {person.shape}")
+    person = np.asarray(person, bool)
+    if values is None and not person.any():  # nobody edited (the usual accept): the proposal, without a mask pass
+        return proposal.astype(np.uint8, copy=True)
     out = current.copy()
-    free = ~np.asarray(person, bool)
+    free = ~person
     if values is None:
         np.copyto(out, proposal, where=free)
         return out
@@ -98,7 +101,8 @@ def proposal_changes(current: np.ndarray, merged: np.ndarray, proposal: np.ndarr
     added = np.bincount(merged[diff], minlength=256)
     removed = np.bincount(current[diff], minlength=256)
     added[0] = removed[0] = 0
-    kept = int(np.count_nonzero(np.asarray(person, bool) & (proposal != current)))
+    person = np.asarray(person, bool)
+    kept = int(np.count_nonzero(person & (proposal != current))) if person.any() else 0
     return ProposalChanges(added, removed, kept)
 
 
