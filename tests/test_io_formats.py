@@ -263,3 +263,19 @@ def test_a_multi_page_tiff_is_read_page_by_page(tmp_path):
     vol = io.load(tmp_path / "stack.tif")
     assert vol.shape[0] == 5 and _bodies(vol) == [70, 60, 50, 40, 30]
     assert any("holds 5 pages, read as 5 slices" in w for w in vol.warnings)
+
+
+def test_jpeg_slices_with_an_exif_orientation_are_turned_as_viewers_show_them_and_said(tmp_path):
+    folder = tmp_path / "exif"
+    folder.mkdir()
+    for k in range(3):
+        a = np.full((16, 20), 20, np.uint8)
+        a[1, 1] = 250  # a marker in the top left corner as stored
+        exif = Image.Exif()
+        exif[0x0112] = 3  # rotate 180 degrees
+        Image.fromarray(a).save(folder / f"a{k + 1}.jpg", exif=exif, quality=95)
+    vol = io.load(folder)
+    assert vol.shape == (3, 16, 20)
+    corner = np.unravel_index(int(np.argmax(vol.array[0])), vol.array[0].shape)
+    assert tuple(int(v) for v in corner) == (14, 18)  # shown turned: bottom right
+    assert sum("EXIF orientation" in w for w in vol.warnings) == 1

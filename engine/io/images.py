@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ..labels import LabelTable
@@ -151,6 +151,20 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
+#: the notice of files that carry an EXIF orientation (as photos do): applied, as every image viewer shows them
+EXIF_NOTE = ("The images carry an EXIF orientation tag (as photos do): they are shown turned as image viewers show "
+             "them. Check the patient's sides (R/L) against a known landmark.")
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """``img`` turned by its EXIF orientation tag (JPEG/TIFF), or ``img`` itself when it has none."""
+    try:
+        turn = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF: the pixels as stored
+        return img
+    return ImageOps.exif_transpose(img) if turn not in (None, 1) else img
+
+
 def _decode(p: Path, size: tuple[int, int], first: Path, source: Path, warnings: list[str],
             scale: Optional[tuple[float, float]] = None, page: int = 0) -> np.ndarray:
     with wrap_errors(p, "image"):
@@ -158,6 +172,13 @@ def _decode(p: Path, size: tuple[int, int], first: Path, source: Path, warnings:
         try:
             if page:
                 img.seek(page)
+            else:
+                turned = _upright(img)
+                if turned is not img:
+                    if EXIF_NOTE not in warnings:
+                        warnings.append(EXIF_NOTE)
+                    img.close()
+                    img = turned
             if img.size != size:
                 raise UnsupportedFormatError(
                     f"{p.name} is {img.size[0]}x{img.size[1]} but {first.name} is {size[0]}x{size[1]}: the "
@@ -197,7 +218,7 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
     paths, left_out = stack_members(list(paths))
     with wrap_errors(paths[0], "image"):
         with _open(paths[0]) as first:
-            w, h = first.size
+            w, h = _upright(first).size
             pages = getattr(first, "n_frames", 1) if len(paths) == 1 else 1  # a multi-page TIFF: its pages
         items = [(paths[0], k) for k in range(pages)] if pages > 1 else [(p, 0) for p in paths]
         guard_size((len(items), h, w), 1, source)
@@ -244,7 +265,7 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
     if gap:
         warnings.append(gap)
     return Volume(array=array, geometry=geometry, is_hu=False, source=str(source), format=fmt, meta=meta,
-                  warnings=warnings)
+                  warnings=list(dict.fromkeys(warnings)))  # once each (the decoding threads share the list)
 
 
 def stack_order_note(first_file: str, first_slice: str) -> str:
