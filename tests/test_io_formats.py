@@ -279,3 +279,26 @@ def test_jpeg_slices_with_an_exif_orientation_are_turned_as_viewers_show_them_an
     corner = np.unravel_index(int(np.argmax(vol.array[0])), vol.array[0].shape)
     assert tuple(int(v) for v in corner) == (14, 18)  # shown turned: bottom right
     assert sum("EXIF orientation" in w for w in vol.warnings) == 1
+
+
+def test_a_stack_whose_names_end_in_a_constant_number_is_counted_by_the_number_that_varies(tmp_path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    for k in (1, 2, 10):  # not zero-padded: name order would put 10 before 2
+        _slice_png(k).save(folder / f"lung_{k}_512.png")
+    vol = io.load(folder)
+    assert vol.shape[0] == 3 and _bodies(vol) == [130, 50, 40]  # lung_1 on top, lung_10 at the bottom
+    assert not any("left out" in w for w in vol.warnings)
+    one = io.load(folder / "lung_2_512.png")  # one file opens its stack
+    assert one.shape[0] == 3 and _bodies(one) == [130, 50, 40]
+
+
+def test_a_16_bit_multi_page_tiff_is_mapped_with_one_scale(tmp_path):
+    pages = []
+    for body in (3000, 2000, 1000):
+        a = np.full((16, 16), 0, np.uint16)
+        a[4:12, 4:12] = body
+        pages.append(Image.fromarray(a))
+    pages[0].save(tmp_path / "wide.tif", save_all=True, append_images=pages[1:])
+    vol = io.load(tmp_path / "wide.tif")
+    assert _bodies(vol) == [85, 170, 255]  # one scale: 0..3000 -> 0..255 (the last page at the bottom)

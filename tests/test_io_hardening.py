@@ -479,16 +479,80 @@ def test_enhanced_ct_frames_in_another_plane_are_left_out_and_said(tmp_path):
                in w for w in vol.warnings)
 
 
-def test_a_series_whose_slice_spacing_changes_is_no_series_with_missing_slices(tmp_path):
-    zs = [0, 1, 2, 3, 4, 5, 7, 9, 11, 13]  # 1 mm, then 2 mm slices: nothing is missing
+def test_a_series_whose_slice_spacing_changes_is_not_called_damaged(tmp_path):
+    """1 mm, then 2 mm slices: a spacing change or every other slice missing (the headers cannot tell); said as
+    such, not "slices missing, copy the series again". The finer grid holds the images at their positions."""
+    zs = [0, 1, 2, 3, 4, 5, 7, 9, 11, 13]
     folder, _, expected = _series(tmp_path, n=len(zs), positions=[(-20.0, -30.0, float(z)) for z in zs])
     vol = io.load(folder)
     assert vol.shape[0] == 14 and vol.spacing[0] == pytest.approx(1.0)
-    # each 2 mm slice fills two 1 mm places (the one between two slices goes to the upper one): no air
-    want = [0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 8, 8, 9, 9]
-    assert [int(vol.array[z, 0, 0]) for z in range(14)] == [int(expected[k, 0, 0]) for k in want]
+    for k, z in enumerate(zs):  # each image at its own position; air between the 2 mm ones
+        assert np.array_equal(vol.array[z], expected[k])
+    assert vol.meta["missing_slices"] == [6, 8, 10, 12]
     said = " ".join(vol.warnings)
-    assert "The slice spacing changes along the series: 1 mm, and 2 mm from img005.dcm at 5.0 mm" in said
-    assert "missing" not in said.replace("no slice is missing", "")
-    assert vol.meta["dicom_files"][6] == "" and vol.meta["dicom_files"][7].endswith("img006.dcm")  # a repeat: no source
-    assert vol.meta["missing_slices"] == []
+    assert "From img005.dcm at 5.0 mm to img009.dcm at 13.0 mm the slices are 2 mm apart, not 1 mm" in said
+    assert "or every other slice is missing" in said and "Copy the series again" not in said
+    # the thicker part the majority: the grid is still the finest gap, every image at its position
+    zs = [0, 1, 2] + [2 + 2 * k for k in range(1, 9)]
+    folder, _, expected = _series(tmp_path / "b", n=len(zs), positions=[(-20.0, -30.0, float(z)) for z in zs])
+    vol = io.load(folder)
+    assert vol.spacing[0] == pytest.approx(1.0) and all(np.array_equal(vol.array[z], expected[k])
+                                                       for k, z in enumerate(zs))
+    assert not any("Uneven slice gaps" in w for w in vol.warnings)
+
+
+def test_a_few_positions_among_many_images_without_keep_the_instance_order(tmp_path):
+    folder, paths, _ = _series(tmp_path, n=6)
+    for p in paths[1:]:
+        _edit(p, ImagePositionPatient=None)
+    vol = io.load(folder)
+    assert vol.shape[0] == 6  # not the one image with a position
+    assert any(w.startswith("5 of the 6 images give no ImagePositionPatient") for w in vol.warnings)
+
+
+def test_a_slice_far_off_in_a_short_series_is_no_gantry_tilt(tmp_path):
+    folder, _, _ = _series(tmp_path, n=3, positions=[(0.0, 0.0, 0.0), (-20.0, -30.0, 2.5), (-20.0, -30.0, 5.0)])
+    vol = io.load(folder)
+    assert not any("Gantry tilt" in w for w in vol.warnings)
+    assert any("more than any gantry tilt" in w for w in vol.warnings)
+
+
+def test_labels_saved_over_a_tilted_series_before_the_spacing_fix_still_open(tmp_path):
+    from dataclasses import replace
+
+    from engine.io.labels_io import load_labels, save_labels
+    from engine.types import Volume
+
+    tilt = np.radians(25.0)
+    positions = [(-20.0, -30.0 + 2.0 * k * np.tan(tilt), -50.0 + 2.0 * k) for k in range(6)]
+    folder, _, _ = _series(tmp_path, n=6, positions=positions)
+    vol = io.load(folder)
+    assert vol.meta["tilted_step_mm"] == pytest.approx(2.0 / np.cos(tilt), rel=1e-6)
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[2:4, 3:6, 3:6] = 1
+    g = vol.geometry
+    before = replace(g, spacing=(vol.meta["tilted_step_mm"],) + tuple(g.spacing[1:]))  # the spacing of before
+    save_labels(labels, Volume(array=vol.array, geometry=before, is_hu=True), tmp_path / "old.nii.gz")
+    assert np.array_equal(load_labels(tmp_path / "old.nii.gz", vol), labels)
+    other = replace(g, spacing=(3.0,) + tuple(g.spacing[1:]))  # any other spacing is still another grid
+    save_labels(labels, Volume(array=vol.array, geometry=other, is_hu=True), tmp_path / "other.nii.gz")
+    from engine.errors import GeometryMismatchError
+    with pytest.raises(GeometryMismatchError):
+        load_labels(tmp_path / "other.nii.gz", vol)
+
+
+def test_a_dicom_seg_refuses_labels_on_missing_slices_instead_of_dropping_them(tmp_path):
+    from engine.errors import DataError
+    from engine.io.labels_io import save_labels
+
+    zs = [0.0, 2.5, 5.0, 10.0, 12.5]  # one slice missing at 7.5 mm: shown as air, no source image
+    folder, _, _ = _series(tmp_path, n=len(zs), positions=[(-20.0, -30.0, z) for z in zs])
+    vol = io.load(folder)
+    assert vol.meta["missing_slices"] == [3]
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[1, 2:5, 2:5] = 1
+    save_labels(labels, vol, tmp_path / "ok.dcm")  # labels on images only: stored
+    labels[3, 2:4, 2:4] = 2  # painted on the missing slice
+    with pytest.raises(DataError, match="4 labelled voxels lie on 1 slice"):
+        save_labels(labels, vol, tmp_path / "lost.dcm")
+    assert not (tmp_path / "lost.dcm").exists()

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import CorruptFileError
 from ..userdata import data_dir
-from .journal import Replay, _remove_lock, journal_dir, journal_header, journal_in_use, scan_records
+from .journal import Replay, _remove_lock, journal_dir, journal_header, journal_in_use, read_journal, scan_records
 
 __all__ = ["outline_journal", "has_unsaved_edits", "journal_problems", "all_unsaved_journals", "unsaved_journals",
            "unsaved_journals_where", "session_journals", "tidy_journals"]
@@ -137,7 +137,7 @@ def tidy_journals(key: str, keep: set, min_age_s: float = 3600.0) -> list[Path]:
     for p in session_journals(key):
         try:
             if (p not in keep and now - p.stat().st_mtime > min_age_s and not journal_in_use(p)
-                    and not has_unsaved_edits(p)):
+                    and not has_unsaved_edits(p) and not _unsaved_when_read_whole(p)):
                 p.unlink()
                 _remove_lock(p)
                 gone.append(p)
@@ -149,6 +149,16 @@ def tidy_journals(key: str, keep: set, min_age_s: float = 3600.0) -> list[Path]:
         if not journal.exists() and not journal_in_use(journal):
             _remove_lock(journal)
     return gone
+
+
+def _unsaved_when_read_whole(path: Path) -> bool:
+    """Before a journal is deleted: its unsaved edits as :func:`~engine.editing.journal.read_journal` decodes them
+    (a record with an intact checksum over a bad payload is lost, and so unsaved, there; the outline cannot
+    tell). Unreadable as a whole: nothing to restore, as :func:`has_unsaved_edits` says."""
+    try:
+        return read_journal(path).unsaved
+    except Exception:  # noqa: BLE001 - as has_unsaved_edits
+        return False
 
 
 def has_unsaved_edits(path: str | os.PathLike) -> bool:

@@ -257,3 +257,47 @@ def invert_monochrome1(stored: np.ndarray, ds: Dataset) -> np.ndarray:
     else:
         lo, hi = 0, (1 << bits) - 1
     return (lo + hi) - stored.astype(np.int64)
+
+
+# ---------------------------------------------------------------- the slices' positions
+def pitch_change(big: np.ndarray, whole: list[int]) -> set[int]:
+    """The wide gaps that run on (at least 3 consecutive gaps of the same whole multiple of the usual one): the
+    series' spacing changes there, or every other slice is missing, and the headers cannot tell which (QA pass:
+    1 mm then 2 mm slices were named "8 slices missing, copy the series again")."""
+    out: set[int] = set()
+    run = [0]
+    for j in range(1, len(big) + 1):
+        if j < len(big) and big[j] == big[j - 1] + 1 and whole[j] == whole[j - 1]:
+            run.append(j)
+            continue
+        if len(run) >= 3:
+            out.update(int(big[r]) for r in run)
+        run = [j]
+    return out
+
+
+def check_in_plane(positions: np.ndarray, names: list[str], proj: np.ndarray, normal: np.ndarray,
+                   warnings: list[str]) -> Optional[np.ndarray]:
+    """Say which slices lie sideways off the line of the others (a straight or tilted stack): they are shown aligned
+    with the others, so what they hold is misplaced (QA pass: a slice 20 mm off was stacked without a word).
+
+    Returns the line's sideways step per mm along the normal (a gantry tilt; zero for a straight stack), fitted
+    by medians so that one slice far off does not bend it; ``None`` under 5 slices, too few to tell which is off.
+    """
+    if len(names) < 5:
+        return None
+    pos = np.asarray(positions, dtype=float)
+    side = pos - np.outer(proj, normal)  # the in-plane part of each position
+    # constant, or linear along the stack (a gantry tilt), fitted robustly (medians): one slice far off must not
+    # bend the line towards it
+    h = len(names) // 2  # slopes between slices half the stack apart: one slice off moves at most two of them
+    step = np.median((side[h:] - side[:-h]) / np.maximum(proj[h:] - proj[:-h], 1e-6)[:, None], axis=0)
+    base = np.median(side - np.outer(proj, step), axis=0)
+    off = np.linalg.norm(side - base - np.outer(proj, step), axis=1)
+    odd = np.nonzero(off > max(2.0, 5.0 * float(np.median(off))))[0]  # clearly off: not a rounding or jitter
+    if odd.size and odd.size <= len(names) // 2:
+        listed = ", ".join(names[i] for i in odd[:5]) + (" ..." if odd.size > 5 else "")
+        warnings.append(f"{odd.size} slice(s) lie up to {off.max():.0f} mm sideways off the line of the other slices "
+                        f"({listed}); they are shown aligned with the others, so what they show is misplaced by that "
+                        "much. The series may mix two acquisitions: check those slices, or open a clean series.")
+    return step

@@ -40,8 +40,8 @@ from ..errors import CorruptFileError, SeriesError, UnsupportedFormatError
 from ..progress import CancelLike, Progress, ProgressCallback, as_progress, check_cancel
 from ..types import Geometry, Volume
 from ._common import HU_DOUBT, IntensityBuffer, guard_size, hu_scale_note, wrap_errors
-from .dicom_checks import (MAX_FRAMES, MONOCHROME1_NOTE, check_codestream, check_pixel_data, grey_scale,
-                           implausible_hu_warning, invert_monochrome1)
+from .dicom_checks import (MAX_FRAMES, MONOCHROME1_NOTE, check_codestream, check_in_plane, check_pixel_data,
+                           grey_scale, implausible_hu_warning, invert_monochrome1, pitch_change)
 from .dicom_decode import decode_files
 from .dicom_scan import SeriesInfo, _num, frame_count, image_orientation
 from .orientation import plan_orientation
@@ -54,29 +54,6 @@ _DUPLICATE_TOL_MM = 0.01
 _MISSING_TOL = 0.15
 #: bytes of a compressed pixel data value read before decoding, for the codestream check
 _HEAD_BYTES = 8192 + 16
-
-
-class _Repeat:
-    """A slice of the finer grid filled by a thicker slice of the series (the spacing changes along it)."""
-
-    def __init__(self, of: "_Frame") -> None:
-        self.of = of
-
-
-def _pitch_change(big: np.ndarray, whole: list[int]) -> set[int]:
-    """The wide gaps that are a part of the series with thicker slices, not missing slices: runs of at least 3
-    consecutive gaps of the same whole multiple of the usual one (QA pass: 1 mm then 2 mm slices were read as
-    8 missing slices, shown as air, "copy the series again")."""
-    out: set[int] = set()
-    run = [0]
-    for j in range(1, len(big) + 1):
-        if j < len(big) and big[j] == big[j - 1] + 1 and whole[j] == whole[j - 1]:
-            run.append(j)
-            continue
-        if len(run) >= 3:
-            out.update(int(big[r]) for r in run)
-        run = [j]
-    return out
 
 
 @dataclass
@@ -150,13 +127,13 @@ def _frames(info: SeriesInfo, warnings: list[str]) -> list[_Frame]:
                         "of slices.")
     _check_rescale(frames, warnings)
     bad = [fr for fr in frames if fr.position is not None and not np.all(np.isfinite(fr.position))]
-    if any(fr.position is not None for fr in frames):  # the others place the slices: an image without one is out
-        missing = [fr for fr in frames if fr.position is None]
-        if missing:
-            names = ", ".join(_frame_name(fr) for fr in missing[:5]) + (" ..." if len(missing) > 5 else "")
-            warnings.append(f"{len(missing)} image(s) were left out because they give no ImagePositionPatient while "
-                            f"the others do: {names}. Their place is shown as missing slices.")
-            frames = [fr for fr in frames if fr.position is not None]
+    missing = [fr for fr in frames if fr.position is None]
+    if missing and 2 * len(missing) < len(frames):  # most images place the slices: one without a position is out
+        names = ", ".join(_frame_name(fr) for fr in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        warnings.append(f"{len(missing)} image(s) were left out because they give no ImagePositionPatient while "
+                        f"the others do: {names}. If they lay between other slices, their place is shown as a "
+                        "missing slice.")
+        frames = [fr for fr in frames if fr.position is not None]
     if bad:
         if len(bad) == len(frames):
             raise CorruptFileError(f"{Path(bad[0].path).name}: ImagePositionPatient {tuple(bad[0].position)} is "
@@ -224,7 +201,10 @@ def _pixel_spacing(ds: Dataset, warnings: list[str]) -> tuple[float, float, bool
     if ps is None:  # a multi-frame image: the shared groups, else the frames' own (allowed by the standard)
         per = ds.get("PerFrameFunctionalGroupsSequence") or [None]
         ps = _fg(ds, per[0], "PixelMeasuresSequence", "PixelSpacing")
-        others = {tuple(round(float(v), 4) for v in got) for item in per[1:] if item is not None
+        iop0 = image_orientation(ds)
+        others = {tuple(round(float(v), 4) for v in got) for item in per[1:] if item is not None  # frames left
+                  for own in [_fg(ds, item, "PlaneOrientationSequence", "ImageOrientationPatient")]  # out: not
+                  if own is None or iop0 is None or _same_plane(own, iop0)  # counted (another plane)
                   for got in [_fg(ds, item, "PixelMeasuresSequence", "PixelSpacing")] if got is not None}
         if ps is not None and others - {tuple(round(float(v), 4) for v in ps)}:
             raise SeriesError(f"The frames of this image have different pixel spacings ({sorted(others)[:3]} ...): "
@@ -247,7 +227,9 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
     if any(fr.position is None for fr in frames):
         frames = sorted(frames, key=lambda fr: (fr.instance, fr.path, fr.frame))
         if len(frames) > 1:
-            warnings.append("The images give no ImagePositionPatient: slices are ordered by InstanceNumber, image "
+            n_none = sum(fr.position is None for fr in frames)
+            which = "The images give" if n_none == len(frames) else f"{n_none} of the {len(frames)} images give"
+            warnings.append(f"{which} no ImagePositionPatient: slices are ordered by InstanceNumber, image "
                             f"{frames[0].instance} at the feet end (the first slice) and image {frames[-1].instance} "
                             "at the head end, and the slice spacing is taken from the header (SliceThickness or "
                             "SpacingBetweenSlices). If the anatomy is upside down, the scanner numbered the images "
@@ -270,9 +252,13 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
         proj = proj[keep]
     if len(frames) < 2:
         return frames, 0.0
-    _check_in_plane(frames, proj, normal, warnings)
+    side_step = check_in_plane(np.asarray([fr.position for fr in frames]), [_frame_name(fr) for fr in frames],
+                               proj, normal, warnings)
     gaps = np.diff(proj)
     med = float(np.median(gaps))
+    fine = float(gaps.min())
+    if fine < 0.75 * med and np.all(np.abs(gaps / fine - np.rint(gaps / fine)) <= _MISSING_TOL):
+        med = fine  # a finer part (the thicker one is the majority): the grid is the finest gap, not the median
     big = np.nonzero(gaps > 1.5 * med)[0]
     out: list[Optional[_Frame]] = list(frames)
     pitch: set[int] = set()
@@ -284,34 +270,33 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
             raise SeriesError(f"The slices are not evenly spaced: the usual gap is {med:.2f} mm but there is "
                               f"{where}{' ...' if big.size > 3 else ''}, which is not a whole number of missing "
                               "slices. LungLens cannot place these images on one grid; open a complete series.")
-        pitch = _pitch_change(big, whole)
-        big = np.asarray([i for i in big if i not in pitch], dtype=int)
+        pitch = pitch_change(big, whole)
         out = []
         big_set = set(big.tolist())
         for i, fr in enumerate(frames):
             out.append(fr)
-            m = int(round(gaps[i] / med)) if i < len(gaps) else 1
-            if i in pitch:  # a part with thicker slices: each fills its share of the finer grid
-                out.extend(_Repeat(fr if j < m / 2 else frames[i + 1]) for j in range(1, m))
-            elif i in big_set:
-                out.extend([None] * (m - 1))
-        n_missing = sum(fr is None for fr in out)
+            if i in big_set:
+                out.extend([None] * (int(round(gaps[i] / med)) - 1))
+        lone = [i for i in big if i not in pitch]
+        if lone:
+            n_missing = sum(int(round(gaps[i] / med)) - 1 for i in lone)
+            # named by file and position along the slice normal (the viewer's z in mm for axial slices),
+            # not by a slice index, whose counting and direction differ from the viewer's
+            where = ", ".join(f"{int(round(gaps[i] / med)) - 1} between {Path(frames[i].path).name} at "
+                              f"{proj[i]:.1f} mm and {Path(frames[i + 1].path).name} at {proj[i + 1]:.1f} mm"
+                              for i in lone[:3])
+            warnings.append(f"{n_missing} slice(s) are missing ({where}{' ...' if len(lone) > 3 else ''}); the "
+                            f"usual gap is {med:.2f} mm. The missing slices are shown as air so that positions and "
+                            "volumes stay true; nothing can be seen or measured there. Copy the series again.")
         if pitch:
             first, last = min(pitch), max(pitch)
-            warnings.append(f"The slice spacing changes along the series: {med:.3g} mm, and {gaps[first]:.3g} mm "
-                            f"from {Path(frames[first].path).name} at {proj[first]:.1f} mm to "
-                            f"{Path(frames[last + 1].path).name} at {proj[last + 1]:.1f} mm (no slice is missing "
-                            f"there). It is shown on the {med:.3g} mm grid, each thicker slice repeated to fill its "
-                            "thickness, so positions and volumes stay true; the repeated slices add no detail.")
-    if big.size:
-        # named by file and position along the slice normal (the viewer's z in mm for axial slices),
-        # not by a slice index, whose counting and direction differ from the viewer's
-        where = ", ".join(f"{int(round(gaps[i] / med)) - 1} between {Path(frames[i].path).name} at "
-                          f"{proj[i]:.1f} mm and {Path(frames[i + 1].path).name} at {proj[i + 1]:.1f} mm"
-                          for i in big[:3])
-        warnings.append(f"{n_missing} slice(s) are missing ({where}{' ...' if big.size > 3 else ''}); the "
-                        f"usual gap is {med:.2f} mm. The missing slices are shown as air so that positions and "
-                        "volumes stay true; nothing can be seen or measured there. Copy the series again.")
+            n_empty = sum(int(round(gaps[i] / med)) - 1 for i in pitch)
+            warnings.append(f"From {Path(frames[first].path).name} at {proj[first]:.1f} mm to "
+                            f"{Path(frames[last + 1].path).name} at {proj[last + 1]:.1f} mm the slices are "
+                            f"{gaps[first]:.3g} mm apart, not {med:.3g} mm: the series' slice spacing changes there, "
+                            f"or every other slice is missing (the headers cannot tell which). The {n_empty} places "
+                            f"between them on the {med:.3g} mm grid are shown as air: nothing can be seen or measured "
+                            "there, and volumes in that part count only the slices present (half or less of it).")
     elif not pitch and gaps.max() - gaps.min() > max(0.01 * med, 0.01):
         warnings.append(f"Uneven slice gaps ({gaps.min():.3f} to {gaps.max():.3f} mm); the volume uses the "
                         "mean gap, so positions along z are approximate.")
@@ -320,32 +305,21 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
     # origins step sideways too, and that step is no thickness (QA pass: volumes 10 % high at 25 degrees)
     spacing = abs(float(span @ normal)) / (len(out) - 1)
     frames = out  # type: ignore[assignment]
-    cos = abs(float(span @ normal)) / max(float(np.linalg.norm(span)), 1e-9)
-    tilt = float(np.degrees(np.arccos(min(1.0, cos))))
-    if tilt > 0.5:
+    height = abs(float(span @ normal))
+    if side_step is not None:  # the robust line: a slice off sideways at either end does not make a tilt
+        shift = float(np.linalg.norm(side_step)) * height
+    else:
         shift = float(np.linalg.norm(span - (span @ normal) * normal))
+    tilt = float(np.degrees(np.arctan2(shift, height)))
+    if tilt > 30.0:  # no gantry tilts that far: the positions do not make one stack
+        warnings.append(f"The slice positions step {shift:.0f} mm sideways over {height:.0f} mm of height ({tilt:.0f} "
+                        "degrees), more than any gantry tilt: the series may mix acquisitions. Its slices are shown "
+                        "stacked straight; check them, or open a clean series.")
+    elif tilt > 0.5:
         warnings.append(f"Gantry tilt of about {tilt:.1f} degrees: slices are shown stacked straight, so the 3D "
                         f"shape is sheared (the last slice sits {shift:.0f} mm sideways of where it is shown); "
                         f"volumes use the {spacing:.3g} mm between slice planes.")
     return out, spacing
-
-
-def _check_in_plane(frames: list[_Frame], proj: np.ndarray, normal: np.ndarray, warnings: list[str]) -> None:
-    """Say which slices lie sideways off the line of the others (a straight or tilted stack): they are shown aligned
-    with the others, so what they hold is misplaced (QA pass: a slice 20 mm off was stacked without a word)."""
-    pos = np.asarray([fr.position for fr in frames], dtype=float)
-    side = pos - np.outer(proj, normal)  # the in-plane part of each position
-    # constant, or linear along the stack (a gantry tilt), fitted robustly (medians): one slice far off must not
-    # bend the line towards it
-    step = np.median(np.diff(side, axis=0) / np.maximum(np.diff(proj), 1e-6)[:, None], axis=0)
-    base = np.median(side - np.outer(proj, step), axis=0)
-    off = np.linalg.norm(side - base - np.outer(proj, step), axis=1)
-    odd = np.nonzero(off > 1.0)[0]  # more than 1 mm: a pixel or more
-    if odd.size and odd.size <= len(frames) // 2:
-        names = ", ".join(_frame_name(frames[i]) for i in odd[:5]) + (" ..." if odd.size > 5 else "")
-        warnings.append(f"{odd.size} slice(s) lie up to {off.max():.0f} mm sideways off the line of the other slices "
-                        f"({names}); they are shown aligned with the others, so what they show is misplaced by that "
-                        "much. The series may mix two acquisitions: check those slices, or open a clean series.")
 
 
 def _native_pixels(fr: _Frame, rows: int, cols: int) -> Optional[np.ndarray]:
@@ -478,6 +452,10 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
             if scale:
                 warnings.append(scale)
     meta = _meta(first, info, frames, plan)
+    if len(frames) > 1 and frames[0].position is not None and frames[-1].position is not None:
+        step = float(np.linalg.norm(frames[-1].position - frames[0].position)) / (len(frames) - 1)
+        if abs(step - dz) > 1e-3 * dz:  # tilted: versions before 2026-12 took this step as the slice spacing
+            meta["tilted_step_mm"] = step
     if buffer.filled:
         meta["filled"] = buffer.filled
     if is_hu and scale:
@@ -489,7 +467,7 @@ def read_series(info: SeriesInfo, progress: Optional[ProgressCallback] = None,
 def _rescale_said(frames: list[Optional[_Frame]]) -> str:
     """What the images' headers say of their rescale (the frames' own values, functional groups included;
     ``None``: a missing slice)."""
-    frames = [fr for fr in frames if isinstance(fr, _Frame)]
+    frames = [fr for fr in frames if fr is not None]
     if not any(fr.rescaled for fr in frames):
         return "the header gives no RescaleIntercept"
     pairs = sorted({(fr.slope, fr.intercept) for fr in frames})
@@ -531,8 +509,6 @@ def _read_pixels(frames: list[Optional[_Frame]], rows: int, cols: int, buffer: I
     by_file: dict[str, list[tuple[int, _Frame]]] = {}
     for k, fr in enumerate(frames):
         check_cancel(cancel)
-        if isinstance(fr, _Repeat):
-            fr = fr.of
         if fr is None:
             buffer.put(fill, k)
             count[0] += 1
@@ -574,10 +550,9 @@ def _meta(ds: Dataset, info: SeriesInfo, frames: list[Optional[_Frame]], plan) -
         "series_key": info.uid, "frame_of_reference_uid": s("FrameOfReferenceUID"),
         "sop_class_uid": s("SOPClassUID"),
         # in source-slice order (source array axis 0); see meta["source_orientation"]
-        # a repeated slice (the spacing changes along the series) is no image of its own: no source reference
-        "sop_instance_uids": [fr.sop_uid if isinstance(fr, _Frame) else "" for fr in frames],
-        "dicom_files": [fr.path if isinstance(fr, _Frame) else "" for fr in frames],
-        "dicom_frames": [fr.frame if isinstance(fr, _Frame) else -1 for fr in frames],
+        "sop_instance_uids": [fr.sop_uid if fr else "" for fr in frames],
+        "dicom_files": [fr.path if fr else "" for fr in frames],
+        "dicom_frames": [fr.frame if fr else -1 for fr in frames],
         "missing_slices": [k for k, fr in enumerate(frames) if fr is None],
         "multiframe": info.multiframe,
         "source_orientation": plan.to_dict(),

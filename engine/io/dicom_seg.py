@@ -29,7 +29,7 @@ import numpy as np
 import pydicom
 
 from .. import __version__
-from ..errors import CorruptFileError, GeometryMismatchError, UnsupportedFormatError
+from ..errors import CorruptFileError, DataError, GeometryMismatchError, UnsupportedFormatError
 from ..labels import LabelTable
 from ..progress import CancelLike, Progress, check_cancel
 from ..types import Volume
@@ -103,6 +103,13 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: str | Path, table:
     for number, lab in enumerate(findings, start=1):
         seg_numbers[lab.value] = number
     source_labels = seg_numbers[source_labels]
+    empty = [k for k, f in enumerate(files) if not f or (k < len(frames_idx) and frames_idx[k] < 0)]
+    lost = int(np.count_nonzero(source_labels[empty])) if empty else 0
+    if lost:  # a DICOM SEG stores labels on the series' images only: these would vanish from the file
+        raise DataError(f"{lost:,} labelled voxels lie on {sum(bool(source_labels[k].any()) for k in empty)} "
+                        "slice(s) that have no image in the series (missing slices, shown as air). A DICOM SEG "
+                        "can store labels only on the series' images: erase them there, or save as NIfTI or "
+                        ".seg.nrrd, which keep every slice.")
     with wrap_errors(files[0], "DICOM source image"):
         if volume.meta.get("multiframe"):
             source = [pydicom.dcmread(files[0], stop_before_pixels=True)]

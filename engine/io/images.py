@@ -108,17 +108,19 @@ def numbered_stack(path: Path) -> list[Path]:
     suffix and extension, any number of digits); a name without a number is a stack of one.
     """
     numbers = list(NUMBER.finditer(path.stem))
-    if not numbers:
-        return [path]
-    last = numbers[-1]
-    pattern = re.compile(re.escape(path.stem[:last.start()]) + r"\d+" + re.escape(path.stem[last.end():]) +
-                         re.escape(path.suffix) + "$", re.IGNORECASE)
     try:
-        files = [p for p in path.parent.iterdir()
-                 if pattern.match(p.name) and not p.name.startswith(".") and p.is_file()]
+        siblings = [p for p in path.parent.iterdir() if not p.name.startswith(".") and p.is_file()]
     except OSError:
         return [path]
-    return sorted(files, key=natural_key) if path in files else [path]
+    best = [path]
+    for at in reversed(numbers):  # the number that counts the slices: the one that finds most files (the last
+        # usually; not in names that end in a constant number, such as lung_001_512.png)
+        pattern = re.compile(re.escape(path.stem[:at.start()]) + r"\d+" + re.escape(path.stem[at.end():]) +
+                             re.escape(path.suffix) + "$", re.IGNORECASE)
+        files = [p for p in siblings if pattern.match(p.name)]
+        if path in files and len(files) > len(best):
+            best = files
+    return sorted(best, key=natural_key)
 
 
 def _grey(img: Image.Image, name: str, warnings: list[str], scale: Optional[tuple[float, float]] = None) -> np.ndarray:
@@ -225,7 +227,7 @@ def read_image_stack(paths: list[Path], source: Path, progress: Optional[Progres
         source_geometry = _stack_geometry((len(items), h, w), first_slice)
         plan = plan_orientation(source_geometry)
         array = np.empty(plan.canonical_shape, dtype=np.uint8)
-        scale = stack_range(paths) if pages == 1 else None
+        scale = stack_range(paths)
     if scale is not None and (scale[0] < 0 or scale[1] > 255):
         warnings.append(f"The images have more than 8 bits per pixel (values {scale[0]:g} to {scale[1]:g}); the "
                         "whole stack was mapped to 0..255 with one scale, the same for every slice.")

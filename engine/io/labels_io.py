@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -314,6 +314,8 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
     if ref_geom is not None and geometry is not None and arr.shape != ref_geom.shape:
         arr = _placed(arr, geometry, ref_geom, p)  # a crop of the scan's grid (Slicer's extent): padded onto it
         geometry = ref_geom if arr.shape == ref_geom.shape else geometry
+    if _tilted_grid_of_before(reference, geometry, arr.shape):
+        geometry = ref_geom
     if ref_geom is not None:
         if geometry is None or not ref_geom.same_grid(geometry, tol=1e-2) or arr.shape != ref_geom.shape:
             got = f"shape {arr.shape}" + (f", spacing {tuple(round(s, 3) for s in geometry.spacing)}, origin "
@@ -323,6 +325,18 @@ def load_labels(path: str | Path, reference: Volume | Geometry | None = None,
                 f"spacing {tuple(round(s, 3) for s in ref_geom.spacing)}, origin "
                 f"{tuple(round(o, 2) for o in ref_geom.origin)}). Open the scan they were made for.")
     return arr
+
+
+def _tilted_grid_of_before(reference: Any, geometry: Optional[Geometry], shape: tuple[int, ...]) -> bool:
+    """Labels saved over a gantry-tilted DICOM series by LungLens before 2026-12, which took the step along the tilted
+    axis as the slice spacing (now the distance between slice planes): the same voxels, another spacing."""
+    step = reference.meta.get("tilted_step_mm") if isinstance(reference, Volume) else None
+    if not step or geometry is None or tuple(shape) != reference.geometry.shape:
+        return False
+    ref = reference.geometry
+    before = Geometry(shape=ref.shape, spacing=(float(step),) + tuple(ref.spacing[1:]), origin=ref.origin,
+                      direction=ref.direction_matrix)
+    return before.same_grid(geometry, tol=1e-2)
 
 
 def _by_descriptions(arr: np.ndarray, path: Path, table: LabelTable, unknown: str) -> np.ndarray:

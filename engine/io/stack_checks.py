@@ -31,13 +31,33 @@ def natural_key(path: Path) -> tuple:
     return (int(numbers[-1]) if numbers else -1, path.name)
 
 
-def _pattern(path: Path) -> Optional[str]:
-    """The name with its last number replaced (``slice_#.png``); ``None`` for a name without a number."""
+def _varying(paths: list[Path]) -> int:
+    """Which number of the names counts the slices: the last one that differs between the files (names such as
+    ``lung_001_512.png`` end in a constant number), as an index into each name's numbers; -1 (the last) when
+    the names hold different counts of numbers or nothing varies."""
+    groups = [NUMBER.findall(p.stem) for p in paths]
+    n = len(groups[0]) if groups else 0
+    if n == 0 or any(len(g) != n for g in groups):
+        return -1
+    for i in range(n - 1, -1, -1):
+        if len({int(g[i]) for g in groups}) > 1:
+            return i - n
+    return -1
+
+
+def slice_number(path: Path, which: int = -1) -> int:
+    """The number ``which`` (an index into the name's numbers, -1 the last) of a file name; -1 without one."""
+    numbers = NUMBER.findall(path.stem)
+    return int(numbers[which]) if numbers and -len(numbers) <= which < len(numbers) else -1
+
+
+def _pattern(path: Path, which: int = -1) -> Optional[str]:
+    """The name with its slice number replaced (``slice_#.png``); ``None`` for a name without a number."""
     numbers = list(NUMBER.finditer(path.stem))
-    if not numbers:
+    if not numbers or not -len(numbers) <= which < len(numbers):
         return None
-    last = numbers[-1]
-    return (path.stem[:last.start()] + "#" + path.stem[last.end():] + path.suffix).lower()
+    at = numbers[which]
+    return (path.stem[:at.start()] + "#" + path.stem[at.end():] + path.suffix).lower()
 
 
 def _names(paths: list[Path]) -> str:
@@ -45,7 +65,8 @@ def _names(paths: list[Path]) -> str:
 
 
 def stack_members(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """The files (in the given order) that make one stack, and a notice for each kind of file left out."""
+    """The files that make one stack, in the order of the number that counts the slices, and a notice for each
+    kind of file left out."""
     notes: list[str] = []
     if len(paths) < 2:
         return paths, notes
@@ -63,9 +84,10 @@ def stack_members(paths: list[Path]) -> tuple[list[Path], list[str]]:
         out = [p for p in paths if _pattern(p) is None]
         notes.append(f"{len(out)} file(s) without a slice number were left out of the stack ({_names(out)}).")
         paths = numbered
+    which = _varying(paths)
     patterns: dict[Optional[str], list[Path]] = {}
     for p in paths:
-        patterns.setdefault(_pattern(p), []).append(p)
+        patterns.setdefault(_pattern(p, which), []).append(p)
     if len(patterns) > 1:
         keep = set(max(patterns.values(), key=len))
         out = [p for p in paths if p not in keep]
@@ -74,8 +96,9 @@ def stack_members(paths: list[Path]) -> tuple[list[Path], list[str]]:
         paths = [p for p in paths if p in keep]
     seen: dict[int, Path] = {}
     repeats: list[tuple[Path, Path]] = []
+    paths = sorted(paths, key=lambda p: (slice_number(p, which), p.name))  # by the number that counts the slices
     for p in paths:
-        n = natural_key(p)[0]
+        n = slice_number(p, which)
         if n >= 0 and n in seen:
             repeats.append((p, seen[n]))
         else:
@@ -98,8 +121,11 @@ def stack_range(paths: list[Path]) -> Optional[tuple[float, float]]:
     lo, hi = np.inf, -np.inf
     for p in paths:
         with Image.open(p) as img:
-            if img.mode in WIDE_MODES:
-                arr = np.asarray(img)
-                if arr.size:
-                    lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
+            pages = getattr(img, "n_frames", 1) if len(paths) == 1 else 1  # a multi-page TIFF: all its pages
+            for page in range(pages):
+                img.seek(page)
+                if img.mode in WIDE_MODES:
+                    arr = np.asarray(img)
+                    if arr.size:
+                        lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
     return (lo, hi) if np.isfinite(lo) else None
