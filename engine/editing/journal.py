@@ -417,6 +417,31 @@ class Replay:
         return False
 
 
+def undecodable(name: str, exc: BaseException) -> str:
+    return f"{name}: its first record cannot be decoded ({type(exc).__name__}: {exc}); nothing can be restored from it."
+
+
+def opened_records(path: str | os.PathLike) -> tuple[str, list[Optional[Record]], dict[str, Any],
+                                                      tuple[int, int, int]]:
+    """``(file name, records, open header, shape)`` of a journal whose first record is an intact ``open`` record
+    that gives a shape; :class:`CorruptFileError` otherwise (nothing can be restored from it)."""
+    name = Path(path).name
+    try:
+        records, _torn = scan_records(path)
+    except OSError as exc:
+        raise CorruptFileError(f"{name} cannot be read: {exc.strerror or exc}.") from exc
+    if not records or records[0] is None or records[0].type != "open":
+        raise CorruptFileError(f"{name} is not a LungLens journal or its first record is damaged.")
+    h = records[0].header
+    try:
+        shape = tuple(int(s) for s in h["shape"])
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"shape {shape}")
+    except Exception as exc:  # noqa: BLE001 - a valid CRC over a bad header
+        raise CorruptFileError(undecodable(name, exc)) from exc
+    return name, records, h, shape  # type: ignore[return-value]
+
+
 def read_journal(path: str | os.PathLike) -> Replay:
     """Decode a journal file record by record (see the module doc).
 
@@ -425,26 +450,15 @@ def read_journal(path: str | os.PathLike) -> Replay:
     CorruptFileError
         The file is unreadable or has no intact ``open`` record: nothing can be restored.
     """
-    name = Path(path).name
+    name, records, h, shape = opened_records(path)
     try:
-        records, _torn = scan_records(path)
-    except OSError as exc:
-        raise CorruptFileError(f"{name} cannot be read: {exc.strerror or exc}.") from exc
-    if not records or records[0] is None or records[0].type != "open":
-        raise CorruptFileError(f"{name} is not a LungLens journal or its first record is damaged.")
-    try:
-        h = records[0].header
-        shape = tuple(int(s) for s in h["shape"])
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"shape {shape}")
         if h.get("initial") == "payload":
             initial = np.frombuffer(zlib.decompress(records[0].payload), dtype=np.uint8).reshape(shape).copy()
         else:
             initial = np.zeros(shape, dtype=np.uint8)
         geometry = Geometry.from_dict(h["geometry"]) if h.get("geometry") else None
     except Exception as exc:  # noqa: BLE001 - a valid CRC over a bad payload
-        raise CorruptFileError(f"{name}: its first record cannot be decoded ({type(exc).__name__}: {exc}); "
-                               "nothing can be restored from it.") from exc
+        raise CorruptFileError(undecodable(name, exc)) from exc
     rep = Replay(shape, geometry, h.get("source"), initial, name=name)  # type: ignore[arg-type]
     for rec in records[1:]:
         if rec is None:

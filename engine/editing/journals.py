@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import CorruptFileError
 from ..userdata import data_dir
-from .journal import Replay, _remove_lock, journal_dir, journal_header, journal_in_use, read_journal, scan_records
+from .journal import (Replay, _remove_lock, journal_dir, journal_header, journal_in_use, opened_records, read_journal,
+                      undecodable)
 
 __all__ = ["outline_journal", "has_unsaved_edits", "journal_problems", "all_unsaved_journals", "unsaved_journals",
            "unsaved_journals_where", "session_journals", "tidy_journals"]
@@ -32,23 +33,12 @@ def outline_journal(path: str | os.PathLike) -> Replay:
     Raises :class:`CorruptFileError` as ``read_journal`` does when the first record is not an intact ``open``
     record or its header does not give a shape; a payload whose CRC is intact is taken as intact.
     """
-    name = Path(path).name
-    try:
-        records, _torn = scan_records(path)
-    except OSError as exc:
-        raise CorruptFileError(f"{name} cannot be read: {exc.strerror or exc}.") from exc
-    if not records or records[0] is None or records[0].type != "open":
-        raise CorruptFileError(f"{name} is not a LungLens journal or its first record is damaged.")
-    h = records[0].header
-    try:
-        shape = tuple(int(s) for s in h["shape"])
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"shape {shape}")
-        if h.get("initial") == "payload":
+    name, records, h, shape = opened_records(path)
+    if h.get("initial") == "payload":
+        try:
             zlib.decompressobj().decompress(records[0].payload[:1024])  # a zlib stream, not its voxels
-    except Exception as exc:  # noqa: BLE001 - as read_journal says of it
-        raise CorruptFileError(f"{name}: its first record cannot be decoded ({type(exc).__name__}: {exc}); "
-                               "nothing can be restored from it.") from exc
+        except zlib.error as exc:
+            raise CorruptFileError(undecodable(name, exc)) from exc
     rep = Replay(shape, None, h.get("source"), np.zeros(0, np.uint8), name=name)  # type: ignore[arg-type]
     for rec in records[1:]:
         if rec is None:
