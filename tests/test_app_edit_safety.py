@@ -239,6 +239,35 @@ def test_per_finding_accept_takes_one_finding_and_esc_drops_the_rest(window, qtb
     key(w, Qt.Key.Key_Escape)  # drop the rest (GGO)
     assert w.ai.proposal.state == "accepted" and not (ed.labels == GGO).any()
     assert (ed.labels == CONSOLIDATION).sum() == (proposal == CONSOLIDATION).sum()
+    # the panel now tells what the labels hold: the dropped GGO is no volume, no jump, "Dropped" (QA pass: it
+    # still showed the proposal's mL and "Accepted")
+    assert panel.volume_labels[0].text().startswith("0.0 mL") and not panel.jump_buttons[0].isEnabled()
+    assert panel.accept_buttons[0].text() == "Dropped" and panel.accept_buttons[1].text() == "Accepted"
+    assert int(w.ai.proposal.counts[:, 0].sum()) == 0
+    assert int(w.ai.proposal.counts[:, 1].sum()) == int((proposal == CONSOLIDATION).sum())
+
+
+def test_an_undone_per_finding_accept_gives_its_finding_back_to_the_proposal(window, qtbot):
+    """QA pass: Accept GGO, Ctrl+Z, Enter applied "the rest" only: the GGO was lost without a word."""
+    w, ed = window, window.editing.editor
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    proposal = w.ai.proposal.prediction.labels
+    assert (proposal == GGO).any() and (proposal == CONSOLIDATION).any()
+    panel = w.ai.panel
+    qtbot.mouseClick(panel.accept_buttons[0], Qt.MouseButton.LeftButton)  # GGO only
+    assert (ed.labels == GGO).sum() == (proposal == GGO).sum() and not panel.accept_buttons[0].isEnabled()
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo the GGO accept: GGO waits again
+    assert not (ed.labels == GGO).any() and w.ai.proposal.state == "ready"
+    assert panel.accept_buttons[0].isEnabled() and panel.accept_buttons[0].text() == "Accept"
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)  # redo
+    assert (ed.labels == GGO).sum() == (proposal == GGO).sum() and not panel.accept_buttons[0].isEnabled()
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    key(w, Qt.Key.Key_Return)  # the whole proposal, GGO included
+    assert w.ai.proposal.state == "accepted"
+    np.testing.assert_array_equal(ed.labels, proposal)
+    assert ed.history.undo_name == "AI segmentation"
 
 
 # ---------------------------------------------------------------- fill between slices
@@ -621,10 +650,12 @@ def test_unknown_provenance_survives_a_restore_from_the_journal(window, qtbot, t
     the report said "not edited by a person" where it had said unknown."""
     w = window
     theirs = io.load_labels(open_their_labels(w, qtbot, tmp_path / "theirs.nii.gz"), w.session.volume)
+    hand = w.editing.options.hand_edits
+    assert hand.text().startswith("unknown")  # the Editing panel too (QA pass: it said "no hand edits")
     paint(w, qtbot, EFFUSION, [(6, 80, 30), (6, 80, 46)])
-    assert w.case.edited_by_person() is True
+    assert w.case.edited_by_person() is True and hand.text().startswith("Pleural effusion: +")
     w.labels.editor.undo()
-    assert w.case.edited_by_person() is None
+    assert w.case.edited_by_person() is None and hand.text().startswith("unknown")
     journal = w.labels.editor.journal.path
     w.labels.editor.journal.close()  # as after a crash: the OS freed its lock
     assert w.recovery.restore(journal)  # the journal replayed into a new editor

@@ -184,6 +184,7 @@ class AIFlow(QObject):
         self._build_actions()
         ctx.session.volume_changed.connect(self._on_volume)
         ctx.labels.changed.connect(self._on_labels_changed)
+        ctx.labels.history_changed.connect(self._on_history)
         ctx.case.numbers_changed.connect(self._on_numbers)
         self._update_actions()
         shown.connect(lambda: QTimer.singleShot(PRELOAD_DELAY_MS, self._preload))
@@ -441,7 +442,7 @@ class AIFlow(QObject):
             kept += " It replaced " + ", ".join(replaced) + " that were on the labels."
         finished = values is None or not (remaining - set(values))
         if finished:
-            self.proposal.mark_accepted()  # from here the counts follow the label layer
+            self.proposal.mark_accepted(*self._layer_numbers())  # from here the counts follow the label layer
             reading = self.reading
             self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,
                                          self.proposal.accepted_steps)
@@ -449,7 +450,7 @@ class AIFlow(QObject):
             self.ctx.notices.status("AI segmentation accepted." + kept)
             self.run_ended.emit("accepted")
         else:
-            self.proposal.note_accepted(set(values))
+            self.proposal.note_accepted(set(values), None if step is None else step.id)
             # its voxels are on the labels now: the model is credited at once (the lungs follow at the end)
             self.ctx.case.accept_reading(dict(prediction.models), None, self.proposal.accepted_steps)
             self.panel.set_status(f"{name} accepted (Ctrl+Z undoes it).{kept} Enter accepts the rest of the "
@@ -463,7 +464,8 @@ class AIFlow(QObject):
         if self.proposal.state != "ready":
             return False
         if self.proposal.accepted_values:  # part of it is on the labels: keep its numbers, drop the rest
-            self.proposal.mark_accepted()
+            self.proposal.dropped_values = set(FINDINGS) - self.proposal.accepted_values
+            self.proposal.mark_accepted(*self._layer_numbers())
             reading, prediction = self.reading, self.proposal.prediction
             self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,
                                          self.proposal.accepted_steps)
@@ -476,6 +478,17 @@ class AIFlow(QObject):
         self._update_actions()
         self.run_ended.emit("rejected")
         return True
+
+    def _layer_numbers(self) -> tuple[Any, Any]:
+        """The label layer and its live numbers (``None`` while a count runs), for the panel after an accept."""
+        case = self.ctx.case
+        return self.ctx.labels.array, None if case.counting else case.result
+
+    def _on_history(self) -> None:
+        """Undo / redo while the rest of the proposal waits: findings accepted one by one follow their steps."""
+        ed = self.ctx.labels.editor
+        if ed is not None and self.proposal.follow_history(ed.history.is_done):
+            self._update_actions()
 
     def _on_labels_changed(self, bbox: Any) -> None:
         """After acceptance the strip and jump buttons follow edits of the label layer."""

@@ -12,7 +12,7 @@ the probabilities stay on show and the per-slice finding counts follow the layer
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -71,6 +71,11 @@ class ProposalModel(QObject):
         #: ids of the editor steps that put this proposal on the labels (the case credits its models while one is
         #: in effect: an undone accept does not)
         self.accepted_steps: list[int] = []
+        #: per-finding accepts while the rest waits: (editor step id or None when nothing changed, values); an
+        #: undone one gives its findings back to the proposal (:meth:`follow_history`)
+        self.accepted_parts: list[tuple[Optional[int], set[int]]] = []
+        #: findings of the proposal dropped (Esc) after others were accepted one by one
+        self.dropped_values: set[int] = set()
 
     # -- lifecycle ------------------------------------------------------------
     def start(self, shape: tuple[int, int, int], model_title: str = "") -> int:
@@ -91,6 +96,8 @@ class ProposalModel(QObject):
         self.model_title = model_title
         self.accepted_values = set()
         self.accepted_steps = []
+        self.accepted_parts = []
+        self.dropped_values = set()
         self.started.emit()
         return self.run_id
 
@@ -141,19 +148,40 @@ class ProposalModel(QObject):
         self.counts_changed.connect(slot)
         self.cleared.connect(slot)
 
-    def note_accepted(self, values: set[int]) -> None:
-        """Findings ``values`` were accepted on their own; the rest of the proposal still waits."""
+    def note_accepted(self, values: set[int], step: Optional[int] = None) -> None:
+        """Findings ``values`` were accepted on their own (by editor step ``step``); the rest still waits."""
+        self.accepted_parts.append((step, set(int(v) for v in values)))
         self.accepted_values |= set(int(v) for v in values)
         self.counts_changed.emit()
 
-    def mark_accepted(self) -> bool:
-        """The proposal is now the label layer: stop drawing it, keep its probabilities."""
+    def follow_history(self, is_done: Callable[[int], bool]) -> bool:
+        """After an undo or redo while the rest of the proposal waits: the findings whose accept step is no longer
+        in effect wait again (QA pass: accept GGO, Ctrl+Z, Enter applied the rest only, GGO was lost).
+        Returns whether that changed."""
+        if self.state != "ready" or not self.accepted_parts:
+            return False
+        values = set().union(*(v for step, v in self.accepted_parts if step is None or is_done(step)))
+        if values == self.accepted_values:
+            return False
+        self.accepted_values = values
+        self.counts_changed.emit()
+        return True
+
+    def mark_accepted(self, layer: Optional[np.ndarray] = None, quantification: Any = None) -> bool:
+        """The proposal is now the label layer: stop drawing it, keep its probabilities. ``layer`` (the label
+        layer's array) recounts the panel's volumes and slice bars from what the labels now hold, and
+        ``quantification`` gives the live numbers (``None``: they follow when counted): a person's kept voxels,
+        findings accepted one by one or dropped, labels that were there before, made the proposal's counts
+        wrong (QA pass: a dropped GGO still showed 0.2 mL)."""
         if self.state != "ready":
             return False
         self.run_id += 1
         self.state = "accepted"
         self.labels = None
-        self.accepted_counts = self.counts.copy()  # per slice: what the AI's probabilities describe
+        if layer is not None and layer.shape[0] == self.counts.shape[0]:
+            self.counts = finding_counts(layer)
+            self.quantification = quantification
+        self.accepted_counts = self.counts.copy()  # per slice: what the labels held when accepted
         self.accepted.emit()
         return True
 

@@ -142,7 +142,8 @@ class FindingsPanel(QWidget):
             key = FINDING_KEYS[lab]
             done = lab in p.accepted_values
             self.accept_buttons[i].setEnabled(p.state == "ready" and assessed and not done)
-            self.accept_buttons[i].setText("Accepted" if done or p.state == "accepted" else "Accept")
+            self.accept_buttons[i].setText("Dropped" if lab in p.dropped_values else
+                                           "Accepted" if done or p.state == "accepted" else "Accept")
             if not p.active:
                 _set_bar(self.scan_bars[i], None)
                 self.volume_labels[i].setText("")
