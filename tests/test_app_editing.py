@@ -184,6 +184,30 @@ def test_label_keys_eraser_sphere_and_size_keys(window, qtbot):
     assert w.editing.undo_action.text() == "&Undo Eraser"
 
 
+def test_hidden_labels_are_not_changed_by_the_editing_tools(window, qtbot):
+    """QA pass: with GGO hidden, one eraser stroke removed 1 169 GGO voxels the annotator could not see."""
+    w, ed = window, window.editing.editor
+    view = w.views.axial
+    ggo = np.zeros(SHAPE, np.uint8)
+    ggo[6, 40:56, 40:56] = 1
+    ggo[6, 44:52, 60:70] = 3
+    ed.apply_ai_result(ggo)
+    w.labels.set_visible(1, False)  # GGO hidden, effusion shown
+    w.editing.set_tool("eraser")
+    w.editing.settings.set_radius_mm(12.0)
+    click(view, (6, 48, 56), qtbot)  # over both
+    assert (ed.labels[6] == 1).sum() == 16 * 16  # the hidden GGO untouched
+    assert not (ed.labels == 3).any()  # the shown effusion erased
+    w.editing.set_tool("brush")
+    w.editing.settings.set_label(2)
+    click(view, (6, 48, 48), qtbot)  # consolidation over the hidden GGO: not over it
+    assert (ed.labels[6] == 1).sum() == 16 * 16 and not (ed.labels == 2)[6, 40:56, 40:56].any()
+    assert (ed.labels == 2).any()  # painted around it
+    w.labels.set_visible(1, True)
+    click(view, (6, 48, 48), qtbot)  # shown again: the brush paints over it as before
+    assert ed.labels[6, 48, 48] == 2
+
+
 def test_threshold_brush_paints_only_in_range(window, qtbot):
     w, ed = window, window.editing.editor
     w.editing.set_tool("threshold")
@@ -725,3 +749,28 @@ def test_a_command_computed_on_a_worker_changes_nothing_when_the_labels_changed_
     with qtbot.waitSignal(w.editing.computed, timeout=10000):
         w.editing.remove_islands()
     assert ed.labels[5, 80, 80] == 0 and w.editing.undo_action.text().startswith("&Undo Remove islands")
+
+
+def test_choosing_an_editing_tool_brings_its_options_forward(make_window, qtbot):
+    """QA pass: the Editing options (size, paint-over mode, HU range) stayed behind the AI findings tab."""
+    w = make_window(flows=None, size=(1200, 800))
+    assert w.tabifiedDockWidgets(w.editing.dock)  # the right-hand panels share one tabbed area
+    w.tabifiedDockWidgets(w.editing.dock)[0].raise_()
+    qtbot.wait(20)
+    assert w.editing.dock.visibleRegion().isEmpty()  # behind another tab
+    w.views.axial.setFocus()
+    QTest.keyClick(w.views.axial, Qt.Key.Key_B)
+    qtbot.wait(20)
+    assert w.views.tool.name == "brush" and not w.editing.dock.visibleRegion().isEmpty()
+
+
+def test_h_hides_every_label_and_shows_again_those_shown_before(window, qtbot):
+    w, view = window, window.views.axial
+    w.labels.set_visible(3, False)  # effusion hidden by hand
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_H)
+    assert not w.labels.any_visible and not w.view_actions.labels_action.isChecked()
+    QTest.keyClick(view, Qt.Key.Key_H)
+    assert w.labels.is_visible(1) and w.labels.is_visible(2) and not w.labels.is_visible(3)
+    assert w.view_actions.labels_action.isChecked()
+    assert "H" in [k.toString() for k in w.view_actions.labels_action.shortcuts()]

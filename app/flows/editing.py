@@ -180,7 +180,7 @@ class EditingFlow(QObject):
         for action in (self.islands_action, self.largest_action, self.between_action):
             action.setEnabled(ed is not None)
         if ed is not None:
-            self.options.set_hand_edits(ed.person_changes_ml())
+            self.options.set_hand_edits(ed.person_changes_ml(), self.ctx.case.edited_by_person() is None)
             # once per editor (and reason); weak references: a replaced editor and its labels are freed
             if ed.journal_error and (self._reported_journal is None or self._reported_journal() is not ed):
                 self._reported_journal = weakref.ref(ed)
@@ -196,7 +196,7 @@ class EditingFlow(QObject):
     def _on_labels_changed(self, _bbox: object) -> None:
         ed = self.editor
         if ed is not None and not ed.stroke_active:
-            self.options.set_hand_edits(ed.person_changes_ml())
+            self.options.set_hand_edits(ed.person_changes_ml(), self.ctx.case.edited_by_person() is None)
 
     # -- tools ----------------------------------------------------------------
     def set_tool(self, name: Optional[str]) -> None:
@@ -207,6 +207,8 @@ class EditingFlow(QObject):
         self.views.set_tool(self.tools[name] if name else None)
         self.outline.hide()
         self.tool_actions.get(name or "", self.navigate_action).setChecked(True)
+        if name and not self.dock.isHidden():  # the tool's options (size, paint-over, range) come forward,
+            self.dock.raise_()                 # not behind the AI findings tab (QA pass); a closed dock stays closed
         self._refresh()
 
     def confirm_leak(self, question: str) -> bool:

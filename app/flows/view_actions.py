@@ -55,6 +55,14 @@ class ViewActionsFlow(QObject):
         self.outline_action.toggled.connect(labels.set_outline)
         labels.appearance_changed.connect(lambda: self.outline_action.setChecked(labels.outline))
         menu.addAction(self.outline_action)
+        self.labels_action = QAction("Show &labels", window)  # the review toggle: labels off and on again
+        self.labels_action.setCheckable(True)
+        self.labels_action.setChecked(labels.any_visible)
+        self.labels_action.setShortcut(QKeySequence("H"))
+        self.labels_action.setToolTip("Hide all labels to see the scan under them; H again shows them as they were")
+        self.labels_action.toggled.connect(labels.set_all_visible)
+        labels.appearance_changed.connect(lambda: self.labels_action.setChecked(labels.any_visible))
+        menu.addAction(self.labels_action)
         session.layout_changed.connect(self._mirror)
         self._mirror(session.layout)
 

@@ -73,16 +73,26 @@ class LabelLayer(QObject):
         self._volume: Optional[Volume] = None
         self.history_factory: Callable[[], History] = history_factory or History
         self.name = ""
-        #: the labels were opened from a file that does not record which voxels a person edited (NIfTI, NRRD,
-        #: PNG): whether they are a model's or a person's is unknown (the report says so)
-        self.provenance_unknown = False
+        self._provenance_unknown = False
         self._table: LabelTable = DEFAULT_TABLE
         self._opacity = 0.5
         self._hidden: frozenset[int] = frozenset()
+        self._shown_before: frozenset[int] = frozenset()  # the labels shown before H hid them all
         self._outline = False
         self._lut = label_lut(self._table, self._opacity)
 
     # -- the editor -----------------------------------------------------------
+    @property
+    def provenance_unknown(self) -> bool:
+        """The labels were opened from a file that does not record which voxels a person edited (NIfTI, NRRD,
+        PNG): whether they are a model's or a person's is unknown (the report and the Editing panel say so)."""
+        return self._provenance_unknown
+
+    @provenance_unknown.setter
+    def provenance_unknown(self, value: bool) -> None:
+        self._provenance_unknown = bool(value)
+        self.history_changed.emit()  # what the panels say of who edited follows
+
     @property
     def editor(self) -> Optional[LabelEditor]:
         """The editor of the open scan (``None`` before one is open)."""
@@ -190,7 +200,7 @@ class LabelLayer(QObject):
                     old.journal.discard()  # saved or untouched: nothing to recover
         self._editor = editor
         self.name = name
-        self.provenance_unknown = False
+        self._provenance_unknown = False
         editor.changed.append(self._on_editor_changed)
         editor.history_changed.append(self.history_changed.emit)
         if announce:
@@ -241,6 +251,23 @@ class LabelLayer(QObject):
 
     def is_visible(self, value: int) -> bool:
         return value not in self._hidden
+
+    @property
+    def any_visible(self) -> bool:
+        return any(lab.value not in self._hidden for lab in self._table if lab.value)
+
+    def set_all_visible(self, visible: bool) -> None:
+        """Hide every label (H), or show again the ones shown before they were all hidden (all when none was)."""
+        if not visible:
+            if self.any_visible:
+                self._shown_before = frozenset(lab.value for lab in self._table if lab.value) - self._hidden
+            hidden = frozenset(lab.value for lab in self._table if lab.value)
+        else:
+            back = self._shown_before or frozenset(lab.value for lab in self._table)
+            hidden = self._hidden - back
+        if hidden != self._hidden:
+            self._hidden = hidden
+            self._update_lut()
 
     def set_outline(self, outline: bool) -> None:
         if bool(outline) != self._outline:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from engine.display import slice_axis
-from engine.editing import LabelEditor
+from engine.editing import LabelEditor, ops
 from engine.labels import DEFAULT_TABLE
 
 from ..state.interaction import ViewTool, VoxelMouseEvent
@@ -60,6 +60,13 @@ class EditTool(ViewTool):
     def plane_axis(event: VoxelMouseEvent) -> int:
         """Array axis the event's view slices along (0 axial, 1 coronal, 2 sagittal)."""
         return slice_axis(event.plane)
+
+    def visible_only(self, region: ops.Region, value: int) -> ops.Region:
+        """``region`` without the voxels of labels the user has hidden (other than ``value``): an edit never changes
+        what cannot be seen."""
+        ed = self.editor
+        hidden = self.context.labels.hidden - {int(value)}
+        return ops.without_values(region, ed.labels, hidden) if ed is not None and hidden else region
 
     def step_name(self, value: Optional[int] = None) -> str:
         """Undo step name, e.g. ``"Brush GGO"``."""

@@ -93,4 +93,5 @@ class BrushTool(EditTool):
         else:
             mode = s.mode
         hu = s.hu_range if self.threshold and ed.intensities is not None else None
-        self._stroke.paint(region, self._value, mode=mode, over_label=s.over_label, hu_range=hu)
+        self._stroke.paint(self.visible_only(region, self._value), self._value, mode=mode, over_label=s.over_label,
+                           hu_range=hu)

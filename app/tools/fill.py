@@ -70,4 +70,4 @@ class FloodFillTool(EditTool):
         if question and self.context.confirm is not None and not self.context.confirm(question):
             return
         label, mode, over = with_
-        ed.paint(region, label, name=self.step_name(label), mode=mode, over_label=over)
+        ed.paint(self.visible_only(region, label), label, name=self.step_name(label), mode=mode, over_label=over)

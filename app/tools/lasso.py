@@ -66,7 +66,8 @@ class LassoTool(EditTool):
         index = int(round(points[0][axis]))
         region = ops.polygon_region(ed.shape, verts, axis, index)
         s = self.settings
-        ed.paint(region, s.label, name=self.step_name(), mode=s.mode, over_label=s.over_label)
+        ed.paint(self.visible_only(region, s.label), s.label, name=self.step_name(), mode=s.mode,
+                 over_label=s.over_label)
 
     def cancel(self) -> bool:
         had = bool(self._points)

@@ -40,7 +40,7 @@ class LabelPanel(QWidget):
         grid.setColumnStretch(2, 1)
         for row, lab in enumerate(labels.table):
             check = QCheckBox()
-            check.setToolTip(f"Show {lab.name}")
+            check.setToolTip(f"Show {lab.name} (while hidden, the editing tools do not change it)")
             check.toggled.connect(lambda on, v=lab.value: labels.set_visible(v, on))
             button = QPushButton()
             button.setFixedSize(22, 18)

@@ -136,14 +136,16 @@ class OptionsPanel(QWidget):
         self._enable_rows()
         self.sync()
 
-    def set_hand_edits(self, changes: dict[str, dict[str, float]]) -> None:
-        """Show ``LabelEditor.person_changes_ml()`` (in voxels when the spacing is unknown)."""
+    def set_hand_edits(self, changes: dict[str, dict[str, float]], unknown: bool = False) -> None:
+        """Show ``LabelEditor.person_changes_ml()`` (in voxels when the spacing is unknown); ``unknown``: the labels
+        came from a file that does not record who edited them, and nobody edited them since."""
         per_ml = self._voxels_per_ml
         lines = [f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml']:.2f} / -{v['removed_ml']:.2f} mL" if per_ml is None
                  else f"{DEFAULT_TABLE.by_key(k).name}: +{v['added_ml'] * per_ml:.0f} / "
                       f"-{v['removed_ml'] * per_ml:.0f} voxels"
                  for k, v in changes.items() if v["added_ml"] or v["removed_ml"]]
-        self.hand_edits.setText("\n".join(lines) if lines else "no hand edits")
+        self.hand_edits.setText("\n".join(lines) if lines else
+                                "unknown (the label file does not record it)" if unknown else "no hand edits")
 
     def sync(self) -> None:
         """Mirror the settings (signals blocked, so nothing is written back)."""
