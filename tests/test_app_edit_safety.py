@@ -271,6 +271,33 @@ def test_an_undone_per_finding_accept_gives_its_finding_back_to_the_proposal(win
 
 
 # ---------------------------------------------------------------- fill between slices
+def test_fill_between_coronal_strokes_in_the_coronal_view(window, qtbot):
+    """QA pass: strokes on two coronal slices gave "Nothing to fill: ... adjacent" (the fill was axial only)."""
+    w, ed = window, window.editing.editor
+    w.session.set_layout("coronal")
+    view = w.views.coronal
+    w.editing.set_tool("brush")
+    w.editing.settings.set_label(CONSOLIDATION)
+    w.editing.settings.set_radius_mm(2.0)
+    for y in (40, 50):
+        w.session.set_cursor(6, y, 48)
+        qtbot.wait(20)
+        drag(view, [(4, y, 40), (8, y, 40)], qtbot)
+    assert (ed.labels[:, 40] == CONSOLIDATION).any() and not (ed.labels[:, 45] == CONSOLIDATION).any()
+    w.session.set_cursor(6, 45, 48)
+    qtbot.wait(20)
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)
+    pending = w.editing.pending_fill
+    assert pending is not None and pending.axis == 1 and (pending.start, pending.stop) == (40, 50)
+    assert "between coronal slices 41 and 51" in w.statusBar().currentMessage()
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_Return)
+    assert all((ed.labels[:, y] == CONSOLIDATION).any() for y in range(41, 50))
+    assert ed.history.undo_name == "Fill between slices"
+
+
 def test_fill_between_previews_the_hand_painted_gap_then_enter_applies(window, qtbot):
     w, ed = window, window.editing.editor
     view = w.views.axial

@@ -174,3 +174,30 @@ def test_fill_between_change_and_its_preview():
     labels[3:8, 5:10, 5:10] = 3
     said = fill_between_change(labels, labels == 3, 3, 5, (1.0, 1.0, 1.0), "effusion", "background", None)
     assert isinstance(said, str) and said.startswith("Nothing to fill")
+
+
+def test_fill_between_slices_of_the_orientation_they_were_painted_in():
+    """QA pass: consolidation painted on coronal slices 3 and 9 could not be filled ("adjacent": along the
+    axial axis the strokes touch); the coronal gap is filled, and said to be coronal."""
+    from engine.editing.assist import fill_between_change
+
+    labels = np.zeros((12, 14, 16), np.uint8)
+    labels[4:8, 3, 5:11] = 2  # a stroke on coronal slice 3
+    labels[4:8, 9, 5:11] = 2  # and one on coronal slice 9
+    person = labels == 2
+    cursor = (6, 6, 8)  # between them on the coronal axis
+    axial_only = fill_between_change(labels, person, 2, cursor, (1.0, 1.0, 1.0), "consolidation", "background", None)
+    assert isinstance(axial_only, str) and "adjacent" in axial_only
+    plan, region = fill_between_change(labels, person, 2, cursor, (1.0, 1.0, 1.0), "consolidation", "background",
+                                       None, axes=(0, 1, 2))
+    assert plan.axis == 1 and (plan.start, plan.stop) == (3, 9)
+    filled = np.zeros(labels.shape, bool)
+    filled[region.box] = region.mask
+    assert filled[4:8, 4:9, 5:11].all() and filled.sum() == 4 * 5 * 6  # the coronal gap, nothing else
+    # the view in focus first: axial painting still fills axially when the coronal view has focus
+    labels[:] = 0
+    labels[2, 4:9, 4:9] = 2
+    labels[8, 4:9, 4:9] = 2
+    plan, _ = fill_between_change(labels, labels == 2, 2, (5, 6, 6), (1.0, 1.0, 1.0), "consolidation",
+                                  "background", None, axes=(1, 0, 2))
+    assert plan.axis == 0 and (plan.start, plan.stop) == (2, 8)

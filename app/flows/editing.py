@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
+from engine.display import slice_axis
 from engine.editing import History, LabelEditor, commands, ops
 from engine.editing.assist import describe_extent, fill_between_change, fill_preview
 from engine.labels import DEFAULT_TABLE
@@ -55,6 +56,12 @@ class PendingFill:
     start: int
     stop: int
     voxels: int
+    axis: int = 0  # the slices' array axis (0 axial, 1 coronal, 2 sagittal)
+
+
+def _slices(axis: int) -> str:
+    """How the status bar names slices along ``axis`` (plain "slices" for the axial ones, as the viewer does)."""
+    return ("slices", "coronal slices", "sagittal slices")[axis]
 
 
 class EditingFlow(QObject):
@@ -317,12 +324,16 @@ class EditingFlow(QObject):
         if not self._escape_free:
             self.ctx.notices.status("Accept (Enter) or reject (Esc) the AI proposal first, then fill between slices.")
             return
-        s, z = self.settings, int(self.ctx.session.cursor[0])
+        s, cursor = self.settings, tuple(int(c) for c in self.ctx.session.cursor)
         label, name, mode, over = s.label, s.label_name, "background" if s.mode == "everything" else s.mode, \
             s.over_label  # "everything": other findings are kept
+        focused = next((v for v in self.views if v.hasFocus()), None)  # its slices first, then the others
+        first = slice_axis(focused.plane) if focused is not None else 0
+        axes = (first,) + tuple(a for a in (0, 1, 2) if a != first)
 
         def plan() -> Any:
-            return fill_between_change(ed.labels, ed.person_mask(), label, z, ed.spacing, name, mode, over)
+            return fill_between_change(ed.labels, ed.person_mask(), label, cursor, ed.spacing, name, mode, over,
+                                       axes)
 
         self.off_thread("Planning the fill between slices", plan,
                         lambda planned: self._show_fill(ed, planned, label, name, mode, over))
@@ -337,11 +348,11 @@ class EditingFlow(QObject):
             return
         plan, region = planned
         preview = fill_preview(ed.labels, region)  # 1 would be added, 3 another finding would change
-        self.pending_fill = PendingFill(ed, region, label, mode, over, plan.start, plan.stop, region.count)
+        self.pending_fill = PendingFill(ed, region, label, mode, over, plan.start, plan.stop, region.count, plan.axis)
         self.preview.show(preview)
         self.apply_fill_action.setEnabled(True)
-        size = describe_extent(region, ed.spacing if ed.geometry.spacing_known else None).describe()
-        self.ctx.notices.status(f"Fill {name} between slices {plan.start + 1} and {plan.stop + 1}: "
+        size = describe_extent(region, ed.spacing if ed.geometry.spacing_known else None, plan.axis).describe()
+        self.ctx.notices.status(f"Fill {name} between {_slices(plan.axis)} {plan.start + 1} and {plan.stop + 1}: "
                                 f"{size} (cyan). Enter applies, Esc drops.", 60000)
 
     def apply_fill(self) -> int:
@@ -357,8 +368,8 @@ class EditingFlow(QObject):
                         over_label=pending.over_label)
         n = 0 if step is None else step.delta.count
         name = DEFAULT_TABLE[pending.value].name
-        self.ctx.notices.status(f"Filled {n:,} voxels of {name} between slices {pending.start + 1} and "
-                                f"{pending.stop + 1} (Ctrl+Z undoes it).")
+        self.ctx.notices.status(f"Filled {n:,} voxels of {name} between {_slices(pending.axis)} {pending.start + 1} "
+                                f"and {pending.stop + 1} (Ctrl+Z undoes it).")
         return n
 
     def drop_fill_preview(self) -> bool:

@@ -137,6 +137,8 @@ class FillBetweenPlan:
     stop: Optional[int]
     region: Optional[ops.Region]
     reason: str = ""
+    #: the array axis of the slices (0 axial, 1 coronal, 2 sagittal)
+    axis: int = 0
 
     @property
     def ok(self) -> bool:
@@ -181,21 +183,34 @@ def plan_fill_between(labels: np.ndarray, person: np.ndarray, value: int, cursor
     painted = np.where(np.asarray(person, bool), labels, 0)
     region = ops.interpolate_between_slices(painted, value, a, b, axis, spacing)
     return FillBetweenPlan(a, b, region, "" if not region.empty else
-                           f"Nothing to fill between slices {a + 1} and {b + 1}: the interpolation is empty.")
+                           f"Nothing to fill between slices {a + 1} and {b + 1}: the interpolation is empty.", axis)
 
 
-def fill_between_change(labels: np.ndarray, person: np.ndarray, value: int, cursor: int, spacing: Spacing,
-                        name: str, mode: str, over_label: Optional[int]) -> str | tuple[FillBetweenPlan, ops.Region]:
-    """The axial fill between slices the app previews: the plan's voxels that the paint-over ``mode`` allows and
-    that change, with the plan; or why there is nothing to fill. Only reads ``labels`` (a worker may run it)."""
-    plan = plan_fill_between(labels, person, value, cursor, 0, spacing, name)
-    if not plan.ok:
-        return plan.reason
-    region = ops.restrict_paint_over(plan.region, labels, mode, over_label)
-    change = region.mask & (labels[region.box] != value) if not region.empty else None
-    if change is None or not change.any():
-        return f"Nothing to fill: the slices between {plan.start + 1} and {plan.stop + 1} already hold {name} there."
-    return plan, ops.Region(region.box, change)
+def fill_between_change(labels: np.ndarray, person: np.ndarray, value: int, cursor: int | Sequence[int],
+                        spacing: Spacing, name: str, mode: str, over_label: Optional[int],
+                        axes: Sequence[int] = (0,)) -> str | tuple[FillBetweenPlan, ops.Region]:
+    """The fill between slices the app previews: the plan's voxels that the paint-over ``mode`` allows and that
+    change, with the plan; or why there is nothing to fill. Only reads ``labels`` (a worker may run it).
+
+    ``axes`` are tried in order (the view the person works in first): strokes on coronal slices fill between
+    coronal slices, which along the axial axis are adjacent (QA pass: "Nothing to fill ... adjacent", where
+    3D Slicer fills in any orientation). ``cursor`` is the ``(z, y, x)`` cursor (an int: its axial index).
+    """
+    reason = ""
+    for axis in axes:
+        at = int(cursor) if isinstance(cursor, (int, np.integer)) else int(cursor[axis])
+        plan = plan_fill_between(labels, person, value, at, axis, spacing, name)
+        if not plan.ok:
+            reason = reason or plan.reason
+            continue
+        region = ops.restrict_paint_over(plan.region, labels, mode, over_label)
+        change = region.mask & (labels[region.box] != value) if not region.empty else None
+        if change is None or not change.any():
+            reason = reason or (f"Nothing to fill: the slices between {plan.start + 1} and {plan.stop + 1} already "
+                                f"hold {name} there.")
+            continue
+        return plan, ops.Region(region.box, change)
+    return reason
 
 
 def fill_preview(labels: np.ndarray, region: ops.Region) -> np.ndarray:
