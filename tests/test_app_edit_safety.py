@@ -243,8 +243,17 @@ def test_per_finding_accept_takes_one_finding_and_esc_drops_the_rest(window, qtb
     # still showed the proposal's mL and "Accepted")
     assert panel.volume_labels[0].text().startswith("0.0 mL") and not panel.jump_buttons[0].isEnabled()
     assert panel.accept_buttons[0].text() == "Dropped" and panel.accept_buttons[1].text() == "Accepted"
+    assert panel.accept_buttons[2].text() == "Accepted"  # the proposal had no effusion: nothing was dropped
     assert int(w.ai.proposal.counts[:, 0].sum()) == 0
     assert int(w.ai.proposal.counts[:, 1].sum()) == int((proposal == CONSOLIDATION).sum())
+    # a bar above 50 % means a finding on the slice: the dropped GGO's bars and strip column are withheld
+    z = int(np.argmax((proposal == GGO).sum(axis=(1, 2))))
+    w.session.set_cursor(z, 48, 48)
+    qtbot.wait(20)
+    assert panel.slice_bars[0].text() == "dropped"
+    assert not (w.ai.strip.image()[::-1][:, 0, :3] != 75).any(axis=1)[w.ai.proposal.processed].any()
+    assert w.ai.proposal.rsna is None or "withheld here since findings of the AI reading were dropped" in \
+        panel.reading.text()
 
 
 def test_an_undone_per_finding_accept_gives_its_finding_back_to_the_proposal(window, qtbot):

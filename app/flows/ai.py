@@ -464,7 +464,8 @@ class AIFlow(QObject):
         if self.proposal.state != "ready":
             return False
         if self.proposal.accepted_values:  # part of it is on the labels: keep its numbers, drop the rest
-            self.proposal.dropped_values = set(FINDINGS) - self.proposal.accepted_values
+            had = {lab for i, lab in enumerate(FINDINGS) if self.proposal.counts[:, i].any()}  # in the proposal
+            self.proposal.dropped_values = had - self.proposal.accepted_values
             self.proposal.mark_accepted(*self._layer_numbers())
             reading, prediction = self.reading, self.proposal.prediction
             self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,

@@ -185,7 +185,7 @@ class FindingsPanel(QWidget):
         _set_bar(self.covid_bar, covid)
         if pred is not None and covid is None:
             self.covid_bar.setFormat("no COVID classifier installed" if assessed else "not assessed")
-        self.reading.setText(_reading_text(pred, p.rsna, p.edited_since_accept)
+        self.reading.setText(_reading_text(pred, p.rsna, p.edited_since_accept, bool(p.dropped_values))
                              if p.state in ("ready", "accepted") else "")
         self.notes.setText("\n".join(p.notes) if p.state in ("ready", "accepted") else "")
         self._refresh_slice()
@@ -198,10 +198,12 @@ class FindingsPanel(QWidget):
         if pred is not None and not getattr(pred, "assessed", True):
             done = False  # no per-slice probability either
         edited = done and p.slice_edited(z)  # the AI's bars described labels a person has since changed
-        for i in range(len(FINDINGS)):
-            _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done and not edited else None)
-            if edited:
-                self.slice_bars[i].setFormat("edited")
+        for i, lab in enumerate(FINDINGS):
+            dropped = lab in p.dropped_values  # the bar would describe a finding that is not on the labels
+            _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done and not edited and not dropped
+                     else None)
+            if done and (edited or dropped):
+                self.slice_bars[i].setFormat("dropped" if dropped else "edited")
 
 
 def _volume_text(voxels: int, voxel_ml: Optional[float]) -> str:
@@ -210,9 +212,10 @@ def _volume_text(voxels: int, voxel_ml: Optional[float]) -> str:
     return f"{voxels} vox" if voxel_ml is None else f"{shown(voxels * voxel_ml, voxels)} mL"
 
 
-def _reading_text(pred: Any, rsna: Any, edited: bool = False) -> str:
+def _reading_text(pred: Any, rsna: Any, edited: bool = False, dropped: bool = False) -> str:
     """The sentence above the bars: why the scan was not assessed, or the RSNA category (withheld once the
-    labels were edited after the AI's proposal was accepted: it described the AI's labels)."""
+    labels were edited after the AI's proposal was accepted, or some of its findings were dropped: it described
+    the AI's labels)."""
     if pred is None:
         return ""
     if not getattr(pred, "assessed", True):
@@ -221,7 +224,10 @@ def _reading_text(pred: Any, rsna: Any, edited: bool = False) -> str:
     parts = []
     if not getattr(pred, "presence_calibrated", True):
         parts.append("Probabilities are not calibrated for this model (python -m engine calibrate).")
-    if rsna is not None and edited:
+    if rsna is not None and dropped:
+        parts.append("RSNA category: withheld here since findings of the AI reading were dropped (it described "
+                     "all of them); the report derives it from the labels kept.")
+    elif rsna is not None and edited:
         parts.append("RSNA category: withheld here since the labels were edited after the AI reading (it "
                      "described the AI's labels); the report derives it from the edited labels.")
     elif rsna is not None:

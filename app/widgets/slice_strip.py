@@ -56,8 +56,9 @@ class SliceStrip(QWidget):
         img[p.processed, :, :3] = 75
         for i, lab in enumerate(FINDINGS):
             color = np.array(DEFAULT_TABLE[lab].color, dtype=np.float32)
-            faint = p.processed & (p.slice_probabilities[:, i] > 0.5)
-            img[faint, i, :3] = (0.35 * color + 0.65 * 75).astype(np.uint8)
+            if lab not in p.dropped_values:  # a dropped finding's probabilities describe nothing on the labels
+                faint = p.processed & (p.slice_probabilities[:, i] > 0.5)
+                img[faint, i, :3] = (0.35 * color + 0.65 * 75).astype(np.uint8)
             img[p.counts[:, i] > 0, i, :3] = color.astype(np.uint8)
         return img[::-1]
 
