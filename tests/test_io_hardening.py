@@ -556,3 +556,13 @@ def test_a_dicom_seg_refuses_labels_on_missing_slices_instead_of_dropping_them(t
     with pytest.raises(DataError, match="4 labelled voxels lie on 1 slice"):
         save_labels(labels, vol, tmp_path / "lost.dcm")
     assert not (tmp_path / "lost.dcm").exists()
+
+
+def test_no_positions_names_the_end_of_image_1_from_the_slice_normal(tmp_path):
+    folder, paths, _ = _series(tmp_path, orientation=(1, 0, 0, 0, -1, 0))  # rows posterior to anterior: normal down
+    for p in paths:
+        _edit(p, ImagePositionPatient=None)
+    vol = io.load(folder)
+    assert any("image 1 at the head end" in w and "image 5 at the feet end" in w for w in vol.warnings)
+    # the volume agrees: image k holds 100 * (k - 1) + ... - 1024, and image 1 is the top (head) canonical slice
+    assert int(vol.array[-1].min()) == -1024 and int(vol.array[0].min()) == 400 - 1024
