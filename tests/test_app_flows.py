@@ -237,3 +237,6 @@ def test_no_number_on_screen_rounds_a_finding_that_is_there_to_zero():
     assert shown(0.0, 0) == "0.0" and shown(0.06, 5) == "0.1" and shown(12.34, 900) == "12.3"
     assert shown(None, 4) == "n/a"
     assert _volume_text(2, 0.01) == "<0.1 mL" and _volume_text(0, 0.01) == "0.0 mL" and _volume_text(7, None) == "7 vox"
+    from app.widgets.label_panel import volume_text  # the Labels panel too (QA pass: "0.070 mL" beside "0.1")
+    assert volume_text(73, 0.000956) == "0.1 mL" and volume_text(2, 0.01) == "<0.1 mL"
+    assert volume_text(0, 0.01) == "0.0 mL" and volume_text(7, None) == "7 vox"

@@ -352,3 +352,33 @@ def test_a_report_that_cannot_be_written_says_where_and_why(ph, lungs, tmp_path)
         assert str(err.value).startswith(start) and type(err.value) is LungLensError, str(err.value)
         assert "lunglens-tmp" not in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "r.pdf"] and not any((tmp_path / "r.pdf").iterdir())
+
+
+def test_cli_report_prints_as_the_app_rounds_and_takes_predicts_lungs_as_they_are(ph, tmp_path, capsys):
+    """QA pass: `report --print` showed "0.1 mL, 0.0 %" where the app and the PDF show "<0.1"; `--lungs
+    lungs.nii.gz` (predict's, 1 right / 2 left) was re-found as a model mask (0.6 mL apart, named model+hu-rules)."""
+    nib = pytest.importorskip("nibabel")
+    from engine.cli import main
+    from engine.labels import EFFUSION
+
+    g = ph.volume.geometry
+    aff = g.affine_ras()
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(ph.volume.array.transpose(2, 1, 0)), aff), tmp_path / "ct.nii.gz")
+    labels = np.zeros(ph.labels.shape, np.uint8)
+    z, y, x = np.argwhere(ph.lung_left)[len(np.argwhere(ph.lung_left)) // 2]
+    labels[z, y, x] = EFFUSION  # one voxel: far under 0.1 mL and 0.1 % of the lungs
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)), aff), tmp_path / "lab.nii.gz")
+    sides = (ph.lung_right * 1 + ph.lung_left * 2).astype(np.uint8)
+    sides[z, y, x] = 2
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(sides.transpose(2, 1, 0)), aff), tmp_path / "lungs.nii.gz")
+    out = tmp_path / "rep.json"
+    assert main(["report", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "lab.nii.gz"), "--lungs",
+                 str(tmp_path / "lungs.nii.gz"), "--out", str(out), "--print"]) == 0
+    printed = capsys.readouterr().out
+    assert "Pleural effusion: <0.1 mL, <0.1 % of lungs" in printed
+    doc = json.loads(out.read_text())
+    voxel_ml = g.voxel_volume_ml
+    left = int(ph.lung_left.sum()) - 1  # the given lungs voxel for voxel, less the effusion voxel (never lung)
+    assert doc["numbers"]["lungs"]["left"]["voxels"] == left
+    assert doc["numbers"]["lungs"]["right"]["voxels"] == int(ph.lung_right.sum())
+    assert doc["numbers"]["lungs"]["left"]["ml"] == pytest.approx(left * voxel_ml, rel=1e-6)  # float32 affine

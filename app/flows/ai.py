@@ -451,8 +451,11 @@ class AIFlow(QObject):
             self.run_ended.emit("accepted")
         else:
             self.proposal.note_accepted(set(values), None if step is None else step.id)
-            # its voxels are on the labels now: the model is credited at once (the lungs follow at the end)
-            self.ctx.case.accept_reading(dict(prediction.models), None, self.proposal.accepted_steps)
+            # its voxels are on the labels now: the model is credited at once, and the reading's lungs count them
+            # (the case's open-time lungs gave the Numbers panel another % of lung than the AI panel: QA pass)
+            reading = self.reading
+            self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,
+                                         self.proposal.accepted_steps)
             self.panel.set_status(f"{name} accepted (Ctrl+Z undoes it).{kept} Enter accepts the rest of the "
                                   "proposal, Esc drops the rest.")
             self.ctx.notices.status(f"{name} accepted.{kept}")

@@ -185,12 +185,16 @@ class ProposalModel(QObject):
         self.accepted.emit()
         return True
 
-    def slice_edited(self, z: int) -> bool:
-        """After acceptance: whether slice ``z``'s findings differ from the accepted reading's (a person
-        edited them), so the AI's per-slice probability no longer describes what is drawn there."""
+    def slice_edited(self, z: int, finding: Optional[int] = None) -> bool:
+        """After acceptance: whether slice ``z``'s findings (finding index ``finding`` only, when given) differ from
+        the accepted reading's (a person edited them), so the AI's per-slice probability no longer describes what is
+        drawn there."""
         ref = self.accepted_counts
-        return (self.state == "accepted" and ref is not None and 0 <= z < ref.shape[0]
-                and ref.shape == self.counts.shape and bool((ref[z] != self.counts[z]).any()))
+        if not (self.state == "accepted" and ref is not None and 0 <= z < ref.shape[0]
+                and ref.shape == self.counts.shape):
+            return False
+        cols = slice(None) if finding is None else slice(finding, finding + 1)
+        return bool((ref[z, cols] != self.counts[z, cols]).any())
 
     def update_counts(self, layer: np.ndarray, z0: int = 0, z1: Optional[int] = None,
                       quantification: Any = None, edited: bool = False) -> None:

@@ -197,8 +197,8 @@ class FindingsPanel(QWidget):
         done = p.active and 0 <= z < p.processed.size and bool(p.processed[z])
         if pred is not None and not getattr(pred, "assessed", True):
             done = False  # no per-slice probability either
-        edited = done and p.slice_edited(z)  # the AI's bars described labels a person has since changed
         for i, lab in enumerate(FINDINGS):
+            edited = done and p.slice_edited(z, i)  # the AI's bar described this finding before a person changed it
             dropped = lab in p.dropped_values  # the bar would describe a finding that is not on the labels
             _set_bar(self.slice_bars[i], float(p.slice_probabilities[z, i]) if done and not edited and not dropped
                      else None)

@@ -14,16 +14,18 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QColorDialog, QComboBox, QGridLayout, QHBoxLayout, QLabel, \
     QPushButton, QSlider, QVBoxLayout, QWidget
 
+from engine.quantification.numbers import shown
+
 from ..state.label_layer import LabelLayer
 from ..state.session import Session
 
 
 def volume_text(count: int, voxel_ml: Optional[float]) -> str:
-    """``"12.3 mL"`` (spacing known) or ``"1234 vox"``."""
+    """``"12.3 mL"`` (spacing known) or ``"1234 vox"``: rounded as the Numbers panel and the report round
+    (``shown``: "<0.1 mL" for a finding too small to show, never "0.0"), so one volume reads the same everywhere."""
     if voxel_ml is None:
         return f"{count} vox"
-    ml = count * voxel_ml
-    return f"{ml:.1f} mL" if ml >= 0.1 or count == 0 else f"{ml:.3f} mL"
+    return f"{shown(count * voxel_ml, count)} mL"
 
 
 class LabelPanel(QWidget):

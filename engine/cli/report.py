@@ -84,10 +84,18 @@ def run(args: argparse.Namespace) -> int:
     if args.lungs:
         from ..io import load_labels
         from ..quantification import unite_findings
-        mask = load_labels(args.lungs, reference=volume, unknown="keep") > 0
-        found = lung_masks(volume, model_mask=mask) if mask.any() else None
-        if found is None:
+        import numpy as np
+
+        sides = load_labels(args.lungs, reference=volume, unknown="keep")
+        if not sides.any():
             raise DataError(f"The lung mask {args.lungs} is empty.")
+        if (sides == 2).any() and np.isin(sides, (0, 1, 2)).all():
+            # predict's lungs.nii.gz (1 right, 2 left): the reading's own lungs, as they are (they were re-found
+            # as a "model" mask, 0.6 mL apart from the app's, named model+hu-rules: QA pass)
+            found = LungMasks.from_masks(sides == 2, sides == 1, volume.geometry,
+                                         method=f"given ({Path(args.lungs).name})")
+        else:  # one value: a lung mask of another tool, split into sides by the rules
+            found = lung_masks(volume, model_mask=sides > 0)
         lungs = unite_findings(found, labels, volume.geometry)
     elif args.path == "phantom" and not args.labels:
         lungs = LungMasks.from_masks(ph.lung_left, ph.lung_right, volume.geometry, method="phantom ground truth")
@@ -108,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print:
         from ..quantification.report import report_document
         doc = report_document(volume, quant, anonymize=True)
-        for key, f in doc["numbers"]["findings"].items():
-            ml = "unknown" if f["ml"] is None else f"{f['ml']:.1f} mL"
-            pct = "n/a" if f["percent_of_lungs"] is None else f"{f['percent_of_lungs']:.1f} %"
+        from ..quantification.numbers import shown
+        for key, f in doc["numbers"]["findings"].items():  # rounded as the app and the PDF round ("<0.1")
+            ml = "unknown" if f["ml"] is None else f"{shown(f['ml'], f['voxels'])} mL"
+            pct = "n/a" if f["percent_of_lungs"] is None else f"{shown(f['percent_of_lungs'], f['voxels'])} %"
             print(f"{f['name']}: {ml}, {pct} of lungs")
         for s in doc["numbers"]["severity"]:
             print(f"{s['name']}: {s['total']} / {s['maximum']}")
