@@ -230,6 +230,9 @@ def test_per_finding_accept_takes_one_finding_and_esc_drops_the_rest(window, qtb
     proposal = w.ai.proposal.prediction.labels
     panel = w.ai.panel
     assert all(b.isEnabled() for b in panel.accept_buttons)
+    import copy
+    w.ai.reading.lungs = copy.copy(w.ai.reading.lungs)  # the reading's own lungs (as on 8-bit stacks: refined)
+    assert w.case.lungs is not w.ai.reading.lungs
     qtbot.mouseClick(panel.accept_buttons[1], Qt.MouseButton.LeftButton)  # consolidation only
     assert w.ai.proposal.state == "ready"
     np.testing.assert_array_equal(ed.labels == CONSOLIDATION, proposal == CONSOLIDATION)
