@@ -301,9 +301,7 @@ def test_fill_between_coronal_strokes_in_the_coronal_view(window, qtbot):
     assert (ed.labels[:, 40] == CONSOLIDATION).any() and not (ed.labels[:, 45] == CONSOLIDATION).any()
     w.session.set_cursor(6, 45, 48)
     qtbot.wait(20)
-    view.setFocus()
-    QTest.keyClick(view, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)
+    fill_between_key(w, qtbot)  # pressed with the axial view in focus: the strokes' orientation decides
     pending = w.editing.pending_fill
     assert pending is not None and pending.axis == 1 and (pending.start, pending.stop) == (40, 50)
     assert "between coronal slices 41 and 51" in w.statusBar().currentMessage()
@@ -311,6 +309,15 @@ def test_fill_between_coronal_strokes_in_the_coronal_view(window, qtbot):
     QTest.keyClick(view, Qt.Key.Key_Return)
     assert all((ed.labels[:, y] == CONSOLIDATION).any() for y in range(41, 50))
     assert ed.history.undo_name == "Fill between slices"
+    # strokes painted on axial slices fill between axial slices, whichever view has the focus
+    w.session.set_layout("three")
+    paint_a_gap(w, qtbot)
+    w.views.coronal.setFocus()
+    QTest.keyClick(w.views.coronal, Qt.Key.Key_F,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)
+    pending = w.editing.pending_fill
+    assert pending is not None and pending.axis == 0 and (pending.start, pending.stop) == (2, 9)
 
 
 def test_fill_between_previews_the_hand_painted_gap_then_enter_applies(window, qtbot):

@@ -327,8 +327,11 @@ class EditingFlow(QObject):
         s, cursor = self.settings, tuple(int(c) for c in self.ctx.session.cursor)
         label, name, mode, over = s.label, s.label_name, "background" if s.mode == "everything" else s.mode, \
             s.over_label  # "everything": other findings are kept
-        focused = next((v for v in self.views if v.hasFocus()), None)  # its slices first, then the others
-        first = slice_axis(focused.plane) if focused is not None else 0
+        # the orientation the strokes were painted in first (else the view in focus), then the others
+        focused = next((v for v in self.views if v.hasFocus()), None)
+        first = self.settings.painted_axis
+        if first is None:
+            first = slice_axis(focused.plane) if focused is not None else 0
         axes = (first,) + tuple(a for a in (0, 1, 2) if a != first)
 
         def plan() -> Any:

@@ -31,6 +31,9 @@ class ToolSettings(QObject):
         self._over_label = GGO
         self._hu_range: tuple[float, float] = THRESHOLD_PRESETS["ggo"]
         self._island_ml = 0.1
+        #: the slice axis of the last 2D stroke or outline (0 axial, 1 coronal, 2 sagittal; None: none yet): fill
+        #: between slices fills between slices of that orientation first
+        self.painted_axis: Optional[int] = None
 
     # -- label ----------------------------------------------------------------
     @property

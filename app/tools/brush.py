@@ -52,6 +52,8 @@ class BrushTool(EditTool):
         value = 0 if self.erase else self.settings.label
         self._value = value
         self._axis = self.plane_axis(event)
+        if not self.sphere:
+            self.settings.painted_axis = self._axis
         self._stroke = ed.stroke(self.step_name(value) if not self.erase else "Eraser")
         self._last = event.zyx
         self._paint(event.zyx, event.zyx)

@@ -37,6 +37,7 @@ class LassoTool(EditTool):
         if self.editor is None:
             return
         self._axis = self.plane_axis(event)
+        self.settings.painted_axis = self._axis
         self._view = event.view
         self._points = [event.zyx]
         if self._view is not None:
