@@ -262,6 +262,37 @@ def test_per_finding_accept_takes_one_finding_and_esc_drops_the_rest(window, qtb
         panel.reading.text()
 
 
+def test_rejecting_after_every_accept_was_undone_gives_the_lungs_before_back(window, qtbot):
+    """Review: accept GGO, Ctrl+Z, Esc left the case on the reading's lungs with nothing of it on the labels."""
+    import copy
+    w = window
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    before = w.case.lungs
+    w.ai.reading.lungs = copy.copy(w.ai.reading.lungs)
+    assert w.ai.accept({GGO}) and w.case.lungs is w.ai.reading.lungs
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    key(w, Qt.Key.Key_Escape)
+    assert w.ai.proposal.state == "idle" and w.case.lungs is before
+    assert [b.text() for b in w.ai.panel.accept_buttons] == ["Accept"] * 3  # nothing "Accepted" or "Dropped"
+
+
+def test_fill_between_leaves_a_hidden_label_alone(window, qtbot):
+    w, ed = window, window.editing.editor
+    paint_a_gap(w, qtbot)  # effusion on slices 2 and 9, the cursor on 6
+    cons = ed.labels.copy()
+    cons[4:8, 76:84, 30:46] = CONSOLIDATION  # between them, under the fill
+    ed.apply_ai_result(cons, keep_person=ed.person_mask())
+    w.labels.set_visible(CONSOLIDATION, False)
+    w.editing.settings.set_label(EFFUSION)
+    w.editing.settings.set_mode("label", CONSOLIDATION)  # only over consolidation: all of it hidden
+    fill_between_key(w, qtbot)
+    assert w.editing.pending_fill is None
+    assert "only hidden labels would change" in w.statusBar().currentMessage()
+    assert (ed.labels == CONSOLIDATION).sum() == (cons == CONSOLIDATION).sum()
+
+
 def test_an_undone_per_finding_accept_gives_its_finding_back_to_the_proposal(window, qtbot):
     """QA pass: Accept GGO, Ctrl+Z, Enter applied "the rest" only: the GGO was lost without a word."""
     w, ed = window, window.editing.editor

@@ -774,3 +774,25 @@ def test_h_hides_every_label_and_shows_again_those_shown_before(window, qtbot):
     assert w.labels.is_visible(1) and w.labels.is_visible(2) and not w.labels.is_visible(3)
     assert w.view_actions.labels_action.isChecked()
     assert "H" in [k.toString() for k in w.view_actions.labels_action.shortcuts()]
+    # after H, ticking one label shows that one only (its mirror must not show the others again: review)
+    QTest.keyClick(view, Qt.Key.Key_H)
+    w.labels.set_visible(1, True)
+    assert w.labels.is_visible(1) and not w.labels.is_visible(2) and not w.labels.is_visible(3)
+    # unticking down to none by hand, H shows again the last one shown
+    w.labels.set_visible(1, False)
+    QTest.keyClick(view, Qt.Key.Key_H)
+    assert w.labels.is_visible(1) and not w.labels.is_visible(2)
+
+
+def test_fill_clicked_on_a_hidden_label_changes_nothing_and_says_why(window, qtbot):
+    w, ed = window, window.editing.editor
+    ggo = np.zeros(SHAPE, np.uint8)
+    ggo[6, 40:56, 40:56] = 1
+    ed.apply_ai_result(ggo)
+    w.labels.set_visible(1, False)
+    w.editing.set_tool("fill")
+    w.editing.settings.set_label(2)
+    before = ed.labels.copy()
+    click(w.views.axial, (6, 48, 48), qtbot)
+    assert np.array_equal(ed.labels, before)
+    assert any("holds Ground-glass opacity, which is hidden" in e for e in w.notices.errors)

@@ -169,6 +169,8 @@ class AIFlow(QObject):
         self.preload_models = True
         self.threads = max(1, (os.cpu_count() or 2) - 1)  # leave the GUI thread a core
         self.reading: Optional[Reading] = None
+        #: the case's lungs before the first per-finding accept of the proposal (a 1-tuple; None: none yet)
+        self._lungs_before: Optional[tuple[Any]] = None
         self.panel = FindingsPanel(self.proposal, ctx.session)
         self.panel.jump_requested.connect(self.jump_to_finding)
         self.panel.accept_requested.connect(lambda i: self.accept({FINDINGS[i]}))
@@ -326,6 +328,7 @@ class AIFlow(QObject):
 
     def run(self) -> Optional[Task]:
         """Start Run AI on the open scan from the slice on screen; returns the worker task."""
+        self._lungs_before = None
         volume = self.ctx.session.volume
         if volume is None:
             self.ctx.notices.status("Open a scan first.")
@@ -442,6 +445,7 @@ class AIFlow(QObject):
             kept += " It replaced " + ", ".join(replaced) + " that were on the labels."
         finished = values is None or not (remaining - set(values))
         if finished:
+            self._lungs_before = None
             self.proposal.mark_accepted(*self._layer_numbers())  # from here the counts follow the label layer
             reading = self.reading
             self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,
@@ -454,6 +458,8 @@ class AIFlow(QObject):
             # its voxels are on the labels now: the model is credited at once, and the reading's lungs count them
             # (the case's open-time lungs gave the Numbers panel another % of lung than the AI panel: QA pass)
             reading = self.reading
+            if self._lungs_before is None:  # given back if every accept is undone and the rest rejected
+                self._lungs_before = (self.ctx.case.lungs,)
             self.ctx.case.accept_reading(dict(prediction.models), reading.lungs if reading is not None else None,
                                          self.proposal.accepted_steps)
             self.panel.set_status(f"{name} accepted (Ctrl+Z undoes it).{kept} Enter accepts the rest of the "
@@ -478,6 +484,9 @@ class AIFlow(QObject):
             self.run_ended.emit("accepted")
             return True
         self.proposal.clear()
+        if self._lungs_before is not None:  # accepts of this proposal were undone: the lungs before them again
+            self.ctx.case.set_lungs(self._lungs_before[0])
+            self._lungs_before = None
         self.panel.set_status("AI proposal rejected; the labels were not changed.")
         self._update_actions()
         self.run_ended.emit("rejected")
@@ -519,6 +528,7 @@ class AIFlow(QObject):
 
     def _on_volume(self, volume: Any) -> None:
         """A new scan: stop a run and drop the proposal of the previous one; load the model."""
+        self._lungs_before = None
         if volume is not None:
             QTimer.singleShot(PRELOAD_DELAY_MS, self._preload_model)
         if self.task is not None:

@@ -60,7 +60,7 @@ class ViewActionsFlow(QObject):
         self.labels_action.setChecked(labels.any_visible)
         self.labels_action.setShortcut(QKeySequence("H"))
         self.labels_action.setToolTip("Hide all labels to see the scan under them; H again shows them as they were")
-        self.labels_action.toggled.connect(labels.set_all_visible)
+        self.labels_action.triggered.connect(labels.set_all_visible)  # the user's H, not the mirror below
         labels.appearance_changed.connect(lambda: self.labels_action.setChecked(labels.any_visible))
         menu.addAction(self.labels_action)
         session.layout_changed.connect(self._mirror)

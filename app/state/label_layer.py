@@ -245,6 +245,8 @@ class LabelLayer(QObject):
 
     def set_visible(self, value: int, visible: bool) -> None:
         hidden = self._hidden - {value} if visible else self._hidden | {value}
+        if not visible and self.is_visible(value) and not self._table_values() - hidden:  # the last one shown:
+            self._shown_before = frozenset({value})  # H shows it again
         if hidden != self._hidden:
             self._hidden = frozenset(hidden)
             self._update_lut()
@@ -254,17 +256,19 @@ class LabelLayer(QObject):
 
     @property
     def any_visible(self) -> bool:
-        return any(lab.value not in self._hidden for lab in self._table if lab.value)
+        return bool(self._table_values() - self._hidden)
+
+    def _table_values(self) -> frozenset[int]:
+        return frozenset(lab.value for lab in self._table if lab.value)
 
     def set_all_visible(self, visible: bool) -> None:
         """Hide every label (H), or show again the ones shown before they were all hidden (all when none was)."""
         if not visible:
             if self.any_visible:
-                self._shown_before = frozenset(lab.value for lab in self._table if lab.value) - self._hidden
-            hidden = frozenset(lab.value for lab in self._table if lab.value)
+                self._shown_before = self._table_values() - self._hidden
+            hidden = self._table_values()
         else:
-            back = self._shown_before or frozenset(lab.value for lab in self._table)
-            hidden = self._hidden - back
+            hidden = self._hidden - (self._shown_before or self._table_values())
         if hidden != self._hidden:
             self._hidden = hidden
             self._update_lut()

@@ -219,6 +219,7 @@ class ProposalModel(QObject):
         self.quantification = None
         self.rsna = None
         self.edited_since_accept = False
+        self.accepted_values, self.accepted_parts, self.dropped_values = set(), [], set()
         self.cleared.emit()
 
     # -- queries --------------------------------------------------------------

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from engine.editing import LabelEditor, ops
 from engine.editing.assist import leak_question
 from engine.errors import LungLensError
+from engine.labels import DEFAULT_TABLE
 
 from ..state.interaction import VoxelMouseEvent
 from .base import EditTool
@@ -37,6 +38,12 @@ class FloodFillTool(EditTool):
             return
         seed = event.voxel
         if not all(0 <= seed[i] < ed.shape[i] for i in range(3)):
+            return
+        held = int(ed.labels[tuple(seed)])
+        if held and held != self.settings.label and not self.context.labels.is_visible(held):
+            self.context.report_error(f"Nothing was filled: the region you clicked holds "
+                                      f"{DEFAULT_TABLE[held].name if held in DEFAULT_TABLE.values else held}, which "
+                                      "is hidden. Show it (Labels panel, or H) to fill over it.")
             return
         axis = None if self.three_d else self.plane_axis(event)
         limit = int(ed.labels.size * MAX_3D_FRACTION) if self.three_d else None
@@ -66,8 +73,9 @@ class FloodFillTool(EditTool):
                 f"Nothing was filled: this 3D fill would spread over more than {size}{MAX_3D_FRACTION:.0%} of "
                 "the scan, so the region you clicked is open. Close its outline, or use the 2D fill (F).")
             return
+        label, mode, over = with_
+        region = self.visible_only(region, label)  # before the leak question: its size is what gets painted
         question = leak_question(region, ed.shape, ed.spacing if known else None, axis)
         if question and self.context.confirm is not None and not self.context.confirm(question):
             return
-        label, mode, over = with_
-        ed.paint(self.visible_only(region, label), label, name=self.step_name(label), mode=mode, over_label=over)
+        ed.paint(region, label, name=self.step_name(label), mode=mode, over_label=over)

@@ -1,8 +1,9 @@
 """``python -m engine report PATH --labels FILE --out FILE.pdf|.json|.csv``: numbers and report.
 
 Reads the scan (``engine.io.load``) and its label map (``engine.io.load_labels``, on the
-same grid), finds the lungs (HU or intensity rules; ``--lungs`` loads a lung mask
-instead: 0 background, any other value lung), computes volumes, % of lung per zone,
+same grid), finds the lungs (HU or intensity rules; ``--lungs`` loads a lung mask instead: ``predict``'s
+``lungs.nii.gz`` with 1 right and 2 left lung as it is, any other mask as "lung" split into sides by the
+rules), computes volumes, % of lung per zone,
 HU statistics and the zone-based severity scores, and writes the report in the format
 of ``--out``'s suffix. ``--no-identifiers`` leaves names, IDs, dates, UIDs, paths, age and free-text descriptions
 out, and the report says which fields were removed.
@@ -39,7 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--findings", help="findings.json written by 'predict' (models, probabilities)")
     p.add_argument("--map-unknown-labels", action="store_true",
                    help="set label values outside the label table (0..3) to background instead of refusing the file")
-    p.add_argument("--lungs", help="lung mask file on the scan's grid, instead of finding the lungs")
+    p.add_argument("--lungs", help="lung mask file on the scan's grid, instead of finding the lungs: 1 right and 2 "
+                                   "left lung (predict's lungs.nii.gz), or any other mask (sides by the rules)")
     p.add_argument("--edited", action="store_true",
                    help="the labels were edited by a person (default: what a .seg.nrrd or DICOM SEG --labels "
                         "file records; unknown for other label files)")

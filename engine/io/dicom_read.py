@@ -230,13 +230,14 @@ def _sort_and_check(frames: list[_Frame], normal: np.ndarray, warnings: list[str
             n_none = sum(fr.position is None for fr in frames)
             which = "The images give" if n_none == len(frames) else f"{n_none} of the {len(frames)} images give"
             # the stack runs along the slices' normal: which end image 1 is follows from its direction
-            low, high = (("feet", "head") if normal[2] > 0 else ("head", "feet")) if abs(normal[2]) > 0.7 else \
-                ("first", "last")
-            warnings.append(f"{which} no ImagePositionPatient: slices are ordered by InstanceNumber, image "
-                            f"{frames[0].instance} at the {low} end and image {frames[-1].instance} at the {high} "
-                            "end, and the slice spacing is taken from the header (SliceThickness or "
-                            "SpacingBetweenSlices). If the anatomy is upside down, the scanner numbered the images "
-                            "the other way; positions and volumes along the body axis are approximate.")
+            axial = abs(normal[2]) > 0.7
+            ends = (f"image {frames[0].instance} at the {'feet' if normal[2] > 0 else 'head'} end and image "
+                    f"{frames[-1].instance} at the {'head' if normal[2] > 0 else 'feet'} end" if axial else
+                    f"image {frames[0].instance} first and image {frames[-1].instance} last")
+            warnings.append(f"{which} no ImagePositionPatient: slices are ordered by InstanceNumber, {ends}, and the "
+                            "slice spacing is taken from the header (SliceThickness or SpacingBetweenSlices). If the "
+                            "anatomy runs the wrong way, the scanner numbered the images the other way; positions and "
+                            "volumes across the slices are approximate.")
         return frames, 0.0
     proj = np.asarray([float(fr.position @ normal) for fr in frames])
     order = sorted(range(len(frames)), key=lambda i: (round(proj[i], 4), frames[i].instance, frames[i].path))
