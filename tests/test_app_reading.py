@@ -211,10 +211,12 @@ def test_mip_and_minip_slabs_in_all_three_views(window, qtbot):
     start = x - (n - 1) // 2
     assert np.array_equal(w.views.sagittal.ct_item.image,
                           vol[::-1, :, start:start + n].max(axis=2).astype(np.float32))
-    assert "MIP 10 mm" in w.views.axial.captions.top_left.text()
+    assert "MIP 10 mm, 5 slices" in w.views.axial.captions.top_left.text()  # what the slab holds
+    assert "MIP 10.2 mm, 17 slices" in w.views.coronal.captions.top_left.text()  # 17 x 0.6 mm, not "10 mm"
     w.session.set_slab(mode="minip", thickness=4)
     # 4 mm / 2 mm = 2 slices: the one shown and the next
     assert np.array_equal(w.views.axial.ct_item.image, vol[z:z + 2].min(axis=0).astype(np.float32))
+    assert "MinIP 4 mm, 2 slices" in w.views.axial.captions.top_left.text()
     qtbot.keyClick(w.views.axial, Qt.Key.Key_Down)  # scrolling keeps the slab
     assert np.array_equal(w.views.axial.ct_item.image, vol[z + 1:z + 3].min(axis=0).astype(np.float32))
     assert w.reading.thickness.value() == 4 and w.reading.slab_actions["minip"].isChecked()
@@ -393,12 +395,39 @@ def test_freehand_roi_follows_the_drawn_outline(window, qtbot):
     m = w.reading.measurements.get(Plane.AXIAL, "freehand")
     assert len(m.points) > 20
     image = extract(w.session.volume.array, Plane.AXIAL, w.session.cursor[0]).astype(float)
-    inside = polygon_mask_2d(image.shape, np.array(m.points))
-    assert abs(int(inside.sum()) - 41 * 61) < 0.1 * 41 * 61  # the rectangle, give or take its outline
+    inside = polygon_mask_2d(image.shape, np.array(m.points), outline=False)  # pixel centres inside, as the ellipse
+    assert abs(int(inside.sum()) - 40 * 60) < 0.05 * 40 * 60  # the rectangle (its outline's pixels not added)
     assert inside[40, 50] and not inside[10, 50] and not inside[40, 90]
     assert m.stats.mean == pytest.approx(image[inside].mean()) and m.stats.sd == pytest.approx(image[inside].std(ddof=1))
     assert m.stats.area == pytest.approx(inside.sum() * SPACING[1] * SPACING[2])
     assert w.reading.overlays[0].outline.isVisible() and "mm²" in w.reading.overlays[0].texts["freehand"].toPlainText()
+
+
+def test_a_freehand_circle_measures_the_area_inside_it():
+    """QA pass: the outline's own pixels were counted: a 3-pixel circle read 58 % too large, a 20 x 20 square 441."""
+    from engine.editing.ops import polygon_mask_2d
+
+    t = np.linspace(0, 2 * np.pi, 61)
+    for r in (3.0, 6.0, 15.0):
+        circle = np.stack([30 + r * np.sin(t), 30 + r * np.cos(t)], axis=1)
+        area = int(polygon_mask_2d((60, 60), circle, outline=False).sum())
+        assert abs(area - np.pi * r * r) <= 0.12 * np.pi * r * r + 2, (r, area)
+    square = np.array([(9.5, 9.5), (9.5, 29.5), (29.5, 29.5), (29.5, 9.5)])
+    assert int(polygon_mask_2d((40, 40), square, outline=False).sum()) == 400
+    assert int(polygon_mask_2d((40, 40), square).sum()) > 400  # a lasso still paints what was drawn
+
+
+def test_roi_on_a_slab_view_says_it_measures_one_slice_and_small_values_keep_their_decimals(window, qtbot):
+    w = window
+    w.session.set_slab(mode="mip", thickness=10)
+    z = w.session.cursor[0]
+    m = w.reading.measurements.set("ellipse", Plane.AXIAL, z, (20, 20), (30, 30))
+    assert f"of slice {z + 1} alone, not the MIP shown" in m.text
+    w.session.set_slab(mode="", thickness=10)
+    from app.state.measurements import Measurements
+    from engine.display import RegionStats
+    stats = RegionStats(pixels=4, area=1.0, mean=0.0347, sd=0.0145, minimum=0.01, maximum=0.06)
+    assert Measurements.stats_text(stats, False, True, decimals=4).startswith("mean 0.0347 grey  SD 0.0145")
 
 
 def test_values_and_windows_are_shown_to_the_precision_of_the_data(window, qtbot):

@@ -306,6 +306,13 @@ def test_probe_shows_hu_and_coordinates_under_the_mouse(phantom_window, qtbot):
     assert f"{value} HU" in text
     wx, wy, wz = w.session.volume.geometry.index_to_world(target)
     assert f"{wx:.1f}, {wy:.1f}, {wz:.1f} mm" in text
+    # scrolling under a still mouse: the probe reads the voxel now under it (QA pass: it kept the old slice's)
+    axial.setFocus()
+    qtbot.keyClick(axial, Qt.Key.Key_Up)
+    z2 = w.session.cursor[0]
+    assert z2 != z
+    text = w.probe.label.text()
+    assert f"slice {z2 + 1} / {SMALL[0]}" in text and f"{int(w.session.volume.array[z2, 40, 50])} HU" in text
 
 
 def test_shift_drag_changes_window_and_ctrl_wheel_zooms(phantom_window, qtbot):
@@ -496,3 +503,15 @@ def test_the_3d_views_offscreen_probe_runs_in_the_background_once_a_scan_opens(m
     qtbot.waitUntil(lambda: view3d._probe_thread is not None, timeout=10000)
     view3d._probe_thread.join(60)
     assert isinstance(view3d._offscreen_ok, bool) and view3d.offscreen_rendering_available() is view3d._offscreen_ok
+
+
+def test_probe_positions_of_a_tilted_series_are_marked_approximate():
+    """QA pass: on a gantry-tilted series (shown stacked straight) the probe's mm were 15 mm off, unmarked."""
+    from app.flows.probe import probe_text
+    from engine.types import Geometry, Volume
+
+    vol = Volume(np.zeros((4, 5, 6), np.int16), Geometry((4, 5, 6), spacing=(2.0, 0.8, 0.8)), is_hu=True,
+                 meta={"tilted_step_mm": 2.2})
+    assert "mm (LPS approx.: tilted series shown straight)" in probe_text(vol, (3, 2, 2))
+    vol.meta.clear()
+    assert "mm (LPS)" in probe_text(vol, (3, 2, 2))

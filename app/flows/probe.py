@@ -7,6 +7,7 @@ from typing import Any, Optional
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
+from engine.display import slice_axis
 from engine.display.reading import FILLED, filled_voxel
 from engine.types import Volume
 
@@ -25,7 +26,9 @@ def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] =
     text = f"x {x + 1}  y {y + 1}  slice {z + 1} / {volume.shape[0]}"
     if volume.geometry.spacing_known:
         wx, wy, wz = volume.geometry.index_to_world((z, y, x))
-        text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS)"
+        # a gantry-tilted series is shown stacked straight: positions away from its first slice are off sideways
+        tilted = " approx.: tilted series shown straight" if (volume.meta or {}).get("tilted_step_mm") else ""
+        text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS{tilted})"
     text += f"   |   {float(value):.{decimals}f} {unit}"
     filled = filled_voxel(volume.meta, volume.shape, (z, y, x), float(value))
     if filled:
@@ -44,15 +47,36 @@ class ProbeFlow(QObject):
         self.ctx = ctx
         self.label = QLabel()
         self.label.setMinimumWidth(420)
+        self._last: Optional[VoxelMouseEvent] = None
         for view in views:
             view.mouse_event.connect(self._on_mouse)
-        ctx.session.volume_changed.connect(lambda _volume: self.label.clear())  # no stale value after an open
+        ctx.session.volume_changed.connect(self._forget)  # no stale value after an open
+        ctx.session.cursor_changed.connect(self._on_cursor)
+
+    def _forget(self, _volume: Any = None) -> None:
+        self._last = None
+        self.label.clear()
+
+    def _on_cursor(self, cursor: Any) -> None:
+        """The slice changed under a mouse that did not move (wheel, arrow keys): the voxel under it is another
+        (QA pass: the probe kept the value of the slice scrolled away from)."""
+        last = self._last
+        if last is None:
+            return
+        axis = slice_axis(last.plane)
+        zyx = list(last.zyx)
+        zyx[axis] = float(cursor[axis])
+        self._show(tuple(zyx))
 
     def _on_mouse(self, event: VoxelMouseEvent) -> None:
+        self._last = event
+        self._show(event.zyx)
+
+    def _show(self, point: tuple[float, float, float]) -> None:
         volume = self.ctx.session.volume
         if volume is None:
             return
-        zyx = event.voxel
+        zyx = tuple(int(round(v)) for v in point)
         if not all(0 <= v < n for v, n in zip(zyx, volume.shape)):
             self.label.setText("")
             return

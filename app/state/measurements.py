@@ -11,7 +11,7 @@ levels on 8-bit images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -108,10 +108,14 @@ class Measurements(QObject):
         else:
             image = extract(volume.array, plane, index)
             shape = display_shape(volume.shape, plane)
-            mask = ellipse_mask(shape, p0, p1) if kind == "ellipse" else polygon_mask_2d(shape, np.asarray(points))
+            mask = ellipse_mask(shape, p0, p1) if kind == "ellipse" else \
+                polygon_mask_2d(shape, np.asarray(points), outline=False)  # pixel centres inside, as the ellipse
             stats = region_stats(image, mask, spacing)
             text = self.stats_text(stats, volume.is_hu, known,
-                                   doubtful=bool((volume.meta or {}).get("hu_scale_doubtful")))
+                                   doubtful=bool((volume.meta or {}).get("hu_scale_doubtful")),
+                                   decimals=max(1, self.session.value_decimals), plane=plane)
+            if self.session.slab.mode:  # the view shows a slab; the statistics are of the voxels of its slice
+                text += f"\nof slice {int(index) + 1} alone, not the {self.session.slab.mode.upper()} shown"
             filled = filled_in_region(volume.meta, plane, index, image, mask)
             if filled:
                 text += ("\nincludes filled NaN/inf voxels: not image data (see Notices)" if filled == FILLED else
@@ -123,13 +127,17 @@ class Measurements(QObject):
         return m
 
     @staticmethod
-    def stats_text(stats: Optional[RegionStats], is_hu: bool, spacing_known: bool, doubtful: bool = False) -> str:
-        """``mean 35.2 HU  SD 12.1`` and the area on a second line (``HU?`` when the reader doubted the scale)."""
+    def stats_text(stats: Optional[RegionStats], is_hu: bool, spacing_known: bool, doubtful: bool = False,
+                   decimals: int = 1, plane: Any = Plane.AXIAL) -> str:
+        """``mean 35.2 HU  SD 12.1`` and the area on a second line (``HU?`` when the reader doubted the scale);
+        values to ``decimals`` (more for scans of small values: "mean 0.0" of values 0.01-0.06, QA pass). Without
+        spacing the area is in pixels, and on a coronal or sagittal view in slice x pixel cells."""
         if stats is None:
             return "empty"
         unit = ("HU?" if doubtful else "HU") if is_hu else "grey"
-        area = f"{stats.area:.1f} mm²" if spacing_known else f"{stats.pixels} px"
-        return f"mean {stats.mean:.1f} {unit}  SD {stats.sd:.1f}\narea {area}"
+        cells = "px" if Plane(plane) is Plane.AXIAL else "cells (slice x pixel, no spacing)"
+        area = f"{stats.area:.1f} mm²" if spacing_known else f"{stats.pixels} {cells}"
+        return f"mean {stats.mean:.{decimals}f} {unit}  SD {stats.sd:.{decimals}f}\narea {area}"
 
     def clear(self, plane: Optional[Plane] = None) -> bool:
         """Remove the measurements of ``plane`` (all when ``None``); True when there were some."""

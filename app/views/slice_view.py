@@ -28,7 +28,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 
 from engine.display import Plane, WindowLevel, display_shape, display_spacing, edge_letters, extract, outline, \
-    pixel_spacing, slab_projection, slice_axis, to_display, to_voxel, window_text
+    pixel_spacing, slab_projection, slab_range, slice_axis, to_display, to_voxel, window_text
 from engine.io.orientation import missing_slices
 
 from ..state.interaction import ViewTool, VoxelMouseEvent
@@ -310,9 +310,11 @@ class SliceView(pg.GraphicsLayoutWidget):
         if axis == 0 and self._index in ((vol.meta or {}).get("filled") or {}).get("slices", ()):
             text += "\nNaN/inf voxels filled on this slice: not image data (see Notices)"
         slab = self.session.slab
-        if slab.mode:
-            unit = "mm" if vol.geometry.spacing_known else "slices"
-            text += f"\n{'MIP' if slab.mode == 'mip' else 'MinIP'} {slab.thickness:g} {unit}"
+        if slab.mode:  # what the slab holds here, not the thickness asked for (3 mm slices: 9 mm for "10 mm")
+            along = vol.spacing[axis] if vol.geometry.spacing_known else 1.0
+            lo, hi = slab_range(self._index, vol.shape[axis], slab.thickness, along)
+            held = f"{(hi - lo) * along:g} mm, " if vol.geometry.spacing_known else ""
+            text += f"\n{'MIP' if slab.mode == 'mip' else 'MinIP'} {held}{hi - lo} slice{'s' if hi - lo != 1 else ''}"
         self.captions.top_left.set_text(text)
 
     def _on_slab(self, _slab: Any) -> None:

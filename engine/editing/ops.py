@@ -182,14 +182,16 @@ def union(a: Region, b: Region) -> Region:
 
 
 # ---------------------------------------------------------------- polygon / lasso
-def polygon_mask_2d(shape_2d: Sequence[int], vertices: np.ndarray) -> np.ndarray:
+def polygon_mask_2d(shape_2d: Sequence[int], vertices: np.ndarray, outline: bool = True) -> np.ndarray:
     """Boolean ``(rows, cols)`` mask of pixels inside a polygon or on its outline.
 
     ``vertices`` is an ``(N, 2)`` array of ``(row, col)`` fractional indices; the
     polygon is closed automatically. Interior by the even-odd rule with scanline
     rasterisation in numpy (each edge crossing of a pixel row toggles the inside
-    state of every pixel to its right); the pixels the outline passes through are
-    added so that what the user drew is painted.
+    state of every pixel to its right); with ``outline`` the pixels the outline passes
+    through are added so that what the user drew is painted (a lasso), without it only
+    pixels whose centre lies inside count (a measurement: the outline's pixels made a
+    3-pixel circle's area 58 % too large).
     """
     h, w = int(shape_2d[0]), int(shape_2d[1])
     v = np.asarray(vertices, dtype=float).reshape(-1, 2)
@@ -211,6 +213,8 @@ def polygon_mask_2d(shape_2d: Sequence[int], vertices: np.ndarray) -> np.ndarray
         start = np.clip(np.floor(xi).astype(int) + 1, 0, w)  # first column with centre > xi
         np.add.at(toggles, (r.astype(int), start), 1)
     out = (np.cumsum(toggles, axis=1)[:, :w] % 2).astype(bool)
+    if not outline:
+        return out
     for ya, xa, yb, xb in zip(y0, x0, y1, x1):  # the outline
         n = int(np.ceil(2 * max(abs(yb - ya), abs(xb - xa)))) + 1
         t = np.linspace(0.0, 1.0, n)
