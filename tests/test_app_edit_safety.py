@@ -131,6 +131,14 @@ def fill_between_key(w, qtbot) -> None:
     qtbot.waitUntil(lambda: w.editing.computing is None, timeout=10000)
 
 
+def run_proposal(w, qtbot) -> np.ndarray:
+    """Run AI with the gated rules (let through at once) and wait for the proposal; returns its labels."""
+    w.predictor.gate.set()
+    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
+        w.ai.run()
+    return w.ai.proposal.prediction.labels
+
+
 def paint(w, qtbot, label, points, radius_mm=2.0) -> None:
     w.editing.set_tool("brush")
     w.editing.settings.set_label(label)
@@ -224,10 +232,7 @@ def test_accept_keeps_hand_edits_also_those_painted_while_run_ai_runs(window, qt
 
 def test_per_finding_accept_takes_one_finding_and_esc_drops_the_rest(window, qtbot):
     w, ed = window, window.editing.editor
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
-    proposal = w.ai.proposal.prediction.labels
+    proposal = run_proposal(w, qtbot)
     panel = w.ai.panel
     assert all(b.isEnabled() for b in panel.accept_buttons)
     import copy
@@ -266,9 +271,7 @@ def test_rejecting_after_every_accept_was_undone_gives_the_lungs_before_back(win
     """Review: accept GGO, Ctrl+Z, Esc left the case on the reading's lungs with nothing of it on the labels."""
     import copy
     w = window
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     before = w.case.lungs
     w.ai.reading.lungs = copy.copy(w.ai.reading.lungs)
     assert w.ai.accept({GGO}) and w.case.lungs is w.ai.reading.lungs
@@ -296,10 +299,7 @@ def test_fill_between_leaves_a_hidden_label_alone(window, qtbot):
 def test_an_undone_per_finding_accept_gives_its_finding_back_to_the_proposal(window, qtbot):
     """QA pass: Accept GGO, Ctrl+Z, Enter applied "the rest" only: the GGO was lost without a word."""
     w, ed = window, window.editing.editor
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
-    proposal = w.ai.proposal.prediction.labels
+    proposal = run_proposal(w, qtbot)
     assert (proposal == GGO).any() and (proposal == CONSOLIDATION).any()
     panel = w.ai.panel
     qtbot.mouseClick(panel.accept_buttons[0], Qt.MouseButton.LeftButton)  # GGO only
@@ -432,9 +432,7 @@ def test_ctrl_s_asks_once_then_saves_and_provenance_survives_reopen(window, qtbo
     from PySide6.QtWidgets import QFileDialog
 
     w, ed = window, window.editing.editor
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     key(w, Qt.Key.Key_Return)
     assert not w.case.edited_by_person()
     paint(w, qtbot, EFFUSION, [(6, 70, 24), (6, 70, 40)])  # a hand edit on top of the AI result
@@ -514,9 +512,7 @@ def test_enter_and_esc_mean_one_thing_when_a_proposal_arrives_during_a_fill_prev
     with qtbot.waitSignal(w.editing.computed, timeout=10000):  # planned on a worker
         w.editing.fill_between()
     assert w.editing.pending_fill is not None and w.editing.pending_fill.voxels > 0
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     assert w.editing.pending_fill is None  # dropped, with a word in the status bar
     assert "accept or reject the AI proposal first" in w.statusBar().currentMessage()
     before = ed.labels.copy()
@@ -536,9 +532,7 @@ def test_accept_says_which_labels_it_replaced(window, qtbot):
     before[6, 60:70, 20:30] = EFFUSION       # a region the proposal clears (no finding there)
     before[6, 32:36, 32:36] = CONSOLIDATION  # inside the -500 HU patch the proposal calls GGO
     w.labels.set_array(before, "labels.nii.gz")
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     assert w.ai.accept() and w.ai.proposal.state == "accepted"
     status = w.ai.panel.status.text()
     assert "It replaced 16 voxels of Consolidation, 100 voxels of Pleural effusion that were on the labels." \
@@ -593,9 +587,7 @@ def test_the_rsna_category_is_withheld_on_screen_once_the_labels_are_edited(wind
     """The RSNA category on the panel describes the AI's labels; after a person edits them it is withheld there
     (the report derives it from the edited labels), and a finding under 0.05 mL reads "<0.1 mL", not 0.0."""
     w = window
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     qtbot.waitUntil(lambda: w.ai.proposal.rsna is not None, timeout=30000)
     assert w.ai.accept()
     assert "RSNA category: " in w.ai.panel.reading.text() and "withheld" not in w.ai.panel.reading.text()
@@ -614,9 +606,7 @@ def test_a_slice_edited_after_the_accept_shows_no_ai_bars(window, qtbot):
     slice after the accept reads "edited" instead (a 90 % GGO bar stayed over an erased slice); the other findings'
     bars on that slice, and other slices, keep theirs."""
     w = window
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     assert w.ai.accept()
     bars = w.ai.panel.slice_bars
     assert w.session.cursor[0] == 6 and bars[0].text() == "90 %"
@@ -639,9 +629,7 @@ def test_the_report_credits_the_ai_only_for_its_labels_and_says_when_provenance_
     def report() -> dict:
         return json_report(w, qtbot, tmp_path / "r.json")
 
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     assert w.ai.accept()
     doc = report()
     assert list(doc["models"]) == ["segmentation"] and doc["labels"]["edited_by_person"] is False
@@ -697,9 +685,7 @@ def test_what_is_saved_and_credited_follows_the_screen(window, qtbot, tmp_path):
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
     assert ed.labels.any() and ed.dirty
     # per-finding accept: the model is credited at once
-    w.predictor.gate.set()
-    with qtbot.waitSignal(w.ai.proposal_ready, timeout=30000):
-        w.ai.run()
+    run_proposal(w, qtbot)
     assert w.ai.accept({GGO})
     assert list(report()["models"]) == ["segmentation"]
     w.ai.reject()  # drops the rest; the GGO stays, and so does its credit
