@@ -515,3 +515,18 @@ def test_probe_positions_of_a_tilted_series_are_marked_approximate():
     assert "mm (LPS approx.: tilted series shown straight)" in probe_text(vol, (3, 2, 2))
     vol.meta.clear()
     assert "mm (LPS)" in probe_text(vol, (3, 2, 2))
+
+
+def test_a_tilted_series_marks_its_slice_positions_and_cross_slice_rulers_approximate(make_window, qtbot):
+    from engine.display import Plane
+    from engine.types import Geometry, Volume
+
+    w = make_window(flows=(), size=(1000, 700))
+    vol = Volume(np.zeros((8, 32, 32), np.int16) - 1000, Geometry((8, 32, 32), spacing=(2.0, 0.8, 0.8)),
+                 is_hu=True, meta={"tilted_step_mm": 2.2})
+    w.scan_io.show_volume(vol, None)
+    qtbot.wait(20)
+    assert "(approx.: tilted series shown straight)" in w.views.axial.captions.top_left.text()
+    m = w.reading.measurements.set("ruler", Plane.CORONAL, 10, (1.0, 5.0), (6.0, 5.0))
+    assert m.text.startswith("10.0 mm (approx.") and "approx." not in \
+        w.reading.measurements.set("ruler", Plane.AXIAL, 3, (1.0, 5.0), (6.0, 5.0)).text

@@ -101,6 +101,8 @@ class Measurements(QObject):
             length = distance(p0, p1, spacing)
             if known:
                 text = f"{length:.1f} mm"
+                if plane is not Plane.AXIAL and (volume.meta or {}).get("tilted_step_mm"):  # across tilted slices
+                    text += " (approx.: tilted series shown straight)"
             elif plane is Plane.AXIAL:
                 text = f"{length:.1f} px"
             else:  # rows are slices here: without spacing a slice step and a pixel are not the same length

@@ -301,6 +301,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         text = f"{self.plane.value.capitalize()}  {self._index + 1} / {vol.shape[axis]}"
         if vol.geometry.spacing_known:
             text += f"\n{coord} = {world[2 - axis]:.1f} mm"
+            if (vol.meta or {}).get("tilted_step_mm"):  # a gantry-tilted series shown stacked straight
+                text += " (approx.: tilted series shown straight)"
         elif self.plane is not Plane.AXIAL:
             text += "\nspacing unknown: not to scale"
         if vol.is_hu and (vol.meta or {}).get("hu_scale_doubtful"):
