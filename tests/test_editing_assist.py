@@ -171,6 +171,11 @@ def test_fill_between_change_and_its_preview():
     assert preview[5, 7, 7] == 3 and preview[5, 6, 6] == 1 and not preview[2].any()
     _, kept = fill_between_change(labels, person, 3, 5, (1.0, 1.0, 1.0), "effusion", "background", None)
     assert kept.count == 5 * 25 - 1  # the other finding's voxel is kept
+    _, hidden = fill_between_change(labels, person, 3, 5, (1.0, 1.0, 1.0), "effusion", "everything", None,
+                                    protect=[2])
+    assert hidden.count == 5 * 25 - 1  # a hidden label is never changed, whatever the paint-over mode
+    said = fill_between_change(labels, person, 3, 5, (1.0, 1.0, 1.0), "effusion", "label", 2, protect=[2])
+    assert isinstance(said, str) and "only hidden labels would change" in said
     labels[3:8, 5:10, 5:10] = 3
     said = fill_between_change(labels, labels == 3, 3, 5, (1.0, 1.0, 1.0), "effusion", "background", None)
     assert isinstance(said, str) and said.startswith("Nothing to fill")

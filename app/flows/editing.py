@@ -337,13 +337,8 @@ class EditingFlow(QObject):
         hidden = self.ctx.labels.hidden - {label}  # never changed while hidden, as by the other tools
 
         def plan() -> Any:
-            planned = fill_between_change(ed.labels, ed.person_mask(), label, cursor, ed.spacing, name, mode, over,
-                                          axes)
-            if isinstance(planned, str) or not hidden:
-                return planned
-            region = ops.without_values(planned[1], ed.labels, hidden)
-            return (planned[0], region) if not region.empty else \
-                "Nothing to fill: between those slices only hidden labels would change. Show them (H) to fill there."
+            return fill_between_change(ed.labels, ed.person_mask(), label, cursor, ed.spacing, name, mode, over,
+                                       axes, hidden)
 
         self.off_thread("Planning the fill between slices", plan,
                         lambda planned: self._show_fill(ed, planned, label, name, mode, over))

@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
 from engine.display import slice_axis
-from engine.display.reading import FILLED, filled_voxel
+from engine.display.reading import FILLED, filled_voxel, tilted_note
 from engine.types import Volume
 
 from ..context import AppContext
@@ -26,9 +26,8 @@ def probe_text(volume: Volume, zyx: tuple[int, int, int], label: Optional[int] =
     text = f"x {x + 1}  y {y + 1}  slice {z + 1} / {volume.shape[0]}"
     if volume.geometry.spacing_known:
         wx, wy, wz = volume.geometry.index_to_world((z, y, x))
-        # a gantry-tilted series is shown stacked straight: positions away from its first slice are off sideways
-        tilted = " approx.: tilted series shown straight" if (volume.meta or {}).get("tilted_step_mm") else ""
-        text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS{tilted})"
+        tilted = tilted_note(volume.meta)
+        text += f"   |   {wx:.1f}, {wy:.1f}, {wz:.1f} mm (LPS{' ' + tilted if tilted else ''})"
     text += f"   |   {float(value):.{decimals}f} {unit}"
     filled = filled_voxel(volume.meta, volume.shape, (z, y, x), float(value))
     if filled:

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.display import Plane, RegionStats, display_shape, distance, ellipse_mask, extract, pixel_spacing, \
     region_stats
-from engine.display.reading import FILLED, filled_in_region
+from engine.display.reading import FILLED, filled_in_region, tilted_note
 from engine.editing.ops import polygon_mask_2d
 
 from .session import Session
@@ -101,8 +101,8 @@ class Measurements(QObject):
             length = distance(p0, p1, spacing)
             if known:
                 text = f"{length:.1f} mm"
-                if plane is not Plane.AXIAL and (volume.meta or {}).get("tilted_step_mm"):  # across tilted slices
-                    text += " (approx.: tilted series shown straight)"
+                if plane is not Plane.AXIAL and tilted_note(volume.meta):  # across tilted slices
+                    text += f" ({tilted_note(volume.meta)})"
             elif plane is Plane.AXIAL:
                 text = f"{length:.1f} px"
             else:  # rows are slices here: without spacing a slice step and a pixel are not the same length

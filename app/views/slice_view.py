@@ -29,6 +29,7 @@ from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 
 from engine.display import Plane, WindowLevel, display_shape, display_spacing, edge_letters, extract, outline, \
     pixel_spacing, slab_projection, slab_range, slice_axis, to_display, to_voxel, window_text
+from engine.display.reading import tilted_note
 from engine.io.orientation import missing_slices
 
 from ..state.interaction import ViewTool, VoxelMouseEvent
@@ -301,8 +302,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         text = f"{self.plane.value.capitalize()}  {self._index + 1} / {vol.shape[axis]}"
         if vol.geometry.spacing_known:
             text += f"\n{coord} = {world[2 - axis]:.1f} mm"
-            if (vol.meta or {}).get("tilted_step_mm"):  # a gantry-tilted series shown stacked straight
-                text += " (approx.: tilted series shown straight)"
+            if tilted_note(vol.meta):
+                text += f" ({tilted_note(vol.meta)})"
         elif self.plane is not Plane.AXIAL:
             text += "\nspacing unknown: not to scale"
         if vol.is_hu and (vol.meta or {}).get("hu_scale_doubtful"):

@@ -140,6 +140,12 @@ def region_stats(image: np.ndarray, mask: np.ndarray,
 FILLED, MAYBE_FILLED = "filled", "maybe"
 
 
+def tilted_note(meta: Optional[dict]) -> str:
+    """The mark of positions on a gantry-tilted DICOM series (shown stacked straight, so positions away from its
+    first slice are off sideways: the reader's ``meta["tilted_step_mm"]``); ``""`` for other scans."""
+    return "approx.: tilted series shown straight" if (meta or {}).get("tilted_step_mm") else ""
+
+
 def filled_voxel(meta: dict, shape: tuple[int, int, int], zyx: tuple[int, int, int], value: float) -> Optional[str]:
     """Whether voxel ``zyx`` (holding ``value``) is one the reader filled for NaN/inf: :data:`FILLED` (its flat
     index is recorded), :data:`MAYBE_FILLED` (no indices kept, the fill value on a filled slice) or ``None``."""

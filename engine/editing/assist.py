@@ -188,14 +188,17 @@ def plan_fill_between(labels: np.ndarray, person: np.ndarray, value: int, cursor
 
 def fill_between_change(labels: np.ndarray, person: np.ndarray, value: int, cursor: int | Sequence[int],
                         spacing: Spacing, name: str, mode: str, over_label: Optional[int],
-                        axes: Sequence[int] = (0,)) -> str | tuple[FillBetweenPlan, ops.Region]:
+                        axes: Sequence[int] = (0,),
+                        protect: Iterable[int] = ()) -> str | tuple[FillBetweenPlan, ops.Region]:
     """The fill between slices the app previews: the plan's voxels that the paint-over ``mode`` allows and that
     change, with the plan; or why there is nothing to fill. Only reads ``labels`` (a worker may run it).
 
     ``axes`` are tried in order (the view the person works in first): strokes on coronal slices fill between
     coronal slices, which along the axial axis are adjacent (QA pass: "Nothing to fill ... adjacent", where
     3D Slicer fills in any orientation). ``cursor`` is the ``(z, y, x)`` cursor (an int: its axial index).
+    Voxels holding a value of ``protect`` (labels a person has hidden) are never changed.
     """
+    protect = [int(v) for v in protect]
     reason = ""
     for axis in axes:
         at = int(cursor) if isinstance(cursor, (int, np.integer)) else int(cursor[axis])
@@ -203,10 +206,14 @@ def fill_between_change(labels: np.ndarray, person: np.ndarray, value: int, curs
         if not plan.ok:
             reason = reason or plan.reason
             continue
-        region = ops.restrict_paint_over(plan.region, labels, mode, over_label)
+        allowed = ops.restrict_paint_over(plan.region, labels, mode, over_label)
+        region = ops.without_values(allowed, labels, protect)
         change = region.mask & (labels[region.box] != value) if not region.empty else None
         if change is None or not change.any():
-            reason = reason or (f"Nothing to fill: the slices between {plan.start + 1} and {plan.stop + 1} already "
+            hidden = allowed.count > region.count  # it would have changed voxels of hidden labels only
+            reason = reason or ("Nothing to fill: between those slices only hidden labels would change. Show them "
+                                "(H) to fill there." if hidden else
+                                f"Nothing to fill: the slices between {plan.start + 1} and {plan.stop + 1} already "
                                 f"hold {name} there.")
             continue
         return plan, ops.Region(region.box, change)
