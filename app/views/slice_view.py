@@ -316,7 +316,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         if slab.mode:  # what the slab holds here, not the thickness asked for (3 mm slices: 9 mm for "10 mm")
             along = vol.spacing[axis] if vol.geometry.spacing_known else 1.0
             lo, hi = slab_range(self._index, vol.shape[axis], slab.thickness, along)
-            held = f"{(hi - lo) * along:g} mm, " if vol.geometry.spacing_known else ""
+            held = f"{(hi - lo) * along:.3g} mm, " if vol.geometry.spacing_known else ""
             text += f"\n{'MIP' if slab.mode == 'mip' else 'MinIP'} {held}{hi - lo} slice{'s' if hi - lo != 1 else ''}"
         self.captions.top_left.set_text(text)
 
